@@ -1,0 +1,18 @@
+//! Strata's domain: identifiers, the tenant context, roles and what they
+//! permit, validated value types and domain errors.
+//!
+//! This crate does no I/O and names no framework: no `sea_orm`,
+//! `async_graphql`, `axum` or `reqwest`. Everything a request may do is
+//! decided from a [`TenantContext`], which only the server builds, from a
+//! verified credential and the database's memberships.
+
+pub mod context;
+pub mod error;
+pub mod ids;
+pub mod model;
+pub mod values;
+
+pub use context::{Actor, ClientScope, OrgType, Role, TenantContext};
+pub use error::{DomainError, ValidationError};
+pub use ids::{ApiKeyId, CampaignId, ClientId, OrgId, OutputId, PersonaId, UserId};
+pub use values::{CampaignName, ClientName, OrganizationName, Slug};

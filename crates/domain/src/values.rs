@@ -1,0 +1,164 @@
+//! Validated values: parse, don't validate. Each type has one constructor
+//! that returns a [`ValidationError`] naming the field, so an unchecked string
+//! never reaches persistence.
+
+use std::fmt;
+
+use crate::error::ValidationError;
+
+/// A URL-safe identifier, unique per scope: 1–63 of `a-z`, `0-9` and `-`,
+/// neither starting nor ending with `-`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Slug(String);
+
+impl Slug {
+    /// Parses a slug for the input field `field`.
+    pub fn parse(field: &'static str, s: &str) -> Result<Self, ValidationError> {
+        let ok_chars = s
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+        if s.is_empty() || s.len() > 63 {
+            return Err(ValidationError::new(
+                field,
+                "must be 1 to 63 characters long",
+            ));
+        }
+        if !ok_chars {
+            return Err(ValidationError::new(
+                field,
+                "may contain only lowercase letters, digits and '-'",
+            ));
+        }
+        if s.starts_with('-') || s.ends_with('-') {
+            return Err(ValidationError::new(
+                field,
+                "must not start or end with '-'",
+            ));
+        }
+        Ok(Self(s.to_owned()))
+    }
+
+    /// The slug.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Slug {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+fn parse_name(field: &'static str, s: &str, max: usize) -> Result<String, ValidationError> {
+    let trimmed = s.trim();
+    if trimmed.is_empty() {
+        return Err(ValidationError::new(field, "must not be empty"));
+    }
+    if trimmed.chars().count() > max {
+        return Err(ValidationError::new(
+            field,
+            format!("must be at most {max} characters long"),
+        ));
+    }
+    if trimmed.chars().any(char::is_control) {
+        return Err(ValidationError::new(
+            field,
+            "must not contain control characters",
+        ));
+    }
+    Ok(trimmed.to_owned())
+}
+
+macro_rules! name_type {
+    ($(#[$doc:meta])* $name:ident, $max:expr) => {
+        $(#[$doc])*
+        #[derive(Clone, Debug, PartialEq, Eq)]
+        pub struct $name(String);
+
+        impl $name {
+            /// Parses a name for the input field `field`: trimmed, non-empty,
+            /// bounded, without control characters.
+            pub fn parse(field: &'static str, s: &str) -> Result<Self, ValidationError> {
+                parse_name(field, s, $max).map(Self)
+            }
+
+            /// The name.
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+    };
+}
+
+name_type!(
+    /// An organization's display name.
+    OrganizationName,
+    200
+);
+name_type!(
+    /// A client's display name.
+    ClientName,
+    200
+);
+name_type!(
+    /// A campaign's name.
+    CampaignName,
+    200
+);
+
+/// Parses an optional long text (objective, description): trimmed, at most
+/// `max` characters; blank becomes `None`.
+pub fn parse_optional_text(
+    field: &'static str,
+    s: Option<&str>,
+    max: usize,
+) -> Result<Option<String>, ValidationError> {
+    match s.map(str::trim) {
+        None | Some("") => Ok(None),
+        Some(t) if t.chars().count() > max => Err(ValidationError::new(
+            field,
+            format!("must be at most {max} characters long"),
+        )),
+        Some(t) => Ok(Some(t.to_owned())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slugs_accept_the_documented_alphabet_only() {
+        assert!(Slug::parse("slug", "nike-2026").is_ok());
+        for bad in [
+            "",
+            "-nike",
+            "nike-",
+            "Nike",
+            "ni ke",
+            "ni_ke",
+            &"a".repeat(64),
+        ] {
+            let err = Slug::parse("slug", bad).expect_err(bad);
+            assert_eq!(err.field, "slug");
+        }
+    }
+
+    #[test]
+    fn names_are_trimmed_and_bounded() {
+        assert_eq!(
+            CampaignName::parse("name", "  Spring launch ").map(|n| n.as_str().to_owned()),
+            Ok("Spring launch".to_owned())
+        );
+        assert!(CampaignName::parse("name", "   ").is_err());
+        assert!(CampaignName::parse("name", &"x".repeat(201)).is_err());
+        assert!(CampaignName::parse("name", "a\u{0}b").is_err());
+    }
+}

@@ -1,0 +1,110 @@
+//! The connection pool.
+
+use std::time::Duration;
+
+use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbErr, Statement};
+use secrecy::{ExposeSecret, SecretString};
+use strata_domain::DomainError;
+
+use crate::error::map_db_err;
+
+/// Pool settings.
+#[derive(Clone, Debug)]
+pub struct PoolOptions {
+    /// Upper bound of open connections.
+    pub max_connections: u32,
+    /// How long a request waits for a connection before it fails as
+    /// unavailable.
+    pub acquire_timeout: Duration,
+    /// How long connecting may take at start-up.
+    pub connect_timeout: Duration,
+}
+
+impl Default for PoolOptions {
+    fn default() -> Self {
+        Self {
+            max_connections: 16,
+            acquire_timeout: Duration::from_secs(5),
+            connect_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// What the login role is allowed to do by itself.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LoginRole {
+    /// The role's name.
+    pub name: String,
+    /// It is a superuser.
+    pub superuser: bool,
+    /// It bypasses RLS.
+    pub bypass_rls: bool,
+}
+
+impl LoginRole {
+    /// A login role that could read every tenant's rows if a request ever ran
+    /// without switching roles. Requests always switch, so this is a warning.
+    pub fn is_privileged(&self) -> bool {
+        self.superuser || self.bypass_rls
+    }
+}
+
+/// A pool of connections to Strata's database.
+#[derive(Clone, Debug)]
+pub struct Db {
+    conn: DatabaseConnection,
+}
+
+impl Db {
+    /// Connects, failing fast when the database is unreachable.
+    pub async fn connect(url: &SecretString, opts: &PoolOptions) -> Result<Self, DbErr> {
+        let mut co = ConnectOptions::new(url.expose_secret().to_owned());
+        co.max_connections(opts.max_connections)
+            .min_connections(0)
+            .acquire_timeout(opts.acquire_timeout)
+            .connect_timeout(opts.connect_timeout)
+            .idle_timeout(Duration::from_secs(300))
+            .sqlx_logging(false);
+        let conn = Database::connect(co).await?;
+        Ok(Self { conn })
+    }
+
+    /// The raw connection, for migrations, start-up checks and tests. Tenant
+    /// data is never read through it: see [`crate::TenantTx`].
+    pub fn raw(&self) -> &DatabaseConnection {
+        &self.conn
+    }
+
+    /// Answers when the database does.
+    pub async fn ping(&self) -> Result<(), DomainError> {
+        self.conn.ping().await.map_err(map_db_err)
+    }
+
+    /// Applies pending migrations.
+    pub async fn migrate(&self) -> Result<(), DbErr> {
+        use migration::MigratorTrait;
+        migration::Migrator::up(&self.conn, None).await
+    }
+
+    /// The privileges of the role the pool logs in as.
+    pub async fn login_role(&self) -> Result<LoginRole, DbErr> {
+        let row = self
+            .conn
+            .query_one_raw(Statement::from_string(
+                self.conn.get_database_backend(),
+                "SELECT rolname, rolsuper, rolbypassrls FROM pg_roles WHERE rolname = current_user",
+            ))
+            .await?
+            .ok_or_else(|| DbErr::RecordNotFound("current_user".into()))?;
+        Ok(LoginRole {
+            name: row.try_get("", "rolname")?,
+            superuser: row.try_get("", "rolsuper")?,
+            bypass_rls: row.try_get("", "rolbypassrls")?,
+        })
+    }
+
+    /// Closes the pool.
+    pub async fn close(self) {
+        let _ = self.conn.close().await;
+    }
+}

@@ -1,0 +1,436 @@
+//! A private PostgreSQL cluster started from the server binaries installed on
+//! the machine, for `strata serve` without a database URL and for the test
+//! harness. No downloads, no containers.
+//!
+//! The cluster runs under a small `sh` watchdog whose stdin is a pipe from
+//! this process: when the pipe closes (we stop it, exit, or are killed), the
+//! watchdog shuts PostgreSQL down with a fast shutdown. PostgreSQL refuses to
+//! run as root, so when we are root the cluster runs as the `postgres` user.
+
+use std::io::Write;
+use std::net::TcpListener;
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use rand::distr::{Alphanumeric, SampleString};
+use sea_orm::{ConnectOptions, ConnectionTrait, Database, DbBackend, Statement};
+use secrecy::{ExposeSecret, SecretString};
+use thiserror::Error;
+
+/// Why the embedded cluster could not start. Each message is one line a user
+/// can act on.
+#[derive(Debug, Error)]
+pub enum EmbeddedError {
+    /// No server binaries.
+    #[error(
+        "PostgreSQL server binaries (initdb, postgres) were not found on PATH or under /usr/lib/postgresql/*/bin: install them (Debian/Ubuntu: apt-get install postgresql) or set DATABASE_URL"
+    )]
+    NoBinaries,
+    /// Running as root without an unprivileged user to run PostgreSQL as.
+    #[error(
+        "running as root, and there is no 'postgres' user to run the embedded PostgreSQL as: create one (useradd -r postgres) or set DATABASE_URL"
+    )]
+    NoUnprivilegedUser,
+    /// The data directory is unusable.
+    #[error("embedded PostgreSQL data directory {path}: {message}")]
+    DataDir {
+        /// The directory.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// A tool failed.
+    #[error("embedded PostgreSQL: {0}")]
+    Failed(String),
+}
+
+/// Where and how to run the cluster.
+#[derive(Clone, Debug)]
+pub struct EmbeddedOptions {
+    /// Directory holding the cluster (`pgdata/`) and its password.
+    pub data_dir: PathBuf,
+    /// Remove `data_dir` once PostgreSQL has stopped (test clusters).
+    pub remove_on_exit: bool,
+    /// Database to create and return a URL for.
+    pub database: String,
+}
+
+/// A running private cluster.
+pub struct EmbeddedPostgres {
+    child: Option<Child>,
+    stdin: Option<ChildStdin>,
+    admin_url: SecretString,
+    url: SecretString,
+    data_dir: PathBuf,
+}
+
+impl std::fmt::Debug for EmbeddedPostgres {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EmbeddedPostgres")
+            .field("data_dir", &self.data_dir)
+            .finish_non_exhaustive()
+    }
+}
+
+struct RunAs {
+    uid: u32,
+    gid: u32,
+}
+
+fn find_bin_dir() -> Option<PathBuf> {
+    let has_both = |dir: &Path| dir.join("initdb").is_file() && dir.join("postgres").is_file();
+    if let Some(path) = std::env::var_os("PATH") {
+        for dir in std::env::split_paths(&path) {
+            let initdb = dir.join("initdb");
+            if initdb.is_file() {
+                // Debian links initdb into PATH; the real directory holds
+                // postgres too.
+                let real = std::fs::canonicalize(&initdb).ok();
+                if let Some(parent) = real.as_deref().and_then(Path::parent)
+                    && has_both(parent)
+                {
+                    return Some(parent.to_path_buf());
+                }
+                if has_both(&dir) {
+                    return Some(dir);
+                }
+            }
+        }
+    }
+    let mut versions: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+        .ok()?
+        .filter_map(|e| e.ok())
+        .filter_map(|e| {
+            let v = e.file_name().to_str()?.parse::<u32>().ok()?;
+            let bin = e.path().join("bin");
+            has_both(&bin).then_some((v, bin))
+        })
+        .collect();
+    versions.sort();
+    versions.pop().map(|(_, bin)| bin)
+}
+
+fn run_as() -> Result<Option<RunAs>, EmbeddedError> {
+    if !nix::unistd::geteuid().is_root() {
+        return Ok(None);
+    }
+    match nix::unistd::User::from_name("postgres") {
+        Ok(Some(u)) => Ok(Some(RunAs {
+            uid: u.uid.as_raw(),
+            gid: u.gid.as_raw(),
+        })),
+        _ => Err(EmbeddedError::NoUnprivilegedUser),
+    }
+}
+
+fn command(program: impl AsRef<std::ffi::OsStr>, user: Option<&RunAs>, cwd: &Path) -> Command {
+    let mut cmd = Command::new(program);
+    cmd.current_dir(cwd)
+        .env("LC_ALL", "C")
+        .env_remove("PGDATA")
+        .env_remove("PGPORT")
+        .env_remove("PGHOST");
+    if let Some(u) = user {
+        cmd.uid(u.uid).gid(u.gid);
+    }
+    cmd
+}
+
+fn chown(path: &Path, user: Option<&RunAs>) -> Result<(), EmbeddedError> {
+    if let Some(u) = user {
+        std::os::unix::fs::chown(path, Some(u.uid), Some(u.gid)).map_err(|e| {
+            EmbeddedError::DataDir {
+                path: path.to_path_buf(),
+                message: format!("cannot hand it to the postgres user: {e}"),
+            }
+        })?;
+    }
+    Ok(())
+}
+
+/// Whether the cluster's user can write into `dir` (every ancestor must be
+/// searchable by it).
+fn reachable_by(dir: &Path, user: Option<&RunAs>) -> bool {
+    if user.is_none() {
+        return true;
+    }
+    command("sh", user, Path::new("/"))
+        .args([
+            "-c",
+            "test -d \"$1\" && test -w \"$1\" && test -x \"$1\"",
+            "sh",
+        ])
+        .arg(dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false)
+}
+
+fn free_port() -> Result<u16, EmbeddedError> {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .map_err(|e| EmbeddedError::Failed(format!("cannot find a free loopback port: {e}")))
+}
+
+/// The first fatal line PostgreSQL wrote to `log` after byte `from`, other
+/// than the ones it logs for connection attempts made while starting.
+fn startup_failure(log: &Path, from: u64) -> Option<String> {
+    let bytes = std::fs::read(log).ok()?;
+    let new = bytes.get(usize::try_from(from).ok()?..)?;
+    String::from_utf8_lossy(new)
+        .lines()
+        .find(|l| {
+            (l.contains("FATAL") || l.contains("PANIC"))
+                && !l.contains("starting up")
+                && !l.contains("shutting down")
+        })
+        .map(|l| l.trim().to_owned())
+}
+
+impl EmbeddedPostgres {
+    /// Initialises the cluster if needed, starts it, waits until it accepts
+    /// connections and makes sure `opts.database` exists.
+    pub async fn start(opts: &EmbeddedOptions) -> Result<Self, EmbeddedError> {
+        let bin = find_bin_dir().ok_or(EmbeddedError::NoBinaries)?;
+        let user = run_as()?;
+        let dir_err = |message: String| EmbeddedError::DataDir {
+            path: opts.data_dir.clone(),
+            message,
+        };
+        std::fs::create_dir_all(&opts.data_dir).map_err(|e| dir_err(e.to_string()))?;
+        let data_dir = std::fs::canonicalize(&opts.data_dir).map_err(|e| dir_err(e.to_string()))?;
+        chown(&data_dir, user.as_ref())?;
+        if !reachable_by(&data_dir, user.as_ref()) {
+            return Err(dir_err(
+                "the postgres user cannot reach it (a parent directory is private); set STRATA_DATA_DIR to a directory it can reach, e.g. /var/lib/strata".into(),
+            ));
+        }
+        let pgdata = data_dir.join("pgdata");
+        let pwfile = data_dir.join("superuser-password");
+        let log = data_dir.join("postgres.log");
+
+        if !pgdata.join("PG_VERSION").is_file() {
+            let password = Alphanumeric.sample_string(&mut rand::rng(), 32);
+            let mut f = std::fs::File::create(&pwfile).map_err(|e| dir_err(e.to_string()))?;
+            f.write_all(password.as_bytes())
+                .map_err(|e| dir_err(e.to_string()))?;
+            std::fs::set_permissions(&pwfile, std::fs::Permissions::from_mode(0o600))
+                .map_err(|e| dir_err(e.to_string()))?;
+            chown(&pwfile, user.as_ref())?;
+            let out = command(bin.join("initdb"), user.as_ref(), &data_dir)
+                .arg("-D")
+                .arg(&pgdata)
+                .args([
+                    "-U",
+                    "postgres",
+                    "-E",
+                    "UTF8",
+                    "--locale=C",
+                    "--auth-local=scram-sha-256",
+                    "--auth-host=scram-sha-256",
+                ])
+                .arg(format!("--pwfile={}", pwfile.display()))
+                .stdin(Stdio::null())
+                .output()
+                .map_err(|e| EmbeddedError::Failed(format!("cannot run initdb: {e}")))?;
+            if !out.status.success() {
+                let _ = std::fs::remove_dir_all(&pgdata);
+                let stderr = String::from_utf8_lossy(&out.stderr);
+                let line = stderr.lines().find(|l| !l.trim().is_empty()).unwrap_or("");
+                return Err(EmbeddedError::Failed(format!("initdb failed: {line}")));
+            }
+        }
+        let password = std::fs::read_to_string(&pwfile)
+            .map_err(|e| dir_err(format!("cannot read the cluster password: {e}")))?;
+
+        let mut last_err = String::new();
+        for _ in 0..3 {
+            let port = free_port()?;
+            let log_from = std::fs::metadata(&log).map(|m| m.len()).unwrap_or(0);
+            let mut child = Self::spawn(&bin, user.as_ref(), &data_dir, &pgdata, &log, port, opts)?;
+            let admin_url = SecretString::from(format!(
+                "postgres://postgres:{}@127.0.0.1:{port}/postgres",
+                password.trim()
+            ));
+            match wait_ready(&mut child.0, &admin_url, &log, log_from).await {
+                Ok(()) => {
+                    let url = SecretString::from(format!(
+                        "postgres://postgres:{}@127.0.0.1:{port}/{}",
+                        password.trim(),
+                        opts.database
+                    ));
+                    let pg = Self {
+                        child: Some(child.0),
+                        stdin: Some(child.1),
+                        admin_url,
+                        url,
+                        data_dir,
+                    };
+                    pg.ensure_database(&opts.database).await?;
+                    return Ok(pg);
+                }
+                Err(e) => {
+                    drop(child.1);
+                    let _ = child.0.wait();
+                    last_err = e;
+                    if !last_err.contains("TCP/IP") && !last_err.contains("in use") {
+                        break;
+                    }
+                }
+            }
+        }
+        Err(EmbeddedError::Failed(last_err))
+    }
+
+    fn spawn(
+        bin: &Path,
+        user: Option<&RunAs>,
+        data_dir: &Path,
+        pgdata: &Path,
+        log: &Path,
+        port: u16,
+        opts: &EmbeddedOptions,
+    ) -> Result<(Child, ChildStdin), EmbeddedError> {
+        // $1 postgres, $2 PGDATA, $3 port, $4 log, $5 directory to remove.
+        const WATCHDOG: &str = r#"
+"$1" -D "$2" -p "$3" -c listen_addresses=127.0.0.1 -c unix_socket_directories= \
+     -c max_connections=200 -c fsync=off -c synchronous_commit=off >>"$4" 2>&1 &
+pid=$!
+read _ignored
+kill -INT "$pid" 2>/dev/null
+wait "$pid"
+if [ -n "$5" ]; then rm -rf "$5"; fi
+"#;
+        let remove = if opts.remove_on_exit {
+            data_dir.as_os_str().to_owned()
+        } else {
+            std::ffi::OsString::new()
+        };
+        let mut child = command("sh", user, data_dir)
+            .arg("-c")
+            .arg(WATCHDOG)
+            .arg("sh")
+            .arg(bin.join("postgres"))
+            .arg(pgdata)
+            .arg(port.to_string())
+            .arg(log)
+            .arg(remove)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .process_group(0)
+            .spawn()
+            .map_err(|e| EmbeddedError::Failed(format!("cannot start postgres: {e}")))?;
+        let stdin = child
+            .stdin
+            .take()
+            .ok_or_else(|| EmbeddedError::Failed("no pipe to the postgres watchdog".into()))?;
+        Ok((child, stdin))
+    }
+
+    async fn ensure_database(&self, name: &str) -> Result<(), EmbeddedError> {
+        let fail = |e: sea_orm::DbErr| EmbeddedError::Failed(e.to_string());
+        let mut co = ConnectOptions::new(self.admin_url.expose_secret().to_owned());
+        co.max_connections(1).sqlx_logging(false);
+        let admin = Database::connect(co).await.map_err(fail)?;
+        let exists = admin
+            .query_one_raw(Statement::from_sql_and_values(
+                DbBackend::Postgres,
+                "SELECT 1 AS one FROM pg_database WHERE datname = $1",
+                [name.into()],
+            ))
+            .await
+            .map_err(fail)?
+            .is_some();
+        if !exists {
+            let quoted = name.replace('"', "\"\"");
+            admin
+                .execute_unprepared(&format!("CREATE DATABASE \"{quoted}\""))
+                .await
+                .map_err(fail)?;
+        }
+        let _ = admin.close().await;
+        Ok(())
+    }
+
+    /// URL of the application database.
+    pub fn url(&self) -> &SecretString {
+        &self.url
+    }
+
+    /// URL of the `postgres` maintenance database (superuser).
+    pub fn admin_url(&self) -> &SecretString {
+        &self.admin_url
+    }
+
+    /// Where the cluster lives.
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+
+    /// Shuts PostgreSQL down and waits for it (at most 30 s).
+    pub async fn stop(mut self) {
+        drop(self.stdin.take());
+        if let Some(mut child) = self.child.take() {
+            let _ = tokio::task::spawn_blocking(move || {
+                let deadline = Instant::now() + Duration::from_secs(30);
+                while Instant::now() < deadline {
+                    if let Ok(Some(_)) = child.try_wait() {
+                        return;
+                    }
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                let _ = child.kill();
+                let _ = child.wait();
+            })
+            .await;
+        }
+    }
+}
+
+impl Drop for EmbeddedPostgres {
+    fn drop(&mut self) {
+        // Closing the pipe is enough for the watchdog to stop PostgreSQL.
+        drop(self.stdin.take());
+    }
+}
+
+async fn wait_ready(
+    child: &mut Child,
+    admin_url: &SecretString,
+    log: &Path,
+    log_from: u64,
+) -> Result<(), String> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        // The watchdog shell outlives a postgres that failed to start; the
+        // log tells.
+        if let Some(line) = startup_failure(log, log_from) {
+            return Err(format!("postgres could not start: {line}"));
+        }
+        if let Ok(Some(_)) = child.try_wait() {
+            return Err(format!("postgres exited at start; see {}", log.display()));
+        }
+        let mut co = ConnectOptions::new(admin_url.expose_secret().to_owned());
+        co.max_connections(1)
+            .connect_timeout(Duration::from_secs(2))
+            .sqlx_logging(false);
+        if let Ok(conn) = Database::connect(co).await {
+            let _ = conn.close().await;
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            return Err(format!(
+                "postgres did not accept connections within 60 s; see {}",
+                log.display()
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

@@ -1,0 +1,28 @@
+//! Persistence for Strata: SeaORM entities for the `public` (SME) and
+//! `tenant_b` (agency) schemas, the tenant transaction, repositories that
+//! dispatch by organization type, and the embedded PostgreSQL bootstrap.
+//!
+//! The one rule of this crate: no statement touches tenant data outside a
+//! [`TenantTx`], and a `TenantTx` can only be begun from a
+//! [`strata_domain::TenantContext`]. Its first statement switches to the
+//! runtime role and sets the context transaction-locally; repositories still
+//! filter by the context's organization explicitly. This crate knows nothing
+//! of HTTP or GraphQL.
+
+pub mod auth;
+mod db;
+pub mod demo;
+pub mod embedded;
+mod error;
+pub mod repo;
+mod tx;
+
+pub mod entity;
+
+pub use db::{Db, LoginRole, PoolOptions};
+pub use error::map_db_err;
+pub use tx::{AuthTx, TenantTx};
+
+/// Re-exported so callers can name migration entry points without a direct
+/// dependency.
+pub use migration::{Migrator, MigratorTrait};

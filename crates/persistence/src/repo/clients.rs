@@ -1,0 +1,156 @@
+//! An agency's clients (`tenant_b.workspace_entities`). SME contexts have
+//! none: every function answers as if no client exists.
+
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, Condition, EntityTrait, PaginatorTrait,
+    QueryFilter, QueryOrder, QuerySelect,
+};
+use strata_domain::model::Client;
+use strata_domain::{ClientId, ClientName, DomainError, OrgId, OrgType, Slug};
+
+use crate::entity::tenant_b::workspace_entities as clients;
+use crate::error::map_db_err;
+use crate::repo::audit::{self, AuditEntry};
+use crate::repo::{Page, PageRequest};
+use crate::tx::TenantTx;
+
+fn to_domain(m: clients::Model) -> Client {
+    Client {
+        id: ClientId::from_uuid(m.id),
+        org_id: OrgId::from_uuid(m.org_id),
+        name: m.name,
+        slug: m.slug,
+        archived_at: m.archived_at,
+        created_at: m.created_at,
+    }
+}
+
+fn is_agency(tx: &TenantTx) -> bool {
+    tx.ctx().org_type() == OrgType::Agency
+}
+
+fn scoped(tx: &TenantTx) -> sea_orm::Select<clients::Entity> {
+    clients::Entity::find().filter(clients::Column::OrgId.eq(tx.ctx().org_id().as_uuid()))
+}
+
+/// A client by id, if visible to the context.
+pub async fn by_id(tx: &TenantTx, id: ClientId) -> Result<Option<Client>, DomainError> {
+    if !is_agency(tx) || !tx.ctx().clients().includes(id) {
+        return Ok(None);
+    }
+    Ok(scoped(tx)
+        .filter(clients::Column::Id.eq(id.as_uuid()))
+        .one(tx)
+        .await
+        .map_err(map_db_err)?
+        .map(to_domain))
+}
+
+/// Several clients by id (for loaders); invisible ones are left out.
+pub async fn by_ids(tx: &TenantTx, ids: &[ClientId]) -> Result<Vec<Client>, DomainError> {
+    if !is_agency(tx) || ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    Ok(scoped(tx)
+        .filter(clients::Column::Id.is_in(ids.iter().map(|c| c.as_uuid())))
+        .all(tx)
+        .await
+        .map_err(map_db_err)?
+        .into_iter()
+        .map(to_domain)
+        .collect())
+}
+
+/// A client by slug, if visible to the context.
+pub async fn by_slug(tx: &TenantTx, slug: &Slug) -> Result<Option<Client>, DomainError> {
+    if !is_agency(tx) {
+        return Ok(None);
+    }
+    let found = scoped(tx)
+        .filter(clients::Column::Slug.eq(slug.as_str()))
+        .one(tx)
+        .await
+        .map_err(map_db_err)?
+        .map(to_domain);
+    Ok(found.filter(|c| tx.ctx().clients().includes(c.id)))
+}
+
+/// A page of the context's clients, newest first.
+pub async fn list(tx: &TenantTx, page: &PageRequest) -> Result<Page<Client>, DomainError> {
+    if !is_agency(tx) {
+        return Ok(Page {
+            items: Vec::new(),
+            has_next_page: false,
+        });
+    }
+    let mut q = scoped(tx);
+    if let Some((at, id)) = page.after {
+        q = q.filter(
+            Condition::any().add(clients::Column::CreatedAt.lt(at)).add(
+                Condition::all()
+                    .add(clients::Column::CreatedAt.eq(at))
+                    .add(clients::Column::Id.lt(id)),
+            ),
+        );
+    }
+    let mut rows = q
+        .order_by_desc(clients::Column::CreatedAt)
+        .order_by_desc(clients::Column::Id)
+        .limit(page.limit + 1)
+        .all(tx)
+        .await
+        .map_err(map_db_err)?;
+    let has_next_page = rows.len() as u64 > page.limit;
+    rows.truncate(page.limit as usize);
+    Ok(Page {
+        items: rows.into_iter().map(to_domain).collect(),
+        has_next_page,
+    })
+}
+
+/// How many clients the context sees.
+pub async fn count(tx: &TenantTx) -> Result<u64, DomainError> {
+    if !is_agency(tx) {
+        return Ok(0);
+    }
+    scoped(tx).count(tx).await.map_err(map_db_err)
+}
+
+/// Creates a client (agencies only; administrators only).
+pub async fn create(tx: &TenantTx, name: &ClientName, slug: &Slug) -> Result<Client, DomainError> {
+    if !is_agency(tx) {
+        return Err(DomainError::Forbidden("only agencies have clients"));
+    }
+    if !tx.ctx().can_administer() {
+        return Err(DomainError::Forbidden(
+            "only owners and admins can create clients",
+        ));
+    }
+    let now = chrono::Utc::now();
+    let id = ClientId::generate();
+    let row = clients::ActiveModel {
+        org_id: Set(tx.ctx().org_id().as_uuid()),
+        id: Set(id.as_uuid()),
+        org_type: Set(OrgType::Agency.as_str().to_owned()),
+        name: Set(name.as_str().to_owned()),
+        slug: Set(slug.as_str().to_owned()),
+        archived_at: Set(None),
+        created_at: Set(now),
+        updated_at: Set(now),
+    }
+    .insert(tx)
+    .await
+    .map_err(map_db_err)?;
+    audit::record(
+        tx,
+        AuditEntry {
+            operation: "createClient",
+            target_type: "Client",
+            target_id: Some(row.id),
+            client_id: Some(id),
+            details: serde_json::json!({ "slug": slug.as_str() }),
+        },
+    )
+    .await?;
+    Ok(to_domain(row))
+}

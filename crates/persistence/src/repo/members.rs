@@ -1,0 +1,151 @@
+//! Memberships and client assignments of the context's organization.
+
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder,
+};
+use strata_domain::model::Membership;
+use strata_domain::{ClientId, DomainError, OrgId, OrgType, Role, UserId, ValidationError};
+
+use crate::entity::public::memberships;
+use crate::entity::tenant_b::client_assignments;
+use crate::error::map_db_err;
+use crate::repo::audit::{self, AuditEntry};
+use crate::repo::clients;
+use crate::tx::TenantTx;
+
+/// Adds `user` to the context's organization with `role`; for account
+/// managers of an agency, assigns `client_ids`. Owners and admins only.
+pub async fn add(
+    tx: &TenantTx,
+    user: UserId,
+    role: Role,
+    client_ids: &[ClientId],
+) -> Result<Membership, DomainError> {
+    let ctx = tx.ctx();
+    if !ctx.can_administer() {
+        return Err(DomainError::Forbidden(
+            "only owners and admins can add members",
+        ));
+    }
+    if role == Role::Owner && ctx.role() != Role::Owner {
+        return Err(DomainError::Forbidden("only owners can add owners"));
+    }
+    if !client_ids.is_empty() {
+        if ctx.org_type() != OrgType::Agency {
+            return Err(ValidationError::new(
+                "clientIds",
+                "organizations without clients cannot assign clients",
+            )
+            .into());
+        }
+        if role != Role::AccountManager {
+            return Err(ValidationError::new(
+                "clientIds",
+                "only account managers are assigned clients; other roles see all clients",
+            )
+            .into());
+        }
+        let found = clients::by_ids(tx, client_ids).await?;
+        if found.len() != dedup(client_ids).len() {
+            return Err(DomainError::NotFound);
+        }
+    }
+    let now = chrono::Utc::now();
+    memberships::ActiveModel {
+        org_id: Set(ctx.org_id().as_uuid()),
+        user_id: Set(user.as_uuid()),
+        org_type: Set(ctx.org_type().as_str().to_owned()),
+        role: Set(role.as_str().to_owned()),
+        created_at: Set(now),
+        updated_at: Set(now),
+    }
+    .insert(tx)
+    .await
+    .map_err(map_db_err)?;
+    let client_ids = dedup(client_ids);
+    for c in &client_ids {
+        client_assignments::ActiveModel {
+            org_id: Set(ctx.org_id().as_uuid()),
+            client_id: Set(c.as_uuid()),
+            user_id: Set(user.as_uuid()),
+            org_type: Set(OrgType::Agency.as_str().to_owned()),
+            created_at: Set(now),
+        }
+        .insert(tx)
+        .await
+        .map_err(map_db_err)?;
+    }
+    audit::record(
+        tx,
+        AuditEntry {
+            operation: "addMember",
+            target_type: "Membership",
+            target_id: Some(user.as_uuid()),
+            client_id: None,
+            details: serde_json::json!({
+                "role": role.as_str(),
+                "clientIds": client_ids.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            }),
+        },
+    )
+    .await?;
+    Ok(Membership {
+        org_id: ctx.org_id(),
+        org_type: ctx.org_type(),
+        user_id: user,
+        role,
+        client_ids,
+        created_at: now,
+    })
+}
+
+fn dedup(ids: &[ClientId]) -> Vec<ClientId> {
+    let mut v = ids.to_vec();
+    v.sort();
+    v.dedup();
+    v
+}
+
+/// Members of the context's organization (owners and admins only).
+pub async fn list(tx: &TenantTx) -> Result<Vec<Membership>, DomainError> {
+    let ctx = tx.ctx();
+    if !ctx.can_administer() {
+        return Err(DomainError::Forbidden(
+            "only owners and admins can list members",
+        ));
+    }
+    let rows = memberships::Entity::find()
+        .filter(memberships::Column::OrgId.eq(ctx.org_id().as_uuid()))
+        .order_by_asc(memberships::Column::CreatedAt)
+        .all(tx)
+        .await
+        .map_err(map_db_err)?;
+    let assignments = if ctx.org_type() == OrgType::Agency {
+        client_assignments::Entity::find()
+            .filter(client_assignments::Column::OrgId.eq(ctx.org_id().as_uuid()))
+            .all(tx)
+            .await
+            .map_err(map_db_err)?
+    } else {
+        Vec::new()
+    };
+    rows.into_iter()
+        .map(|m| {
+            let client_ids = assignments
+                .iter()
+                .filter(|a| a.user_id == m.user_id)
+                .map(|a| ClientId::from_uuid(a.client_id))
+                .collect();
+            Ok(Membership {
+                org_id: OrgId::from_uuid(m.org_id),
+                org_type: ctx.org_type(),
+                user_id: UserId::from_uuid(m.user_id),
+                role: Role::parse(&m.role).ok_or_else(|| {
+                    DomainError::Internal(format!("unknown role {}", m.role).into())
+                })?,
+                client_ids,
+                created_at: m.created_at,
+            })
+        })
+        .collect()
+}

@@ -1,0 +1,67 @@
+//! Database migrations for Strata: schemas, roles, tables and Row-Level
+//! Security.
+//!
+//! Every migration is hand-written SQL (in `src/sql/`), reviewed like code and
+//! reversible. The SQL is the single source of truth for the isolation layer
+//! that lives inside PostgreSQL; it must never be generated from entities.
+//! Nothing here may run from a request path: migrations run from
+//! `strata migrate` or before `strata serve` starts serving.
+
+pub use sea_orm_migration::prelude::*;
+
+mod m20261122_000001_roles_and_helpers;
+mod m20261122_000002_public_tables;
+mod m20261122_000003_tenant_b_tables;
+mod m20261122_000004_row_level_security;
+
+/// All migrations, in order.
+#[derive(Debug)]
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![
+            Box::new(m20261122_000001_roles_and_helpers::Migration),
+            Box::new(m20261122_000002_public_tables::Migration),
+            Box::new(m20261122_000003_tenant_b_tables::Migration),
+            Box::new(m20261122_000004_row_level_security::Migration),
+        ]
+    }
+}
+
+/// Declares a migration whose `up` and `down` are SQL files under `src/sql/`.
+macro_rules! sql_migration {
+    ($name:literal) => {
+        use sea_orm_migration::prelude::*;
+
+        #[derive(Debug)]
+        pub struct Migration;
+
+        impl MigrationName for Migration {
+            fn name(&self) -> &str {
+                $name
+            }
+        }
+
+        #[async_trait::async_trait]
+        impl MigrationTrait for Migration {
+            async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+                manager
+                    .get_connection()
+                    .execute_unprepared(include_str!(concat!("sql/", $name, ".up.sql")))
+                    .await
+                    .map(|_| ())
+            }
+
+            async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+                manager
+                    .get_connection()
+                    .execute_unprepared(include_str!(concat!("sql/", $name, ".down.sql")))
+                    .await
+                    .map(|_| ())
+            }
+        }
+    };
+}
+pub(crate) use sql_migration;

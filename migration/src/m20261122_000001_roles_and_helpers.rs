@@ -1,0 +1,1 @@
+crate::sql_migration!("m20261122_000001_roles_and_helpers");

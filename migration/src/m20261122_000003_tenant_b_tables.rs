@@ -1,0 +1,1 @@
+crate::sql_migration!("m20261122_000003_tenant_b_tables");

@@ -1,0 +1,1 @@
+crate::sql_migration!("m20261122_000004_row_level_security");

@@ -1,0 +1,9 @@
+DROP TABLE public.audit_log;
+DROP TABLE public.api_keys;
+DROP TABLE public.agent_outputs;
+DROP TABLE public.personas;
+DROP TABLE public.brand_guidelines;
+DROP TABLE public.campaigns;
+DROP TABLE public.memberships;
+DROP TABLE public.users;
+DROP TABLE public.organizations;
