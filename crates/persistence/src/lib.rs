@@ -10,6 +10,7 @@
 //! of HTTP or GraphQL.
 
 pub mod auth;
+pub mod context;
 mod db;
 pub mod demo;
 pub mod embedded;

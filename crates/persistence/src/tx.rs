@@ -135,6 +135,27 @@ impl TenantTx {
         }
     }
 
+    /// Opens a savepoint: one mutation's changes, undone alone if it fails.
+    pub async fn savepoint(&self) -> Result<(), DomainError> {
+        self.execute_unprepared("SAVEPOINT strata_mutation")
+            .await
+            .map(|_| ())
+            .map_err(map_db_err)
+    }
+
+    /// Releases the savepoint (`keep`) or rolls back to it.
+    pub async fn end_savepoint(&self, keep: bool) -> Result<(), DomainError> {
+        let sql = if keep {
+            "RELEASE SAVEPOINT strata_mutation"
+        } else {
+            "ROLLBACK TO SAVEPOINT strata_mutation"
+        };
+        self.execute_unprepared(sql)
+            .await
+            .map(|_| ())
+            .map_err(map_db_err)
+    }
+
     fn count(&self) {
         self.statements.fetch_add(1, Ordering::Relaxed);
     }

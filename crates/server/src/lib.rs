@@ -1,1 +1,17 @@
-//! placeholder
+//! The Strata gateway: configuration, authentication, HTTP routes,
+//! telemetry and the `strata` command line.
+//!
+//! This is the only crate that knows about HTTP. It turns a credential into
+//! a tenant context (verifying it here, resolving it through
+//! `strata_persistence`), hands that to the GraphQL schema per request, and
+//! never lets a database error or internal detail reach a response.
+
+pub mod app;
+pub mod auth;
+pub mod cli;
+pub mod config;
+pub mod routes;
+pub mod telemetry;
+
+pub use app::Application;
+pub use config::Config;

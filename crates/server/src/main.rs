@@ -1,1 +1,18 @@
-fn main() {}
+//! The `strata` binary. Thin: parse, run, and turn any start-up failure into
+//! one line on stderr and a non-zero exit.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = strata_server::cli::Cli::parse();
+    match strata_server::cli::run(cli).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("strata: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,128 @@
+//! The query root.
+
+use std::str::FromStr;
+
+use async_graphql::{Context, ErrorExtensions, ID, Object, Result};
+use strata_domain::{CampaignId, ClientId, Slug};
+use strata_persistence::repo::campaigns::CampaignFilter;
+use strata_persistence::repo::{clients, members, organizations};
+
+use crate::error::{ErrorCode, domain_error};
+use crate::state::RequestState;
+use crate::types::{
+    Campaign, CampaignConnection, Client, ClientConnection, Membership, Organization, Viewer,
+    campaign_connection, client_connection,
+};
+
+/// Parses an id argument; a malformed one is bad input naming the field.
+pub(crate) fn parse_id<T: FromStr>(field: &'static str, id: &ID) -> Result<T> {
+    T::from_str(id.as_str()).map_err(|_| {
+        ErrorCode::BadUserInput
+            .error(format!("{field}: not a valid id"))
+            .extend_with(|_, e| e.set("field", field))
+    })
+}
+
+/// Queries.
+#[derive(Debug, Default)]
+pub struct Query;
+
+#[Object]
+impl Query {
+    /// The caller: user, memberships, active organization and role.
+    async fn me(&self) -> Viewer {
+        Viewer
+    }
+
+    /// The active organization.
+    async fn organization(&self, ctx: &Context<'_>) -> Result<Organization> {
+        let state = ctx.data::<RequestState>()?;
+        state.tenant()?;
+        let tx = state.read_tx().await?;
+        Ok(Organization(
+            organizations::current(tx).await.map_err(domain_error)?,
+        ))
+    }
+
+    /// The agency's clients visible to the caller (empty for SMEs).
+    async fn clients(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> Result<ClientConnection> {
+        client_connection(ctx, first, after).await
+    }
+
+    /// A client by id or slug; null if it does not exist or is not visible.
+    async fn client(
+        &self,
+        ctx: &Context<'_>,
+        id: Option<ID>,
+        slug: Option<String>,
+    ) -> Result<Option<Client>> {
+        let state = ctx.data::<RequestState>()?;
+        state.tenant()?;
+        let found = match (id, slug) {
+            (Some(id), None) => {
+                let id: ClientId = parse_id("id", &id)?;
+                let tx = state.read_tx().await?;
+                clients::by_id(tx, id).await
+            }
+            (None, Some(slug)) => {
+                // A slug that cannot exist is simply not found.
+                let Ok(slug) = Slug::parse("slug", &slug) else {
+                    return Ok(None);
+                };
+                let tx = state.read_tx().await?;
+                clients::by_slug(tx, &slug).await
+            }
+            _ => {
+                return Err(ErrorCode::BadUserInput
+                    .error("give exactly one of id and slug")
+                    .extend_with(|_, e| e.set("field", "id")));
+            }
+        };
+        Ok(found.map_err(domain_error)?.map(Client))
+    }
+
+    /// Campaigns visible to the caller, optionally of one client.
+    async fn campaigns(
+        &self,
+        ctx: &Context<'_>,
+        client_id: Option<ID>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> Result<CampaignConnection> {
+        let client_id = client_id
+            .map(|c| parse_id::<ClientId>("clientId", &c))
+            .transpose()?;
+        campaign_connection(ctx, CampaignFilter { client_id }, first, after).await
+    }
+
+    /// A campaign by id; null if it does not exist or is not visible.
+    async fn campaign(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Campaign>> {
+        let id: CampaignId = parse_id("id", &id)?;
+        let state = ctx.data::<RequestState>()?;
+        state.tenant()?;
+        let found = state
+            .campaign_loader()
+            .load_one(id)
+            .await
+            .map_err(|e| (*e).clone())?;
+        Ok(found.map(Campaign))
+    }
+
+    /// Members of the active organization (owners and admins).
+    async fn members(&self, ctx: &Context<'_>) -> Result<Vec<Membership>> {
+        let state = ctx.data::<RequestState>()?;
+        state.tenant()?;
+        let tx = state.read_tx().await?;
+        Ok(members::list(tx)
+            .await
+            .map_err(domain_error)?
+            .iter()
+            .map(Membership::from)
+            .collect())
+    }
+}

@@ -1,0 +1,424 @@
+//! GraphQL object types, converted from domain types.
+
+use async_graphql::connection::{Connection, Edge, EmptyFields, OpaqueCursor};
+use async_graphql::{Context, Enum, ID, Json, Object, Result, SimpleObject};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use strata_domain::model;
+use strata_persistence::repo::campaigns::CampaignFilter;
+use strata_persistence::repo::{Page, PageRequest, campaigns, clients};
+
+use crate::error::{ErrorCode, domain_error};
+use crate::state::RequestState;
+
+/// SME or agency.
+#[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
+#[graphql(name = "OrganizationType")]
+pub enum OrganizationType {
+    /// organization → campaigns → outputs.
+    Sme,
+    /// organization → clients → campaigns → outputs.
+    Agency,
+}
+
+impl From<strata_domain::OrgType> for OrganizationType {
+    fn from(t: strata_domain::OrgType) -> Self {
+        match t {
+            strata_domain::OrgType::Sme => OrganizationType::Sme,
+            strata_domain::OrgType::Agency => OrganizationType::Agency,
+        }
+    }
+}
+
+impl From<OrganizationType> for strata_domain::OrgType {
+    fn from(t: OrganizationType) -> Self {
+        match t {
+            OrganizationType::Sme => strata_domain::OrgType::Sme,
+            OrganizationType::Agency => strata_domain::OrgType::Agency,
+        }
+    }
+}
+
+/// A member's role.
+#[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Role {
+    /// Everything, including members, clients, settings and API keys.
+    Owner,
+    /// Everything an owner may do.
+    Admin,
+    /// All content of the organization.
+    Strategist,
+    /// Content of assigned clients only.
+    AccountManager,
+    /// Read only.
+    Viewer,
+}
+
+impl From<strata_domain::Role> for Role {
+    fn from(r: strata_domain::Role) -> Self {
+        match r {
+            strata_domain::Role::Owner => Role::Owner,
+            strata_domain::Role::Admin => Role::Admin,
+            strata_domain::Role::Strategist => Role::Strategist,
+            strata_domain::Role::AccountManager => Role::AccountManager,
+            strata_domain::Role::Viewer => Role::Viewer,
+        }
+    }
+}
+
+impl From<Role> for strata_domain::Role {
+    fn from(r: Role) -> Self {
+        match r {
+            Role::Owner => strata_domain::Role::Owner,
+            Role::Admin => strata_domain::Role::Admin,
+            Role::Strategist => strata_domain::Role::Strategist,
+            Role::AccountManager => strata_domain::Role::AccountManager,
+            Role::Viewer => strata_domain::Role::Viewer,
+        }
+    }
+}
+
+/// A user.
+#[derive(SimpleObject, Clone, Debug)]
+pub struct User {
+    /// The user's id (the token's `sub`).
+    pub id: ID,
+    /// E-mail, when a token carried one.
+    pub email: Option<String>,
+}
+
+impl From<&model::User> for User {
+    fn from(u: &model::User) -> Self {
+        Self {
+            id: ID(u.id.to_string()),
+            email: u.email.clone(),
+        }
+    }
+}
+
+/// A membership of a user in an organization.
+#[derive(SimpleObject, Clone, Debug)]
+pub struct Membership {
+    /// The member.
+    pub user_id: ID,
+    /// The organization.
+    pub organization_id: ID,
+    /// Its type.
+    pub organization_type: OrganizationType,
+    /// The member's role there.
+    pub role: Role,
+    /// Clients assigned to an account manager.
+    pub client_ids: Vec<ID>,
+    /// Since when.
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<&model::Membership> for Membership {
+    fn from(m: &model::Membership) -> Self {
+        Self {
+            user_id: ID(m.user_id.to_string()),
+            organization_id: ID(m.org_id.to_string()),
+            organization_type: m.org_type.into(),
+            role: m.role.into(),
+            client_ids: m.client_ids.iter().map(|c| ID(c.to_string())).collect(),
+            created_at: m.created_at,
+        }
+    }
+}
+
+/// An organization.
+#[derive(Clone, Debug)]
+pub struct Organization(pub model::Organization);
+
+#[Object]
+impl Organization {
+    async fn id(&self) -> ID {
+        ID(self.0.id.to_string())
+    }
+    async fn name(&self) -> &str {
+        &self.0.name
+    }
+    async fn slug(&self) -> &str {
+        &self.0.slug
+    }
+    /// SME or AGENCY.
+    #[graphql(name = "type")]
+    async fn org_type(&self) -> OrganizationType {
+        self.0.org_type.into()
+    }
+    /// White-label branding and other settings.
+    async fn settings(&self) -> Json<serde_json::Value> {
+        Json(self.0.settings.clone())
+    }
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+}
+
+/// Who is calling, and where.
+#[derive(Clone, Debug)]
+pub struct Viewer;
+
+#[Object]
+impl Viewer {
+    /// The signed-in user (null for API keys).
+    async fn user(&self, ctx: &Context<'_>) -> Result<Option<User>> {
+        Ok(ctx.data::<RequestState>()?.user().map(User::from))
+    }
+    /// The active organization, if there is one.
+    async fn organization(&self, ctx: &Context<'_>) -> Result<Option<Organization>> {
+        let state = ctx.data::<RequestState>()?;
+        if state.context().is_none() {
+            return Ok(None);
+        }
+        let tx = state.read_tx().await?;
+        let org = strata_persistence::repo::organizations::current(tx)
+            .await
+            .map_err(domain_error)?;
+        Ok(Some(Organization(org)))
+    }
+    /// The role in the active organization.
+    async fn role(&self, ctx: &Context<'_>) -> Result<Option<Role>> {
+        Ok(ctx
+            .data::<RequestState>()?
+            .context()
+            .map(|c| c.role().into()))
+    }
+    /// Every organization the user belongs to.
+    async fn memberships(&self, ctx: &Context<'_>) -> Result<Vec<Membership>> {
+        Ok(ctx
+            .data::<RequestState>()?
+            .memberships()
+            .iter()
+            .map(Membership::from)
+            .collect())
+    }
+}
+
+/// An agency's client.
+#[derive(Clone, Debug)]
+pub struct Client(pub model::Client);
+
+#[Object]
+impl Client {
+    async fn id(&self) -> ID {
+        ID(self.0.id.to_string())
+    }
+    async fn name(&self) -> &str {
+        &self.0.name
+    }
+    async fn slug(&self) -> &str {
+        &self.0.slug
+    }
+    async fn archived(&self) -> bool {
+        self.0.archived_at.is_some()
+    }
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+    /// This client's campaigns, newest first.
+    async fn campaigns(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> Result<CampaignConnection> {
+        campaign_connection(
+            ctx,
+            CampaignFilter {
+                client_id: Some(self.0.id),
+            },
+            first,
+            after,
+        )
+        .await
+    }
+}
+
+/// A campaign.
+#[derive(Clone, Debug)]
+pub struct Campaign(pub model::Campaign);
+
+#[Object]
+impl Campaign {
+    async fn id(&self) -> ID {
+        ID(self.0.id.to_string())
+    }
+    async fn name(&self) -> &str {
+        &self.0.name
+    }
+    async fn objective(&self) -> Option<&str> {
+        self.0.objective.as_deref()
+    }
+    /// DRAFT, ACTIVE, PAUSED, COMPLETED or ARCHIVED.
+    async fn status(&self) -> &str {
+        &self.0.status
+    }
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+    async fn updated_at(&self) -> DateTime<Utc> {
+        self.0.updated_at
+    }
+    /// The client (null for SMEs).
+    async fn client(&self, ctx: &Context<'_>) -> Result<Option<Client>> {
+        let Some(id) = self.0.client_id else {
+            return Ok(None);
+        };
+        let state = ctx.data::<RequestState>()?;
+        let found = state
+            .client_loader()
+            .load_one(id)
+            .await
+            .map_err(|e| (*e).clone())?;
+        Ok(found.map(Client))
+    }
+}
+
+/// A cursor position: the sort key of the last row seen.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct CursorKey {
+    t: i64,
+    id: uuid::Uuid,
+}
+
+/// The cursor type of every connection.
+pub type Cursor = OpaqueCursor<CursorKey>;
+
+/// Lazily counted totals.
+pub struct Totals {
+    kind: TotalsKind,
+}
+
+enum TotalsKind {
+    Clients,
+    Campaigns(CampaignFilter),
+}
+
+#[Object]
+impl Totals {
+    /// How many items the connection has in all pages.
+    async fn total_count(&self, ctx: &Context<'_>) -> Result<u64> {
+        let tx = ctx.data::<RequestState>()?.read_tx().await?;
+        match &self.kind {
+            TotalsKind::Clients => clients::count(tx).await,
+            TotalsKind::Campaigns(f) => campaigns::count(tx, f).await,
+        }
+        .map_err(domain_error)
+    }
+}
+
+/// Campaigns, Relay style.
+pub type CampaignConnection = Connection<Cursor, Campaign, Totals, EmptyFields>;
+/// Clients, Relay style.
+pub type ClientConnection = Connection<Cursor, Client, Totals, EmptyFields>;
+
+/// Default and maximum page sizes.
+pub const DEFAULT_PAGE: i32 = 20;
+/// The largest `first` accepted.
+pub const MAX_PAGE: i32 = 100;
+
+/// Parses `first`/`after` into a page request.
+pub fn page_request(first: Option<i32>, after: Option<String>) -> Result<PageRequest> {
+    let first = first.unwrap_or(DEFAULT_PAGE);
+    if !(0..=MAX_PAGE).contains(&first) {
+        return Err(ErrorCode::BadUserInput
+            .error(format!("first: must be between 0 and {MAX_PAGE}"))
+            .extend_with(|_, e| e.set("field", "first")));
+    }
+    let after = match after {
+        None => None,
+        Some(s) => {
+            let bad = || {
+                ErrorCode::BadUserInput
+                    .error("after: not a cursor of this connection")
+                    .extend_with(|_, e| e.set("field", "after"))
+            };
+            let key = <Cursor as async_graphql::connection::CursorType>::decode_cursor(&s)
+                .map_err(|_| bad())?;
+            let at = DateTime::<Utc>::from_timestamp_micros(key.t).ok_or_else(bad)?;
+            Some((at, key.id))
+        }
+    };
+    Ok(PageRequest {
+        after,
+        limit: first as u64,
+    })
+}
+
+use async_graphql::ErrorExtensions;
+
+fn cursor(at: DateTime<Utc>, id: uuid::Uuid) -> Cursor {
+    OpaqueCursor(CursorKey {
+        t: at.timestamp_micros(),
+        id,
+    })
+}
+
+fn connection<N, T>(
+    page: Page<T>,
+    kind: TotalsKind,
+    key: impl Fn(&T) -> (DateTime<Utc>, uuid::Uuid),
+    wrap: impl Fn(T) -> N,
+    has_previous: bool,
+) -> Connection<Cursor, N, Totals, EmptyFields>
+where
+    N: async_graphql::OutputType,
+{
+    let mut conn =
+        Connection::with_additional_fields(has_previous, page.has_next_page, Totals { kind });
+    conn.edges = page
+        .items
+        .into_iter()
+        .map(|item| {
+            let (at, id) = key(&item);
+            Edge::new(cursor(at, id), wrap(item))
+        })
+        .collect();
+    conn
+}
+
+/// Resolves a campaigns connection.
+pub async fn campaign_connection(
+    ctx: &Context<'_>,
+    filter: CampaignFilter,
+    first: Option<i32>,
+    after: Option<String>,
+) -> Result<CampaignConnection> {
+    let page = page_request(first, after)?;
+    let state = ctx.data::<RequestState>()?;
+    state.tenant()?;
+    let tx = state.read_tx().await?;
+    let has_previous = page.after.is_some();
+    let result = campaigns::list(tx, &filter, &page)
+        .await
+        .map_err(domain_error)?;
+    Ok(connection(
+        result,
+        TotalsKind::Campaigns(filter),
+        |c| (c.created_at, c.id.as_uuid()),
+        Campaign,
+        has_previous,
+    ))
+}
+
+/// Resolves a clients connection.
+pub async fn client_connection(
+    ctx: &Context<'_>,
+    first: Option<i32>,
+    after: Option<String>,
+) -> Result<ClientConnection> {
+    let page = page_request(first, after)?;
+    let state = ctx.data::<RequestState>()?;
+    state.tenant()?;
+    let tx = state.read_tx().await?;
+    let has_previous = page.after.is_some();
+    let result = clients::list(tx, &page).await.map_err(domain_error)?;
+    Ok(connection(
+        result,
+        TotalsKind::Clients,
+        |c| (c.created_at, c.id.as_uuid()),
+        Client,
+        has_previous,
+    ))
+}

@@ -1,0 +1,184 @@
+//! The application: database (external or embedded), migrations, demo data,
+//! the listener and graceful shutdown.
+
+use std::future::Future;
+use std::sync::{Arc, OnceLock};
+
+use anyhow::Context as _;
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use secrecy::SecretString;
+use strata_persistence::demo::DemoUser;
+use strata_persistence::embedded::{EmbeddedOptions, EmbeddedPostgres};
+use strata_persistence::{Db, PoolOptions};
+use tokio::net::TcpListener;
+
+use crate::auth::Verifier;
+use crate::config::{Config, DatabaseConfig};
+use crate::routes::{AppState, router};
+
+/// A database ready for use, and the embedded cluster behind it, if any.
+pub struct Database {
+    /// The pool.
+    pub db: Db,
+    /// The private cluster, stopped by [`Database::close`].
+    pub embedded: Option<EmbeddedPostgres>,
+}
+
+impl Database {
+    /// Connects to the configured database, starting the embedded cluster
+    /// first when no URL is configured.
+    pub async fn open(cfg: &DatabaseConfig, pool: &PoolOptions) -> anyhow::Result<Self> {
+        let (url, embedded) = match cfg {
+            DatabaseConfig::Url(url) => (url.clone(), None),
+            DatabaseConfig::Embedded(dir) => {
+                let pg = EmbeddedPostgres::start(&EmbeddedOptions {
+                    data_dir: dir.clone(),
+                    remove_on_exit: false,
+                    database: "strata".into(),
+                })
+                .await?;
+                tracing::info!(data_dir = %pg.data_dir().display(), "embedded postgresql started");
+                (pg.url().clone(), Some(pg))
+            }
+        };
+        let db = Db::connect(&url, pool)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot connect to the database: {e}"))?;
+        Ok(Self { db, embedded })
+    }
+
+    /// Closes the pool and stops the embedded cluster.
+    pub async fn close(self) {
+        self.db.close().await;
+        if let Some(pg) = self.embedded {
+            pg.stop().await;
+        }
+    }
+}
+
+fn metrics_handle() -> PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let recorder = PrometheusBuilder::new().build_recorder();
+            let handle = recorder.handle();
+            // Only the first application of a process installs the global
+            // recorder; later ones (tests) share it.
+            let _ = metrics::set_global_recorder(recorder);
+            handle
+        })
+        .clone()
+}
+
+/// A built gateway, bound to its port, not yet serving.
+pub struct Application {
+    listener: TcpListener,
+    state: AppState,
+    database: Database,
+    demo_users: Vec<DemoUser>,
+}
+
+impl Application {
+    /// Binds the listener, opens (and migrates) the database, seeds demo data
+    /// when asked. Every failure is one line of context.
+    pub async fn build(config: Config) -> anyhow::Result<Self> {
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", config.listen))?;
+        let pool = PoolOptions {
+            max_connections: config.db_max_connections,
+            ..PoolOptions::default()
+        };
+        let database = Database::open(&config.database, &pool).await?;
+        if config.migrate {
+            database
+                .db
+                .migrate()
+                .await
+                .map_err(|e| anyhow::anyhow!("migrations failed: {e}"))?;
+        }
+        match database.db.login_role().await {
+            Ok(role) if role.is_privileged() => tracing::warn!(
+                db.role = %role.name,
+                "the database login role is a superuser or bypasses RLS; every request still switches to a runtime role, but production should log in as a role without privileges of its own (see strata_gateway)"
+            ),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "cannot read the login role's privileges"),
+        }
+        let demo_users = if config.demo {
+            strata_persistence::demo::seed(&database.db)
+                .await
+                .map_err(|e| anyhow::anyhow!("seeding demo data failed: {e}"))?
+        } else {
+            Vec::new()
+        };
+        let state = AppState {
+            db: database.db.clone(),
+            schema: strata_graphql::schema(&config.limits),
+            verifier: Arc::new(Verifier::new(&config.jwt)),
+            metrics: metrics_handle(),
+        };
+        Ok(Self {
+            listener,
+            state,
+            database,
+            demo_users,
+        })
+    }
+
+    /// The bound port (tests bind port 0).
+    pub fn port(&self) -> u16 {
+        self.listener.local_addr().map(|a| a.port()).unwrap_or(0)
+    }
+
+    /// The demo users seeded by `--demo`.
+    pub fn demo_users(&self) -> &[DemoUser] {
+        &self.demo_users
+    }
+
+    /// The pool (for tests and tooling).
+    pub fn db(&self) -> &Db {
+        &self.database.db
+    }
+
+    /// Serves until `shutdown` resolves, then drains connections, closes the
+    /// pool and stops the embedded database.
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let app = router(self.state);
+        let served = axum::serve(self.listener, app)
+            .with_graceful_shutdown(shutdown)
+            .await;
+        self.database.close().await;
+        served.context("server error")
+    }
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutting down");
+}
+
+/// A random HS256 secret for `--demo`.
+pub fn random_secret() -> SecretString {
+    use rand::distr::{Alphanumeric, SampleString};
+    SecretString::from(Alphanumeric.sample_string(&mut rand::rng(), 48))
+}

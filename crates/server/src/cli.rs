@@ -1,0 +1,282 @@
+//! The `strata` command line. Every option is also an environment variable.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand, ValueEnum};
+use secrecy::SecretString;
+use strata_domain::{OrgId, UserId};
+use strata_persistence::{Migrator, MigratorTrait, PoolOptions};
+
+use crate::app::{Application, Database, random_secret, shutdown_signal};
+use crate::config::{Config, DatabaseConfig, JwtConfig, LogFormat};
+
+/// Strata: a tenant-aware GraphQL gateway.
+#[derive(Debug, Parser)]
+#[command(name = "strata", version, about, propagate_version = true)]
+pub struct Cli {
+    #[command(flatten)]
+    global: Global,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, clap::Args)]
+struct Global {
+    /// PostgreSQL URL (DATABASE_URL is read too); unset: the embedded PostgreSQL.
+    #[arg(
+        long,
+        env = "STRATA_DATABASE_URL",
+        global = true,
+        hide_env_values = true
+    )]
+    database_url: Option<String>,
+    /// Where the embedded PostgreSQL keeps its cluster.
+    #[arg(
+        long,
+        env = "STRATA_DATA_DIR",
+        default_value = "./.strata",
+        global = true
+    )]
+    data_dir: PathBuf,
+    /// HS256 secret for tokens (a random one with --demo).
+    #[arg(long, env = "STRATA_JWT_SECRET", global = true, hide_env_values = true)]
+    jwt_secret: Option<String>,
+    /// JWKS endpoint for RS256/ES256 tokens.
+    #[arg(long, env = "STRATA_JWKS_URL", global = true)]
+    jwks_url: Option<String>,
+    /// Required token issuer (`iss`).
+    #[arg(long, env = "STRATA_JWT_ISSUER", global = true)]
+    jwt_issuer: Option<String>,
+    /// Required token audience (`aud`).
+    #[arg(long, env = "STRATA_JWT_AUDIENCE", global = true)]
+    jwt_audience: Option<String>,
+    /// Tracing filter.
+    #[arg(long, env = "STRATA_LOG", default_value = "info", global = true)]
+    log: String,
+    /// Log format [default: pretty on a terminal, else json].
+    #[arg(long, env = "STRATA_LOG_FORMAT", value_enum, global = true)]
+    log_format: Option<LogFormat>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the gateway (migrates the database first unless --no-migrate).
+    Serve(ServeArgs),
+    /// Run migrations.
+    Migrate {
+        /// What to do.
+        #[arg(value_enum, default_value_t = MigrateAction::Up)]
+        action: MigrateAction,
+    },
+    /// Mint a development JWT signed with the configured HS256 secret.
+    Token {
+        /// The user id (uuid).
+        #[arg(long, env = "STRATA_TOKEN_USER")]
+        user: UserId,
+        /// The organization id (uuid).
+        #[arg(long, env = "STRATA_TOKEN_ORG")]
+        org: OrgId,
+        /// Lifetime, e.g. 1h, 30m, 7d.
+        #[arg(long, env = "STRATA_TOKEN_TTL", default_value = "1h", value_parser = humantime::parse_duration)]
+        ttl: Duration,
+        /// E-mail claim.
+        #[arg(long, env = "STRATA_TOKEN_EMAIL")]
+        email: Option<String>,
+    },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum MigrateAction {
+    /// Apply pending migrations.
+    Up,
+    /// Roll back every migration.
+    Down,
+    /// Show which migrations are applied.
+    Status,
+    /// Roll back every migration, then apply them all.
+    Fresh,
+}
+
+#[derive(Debug, clap::Args)]
+struct ServeArgs {
+    /// Address to bind.
+    #[arg(long, env = "STRATA_LISTEN", default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// Seed demo tenants (idempotent) and print tokens for them.
+    #[arg(long, env = "STRATA_DEMO")]
+    demo: bool,
+    /// Do not migrate before serving.
+    #[arg(long, env = "STRATA_NO_MIGRATE")]
+    no_migrate: bool,
+    /// Maximum database connections.
+    #[arg(long, env = "STRATA_DB_MAX_CONNECTIONS", default_value_t = 16)]
+    db_max_connections: u32,
+    /// Maximum query depth.
+    #[arg(long, env = "STRATA_MAX_DEPTH", default_value_t = 12)]
+    max_depth: usize,
+    /// Maximum query complexity.
+    #[arg(long, env = "STRATA_MAX_COMPLEXITY", default_value_t = 5000)]
+    max_complexity: usize,
+    /// Turn off introspection and field suggestions.
+    #[arg(long, env = "STRATA_DISABLE_INTROSPECTION")]
+    disable_introspection: bool,
+}
+
+impl Global {
+    fn database(&self) -> DatabaseConfig {
+        let url = self
+            .database_url
+            .clone()
+            .or_else(|| std::env::var("DATABASE_URL").ok())
+            .filter(|u| !u.trim().is_empty());
+        match url {
+            Some(u) => DatabaseConfig::Url(SecretString::from(u)),
+            None => DatabaseConfig::Embedded(self.data_dir.clone()),
+        }
+    }
+
+    fn jwt(&self, secret: Option<SecretString>) -> JwtConfig {
+        JwtConfig {
+            secret,
+            jwks_url: self.jwks_url.clone(),
+            issuer: self.jwt_issuer.clone(),
+            audience: self.jwt_audience.clone(),
+        }
+    }
+
+    fn secret(&self) -> Option<SecretString> {
+        self.jwt_secret
+            .clone()
+            .filter(|s| !s.is_empty())
+            .map(SecretString::from)
+    }
+}
+
+/// Runs the parsed command line.
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    let format = cli
+        .global
+        .log_format
+        .unwrap_or_else(crate::telemetry::default_format);
+    crate::telemetry::init(&cli.global.log, format);
+    match cli.command {
+        Command::Serve(args) => serve(&cli.global, args).await,
+        Command::Migrate { action } => migrate(&cli.global, action).await,
+        Command::Token {
+            user,
+            org,
+            ttl,
+            email,
+        } => {
+            let secret = cli
+                .global
+                .secret()
+                .context("STRATA_JWT_SECRET (or --jwt-secret) is required to mint a token")?;
+            let token = crate::auth::mint(
+                &secret,
+                user,
+                Some(org),
+                email.as_deref(),
+                ttl,
+                cli.global.jwt_issuer.as_deref(),
+                cli.global.jwt_audience.as_deref(),
+            )?;
+            println!("{token}");
+            Ok(())
+        }
+    }
+}
+
+async fn serve(global: &Global, args: ServeArgs) -> anyhow::Result<()> {
+    let secret = match (global.secret(), args.demo) {
+        (Some(s), _) => Some(s),
+        (None, true) => Some(random_secret()),
+        (None, false) if global.jwks_url.is_some() => None,
+        (None, false) => anyhow::bail!(
+            "STRATA_JWT_SECRET is required (or STRATA_JWKS_URL); for a local try-out use --demo, which makes a random one"
+        ),
+    };
+    if global.jwks_url.is_some() {
+        anyhow::bail!("STRATA_JWKS_URL is not supported by this build yet; use STRATA_JWT_SECRET");
+    }
+    let config = Config {
+        database: global.database(),
+        listen: args.listen,
+        jwt: global.jwt(secret.clone()),
+        migrate: !args.no_migrate,
+        demo: args.demo,
+        db_max_connections: args.db_max_connections.max(1),
+        limits: strata_graphql::Limits {
+            max_depth: args.max_depth,
+            max_complexity: args.max_complexity,
+            introspection: !args.disable_introspection,
+            ..strata_graphql::Limits::default()
+        },
+    };
+    let app = Application::build(config).await?;
+    let base = format!("http://{}:{}", args.listen.ip(), app.port());
+    if args.demo
+        && let Some(secret) = &secret
+    {
+        print_demo_tokens(&app, secret, global, &base)?;
+    }
+    tracing::info!(address = %base, "strata is serving: GraphiQL at /, GraphQL at /graphql");
+    app.run_until_stopped(shutdown_signal()).await
+}
+
+fn print_demo_tokens(
+    app: &Application,
+    secret: &SecretString,
+    global: &Global,
+    base: &str,
+) -> anyhow::Result<()> {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    let _ = writeln!(out, "\nStrata demo tenants (tokens valid for 24 hours)\n");
+    for u in app.demo_users() {
+        let token = crate::auth::mint(
+            secret,
+            u.user_id,
+            Some(u.org_id),
+            Some(&u.email),
+            Duration::from_secs(24 * 3600),
+            global.jwt_issuer.as_deref(),
+            global.jwt_audience.as_deref(),
+        )?;
+        let _ = writeln!(
+            out,
+            "{:<28} {}\n  Authorization: Bearer {token}\n",
+            u.label, u.email
+        );
+    }
+    let _ = writeln!(
+        out,
+        "GraphiQL: {base}/  (add the header above under Headers)\n"
+    );
+    print!("{out}");
+    Ok(())
+}
+
+async fn migrate(global: &Global, action: MigrateAction) -> anyhow::Result<()> {
+    let database = Database::open(&global.database(), &PoolOptions::default()).await?;
+    let db = database.db.raw();
+    let result = match action {
+        MigrateAction::Up => Migrator::up(db, None).await,
+        MigrateAction::Down => Migrator::down(db, None).await,
+        MigrateAction::Fresh => Migrator::refresh(db).await,
+        MigrateAction::Status => match Migrator::get_migration_with_status(db).await {
+            Ok(list) => {
+                for m in list {
+                    println!("{:<48} {}", m.name(), m.status());
+                }
+                Ok(())
+            }
+            Err(e) => Err(e),
+        },
+    };
+    database.close().await;
+    result.map_err(|e| anyhow::anyhow!("migration failed: {e}"))
+}

@@ -1,0 +1,309 @@
+//! HTTP routes. `router(state)` is the test seam: tests drive it in-process
+//! or over a socket.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_graphql::http::GraphiQLSource;
+use async_graphql::{ErrorExtensionValues, ServerError, Value};
+use async_graphql_axum::{GraphQLProtocol, GraphQLRequest, GraphQLWebSocket};
+use axum::Router;
+use axum::extract::{State, WebSocketUpgrade};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use metrics_exporter_prometheus::PrometheusHandle;
+use strata_domain::OrgId;
+use strata_graphql::{RequestState, StrataSchema};
+use strata_persistence::Db;
+use strata_persistence::context::{ResolveError, resolve_user};
+use tracing::Instrument;
+
+use crate::auth::{AuthError, Verifier};
+
+/// Shared, request-independent state. Nothing tenant-specific lives here.
+#[derive(Clone)]
+pub struct AppState {
+    /// The pool.
+    pub db: Db,
+    /// The schema.
+    pub schema: StrataSchema,
+    /// Token verification.
+    pub verifier: Arc<Verifier>,
+    /// Metrics, rendered at `/metrics`.
+    pub metrics: PrometheusHandle,
+}
+
+/// The gateway's routes.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/", get(graphiql))
+        .route("/graphql", get(graphql).post(graphql))
+        .route("/graphql/ws", get(graphql_ws))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .with_state(state)
+}
+
+async fn graphiql() -> Html<String> {
+    Html(
+        GraphiQLSource::build()
+            .endpoint("/graphql")
+            .subscription_endpoint("/graphql/ws")
+            .title("Strata")
+            .finish(),
+    )
+}
+
+async fn healthz() -> &'static str {
+    "ok"
+}
+
+async fn readyz(State(state): State<AppState>) -> Response {
+    match tokio::time::timeout(Duration::from_secs(2), state.db.ping()).await {
+        Ok(Ok(())) => (StatusCode::OK, "ready").into_response(),
+        _ => (StatusCode::SERVICE_UNAVAILABLE, "database unavailable").into_response(),
+    }
+}
+
+async fn metrics(State(state): State<AppState>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        state.metrics.render(),
+    )
+        .into_response()
+}
+
+const GRAPHQL_RESPONSE: &str = "application/graphql-response+json";
+
+/// The media type to answer with: the GraphQL-over-HTTP one when the client
+/// accepts it, plain JSON otherwise.
+fn response_type(headers: &HeaderMap) -> &'static str {
+    let accept = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if accept.contains(GRAPHQL_RESPONSE) {
+        GRAPHQL_RESPONSE
+    } else {
+        "application/json"
+    }
+}
+
+fn json_response(
+    status: StatusCode,
+    media: &'static str,
+    body: &impl serde::Serialize,
+) -> Response {
+    match serde_json::to_vec(body) {
+        Ok(bytes) => (status, [(header::CONTENT_TYPE, media)], bytes).into_response(),
+        Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+    }
+}
+
+fn error_body(code: &str, message: &str) -> serde_json::Value {
+    serde_json::json!({ "errors": [{ "message": message, "extensions": { "code": code } }] })
+}
+
+fn unauthenticated(media: &'static str) -> Response {
+    let mut resp = json_response(
+        StatusCode::UNAUTHORIZED,
+        media,
+        &error_body(
+            "UNAUTHENTICATED",
+            "authentication required: send a valid token or API key for an organization you belong to in 'Authorization: Bearer ...'",
+        ),
+    );
+    resp.headers_mut()
+        .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+    resp
+}
+
+fn request_id(headers: &HeaderMap) -> String {
+    headers
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty() && v.len() <= 64 && v.bytes().all(|b| b.is_ascii_graphic()))
+        .map(str::to_owned)
+        .unwrap_or_else(|| uuid::Uuid::now_v7().to_string())
+}
+
+fn bearer(headers: &HeaderMap) -> Result<&str, AuthError> {
+    let value = headers
+        .get(header::AUTHORIZATION)
+        .ok_or(AuthError::Missing)?
+        .to_str()
+        .map_err(|_| AuthError::Malformed)?;
+    let (scheme, token) = value.split_once(' ').ok_or(AuthError::Malformed)?;
+    if !scheme.eq_ignore_ascii_case("bearer") || token.trim().is_empty() {
+        return Err(AuthError::Malformed);
+    }
+    Ok(token.trim())
+}
+
+fn requested_org(headers: &HeaderMap) -> Result<Option<OrgId>, AuthError> {
+    match headers.get("x-strata-org") {
+        None => Ok(None),
+        Some(v) => v
+            .to_str()
+            .ok()
+            .and_then(|s| s.trim().parse::<OrgId>().ok())
+            .map(Some)
+            .ok_or(AuthError::NotAMember),
+    }
+}
+
+/// Resolves the caller into per-request state, or says why not.
+async fn authenticate(
+    state: &AppState,
+    headers: &HeaderMap,
+    request_id: &str,
+) -> Result<RequestState, Result<AuthError, strata_domain::DomainError>> {
+    let token = bearer(headers).map_err(Ok)?;
+    if token.starts_with("strata_") {
+        return Err(Ok(AuthError::InvalidApiKey));
+    }
+    let user = state.verifier.verify(token).map_err(Ok)?;
+    let org = requested_org(headers).map_err(Ok)?.or(user.org_id);
+    let resolved = resolve_user(
+        &state.db,
+        user.user_id,
+        user.email.as_deref(),
+        org,
+        request_id,
+    )
+    .await
+    .map_err(|e| match e {
+        ResolveError::NotAMember => Ok(AuthError::NotAMember),
+        ResolveError::Domain(d) => Err(d),
+    })?;
+    Ok(RequestState::for_user(
+        state.db.clone(),
+        resolved,
+        request_id.to_owned(),
+    ))
+}
+
+/// Gives every error a stable code: async-graphql's own parse, validation and
+/// limit errors carry none.
+fn ensure_codes(errors: &mut [ServerError]) {
+    for err in errors {
+        let has_code = err
+            .extensions
+            .as_ref()
+            .is_some_and(|e| e.get("code").is_some());
+        if has_code {
+            continue;
+        }
+        let msg = err.message.to_ascii_lowercase();
+        let code = if msg.contains("too complex")
+            || msg.contains("too deep")
+            || msg.contains("too many")
+            || msg.contains("too large")
+        {
+            "QUERY_TOO_COMPLEX"
+        } else if err.locations.is_empty() && err.path.is_empty() && msg.contains("internal") {
+            "INTERNAL"
+        } else {
+            "BAD_USER_INPUT"
+        };
+        let mut ext = err
+            .extensions
+            .take()
+            .unwrap_or_else(ErrorExtensionValues::default);
+        ext.set("code", code);
+        err.extensions = Some(ext);
+    }
+}
+
+async fn graphql(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    request: Result<GraphQLRequest, async_graphql_axum::rejection::GraphQLRejection>,
+) -> Response {
+    let started = Instant::now();
+    let media = response_type(&headers);
+    let request_id = request_id(&headers);
+    let span = tracing::info_span!(
+        "graphql",
+        request.id = %request_id,
+        tenant.org_id = tracing::field::Empty,
+        tenant.org_type = tracing::field::Empty,
+    );
+    let response = async {
+        let request = match request {
+            Ok(r) => r.into_inner(),
+            Err(rejection) => {
+                tracing::info!(reason = %rejection.0, "unreadable graphql request");
+                metrics::counter!("strata_graphql_requests_total", "outcome" => "bad_request")
+                    .increment(1);
+                return json_response(
+                    StatusCode::BAD_REQUEST,
+                    media,
+                    &error_body(
+                        "BAD_USER_INPUT",
+                        "the request is not a valid GraphQL request",
+                    ),
+                );
+            }
+        };
+        let rs = match authenticate(&state, &headers, &request_id).await {
+            Ok(rs) => rs,
+            Err(Ok(reason)) => {
+                tracing::info!(reason = %reason, "authentication failed");
+                metrics::counter!("strata_graphql_requests_total", "outcome" => "unauthenticated")
+                    .increment(1);
+                return unauthenticated(media);
+            }
+            Err(Err(e)) => {
+                let gql = strata_graphql::domain_error(e);
+                metrics::counter!("strata_graphql_requests_total", "outcome" => "unavailable")
+                    .increment(1);
+                return json_response(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    media,
+                    &error_body("INTERNAL", &gql.message),
+                );
+            }
+        };
+        if let Some(ctx) = rs.context() {
+            let span = tracing::Span::current();
+            span.record("tenant.org_id", tracing::field::display(ctx.org_id()));
+            span.record("tenant.org_type", ctx.org_type().as_str());
+        }
+        let mut resp = state.schema.execute(request.data(rs.clone())).await;
+        if let Err(e) = rs.finish().await {
+            // The transaction did not commit: nothing it did may be reported
+            // as done.
+            let gql = strata_graphql::domain_error(e);
+            resp = async_graphql::Response::from_errors(vec![ServerError::new(gql.message, None)]);
+            resp.data = Value::Null;
+        }
+        ensure_codes(&mut resp.errors);
+        let outcome = if resp.errors.is_empty() {
+            "ok"
+        } else {
+            "error"
+        };
+        metrics::counter!("strata_graphql_requests_total", "outcome" => outcome).increment(1);
+        json_response(StatusCode::OK, media, &resp)
+    }
+    .instrument(span)
+    .await;
+    metrics::histogram!("strata_graphql_request_duration_seconds")
+        .record(started.elapsed().as_secs_f64());
+    response
+}
+
+async fn graphql_ws(
+    State(state): State<AppState>,
+    protocol: GraphQLProtocol,
+    upgrade: WebSocketUpgrade,
+) -> Response {
+    upgrade
+        .protocols(async_graphql::http::ALL_WEBSOCKET_PROTOCOLS)
+        .on_upgrade(move |socket| {
+            GraphQLWebSocket::new(socket, state.schema.clone(), protocol).serve()
+        })
+}
