@@ -1,1 +1,277 @@
-//! placeholder
+//! Test harness: a real PostgreSQL and the real router, nothing mocked.
+//!
+//! One PostgreSQL cluster per test run (the same embedded bootstrap the
+//! gateway uses), or the server named by `TEST_DATABASE_URL`. A template
+//! database is migrated once; every test gets its own database cloned from
+//! it, dropped when the test ends. `TEST_LOG=1` shows the gateway's logs.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+pub mod world;
+
+use std::time::Duration;
+
+use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection};
+use secrecy::{ExposeSecret, SecretString};
+use strata_domain::{OrgId, UserId};
+use strata_persistence::embedded::{EmbeddedOptions, EmbeddedPostgres};
+use strata_persistence::{Db, MigratorTrait, PoolOptions};
+use tokio::sync::OnceCell;
+
+struct Server {
+    /// Superuser URL of the maintenance database, with the database name at
+    /// the end so other databases' URLs can be derived.
+    admin_url: String,
+    template: String,
+    _cluster: Option<EmbeddedPostgres>,
+}
+
+static SERVER: OnceCell<Server> = OnceCell::const_new();
+
+fn with_database(url: &str, name: &str) -> String {
+    let mut u = url::Url::parse(url).expect("a valid database url");
+    u.set_path(&format!("/{name}"));
+    u.to_string()
+}
+
+async fn admin(url: &str) -> DatabaseConnection {
+    let mut co = ConnectOptions::new(url.to_owned());
+    co.max_connections(1).sqlx_logging(false);
+    Database::connect(co).await.expect("connect as admin")
+}
+
+async fn server() -> &'static Server {
+    SERVER
+        .get_or_init(|| async {
+            init_logs();
+            let (admin_url, cluster) = match std::env::var("TEST_DATABASE_URL") {
+                Ok(url) if !url.is_empty() => (url, None),
+                _ => {
+                    let dir = std::env::temp_dir().join(format!(
+                        "strata-test-{}-{}",
+                        std::process::id(),
+                        uuid::Uuid::new_v4().simple()
+                    ));
+                    let pg = EmbeddedPostgres::start(&EmbeddedOptions {
+                        data_dir: dir,
+                        remove_on_exit: true,
+                        database: "postgres".into(),
+                    })
+                    .await
+                    .expect("start the test PostgreSQL cluster");
+                    (pg.admin_url().expose_secret().to_owned(), Some(pg))
+                }
+            };
+            let template = format!(
+                "strata_template_{}_{}",
+                std::process::id(),
+                &uuid::Uuid::new_v4().simple().to_string()[..8]
+            );
+            let conn = admin(&admin_url).await;
+            conn.execute_unprepared(&format!("CREATE DATABASE {template}"))
+                .await
+                .expect("create template database");
+            conn.close().await.ok();
+            let tconn = admin(&with_database(&admin_url, &template)).await;
+            strata_persistence::Migrator::up(&tconn, None)
+                .await
+                .expect("migrate the template database");
+            tconn.close().await.ok();
+            Server {
+                admin_url,
+                template,
+                _cluster: cluster,
+            }
+        })
+        .await
+}
+
+fn init_logs() {
+    if std::env::var("TEST_LOG").is_ok_and(|v| !v.is_empty() && v != "0") {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter("info,sqlx=warn")
+            .with_test_writer()
+            .try_init();
+    }
+}
+
+/// A database of its own for one test, dropped afterwards.
+pub struct TestDb {
+    /// Superuser URL of this database.
+    pub url: SecretString,
+    /// Its name.
+    pub name: String,
+    admin_url: String,
+}
+
+impl TestDb {
+    /// A fresh database cloned from the migrated template.
+    pub async fn migrated() -> Self {
+        let s = server().await;
+        Self::create(s, Some(&s.template)).await
+    }
+
+    /// A fresh, empty database (no migrations).
+    pub async fn empty() -> Self {
+        Self::create(server().await, None).await
+    }
+
+    async fn create(s: &Server, template: Option<&str>) -> Self {
+        let name = format!("strata_test_{}", uuid::Uuid::new_v4().simple());
+        let conn = admin(&s.admin_url).await;
+        let sql = match template {
+            Some(t) => format!("CREATE DATABASE {name} TEMPLATE {t}"),
+            None => format!("CREATE DATABASE {name}"),
+        };
+        conn.execute_unprepared(&sql)
+            .await
+            .expect("create test database");
+        conn.close().await.ok();
+        Self {
+            url: SecretString::from(with_database(&s.admin_url, &name)),
+            name,
+            admin_url: s.admin_url.clone(),
+        }
+    }
+
+    /// A pool on this database, logging in as the superuser (as development
+    /// setups do); requests still switch to runtime roles.
+    pub async fn pool(&self, max_connections: u32) -> Db {
+        Db::connect(
+            &self.url,
+            &PoolOptions {
+                max_connections,
+                acquire_timeout: Duration::from_secs(10),
+                ..PoolOptions::default()
+            },
+        )
+        .await
+        .expect("connect to the test database")
+    }
+
+    /// A single superuser connection, for arranging and inspecting data
+    /// behind the gateway's back.
+    pub async fn superuser(&self) -> DatabaseConnection {
+        admin(self.url.expose_secret()).await
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let admin_url = self.admin_url.clone();
+        let name = self.name.clone();
+        // Dropping needs async I/O; do it on a short-lived runtime of its own.
+        let _ = std::thread::spawn(move || {
+            if let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                rt.block_on(async {
+                    let conn = admin(&admin_url).await;
+                    let _ = conn
+                        .execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                        .await;
+                    conn.close().await.ok();
+                });
+            }
+        })
+        .join();
+    }
+}
+
+/// The HS256 secret test apps use.
+pub const SECRET: &str = "test-secret-that-is-long-enough-for-hs256-use";
+
+/// A gateway on a real socket, on its own database.
+pub struct TestApp {
+    /// Base URL, e.g. `http://127.0.0.1:41234`.
+    pub base: String,
+    /// The gateway's pool.
+    pub db: Db,
+    /// The database behind it.
+    pub test_db: TestDb,
+    client: reqwest::Client,
+}
+
+impl TestApp {
+    /// Starts the gateway on port 0 against a fresh migrated database.
+    pub async fn spawn() -> Self {
+        let test_db = TestDb::migrated().await;
+        let config = strata_server::Config {
+            database: strata_server::config::DatabaseConfig::Url(test_db.url.clone()),
+            listen: "127.0.0.1:0".parse().unwrap(),
+            jwt: strata_server::config::JwtConfig {
+                secret: Some(SecretString::from(SECRET)),
+                jwks_url: None,
+                issuer: None,
+                audience: None,
+            },
+            migrate: false,
+            demo: false,
+            db_max_connections: 8,
+            limits: strata_graphql::Limits::default(),
+        };
+        let app = strata_server::Application::build(config)
+            .await
+            .expect("build the application");
+        let base = format!("http://127.0.0.1:{}", app.port());
+        let db = app.db().clone();
+        tokio::spawn(app.run_until_stopped(std::future::pending()));
+        Self {
+            base,
+            db,
+            test_db,
+            client: reqwest::Client::new(),
+        }
+    }
+
+    /// A token for `user` acting in `org`.
+    pub fn token(&self, user: UserId, org: Option<OrgId>) -> String {
+        strata_server::auth::mint(
+            &SecretString::from(SECRET),
+            user,
+            org,
+            None,
+            Duration::from_secs(3600),
+            None,
+            None,
+        )
+        .unwrap()
+    }
+
+    /// Posts a GraphQL operation; returns the status and the JSON body.
+    pub async fn graphql(
+        &self,
+        token: Option<&str>,
+        query: &str,
+        variables: serde_json::Value,
+    ) -> (u16, serde_json::Value) {
+        let mut req = self
+            .client
+            .post(format!("{}/graphql", self.base))
+            .json(&serde_json::json!({ "query": query, "variables": variables }));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        let resp = req.send().await.expect("send graphql request");
+        let status = resp.status().as_u16();
+        let body = resp.json().await.unwrap_or(serde_json::Value::Null);
+        (status, body)
+    }
+
+    /// GETs a path.
+    pub async fn get(&self, path: &str) -> u16 {
+        self.client
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .expect("send request")
+            .status()
+            .as_u16()
+    }
+}
+
+/// The `extensions.code` of the first error, if any.
+pub fn error_code(body: &serde_json::Value) -> Option<&str> {
+    body["errors"][0]["extensions"]["code"].as_str()
+}

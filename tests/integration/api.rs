@@ -1,0 +1,360 @@
+//! The API over real HTTP: authentication, the first queries, isolation of
+//! ids, and the schema snapshot.
+
+use strata_domain::UserId;
+use strata_tests::world::World;
+use strata_tests::{TestApp, error_code};
+
+async fn app_with_world() -> (TestApp, World) {
+    let app = TestApp::spawn().await;
+    let su = app.test_db.superuser().await;
+    let world = World::seed(&app.db, &su).await;
+    (app, world)
+}
+
+#[tokio::test]
+async fn health_and_readiness_answer() {
+    let app = TestApp::spawn().await;
+    assert_eq!(app.get("/healthz").await, 200);
+    assert_eq!(app.get("/readyz").await, 200);
+    assert_eq!(app.get("/metrics").await, 200);
+    assert_eq!(app.get("/").await, 200);
+}
+
+#[tokio::test]
+async fn requests_without_a_valid_credential_are_401_unauthenticated_and_get_no_data() {
+    let (app, w) = app_with_world().await;
+    let q = "{ organization { id name } }";
+    let forged = strata_server::auth::mint(
+        &secrecy::SecretString::from("another-secret-another-secret-another"),
+        w.sme1.owner,
+        Some(w.sme1.id),
+        None,
+        std::time::Duration::from_secs(60),
+        None,
+        None,
+    )
+    .unwrap();
+    let expired = strata_server::auth::mint(
+        &secrecy::SecretString::from(strata_tests::SECRET),
+        w.sme1.owner,
+        Some(w.sme1.id),
+        None,
+        std::time::Duration::ZERO,
+        None,
+        None,
+    )
+    .unwrap();
+    let not_a_member = app.token(w.sme1.owner, Some(w.sme2.id));
+    for (what, token) in [
+        ("none", None),
+        ("malformed", Some("not-a-jwt")),
+        ("bad signature", Some(forged.as_str())),
+        ("not a member", Some(not_a_member.as_str())),
+    ] {
+        let (status, body) = app.graphql(token, q, serde_json::json!({})).await;
+        assert_eq!(status, 401, "{what}: {body}");
+        assert_eq!(error_code(&body), Some("UNAUTHENTICATED"), "{what}");
+        assert!(body.get("data").is_none_or(|d| d.is_null()), "{what}");
+    }
+    // Expired beyond the leeway.
+    tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    let past = {
+        use jsonwebtoken::{EncodingKey, Header, encode};
+        let claims = serde_json::json!({
+            "sub": w.sme1.owner.to_string(),
+            "org_id": w.sme1.id.to_string(),
+            "exp": chrono::Utc::now().timestamp() - 3600,
+        });
+        encode(
+            &Header::default(),
+            &claims,
+            &EncodingKey::from_secret(strata_tests::SECRET.as_bytes()),
+        )
+        .unwrap()
+    };
+    let (status, _) = app.graphql(Some(&past), q, serde_json::json!({})).await;
+    assert_eq!(status, 401, "expired");
+    drop(expired);
+}
+
+#[tokio::test]
+async fn me_and_organization_describe_the_callers_own_world() {
+    let (app, w) = app_with_world().await;
+    let token = app.token(w.account_manager, Some(w.agency1.id));
+    let (status, body) = app
+        .graphql(
+            Some(&token),
+            "{ me { user { id } role organization { id type } memberships { organizationId role clientIds } }
+               organization { id type } }",
+            serde_json::json!({}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["data"]["me"]["role"], "ACCOUNT_MANAGER");
+    assert_eq!(
+        body["data"]["me"]["user"]["id"],
+        w.account_manager.to_string()
+    );
+    assert_eq!(body["data"]["organization"]["id"], w.agency1.id.to_string());
+    assert_eq!(body["data"]["organization"]["type"], "AGENCY");
+    assert_eq!(
+        body["data"]["me"]["memberships"][0]["clientIds"],
+        serde_json::json!([w.nike.to_string()])
+    );
+}
+
+#[tokio::test]
+async fn a_new_user_is_provisioned_and_can_create_an_organization_it_then_owns() {
+    let app = TestApp::spawn().await;
+    let user = UserId::generate();
+    let token = app.token(user, None);
+    let (status, body) = app
+        .graphql(
+            Some(&token),
+            "{ me { user { id } organization { id } memberships { role } } }",
+            serde_json::json!({}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["data"]["me"]["user"]["id"], user.to_string());
+    assert!(body["data"]["me"]["organization"].is_null());
+
+    let (_, body) = app
+        .graphql(
+            Some(&token),
+            "{ organization { id } }",
+            serde_json::json!({}),
+        )
+        .await;
+    assert_eq!(error_code(&body), Some("FORBIDDEN"), "{body}");
+
+    let create =
+        "mutation($i: CreateOrganizationInput!) { createOrganization(input: $i) { id type slug } }";
+    let (_, body) = app
+        .graphql(
+            Some(&token),
+            create,
+            serde_json::json!({ "i": { "name": "Acme", "slug": "acme", "type": "SME" } }),
+        )
+        .await;
+    assert_eq!(body["data"]["createOrganization"]["type"], "SME", "{body}");
+    let (_, again) = app
+        .graphql(
+            Some(&token),
+            create,
+            serde_json::json!({ "i": { "name": "Acme", "slug": "acme", "type": "AGENCY" } }),
+        )
+        .await;
+    assert_eq!(error_code(&again), Some("BAD_USER_INPUT"), "{again}");
+    assert_eq!(again["errors"][0]["extensions"]["field"], "slug");
+    let text = again.to_string();
+    assert!(
+        !text.contains("organizations_slug_key") && !text.contains("23505"),
+        "{text}"
+    );
+
+    let (_, bad) = app
+        .graphql(
+            Some(&token),
+            create,
+            serde_json::json!({ "i": { "name": "Acme", "slug": "Not A Slug", "type": "SME" } }),
+        )
+        .await;
+    assert_eq!(error_code(&bad), Some("BAD_USER_INPUT"));
+    assert_eq!(bad["errors"][0]["extensions"]["field"], "slug");
+
+    let (_, body) = app
+        .graphql(
+            Some(&token),
+            "{ me { role organization { slug } } }",
+            serde_json::json!({}),
+        )
+        .await;
+    assert_eq!(body["data"]["me"]["role"], "OWNER", "{body}");
+    assert_eq!(body["data"]["me"]["organization"]["slug"], "acme");
+}
+
+#[tokio::test]
+async fn another_tenants_ids_behave_like_missing_ones_and_writes_with_them_change_nothing() {
+    let (app, w) = app_with_world().await;
+    let sme = app.token(w.sme1.owner, Some(w.sme1.id));
+    let (_, body) = app
+        .graphql(
+            Some(&sme),
+            "query($id: ID!) { campaign(id: $id) { id } }",
+            serde_json::json!({ "id": w.sme2.campaigns[0].to_string() }),
+        )
+        .await;
+    assert!(body["data"]["campaign"].is_null(), "{body}");
+    assert!(body.get("errors").is_none());
+
+    let am = app.token(w.account_manager, Some(w.agency1.id));
+    for (q, id) in [
+        (
+            "query($id: ID!) { campaign(id: $id) { id } }",
+            w.adidas_campaigns[0].to_string(),
+        ),
+        (
+            "query($id: ID!) { client(id: $id) { id } }",
+            w.adidas.to_string(),
+        ),
+        (
+            "query($id: ID!) { client(id: $id) { id } }",
+            w.puma.to_string(),
+        ),
+    ] {
+        let (_, body) = app
+            .graphql(Some(&am), q, serde_json::json!({ "id": id }))
+            .await;
+        let first = body["data"].as_object().unwrap().values().next().unwrap();
+        assert!(first.is_null(), "{q}: {body}");
+    }
+    let (_, body) = app
+        .graphql(
+            Some(&am),
+            "{ client(slug: \"adidas\") { id } }",
+            serde_json::json!({}),
+        )
+        .await;
+    assert!(body["data"]["client"].is_null());
+
+    let su = app.test_db.superuser().await;
+    let count = |sql: String| {
+        let su = su.clone();
+        async move {
+            use sea_orm::ConnectionTrait;
+            su.query_one_raw(sea_orm::Statement::from_string(
+                sea_orm::DbBackend::Postgres,
+                sql,
+            ))
+            .await
+            .unwrap()
+            .unwrap()
+            .try_get_by_index::<i64>(0)
+            .unwrap()
+        }
+    };
+    let before = count("SELECT count(*) FROM tenant_b.campaigns".into()).await;
+    let audit_before = count("SELECT count(*) FROM public.audit_log".into()).await;
+    let create = "mutation($i: CreateCampaignInput!) { createCampaign(input: $i) { id } }";
+    for (token, client) in [(&am, w.adidas), (&am, w.puma)] {
+        let (_, body) = app
+            .graphql(
+                Some(token),
+                create,
+                serde_json::json!({ "i": { "name": "sneaky", "clientId": client.to_string() } }),
+            )
+            .await;
+        assert_eq!(error_code(&body), Some("NOT_FOUND"), "{body}");
+    }
+    assert_eq!(
+        count("SELECT count(*) FROM tenant_b.campaigns".into()).await,
+        before
+    );
+    assert_eq!(
+        count("SELECT count(*) FROM public.audit_log".into()).await,
+        audit_before
+    );
+
+    // The same call on an assigned client works and writes one audit row.
+    let (_, body) = app
+        .graphql(
+            Some(&am),
+            create,
+            serde_json::json!({ "i": { "name": "allowed", "clientId": w.nike.to_string() } }),
+        )
+        .await;
+    let id = body["data"]["createCampaign"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        count("SELECT count(*) FROM tenant_b.campaigns".into()).await,
+        before + 1
+    );
+    assert_eq!(
+        count(format!(
+            "SELECT count(*) FROM public.audit_log WHERE operation = 'createCampaign' AND target_id = '{id}' \
+             AND actor_user_id = '{}' AND client_id = '{}' AND org_id = '{}'",
+            w.account_manager, w.nike, w.agency1.id
+        ))
+        .await,
+        1
+    );
+    assert_eq!(
+        count("SELECT count(*) FROM public.audit_log".into()).await,
+        audit_before + 1
+    );
+}
+
+#[tokio::test]
+async fn a_viewer_cannot_write_and_an_sme_cannot_name_a_client() {
+    let (app, w) = app_with_world().await;
+    let viewer = app.token(w.viewer, Some(w.agency1.id));
+    let create = "mutation($i: CreateCampaignInput!) { createCampaign(input: $i) { id } }";
+    let (_, body) = app
+        .graphql(
+            Some(&viewer),
+            create,
+            serde_json::json!({ "i": { "name": "nope", "clientId": w.nike.to_string() } }),
+        )
+        .await;
+    assert_eq!(error_code(&body), Some("FORBIDDEN"), "{body}");
+
+    let sme = app.token(w.sme1.owner, Some(w.sme1.id));
+    let (_, body) = app
+        .graphql(
+            Some(&sme),
+            create,
+            serde_json::json!({ "i": { "name": "nope", "clientId": w.nike.to_string() } }),
+        )
+        .await;
+    assert_eq!(error_code(&body), Some("BAD_USER_INPUT"), "{body}");
+    assert_eq!(body["errors"][0]["extensions"]["field"], "clientId");
+}
+
+#[tokio::test]
+async fn pages_are_stable_and_bounded() {
+    let (app, w) = app_with_world().await;
+    let owner = app.token(w.agency1.owner, Some(w.agency1.id));
+    let q = "query($after: String) { campaigns(first: 3, after: $after) { totalCount edges { cursor node { id } } pageInfo { hasNextPage } } }";
+    let (_, first) = app.graphql(Some(&owner), q, serde_json::json!({})).await;
+    let conn = &first["data"]["campaigns"];
+    assert_eq!(conn["totalCount"], 4, "{first}");
+    assert_eq!(conn["edges"].as_array().unwrap().len(), 3);
+    assert_eq!(conn["pageInfo"]["hasNextPage"], true);
+    let cursor = conn["edges"][2]["cursor"].as_str().unwrap();
+    let (_, second) = app
+        .graphql(Some(&owner), q, serde_json::json!({ "after": cursor }))
+        .await;
+    let rest = second["data"]["campaigns"]["edges"].as_array().unwrap();
+    assert_eq!(rest.len(), 1);
+    assert_eq!(
+        second["data"]["campaigns"]["pageInfo"]["hasNextPage"],
+        false
+    );
+    let (_, too_many) = app
+        .graphql(
+            Some(&owner),
+            "{ campaigns(first: 101) { totalCount } }",
+            serde_json::json!({}),
+        )
+        .await;
+    assert_eq!(error_code(&too_many), Some("BAD_USER_INPUT"));
+}
+
+#[test]
+fn the_checked_in_schema_matches_the_code() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../schema.graphql");
+    let checked_in = std::fs::read_to_string(&path).unwrap_or_default();
+    let generated = strata_graphql::sdl();
+    if std::env::var("UPDATE_SCHEMA").is_ok() {
+        std::fs::write(&path, &generated).unwrap();
+        return;
+    }
+    assert!(
+        checked_in == generated,
+        "schema.graphql is out of date: run `UPDATE_SCHEMA=1 cargo test -p strata-tests the_checked_in_schema` and commit it"
+    );
+}

@@ -1,0 +1,166 @@
+//! The catalog says what the isolation layer is; these tests read it, so a
+//! new table, policy or grant cannot slip past them.
+
+use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement};
+use strata_tests::TestDb;
+
+async fn rows(conn: &DatabaseConnection, sql: &str) -> Vec<String> {
+    conn.query_all_raw(Statement::from_string(DbBackend::Postgres, sql))
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.try_get_by_index::<String>(0).unwrap())
+        .collect()
+}
+
+#[tokio::test]
+async fn every_tenant_table_in_both_schemas_has_rls_enabled_and_forced() {
+    let db = TestDb::migrated().await;
+    let conn = db.superuser().await;
+    let tenant_tables = rows(
+        &conn,
+        "SELECT DISTINCT c.oid::regclass::text FROM pg_class c
+         JOIN pg_namespace n ON n.oid = c.relnamespace
+         JOIN pg_attribute a ON a.attrelid = c.oid AND a.attname = 'org_id' AND NOT a.attisdropped
+         WHERE c.relkind IN ('r', 'p') AND n.nspname IN ('public', 'tenant_b')",
+    )
+    .await;
+    assert!(
+        tenant_tables.len() >= 12,
+        "expected the tenant tables, found {tenant_tables:?}"
+    );
+    let unprotected = rows(
+        &conn,
+        "SELECT c.oid::regclass::text FROM pg_class c
+         JOIN pg_namespace n ON n.oid = c.relnamespace
+         WHERE c.relkind IN ('r', 'p') AND n.nspname IN ('public', 'tenant_b')
+           AND c.relname <> 'seaql_migrations'
+           AND NOT (c.relrowsecurity AND c.relforcerowsecurity)",
+    )
+    .await;
+    assert!(
+        unprotected.is_empty(),
+        "tables without ENABLE + FORCE ROW LEVEL SECURITY: {unprotected:?}"
+    );
+    let owners = rows(
+        &conn,
+        "SELECT DISTINCT pg_get_userbyid(c.relowner)::text FROM pg_class c
+         JOIN pg_namespace n ON n.oid = c.relnamespace
+         WHERE c.relkind IN ('r', 'p') AND n.nspname IN ('public', 'tenant_b')
+           AND c.relname <> 'seaql_migrations'",
+    )
+    .await;
+    assert_eq!(owners, vec!["strata_owner".to_owned()]);
+}
+
+#[tokio::test]
+async fn runtime_roles_are_unprivileged_own_nothing_and_hold_no_dangerous_grants() {
+    let db = TestDb::migrated().await;
+    let conn = db.superuser().await;
+    let privileged = rows(
+        &conn,
+        "SELECT rolname::text FROM pg_roles
+         WHERE rolname IN ('app_sme', 'app_agency', 'app_auth', 'strata_gateway', 'strata_owner')
+           AND (rolsuper OR rolbypassrls OR rolcanlogin OR rolcreaterole OR rolcreatedb)",
+    )
+    .await;
+    assert!(privileged.is_empty(), "privileged roles: {privileged:?}");
+    let owned = rows(
+        &conn,
+        "SELECT c.oid::regclass::text FROM pg_class c
+         WHERE pg_get_userbyid(c.relowner) IN ('app_sme', 'app_agency', 'app_auth', 'strata_gateway')
+         UNION ALL
+         SELECT p.oid::regprocedure::text FROM pg_proc p
+         WHERE pg_get_userbyid(p.proowner) IN ('app_sme', 'app_agency', 'app_auth', 'strata_gateway')
+         UNION ALL
+         SELECT nspname::text FROM pg_namespace
+         WHERE pg_get_userbyid(nspowner) IN ('app_sme', 'app_agency', 'app_auth', 'strata_gateway')",
+    )
+    .await;
+    assert!(owned.is_empty(), "runtime roles own {owned:?}");
+    let dangerous = rows(
+        &conn,
+        "SELECT r.rolname || ' ' || priv || ' ' || c.oid::regclass::text
+         FROM pg_class c
+         JOIN pg_namespace n ON n.oid = c.relnamespace
+         CROSS JOIN (VALUES ('app_sme'), ('app_agency'), ('app_auth'), ('strata_gateway')) AS r(rolname)
+         CROSS JOIN (VALUES ('TRUNCATE'), ('REFERENCES'), ('TRIGGER')) AS p(priv)
+         WHERE c.relkind IN ('r', 'p') AND n.nspname IN ('public', 'tenant_b')
+           AND has_table_privilege(r.rolname, c.oid, priv)",
+    )
+    .await;
+    assert!(dangerous.is_empty(), "dangerous grants: {dangerous:?}");
+}
+
+#[tokio::test]
+async fn app_sme_has_nothing_in_tenant_b_and_app_agency_cannot_touch_sme_content() {
+    let db = TestDb::migrated().await;
+    let conn = db.superuser().await;
+    let sme_in_tenant_b = rows(
+        &conn,
+        "SELECT 'schema usage' WHERE has_schema_privilege('app_sme', 'tenant_b', 'USAGE')
+         UNION ALL
+         SELECT c.oid::regclass::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+         WHERE n.nspname = 'tenant_b' AND c.relkind = 'r'
+           AND has_table_privilege('app_sme', c.oid, 'SELECT, INSERT, UPDATE, DELETE')",
+    )
+    .await;
+    assert!(
+        sme_in_tenant_b.is_empty(),
+        "app_sme reaches {sme_in_tenant_b:?}"
+    );
+    let agency_on_sme = rows(
+        &conn,
+        "SELECT t FROM unnest(ARRAY['public.campaigns', 'public.brand_guidelines', 'public.personas', 'public.agent_outputs']) AS t
+         WHERE has_table_privilege('app_agency', t, 'INSERT, UPDATE, DELETE')",
+    )
+    .await;
+    assert!(
+        agency_on_sme.is_empty(),
+        "app_agency can write {agency_on_sme:?}"
+    );
+}
+
+#[tokio::test]
+async fn no_policy_has_a_subselect_or_a_null_escape_and_helpers_are_stable() {
+    let db = TestDb::migrated().await;
+    let conn = db.superuser().await;
+    let policies = rows(
+        &conn,
+        "SELECT schemaname || '.' || tablename || ' ' || policyname || ': ' || coalesce(qual, '') || ' / ' || coalesce(with_check, '')
+         FROM pg_policies WHERE schemaname IN ('public', 'tenant_b')",
+    )
+    .await;
+    assert!(
+        policies.len() >= 20,
+        "expected policies, found {}",
+        policies.len()
+    );
+    for p in &policies {
+        let lower = p.to_lowercase();
+        assert!(!lower.contains("select"), "sub-select in policy {p}");
+        assert!(!lower.contains("exists"), "EXISTS in policy {p}");
+        assert!(!lower.contains("is null"), "NULL escape in policy {p}");
+    }
+    let unstable = rows(
+        &conn,
+        "SELECT p.oid::regprocedure::text FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+         WHERE n.nspname = 'app' AND p.proname <> 'begin_request'
+           AND (p.provolatile <> 's' OR p.proconfig IS NULL OR p.prosecdef)",
+    )
+    .await;
+    assert!(
+        unstable.is_empty(),
+        "helpers not STABLE with a pinned search_path: {unstable:?}"
+    );
+    let definers = rows(
+        &conn,
+        "SELECT p.oid::regprocedure::text FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+         WHERE n.nspname IN ('app', 'public', 'tenant_b') AND p.prosecdef",
+    )
+    .await;
+    assert!(
+        definers.is_empty(),
+        "SECURITY DEFINER functions: {definers:?}"
+    );
+}

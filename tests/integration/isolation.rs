@@ -1,0 +1,362 @@
+//! The database layer alone keeps tenants apart: these tests speak SQL as the
+//! runtime roles, with and without context, and write rows no code path
+//! would, to show the constraints and policies stop them.
+
+use sea_orm::{
+    ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, Statement,
+    TransactionTrait, Value,
+};
+use strata_domain::{ClientScope, OrgId};
+use strata_persistence::context::resolve_for;
+use strata_persistence::repo::campaigns::CampaignFilter;
+use strata_persistence::repo::{PageRequest, campaigns, clients};
+use strata_persistence::{Db, TenantTx};
+use strata_tests::TestDb;
+use strata_tests::world::World;
+use uuid::Uuid;
+
+async fn begin_as(
+    db: &Db,
+    role: &str,
+    org: Option<OrgId>,
+    clients: &[Uuid],
+    all_clients: bool,
+) -> DatabaseTransaction {
+    let txn = db.raw().begin().await.unwrap();
+    let values: Vec<Value> = vec![
+        role.into(),
+        org.map(|o| o.as_uuid()).into(),
+        Option::<Uuid>::None.into(),
+        clients.to_vec().into(),
+        all_clients.into(),
+        true.into(),
+        Option::<String>::None.into(),
+        "test".into(),
+    ];
+    txn.execute_raw(Statement::from_sql_and_values(
+        DbBackend::Postgres,
+        "SELECT app.begin_request($1, $2, $3, $4, $5, $6, $7, $8)",
+        values,
+    ))
+    .await
+    .unwrap();
+    txn
+}
+
+async fn scalar(conn: &impl ConnectionTrait, sql: &str) -> i64 {
+    conn.query_one_raw(Statement::from_string(DbBackend::Postgres, sql))
+        .await
+        .unwrap()
+        .unwrap()
+        .try_get_by_index::<i64>(0)
+        .unwrap()
+}
+
+/// Tenant tables the role may read, from the catalog.
+async fn readable_tables(su: &DatabaseConnection, role: &str) -> Vec<(String, bool)> {
+    su.query_all_raw(Statement::from_sql_and_values(
+        DbBackend::Postgres,
+        "SELECT c.oid::regclass::text,
+                EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attname = 'org_id' AND NOT a.attisdropped)
+         FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+         WHERE c.relkind = 'r' AND n.nspname IN ('public', 'tenant_b') AND c.relname <> 'seaql_migrations'
+           AND has_schema_privilege($1, n.oid, 'USAGE') AND has_table_privilege($1, c.oid, 'SELECT')
+         ORDER BY 1",
+        [role.into()],
+    ))
+    .await
+    .unwrap()
+    .into_iter()
+    .map(|r| (r.try_get_by_index(0).unwrap(), r.try_get_by_index(1).unwrap()))
+    .collect()
+}
+
+async fn setup() -> (TestDb, Db, DatabaseConnection, World) {
+    let test_db = TestDb::migrated().await;
+    let db = test_db.pool(4).await;
+    let su = test_db.superuser().await;
+    let world = World::seed(&db, &su).await;
+    (test_db, db, su, world)
+}
+
+#[tokio::test]
+async fn each_runtime_role_with_one_orgs_context_sees_no_row_of_another_org_in_any_table() {
+    let (_t, db, su, w) = setup().await;
+    for (role, org) in [("app_sme", w.sme1.id), ("app_agency", w.agency1.id)] {
+        let tables = readable_tables(&su, role).await;
+        assert!(tables.len() >= 6, "{role} reads {tables:?}");
+        let txn = begin_as(&db, role, Some(org), &[], true).await;
+        let mut own_rows = 0;
+        for (table, has_org_id) in &tables {
+            let key = if *has_org_id { "org_id" } else { "id" };
+            if table == "users" {
+                continue;
+            }
+            let others = scalar(
+                &txn,
+                &format!("SELECT count(*) FROM {table} WHERE {key} <> '{org}'"),
+            )
+            .await;
+            assert_eq!(
+                others, 0,
+                "{role} as {org} sees other orgs' rows in {table}"
+            );
+            own_rows += scalar(&txn, &format!("SELECT count(*) FROM {table}")).await;
+        }
+        assert!(own_rows > 5, "{role} should see its own rows");
+        // The database really holds other tenants' rows.
+        let all = scalar(&su, "SELECT count(*) FROM public.organizations").await;
+        assert!(all >= 4);
+        txn.rollback().await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn without_context_every_table_is_empty_and_writes_fail_on_fresh_and_reused_connections() {
+    let (test_db, _db, su, w) = setup().await;
+    // A pool of one connection: the second round reuses the connection the
+    // context-bearing transaction ran on.
+    let one = test_db.pool(1).await;
+    for round in ["fresh", "after a request with context"] {
+        for role in ["app_sme", "app_agency"] {
+            let txn = one.raw().begin().await.unwrap();
+            txn.execute_unprepared(&format!("SET LOCAL ROLE {role}"))
+                .await
+                .unwrap();
+            for (table, _) in readable_tables(&su, role).await {
+                let n = scalar(&txn, &format!("SELECT count(*) FROM {table}")).await;
+                assert_eq!(
+                    n, 0,
+                    "{role} without context ({round}) sees rows in {table}"
+                );
+            }
+            let insert = if role == "app_sme" {
+                format!(
+                    "INSERT INTO public.campaigns (org_id, id, name) VALUES ('{}', gen_random_uuid(), 'x')",
+                    w.sme1.id
+                )
+            } else {
+                format!(
+                    "INSERT INTO tenant_b.workspace_entities (org_id, id, name, slug) VALUES ('{}', gen_random_uuid(), 'x', 'x')",
+                    w.agency1.id
+                )
+            };
+            let err = txn.execute_unprepared(&insert).await.unwrap_err();
+            assert!(
+                err.to_string().contains("row-level security"),
+                "{role} insert without context: {err}"
+            );
+            txn.rollback().await.unwrap();
+        }
+        let txn = begin_as(&one, "app_sme", Some(w.sme1.id), &[], true).await;
+        assert!(scalar(&txn, "SELECT count(*) FROM public.campaigns").await > 0);
+        txn.commit().await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn a_pool_of_one_connection_serves_a_b_nobody_and_a_after_an_error_each_its_own_rows() {
+    let (test_db, _db, _su, w) = setup().await;
+    let one = test_db.pool(1).await;
+    let ctx_a = resolve_for(&one, w.sme1.owner, Some(w.sme1.id), "a")
+        .await
+        .unwrap();
+    let ctx_b = resolve_for(&one, w.sme2.owner, Some(w.sme2.id), "b")
+        .await
+        .unwrap();
+    let page = PageRequest {
+        after: None,
+        limit: 100,
+    };
+    let ids = |p: &strata_persistence::repo::Page<strata_domain::model::Campaign>| {
+        p.items.iter().map(|c| c.id).collect::<Vec<_>>()
+    };
+    let mut expected_a = w.sme1.campaigns.clone();
+    expected_a.reverse();
+    let mut expected_b = w.sme2.campaigns.clone();
+    expected_b.reverse();
+
+    let tx = TenantTx::begin(&one, &ctx_a).await.unwrap();
+    let a = campaigns::list(&tx, &CampaignFilter::default(), &page)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(ids(&a), expected_a);
+
+    let tx = TenantTx::begin(&one, &ctx_b).await.unwrap();
+    let b = campaigns::list(&tx, &CampaignFilter::default(), &page)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(ids(&b), expected_b);
+
+    let txn = one.raw().begin().await.unwrap();
+    txn.execute_unprepared("SET LOCAL ROLE app_sme")
+        .await
+        .unwrap();
+    assert_eq!(
+        scalar(&txn, "SELECT count(*) FROM public.campaigns").await,
+        0
+    );
+    txn.commit().await.unwrap();
+
+    let tx = TenantTx::begin(&one, &ctx_a).await.unwrap();
+    assert!(tx.execute_unprepared("SELECT 1/0").await.is_err());
+    tx.rollback().await.unwrap();
+
+    let tx = TenantTx::begin(&one, &ctx_a).await.unwrap();
+    let a_again = campaigns::list(&tx, &CampaignFilter::default(), &page)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(ids(&a_again), expected_a);
+
+    let tx = TenantTx::begin(&one, &ctx_b).await.unwrap();
+    let b_again = campaigns::list(&tx, &CampaignFilter::default(), &page)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(ids(&b_again), expected_b);
+}
+
+#[tokio::test]
+async fn an_account_manager_context_sees_only_assigned_clients_rows() {
+    let (_t, db, _su, w) = setup().await;
+    let ctx = resolve_for(&db, w.account_manager, Some(w.agency1.id), "am")
+        .await
+        .unwrap();
+    assert_eq!(ctx.clients(), &ClientScope::Only(vec![w.nike]));
+    let tx = TenantTx::begin(&db, &ctx).await.unwrap();
+    let page = PageRequest {
+        after: None,
+        limit: 100,
+    };
+    let visible = clients::list(&tx, &page).await.unwrap();
+    assert_eq!(
+        visible.items.iter().map(|c| c.id).collect::<Vec<_>>(),
+        vec![w.nike]
+    );
+    assert!(clients::by_id(&tx, w.adidas).await.unwrap().is_none());
+    let camps = campaigns::list(&tx, &CampaignFilter::default(), &page)
+        .await
+        .unwrap();
+    assert!(!camps.items.is_empty());
+    assert!(camps.items.iter().all(|c| c.client_id == Some(w.nike)));
+    for table in [
+        "tenant_b.outputs",
+        "tenant_b.entity_data",
+        "tenant_b.campaigns",
+    ] {
+        let foreign = scalar(
+            &tx,
+            &format!(
+                "SELECT count(*) FROM {table} WHERE client_id <> '{}'",
+                w.nike
+            ),
+        )
+        .await;
+        assert_eq!(foreign, 0, "account manager sees other clients in {table}");
+        assert!(scalar(&tx, &format!("SELECT count(*) FROM {table}")).await > 0);
+    }
+    tx.commit().await.unwrap();
+
+    // The policy, not only the repository: a raw query with the same
+    // context cannot see adidas either.
+    let txn = begin_as(
+        &db,
+        "app_agency",
+        Some(w.agency1.id),
+        &[w.nike.as_uuid()],
+        false,
+    )
+    .await;
+    let adidas_rows = scalar(
+        &txn,
+        &format!(
+            "SELECT count(*) FROM tenant_b.campaigns WHERE client_id = '{}'",
+            w.adidas
+        ),
+    )
+    .await;
+    assert_eq!(adidas_rows, 0);
+    txn.rollback().await.unwrap();
+}
+
+async fn expect_violation(su: &DatabaseConnection, sql: &str, what: &str) {
+    let err = su.execute_unprepared(sql).await.unwrap_err().to_string();
+    assert!(err.contains(what), "expected {what}, got {err}");
+}
+
+#[tokio::test]
+async fn even_a_superuser_cannot_put_one_tenant_types_row_into_the_others_tables() {
+    let (_t, _db, su, w) = setup().await;
+    // The superuser bypasses RLS entirely: only the constraints stand.
+    expect_violation(
+        &su,
+        &format!(
+            "INSERT INTO public.campaigns (org_id, id, org_type, name) VALUES ('{}', gen_random_uuid(), 'AGENCY', 'x')",
+            w.agency1.id
+        ),
+        "check constraint",
+    )
+    .await;
+    expect_violation(
+        &su,
+        &format!(
+            "INSERT INTO public.campaigns (org_id, id, name) VALUES ('{}', gen_random_uuid(), 'x')",
+            w.agency1.id
+        ),
+        "foreign key",
+    )
+    .await;
+    expect_violation(
+        &su,
+        &format!(
+            "INSERT INTO tenant_b.workspace_entities (org_id, id, name, slug) VALUES ('{}', gen_random_uuid(), 'x', 'x')",
+            w.sme1.id
+        ),
+        "foreign key",
+    )
+    .await;
+    expect_violation(
+        &su,
+        &format!(
+            "INSERT INTO tenant_b.workspace_entities (org_id, id, org_type, name, slug) VALUES ('{}', gen_random_uuid(), 'SME', 'x', 'x')",
+            w.sme1.id
+        ),
+        "check constraint",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn rows_cannot_point_at_another_orgs_client_or_another_clients_campaign() {
+    let (_t, _db, su, w) = setup().await;
+    expect_violation(
+        &su,
+        &format!(
+            "INSERT INTO tenant_b.campaigns (org_id, id, client_id, name) VALUES ('{}', gen_random_uuid(), '{}', 'x')",
+            w.agency1.id, w.puma
+        ),
+        "foreign key",
+    )
+    .await;
+    expect_violation(
+        &su,
+        &format!(
+            "INSERT INTO tenant_b.outputs (org_id, id, client_id, campaign_id, agent) VALUES ('{}', gen_random_uuid(), '{}', '{}', 'BUSINESS_STRATEGY')",
+            w.agency1.id, w.nike, w.adidas_campaigns[0]
+        ),
+        "foreign key",
+    )
+    .await;
+    expect_violation(
+        &su,
+        &format!(
+            "INSERT INTO public.agent_outputs (org_id, id, campaign_id, agent) VALUES ('{}', gen_random_uuid(), '{}', 'BUSINESS_STRATEGY')",
+            w.sme1.id, w.sme2.campaigns[0]
+        ),
+        "foreign key",
+    )
+    .await;
+}

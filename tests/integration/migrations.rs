@@ -1,0 +1,48 @@
+use sea_orm::{ConnectionTrait, DbBackend, Statement};
+use strata_persistence::{Migrator, MigratorTrait};
+use strata_tests::TestDb;
+
+async fn our_tables(conn: &sea_orm::DatabaseConnection) -> i64 {
+    conn.query_one_raw(Statement::from_string(
+        DbBackend::Postgres,
+        "SELECT count(*) FROM pg_tables WHERE schemaname IN ('public', 'tenant_b') AND tablename <> 'seaql_migrations'",
+    ))
+    .await
+    .unwrap()
+    .unwrap()
+    .try_get_by_index::<i64>(0)
+    .unwrap()
+}
+
+#[tokio::test]
+async fn migrations_go_up_down_and_up_again_on_an_empty_database() {
+    let db = TestDb::empty().await;
+    let conn = db.superuser().await;
+    assert_eq!(our_tables(&conn).await, 0);
+
+    Migrator::up(&conn, None).await.unwrap();
+    assert_eq!(our_tables(&conn).await, 14);
+
+    Migrator::down(&conn, None).await.unwrap();
+    assert_eq!(our_tables(&conn).await, 0);
+    let schemas = conn
+        .query_one_raw(Statement::from_string(
+            DbBackend::Postgres,
+            "SELECT count(*) FROM pg_namespace WHERE nspname IN ('app', 'tenant_b')",
+        ))
+        .await
+        .unwrap()
+        .unwrap()
+        .try_get_by_index::<i64>(0)
+        .unwrap();
+    assert_eq!(schemas, 0, "down removes the app and tenant_b schemas");
+
+    Migrator::up(&conn, None).await.unwrap();
+    assert_eq!(our_tables(&conn).await, 14);
+    assert!(
+        Migrator::get_pending_migrations(&conn)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}

@@ -1,0 +1,230 @@
+//! A small world of tenants for isolation tests: SME-1, SME-2, AGENCY-1
+//! (clients "nike" and "adidas"; an owner, a strategist, an account manager
+//! assigned only to nike, a viewer) and AGENCY-2 (client "puma").
+//!
+//! Organizations, members, clients and campaigns are created through the
+//! repositories in tenant transactions, like requests do; content that has
+//! no repository yet (outputs, personas, guidelines, API keys, audit rows of
+//! every kind) is written by the superuser so every tenant table has rows.
+
+use sea_orm::{ConnectionTrait, DatabaseConnection};
+use strata_domain::{
+    CampaignId, CampaignName, ClientId, ClientName, OrgId, OrgType, OrganizationName, Role, Slug,
+    TenantContext, UserId,
+};
+use strata_persistence::context::resolve_for;
+use strata_persistence::repo::campaigns::{self, NewCampaign};
+use strata_persistence::repo::{clients, members, organizations};
+use strata_persistence::{AuthTx, Db, TenantTx};
+
+/// One organization of the world.
+#[derive(Clone, Debug)]
+pub struct Org {
+    /// Its id.
+    pub id: OrgId,
+    /// Its type.
+    pub org_type: OrgType,
+    /// Its owner.
+    pub owner: UserId,
+    /// Its campaigns (for agencies, in client order).
+    pub campaigns: Vec<CampaignId>,
+}
+
+/// The seeded world.
+#[derive(Clone, Debug)]
+pub struct World {
+    /// First SME.
+    pub sme1: Org,
+    /// Second SME.
+    pub sme2: Org,
+    /// First agency.
+    pub agency1: Org,
+    /// Second agency.
+    pub agency2: Org,
+    /// AGENCY-1's client "nike".
+    pub nike: ClientId,
+    /// AGENCY-1's client "adidas".
+    pub adidas: ClientId,
+    /// AGENCY-2's client "puma".
+    pub puma: ClientId,
+    /// AGENCY-1's strategist.
+    pub strategist: UserId,
+    /// AGENCY-1's account manager, assigned to nike only.
+    pub account_manager: UserId,
+    /// AGENCY-1's viewer.
+    pub viewer: UserId,
+    /// Campaigns of nike.
+    pub nike_campaigns: Vec<CampaignId>,
+    /// Campaigns of adidas.
+    pub adidas_campaigns: Vec<CampaignId>,
+}
+
+async fn user(db: &Db) -> UserId {
+    let id = UserId::generate();
+    let tx = AuthTx::for_user(db, id, "seed").await.unwrap();
+    strata_persistence::auth::provision_user(&tx, id, None)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    id
+}
+
+async fn org(db: &Db, slug: &str, org_type: OrgType) -> (OrgId, UserId) {
+    let owner = user(db).await;
+    let id = OrgId::generate();
+    let ctx = TenantContext::for_new_organization(owner, id, org_type, "seed".into());
+    let tx = TenantTx::begin(db, &ctx).await.unwrap();
+    organizations::create(
+        &tx,
+        &OrganizationName::parse("name", slug).unwrap(),
+        &Slug::parse("slug", slug).unwrap(),
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    (id, owner)
+}
+
+async fn campaign(tx: &TenantTx, name: &str, client: Option<ClientId>) -> CampaignId {
+    campaigns::create(
+        tx,
+        NewCampaign {
+            name: CampaignName::parse("name", name).unwrap(),
+            client_id: client,
+            objective: Some(format!("objective of {name}")),
+        },
+    )
+    .await
+    .unwrap()
+    .id
+}
+
+async fn client(tx: &TenantTx, slug: &str) -> ClientId {
+    clients::create(
+        tx,
+        &ClientName::parse("name", slug).unwrap(),
+        &Slug::parse("slug", slug).unwrap(),
+    )
+    .await
+    .unwrap()
+    .id
+}
+
+impl World {
+    /// Seeds the world into `db`; `su` is a superuser connection to the same
+    /// database.
+    pub async fn seed(db: &Db, su: &DatabaseConnection) -> Self {
+        let tag = &uuid::Uuid::new_v4().simple().to_string()[..8];
+        let mut orgs = Vec::new();
+        for (slug, t) in [
+            ("sme-1", OrgType::Sme),
+            ("sme-2", OrgType::Sme),
+            ("agency-1", OrgType::Agency),
+            ("agency-2", OrgType::Agency),
+        ] {
+            let (id, owner) = org(db, &format!("{slug}-{tag}"), t).await;
+            orgs.push(Org {
+                id,
+                org_type: t,
+                owner,
+                campaigns: Vec::new(),
+            });
+        }
+        let (strategist, account_manager, viewer) =
+            (user(db).await, user(db).await, user(db).await);
+
+        // SMEs: two campaigns each.
+        for o in orgs.iter_mut().take(2) {
+            let ctx = resolve_for(db, o.owner, Some(o.id), "seed").await.unwrap();
+            let tx = TenantTx::begin(db, &ctx).await.unwrap();
+            o.campaigns.push(campaign(&tx, "first", None).await);
+            o.campaigns.push(campaign(&tx, "second", None).await);
+            tx.commit().await.unwrap();
+        }
+
+        // AGENCY-1: nike and adidas, members of every role.
+        let a1 = &orgs[2];
+        let ctx = resolve_for(db, a1.owner, Some(a1.id), "seed")
+            .await
+            .unwrap();
+        let tx = TenantTx::begin(db, &ctx).await.unwrap();
+        let nike = client(&tx, "nike").await;
+        let adidas = client(&tx, "adidas").await;
+        members::add(&tx, strategist, Role::Strategist, &[])
+            .await
+            .unwrap();
+        members::add(&tx, account_manager, Role::AccountManager, &[nike])
+            .await
+            .unwrap();
+        members::add(&tx, viewer, Role::Viewer, &[]).await.unwrap();
+        let nike_campaigns = vec![
+            campaign(&tx, "nike one", Some(nike)).await,
+            campaign(&tx, "nike two", Some(nike)).await,
+        ];
+        let adidas_campaigns = vec![
+            campaign(&tx, "adidas one", Some(adidas)).await,
+            campaign(&tx, "adidas two", Some(adidas)).await,
+        ];
+        tx.commit().await.unwrap();
+        orgs[2].campaigns = nike_campaigns
+            .iter()
+            .chain(&adidas_campaigns)
+            .copied()
+            .collect();
+
+        // AGENCY-2: puma.
+        let a2 = &orgs[3];
+        let ctx = resolve_for(db, a2.owner, Some(a2.id), "seed")
+            .await
+            .unwrap();
+        let tx = TenantTx::begin(db, &ctx).await.unwrap();
+        let puma = client(&tx, "puma").await;
+        let puma_campaign = campaign(&tx, "puma one", Some(puma)).await;
+        tx.commit().await.unwrap();
+        orgs[3].campaigns.push(puma_campaign);
+
+        let world = World {
+            sme1: orgs[0].clone(),
+            sme2: orgs[1].clone(),
+            agency1: orgs[2].clone(),
+            agency2: orgs[3].clone(),
+            nike,
+            adidas,
+            puma,
+            strategist,
+            account_manager,
+            viewer,
+            nike_campaigns,
+            adidas_campaigns,
+        };
+        world.seed_content(su, puma_campaign).await;
+        world
+    }
+
+    async fn seed_content(&self, su: &DatabaseConnection, puma_campaign: CampaignId) {
+        let mut sql = String::new();
+        for o in [&self.sme1, &self.sme2] {
+            sql.push_str(&format!(
+                "INSERT INTO public.brand_guidelines (org_id, content) VALUES ('{org}', '{{\"voice\": \"warm\"}}');
+                 INSERT INTO public.personas (org_id, id, name) VALUES ('{org}', gen_random_uuid(), 'Pat');
+                 INSERT INTO public.agent_outputs (org_id, id, campaign_id, agent, status) VALUES ('{org}', gen_random_uuid(), '{c}', 'BUSINESS_STRATEGY', 'SUCCEEDED');
+                 INSERT INTO public.api_keys (org_id, id, name, prefix, key_hash) VALUES ('{org}', gen_random_uuid(), 'k', 'strata_x', md5(random()::text));",
+                org = o.id,
+                c = o.campaigns[0]
+            ));
+        }
+        for (org, client, camp) in [
+            (self.agency1.id, self.nike, self.nike_campaigns[0]),
+            (self.agency1.id, self.adidas, self.adidas_campaigns[0]),
+            (self.agency2.id, self.puma, puma_campaign),
+        ] {
+            sql.push_str(&format!(
+                "INSERT INTO tenant_b.entity_data (org_id, id, client_id, kind, content) VALUES ('{org}', gen_random_uuid(), '{client}', 'BRAND_GUIDELINES', '{{\"voice\": \"bold\"}}');
+                 INSERT INTO tenant_b.entity_data (org_id, id, client_id, kind, name) VALUES ('{org}', gen_random_uuid(), '{client}', 'PERSONA', 'Sam');
+                 INSERT INTO tenant_b.outputs (org_id, id, client_id, campaign_id, agent, status) VALUES ('{org}', gen_random_uuid(), '{client}', '{camp}', 'BUSINESS_STRATEGY', 'SUCCEEDED');
+                 INSERT INTO public.api_keys (org_id, id, client_id, name, prefix, key_hash) VALUES ('{org}', gen_random_uuid(), '{client}', 'k', 'strata_y', md5(random()::text));"
+            ));
+        }
+        su.execute_unprepared(&sql).await.unwrap();
+    }
+}
