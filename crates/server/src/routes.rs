@@ -301,9 +301,18 @@ async fn graphql_ws(
     protocol: GraphQLProtocol,
     upgrade: WebSocketUpgrade,
 ) -> Response {
+    // No subscription field exists yet, and operations over the socket would
+    // run without a resolved tenant context: refuse every connection at
+    // `connection_init` until subscriptions authenticate like HTTP does.
     upgrade
         .protocols(async_graphql::http::ALL_WEBSOCKET_PROTOCOLS)
         .on_upgrade(move |socket| {
-            GraphQLWebSocket::new(socket, state.schema.clone(), protocol).serve()
+            GraphQLWebSocket::new(socket, state.schema.clone(), protocol)
+                .on_connection_init(|_payload| async move {
+                    Err::<async_graphql::Data, _>(async_graphql::Error::new(
+                        "subscriptions are not available on this server yet",
+                    ))
+                })
+                .serve()
         })
 }

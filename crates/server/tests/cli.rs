@@ -1,0 +1,190 @@
+//! The real `strata` binary. These live beside the binary's crate because
+//! only there does cargo build it for tests and say where it is.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn strata() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_strata"));
+    for var in [
+        "DATABASE_URL",
+        "STRATA_DATABASE_URL",
+        "STRATA_JWT_SECRET",
+        "STRATA_JWKS_URL",
+        "STRATA_LISTEN",
+    ] {
+        cmd.env_remove(var);
+    }
+    cmd.env("STRATA_LOG_FORMAT", "json");
+    cmd
+}
+
+fn fails_with_one_line(cmd: &mut Command, expected: &str) {
+    let out = cmd.output().expect("run strata");
+    assert!(!out.status.success(), "should fail");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<&str> = stderr.lines().filter(|l| !l.starts_with('{')).collect();
+    assert_eq!(lines.len(), 1, "one line of explanation, got: {stderr}");
+    assert!(lines[0].contains(expected), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+#[test]
+fn serve_without_a_secret_exits_non_zero_with_one_line() {
+    fails_with_one_line(
+        strata().args(["serve", "--listen", "127.0.0.1:0"]),
+        "STRATA_JWT_SECRET",
+    );
+}
+
+#[test]
+fn serve_with_a_bad_database_url_exits_non_zero_with_one_line() {
+    fails_with_one_line(
+        strata()
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .env(
+                "STRATA_JWT_SECRET",
+                "a-secret-for-this-test-only-0123456789",
+            )
+            .env("DATABASE_URL", "not a url"),
+        "database",
+    );
+    fails_with_one_line(
+        strata()
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .env(
+                "STRATA_JWT_SECRET",
+                "a-secret-for-this-test-only-0123456789",
+            )
+            .env(
+                "DATABASE_URL",
+                "postgres://nobody@127.0.0.1:1/none?connect_timeout=2",
+            ),
+        "database",
+    );
+}
+
+#[test]
+fn help_names_every_command_and_its_environment_variables() {
+    let out = strata().arg("--help").output().unwrap();
+    let help = String::from_utf8_lossy(&out.stdout);
+    for word in [
+        "serve",
+        "migrate",
+        "token",
+        "STRATA_DATABASE_URL",
+        "STRATA_DATA_DIR",
+        "STRATA_JWT_SECRET",
+        "STRATA_LOG",
+    ] {
+        assert!(help.contains(word), "--help lacks {word}: {help}");
+    }
+    let out = strata().args(["serve", "--help"]).output().unwrap();
+    let help = String::from_utf8_lossy(&out.stdout);
+    for word in ["--demo", "--no-migrate", "STRATA_LISTEN"] {
+        assert!(help.contains(word), "serve --help lacks {word}: {help}");
+    }
+}
+
+#[test]
+fn token_mints_a_jwt_with_the_configured_secret() {
+    let user = "5b0c1c56-4c2a-4d36-9f9e-0a6b8f0e1a11";
+    let org = "0f5c7f6e-2b9d-4a3c-8d3e-6a1f2e3d4c5b";
+    let out = strata()
+        .args(["token", "--user", user, "--org", org, "--ttl", "2h"])
+        .env(
+            "STRATA_JWT_SECRET",
+            "a-secret-for-this-test-only-0123456789",
+        )
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let token = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    assert_eq!(token.split('.').count(), 3, "{token}");
+}
+
+/// Runs `strata serve --demo` on the embedded PostgreSQL: it must become
+/// ready and answer `me` for a printed demo token; stopping it stops the
+/// cluster too.
+#[test]
+fn serve_demo_on_the_embedded_postgres_answers_readyz_and_me() {
+    let dir = std::env::temp_dir().join(format!("strata-cli-{}", std::process::id()));
+    let mut child = strata()
+        .args(["serve", "--demo", "--listen", "127.0.0.1:0"])
+        .env("STRATA_DATA_DIR", &dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut token = None;
+    let mut base = None;
+    let deadline = Instant::now() + Duration::from_secs(120);
+    for line in BufReader::new(stdout).lines() {
+        let line = line.unwrap();
+        if token.is_none()
+            && let Some(t) = line.trim().strip_prefix("Authorization: Bearer ")
+        {
+            token = Some(t.to_owned());
+        }
+        if let Some(rest) = line.strip_prefix("GraphiQL: ") {
+            base = rest
+                .split_whitespace()
+                .next()
+                .map(|s| s.trim_end_matches('/').to_owned());
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "serve --demo did not print its tokens"
+        );
+    }
+    let (token, base) = (token.expect("a demo token"), base.expect("the address"));
+
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let client = reqwest::Client::new();
+        let mut ready = 0;
+        for _ in 0..100 {
+            if let Ok(r) = client.get(format!("{base}/readyz")).send().await {
+                ready = r.status().as_u16();
+                if ready == 200 {
+                    break;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert_eq!(ready, 200);
+        let body: serde_json::Value = client
+            .post(format!("{base}/graphql"))
+            .bearer_auth(&token)
+            .json(&serde_json::json!({ "query": "{ me { role organization { slug type } } }" }))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(body["data"]["me"]["role"], "OWNER", "{body}");
+        assert_eq!(body["data"]["me"]["organization"]["slug"], "sme-one");
+    });
+
+    nix_kill_term(child.id());
+    let status = child.wait().unwrap();
+    assert!(status.success(), "graceful shutdown exits 0: {status:?}");
+    let log = std::fs::read_to_string(dir.join("postgres.log")).unwrap_or_default();
+    assert!(
+        log.contains("database system is shut down"),
+        "the embedded cluster stops with the gateway"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn nix_kill_term(pid: u32) {
+    let _ = Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status();
+}
