@@ -194,13 +194,11 @@ impl TenantContext {
     /// A context from a resolved credential. Only the credential resolver
     /// (which read the membership from the database) should call this.
     pub fn resolved(r: Resolution) -> Self {
-        let clients = if r.role.sees_all_clients() && r.clients == ClientScope::All {
-            ClientScope::All
-        } else {
-            match r.clients {
-                ClientScope::All if !r.role.sees_all_clients() => ClientScope::Only(Vec::new()),
-                other => other,
-            }
+        // An account manager never sees all clients, whatever the caller
+        // passed.
+        let clients = match r.clients {
+            ClientScope::All if !r.role.sees_all_clients() => ClientScope::Only(Vec::new()),
+            other => other,
         };
         Self {
             org_id: r.org_id,

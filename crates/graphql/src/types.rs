@@ -13,7 +13,7 @@ use crate::state::RequestState;
 
 /// SME or agency.
 #[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
-#[graphql(name = "OrganizationType")]
+#[graphql(name = "OrganizationType", remote = "strata_domain::OrgType")]
 pub enum OrganizationType {
     /// organization → campaigns → outputs.
     Sme,
@@ -21,26 +21,9 @@ pub enum OrganizationType {
     Agency,
 }
 
-impl From<strata_domain::OrgType> for OrganizationType {
-    fn from(t: strata_domain::OrgType) -> Self {
-        match t {
-            strata_domain::OrgType::Sme => OrganizationType::Sme,
-            strata_domain::OrgType::Agency => OrganizationType::Agency,
-        }
-    }
-}
-
-impl From<OrganizationType> for strata_domain::OrgType {
-    fn from(t: OrganizationType) -> Self {
-        match t {
-            OrganizationType::Sme => strata_domain::OrgType::Sme,
-            OrganizationType::Agency => strata_domain::OrgType::Agency,
-        }
-    }
-}
-
 /// A member's role.
 #[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
+#[graphql(remote = "strata_domain::Role")]
 pub enum Role {
     /// Everything, including members, clients, settings and API keys.
     Owner,
@@ -52,30 +35,6 @@ pub enum Role {
     AccountManager,
     /// Read only.
     Viewer,
-}
-
-impl From<strata_domain::Role> for Role {
-    fn from(r: strata_domain::Role) -> Self {
-        match r {
-            strata_domain::Role::Owner => Role::Owner,
-            strata_domain::Role::Admin => Role::Admin,
-            strata_domain::Role::Strategist => Role::Strategist,
-            strata_domain::Role::AccountManager => Role::AccountManager,
-            strata_domain::Role::Viewer => Role::Viewer,
-        }
-    }
-}
-
-impl From<Role> for strata_domain::Role {
-    fn from(r: Role) -> Self {
-        match r {
-            Role::Owner => strata_domain::Role::Owner,
-            Role::Admin => strata_domain::Role::Admin,
-            Role::Strategist => strata_domain::Role::Strategist,
-            Role::AccountManager => strata_domain::Role::AccountManager,
-            Role::Viewer => strata_domain::Role::Viewer,
-        }
-    }
 }
 
 /// A user.
