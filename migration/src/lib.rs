@@ -13,6 +13,8 @@ mod m20261122_000001_roles_and_helpers;
 mod m20261122_000002_public_tables;
 mod m20261122_000003_tenant_b_tables;
 mod m20261122_000004_row_level_security;
+mod m20261123_000005_api_key_org_type;
+mod m20261123_000006_agent_runs;
 
 /// All migrations, in order.
 #[derive(Debug)]
@@ -26,6 +28,8 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000002_public_tables::Migration),
             Box::new(m20261122_000003_tenant_b_tables::Migration),
             Box::new(m20261122_000004_row_level_security::Migration),
+            Box::new(m20261123_000005_api_key_org_type::Migration),
+            Box::new(m20261123_000006_agent_runs::Migration),
         ]
     }
 }

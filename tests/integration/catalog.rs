@@ -60,7 +60,7 @@ async fn runtime_roles_are_unprivileged_own_nothing_and_hold_no_dangerous_grants
     let privileged = rows(
         &conn,
         "SELECT rolname::text FROM pg_roles
-         WHERE rolname IN ('app_sme', 'app_agency', 'app_auth', 'strata_gateway', 'strata_owner')
+         WHERE rolname IN ('app_sme', 'app_agency', 'app_auth', 'app_maint', 'strata_gateway', 'strata_owner')
            AND (rolsuper OR rolbypassrls OR rolcanlogin OR rolcreaterole OR rolcreatedb)",
     )
     .await;
@@ -68,13 +68,13 @@ async fn runtime_roles_are_unprivileged_own_nothing_and_hold_no_dangerous_grants
     let owned = rows(
         &conn,
         "SELECT c.oid::regclass::text FROM pg_class c
-         WHERE pg_get_userbyid(c.relowner) IN ('app_sme', 'app_agency', 'app_auth', 'strata_gateway')
+         WHERE pg_get_userbyid(c.relowner) IN ('app_sme', 'app_agency', 'app_auth', 'app_maint', 'strata_gateway')
          UNION ALL
          SELECT p.oid::regprocedure::text FROM pg_proc p
-         WHERE pg_get_userbyid(p.proowner) IN ('app_sme', 'app_agency', 'app_auth', 'strata_gateway')
+         WHERE pg_get_userbyid(p.proowner) IN ('app_sme', 'app_agency', 'app_auth', 'app_maint', 'strata_gateway')
          UNION ALL
          SELECT nspname::text FROM pg_namespace
-         WHERE pg_get_userbyid(nspowner) IN ('app_sme', 'app_agency', 'app_auth', 'strata_gateway')",
+         WHERE pg_get_userbyid(nspowner) IN ('app_sme', 'app_agency', 'app_auth', 'app_maint', 'strata_gateway')",
     )
     .await;
     assert!(owned.is_empty(), "runtime roles own {owned:?}");
@@ -83,7 +83,7 @@ async fn runtime_roles_are_unprivileged_own_nothing_and_hold_no_dangerous_grants
         "SELECT r.rolname || ' ' || priv || ' ' || c.oid::regclass::text
          FROM pg_class c
          JOIN pg_namespace n ON n.oid = c.relnamespace
-         CROSS JOIN (VALUES ('app_sme'), ('app_agency'), ('app_auth'), ('strata_gateway')) AS r(rolname)
+         CROSS JOIN (VALUES ('app_sme'), ('app_agency'), ('app_auth'), ('app_maint'), ('strata_gateway')) AS r(rolname)
          CROSS JOIN (VALUES ('TRUNCATE'), ('REFERENCES'), ('TRIGGER')) AS p(priv)
          WHERE c.relkind IN ('r', 'p') AND n.nspname IN ('public', 'tenant_b')
            AND has_table_privilege(r.rolname, c.oid, priv)",

@@ -2,7 +2,11 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod agents;
 mod api;
+mod api_keys;
+mod auth;
 mod catalog;
 mod isolation;
+mod matrix;
 mod migrations;

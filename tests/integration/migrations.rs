@@ -21,7 +21,7 @@ async fn migrations_go_up_down_and_up_again_on_an_empty_database() {
     assert_eq!(our_tables(&conn).await, 0);
 
     Migrator::up(&conn, None).await.unwrap();
-    assert_eq!(our_tables(&conn).await, 14);
+    assert_eq!(our_tables(&conn).await, 15);
 
     Migrator::down(&conn, None).await.unwrap();
     assert_eq!(our_tables(&conn).await, 0);
@@ -38,7 +38,7 @@ async fn migrations_go_up_down_and_up_again_on_an_empty_database() {
     assert_eq!(schemas, 0, "down removes the app and tenant_b schemas");
 
     Migrator::up(&conn, None).await.unwrap();
-    assert_eq!(our_tables(&conn).await, 14);
+    assert_eq!(our_tables(&conn).await, 15);
     assert!(
         Migrator::get_pending_migrations(&conn)
             .await

@@ -191,38 +191,135 @@ pub struct TestApp {
     /// The database behind it.
     pub test_db: TestDb,
     client: reqwest::Client,
+    issuer: Option<String>,
+    audience: Option<String>,
 }
 
-impl TestApp {
+/// How to configure a [`TestApp`]; [`TestApp::spawn`] takes the defaults:
+/// the HS256 [`SECRET`], no JWKS, no issuer or audience, and the gateway's
+/// default auth cache time-to-live.
+#[derive(Clone, Debug)]
+pub struct TestAppBuilder {
+    secret: Option<String>,
+    jwks_url: Option<String>,
+    issuer: Option<String>,
+    audience: Option<String>,
+    auth_cache_ttl: Duration,
+    llm: Option<strata_agents::OpenAiConfig>,
+    monthly_token_quota: Option<u64>,
+}
+
+impl Default for TestAppBuilder {
+    fn default() -> Self {
+        Self {
+            secret: Some(SECRET.to_owned()),
+            jwks_url: None,
+            issuer: None,
+            audience: None,
+            auth_cache_ttl: strata_server::config::DEFAULT_AUTH_CACHE_TTL,
+            llm: None,
+            monthly_token_quota: None,
+        }
+    }
+}
+
+impl TestAppBuilder {
+    /// No HS256 secret: only JWKS keys verify tokens.
+    pub fn without_secret(mut self) -> Self {
+        self.secret = None;
+        self
+    }
+
+    /// Verify RS256/ES256 tokens with the keys served at `url`.
+    pub fn jwks_url(mut self, url: impl Into<String>) -> Self {
+        self.jwks_url = Some(url.into());
+        self
+    }
+
+    /// Require this `iss` (and put it in [`TestApp::token`]'s tokens).
+    pub fn issuer(mut self, issuer: impl Into<String>) -> Self {
+        self.issuer = Some(issuer.into());
+        self
+    }
+
+    /// Require this `aud` (and put it in [`TestApp::token`]'s tokens).
+    pub fn audience(mut self, audience: impl Into<String>) -> Self {
+        self.audience = Some(audience.into());
+        self
+    }
+
+    /// How long resolved users are cached; zero turns the cache off.
+    pub fn auth_cache_ttl(mut self, ttl: Duration) -> Self {
+        self.auth_cache_ttl = ttl;
+        self
+    }
+
+    /// Run agents on this OpenAI-compatible provider instead of the offline
+    /// model.
+    pub fn llm(mut self, config: strata_agents::OpenAiConfig) -> Self {
+        self.llm = Some(config);
+        self
+    }
+
+    /// Limit each organization's agent runs to this many tokens a month.
+    pub fn monthly_token_quota(mut self, tokens: u64) -> Self {
+        self.monthly_token_quota = Some(tokens);
+        self
+    }
+
     /// Starts the gateway on port 0 against a fresh migrated database.
-    pub async fn spawn() -> Self {
+    pub async fn spawn(self) -> TestApp {
+        self.try_spawn().await.expect("build the application")
+    }
+
+    /// Like [`TestAppBuilder::spawn`], returning the start-up error.
+    pub async fn try_spawn(self) -> anyhow::Result<TestApp> {
         let test_db = TestDb::migrated().await;
         let config = strata_server::Config {
             database: strata_server::config::DatabaseConfig::Url(test_db.url.clone()),
             listen: "127.0.0.1:0".parse().unwrap(),
             jwt: strata_server::config::JwtConfig {
-                secret: Some(SecretString::from(SECRET)),
-                jwks_url: None,
-                issuer: None,
-                audience: None,
+                secret: self.secret.map(SecretString::from),
+                jwks_url: self.jwks_url,
+                issuer: self.issuer.clone(),
+                audience: self.audience.clone(),
+            },
+            auth_cache_ttl: self.auth_cache_ttl,
+            agents: strata_server::config::AgentsConfig {
+                llm: self.llm.clone(),
+                max_concurrent: 4,
+                max_per_org: 2,
+                monthly_token_quota: self.monthly_token_quota,
             },
             migrate: false,
             demo: false,
             db_max_connections: 8,
             limits: strata_graphql::Limits::default(),
         };
-        let app = strata_server::Application::build(config)
-            .await
-            .expect("build the application");
+        let app = strata_server::Application::build(config).await?;
         let base = format!("http://127.0.0.1:{}", app.port());
         let db = app.db().clone();
         tokio::spawn(app.run_until_stopped(std::future::pending()));
-        Self {
+        Ok(TestApp {
             base,
             db,
             test_db,
             client: reqwest::Client::new(),
-        }
+            issuer: self.issuer,
+            audience: self.audience,
+        })
+    }
+}
+
+impl TestApp {
+    /// Starts the gateway on port 0 against a fresh migrated database.
+    pub async fn spawn() -> Self {
+        Self::builder().spawn().await
+    }
+
+    /// A gateway configured otherwise than [`TestApp::spawn`]'s.
+    pub fn builder() -> TestAppBuilder {
+        TestAppBuilder::default()
     }
 
     /// A token for `user` acting in `org`.
@@ -233,8 +330,8 @@ impl TestApp {
             org,
             None,
             Duration::from_secs(3600),
-            None,
-            None,
+            self.issuer.as_deref(),
+            self.audience.as_deref(),
         )
         .unwrap()
     }

@@ -100,6 +100,11 @@ impl Role {
     pub const fn sees_all_clients(self) -> bool {
         !matches!(self, Role::AccountManager)
     }
+
+    /// The role an API key acts with: it may write content (unless the key
+    /// is read-only) but never administer, and sees the clients its scope
+    /// allows.
+    pub const API_KEY: Role = Role::Strategist;
 }
 
 impl fmt::Display for Role {

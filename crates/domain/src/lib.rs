@@ -15,4 +15,4 @@ pub mod values;
 pub use context::{Actor, ClientScope, OrgType, Role, TenantContext};
 pub use error::{DomainError, ValidationError};
 pub use ids::{ApiKeyId, CampaignId, ClientId, OrgId, OutputId, PersonaId, UserId};
-pub use values::{CampaignName, ClientName, OrganizationName, Slug};
+pub use values::{CampaignName, ClientName, JsonDocument, OrganizationName, PersonaName, Slug};

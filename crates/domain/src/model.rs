@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 
 use crate::context::{OrgType, Role};
-use crate::ids::{CampaignId, ClientId, OrgId, UserId};
+use crate::ids::{ApiKeyId, CampaignId, ClientId, OrgId, OutputId, PersonaId, UserId};
 
 /// An organization.
 #[derive(Clone, Debug, PartialEq)]
@@ -81,10 +81,196 @@ pub struct Campaign {
     pub name: String,
     /// Objective, free text.
     pub objective: Option<String>,
-    /// Lifecycle status (`DRAFT`, `ACTIVE`, ...).
-    pub status: String,
+    /// Lifecycle status.
+    pub status: CampaignStatus,
     /// When it was created.
     pub created_at: DateTime<Utc>,
     /// When it last changed.
     pub updated_at: DateTime<Utc>,
+}
+
+/// A campaign's lifecycle status.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum CampaignStatus {
+    /// Being prepared.
+    Draft,
+    /// Running.
+    Active,
+    /// On hold.
+    Paused,
+    /// Done.
+    Completed,
+    /// Kept for reference only.
+    Archived,
+}
+
+impl CampaignStatus {
+    /// Every status.
+    pub const ALL: [CampaignStatus; 5] = [
+        CampaignStatus::Draft,
+        CampaignStatus::Active,
+        CampaignStatus::Paused,
+        CampaignStatus::Completed,
+        CampaignStatus::Archived,
+    ];
+
+    /// The stored spelling.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            CampaignStatus::Draft => "DRAFT",
+            CampaignStatus::Active => "ACTIVE",
+            CampaignStatus::Paused => "PAUSED",
+            CampaignStatus::Completed => "COMPLETED",
+            CampaignStatus::Archived => "ARCHIVED",
+        }
+    }
+
+    /// Parses the stored spelling.
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|c| c.as_str() == s)
+    }
+}
+
+/// Where an agent run is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum RunStatus {
+    /// Accepted, waiting for a worker.
+    Queued,
+    /// Talking to the model.
+    Running,
+    /// Finished with a validated output.
+    Succeeded,
+    /// Finished with an error.
+    Failed,
+    /// Stopped on request.
+    Cancelled,
+}
+
+impl RunStatus {
+    /// Every status.
+    pub const ALL: [RunStatus; 5] = [
+        RunStatus::Queued,
+        RunStatus::Running,
+        RunStatus::Succeeded,
+        RunStatus::Failed,
+        RunStatus::Cancelled,
+    ];
+
+    /// The stored spelling.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Queued => "QUEUED",
+            RunStatus::Running => "RUNNING",
+            RunStatus::Succeeded => "SUCCEEDED",
+            RunStatus::Failed => "FAILED",
+            RunStatus::Cancelled => "CANCELLED",
+        }
+    }
+
+    /// Parses the stored spelling.
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|c| c.as_str() == s)
+    }
+
+    /// Whether the run has ended.
+    pub const fn is_terminal(self) -> bool {
+        matches!(
+            self,
+            RunStatus::Succeeded | RunStatus::Failed | RunStatus::Cancelled
+        )
+    }
+}
+
+/// An agent run and, once it succeeded, its output.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AgentRun {
+    /// Its id (also the output's).
+    pub id: OutputId,
+    /// The organization.
+    pub org_id: OrgId,
+    /// The client (agencies only).
+    pub client_id: Option<ClientId>,
+    /// The campaign it is for.
+    pub campaign_id: CampaignId,
+    /// Which agent (`BUSINESS_STRATEGY`, ...).
+    pub agent: String,
+    /// Where it is.
+    pub status: RunStatus,
+    /// What was asked.
+    pub input: serde_json::Value,
+    /// The validated output, once succeeded.
+    pub output: Option<serde_json::Value>,
+    /// Why it failed or was cancelled.
+    pub error: Option<String>,
+    /// Prompt tokens used.
+    pub prompt_tokens: u32,
+    /// Completion tokens used.
+    pub completion_tokens: u32,
+    /// Who asked.
+    pub created_by: Option<UserId>,
+    /// When it was asked for.
+    pub created_at: DateTime<Utc>,
+    /// When it started.
+    pub started_at: Option<DateTime<Utc>>,
+    /// When it ended.
+    pub finished_at: Option<DateTime<Utc>>,
+}
+
+/// Brand guidelines: of an SME, or of one client of an agency.
+#[derive(Clone, Debug, PartialEq)]
+pub struct BrandGuidelines {
+    /// The organization.
+    pub org_id: OrgId,
+    /// The client (agencies only).
+    pub client_id: Option<ClientId>,
+    /// The guidelines, a JSON object.
+    pub content: serde_json::Value,
+    /// When they last changed.
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A persona: of an SME, or of one client of an agency.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Persona {
+    /// Its id.
+    pub id: PersonaId,
+    /// The organization.
+    pub org_id: OrgId,
+    /// The client (agencies only).
+    pub client_id: Option<ClientId>,
+    /// Name.
+    pub name: String,
+    /// Description.
+    pub description: Option<String>,
+    /// Structured attributes, a JSON object.
+    pub attributes: serde_json::Value,
+    /// When it was created.
+    pub created_at: DateTime<Utc>,
+    /// When it last changed.
+    pub updated_at: DateTime<Utc>,
+}
+
+/// One row of the audit log.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AuditRecord {
+    /// Its id.
+    pub id: uuid::Uuid,
+    /// The client concerned (agencies).
+    pub client_id: Option<ClientId>,
+    /// The acting user, if a user acted.
+    pub actor_user_id: Option<UserId>,
+    /// The acting API key, if a key acted.
+    pub actor_api_key_id: Option<ApiKeyId>,
+    /// The operation (`createCampaign`, ...).
+    pub operation: String,
+    /// The kind of object changed.
+    pub target_type: String,
+    /// The object changed.
+    pub target_id: Option<uuid::Uuid>,
+    /// The request that did it.
+    pub request_id: Option<String>,
+    /// Non-secret details.
+    pub details: serde_json::Value,
+    /// When.
+    pub created_at: DateTime<Utc>,
 }

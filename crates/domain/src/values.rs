@@ -113,6 +113,67 @@ name_type!(
     200
 );
 
+name_type!(
+    /// A persona's name.
+    PersonaName,
+    200
+);
+
+/// A JSON object given by a user (brand guidelines, persona attributes,
+/// settings): an object, at most `MAX_BYTES` when serialized and at most
+/// `MAX_DEPTH` levels deep, so stored documents stay small and prompts stay
+/// bounded.
+#[derive(Clone, Debug, PartialEq)]
+pub struct JsonDocument(serde_json::Value);
+
+impl JsonDocument {
+    /// Largest accepted document, serialized.
+    pub const MAX_BYTES: usize = 64 * 1024;
+    /// Deepest accepted nesting.
+    pub const MAX_DEPTH: usize = 8;
+
+    /// Parses `value` given for `field`.
+    pub fn parse(field: &'static str, value: serde_json::Value) -> Result<Self, ValidationError> {
+        if !value.is_object() {
+            return Err(ValidationError::new(field, "must be a JSON object"));
+        }
+        if depth(&value) > Self::MAX_DEPTH {
+            return Err(ValidationError::new(
+                field,
+                format!("must be nested at most {} levels deep", Self::MAX_DEPTH),
+            ));
+        }
+        let size = serde_json::to_vec(&value)
+            .map(|v| v.len())
+            .unwrap_or(usize::MAX);
+        if size > Self::MAX_BYTES {
+            return Err(ValidationError::new(
+                field,
+                format!("must be at most {} bytes", Self::MAX_BYTES),
+            ));
+        }
+        Ok(Self(value))
+    }
+
+    /// The document.
+    pub fn as_value(&self) -> &serde_json::Value {
+        &self.0
+    }
+
+    /// The document, owned.
+    pub fn into_value(self) -> serde_json::Value {
+        self.0
+    }
+}
+
+fn depth(v: &serde_json::Value) -> usize {
+    match v {
+        serde_json::Value::Array(a) => 1 + a.iter().map(depth).max().unwrap_or(0),
+        serde_json::Value::Object(o) => 1 + o.values().map(depth).max().unwrap_or(0),
+        _ => 0,
+    }
+}
+
 /// Parses an optional long text (objective, description): trimmed, at most
 /// `max` characters; blank becomes `None`.
 pub fn parse_optional_text(
@@ -149,6 +210,22 @@ mod tests {
             let err = Slug::parse("slug", bad).expect_err(bad);
             assert_eq!(err.field, "slug");
         }
+    }
+
+    #[test]
+    fn json_documents_must_be_small_shallow_objects() {
+        assert!(JsonDocument::parse("content", serde_json::json!({"tone": ["bold"]})).is_ok());
+        assert_eq!(
+            JsonDocument::parse("content", serde_json::json!([1])).map_err(|e| e.field),
+            Err("content")
+        );
+        let mut deep = serde_json::json!({});
+        for _ in 0..10 {
+            deep = serde_json::json!({ "a": deep });
+        }
+        assert!(JsonDocument::parse("content", deep).is_err());
+        let big = serde_json::json!({ "a": "x".repeat(JsonDocument::MAX_BYTES) });
+        assert!(JsonDocument::parse("content", big).is_err());
     }
 
     #[test]

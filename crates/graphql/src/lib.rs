@@ -7,22 +7,45 @@
 //! this crate, converted from domain types; database rows never leak into the
 //! schema. This crate knows nothing of HTTP.
 
+mod api_keys;
+mod content;
 mod error;
 mod loaders;
 mod mutation;
 mod query;
+pub mod runner;
+mod runs;
 mod state;
 mod types;
 
-use async_graphql::{EmptySubscription, Schema};
+use std::sync::Arc;
+
+use async_graphql::{MergedObject, Schema};
 
 pub use error::{ErrorCode, domain_error};
-pub use mutation::Mutation;
-pub use query::Query;
-pub use state::RequestState;
+pub use runner::{Runner, RunnerConfig};
+pub use runs::Subscription;
+pub use state::{Committed, RequestState};
+
+/// The query root: one part per area, each in its own module.
+#[derive(MergedObject, Default)]
+pub struct Query(
+    query::CoreQuery,
+    content::ContentQuery,
+    api_keys::ApiKeyQuery,
+);
+
+/// The mutation root: one part per area, each in its own module.
+#[derive(MergedObject, Default)]
+pub struct Mutation(
+    mutation::CoreMutation,
+    content::ContentMutation,
+    runs::RunMutation,
+    api_keys::ApiKeyMutation,
+);
 
 /// The schema type served by the gateway.
-pub type StrataSchema = Schema<Query, Mutation, EmptySubscription>;
+pub type StrataSchema = Schema<Query, Mutation, Subscription>;
 
 /// Limits applied to every operation.
 #[derive(Clone, Debug)]
@@ -48,16 +71,26 @@ impl Default for Limits {
     }
 }
 
-/// Builds the schema.
+/// Builds the schema, with agent runs executed by `runner`.
+pub fn schema_with_runner(limits: &Limits, runner: Arc<Runner>) -> StrataSchema {
+    builder(limits).data(runner).finish()
+}
+
+/// Builds the schema without an agent runner (agent mutations then fail
+/// with INTERNAL): for the SDL and for tests that do not run agents.
 pub fn schema(limits: &Limits) -> StrataSchema {
-    let mut builder = Schema::build(Query, Mutation, EmptySubscription)
+    builder(limits).finish()
+}
+
+fn builder(limits: &Limits) -> async_graphql::SchemaBuilder<Query, Mutation, Subscription> {
+    let mut builder = Schema::build(Query::default(), Mutation::default(), Subscription)
         .limit_depth(limits.max_depth)
         .limit_complexity(limits.max_complexity)
         .limit_recursive_depth(limits.max_recursive_depth);
     if !limits.introspection {
         builder = builder.disable_introspection().disable_suggestions();
     }
-    builder.finish()
+    builder
 }
 
 /// The SDL of the schema, as checked in at `schema.graphql`.

@@ -6,9 +6,10 @@ use std::collections::HashMap;
 use std::sync::{Arc, Weak};
 
 use async_graphql::dataloader::Loader;
-use strata_domain::model::{Campaign, Client};
-use strata_domain::{CampaignId, ClientId};
-use strata_persistence::repo::{campaigns, clients};
+use strata_domain::model::{AgentRun, BrandGuidelines, Campaign, Client};
+use strata_domain::{CampaignId, ClientId, OutputId};
+use strata_persistence::repo::outputs::{self, RunFilter};
+use strata_persistence::repo::{Page, PageRequest, brand, campaigns, clients};
 
 use crate::state::{StateInner, tx};
 
@@ -54,5 +55,151 @@ impl Loader<CampaignId> for CampaignLoader {
             .await
             .map_err(|e| Arc::new(crate::error::domain_error(e)))?;
         Ok(found.into_iter().map(|c| (c.id, c)).collect())
+    }
+}
+
+/// A page of one campaign's runs: the campaign, which runs, and the page.
+/// Keys that share filter and page are loaded in one statement.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct RunPageKey {
+    pub(crate) campaign: CampaignId,
+    pub(crate) filter: RunFilter,
+    pub(crate) limit: u64,
+    pub(crate) after: Option<(i64, uuid::Uuid)>,
+}
+
+/// What a page of runs looks like, apart from its campaign.
+type PageShape = (RunFilter, u64, Option<(i64, uuid::Uuid)>);
+
+/// Loads pages of campaigns' runs.
+pub struct RunPageLoader {
+    pub(crate) state: Weak<StateInner>,
+}
+
+impl Loader<RunPageKey> for RunPageLoader {
+    type Value = Page<AgentRun>;
+    type Error = Arc<async_graphql::Error>;
+
+    async fn load(
+        &self,
+        keys: &[RunPageKey],
+    ) -> Result<HashMap<RunPageKey, Page<AgentRun>>, Self::Error> {
+        let state = self.state.upgrade().ok_or_else(gone)?;
+        let tx = tx(&state, false).await.map_err(Arc::new)?;
+        let mut groups: HashMap<PageShape, Vec<CampaignId>> = HashMap::new();
+        for k in keys {
+            groups
+                .entry((k.filter, k.limit, k.after))
+                .or_default()
+                .push(k.campaign);
+        }
+        let mut out = HashMap::with_capacity(keys.len());
+        for ((filter, limit, after), campaigns) in groups {
+            let page = PageRequest {
+                after: after.and_then(|(t, id)| {
+                    chrono::DateTime::<chrono::Utc>::from_timestamp_micros(t).map(|at| (at, id))
+                }),
+                limit,
+            };
+            let mut found = outputs::pages_for_campaigns(tx, &campaigns, filter, &page)
+                .await
+                .map_err(|e| Arc::new(crate::error::domain_error(e)))?;
+            for campaign in campaigns {
+                let value = found.remove(&campaign).unwrap_or(Page {
+                    items: Vec::new(),
+                    has_next_page: false,
+                });
+                out.insert(
+                    RunPageKey {
+                        campaign,
+                        filter,
+                        limit,
+                        after,
+                    },
+                    value,
+                );
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Counts campaigns' runs.
+pub struct RunCountLoader {
+    pub(crate) state: Weak<StateInner>,
+}
+
+impl Loader<(CampaignId, RunFilter)> for RunCountLoader {
+    type Value = u64;
+    type Error = Arc<async_graphql::Error>;
+
+    async fn load(
+        &self,
+        keys: &[(CampaignId, RunFilter)],
+    ) -> Result<HashMap<(CampaignId, RunFilter), u64>, Self::Error> {
+        let state = self.state.upgrade().ok_or_else(gone)?;
+        let tx = tx(&state, false).await.map_err(Arc::new)?;
+        let mut out = HashMap::with_capacity(keys.len());
+        for filter in [RunFilter::Outputs, RunFilter::All] {
+            let campaigns: Vec<CampaignId> = keys
+                .iter()
+                .filter(|(_, f)| *f == filter)
+                .map(|(c, _)| *c)
+                .collect();
+            if campaigns.is_empty() {
+                continue;
+            }
+            let counts = outputs::counts_for_campaigns(tx, &campaigns, filter)
+                .await
+                .map_err(|e| Arc::new(crate::error::domain_error(e)))?;
+            for c in campaigns {
+                out.insert((c, filter), counts.get(&c).copied().unwrap_or(0));
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Loads agent runs by id.
+pub struct RunLoader {
+    pub(crate) state: Weak<StateInner>,
+}
+
+impl Loader<OutputId> for RunLoader {
+    type Value = AgentRun;
+    type Error = Arc<async_graphql::Error>;
+
+    async fn load(&self, keys: &[OutputId]) -> Result<HashMap<OutputId, AgentRun>, Self::Error> {
+        let state = self.state.upgrade().ok_or_else(gone)?;
+        let tx = tx(&state, false).await.map_err(Arc::new)?;
+        let found = outputs::by_ids(tx, keys)
+            .await
+            .map_err(|e| Arc::new(crate::error::domain_error(e)))?;
+        Ok(found.into_iter().map(|r| (r.id, r)).collect())
+    }
+}
+
+/// Loads clients' brand guidelines.
+pub struct BrandLoader {
+    pub(crate) state: Weak<StateInner>,
+}
+
+impl Loader<ClientId> for BrandLoader {
+    type Value = BrandGuidelines;
+    type Error = Arc<async_graphql::Error>;
+
+    async fn load(
+        &self,
+        keys: &[ClientId],
+    ) -> Result<HashMap<ClientId, BrandGuidelines>, Self::Error> {
+        let state = self.state.upgrade().ok_or_else(gone)?;
+        let tx = tx(&state, false).await.map_err(Arc::new)?;
+        let found = brand::by_clients(tx, keys)
+            .await
+            .map_err(|e| Arc::new(crate::error::domain_error(e)))?;
+        Ok(found
+            .into_iter()
+            .filter_map(|b| b.client_id.map(|c| (c, b)))
+            .collect())
     }
 }

@@ -23,12 +23,12 @@ pub(crate) fn parse_id<T: FromStr>(field: &'static str, id: &ID) -> Result<T> {
     })
 }
 
-/// Queries.
+/// Identity, organization, client and campaign queries.
 #[derive(Debug, Default)]
-pub struct Query;
+pub struct CoreQuery;
 
 #[Object]
-impl Query {
+impl CoreQuery {
     /// The caller: user, memberships, active organization and role.
     async fn me(&self) -> Viewer {
         Viewer

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use async_graphql::dataloader::DataLoader;
+use async_graphql::dataloader::{DataLoader, HashMapCache};
 use strata_domain::model::{Membership, User};
 use strata_domain::{DomainError, TenantContext};
 use strata_persistence::context::ResolvedUser;
@@ -11,9 +11,23 @@ use strata_persistence::{Db, TenantTx};
 use tokio::sync::OnceCell;
 
 use crate::error::ErrorCode;
-use crate::loaders::{CampaignLoader, ClientLoader};
+use crate::loaders::{
+    BrandLoader, CampaignLoader, ClientLoader, RunCountLoader, RunLoader, RunPageLoader,
+};
+
+/// Something a request did that matters once its transaction commits.
+#[derive(Clone, Debug)]
+pub enum Committed {
+    /// A member's role, assignments or membership changed.
+    MembershipChanged(strata_domain::UserId),
+    /// An agent run was queued: start it.
+    RunQueued(Box<strata_domain::model::AgentRun>),
+    /// An agent run was cancelled: stop it.
+    RunCancelled(strata_domain::OutputId),
+}
 
 pub(crate) struct Inner {
+    committed: std::sync::Mutex<Vec<Committed>>,
     db: Db,
     user: Option<User>,
     memberships: Vec<Membership>,
@@ -28,8 +42,16 @@ pub(crate) struct Inner {
 #[derive(Clone)]
 pub struct RequestState {
     inner: Arc<Inner>,
-    clients: Arc<DataLoader<ClientLoader>>,
-    campaigns: Arc<DataLoader<CampaignLoader>>,
+    loaders: Arc<Loaders>,
+}
+
+struct Loaders {
+    clients: DataLoader<ClientLoader, HashMapCache>,
+    campaigns: DataLoader<CampaignLoader>,
+    run_pages: DataLoader<RunPageLoader, HashMapCache>,
+    run_counts: DataLoader<RunCountLoader, HashMapCache>,
+    runs: DataLoader<RunLoader>,
+    brand: DataLoader<BrandLoader>,
 }
 
 impl std::fmt::Debug for RequestState {
@@ -66,6 +88,7 @@ impl RequestState {
         request_id: String,
     ) -> Self {
         let inner = Arc::new(Inner {
+            committed: std::sync::Mutex::new(Vec::new()),
             db,
             user,
             memberships,
@@ -73,23 +96,30 @@ impl RequestState {
             request_id,
             tx: OnceCell::new(),
         });
-        let clients = Arc::new(DataLoader::new(
-            ClientLoader {
-                state: Arc::downgrade(&inner),
-            },
-            tokio::spawn,
-        ));
-        let campaigns = Arc::new(DataLoader::new(
-            CampaignLoader {
-                state: Arc::downgrade(&inner),
-            },
-            tokio::spawn,
-        ));
-        Self {
-            inner,
-            clients,
-            campaigns,
-        }
+        let weak = || Arc::downgrade(&inner);
+        let loaders = Arc::new(Loaders {
+            // Loaders that connections prefetch into (see `types::prefetch`)
+            // keep what they were fed for the rest of the request.
+            clients: DataLoader::with_cache(
+                ClientLoader { state: weak() },
+                tokio::spawn,
+                HashMapCache::default(),
+            ),
+            campaigns: DataLoader::new(CampaignLoader { state: weak() }, tokio::spawn),
+            run_pages: DataLoader::with_cache(
+                RunPageLoader { state: weak() },
+                tokio::spawn,
+                HashMapCache::default(),
+            ),
+            run_counts: DataLoader::with_cache(
+                RunCountLoader { state: weak() },
+                tokio::spawn,
+                HashMapCache::default(),
+            ),
+            runs: DataLoader::new(RunLoader { state: weak() }, tokio::spawn),
+            brand: DataLoader::new(BrandLoader { state: weak() }, tokio::spawn),
+        });
+        Self { inner, loaders }
     }
 
     /// The database pool (for opening new organizations' transactions).
@@ -142,12 +172,28 @@ impl RequestState {
         tx(&self.inner, true).await
     }
 
-    pub(crate) fn client_loader(&self) -> &DataLoader<ClientLoader> {
-        &self.clients
+    pub(crate) fn client_loader(&self) -> &DataLoader<ClientLoader, HashMapCache> {
+        &self.loaders.clients
     }
 
     pub(crate) fn campaign_loader(&self) -> &DataLoader<CampaignLoader> {
-        &self.campaigns
+        &self.loaders.campaigns
+    }
+
+    pub(crate) fn run_page_loader(&self) -> &DataLoader<RunPageLoader, HashMapCache> {
+        &self.loaders.run_pages
+    }
+
+    pub(crate) fn run_count_loader(&self) -> &DataLoader<RunCountLoader, HashMapCache> {
+        &self.loaders.run_counts
+    }
+
+    pub(crate) fn run_loader(&self) -> &DataLoader<RunLoader> {
+        &self.loaders.runs
+    }
+
+    pub(crate) fn brand_loader(&self) -> &DataLoader<BrandLoader> {
+        &self.loaders.brand
     }
 
     /// Statements run by the request's transaction so far (0 if none began).
@@ -159,13 +205,29 @@ impl RequestState {
             .unwrap_or(0)
     }
 
+    /// Notes what must happen once the transaction commits.
+    pub(crate) fn record(&self, event: Committed) {
+        self.inner
+            .committed
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(event);
+    }
+
     /// Ends the request's transaction, if one began: commits what succeeded
-    /// (failed mutations were rolled back to their savepoints).
-    pub async fn finish(&self) -> Result<(), DomainError> {
-        match self.inner.tx.get() {
-            Some((tx, _)) => tx.commit().await,
-            None => Ok(()),
+    /// (failed mutations were rolled back to their savepoints), and returns
+    /// what the committed mutations asked to happen next.
+    pub async fn finish(&self) -> Result<Vec<Committed>, DomainError> {
+        if let Some((tx, _)) = self.inner.tx.get() {
+            tx.commit().await?;
         }
+        Ok(std::mem::take(
+            &mut *self
+                .inner
+                .committed
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        ))
     }
 }
 

@@ -6,6 +6,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use strata_domain::model;
 use strata_persistence::repo::campaigns::CampaignFilter;
+use strata_persistence::repo::outputs::RunFilter;
 use strata_persistence::repo::{Page, PageRequest, campaigns, clients};
 
 use crate::error::{ErrorCode, domain_error};
@@ -192,6 +193,28 @@ impl Client {
         )
         .await
     }
+    /// This client's brand guidelines, if saved.
+    async fn brand_guidelines(
+        &self,
+        ctx: &Context<'_>,
+    ) -> Result<Option<crate::content::BrandGuidelines>> {
+        let state = ctx.data::<RequestState>()?;
+        Ok(state
+            .brand_loader()
+            .load_one(self.0.id)
+            .await
+            .map_err(|e| (*e).clone())?
+            .map(crate::content::BrandGuidelines))
+    }
+    /// This client's personas, newest first.
+    async fn personas(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> Result<crate::content::PersonaConnection> {
+        crate::content::persona_connection(ctx, Some(self.0.id), first, after).await
+    }
 }
 
 /// A campaign.
@@ -209,9 +232,13 @@ impl Campaign {
     async fn objective(&self) -> Option<&str> {
         self.0.objective.as_deref()
     }
-    /// DRAFT, ACTIVE, PAUSED, COMPLETED or ARCHIVED.
-    async fn status(&self) -> &str {
-        &self.0.status
+    /// Where the campaign is in its life.
+    async fn status(&self) -> CampaignStatus {
+        self.0.status.into()
+    }
+    /// The client's id (null for SMEs).
+    async fn client_id(&self) -> Option<ID> {
+        self.0.client_id.map(|c| ID(c.to_string()))
     }
     async fn created_at(&self) -> DateTime<Utc> {
         self.0.created_at
@@ -232,6 +259,51 @@ impl Campaign {
             .map_err(|e| (*e).clone())?;
         Ok(found.map(Client))
     }
+    /// The agents' validated outputs for this campaign, newest first.
+    async fn outputs(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> Result<crate::content::AgentOutputConnection> {
+        crate::content::run_connection(ctx, self.0.id, RunFilter::Outputs, first, after, |r| {
+            crate::content::AgentOutput(r)
+        })
+        .await
+    }
+    /// Every agent run for this campaign, whatever its status, newest first.
+    async fn runs(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> Result<crate::content::AgentRunConnection> {
+        crate::content::run_connection(
+            ctx,
+            self.0.id,
+            RunFilter::All,
+            first,
+            after,
+            crate::content::AgentRun::from,
+        )
+        .await
+    }
+}
+
+/// A campaign's lifecycle status.
+#[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
+#[graphql(remote = "strata_domain::model::CampaignStatus")]
+pub enum CampaignStatus {
+    /// Being prepared.
+    Draft,
+    /// Running.
+    Active,
+    /// On hold.
+    Paused,
+    /// Done.
+    Completed,
+    /// Kept for reference only.
+    Archived,
 }
 
 /// A cursor position: the sort key of the last row seen.
@@ -249,19 +321,37 @@ pub struct Totals {
     kind: TotalsKind,
 }
 
-enum TotalsKind {
+pub(crate) enum TotalsKind {
     Clients,
     Campaigns(CampaignFilter),
+    Personas(Option<strata_domain::ClientId>),
+    Runs(
+        strata_domain::CampaignId,
+        strata_persistence::repo::outputs::RunFilter,
+    ),
+    Audit,
 }
 
 #[Object]
 impl Totals {
     /// How many items the connection has in all pages.
     async fn total_count(&self, ctx: &Context<'_>) -> Result<u64> {
-        let tx = ctx.data::<RequestState>()?.read_tx().await?;
+        let state = ctx.data::<RequestState>()?;
+        if let TotalsKind::Runs(campaign, filter) = &self.kind {
+            return Ok(state
+                .run_count_loader()
+                .load_one((*campaign, *filter))
+                .await
+                .map_err(|e| (*e).clone())?
+                .unwrap_or(0));
+        }
+        let tx = state.read_tx().await?;
         match &self.kind {
             TotalsKind::Clients => clients::count(tx).await,
             TotalsKind::Campaigns(f) => campaigns::count(tx, f).await,
+            TotalsKind::Personas(c) => strata_persistence::repo::personas::count(tx, *c).await,
+            TotalsKind::Audit => strata_persistence::repo::audit::count(tx).await,
+            TotalsKind::Runs(..) => Ok(0),
         }
         .map_err(domain_error)
     }
@@ -307,14 +397,14 @@ pub fn page_request(first: Option<i32>, after: Option<String>) -> Result<PageReq
 
 use async_graphql::ErrorExtensions;
 
-fn cursor(at: DateTime<Utc>, id: uuid::Uuid) -> Cursor {
+pub(crate) fn cursor(at: DateTime<Utc>, id: uuid::Uuid) -> Cursor {
     OpaqueCursor(CursorKey {
         t: at.timestamp_micros(),
         id,
     })
 }
 
-fn connection<N, T>(
+pub(crate) fn connection<N, T>(
     page: Page<T>,
     kind: TotalsKind,
     key: impl Fn(&T) -> (DateTime<Utc>, uuid::Uuid),
@@ -352,6 +442,7 @@ pub async fn campaign_connection(
     let result = campaigns::list(tx, &filter, &page)
         .await
         .map_err(domain_error)?;
+    prefetch(ctx, state, tx, &result.items).await?;
     Ok(connection(
         result,
         TotalsKind::Campaigns(filter),
@@ -359,6 +450,105 @@ pub async fn campaign_connection(
         Campaign,
         has_previous,
     ))
+}
+
+/// Loads what the selection asks of a page of campaigns — their clients,
+/// runs, outputs and counts — in one statement each, and feeds it to the
+/// request's loaders, so the nested resolvers find it there. Batching by
+/// the loaders' timer alone could split a page into several statements when
+/// the server is busy; looking ahead makes the count fixed.
+async fn prefetch(
+    ctx: &Context<'_>,
+    state: &RequestState,
+    tx: &strata_persistence::TenantTx,
+    items: &[model::Campaign],
+) -> Result<()> {
+    if items.is_empty() {
+        return Ok(());
+    }
+    let node = ctx.look_ahead().field("edges").field("node");
+    if node.field("client").exists() {
+        let mut ids: Vec<strata_domain::ClientId> =
+            items.iter().filter_map(|c| c.client_id).collect();
+        ids.sort();
+        ids.dedup();
+        if !ids.is_empty() {
+            let found = clients::by_ids(tx, &ids).await.map_err(domain_error)?;
+            state
+                .client_loader()
+                .feed_many(found.into_iter().map(|c| (c.id, c)))
+                .await;
+        }
+    }
+    let ids: Vec<strata_domain::CampaignId> = items.iter().map(|c| c.id).collect();
+    for (name, filter) in [("outputs", RunFilter::Outputs), ("runs", RunFilter::All)] {
+        let field = node.field(name);
+        if !field.exists() {
+            continue;
+        }
+        let mut seen = Vec::new();
+        for selection in field.selection_fields() {
+            let Ok(args) = selection.arguments() else {
+                continue;
+            };
+            let arg = |n: &str| args.iter().find(|(k, _)| k.as_str() == n).map(|(_, v)| v);
+            let first = match arg("first") {
+                None | Some(async_graphql::Value::Null) => None,
+                Some(async_graphql::Value::Number(n)) => {
+                    match n.as_i64().and_then(|n| i32::try_from(n).ok()) {
+                        Some(n) => Some(n),
+                        None => continue,
+                    }
+                }
+                Some(_) => continue,
+            };
+            let after = match arg("after") {
+                None | Some(async_graphql::Value::Null) => None,
+                Some(async_graphql::Value::String(s)) => Some(s.clone()),
+                Some(_) => continue,
+            };
+            // A bad argument is reported by the field's own resolver.
+            let Ok(page) = page_request(first, after) else {
+                continue;
+            };
+            let key_of = |c| crate::loaders::RunPageKey {
+                campaign: c,
+                filter,
+                limit: page.limit,
+                after: page.after.map(|(at, id)| (at.timestamp_micros(), id)),
+            };
+            if seen.contains(&key_of(ids[0])) {
+                continue;
+            }
+            seen.push(key_of(ids[0]));
+            let mut pages =
+                strata_persistence::repo::outputs::pages_for_campaigns(tx, &ids, filter, &page)
+                    .await
+                    .map_err(domain_error)?;
+            let fed: Vec<_> = ids
+                .iter()
+                .map(|c| {
+                    let page = pages.remove(c).unwrap_or(Page {
+                        items: Vec::new(),
+                        has_next_page: false,
+                    });
+                    (key_of(*c), page)
+                })
+                .collect();
+            state.run_page_loader().feed_many(fed).await;
+        }
+        if field.field("totalCount").exists() {
+            let counts = strata_persistence::repo::outputs::counts_for_campaigns(tx, &ids, filter)
+                .await
+                .map_err(domain_error)?;
+            let fed: Vec<_> = ids
+                .iter()
+                .map(|c| ((*c, filter), counts.get(c).copied().unwrap_or(0)))
+                .collect();
+            state.run_count_loader().feed_many(fed).await;
+        }
+    }
+    Ok(())
 }
 
 /// Resolves a clients connection.

@@ -5,7 +5,7 @@
 
 use sea_orm::{ConnectionTrait, DbBackend, Statement};
 use strata_domain::model::{Membership, User};
-use strata_domain::{ClientId, DomainError, OrgId, OrgType, Role, UserId};
+use strata_domain::{ApiKeyId, ClientId, DomainError, OrgId, OrgType, Role, UserId};
 use uuid::Uuid;
 
 use crate::error::map_db_err;
@@ -80,4 +80,82 @@ pub async fn memberships(tx: &AuthTx, user: UserId) -> Result<Vec<Membership>, D
             })
         })
         .collect()
+}
+
+/// A presented API key, as `app_auth` sees it (only the row whose hash was
+/// presented is visible).
+#[derive(Clone, Debug)]
+pub struct PresentedKey {
+    /// The key.
+    pub id: ApiKeyId,
+    /// Its organization.
+    pub org_id: OrgId,
+    /// The organization's type.
+    pub org_type: OrgType,
+    /// The one client it is limited to, if any.
+    pub client_id: Option<ClientId>,
+    /// Whether it may only read.
+    pub read_only: bool,
+    /// Neither revoked nor expired, by the database's clock.
+    pub active: bool,
+    /// Not used within the last minute: worth recording this use.
+    pub stale: bool,
+}
+
+/// The key whose hash `tx` was begun with, if one exists. More than one
+/// match (a hash collision across organizations) is treated as none.
+pub async fn presented_key(
+    tx: &AuthTx,
+    key_hash: &str,
+) -> Result<Option<PresentedKey>, DomainError> {
+    let stmt = Statement::from_sql_and_values(
+        DbBackend::Postgres,
+        r#"SELECT org_id, id, org_type, client_id, read_only,
+                  revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now()) AS active,
+                  last_used_at IS NULL OR last_used_at < now() - interval '1 minute' AS stale
+           FROM public.api_keys
+           WHERE key_hash = $1
+           LIMIT 2"#,
+        [key_hash.to_owned().into()],
+    );
+    let mut rows = tx.conn().query_all_raw(stmt).await.map_err(map_db_err)?;
+    if rows.len() != 1 {
+        return Ok(None);
+    }
+    let Some(row) = rows.pop() else {
+        return Ok(None);
+    };
+    let org_type: String = row.try_get("", "org_type").map_err(map_db_err)?;
+    Ok(Some(PresentedKey {
+        id: ApiKeyId::from_uuid(row.try_get("", "id").map_err(map_db_err)?),
+        org_id: OrgId::from_uuid(row.try_get("", "org_id").map_err(map_db_err)?),
+        org_type: OrgType::parse(&org_type).ok_or_else(|| {
+            DomainError::Internal(format!("unknown organization type {org_type}").into())
+        })?,
+        client_id: row
+            .try_get::<Option<Uuid>>("", "client_id")
+            .map_err(map_db_err)?
+            .map(ClientId::from_uuid),
+        read_only: row.try_get("", "read_only").map_err(map_db_err)?,
+        active: row.try_get("", "active").map_err(map_db_err)?,
+        stale: row.try_get("", "stale").map_err(map_db_err)?,
+    }))
+}
+
+/// Records that `key` was used now. The condition repeats the staleness
+/// check so that concurrent requests write at most once a minute.
+pub async fn touch_key(tx: &AuthTx, key: &PresentedKey, key_hash: &str) -> Result<(), DomainError> {
+    let stmt = Statement::from_sql_and_values(
+        DbBackend::Postgres,
+        r#"UPDATE public.api_keys SET last_used_at = now()
+           WHERE org_id = $1 AND id = $2 AND key_hash = $3
+             AND (last_used_at IS NULL OR last_used_at < now() - interval '1 minute')"#,
+        [
+            key.org_id.as_uuid().into(),
+            key.id.as_uuid().into(),
+            key_hash.to_owned().into(),
+        ],
+    );
+    tx.conn().execute_raw(stmt).await.map_err(map_db_err)?;
+    Ok(())
 }

@@ -4,10 +4,11 @@
 
 use strata_domain::context::Resolution;
 use strata_domain::model::{Membership, User};
-use strata_domain::{Actor, ClientScope, DomainError, OrgId, TenantContext, UserId};
+use strata_domain::{Actor, ClientScope, DomainError, OrgId, Role, TenantContext, UserId};
 
 use crate::auth;
 use crate::db::Db;
+use crate::repo::api_keys;
 use crate::tx::AuthTx;
 
 /// A verified user, as the database knows them.
@@ -61,10 +62,35 @@ pub async fn resolve_user(
     requested: Option<OrgId>,
     request_id: &str,
 ) -> Result<ResolvedUser, ResolveError> {
+    let (user, memberships) = load_user(db, user_id, email, request_id).await?;
+    select(user, memberships, requested, request_id)
+}
+
+/// Provisions the user if new and reads their memberships, in one `app_auth`
+/// transaction: the part of [`resolve_user`] that touches the database.
+pub async fn load_user(
+    db: &Db,
+    user_id: UserId,
+    email: Option<&str>,
+    request_id: &str,
+) -> Result<(User, Vec<Membership>), DomainError> {
     let tx = AuthTx::for_user(db, user_id, request_id).await?;
     let user = auth::provision_user(&tx, user_id, email).await?;
     let memberships = auth::memberships(&tx, user_id).await?;
     tx.commit().await?;
+    Ok((user, memberships))
+}
+
+/// Picks the active organization among `memberships` (the requested one, or
+/// the only one) and builds its context for this request: the part of
+/// [`resolve_user`] that does not touch the database, so a caller may reuse
+/// what [`load_user`] read for a later request.
+pub fn select(
+    user: User,
+    memberships: Vec<Membership>,
+    requested: Option<OrgId>,
+    request_id: &str,
+) -> Result<ResolvedUser, ResolveError> {
     let active = match requested {
         Some(org) => Some(
             memberships
@@ -75,7 +101,7 @@ pub async fn resolve_user(
         None if memberships.len() == 1 => memberships.first(),
         None => None,
     };
-    let context = active.map(|m| context_for(m, user_id, request_id));
+    let context = active.map(|m| context_for(m, user.id, request_id));
     Ok(ResolvedUser {
         user,
         memberships,
@@ -97,4 +123,65 @@ pub async fn resolve_for(
         Ok(_) | Err(ResolveError::NotAMember) => Err(DomainError::NotFound),
         Err(ResolveError::Domain(e)) => Err(e),
     }
+}
+
+/// Why an API key could not act.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiKeyError {
+    /// No key has this secret (or it is not shaped like one).
+    #[error("unknown api key")]
+    Unknown,
+    /// The key was revoked or has expired.
+    #[error("revoked or expired api key")]
+    Inactive,
+    /// The request names another organization than the key's.
+    #[error("api key of another organization")]
+    OtherOrganization,
+    /// The database failed.
+    #[error(transparent)]
+    Domain(#[from] DomainError),
+}
+
+/// Resolves a presented API key secret into the context of its
+/// organization, in one `app_auth` transaction that can see only the row
+/// with the presented hash; records the use at most once a minute.
+///
+/// The key acts as [`Role::API_KEY`](strata_domain::Role::API_KEY), limited
+/// to its client if it has one, and read-only if it is.
+pub async fn resolve_api_key(
+    db: &Db,
+    secret: &str,
+    requested: Option<OrgId>,
+    request_id: &str,
+) -> Result<TenantContext, ApiKeyError> {
+    if !api_keys::is_well_formed(secret) {
+        return Err(ApiKeyError::Unknown);
+    }
+    let hash = api_keys::hash_secret(secret);
+    let tx = AuthTx::for_api_key(db, &hash, request_id).await?;
+    let key = auth::presented_key(&tx, &hash)
+        .await?
+        .ok_or(ApiKeyError::Unknown)?;
+    if !key.active {
+        return Err(ApiKeyError::Inactive);
+    }
+    if requested.is_some_and(|org| org != key.org_id) {
+        return Err(ApiKeyError::OtherOrganization);
+    }
+    if key.stale {
+        auth::touch_key(&tx, &key, &hash).await?;
+    }
+    tx.commit().await?;
+    Ok(TenantContext::resolved(Resolution {
+        org_id: key.org_id,
+        org_type: key.org_type,
+        actor: Actor::ApiKey(key.id),
+        role: Role::API_KEY,
+        clients: match key.client_id {
+            Some(c) => ClientScope::Only(vec![c]),
+            None => ClientScope::All,
+        },
+        read_only: key.read_only,
+        request_id: request_id.to_owned(),
+    }))
 }

@@ -12,7 +12,7 @@ use strata_persistence::embedded::{EmbeddedOptions, EmbeddedPostgres};
 use strata_persistence::{Db, PoolOptions};
 use tokio::net::TcpListener;
 
-use crate::auth::Verifier;
+use crate::auth::{UserCache, Verifier};
 use crate::config::{Config, DatabaseConfig};
 use crate::routes::{AppState, router};
 
@@ -82,6 +82,8 @@ impl Application {
     /// Binds the listener, opens (and migrates) the database, seeds demo data
     /// when asked. Every failure is one line of context.
     pub async fn build(config: Config) -> anyhow::Result<Self> {
+        // Bad token settings are found before anything starts.
+        let verifier = Verifier::new(&config.jwt)?;
         let listener = TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("cannot listen on {}", config.listen))?;
@@ -112,10 +114,31 @@ impl Application {
         } else {
             Vec::new()
         };
+        let provider = strata_agents::build_provider(config.agents.llm.clone())
+            .map_err(|e| anyhow::anyhow!("the agents' model provider is misconfigured: {e}"))?;
+        tracing::info!(provider = provider.name(), "agent provider ready");
+        let runner = strata_graphql::Runner::new(
+            database.db.clone(),
+            strata_graphql::RunnerConfig {
+                provider,
+                model: None,
+                max_concurrent: config.agents.max_concurrent.max(1),
+                max_per_org: config.agents.max_per_org.max(1),
+                monthly_token_quota: config.agents.monthly_token_quota,
+            },
+        );
+        match runner.recover().await {
+            Ok(0) => {}
+            Ok(n) => tracing::warn!(runs = n, "marked runs interrupted by a restart as failed"),
+            Err(e) => tracing::warn!(error = %e, "cannot check for runs interrupted by a restart"),
+        }
+        verifier.prefetch().await;
         let state = AppState {
             db: database.db.clone(),
-            schema: strata_graphql::schema(&config.limits),
-            verifier: Arc::new(Verifier::new(&config.jwt)),
+            schema: strata_graphql::schema_with_runner(&config.limits, runner.clone()),
+            runner,
+            verifier: Arc::new(verifier),
+            users: UserCache::new(config.auth_cache_ttl),
             metrics: metrics_handle(),
         };
         Ok(Self {

@@ -1,15 +1,51 @@
 //! Credential verification: `Authorization: Bearer <JWT>` (HS256 with the
-//! configured secret) or `Bearer strata_...` (API keys). Verification here
-//! answers "who"; the database answers "what may they do".
+//! configured secret, RS256 and ES256 with keys from the configured JWKS
+//! endpoint) or `Bearer strata_...` (API keys). Verification here answers
+//! "who"; the database answers "what may they do", and [`UserCache`] keeps
+//! that answer for a few seconds.
+//!
+//! Each key verifies exactly one algorithm: the secret HS256, an RSA key
+//! from the JWKS RS256, a P-256 key ES256. A token whose header names
+//! another algorithm than its key's is refused, so a public RSA key can
+//! never be used as an HMAC secret, and `none` is never accepted.
 
-use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use std::collections::HashMap;
+use std::sync::{Arc, PoisonError, RwLock};
+use std::time::{Duration, Instant};
+
+use jsonwebtoken::jwk::{
+    AlgorithmParameters, EllipticCurve, Jwk, KeyAlgorithm, KeyOperations, PublicKeyUse,
+};
+use jsonwebtoken::{Algorithm, DecodingKey, DecodingKeyKind, EncodingKey, Header, Validation};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
+use strata_domain::model::{Membership, User};
 use strata_domain::{OrgId, UserId};
+use strata_persistence::Db;
+use strata_persistence::context::{self, ResolveError, ResolvedUser};
 
 use crate::config::JwtConfig;
 
-/// The claims Strata reads.
+/// Clock skew allowed on `exp` and `nbf`, in seconds.
+const LEEWAY_SECS: u64 = 30;
+/// However many unknown key ids arrive, the JWKS endpoint is asked at most
+/// once in this interval (the fetch at start-up aside).
+const JWKS_MIN_REFRESH: Duration = Duration::from_secs(5);
+/// Keys older than this are fetched again in the background, so a key
+/// removed from the endpoint stops verifying without a restart.
+const JWKS_MAX_AGE: Duration = Duration::from_secs(10 * 60);
+/// One fetch of the JWKS endpoint, connection included.
+const JWKS_TIMEOUT: Duration = Duration::from_secs(5);
+/// A larger key set is refused rather than read.
+const JWKS_MAX_BYTES: usize = 256 * 1024;
+/// Keys beyond this many in one set are ignored.
+const JWKS_MAX_KEYS: usize = 64;
+/// RSA keys with a shorter modulus are ignored.
+const RSA_MIN_MODULUS_BYTES: usize = 256;
+/// Resolved users kept at most by [`UserCache`].
+const USER_CACHE_CAPACITY: u64 = 10_000;
+
+/// The claims `strata token` and `--demo` write.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Claims {
     /// User id.
@@ -33,6 +69,18 @@ pub struct Claims {
     pub aud: Option<String>,
 }
 
+/// The claims Strata reads from a verified token. `exp`, `nbf`, `iss` and
+/// `aud` are checked by the validation, whatever their shape (`aud` may be a
+/// list), and not read again.
+#[derive(Deserialize)]
+struct TokenClaims {
+    sub: String,
+    #[serde(default)]
+    org_id: Option<String>,
+    #[serde(default)]
+    email: Option<String>,
+}
+
 /// A verified user credential.
 #[derive(Clone, Debug)]
 pub struct VerifiedUser {
@@ -45,7 +93,7 @@ pub struct VerifiedUser {
 }
 
 /// Why a credential was refused. The variants are for logs; clients see one
-/// message whatever the reason.
+/// message whatever the reason. No variant carries the credential.
 #[derive(Debug, thiserror::Error)]
 pub enum AuthError {
     /// No `Authorization` header.
@@ -65,11 +113,30 @@ pub enum AuthError {
     NotAMember,
 }
 
-/// Verifies tokens.
-#[derive(Clone)]
+fn invalid(reason: impl Into<String>) -> AuthError {
+    AuthError::InvalidToken(reason.into())
+}
+
+/// Token verification settings that cannot work.
+#[derive(Debug, thiserror::Error)]
+pub enum VerifierConfigError {
+    /// `STRATA_JWKS_URL` does not parse.
+    #[error("STRATA_JWKS_URL is not a valid URL")]
+    JwksUrl(#[source] url::ParseError),
+    /// `STRATA_JWKS_URL` is not http(s) or names no host.
+    #[error("STRATA_JWKS_URL must be an http:// or https:// URL with a host")]
+    JwksScheme,
+    /// The HTTP client for the JWKS endpoint cannot be set up.
+    #[error("cannot set up the HTTP client for STRATA_JWKS_URL")]
+    JwksClient(#[source] reqwest::Error),
+}
+
+/// Verifies tokens. Cheap to share behind an `Arc`; the JWKS keys it holds
+/// are refreshed in place.
 pub struct Verifier {
     hs256: Option<DecodingKey>,
-    validation: Validation,
+    jwks: Option<Arc<Jwks>>,
+    validations: Validations,
 }
 
 impl std::fmt::Debug for Verifier {
@@ -78,54 +145,506 @@ impl std::fmt::Debug for Verifier {
     }
 }
 
-impl Verifier {
-    /// A verifier for `cfg`.
-    pub fn new(cfg: &JwtConfig) -> Self {
-        let mut validation = Validation::new(Algorithm::HS256);
-        validation.leeway = 30;
-        validation.validate_nbf = true;
-        validation.set_required_spec_claims(&["exp", "sub"]);
-        match &cfg.issuer {
-            Some(iss) => validation.set_issuer(&[iss]),
-            None => validation.iss = None,
-        }
-        match &cfg.audience {
-            Some(aud) => validation.set_audience(&[aud]),
-            None => validation.validate_aud = false,
-        }
+/// One validation per accepted algorithm; each allows only its own.
+struct Validations {
+    hs256: Validation,
+    rs256: Validation,
+    es256: Validation,
+}
+
+impl Validations {
+    fn new(cfg: &JwtConfig) -> Self {
+        let build = |alg| {
+            let mut v = Validation::new(alg);
+            v.leeway = LEEWAY_SECS;
+            v.validate_exp = true;
+            v.validate_nbf = true;
+            // `iss` and `aud` are only compared when present: require them
+            // when they are configured, or a token could simply omit them.
+            let mut required = vec!["exp", "sub"];
+            match &cfg.issuer {
+                Some(iss) => {
+                    v.set_issuer(&[iss]);
+                    required.push("iss");
+                }
+                None => v.iss = None,
+            }
+            match &cfg.audience {
+                Some(aud) => {
+                    v.set_audience(&[aud]);
+                    required.push("aud");
+                }
+                None => v.validate_aud = false,
+            }
+            v.set_required_spec_claims(&required);
+            v
+        };
         Self {
+            hs256: build(Algorithm::HS256),
+            rs256: build(Algorithm::RS256),
+            es256: build(Algorithm::ES256),
+        }
+    }
+
+    fn get(&self, alg: Algorithm) -> Option<&Validation> {
+        match alg {
+            Algorithm::HS256 => Some(&self.hs256),
+            Algorithm::RS256 => Some(&self.rs256),
+            Algorithm::ES256 => Some(&self.es256),
+            _ => None,
+        }
+    }
+}
+
+impl Verifier {
+    /// A verifier for `cfg`. Fetches nothing yet: see [`Verifier::prefetch`].
+    pub fn new(cfg: &JwtConfig) -> Result<Self, VerifierConfigError> {
+        let jwks = match cfg.jwks_url.as_deref().map(str::trim) {
+            Some(url) if !url.is_empty() => Some(Arc::new(Jwks::new(url)?)),
+            _ => None,
+        };
+        Ok(Self {
             hs256: cfg
                 .secret
                 .as_ref()
                 .map(|s| DecodingKey::from_secret(s.expose_secret().as_bytes())),
-            validation,
+            jwks,
+            validations: Validations::new(cfg),
+        })
+    }
+
+    /// Fetches the JWKS keys, if an endpoint is configured. An unreachable
+    /// endpoint is logged and does not fail: the keys are fetched again when
+    /// a token needs them.
+    pub async fn prefetch(&self) {
+        if let Some(jwks) = &self.jwks {
+            match jwks.fetch_and_store().await {
+                Ok(keys) => tracing::info!(jwks.keys = keys, "jwks keys loaded"),
+                Err(e) => tracing::warn!(
+                    error = %e,
+                    "the jwks endpoint is unavailable at start; its keys will be fetched when a token needs them"
+                ),
+            }
         }
     }
 
-    /// Verifies a JWT.
-    pub fn verify(&self, token: &str) -> Result<VerifiedUser, AuthError> {
-        let key = self
-            .hs256
-            .as_ref()
-            .ok_or_else(|| AuthError::InvalidToken("no verification key configured".into()))?;
-        let data = jsonwebtoken::decode::<Claims>(token, key, &self.validation)
-            .map_err(|e| AuthError::InvalidToken(e.to_string()))?;
-        let claims = data.claims;
+    /// Verifies a JWT: signature with the key its header names, then `exp`,
+    /// `nbf` and, when configured, `iss` and `aud`.
+    pub async fn verify(&self, token: &str) -> Result<VerifiedUser, AuthError> {
+        let header = jsonwebtoken::decode_header(token).map_err(|e| invalid(e.to_string()))?;
+        let jwks_key;
+        let key = match header.alg {
+            Algorithm::HS256 => {
+                if let (Some(kid), Some(jwks)) = (header.kid.as_deref(), &self.jwks)
+                    && jwks.names(kid)
+                {
+                    return Err(invalid("the algorithm does not match the key"));
+                }
+                self.hs256
+                    .as_ref()
+                    .ok_or_else(|| invalid("no HS256 secret is configured"))?
+            }
+            Algorithm::RS256 | Algorithm::ES256 => {
+                let jwks = self
+                    .jwks
+                    .as_ref()
+                    .ok_or_else(|| invalid("no JWKS endpoint is configured"))?;
+                jwks_key = jwks.key_for(header.kid.as_deref(), header.alg).await?;
+                &jwks_key.key
+            }
+            _ => return Err(invalid("algorithm not accepted")),
+        };
+        let validation = self
+            .validations
+            .get(header.alg)
+            .ok_or_else(|| invalid("algorithm not accepted"))?;
+        let claims = jsonwebtoken::decode::<TokenClaims>(token, key, validation)
+            .map_err(|e| invalid(e.to_string()))?
+            .claims;
         let user_id = claims
             .sub
             .parse::<UserId>()
-            .map_err(|_| AuthError::InvalidToken("sub is not a uuid".into()))?;
+            .map_err(|_| invalid("sub is not a uuid"))?;
         let org_id = claims
             .org_id
             .as_deref()
             .map(str::parse::<OrgId>)
             .transpose()
-            .map_err(|_| AuthError::InvalidToken("org_id is not a uuid".into()))?;
+            .map_err(|_| invalid("org_id is not a uuid"))?;
         Ok(VerifiedUser {
             user_id,
             org_id,
             email: claims.email.filter(|e| !e.is_empty() && e.len() <= 320),
         })
+    }
+}
+
+/// A key from the JWKS endpoint and the one algorithm it verifies.
+struct JwksKey {
+    alg: Algorithm,
+    key: DecodingKey,
+}
+
+/// The keys of one successful fetch.
+#[derive(Default)]
+struct KeySet {
+    by_kid: HashMap<String, Arc<JwksKey>>,
+    without_kid: Vec<Arc<JwksKey>>,
+    fetched: Option<Instant>,
+}
+
+enum Lookup {
+    Found(Arc<JwksKey>),
+    /// No such key (yet): a refresh may bring it.
+    Unknown,
+    /// A key is there but may not verify this token.
+    Refused(&'static str),
+}
+
+impl KeySet {
+    fn lookup(&self, kid: Option<&str>, alg: Algorithm) -> Lookup {
+        match kid {
+            Some(kid) => match self.by_kid.get(kid) {
+                Some(k) if k.alg == alg => Lookup::Found(Arc::clone(k)),
+                Some(_) => Lookup::Refused("the algorithm does not match the key"),
+                None => Lookup::Unknown,
+            },
+            // Without a key id, a key is picked only when exactly one can
+            // verify this algorithm.
+            None => {
+                let mut fitting = self
+                    .by_kid
+                    .values()
+                    .chain(&self.without_kid)
+                    .filter(|k| k.alg == alg);
+                match (fitting.next(), fitting.next()) {
+                    (Some(k), None) => Lookup::Found(Arc::clone(k)),
+                    (None, _) => Lookup::Unknown,
+                    (Some(_), Some(_)) => Lookup::Refused("no key id and several keys fit"),
+                }
+            }
+        }
+    }
+
+    fn is_stale(&self) -> bool {
+        self.fetched.is_none_or(|t| t.elapsed() >= JWKS_MAX_AGE)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+enum FetchError {
+    #[error("request failed")]
+    Http(#[source] reqwest::Error),
+    #[error("the key set is larger than {JWKS_MAX_BYTES} bytes")]
+    TooLarge,
+    #[error("the key set is not a JWK set")]
+    NotAKeySet(#[source] serde_json::Error),
+}
+
+impl From<reqwest::Error> for FetchError {
+    fn from(e: reqwest::Error) -> Self {
+        // The URL may carry credentials: keep it out of the message.
+        Self::Http(e.without_url())
+    }
+}
+
+/// The JWKS endpoint and the keys last fetched from it.
+struct Jwks {
+    url: reqwest::Url,
+    client: reqwest::Client,
+    keys: RwLock<Arc<KeySet>>,
+    /// When a refresh was last attempted (not the start-up fetch); held
+    /// while one runs, so concurrent refreshes become one.
+    last_refresh: tokio::sync::Mutex<Option<Instant>>,
+}
+
+impl Jwks {
+    fn new(address: &str) -> Result<Self, VerifierConfigError> {
+        // The parse error names no part of the URL, which may carry
+        // credentials.
+        let url = url::Url::parse(address).map_err(VerifierConfigError::JwksUrl)?;
+        if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+            return Err(VerifierConfigError::JwksScheme);
+        }
+        let client = reqwest::Client::builder()
+            .timeout(JWKS_TIMEOUT)
+            .redirect(reqwest::redirect::Policy::limited(3))
+            .build()
+            .map_err(VerifierConfigError::JwksClient)?;
+        Ok(Self {
+            url,
+            client,
+            keys: RwLock::new(Arc::new(KeySet::default())),
+            last_refresh: tokio::sync::Mutex::new(None),
+        })
+    }
+
+    fn current(&self) -> Arc<KeySet> {
+        Arc::clone(&self.keys.read().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// Whether `kid` names a key of the set (without fetching).
+    fn names(&self, kid: &str) -> bool {
+        self.current().by_kid.contains_key(kid)
+    }
+
+    /// The key for a token's `kid` and `alg`, refreshing the set once if the
+    /// key is unknown (within the refresh interval).
+    async fn key_for(
+        self: &Arc<Self>,
+        kid: Option<&str>,
+        alg: Algorithm,
+    ) -> Result<Arc<JwksKey>, AuthError> {
+        let keys = self.current();
+        match keys.lookup(kid, alg) {
+            Lookup::Found(k) => {
+                if keys.is_stale() {
+                    self.refresh_in_background();
+                }
+                return Ok(k);
+            }
+            Lookup::Refused(why) => return Err(invalid(why)),
+            Lookup::Unknown => {}
+        }
+        self.refresh().await;
+        match self.current().lookup(kid, alg) {
+            Lookup::Found(k) => Ok(k),
+            Lookup::Refused(why) => Err(invalid(why)),
+            Lookup::Unknown => Err(invalid("unknown key")),
+        }
+    }
+
+    /// Fetches the set again unless a refresh was attempted less than
+    /// [`JWKS_MIN_REFRESH`] ago. Callers arriving while one runs wait for it
+    /// and then find the interval not yet over.
+    async fn refresh(&self) {
+        let mut last = self.last_refresh.lock().await;
+        if last.is_some_and(|t| t.elapsed() < JWKS_MIN_REFRESH) {
+            return;
+        }
+        *last = Some(Instant::now());
+        match self.fetch_and_store().await {
+            Ok(keys) => tracing::debug!(jwks.keys = keys, "jwks keys refreshed"),
+            Err(e) => {
+                tracing::warn!(error = %e, "the jwks endpoint is unavailable; keeping the keys fetched before")
+            }
+        }
+    }
+
+    fn refresh_in_background(self: &Arc<Self>) {
+        let due = self
+            .last_refresh
+            .try_lock()
+            .is_ok_and(|last| last.is_none_or(|t| t.elapsed() >= JWKS_MIN_REFRESH));
+        if due {
+            let jwks = Arc::clone(self);
+            tokio::spawn(async move { jwks.refresh().await });
+        }
+    }
+
+    /// Fetches the set and replaces the keys with it; returns how many keys
+    /// are usable. On failure the keys fetched before stay.
+    async fn fetch_and_store(&self) -> Result<usize, FetchError> {
+        let set = self.fetch().await?;
+        let usable = set.by_kid.len() + set.without_kid.len();
+        *self.keys.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(set);
+        Ok(usable)
+    }
+
+    async fn fetch(&self) -> Result<KeySet, FetchError> {
+        #[derive(Deserialize)]
+        struct Document {
+            keys: Vec<serde_json::Value>,
+        }
+        let mut resp = self
+            .client
+            .get(self.url.clone())
+            .header(reqwest::header::ACCEPT, "application/json")
+            .send()
+            .await?
+            .error_for_status()?;
+        if resp
+            .content_length()
+            .is_some_and(|n| n > JWKS_MAX_BYTES as u64)
+        {
+            return Err(FetchError::TooLarge);
+        }
+        let mut body = Vec::new();
+        while let Some(chunk) = resp.chunk().await? {
+            if body.len() + chunk.len() > JWKS_MAX_BYTES {
+                return Err(FetchError::TooLarge);
+            }
+            body.extend_from_slice(&chunk);
+        }
+        let doc: Document = serde_json::from_slice(&body).map_err(FetchError::NotAKeySet)?;
+        let mut set = KeySet {
+            fetched: Some(Instant::now()),
+            ..KeySet::default()
+        };
+        // Keys Strata cannot use (other types, curves or algorithms, keys
+        // for encryption, unknown fields' values) are skipped one by one,
+        // never the whole set.
+        for value in doc.keys.into_iter().take(JWKS_MAX_KEYS) {
+            let Ok(jwk) = serde_json::from_value::<Jwk>(value) else {
+                continue;
+            };
+            let Some(key) = usable_key(&jwk) else {
+                continue;
+            };
+            let key = Arc::new(key);
+            match jwk.common.key_id {
+                Some(kid) => {
+                    set.by_kid.entry(kid).or_insert(key);
+                }
+                None => set.without_kid.push(key),
+            }
+        }
+        Ok(set)
+    }
+}
+
+/// The key and its one algorithm, if Strata may verify signatures with it:
+/// RSA keys of at least 2048 bits for RS256, P-256 keys for ES256.
+fn usable_key(jwk: &Jwk) -> Option<JwksKey> {
+    if jwk
+        .common
+        .public_key_use
+        .as_ref()
+        .is_some_and(|u| *u != PublicKeyUse::Signature)
+    {
+        return None;
+    }
+    if jwk
+        .common
+        .key_operations
+        .as_ref()
+        .is_some_and(|ops| !ops.contains(&KeyOperations::Verify))
+    {
+        return None;
+    }
+    let alg = match &jwk.algorithm {
+        AlgorithmParameters::RSA(_) => Algorithm::RS256,
+        AlgorithmParameters::EllipticCurve(p) if p.curve == EllipticCurve::P256 => Algorithm::ES256,
+        _ => return None,
+    };
+    if jwk
+        .common
+        .key_algorithm
+        .is_some_and(|a| a != KeyAlgorithm::from(alg))
+    {
+        return None;
+    }
+    let key = DecodingKey::from_jwk(jwk).ok()?;
+    if let DecodingKeyKind::RsaModulusExponent { n, .. } = key.kind() {
+        let significant = n.iter().skip_while(|b| **b == 0).count();
+        if significant < RSA_MIN_MODULUS_BYTES {
+            return None;
+        }
+    }
+    Some(JwksKey { alg, key })
+}
+
+/// What the database said about a user, kept for a few seconds.
+struct CachedUser {
+    user: User,
+    memberships: Vec<Membership>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+struct UserKey {
+    user: UserId,
+    org: Option<OrgId>,
+    email: Option<String>,
+}
+
+/// Recently resolved users: a verified user's record and memberships, kept
+/// for a short time-to-live so a burst of requests does not open an
+/// `app_auth` transaction each. A removed membership stops working within
+/// the time-to-live.
+///
+/// Only resolutions that found an active organization are kept: failures of
+/// the database never are, and neither are users without one (so a user who
+/// just created or joined an organization sees it on the next request). The
+/// tenant context is rebuilt for every request, with that request's id.
+#[derive(Clone)]
+pub struct UserCache {
+    entries: Option<moka::future::Cache<UserKey, Arc<CachedUser>>>,
+}
+
+impl std::fmt::Debug for UserCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UserCache")
+            .field("enabled", &self.entries.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl UserCache {
+    /// A cache whose entries live `ttl`; zero disables it.
+    pub fn new(ttl: Duration) -> Self {
+        let entries = (!ttl.is_zero()).then(|| {
+            moka::future::Cache::builder()
+                .max_capacity(USER_CACHE_CAPACITY)
+                .time_to_live(ttl)
+                .support_invalidation_closures()
+                .build()
+        });
+        Self { entries }
+    }
+
+    /// Forgets everything cached about `user` (their memberships changed).
+    pub async fn invalidate_user(&self, user: UserId) {
+        if let Some(entries) = &self.entries {
+            // Only fails when closures are not supported, which the builder
+            // turns on.
+            let _ = entries.invalidate_entries_if(move |k, _| k.user == user);
+            entries.run_pending_tasks().await;
+        }
+    }
+
+    /// Resolves `user` acting in `requested` (or their only organization),
+    /// from the cache when a recent resolution is there.
+    pub async fn resolve(
+        &self,
+        db: &Db,
+        user: &VerifiedUser,
+        requested: Option<OrgId>,
+        request_id: &str,
+    ) -> Result<ResolvedUser, ResolveError> {
+        let Some(entries) = &self.entries else {
+            return context::resolve_user(
+                db,
+                user.user_id,
+                user.email.as_deref(),
+                requested,
+                request_id,
+            )
+            .await;
+        };
+        let key = UserKey {
+            user: user.user_id,
+            org: requested,
+            email: user.email.clone(),
+        };
+        if let Some(hit) = entries.get(&key).await {
+            return context::select(
+                hit.user.clone(),
+                hit.memberships.clone(),
+                requested,
+                request_id,
+            );
+        }
+        let (record, memberships) =
+            context::load_user(db, user.user_id, user.email.as_deref(), request_id).await?;
+        let resolved = context::select(record, memberships, requested, request_id)?;
+        if resolved.context.is_some() {
+            let entry = CachedUser {
+                user: resolved.user.clone(),
+                memberships: resolved.memberships.clone(),
+            };
+            entries.insert(key, Arc::new(entry)).await;
+        }
+        Ok(resolved)
     }
 }
 

@@ -11,7 +11,7 @@ use strata_domain::{OrgId, UserId};
 use strata_persistence::{Migrator, MigratorTrait, PoolOptions};
 
 use crate::app::{Application, Database, random_secret, shutdown_signal};
-use crate::config::{Config, DatabaseConfig, JwtConfig, LogFormat};
+use crate::config::{AgentsConfig, Config, DatabaseConfig, JwtConfig, LogFormat};
 
 /// Strata: a tenant-aware GraphQL gateway.
 #[derive(Debug, Parser)]
@@ -123,6 +123,36 @@ struct ServeArgs {
     /// Turn off introspection and field suggestions.
     #[arg(long, env = "STRATA_DISABLE_INTROSPECTION")]
     disable_introspection: bool,
+    /// How long a verified user's memberships are reused, e.g. 5s; 0 turns
+    /// the cache off (a removed member is refused once this has passed).
+    #[arg(long, env = "STRATA_AUTH_CACHE_TTL", default_value = "5s", value_parser = humantime::parse_duration)]
+    auth_cache_ttl: Duration,
+    /// OpenAI-compatible API root for the agents (e.g. an Ollama or vLLM
+    /// server's `/v1`); unset runs the built-in offline model.
+    #[arg(long, env = "STRATA_LLM_BASE_URL")]
+    llm_base_url: Option<String>,
+    /// Model name sent to the provider.
+    #[arg(long, env = "STRATA_LLM_MODEL", default_value = "gpt-4o-mini")]
+    llm_model: String,
+    /// API key for the provider (never logged).
+    #[arg(long, env = "STRATA_LLM_API_KEY", hide_env_values = true)]
+    llm_api_key: Option<String>,
+    /// Longest wait for the provider to start answering, per attempt.
+    #[arg(long, env = "STRATA_LLM_TIMEOUT", default_value = "60s", value_parser = humantime::parse_duration)]
+    llm_timeout: Duration,
+    /// Longest silence in a streaming answer.
+    #[arg(long, env = "STRATA_LLM_STALL_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
+    llm_stall_timeout: Duration,
+    /// Agent runs executing at once, overall.
+    #[arg(long, env = "STRATA_AGENT_CONCURRENCY", default_value_t = 4)]
+    agent_concurrency: usize,
+    /// Agent runs executing at once per organization.
+    #[arg(long, env = "STRATA_AGENT_CONCURRENCY_PER_ORG", default_value_t = 2)]
+    agent_concurrency_per_org: usize,
+    /// Tokens an organization's agent runs may use per calendar month; 0 is
+    /// no limit.
+    #[arg(long, env = "STRATA_AGENT_MONTHLY_TOKEN_QUOTA", default_value_t = 0)]
+    agent_monthly_token_quota: u64,
 }
 
 impl Global {
@@ -141,10 +171,14 @@ impl Global {
     fn jwt(&self, secret: Option<SecretString>) -> JwtConfig {
         JwtConfig {
             secret,
-            jwks_url: self.jwks_url.clone(),
+            jwks_url: self.jwks_url(),
             issuer: self.jwt_issuer.clone(),
             audience: self.jwt_audience.clone(),
         }
+    }
+
+    fn jwks_url(&self) -> Option<String> {
+        self.jwks_url.clone().filter(|u| !u.trim().is_empty())
     }
 
     fn secret(&self) -> Option<SecretString> {
@@ -194,18 +228,32 @@ async fn serve(global: &Global, args: ServeArgs) -> anyhow::Result<()> {
     let secret = match (global.secret(), args.demo) {
         (Some(s), _) => Some(s),
         (None, true) => Some(random_secret()),
-        (None, false) if global.jwks_url.is_some() => None,
+        (None, false) if global.jwks_url().is_some() => None,
         (None, false) => anyhow::bail!(
             "STRATA_JWT_SECRET is required (or STRATA_JWKS_URL); for a local try-out use --demo, which makes a random one"
         ),
     };
-    if global.jwks_url.is_some() {
-        anyhow::bail!("STRATA_JWKS_URL is not supported by this build yet; use STRATA_JWT_SECRET");
-    }
     let config = Config {
         database: global.database(),
         listen: args.listen,
         jwt: global.jwt(secret.clone()),
+        auth_cache_ttl: args.auth_cache_ttl,
+        agents: AgentsConfig {
+            llm: args
+                .llm_base_url
+                .map(|base_url| strata_agents::OpenAiConfig {
+                    base_url,
+                    model: args.llm_model,
+                    api_key: args.llm_api_key.map(SecretString::from),
+                    request_timeout: args.llm_timeout,
+                    stall_timeout: args.llm_stall_timeout,
+                    ..strata_agents::OpenAiConfig::default()
+                }),
+            max_concurrent: args.agent_concurrency.max(1),
+            max_per_org: args.agent_concurrency_per_org.max(1),
+            monthly_token_quota: (args.agent_monthly_token_quota > 0)
+                .then_some(args.agent_monthly_token_quota),
+        },
         migrate: !args.no_migrate,
         demo: args.demo,
         db_max_connections: args.db_max_connections.max(1),

@@ -3,6 +3,7 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use secrecy::SecretString;
 
@@ -24,17 +25,31 @@ pub enum DatabaseConfig {
     Embedded(PathBuf),
 }
 
-/// JWT verification settings.
+/// JWT verification settings. At least one of `secret` and `jwks_url` is
+/// needed for any token to verify.
 #[derive(Clone, Debug)]
 pub struct JwtConfig {
-    /// HS256 secret.
+    /// HS256 secret; the only key for HS256 tokens.
     pub secret: Option<SecretString>,
-    /// JWKS endpoint for RS256/ES256.
+    /// JWKS endpoint whose RSA keys verify RS256 and P-256 keys ES256 tokens.
     pub jwks_url: Option<String>,
     /// Required `iss`, when set.
     pub issuer: Option<String>,
     /// Required `aud`, when set.
     pub audience: Option<String>,
+}
+
+/// How agent runs execute.
+#[derive(Clone, Debug, Default)]
+pub struct AgentsConfig {
+    /// The OpenAI-compatible provider; `None` is the offline model.
+    pub llm: Option<strata_agents::OpenAiConfig>,
+    /// Runs at once, overall.
+    pub max_concurrent: usize,
+    /// Runs at once per organization.
+    pub max_per_org: usize,
+    /// Monthly tokens per organization; `None` is no limit.
+    pub monthly_token_quota: Option<u64>,
 }
 
 /// Everything `serve` needs.
@@ -46,12 +61,20 @@ pub struct Config {
     pub listen: SocketAddr,
     /// Token verification.
     pub jwt: JwtConfig,
+    /// How long a verified user's memberships are reused before the
+    /// database is asked again; zero asks on every request.
+    pub auth_cache_ttl: Duration,
     /// Migrate before serving.
     pub migrate: bool,
     /// Seed demo tenants and print their tokens.
     pub demo: bool,
+    /// Agent runs.
+    pub agents: AgentsConfig,
     /// Maximum connections of the pool.
     pub db_max_connections: u32,
     /// GraphQL limits.
     pub limits: strata_graphql::Limits,
 }
+
+/// The default of [`Config::auth_cache_ttl`].
+pub const DEFAULT_AUTH_CACHE_TTL: Duration = Duration::from_secs(5);

@@ -14,12 +14,12 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use metrics_exporter_prometheus::PrometheusHandle;
 use strata_domain::OrgId;
-use strata_graphql::{RequestState, StrataSchema};
+use strata_graphql::{Committed, RequestState, StrataSchema};
 use strata_persistence::Db;
-use strata_persistence::context::{ResolveError, resolve_user};
+use strata_persistence::context::ResolveError;
 use tracing::Instrument;
 
-use crate::auth::{AuthError, Verifier};
+use crate::auth::{AuthError, UserCache, Verifier};
 
 /// Shared, request-independent state. Nothing tenant-specific lives here.
 #[derive(Clone)]
@@ -30,8 +30,12 @@ pub struct AppState {
     pub schema: StrataSchema,
     /// Token verification.
     pub verifier: Arc<Verifier>,
+    /// Recently resolved users (memberships for a few seconds).
+    pub users: UserCache,
     /// Metrics, rendered at `/metrics`.
     pub metrics: PrometheusHandle,
+    /// Executes agent runs.
+    pub runner: Arc<strata_graphql::Runner>,
 }
 
 /// The gateway's routes.
@@ -162,27 +166,66 @@ async fn authenticate(
 ) -> Result<RequestState, Result<AuthError, strata_domain::DomainError>> {
     let token = bearer(headers).map_err(Ok)?;
     if token.starts_with("strata_") {
-        return Err(Ok(AuthError::InvalidApiKey));
+        return authenticate_api_key(state, headers, token, request_id).await;
     }
-    let user = state.verifier.verify(token).map_err(Ok)?;
+    let user = state.verifier.verify(token).await.map_err(Ok)?;
     let org = requested_org(headers).map_err(Ok)?.or(user.org_id);
-    let resolved = resolve_user(
-        &state.db,
-        user.user_id,
-        user.email.as_deref(),
-        org,
-        request_id,
-    )
-    .await
-    .map_err(|e| match e {
-        ResolveError::NotAMember => Ok(AuthError::NotAMember),
-        ResolveError::Domain(d) => Err(d),
-    })?;
+    let resolved = state
+        .users
+        .resolve(&state.db, &user, org, request_id)
+        .await
+        .map_err(|e| match e {
+            ResolveError::NotAMember => Ok(AuthError::NotAMember),
+            ResolveError::Domain(d) => Err(d),
+        })?;
     Ok(RequestState::for_user(
         state.db.clone(),
         resolved,
         request_id.to_owned(),
     ))
+}
+
+/// Resolves an API key (`Bearer strata_...`) into per-request state. A key
+/// acts only in its own organization: naming another in `X-Strata-Org` is
+/// refused like an unknown key.
+async fn authenticate_api_key(
+    state: &AppState,
+    headers: &HeaderMap,
+    secret: &str,
+    request_id: &str,
+) -> Result<RequestState, Result<AuthError, strata_domain::DomainError>> {
+    use strata_persistence::context::{ApiKeyError, resolve_api_key};
+
+    let org = requested_org(headers).map_err(Ok)?;
+    let context = resolve_api_key(&state.db, secret, org, request_id)
+        .await
+        .map_err(|e| match e {
+            ApiKeyError::Unknown | ApiKeyError::Inactive => Ok(AuthError::InvalidApiKey),
+            ApiKeyError::OtherOrganization => Ok(AuthError::NotAMember),
+            ApiKeyError::Domain(d) => Err(d),
+        })?;
+    Ok(RequestState::for_context(
+        state.db.clone(),
+        context,
+        request_id.to_owned(),
+    ))
+}
+
+/// Acts on what a request's committed mutations asked for.
+async fn after_commit(state: &AppState, rs: &RequestState, committed: Vec<Committed>) {
+    for event in committed {
+        match event {
+            // A changed or removed membership takes effect at once here;
+            // other processes see it within the cache's time-to-live.
+            Committed::MembershipChanged(user) => state.users.invalidate_user(user).await,
+            Committed::RunQueued(run) => {
+                if let Some(ctx) = rs.context() {
+                    state.runner.start(ctx.clone(), *run);
+                }
+            }
+            Committed::RunCancelled(id) => state.runner.cancel(id),
+        }
+    }
 }
 
 /// Gives every error a stable code: async-graphql's own parse, validation and
@@ -273,12 +316,16 @@ async fn graphql(
             span.record("tenant.org_type", ctx.org_type().as_str());
         }
         let mut resp = state.schema.execute(request.data(rs.clone())).await;
-        if let Err(e) = rs.finish().await {
-            // The transaction did not commit: nothing it did may be reported
-            // as done.
-            let gql = strata_graphql::domain_error(e);
-            resp = async_graphql::Response::from_errors(vec![ServerError::new(gql.message, None)]);
-            resp.data = Value::Null;
+        match rs.finish().await {
+            Ok(committed) => after_commit(&state, &rs, committed).await,
+            Err(e) => {
+                // The transaction did not commit: nothing it did may be
+                // reported as done.
+                let gql = strata_graphql::domain_error(e);
+                resp =
+                    async_graphql::Response::from_errors(vec![ServerError::new(gql.message, None)]);
+                resp.data = Value::Null;
+            }
         }
         ensure_codes(&mut resp.errors);
         let outcome = if resp.errors.is_empty() {
@@ -298,21 +345,69 @@ async fn graphql(
 
 async fn graphql_ws(
     State(state): State<AppState>,
+    headers: HeaderMap,
     protocol: GraphQLProtocol,
     upgrade: WebSocketUpgrade,
 ) -> Response {
-    // No subscription field exists yet, and operations over the socket would
-    // run without a resolved tenant context: refuse every connection at
-    // `connection_init` until subscriptions authenticate like HTTP does.
+    // Subscriptions authenticate like HTTP requests: with the upgrade
+    // request's Authorization header, or with `Authorization` (or `token`)
+    // in the `connection_init` payload. Until one succeeds, nothing runs.
     upgrade
         .protocols(async_graphql::http::ALL_WEBSOCKET_PROTOCOLS)
         .on_upgrade(move |socket| {
-            GraphQLWebSocket::new(socket, state.schema.clone(), protocol)
-                .on_connection_init(|_payload| async move {
-                    Err::<async_graphql::Data, _>(async_graphql::Error::new(
-                        "subscriptions are not available on this server yet",
-                    ))
+            let schema = state.schema.clone();
+            GraphQLWebSocket::new(socket, schema, protocol)
+                .on_connection_init(move |payload| async move {
+                    let mut headers = headers;
+                    if let Some(value) = init_credential(&payload) {
+                        match HeaderValue::from_str(&value) {
+                            Ok(v) => {
+                                headers.insert(header::AUTHORIZATION, v);
+                            }
+                            Err(_) => return Err(ws_refusal()),
+                        }
+                    }
+                    if let Some(org) = payload
+                        .get("X-Strata-Org")
+                        .or_else(|| payload.get("x-strata-org"))
+                        .and_then(|v| v.as_str())
+                        .and_then(|v| HeaderValue::from_str(v).ok())
+                    {
+                        headers.insert("x-strata-org", org);
+                    }
+                    let request_id = request_id(&headers);
+                    match authenticate(&state, &headers, &request_id).await {
+                        Ok(rs) => {
+                            let mut data = async_graphql::Data::default();
+                            data.insert(rs);
+                            Ok(data)
+                        }
+                        Err(Ok(reason)) => {
+                            tracing::info!(reason = %reason, "subscription authentication failed");
+                            Err(ws_refusal())
+                        }
+                        Err(Err(e)) => Err(async_graphql::Error::new(
+                            strata_graphql::domain_error(e).message,
+                        )),
+                    }
                 })
                 .serve()
         })
+}
+
+/// The credential in a `connection_init` payload, as an Authorization value.
+fn init_credential(payload: &serde_json::Value) -> Option<String> {
+    let get = |k: &str| payload.get(k).and_then(|v| v.as_str()).map(str::trim);
+    if let Some(v) = get("Authorization").or_else(|| get("authorization")) {
+        return Some(v.to_owned());
+    }
+    get("token")
+        .or_else(|| get("authToken"))
+        .map(|t| format!("Bearer {t}"))
+}
+
+fn ws_refusal() -> async_graphql::Error {
+    async_graphql::Error::new(
+        "authentication required: send a valid token or API key in the connection_init payload ({\"Authorization\": \"Bearer ...\"}) or the Authorization header",
+    )
 }

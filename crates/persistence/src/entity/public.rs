@@ -204,6 +204,8 @@ pub mod api_keys {
         pub id: Uuid,
         pub client_id: Option<Uuid>,
         #[sea_orm(column_type = "Text")]
+        pub org_type: String,
+        #[sea_orm(column_type = "Text")]
         pub name: String,
         #[sea_orm(column_type = "Text")]
         pub prefix: String,

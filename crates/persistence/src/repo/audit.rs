@@ -45,3 +45,64 @@ pub async fn record(tx: &TenantTx, entry: AuditEntry<'_>) -> Result<(), DomainEr
     .map_err(map_db_err)?;
     Ok(())
 }
+
+/// A page of the organization's audit log, newest first (owners and admins).
+pub async fn list(
+    tx: &TenantTx,
+    page: &crate::repo::PageRequest,
+) -> Result<crate::repo::Page<strata_domain::model::AuditRecord>, DomainError> {
+    use sea_orm::{ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+    use strata_domain::{ApiKeyId, UserId};
+    crate::repo::require_admin(tx, "only owners and admins can read the audit log")?;
+    let mut q =
+        audit_log::Entity::find().filter(audit_log::Column::OrgId.eq(tx.ctx().org_id().as_uuid()));
+    if let Some((at, id)) = page.after {
+        q = q.filter(
+            Condition::any()
+                .add(audit_log::Column::CreatedAt.lt(at))
+                .add(
+                    Condition::all()
+                        .add(audit_log::Column::CreatedAt.eq(at))
+                        .add(audit_log::Column::Id.lt(id)),
+                ),
+        );
+    }
+    let mut rows = q
+        .order_by_desc(audit_log::Column::CreatedAt)
+        .order_by_desc(audit_log::Column::Id)
+        .limit(page.limit + 1)
+        .all(tx)
+        .await
+        .map_err(map_db_err)?;
+    let has_next_page = rows.len() as u64 > page.limit;
+    rows.truncate(page.limit as usize);
+    Ok(crate::repo::Page {
+        items: rows
+            .into_iter()
+            .map(|r| strata_domain::model::AuditRecord {
+                id: r.id,
+                client_id: r.client_id.map(ClientId::from_uuid),
+                actor_user_id: r.actor_user_id.map(UserId::from_uuid),
+                actor_api_key_id: r.actor_api_key_id.map(ApiKeyId::from_uuid),
+                operation: r.operation,
+                target_type: r.target_type,
+                target_id: r.target_id,
+                request_id: r.request_id,
+                details: r.details,
+                created_at: r.created_at,
+            })
+            .collect(),
+        has_next_page,
+    })
+}
+
+/// How many audit rows the organization has (owners and admins).
+pub async fn count(tx: &TenantTx) -> Result<u64, DomainError> {
+    use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
+    crate::repo::require_admin(tx, "only owners and admins can read the audit log")?;
+    audit_log::Entity::find()
+        .filter(audit_log::Column::OrgId.eq(tx.ctx().org_id().as_uuid()))
+        .count(tx)
+        .await
+        .map_err(map_db_err)
+}

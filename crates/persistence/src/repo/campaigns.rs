@@ -6,13 +6,13 @@ use sea_orm::{
     ColumnTrait, Condition, ConnectionTrait, EntityTrait, FromQueryResult, QueryFilter, QueryOrder,
     QuerySelect, Select,
 };
-use strata_domain::model::Campaign;
+use strata_domain::model::{Campaign, CampaignStatus};
 use strata_domain::{CampaignId, CampaignName, ClientId, DomainError, OrgId};
 use uuid::Uuid;
 
 use crate::error::map_db_err;
 use crate::repo::audit::{self, AuditEntry};
-use crate::repo::{EntitySet, Page, PageRequest, clients, col, dispatch};
+use crate::repo::{EntitySet, Page, PageRequest, col, dispatch};
 use crate::tx::TenantTx;
 
 /// A campaign row of either schema.
@@ -36,7 +36,8 @@ impl From<Row> for Campaign {
             client_id: r.client_id.map(ClientId::from_uuid),
             name: r.name,
             objective: r.objective,
-            status: r.status,
+            // The table's CHECK admits only the known spellings.
+            status: CampaignStatus::parse(&r.status).unwrap_or(CampaignStatus::Draft),
             created_at: r.created_at,
             updated_at: r.updated_at,
         }
@@ -252,33 +253,8 @@ async fn insert_in<S: EntitySet>(
 
 /// Creates a campaign and its audit row.
 pub async fn create(tx: &TenantTx, new: NewCampaign) -> Result<Campaign, DomainError> {
-    let ctx = tx.ctx();
-    if !ctx.can_write() {
-        return Err(DomainError::Forbidden("this role cannot create campaigns"));
-    }
-    match (ctx.org_type(), new.client_id) {
-        (strata_domain::OrgType::Sme, Some(_)) => {
-            return Err(strata_domain::ValidationError::new(
-                "clientId",
-                "organizations without clients cannot set clientId",
-            )
-            .into());
-        }
-        (strata_domain::OrgType::Agency, None) => {
-            return Err(strata_domain::ValidationError::new(
-                "clientId",
-                "is required for agencies",
-            )
-            .into());
-        }
-        (strata_domain::OrgType::Agency, Some(c)) => {
-            // Another tenant's or an unassigned client is "not found".
-            if clients::by_id(tx, c).await?.is_none() {
-                return Err(DomainError::NotFound);
-            }
-        }
-        (strata_domain::OrgType::Sme, None) => {}
-    }
+    crate::repo::require_write(tx, "this role cannot create campaigns")?;
+    crate::repo::content_client(tx, new.client_id).await?;
     let id = CampaignId::generate();
     let created = dispatch!(tx, insert_in(tx, id, &new))
         .map_err(map_db_err)?
@@ -295,4 +271,107 @@ pub async fn create(tx: &TenantTx, new: NewCampaign) -> Result<Campaign, DomainE
     )
     .await?;
     Ok(created)
+}
+
+/// Changes to a campaign; `None` leaves a field as it is.
+#[derive(Clone, Debug, Default)]
+pub struct CampaignChanges {
+    /// New name.
+    pub name: Option<CampaignName>,
+    /// New objective (`Some(None)` clears it).
+    pub objective: Option<Option<String>>,
+    /// New status.
+    pub status: Option<CampaignStatus>,
+}
+
+async fn update_in<S: EntitySet>(
+    tx: &TenantTx,
+    id: CampaignId,
+    changes: &CampaignChanges,
+) -> Result<u64, sea_orm::DbErr> {
+    let entity = S::Campaigns::default();
+    let mut update = Query::update();
+    update.table(sea_orm::EntityName::table_ref(&entity));
+    update.value(col::<S::Campaigns>("updated_at")?, chrono::Utc::now());
+    if let Some(name) = &changes.name {
+        update.value(col::<S::Campaigns>("name")?, name.as_str());
+    }
+    if let Some(objective) = &changes.objective {
+        update.value(col::<S::Campaigns>("objective")?, objective.clone());
+    }
+    if let Some(status) = changes.status {
+        update.value(col::<S::Campaigns>("status")?, status.as_str());
+    }
+    update
+        .and_where(col::<S::Campaigns>("org_id")?.eq(tx.ctx().org_id().as_uuid()))
+        .and_where(col::<S::Campaigns>("id")?.eq(id.as_uuid()));
+    Ok(tx.execute(&update).await?.rows_affected())
+}
+
+/// Updates a visible campaign and writes the audit row.
+pub async fn update(
+    tx: &TenantTx,
+    id: CampaignId,
+    changes: CampaignChanges,
+) -> Result<Campaign, DomainError> {
+    crate::repo::require_write(tx, "this role cannot change campaigns")?;
+    let current = by_id(tx, id).await?.ok_or(DomainError::NotFound)?;
+    let n = dispatch!(tx, update_in(tx, id, &changes)).map_err(map_db_err)?;
+    if n == 0 {
+        return Err(DomainError::NotFound);
+    }
+    audit::record(
+        tx,
+        AuditEntry {
+            operation: "updateCampaign",
+            target_type: "Campaign",
+            target_id: Some(id.as_uuid()),
+            client_id: current.client_id,
+            details: serde_json::json!({
+                "fields": changed_fields(&[
+                    changes.name.as_ref().map(|_| "name"),
+                    changes.objective.as_ref().map(|_| "objective"),
+                    changes.status.map(|_| "status"),
+                ]),
+            }),
+        },
+    )
+    .await?;
+    by_id(tx, id).await?.ok_or(DomainError::NotFound)
+}
+
+async fn delete_in<S: EntitySet>(tx: &TenantTx, id: CampaignId) -> Result<u64, sea_orm::DbErr> {
+    let entity = S::Campaigns::default();
+    let mut delete = Query::delete();
+    delete
+        .from_table(sea_orm::EntityName::table_ref(&entity))
+        .and_where(col::<S::Campaigns>("org_id")?.eq(tx.ctx().org_id().as_uuid()))
+        .and_where(col::<S::Campaigns>("id")?.eq(id.as_uuid()));
+    Ok(tx.execute(&delete).await?.rows_affected())
+}
+
+/// Deletes a visible campaign (and, by cascade, its runs and outputs) and
+/// writes the audit row.
+pub async fn delete(tx: &TenantTx, id: CampaignId) -> Result<(), DomainError> {
+    crate::repo::require_write(tx, "this role cannot delete campaigns")?;
+    let current = by_id(tx, id).await?.ok_or(DomainError::NotFound)?;
+    let n = dispatch!(tx, delete_in(tx, id)).map_err(map_db_err)?;
+    if n == 0 {
+        return Err(DomainError::NotFound);
+    }
+    audit::record(
+        tx,
+        AuditEntry {
+            operation: "deleteCampaign",
+            target_type: "Campaign",
+            target_id: Some(id.as_uuid()),
+            client_id: current.client_id,
+            details: serde_json::json!({ "name": current.name }),
+        },
+    )
+    .await
+}
+
+fn changed_fields(fields: &[Option<&'static str>]) -> Vec<&'static str> {
+    fields.iter().flatten().copied().collect()
 }

@@ -154,3 +154,60 @@ pub async fn create(tx: &TenantTx, name: &ClientName, slug: &Slug) -> Result<Cli
     .await?;
     Ok(to_domain(row))
 }
+
+/// Changes to a client; `None` leaves a field as it is.
+#[derive(Clone, Debug, Default)]
+pub struct ClientChanges {
+    /// New name.
+    pub name: Option<ClientName>,
+    /// New slug (unique within the agency).
+    pub slug: Option<Slug>,
+    /// Archive (`true`) or restore (`false`).
+    pub archived: Option<bool>,
+}
+
+/// Updates, archives or restores a visible client (administrators only) and
+/// writes the audit row under `operation`.
+pub async fn update(
+    tx: &TenantTx,
+    id: ClientId,
+    changes: ClientChanges,
+    operation: &'static str,
+) -> Result<Client, DomainError> {
+    if !is_agency(tx) {
+        return Err(DomainError::NotFound);
+    }
+    crate::repo::require_admin(tx, "only owners and admins can change clients")?;
+    let current = by_id(tx, id).await?.ok_or(DomainError::NotFound)?;
+    let now = chrono::Utc::now();
+    let mut row = clients::ActiveModel {
+        org_id: sea_orm::ActiveValue::Unchanged(current.org_id.as_uuid()),
+        id: sea_orm::ActiveValue::Unchanged(id.as_uuid()),
+        updated_at: Set(now),
+        ..Default::default()
+    };
+    if let Some(name) = &changes.name {
+        row.name = Set(name.as_str().to_owned());
+    }
+    if let Some(slug) = &changes.slug {
+        row.slug = Set(slug.as_str().to_owned());
+    }
+    match changes.archived {
+        Some(true) if current.archived_at.is_none() => row.archived_at = Set(Some(now)),
+        Some(false) => row.archived_at = Set(None),
+        _ => {}
+    }
+    let updated = row.update(tx).await.map_err(map_db_err)?;
+    audit::record(
+        tx,
+        AuditEntry {
+            operation,
+            target_type: "Client",
+            target_id: Some(id.as_uuid()),
+            client_id: Some(id),
+            details: serde_json::json!({ "slug": updated.slug }),
+        },
+    )
+    .await?;
+    Ok(to_domain(updated))
+}

@@ -149,3 +149,174 @@ pub async fn list(tx: &TenantTx) -> Result<Vec<Membership>, DomainError> {
         })
         .collect()
 }
+
+async fn owners(tx: &TenantTx) -> Result<u64, DomainError> {
+    use sea_orm::PaginatorTrait;
+    memberships::Entity::find()
+        .filter(memberships::Column::OrgId.eq(tx.ctx().org_id().as_uuid()))
+        .filter(memberships::Column::Role.eq(Role::Owner.as_str()))
+        .count(tx)
+        .await
+        .map_err(map_db_err)
+}
+
+async fn find(tx: &TenantTx, user: UserId) -> Result<memberships::Model, DomainError> {
+    memberships::Entity::find()
+        .filter(memberships::Column::OrgId.eq(tx.ctx().org_id().as_uuid()))
+        .filter(memberships::Column::UserId.eq(user.as_uuid()))
+        .one(tx)
+        .await
+        .map_err(map_db_err)?
+        .ok_or(DomainError::NotFound)
+}
+
+/// Changes a member's role and/or client assignments (owners and admins;
+/// only owners touch owners; the last owner stays an owner).
+pub async fn update(
+    tx: &TenantTx,
+    user: UserId,
+    role: Option<Role>,
+    client_ids: Option<&[ClientId]>,
+) -> Result<Membership, DomainError> {
+    let ctx = tx.ctx();
+    if !ctx.can_administer() {
+        return Err(DomainError::Forbidden(
+            "only owners and admins can change members",
+        ));
+    }
+    let current = find(tx, user).await?;
+    let current_role = Role::parse(&current.role)
+        .ok_or_else(|| DomainError::Internal(format!("unknown role {}", current.role).into()))?;
+    let new_role = role.unwrap_or(current_role);
+    if (current_role == Role::Owner || new_role == Role::Owner) && ctx.role() != Role::Owner {
+        return Err(DomainError::Forbidden("only owners can change owners"));
+    }
+    if current_role == Role::Owner && new_role != Role::Owner && owners(tx).await? <= 1 {
+        return Err(ValidationError::new("role", "the last owner cannot be demoted").into());
+    }
+    let assigned: Vec<ClientId> = match client_ids {
+        Some(ids) => dedup(ids),
+        None if new_role == Role::AccountManager && ctx.org_type() == OrgType::Agency => {
+            client_assignments::Entity::find()
+                .filter(client_assignments::Column::OrgId.eq(ctx.org_id().as_uuid()))
+                .filter(client_assignments::Column::UserId.eq(user.as_uuid()))
+                .all(tx)
+                .await
+                .map_err(map_db_err)?
+                .into_iter()
+                .map(|a| ClientId::from_uuid(a.client_id))
+                .collect()
+        }
+        None => Vec::new(),
+    };
+    if !assigned.is_empty() {
+        if ctx.org_type() != OrgType::Agency {
+            return Err(ValidationError::new(
+                "clientIds",
+                "organizations without clients cannot assign clients",
+            )
+            .into());
+        }
+        if new_role != Role::AccountManager {
+            return Err(ValidationError::new(
+                "clientIds",
+                "only account managers are assigned clients; other roles see all clients",
+            )
+            .into());
+        }
+        if clients::by_ids(tx, &assigned).await?.len() != assigned.len() {
+            return Err(DomainError::NotFound);
+        }
+    }
+    let now = chrono::Utc::now();
+    memberships::Entity::update_many()
+        .set(memberships::ActiveModel {
+            role: Set(new_role.as_str().to_owned()),
+            updated_at: Set(now),
+            ..Default::default()
+        })
+        .filter(memberships::Column::OrgId.eq(ctx.org_id().as_uuid()))
+        .filter(memberships::Column::UserId.eq(user.as_uuid()))
+        .exec(tx)
+        .await
+        .map_err(map_db_err)?;
+    if ctx.org_type() == OrgType::Agency {
+        client_assignments::Entity::delete_many()
+            .filter(client_assignments::Column::OrgId.eq(ctx.org_id().as_uuid()))
+            .filter(client_assignments::Column::UserId.eq(user.as_uuid()))
+            .exec(tx)
+            .await
+            .map_err(map_db_err)?;
+        for c in &assigned {
+            client_assignments::ActiveModel {
+                org_id: Set(ctx.org_id().as_uuid()),
+                client_id: Set(c.as_uuid()),
+                user_id: Set(user.as_uuid()),
+                org_type: Set(OrgType::Agency.as_str().to_owned()),
+                created_at: Set(now),
+            }
+            .insert(tx)
+            .await
+            .map_err(map_db_err)?;
+        }
+    }
+    audit::record(
+        tx,
+        AuditEntry {
+            operation: "updateMember",
+            target_type: "Membership",
+            target_id: Some(user.as_uuid()),
+            client_id: None,
+            details: serde_json::json!({
+                "role": new_role.as_str(),
+                "clientIds": assigned.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            }),
+        },
+    )
+    .await?;
+    Ok(Membership {
+        org_id: ctx.org_id(),
+        org_type: ctx.org_type(),
+        user_id: user,
+        role: new_role,
+        client_ids: assigned,
+        created_at: current.created_at,
+    })
+}
+
+/// Removes a member (and their client assignments). Owners and admins; only
+/// owners remove owners; the last owner cannot leave.
+pub async fn remove(tx: &TenantTx, user: UserId) -> Result<(), DomainError> {
+    let ctx = tx.ctx();
+    if !ctx.can_administer() {
+        return Err(DomainError::Forbidden(
+            "only owners and admins can remove members",
+        ));
+    }
+    let current = find(tx, user).await?;
+    if current.role == Role::Owner.as_str() {
+        if ctx.role() != Role::Owner {
+            return Err(DomainError::Forbidden("only owners can remove owners"));
+        }
+        if owners(tx).await? <= 1 {
+            return Err(ValidationError::new("userId", "the last owner cannot be removed").into());
+        }
+    }
+    memberships::Entity::delete_many()
+        .filter(memberships::Column::OrgId.eq(ctx.org_id().as_uuid()))
+        .filter(memberships::Column::UserId.eq(user.as_uuid()))
+        .exec(tx)
+        .await
+        .map_err(map_db_err)?;
+    audit::record(
+        tx,
+        AuditEntry {
+            operation: "removeMember",
+            target_type: "Membership",
+            target_id: Some(user.as_uuid()),
+            client_id: None,
+            details: serde_json::json!({ "role": current.role }),
+        },
+    )
+    .await
+}

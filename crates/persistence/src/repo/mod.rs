@@ -9,12 +9,20 @@
 use std::str::FromStr;
 
 use sea_orm::{DbErr, EntityTrait};
+use strata_domain::{ClientId, DomainError, OrgType, ValidationError};
 
+use crate::tx::TenantTx;
+
+pub mod api_keys;
 pub mod audit;
+pub mod brand;
 pub mod campaigns;
 pub mod clients;
 pub mod members;
 pub mod organizations;
+pub mod outputs;
+pub mod personas;
+pub mod usage;
 
 /// A column of `E` by its SQL name. Shared code names columns that exist on
 /// both entity sets; a missing one is a programming error reported as a
@@ -77,4 +85,71 @@ pub struct Page<T> {
     pub items: Vec<T>,
     /// Whether more rows follow.
     pub has_next_page: bool,
+}
+
+/// The client that content written in `tx` belongs to: required (and
+/// visible) for agencies, forbidden for SMEs. A client outside the context's
+/// scope is "not found", like one that does not exist.
+pub(crate) async fn content_client(
+    tx: &TenantTx,
+    client_id: Option<ClientId>,
+) -> Result<Option<ClientId>, DomainError> {
+    match (tx.ctx().org_type(), client_id) {
+        (OrgType::Sme, Some(_)) => Err(ValidationError::new(
+            "clientId",
+            "organizations without clients cannot set clientId",
+        )
+        .into()),
+        (OrgType::Agency, None) => {
+            Err(ValidationError::new("clientId", "is required for agencies").into())
+        }
+        (OrgType::Agency, Some(c)) => match clients::by_id(tx, c).await? {
+            Some(_) => Ok(Some(c)),
+            None => Err(DomainError::NotFound),
+        },
+        (OrgType::Sme, None) => Ok(None),
+    }
+}
+
+/// Whether a read filtered by `client_id` can match anything in `tx`: SMEs
+/// have no clients, and a client outside the scope matches nothing.
+pub(crate) fn client_visible(tx: &TenantTx, client_id: Option<ClientId>) -> bool {
+    match (tx.ctx().org_type(), client_id) {
+        (_, None) => true,
+        (OrgType::Sme, Some(_)) => false,
+        (OrgType::Agency, Some(c)) => tx.ctx().clients().includes(c),
+    }
+}
+
+/// A PostgreSQL array literal of ids, bound as one text parameter and cast
+/// with `::uuid[]`, so a statement's text does not vary with the number of
+/// ids (one prepared statement whatever the page size).
+pub(crate) fn uuid_array(ids: impl IntoIterator<Item = uuid::Uuid>) -> String {
+    let mut s = String::from("{");
+    for (i, id) in ids.into_iter().enumerate() {
+        if i > 0 {
+            s.push(',');
+        }
+        s.push_str(&id.to_string());
+    }
+    s.push('}');
+    s
+}
+
+/// Fails unless the context may change content.
+pub(crate) fn require_write(tx: &TenantTx, what: &'static str) -> Result<(), DomainError> {
+    if tx.ctx().can_write() {
+        Ok(())
+    } else {
+        Err(DomainError::Forbidden(what))
+    }
+}
+
+/// Fails unless the context may administer the organization.
+pub(crate) fn require_admin(tx: &TenantTx, what: &'static str) -> Result<(), DomainError> {
+    if tx.ctx().can_administer() {
+        Ok(())
+    } else {
+        Err(DomainError::Forbidden(what))
+    }
 }

@@ -90,3 +90,60 @@ pub async fn create(
     };
     Ok((to_domain(org)?, membership))
 }
+
+/// Changes to the organization; `None` leaves a field as it is.
+#[derive(Clone, Debug, Default)]
+pub struct OrganizationChanges {
+    /// New display name.
+    pub name: Option<OrganizationName>,
+    /// New white-label branding, stored under `settings.branding`.
+    pub branding: Option<serde_json::Value>,
+}
+
+/// Updates the context's organization (owners and admins) and writes the
+/// audit row.
+pub async fn update(
+    tx: &TenantTx,
+    changes: OrganizationChanges,
+) -> Result<Organization, DomainError> {
+    crate::repo::require_admin(tx, "only owners and admins can change the organization")?;
+    let current = current(tx).await?;
+    let mut settings = current.settings.clone();
+    if let (Some(branding), Some(map)) = (&changes.branding, settings.as_object_mut()) {
+        map.insert("branding".to_owned(), branding.clone());
+    }
+    let row = organizations::ActiveModel {
+        id: sea_orm::ActiveValue::Unchanged(current.id.as_uuid()),
+        name: match &changes.name {
+            Some(n) => Set(n.as_str().to_owned()),
+            None => sea_orm::ActiveValue::NotSet,
+        },
+        settings: Set(settings),
+        updated_at: Set(chrono::Utc::now()),
+        ..Default::default()
+    }
+    .update(tx)
+    .await
+    .map_err(map_db_err)?;
+    audit::record(
+        tx,
+        AuditEntry {
+            operation: "updateOrganization",
+            target_type: "Organization",
+            target_id: Some(row.id),
+            client_id: None,
+            details: serde_json::json!({
+                "fields": changed_fields(&[
+                    changes.name.as_ref().map(|_| "name"),
+                    changes.branding.as_ref().map(|_| "branding"),
+                ]),
+            }),
+        },
+    )
+    .await?;
+    to_domain(row)
+}
+
+fn changed_fields(fields: &[Option<&'static str>]) -> Vec<&'static str> {
+    fields.iter().flatten().copied().collect()
+}

@@ -1,0 +1,191 @@
+//! API keys of the active organization: `apiKeys`, `createApiKey` and
+//! `revokeApiKey`, for owners and admins. The secret appears in exactly one
+//! place, `CreatedApiKey.secret`, in the response that created it.
+
+use async_graphql::connection::{Connection, Edge, EmptyFields};
+use async_graphql::{Context, ID, InputObject, Object, Result, SimpleObject};
+use chrono::{DateTime, Utc};
+use strata_domain::{ApiKeyId, ClientId};
+use strata_persistence::repo::api_keys::{self, NewApiKey};
+
+use crate::error::domain_error;
+use crate::mutation::in_savepoint;
+use crate::query::parse_id;
+use crate::state::RequestState;
+use crate::types::{Client, Cursor, cursor, page_request};
+
+/// An API key (never its secret).
+#[derive(Clone, Debug)]
+pub struct ApiKey(pub api_keys::ApiKey);
+
+#[Object]
+impl ApiKey {
+    async fn id(&self) -> ID {
+        ID(self.0.id.to_string())
+    }
+    /// A name to recognise it by.
+    async fn name(&self) -> &str {
+        &self.0.name
+    }
+    /// The first characters of the secret, to recognise it by.
+    async fn prefix(&self) -> &str {
+        &self.0.prefix
+    }
+    /// The one client the key is limited to (agencies), if any.
+    async fn client_id(&self) -> Option<ID> {
+        self.0.client_id.map(|c| ID(c.to_string()))
+    }
+    /// That client, if visible.
+    async fn client(&self, ctx: &Context<'_>) -> Result<Option<Client>> {
+        let Some(id) = self.0.client_id else {
+            return Ok(None);
+        };
+        let state = ctx.data::<RequestState>()?;
+        let found = state
+            .client_loader()
+            .load_one(id)
+            .await
+            .map_err(|e| (*e).clone())?;
+        Ok(found.map(Client))
+    }
+    /// Whether the key may only read.
+    async fn read_only(&self) -> bool {
+        self.0.read_only
+    }
+    /// When it stops working, if ever.
+    async fn expires_at(&self) -> Option<DateTime<Utc>> {
+        self.0.expires_at
+    }
+    /// When it was revoked, if it was.
+    async fn revoked_at(&self) -> Option<DateTime<Utc>> {
+        self.0.revoked_at
+    }
+    /// When it was last used (recorded at most once a minute).
+    async fn last_used_at(&self) -> Option<DateTime<Utc>> {
+        self.0.last_used_at
+    }
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+    /// Neither revoked nor expired.
+    async fn active(&self) -> bool {
+        self.0.is_active(Utc::now())
+    }
+}
+
+/// A key just created, with its secret.
+#[derive(SimpleObject, Debug)]
+pub struct CreatedApiKey {
+    /// The key.
+    pub key: ApiKey,
+    /// The secret, for `Authorization: Bearer ...`. Shown only here, once:
+    /// it cannot be read again.
+    pub secret: String,
+}
+
+/// Input of `createApiKey`.
+#[derive(InputObject, Debug)]
+pub struct CreateApiKeyInput {
+    /// A name to recognise the key by.
+    pub name: String,
+    /// Limits the key to one client (agencies only).
+    pub client_id: Option<ID>,
+    /// The key may only read (default false).
+    pub read_only: Option<bool>,
+    /// When the key stops working; must be in the future.
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+/// Totals of an API key connection.
+pub struct ApiKeyTotals;
+
+#[Object]
+impl ApiKeyTotals {
+    /// How many items the connection has in all pages.
+    async fn total_count(&self, ctx: &Context<'_>) -> Result<u64> {
+        let tx = ctx.data::<RequestState>()?.read_tx().await?;
+        api_keys::count(tx).await.map_err(domain_error)
+    }
+}
+
+/// API keys, Relay style.
+pub type ApiKeyConnection = Connection<Cursor, ApiKey, ApiKeyTotals, EmptyFields>;
+
+/// API key queries.
+#[derive(Debug, Default)]
+pub struct ApiKeyQuery;
+
+#[Object]
+impl ApiKeyQuery {
+    /// The active organization's API keys, newest first (OWNER/ADMIN).
+    async fn api_keys(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> Result<ApiKeyConnection> {
+        let page = page_request(first, after)?;
+        let state = ctx.data::<RequestState>()?;
+        state.tenant()?;
+        let tx = state.read_tx().await?;
+        let result = api_keys::list(tx, &page).await.map_err(domain_error)?;
+        let mut conn = Connection::with_additional_fields(
+            page.after.is_some(),
+            result.has_next_page,
+            ApiKeyTotals,
+        );
+        conn.edges = result
+            .items
+            .into_iter()
+            .map(|k| Edge::new(cursor(k.created_at, k.id.as_uuid()), ApiKey(k)))
+            .collect();
+        Ok(conn)
+    }
+}
+
+/// API key mutations.
+#[derive(Debug, Default)]
+pub struct ApiKeyMutation;
+
+#[Object]
+impl ApiKeyMutation {
+    /// Creates an API key for the active organization (OWNER/ADMIN),
+    /// optionally limited to one client, read-only, or expiring.
+    async fn create_api_key(
+        &self,
+        ctx: &Context<'_>,
+        input: CreateApiKeyInput,
+    ) -> Result<CreatedApiKey> {
+        let state = ctx.data::<RequestState>()?;
+        state.tenant()?;
+        let client_id = input
+            .client_id
+            .map(|c| parse_id::<ClientId>("clientId", &c))
+            .transpose()?;
+        let new = NewApiKey::parse(
+            &input.name,
+            client_id,
+            input.read_only.unwrap_or(false),
+            input.expires_at,
+            Utc::now(),
+        )
+        .map_err(|e| domain_error(e.into()))?;
+        let tx = state.write_tx().await?;
+        let created = in_savepoint(tx, api_keys::create(tx, new)).await?;
+        let secret = created.expose_secret().to_owned();
+        Ok(CreatedApiKey {
+            key: ApiKey(created.key),
+            secret,
+        })
+    }
+
+    /// Revokes an API key of the active organization (OWNER/ADMIN); it stops
+    /// working at once.
+    async fn revoke_api_key(&self, ctx: &Context<'_>, id: ID) -> Result<ApiKey> {
+        let state = ctx.data::<RequestState>()?;
+        state.tenant()?;
+        let id: ApiKeyId = parse_id("id", &id)?;
+        let tx = state.write_tx().await?;
+        Ok(ApiKey(in_savepoint(tx, api_keys::revoke(tx, id)).await?))
+    }
+}

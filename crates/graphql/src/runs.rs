@@ -1,0 +1,212 @@
+//! Agent runs: `runAgent`, `cancelAgentRun` and the `agentRun`
+//! subscription. Runs execute in the background ([`crate::runner`]); the
+//! mutations only record them, in the request's transaction, and the server
+//! hands them to the runner once that transaction commits.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_graphql::futures_util::Stream;
+use async_graphql::futures_util::stream;
+use async_graphql::{Context, ID, InputObject, Object, Result, Subscription};
+use strata_domain::model::RunStatus;
+use strata_domain::values::parse_optional_text;
+use strata_domain::{CampaignId, DomainError, OutputId, TenantContext};
+use strata_persistence::repo::outputs::{self, NewRun};
+use strata_persistence::repo::usage;
+use strata_persistence::{Db, TenantTx};
+use tokio::sync::broadcast;
+
+use crate::content::{AgentKind, AgentRun};
+use crate::error::{ErrorCode, domain_error};
+use crate::mutation::in_savepoint;
+use crate::query::parse_id;
+use crate::runner::{RunEvent, Runner};
+use crate::state::{Committed, RequestState};
+
+/// Input of `runAgent`.
+#[derive(InputObject, Debug)]
+pub struct RunAgentInput {
+    /// The campaign the run is for.
+    pub campaign_id: ID,
+    /// Which agent.
+    pub agent: AgentKind,
+    /// Extra instructions for the agent (at most 4,000 characters).
+    pub instructions: Option<String>,
+}
+
+fn runner<'a>(ctx: &'a Context<'_>) -> Result<&'a Arc<Runner>> {
+    ctx.data::<Arc<Runner>>()
+        .map_err(|_| ErrorCode::Internal.error("agents are not available on this server"))
+}
+
+/// Run mutations.
+#[derive(Debug, Default)]
+pub struct RunMutation;
+
+#[Object]
+impl RunMutation {
+    /// Queues an agent run for a campaign; follow it with the `agentRun`
+    /// query or subscription.
+    async fn run_agent(&self, ctx: &Context<'_>, input: RunAgentInput) -> Result<AgentRun> {
+        let campaign: CampaignId = parse_id("campaignId", &input.campaign_id)?;
+        let instructions = parse_optional_text("instructions", input.instructions.as_deref(), 4000)
+            .map_err(|e| domain_error(e.into()))?;
+        let kind: strata_agents::AgentKind = input.agent.into();
+        let quota = runner(ctx)?.monthly_token_quota();
+        let state = ctx.data::<RequestState>()?;
+        state.tenant()?;
+        let tx = state.write_tx().await?;
+        if let Some(quota) = quota {
+            let used = usage::tokens_this_month(tx).await.map_err(domain_error)?;
+            if used >= quota {
+                return Err(ErrorCode::RateLimited
+                    .error("the organization used its monthly token quota for agent runs"));
+            }
+        }
+        let new = NewRun {
+            campaign_id: campaign,
+            agent: kind.as_str(),
+            input: serde_json::json!({ "instructions": instructions }),
+        };
+        let run = in_savepoint(tx, outputs::create(tx, new)).await?;
+        state.record(Committed::RunQueued(Box::new(run.clone())));
+        Ok(AgentRun::from(run))
+    }
+
+    /// Cancels a run that has not ended; an ended run is returned as it is.
+    async fn cancel_agent_run(&self, ctx: &Context<'_>, id: ID) -> Result<AgentRun> {
+        let id: OutputId = parse_id("id", &id)?;
+        let state = ctx.data::<RequestState>()?;
+        state.tenant()?;
+        let tx = state.write_tx().await?;
+        let run = in_savepoint(tx, outputs::cancel(tx, id)).await?;
+        state.record(Committed::RunCancelled(id));
+        Ok(AgentRun::from(run))
+    }
+}
+
+/// How often a subscription re-reads its run when no event arrives (runs
+/// executed by another gateway process publish nothing here).
+const POLL: Duration = Duration::from_secs(2);
+
+async fn read_run(
+    db: &Db,
+    ctx: &TenantContext,
+    id: OutputId,
+) -> Result<Option<strata_domain::model::AgentRun>, DomainError> {
+    let tx = TenantTx::begin_read_only(db, ctx).await?;
+    let run = outputs::by_id(&tx, id).await;
+    tx.commit().await?;
+    run
+}
+
+struct Watch {
+    rx: Option<broadcast::Receiver<RunEvent>>,
+    runner: Arc<Runner>,
+    db: Db,
+    ctx: TenantContext,
+    id: OutputId,
+    pending: Option<strata_domain::model::AgentRun>,
+    last: Option<RunStatus>,
+    done: bool,
+}
+
+impl Drop for Watch {
+    fn drop(&mut self) {
+        self.rx.take();
+        self.runner.release(self.id);
+    }
+}
+
+impl Watch {
+    async fn next(&mut self) -> Option<Result<AgentRun>> {
+        if self.done {
+            return None;
+        }
+        if let Some(run) = self.pending.take() {
+            return Some(Ok(self.emit(run, None)));
+        }
+        loop {
+            let event = match &mut self.rx {
+                Some(rx) => tokio::select! {
+                    ev = rx.recv() => Some(ev),
+                    () = tokio::time::sleep(POLL) => None,
+                },
+                None => {
+                    tokio::time::sleep(POLL).await;
+                    None
+                }
+            };
+            match event {
+                Some(Ok(ev)) => return Some(Ok(self.emit(ev.run, ev.partial))),
+                Some(Err(broadcast::error::RecvError::Lagged(_))) => continue,
+                Some(Err(broadcast::error::RecvError::Closed)) => self.rx = None,
+                None => {}
+            }
+            match read_run(&self.db, &self.ctx, self.id).await {
+                Ok(Some(run)) if Some(run.status) != self.last => {
+                    return Some(Ok(self.emit(run, None)));
+                }
+                Ok(Some(_)) => {}
+                Ok(None) => {
+                    self.done = true;
+                    return None;
+                }
+                Err(e) => {
+                    self.done = true;
+                    return Some(Err(domain_error(e)));
+                }
+            }
+        }
+    }
+
+    fn emit(&mut self, run: strata_domain::model::AgentRun, partial: Option<Arc<str>>) -> AgentRun {
+        self.last = Some(run.status);
+        self.done = run.status.is_terminal();
+        AgentRun(run, partial)
+    }
+}
+
+/// Subscriptions.
+#[derive(Debug, Default)]
+pub struct Subscription;
+
+#[Subscription]
+impl Subscription {
+    /// A run's state as it changes, with the text streamed so far, until it
+    /// ends. The first event is the run as it is now.
+    async fn agent_run(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+    ) -> Result<impl Stream<Item = Result<AgentRun>> + use<>> {
+        let id: OutputId = parse_id("id", &id)?;
+        let state = ctx.data::<RequestState>()?;
+        let tenant = state.tenant()?.clone();
+        let runner = runner(ctx)?.clone();
+        let db = state.db().clone();
+        // Listen before reading, so no change falls between the two.
+        let rx = runner.subscribe(id);
+        let watch = Watch {
+            rx: Some(rx),
+            runner,
+            db,
+            ctx: tenant,
+            id,
+            pending: None,
+            last: None,
+            done: false,
+        };
+        let current = read_run(&watch.db, &watch.ctx, id)
+            .await
+            .map_err(domain_error)?
+            .ok_or_else(|| ErrorCode::NotFound.error("not found"))?;
+        let mut watch = watch;
+        watch.pending = Some(current);
+        Ok(stream::unfold(watch, |mut w| async move {
+            let item = w.next().await?;
+            Some((item, w))
+        }))
+    }
+}

@@ -1,0 +1,385 @@
+//! API keys of the context's organization, for both tenant types (one table
+//! in `public`). Owners and admins create, list and revoke them; a key itself
+//! never can. The secret exists only in the value `create` returns: the
+//! database keeps its SHA-256 hash and a short visible prefix.
+
+use chrono::{DateTime, Utc};
+use rand::distr::{Alphanumeric, SampleString};
+use sea_orm::{ConnectionTrait, DbBackend, FromQueryResult, Statement, Value};
+use secrecy::{ExposeSecret, SecretString};
+use sha2::{Digest, Sha256};
+use strata_domain::{ApiKeyId, ClientId, DomainError, OrgId, OrgType, UserId, ValidationError};
+use uuid::Uuid;
+
+use crate::error::map_db_err;
+use crate::repo::audit::{self, AuditEntry};
+use crate::repo::{Page, PageRequest, clients};
+use crate::tx::TenantTx;
+
+/// What every secret starts with, so keys are recognisable (by people and
+/// secret scanners) and told apart from JWTs.
+pub const SECRET_PREFIX: &str = "strata_";
+
+/// Random characters after the prefix: 43 base62 characters carry more than
+/// 256 bits, as much as 32 random bytes.
+const SECRET_RANDOM_CHARS: usize = 43;
+
+/// How much of the secret is kept and shown to recognise a key by.
+const VISIBLE_CHARS: usize = 12;
+
+/// Longest accepted key name, in characters.
+const MAX_NAME_CHARS: usize = 200;
+
+/// An API key, without its secret.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ApiKey {
+    /// Its id.
+    pub id: ApiKeyId,
+    /// The organization it acts in.
+    pub org_id: OrgId,
+    /// The one client it is limited to, if any (agencies).
+    pub client_id: Option<ClientId>,
+    /// A name to recognise it by.
+    pub name: String,
+    /// The first characters of the secret.
+    pub prefix: String,
+    /// Whether it may only read.
+    pub read_only: bool,
+    /// When it stops working, if ever.
+    pub expires_at: Option<DateTime<Utc>>,
+    /// When it was revoked, if it was.
+    pub revoked_at: Option<DateTime<Utc>>,
+    /// When it was last used (updated at most once a minute).
+    pub last_used_at: Option<DateTime<Utc>>,
+    /// The user who created it.
+    pub created_by: Option<UserId>,
+    /// When it was created.
+    pub created_at: DateTime<Utc>,
+}
+
+impl ApiKey {
+    /// Whether the key authenticates at `now`: not revoked, not expired.
+    pub fn is_active(&self, now: DateTime<Utc>) -> bool {
+        self.revoked_at.is_none() && self.expires_at.is_none_or(|at| at > now)
+    }
+}
+
+/// The columns read back; never `key_hash`.
+const COLUMNS: &str = "org_id, id, client_id, name, prefix, read_only, expires_at, revoked_at, \
+                       last_used_at, created_by, created_at";
+
+#[derive(Debug, FromQueryResult)]
+struct Row {
+    org_id: Uuid,
+    id: Uuid,
+    client_id: Option<Uuid>,
+    name: String,
+    prefix: String,
+    read_only: bool,
+    expires_at: Option<DateTime<Utc>>,
+    revoked_at: Option<DateTime<Utc>>,
+    last_used_at: Option<DateTime<Utc>>,
+    created_by: Option<Uuid>,
+    created_at: DateTime<Utc>,
+}
+
+impl From<Row> for ApiKey {
+    fn from(r: Row) -> Self {
+        ApiKey {
+            id: ApiKeyId::from_uuid(r.id),
+            org_id: OrgId::from_uuid(r.org_id),
+            client_id: r.client_id.map(ClientId::from_uuid),
+            name: r.name,
+            prefix: r.prefix,
+            read_only: r.read_only,
+            expires_at: r.expires_at,
+            revoked_at: r.revoked_at,
+            last_used_at: r.last_used_at,
+            created_by: r.created_by.map(UserId::from_uuid),
+            created_at: r.created_at,
+        }
+    }
+}
+
+/// A new key, validated.
+#[derive(Clone, Debug)]
+pub struct NewApiKey {
+    name: String,
+    client_id: Option<ClientId>,
+    read_only: bool,
+    expires_at: Option<DateTime<Utc>>,
+}
+
+impl NewApiKey {
+    /// Parses the input of a new key: a trimmed, non-empty name of at most
+    /// 200 characters without control characters, and an expiry after `now`.
+    pub fn parse(
+        name: &str,
+        client_id: Option<ClientId>,
+        read_only: bool,
+        expires_at: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+    ) -> Result<Self, ValidationError> {
+        let name = name.trim();
+        if name.is_empty() {
+            return Err(ValidationError::new("name", "must not be empty"));
+        }
+        if name.chars().count() > MAX_NAME_CHARS {
+            return Err(ValidationError::new(
+                "name",
+                format!("must be at most {MAX_NAME_CHARS} characters long"),
+            ));
+        }
+        if name.chars().any(char::is_control) {
+            return Err(ValidationError::new(
+                "name",
+                "must not contain control characters",
+            ));
+        }
+        if expires_at.is_some_and(|at| at <= now) {
+            return Err(ValidationError::new("expiresAt", "must be in the future"));
+        }
+        Ok(Self {
+            name: name.to_owned(),
+            client_id,
+            read_only,
+            expires_at,
+        })
+    }
+}
+
+/// A key just created, with the only copy of its secret.
+#[derive(Debug)]
+pub struct CreatedApiKey {
+    /// The key.
+    pub key: ApiKey,
+    secret: SecretString,
+}
+
+impl CreatedApiKey {
+    /// The secret (`strata_...`), to hand to the caller once and nowhere
+    /// else: never log or store it.
+    pub fn expose_secret(&self) -> &str {
+        self.secret.expose_secret()
+    }
+}
+
+/// The stored form of a secret: its SHA-256, in lowercase hex.
+pub fn hash_secret(secret: &str) -> String {
+    hex::encode(Sha256::digest(secret.as_bytes()))
+}
+
+/// Whether `token` has the shape of a secret this module issues, so that
+/// garbage is refused without a database round trip.
+pub fn is_well_formed(token: &str) -> bool {
+    token.strip_prefix(SECRET_PREFIX).is_some_and(|rest| {
+        rest.len() == SECRET_RANDOM_CHARS && rest.bytes().all(|b| b.is_ascii_alphanumeric())
+    })
+}
+
+fn generate_secret() -> String {
+    let mut secret = String::with_capacity(SECRET_PREFIX.len() + SECRET_RANDOM_CHARS);
+    secret.push_str(SECRET_PREFIX);
+    // ThreadRng is a CSPRNG seeded from the operating system.
+    Alphanumeric.append_string(&mut rand::rng(), &mut secret, SECRET_RANDOM_CHARS);
+    secret
+}
+
+fn require_admin(tx: &TenantTx, what: &'static str) -> Result<(), DomainError> {
+    if tx.ctx().can_administer() {
+        Ok(())
+    } else {
+        Err(DomainError::Forbidden(what))
+    }
+}
+
+fn statement(sql: &str, values: Vec<Value>) -> Statement {
+    Statement::from_sql_and_values(DbBackend::Postgres, sql, values)
+}
+
+/// Creates a key in the context's organization (owners and admins) and its
+/// audit row; returns it with its secret.
+pub async fn create(tx: &TenantTx, new: NewApiKey) -> Result<CreatedApiKey, DomainError> {
+    require_admin(tx, "only owners and admins can create API keys")?;
+    let ctx = tx.ctx();
+    match (ctx.org_type(), new.client_id) {
+        (OrgType::Sme, Some(_)) => {
+            return Err(ValidationError::new(
+                "clientId",
+                "organizations without clients cannot set clientId",
+            )
+            .into());
+        }
+        (OrgType::Agency, Some(c)) => {
+            // Another tenant's client is "not found", like a missing one.
+            if clients::by_id(tx, c).await?.is_none() {
+                return Err(DomainError::NotFound);
+            }
+        }
+        (_, None) => {}
+    }
+    let id = ApiKeyId::generate();
+    let secret = generate_secret();
+    let prefix: String = secret.chars().take(VISIBLE_CHARS).collect();
+    let sql = format!(
+        "INSERT INTO public.api_keys \
+             (org_id, org_type, id, client_id, name, prefix, key_hash, read_only, expires_at, \
+              created_by, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
+         RETURNING {COLUMNS}"
+    );
+    let row = Row::find_by_statement(statement(
+        &sql,
+        vec![
+            ctx.org_id().as_uuid().into(),
+            ctx.org_type().as_str().into(),
+            id.as_uuid().into(),
+            new.client_id.map(|c| c.as_uuid()).into(),
+            new.name.clone().into(),
+            prefix.clone().into(),
+            hash_secret(&secret).into(),
+            new.read_only.into(),
+            new.expires_at.into(),
+            ctx.actor().user_id().map(|u| u.as_uuid()).into(),
+            Utc::now().into(),
+        ],
+    ))
+    .one(tx)
+    .await
+    .map_err(map_db_err)?
+    .ok_or(DomainError::NotFound)?;
+    audit::record(
+        tx,
+        AuditEntry {
+            operation: "createApiKey",
+            target_type: "ApiKey",
+            target_id: Some(id.as_uuid()),
+            client_id: new.client_id,
+            details: serde_json::json!({
+                "name": new.name,
+                "prefix": prefix,
+                "readOnly": new.read_only,
+                "expiresAt": new.expires_at,
+            }),
+        },
+    )
+    .await?;
+    Ok(CreatedApiKey {
+        key: row.into(),
+        secret: SecretString::from(secret),
+    })
+}
+
+/// A page of the organization's keys, newest first (owners and admins).
+pub async fn list(tx: &TenantTx, page: &PageRequest) -> Result<Page<ApiKey>, DomainError> {
+    require_admin(tx, "only owners and admins can list API keys")?;
+    let limit = i64::try_from(page.limit).unwrap_or(i64::MAX - 1);
+    let mut values: Vec<Value> = vec![tx.ctx().org_id().as_uuid().into(), (limit + 1).into()];
+    let after = match page.after {
+        Some((at, id)) => {
+            values.push(at.into());
+            values.push(id.into());
+            "AND (created_at < $3 OR (created_at = $3 AND id < $4))"
+        }
+        None => "",
+    };
+    let sql = format!(
+        "SELECT {COLUMNS} FROM public.api_keys WHERE org_id = $1 {after} \
+         ORDER BY created_at DESC, id DESC LIMIT $2"
+    );
+    let mut rows = Row::find_by_statement(statement(&sql, values))
+        .all(tx)
+        .await
+        .map_err(map_db_err)?;
+    let has_next_page = rows.len() as u64 > page.limit;
+    rows.truncate(page.limit as usize);
+    Ok(Page {
+        items: rows.into_iter().map(ApiKey::from).collect(),
+        has_next_page,
+    })
+}
+
+/// How many keys the organization has (owners and admins).
+pub async fn count(tx: &TenantTx) -> Result<u64, DomainError> {
+    require_admin(tx, "only owners and admins can list API keys")?;
+    let row = tx
+        .query_one_raw(statement(
+            "SELECT count(*) AS n FROM public.api_keys WHERE org_id = $1",
+            vec![tx.ctx().org_id().as_uuid().into()],
+        ))
+        .await
+        .map_err(map_db_err)?;
+    let n: i64 = match row {
+        Some(r) => r.try_get("", "n").map_err(map_db_err)?,
+        None => 0,
+    };
+    Ok(n.max(0) as u64)
+}
+
+/// Revokes a key of the organization (owners and admins) and writes its
+/// audit row. Revoking a revoked key keeps the first revocation time. A key
+/// of another organization is "not found" and stays untouched.
+pub async fn revoke(tx: &TenantTx, id: ApiKeyId) -> Result<ApiKey, DomainError> {
+    require_admin(tx, "only owners and admins can revoke API keys")?;
+    let sql = format!(
+        "UPDATE public.api_keys SET revoked_at = coalesce(revoked_at, now()) \
+         WHERE org_id = $1 AND id = $2 RETURNING {COLUMNS}"
+    );
+    let key: ApiKey = Row::find_by_statement(statement(
+        &sql,
+        vec![tx.ctx().org_id().as_uuid().into(), id.as_uuid().into()],
+    ))
+    .one(tx)
+    .await
+    .map_err(map_db_err)?
+    .ok_or(DomainError::NotFound)?
+    .into();
+    audit::record(
+        tx,
+        AuditEntry {
+            operation: "revokeApiKey",
+            target_type: "ApiKey",
+            target_id: Some(id.as_uuid()),
+            client_id: key.client_id,
+            details: serde_json::json!({ "name": key.name, "prefix": key.prefix }),
+        },
+    )
+    .await?;
+    Ok(key)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_are_well_formed_distinct_and_hashed_to_hex() {
+        let a = generate_secret();
+        let b = generate_secret();
+        assert!(is_well_formed(&a) && is_well_formed(&b));
+        assert_ne!(a, b);
+        let h = hash_secret(&a);
+        assert_eq!(h.len(), 64);
+        assert!(!h.contains(&a[SECRET_PREFIX.len()..]));
+        assert!(!is_well_formed("strata_xxx"));
+        assert!(!is_well_formed("eyJhbGciOi"));
+    }
+
+    #[test]
+    fn names_and_expiry_are_checked() {
+        let now = Utc::now();
+        assert_eq!(
+            NewApiKey::parse(" ", None, false, None, now)
+                .err()
+                .map(|e| e.field),
+            Some("name")
+        );
+        assert_eq!(
+            NewApiKey::parse("ci", None, false, Some(now), now)
+                .err()
+                .map(|e| e.field),
+            Some("expiresAt")
+        );
+        assert!(NewApiKey::parse("ci", None, true, None, now).is_ok());
+    }
+}

@@ -1,0 +1,1 @@
+crate::sql_migration!("m20261123_000005_api_key_org_type");

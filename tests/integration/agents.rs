@@ -1,0 +1,578 @@
+//! Agent runs through the API: the offline model end to end, a local
+//! OpenAI-compatible server (the only stand-in: it speaks the provider's wire
+//! protocol), the `agentRun` subscription over a real WebSocket, quotas,
+//! cancellation and recovery after a crash.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use futures_util::{SinkExt, StreamExt};
+use sea_orm::{ConnectionTrait, DatabaseConnection, Statement};
+use serde_json::{Value, json};
+use strata_tests::world::World;
+use strata_tests::{TestApp, error_code};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+async fn scalar(su: &DatabaseConnection, sql: &str) -> i64 {
+    su.query_one_raw(Statement::from_string(
+        sea_orm::DbBackend::Postgres,
+        sql.to_owned(),
+    ))
+    .await
+    .unwrap()
+    .unwrap()
+    .try_get_by_index::<i64>(0)
+    .unwrap()
+}
+
+async fn ok(app: &TestApp, token: &str, q: &str, vars: Value) -> Value {
+    let (status, body) = app.graphql(Some(token), q, vars).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.get("errors").is_none(), "{q}: {body}");
+    body["data"].clone()
+}
+
+async fn run(app: &TestApp, token: &str, campaign: &str, agent: &str) -> String {
+    let data = ok(
+        app,
+        token,
+        "mutation($c: ID!, $a: AgentKind!) { runAgent(input: {campaignId: $c, agent: $a, instructions: \"focus on spring\"}) { id status agent } }",
+        json!({ "c": campaign, "a": agent }),
+    )
+    .await;
+    assert_eq!(data["runAgent"]["agent"], agent);
+    data["runAgent"]["id"].as_str().unwrap().to_owned()
+}
+
+/// Polls the run until it ends; returns it.
+async fn ended(app: &TestApp, token: &str, id: &str) -> Value {
+    for _ in 0..200 {
+        let data = ok(
+            app,
+            token,
+            "query($id: ID!) { agentRun(id: $id) { id status agent output error usage { totalTokens } } }",
+            json!({ "id": id }),
+        )
+        .await;
+        let status = data["agentRun"]["status"].as_str().unwrap_or("").to_owned();
+        if ["SUCCEEDED", "FAILED", "CANCELLED"].contains(&status.as_str()) {
+            return data["agentRun"].clone();
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("run {id} did not end");
+}
+
+async fn setup(app: TestApp) -> (TestApp, World, DatabaseConnection) {
+    let su = app.test_db.superuser().await;
+    let world = World::seed(&app.db, &su).await;
+    (app, world, su)
+}
+
+#[tokio::test]
+async fn every_agent_runs_end_to_end_offline_and_only_its_tenant_and_client_read_it() {
+    let (app, w, su) = setup(TestApp::spawn().await).await;
+    let strategist = app.token(w.strategist, Some(w.agency1.id));
+    let sme = app.token(w.sme1.owner, Some(w.sme1.id));
+    let nike_campaign = w.nike_campaigns[0].to_string();
+    let adidas_campaign = w.adidas_campaigns[0].to_string();
+    let mut nike_runs = Vec::new();
+    for agent in [
+        "BUSINESS_STRATEGY",
+        "BRAND_VOICE",
+        "PERSONA_BUILDER",
+        "CAMPAIGN_PLANNER",
+    ] {
+        for (token, campaign) in [
+            (&strategist, &nike_campaign),
+            (&sme, &w.sme1.campaigns[0].to_string()),
+        ] {
+            let id = run(&app, token, campaign, agent).await;
+            let done = ended(&app, token, &id).await;
+            assert_eq!(done["status"], "SUCCEEDED", "{agent}: {done}");
+            assert_eq!(done["output"]["version"], 1, "{agent}");
+            assert_eq!(done["output"]["kind"], agent);
+            assert!(done["usage"]["totalTokens"].as_u64().unwrap() > 0);
+            if token == &strategist {
+                nike_runs.push(id);
+            }
+        }
+    }
+    // Stored in the tenant's own schema, with one audit row per run.
+    assert_eq!(
+        scalar(&su, &format!("SELECT count(*) FROM tenant_b.outputs WHERE client_id = '{}' AND status = 'SUCCEEDED' AND output->>'version' = '1'", w.nike)).await,
+        4
+    );
+    assert_eq!(
+        scalar(&su, &format!("SELECT count(*) FROM public.agent_outputs WHERE org_id = '{}' AND status = 'SUCCEEDED' AND output IS NOT NULL", w.sme1.id)).await,
+        4
+    );
+    assert_eq!(
+        scalar(&su, &format!("SELECT count(*) FROM public.audit_log WHERE org_id = '{}' AND operation = 'runAgent'", w.agency1.id)).await,
+        4
+    );
+    // The campaign lists its outputs (the seeded one and the four new).
+    let outputs = ok(
+        &app,
+        &strategist,
+        "query($id: ID!) { campaign(id: $id) { outputs { totalCount edges { node { agent content } } } } }",
+        json!({ "id": nike_campaign }),
+    )
+    .await;
+    assert_eq!(outputs["campaign"]["outputs"]["totalCount"], 5);
+    // Nike's account manager reads nike's runs; nobody outside does.
+    let am = app.token(w.account_manager, Some(w.agency1.id));
+    let other = app.token(w.agency2.owner, Some(w.agency2.id));
+    for id in &nike_runs {
+        let seen = ok(
+            &app,
+            &am,
+            "query($id: ID!) { agentRun(id: $id) { id } }",
+            json!({ "id": id }),
+        )
+        .await;
+        assert!(!seen["agentRun"].is_null());
+        for token in [&other, &sme] {
+            let seen = ok(
+                &app,
+                token,
+                "query($id: ID!) { agentRun(id: $id) { id } }",
+                json!({ "id": id }),
+            )
+            .await;
+            assert!(seen["agentRun"].is_null());
+        }
+    }
+    // An adidas run is invisible to nike's account manager, who cannot start
+    // one either; a viewer cannot run agents at all.
+    let adidas_run = run(&app, &strategist, &adidas_campaign, "BRAND_VOICE").await;
+    let seen = ok(
+        &app,
+        &am,
+        "query($id: ID!) { agentRun(id: $id) { id } }",
+        json!({ "id": adidas_run }),
+    )
+    .await;
+    assert!(seen["agentRun"].is_null());
+    let (_, body) = app
+        .graphql(
+            Some(&am),
+            "mutation($c: ID!) { runAgent(input: {campaignId: $c, agent: BRAND_VOICE}) { id } }",
+            json!({ "c": adidas_campaign }),
+        )
+        .await;
+    assert_eq!(error_code(&body), Some("NOT_FOUND"), "{body}");
+    let viewer = app.token(w.viewer, Some(w.agency1.id));
+    let (_, body) = app
+        .graphql(
+            Some(&viewer),
+            "mutation($c: ID!) { runAgent(input: {campaignId: $c, agent: BRAND_VOICE}) { id } }",
+            json!({ "c": nike_campaign }),
+        )
+        .await;
+    assert_eq!(error_code(&body), Some("FORBIDDEN"), "{body}");
+}
+
+/// A local OpenAI-compatible server: answers chat completions as told and
+/// keeps every request body.
+#[derive(Clone, Default)]
+struct Provider {
+    requests: Arc<Mutex<Vec<Value>>>,
+    mode: Arc<Mutex<Mode>>,
+}
+
+#[derive(Clone, Copy, Default, PartialEq)]
+enum Mode {
+    #[default]
+    Answer,
+    Fail,
+    Stall,
+}
+
+fn brand_voice_answer() -> String {
+    json!({
+        "summary": "Bold and warm.",
+        "tone": ["bold", "warm"],
+        "do": ["speak plainly"],
+        "dont": ["use jargon"],
+        "sample_messages": ["Run your own race."]
+    })
+    .to_string()
+}
+
+fn chunk(content: &str) -> String {
+    let c = json!({
+        "id": "chatcmpl-1", "object": "chat.completion.chunk", "created": 1, "model": "test-model",
+        "choices": [{ "index": 0, "delta": { "content": content }, "finish_reason": null }]
+    });
+    format!("data: {c}\n\n")
+}
+
+async fn completions(State(p): State<Provider>, body: axum::Json<Value>) -> Response {
+    p.requests.lock().unwrap().push(body.0);
+    let mode = *p.mode.lock().unwrap();
+    match mode {
+        Mode::Fail => (
+            axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+            "upstream broke",
+        )
+            .into_response(),
+        Mode::Answer | Mode::Stall => {
+            let answer = brand_voice_answer();
+            let (head, tail) = answer.split_at(answer.len() / 2);
+            let usage = json!({
+                "id": "chatcmpl-1", "object": "chat.completion.chunk", "created": 1, "model": "test-model",
+                "choices": [{ "index": 0, "delta": {}, "finish_reason": "stop" }],
+                "usage": { "prompt_tokens": 120, "completion_tokens": 40, "total_tokens": 160 }
+            });
+            let first = chunk(head);
+            let rest = format!("{}data: {usage}\n\ndata: [DONE]\n\n", chunk(tail));
+            let stream = futures_util::stream::unfold(0u8, move |step| {
+                let first = first.clone();
+                let rest = rest.clone();
+                async move {
+                    match step {
+                        0 => Some((Ok::<_, std::io::Error>(first), 1)),
+                        1 if mode == Mode::Stall => {
+                            tokio::time::sleep(Duration::from_secs(30)).await;
+                            None
+                        }
+                        1 => Some((Ok(rest), 2)),
+                        _ => None,
+                    }
+                }
+            });
+            (
+                [(header::CONTENT_TYPE, "text/event-stream")],
+                Body::from_stream(stream),
+            )
+                .into_response()
+        }
+    }
+}
+
+async fn provider() -> (Provider, String) {
+    let p = Provider::default();
+    let router = Router::new()
+        .route("/v1/chat/completions", post(completions))
+        .with_state(p.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}/v1", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    (p, base)
+}
+
+fn llm(base: &str) -> strata_agents::OpenAiConfig {
+    strata_agents::OpenAiConfig {
+        base_url: base.to_owned(),
+        model: "test-model".into(),
+        api_key: Some(secrecy::SecretString::from("sk-test-key")),
+        request_timeout: Duration::from_secs(5),
+        stall_timeout: Duration::from_secs(20),
+        max_retries: 1,
+        initial_backoff: Duration::from_millis(10),
+        max_backoff: Duration::from_millis(50),
+    }
+}
+
+#[tokio::test]
+async fn a_nike_run_sends_nikes_data_and_nothing_of_adidas_and_a_failing_provider_fails_the_run_cleanly()
+ {
+    let (p, base) = provider().await;
+    let (app, w, su) = setup(TestApp::builder().llm(llm(&base)).spawn().await).await;
+    su.execute_unprepared(&format!(
+        "UPDATE tenant_b.entity_data SET content = '{{\"voice\": \"just do it, nike only\"}}' WHERE client_id = '{n}' AND kind = 'BRAND_GUIDELINES';
+         UPDATE tenant_b.entity_data SET name = 'Nike Runner' WHERE client_id = '{n}' AND kind = 'PERSONA';
+         UPDATE tenant_b.entity_data SET content = '{{\"voice\": \"impossible is nothing, adidas only\"}}' WHERE client_id = '{a}' AND kind = 'BRAND_GUIDELINES';
+         UPDATE tenant_b.entity_data SET name = 'Adidas Athlete' WHERE client_id = '{a}' AND kind = 'PERSONA';",
+        n = w.nike,
+        a = w.adidas
+    ))
+    .await
+    .unwrap();
+    let token = app.token(w.strategist, Some(w.agency1.id));
+    let id = run(
+        &app,
+        &token,
+        &w.nike_campaigns[0].to_string(),
+        "BRAND_VOICE",
+    )
+    .await;
+    let done = ended(&app, &token, &id).await;
+    assert_eq!(done["status"], "SUCCEEDED", "{done}");
+    assert_eq!(done["output"]["tone"], json!(["bold", "warm"]));
+    assert_eq!(done["usage"]["totalTokens"], 160);
+    let sent = p.requests.lock().unwrap().clone();
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0]["model"], "test-model");
+    assert_eq!(sent[0]["stream"], true);
+    let prompt = sent[0]["messages"].to_string();
+    assert!(prompt.contains("just do it, nike only"), "{prompt}");
+    assert!(prompt.contains("Nike Runner"));
+    assert!(prompt.contains("nike one"));
+    assert!(!prompt.contains("adidas"), "{prompt}");
+    assert!(!prompt.contains("Adidas"), "{prompt}");
+
+    // The provider breaks: the run fails with a readable reason, nothing is
+    // stored as output, and the gateway keeps serving.
+    *p.mode.lock().unwrap() = Mode::Fail;
+    let id = run(
+        &app,
+        &token,
+        &w.nike_campaigns[1].to_string(),
+        "BRAND_VOICE",
+    )
+    .await;
+    let done = ended(&app, &token, &id).await;
+    assert_eq!(done["status"], "FAILED", "{done}");
+    assert!(done["output"].is_null());
+    let reason = done["error"].as_str().unwrap();
+    assert!(reason.contains("500"), "{reason}");
+    assert!(!reason.contains("sk-test-key"));
+    assert_eq!(app.get("/readyz").await, 200);
+    ok(&app, &token, "{ campaigns { totalCount } }", json!({})).await;
+}
+
+#[tokio::test]
+async fn cancelling_a_streaming_run_ends_it_cancelled_and_a_late_answer_changes_nothing() {
+    let (p, base) = provider().await;
+    *p.mode.lock().unwrap() = Mode::Stall;
+    let (app, w, su) = setup(TestApp::builder().llm(llm(&base)).spawn().await).await;
+    let token = app.token(w.sme1.owner, Some(w.sme1.id));
+    let id = run(
+        &app,
+        &token,
+        &w.sme1.campaigns[0].to_string(),
+        "BRAND_VOICE",
+    )
+    .await;
+    // Wait until the provider has been asked (the run is streaming).
+    for _ in 0..100 {
+        if !p.requests.lock().unwrap().is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let cancelled = ok(
+        &app,
+        &token,
+        "mutation($id: ID!) { cancelAgentRun(id: $id) { status error } }",
+        json!({ "id": id }),
+    )
+    .await;
+    assert_eq!(cancelled["cancelAgentRun"]["status"], "CANCELLED");
+    let done = ended(&app, &token, &id).await;
+    assert_eq!(done["status"], "CANCELLED");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(
+        scalar(&su, &format!("SELECT count(*) FROM public.agent_outputs WHERE id = '{id}' AND status = 'CANCELLED' AND output IS NULL")).await,
+        1
+    );
+    assert_eq!(
+        scalar(&su, &format!("SELECT count(*) FROM public.audit_log WHERE operation = 'cancelAgentRun' AND target_id = '{id}'")).await,
+        1
+    );
+}
+
+#[tokio::test]
+async fn the_monthly_token_quota_rejects_new_runs_with_rate_limited() {
+    let (app, w, su) = setup(TestApp::builder().monthly_token_quota(10).spawn().await).await;
+    let token = app.token(w.sme1.owner, Some(w.sme1.id));
+    let campaign = w.sme1.campaigns[0].to_string();
+    let id = run(&app, &token, &campaign, "BRAND_VOICE").await;
+    assert_eq!(ended(&app, &token, &id).await["status"], "SUCCEEDED");
+    let before = scalar(&su, "SELECT count(*) FROM public.agent_outputs").await;
+    let (status, body) = app
+        .graphql(
+            Some(&token),
+            "mutation($c: ID!) { runAgent(input: {campaignId: $c, agent: BRAND_VOICE}) { id } }",
+            json!({ "c": campaign }),
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(error_code(&body), Some("RATE_LIMITED"), "{body}");
+    assert_eq!(
+        scalar(&su, "SELECT count(*) FROM public.agent_outputs").await,
+        before
+    );
+    // Another organization has its own quota.
+    let other = app.token(w.sme2.owner, Some(w.sme2.id));
+    run(
+        &app,
+        &other,
+        &w.sme2.campaigns[0].to_string(),
+        "BRAND_VOICE",
+    )
+    .await;
+}
+
+async fn ws_connect(
+    app: &TestApp,
+) -> tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>> {
+    let url = format!("{}/graphql/ws", app.base.replace("http://", "ws://"));
+    let mut request = url.into_client_request().unwrap();
+    request.headers_mut().insert(
+        "Sec-WebSocket-Protocol",
+        "graphql-transport-ws".parse().unwrap(),
+    );
+    let (socket, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+    socket
+}
+
+async fn next_json(
+    socket: &mut tokio_tungstenite::WebSocketStream<
+        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+    >,
+) -> Option<Value> {
+    loop {
+        let msg = tokio::time::timeout(Duration::from_secs(20), socket.next())
+            .await
+            .expect("a message in time")?;
+        match msg.ok()? {
+            Message::Text(t) => return serde_json::from_str(&t).ok(),
+            Message::Close(_) => return None,
+            _ => continue,
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_subscription_streams_a_run_to_completion_and_strangers_get_nothing() {
+    let (app, w, _su) = setup(TestApp::spawn().await).await;
+    let token = app.token(w.strategist, Some(w.agency1.id));
+    let id = run(
+        &app,
+        &token,
+        &w.nike_campaigns[0].to_string(),
+        "CAMPAIGN_PLANNER",
+    )
+    .await;
+
+    let mut socket = ws_connect(&app).await;
+    socket
+        .send(Message::text(
+            json!({ "type": "connection_init", "payload": { "Authorization": format!("Bearer {token}") } }).to_string(),
+        ))
+        .await
+        .unwrap();
+    assert_eq!(
+        next_json(&mut socket).await.unwrap()["type"],
+        "connection_ack"
+    );
+    socket
+        .send(Message::text(
+            json!({ "id": "1", "type": "subscribe", "payload": {
+                "query": "subscription($id: ID!) { agentRun(id: $id) { id status output } }",
+                "variables": { "id": id } } })
+            .to_string(),
+        ))
+        .await
+        .unwrap();
+    let mut statuses = Vec::new();
+    loop {
+        let msg = next_json(&mut socket).await.expect("subscription messages");
+        match msg["type"].as_str() {
+            Some("next") => {
+                let run = &msg["payload"]["data"]["agentRun"];
+                assert_eq!(run["id"], id.as_str());
+                statuses.push(run["status"].as_str().unwrap().to_owned());
+                if run["status"] == "SUCCEEDED" {
+                    assert_eq!(run["output"]["kind"], "CAMPAIGN_PLANNER");
+                }
+            }
+            Some("complete") => break,
+            other => panic!("unexpected {other:?}: {msg}"),
+        }
+    }
+    assert_eq!(
+        statuses.last().map(String::as_str),
+        Some("SUCCEEDED"),
+        "{statuses:?}"
+    );
+
+    // Without a credential the connection is refused before anything runs.
+    let mut socket = ws_connect(&app).await;
+    socket
+        .send(Message::text(
+            json!({ "type": "connection_init", "payload": {} }).to_string(),
+        ))
+        .await
+        .unwrap();
+    let refused = next_json(&mut socket).await;
+    assert!(
+        refused
+            .as_ref()
+            .is_none_or(|m| m["type"] != "connection_ack"),
+        "{refused:?}"
+    );
+
+    // Another tenant's subscription to the run gets an error, no data.
+    let other = app.token(w.agency2.owner, Some(w.agency2.id));
+    let mut socket = ws_connect(&app).await;
+    socket
+        .send(Message::text(
+            json!({ "type": "connection_init", "payload": { "Authorization": format!("Bearer {other}") } }).to_string(),
+        ))
+        .await
+        .unwrap();
+    assert_eq!(
+        next_json(&mut socket).await.unwrap()["type"],
+        "connection_ack"
+    );
+    socket
+        .send(Message::text(
+            json!({ "id": "1", "type": "subscribe", "payload": {
+                "query": "subscription($id: ID!) { agentRun(id: $id) { id status } }",
+                "variables": { "id": id } } })
+            .to_string(),
+        ))
+        .await
+        .unwrap();
+    let msg = next_json(&mut socket).await.unwrap();
+    assert!(msg["payload"]["data"].is_null(), "{msg}");
+    assert!(msg.to_string().contains("NOT_FOUND"), "{msg}");
+    assert!(!msg.to_string().contains("CAMPAIGN_PLANNER"), "{msg}");
+}
+
+#[tokio::test]
+async fn runs_left_unfinished_by_a_crash_are_failed_through_a_role_that_sees_nothing_else() {
+    let (app, w, su) = setup(TestApp::spawn().await).await;
+    su.execute_unprepared(&format!(
+        "INSERT INTO public.agent_outputs (org_id, id, campaign_id, agent, status, input) VALUES ('{o}', gen_random_uuid(), '{c}', 'BRAND_VOICE', 'RUNNING', '{{\"secret\": 1}}');
+         INSERT INTO tenant_b.outputs (org_id, id, client_id, campaign_id, agent, status) VALUES ('{a}', gen_random_uuid(), '{n}', '{nc}', 'BRAND_VOICE', 'QUEUED');",
+        o = w.sme1.id,
+        c = w.sme1.campaigns[0],
+        a = w.agency1.id,
+        n = w.nike,
+        nc = w.nike_campaigns[0]
+    ))
+    .await
+    .unwrap();
+    let failed = strata_persistence::repo::outputs::fail_interrupted(&app.db, "interrupted")
+        .await
+        .unwrap();
+    assert_eq!(failed, 2);
+    assert_eq!(
+        scalar(&su, "SELECT count(*) FROM (SELECT status FROM public.agent_outputs UNION ALL SELECT status FROM tenant_b.outputs) s WHERE status IN ('QUEUED', 'RUNNING')").await,
+        0
+    );
+    // The maintenance role cannot read content, nor finished runs.
+    for sql in [
+        "SELECT input FROM public.agent_outputs",
+        "SELECT output FROM tenant_b.outputs",
+        "SELECT name FROM public.campaigns",
+    ] {
+        let denied = su
+            .execute_unprepared(&format!("BEGIN; SET LOCAL ROLE app_maint; {sql}; COMMIT;"))
+            .await;
+        su.execute_unprepared("ROLLBACK").await.ok();
+        assert!(denied.is_err(), "app_maint ran {sql}");
+    }
+}

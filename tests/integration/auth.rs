@@ -1,0 +1,538 @@
+//! Authentication over real HTTP: every refused credential looks the same to
+//! the client; RS256 and ES256 keys come from a JWKS endpoint the test runs,
+//! rotate, never verify another algorithm, and a flood of unknown key ids
+//! cannot hammer that endpoint; resolved users are cached only briefly.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use jsonwebtoken::jwk::{Jwk, JwkSet, PublicKeyUse};
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use sea_orm::{ConnectionTrait, DbBackend, Statement};
+use serde_json::{Value, json};
+use strata_domain::{OrgId, UserId};
+use strata_tests::world::World;
+use strata_tests::{SECRET, TestApp, error_code};
+
+const RSA_1: &str = include_str!("../fixtures/jwt/rsa-1.pem");
+const RSA_2: &str = include_str!("../fixtures/jwt/rsa-2.pem");
+const EC_1: &str = include_str!("../fixtures/jwt/ec-1.pem");
+
+const ISSUER: &str = "https://id.strata.test";
+const AUDIENCE: &str = "strata-gateway";
+const ME: &str = "{ me { user { id } organization { id } } }";
+
+/// The base64url of `{"alg":"none","typ":"JWT"}`.
+const ALG_NONE_HEADER: &str = "eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0";
+
+fn now() -> i64 {
+    chrono::Utc::now().timestamp()
+}
+
+/// Valid claims for `user` in `org`, for ten minutes.
+fn claims(user: UserId, org: Option<OrgId>) -> Value {
+    let mut c = json!({ "sub": user.to_string(), "exp": now() + 600 });
+    if let Some(org) = org {
+        c["org_id"] = json!(org.to_string());
+    }
+    c
+}
+
+fn hs256(secret: &str, kid: Option<&str>, claims: &Value) -> String {
+    let mut header = Header::new(Algorithm::HS256);
+    header.kid = kid.map(str::to_owned);
+    jsonwebtoken::encode(
+        &header,
+        claims,
+        &EncodingKey::from_secret(secret.as_bytes()),
+    )
+    .unwrap()
+}
+
+/// A signing key of the tests' own identity provider.
+struct Signer {
+    kid: String,
+    alg: Algorithm,
+    key: EncodingKey,
+}
+
+impl Signer {
+    fn rsa(pem: &str, kid: &str) -> Self {
+        Self {
+            kid: kid.to_owned(),
+            alg: Algorithm::RS256,
+            key: EncodingKey::from_rsa_pem(pem.as_bytes()).unwrap(),
+        }
+    }
+
+    fn ec(pem: &str, kid: &str) -> Self {
+        Self {
+            kid: kid.to_owned(),
+            alg: Algorithm::ES256,
+            key: EncodingKey::from_ec_pem(pem.as_bytes()).unwrap(),
+        }
+    }
+
+    /// The public half, as the JWKS endpoint publishes it.
+    fn jwk(&self) -> Jwk {
+        let mut jwk = Jwk::from_encoding_key(&self.key, self.alg).unwrap();
+        jwk.common.key_id = Some(self.kid.clone());
+        jwk.common.public_key_use = Some(PublicKeyUse::Signature);
+        jwk
+    }
+
+    fn sign(&self, claims: &Value) -> String {
+        self.sign_naming(&self.kid, claims)
+    }
+
+    /// Signs with this key, the header naming `kid`.
+    fn sign_naming(&self, kid: &str, claims: &Value) -> String {
+        let mut header = Header::new(self.alg);
+        header.kid = Some(kid.to_owned());
+        jsonwebtoken::encode(&header, claims, &self.key).unwrap()
+    }
+}
+
+struct JwksState {
+    /// What the endpoint serves; `None` answers 503.
+    keys: Mutex<Option<JwkSet>>,
+    requests: AtomicUsize,
+}
+
+/// A JWKS endpoint on a real socket that counts its requests and can switch
+/// keys or fail.
+struct JwksServer {
+    url: String,
+    state: Arc<JwksState>,
+}
+
+async fn serve_jwks(State(state): State<Arc<JwksState>>) -> Response {
+    state.requests.fetch_add(1, Ordering::SeqCst);
+    let keys = state.keys.lock().unwrap().clone();
+    match keys {
+        Some(set) => axum::Json(set).into_response(),
+        None => StatusCode::SERVICE_UNAVAILABLE.into_response(),
+    }
+}
+
+impl JwksServer {
+    async fn start(keys: &[&Signer]) -> Self {
+        let state = Arc::new(JwksState {
+            keys: Mutex::new(None),
+            requests: AtomicUsize::new(0),
+        });
+        let router = axum::Router::new()
+            .route("/.well-known/jwks.json", axum::routing::get(serve_jwks))
+            .with_state(Arc::clone(&state));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!(
+            "http://{}/.well-known/jwks.json",
+            listener.local_addr().unwrap()
+        );
+        tokio::spawn(async move { axum::serve(listener, router).await });
+        let server = Self { url, state };
+        server.publish(keys);
+        server
+    }
+
+    /// Serves exactly these keys from now on.
+    fn publish(&self, keys: &[&Signer]) {
+        let set = JwkSet {
+            keys: keys.iter().map(|k| k.jwk()).collect(),
+        };
+        *self.state.keys.lock().unwrap() = Some(set);
+    }
+
+    /// Answers 503 from now on.
+    fn fail(&self) {
+        *self.state.keys.lock().unwrap() = None;
+    }
+
+    fn requests(&self) -> usize {
+        self.state.requests.load(Ordering::SeqCst)
+    }
+}
+
+/// Posts `query` with exactly these headers.
+async fn post(app: &TestApp, headers: &[(&str, &str)], query: &str) -> (u16, Value) {
+    let mut req = reqwest::Client::new()
+        .post(format!("{}/graphql", app.base))
+        .json(&json!({ "query": query }));
+    for (name, value) in headers {
+        req = req.header(*name, *value);
+    }
+    let resp = req.send().await.unwrap();
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap_or(Value::Null))
+}
+
+async fn me(app: &TestApp, token: &str) -> (u16, Value) {
+    app.graphql(Some(token), ME, json!({})).await
+}
+
+fn assert_refused(what: &str, status: u16, body: &Value) {
+    assert_eq!(status, 401, "{what}: {body}");
+    assert_eq!(error_code(body), Some("UNAUTHENTICATED"), "{what}: {body}");
+    assert!(
+        body.get("data").is_none_or(Value::is_null),
+        "{what}: {body}"
+    );
+}
+
+#[tokio::test]
+async fn every_refused_credential_is_the_same_401_unauthenticated_without_data() {
+    let app = TestApp::builder()
+        .issuer(ISSUER)
+        .audience(AUDIENCE)
+        .spawn()
+        .await;
+    let su = app.test_db.superuser().await;
+    let w = World::seed(&app.db, &su).await;
+    let mut good = claims(w.sme1.owner, Some(w.sme1.id));
+    good["iss"] = json!(ISSUER);
+    good["aud"] = json!(AUDIENCE);
+    let with = |claim: &str, value: Value| {
+        let mut c = good.clone();
+        c[claim] = value;
+        hs256(SECRET, None, &c)
+    };
+    let without = |claim: &str| {
+        let mut c = good.clone();
+        c.as_object_mut().unwrap().remove(claim);
+        hs256(SECRET, None, &c)
+    };
+    let valid = hs256(SECRET, None, &good);
+    let (status, body) = me(&app, &valid).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body["data"]["me"]["organization"]["id"],
+        w.sme1.id.to_string()
+    );
+    let (status, body) = me(&app, &with("aud", json!(["another-api", AUDIENCE]))).await;
+    assert_eq!(status, 200, "an audience list naming this one: {body}");
+
+    let mut parts = valid.split('.');
+    let (_, payload, signature) = (parts.next(), parts.next().unwrap(), parts.next().unwrap());
+    let bearer = |token: String| format!("Bearer {token}");
+    let cases: Vec<(&str, Vec<(&str, String)>)> = vec![
+        ("no header", vec![]),
+        (
+            "not bearer",
+            vec![("authorization", "Basic dXNlcjpwYXNz".into())],
+        ),
+        (
+            "bearer without a token",
+            vec![("authorization", "Bearer".into())],
+        ),
+        (
+            "not a jwt",
+            vec![("authorization", bearer("not-a-jwt".into()))],
+        ),
+        (
+            "bad signature",
+            vec![(
+                "authorization",
+                bearer(hs256("another-secret-another-secret-another", None, &good)),
+            )],
+        ),
+        (
+            "alg none, no signature",
+            vec![(
+                "authorization",
+                bearer(format!("{ALG_NONE_HEADER}.{payload}.")),
+            )],
+        ),
+        (
+            "alg none, the signature kept",
+            vec![(
+                "authorization",
+                bearer(format!("{ALG_NONE_HEADER}.{payload}.{signature}")),
+            )],
+        ),
+        (
+            "expired",
+            vec![("authorization", bearer(with("exp", json!(now() - 3600))))],
+        ),
+        ("no exp", vec![("authorization", bearer(without("exp")))]),
+        (
+            "not yet valid",
+            vec![("authorization", bearer(with("nbf", json!(now() + 3600))))],
+        ),
+        (
+            "wrong issuer",
+            vec![(
+                "authorization",
+                bearer(with("iss", json!("https://id.elsewhere.test"))),
+            )],
+        ),
+        ("no issuer", vec![("authorization", bearer(without("iss")))]),
+        (
+            "wrong audience",
+            vec![("authorization", bearer(with("aud", json!("another-api"))))],
+        ),
+        (
+            "no audience",
+            vec![("authorization", bearer(without("aud")))],
+        ),
+        (
+            "sub not a uuid",
+            vec![("authorization", bearer(with("sub", json!("alice"))))],
+        ),
+        (
+            "unknown organization",
+            vec![(
+                "authorization",
+                bearer(with("org_id", json!(OrgId::generate().to_string()))),
+            )],
+        ),
+        (
+            "organization of another tenant",
+            vec![(
+                "authorization",
+                bearer(with("org_id", json!(w.sme2.id.to_string()))),
+            )],
+        ),
+        (
+            "X-Strata-Org of another tenant",
+            vec![
+                ("authorization", bearer(valid.clone())),
+                ("x-strata-org", w.agency1.id.to_string()),
+            ],
+        ),
+    ];
+    let mut messages = Vec::new();
+    for (what, headers) in &cases {
+        let headers: Vec<(&str, &str)> = headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
+        let (status, body) = post(&app, &headers, ME).await;
+        assert_refused(what, status, &body);
+        messages.push(body["errors"][0]["message"].clone());
+    }
+    assert!(
+        messages.windows(2).all(|m| m[0] == m[1]),
+        "one message whatever the reason: {messages:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_removed_member_is_refused_once_the_auth_cache_ttl_has_passed() {
+    let ttl = Duration::from_secs(1);
+    let app = TestApp::builder().auth_cache_ttl(ttl).spawn().await;
+    let su = app.test_db.superuser().await;
+    let w = World::seed(&app.db, &su).await;
+    let token = app.token(w.sme1.owner, Some(w.sme1.id));
+    let (status, body) = me(&app, &token).await;
+    assert_eq!(status, 200, "{body}");
+
+    su.execute_raw(Statement::from_sql_and_values(
+        DbBackend::Postgres,
+        "DELETE FROM public.memberships WHERE org_id = $1 AND user_id = $2",
+        [w.sme1.id.as_uuid().into(), w.sme1.owner.as_uuid().into()],
+    ))
+    .await
+    .unwrap();
+    tokio::time::sleep(ttl + Duration::from_millis(100)).await;
+
+    let (status, body) = me(&app, &token).await;
+    assert_refused("removed member", status, &body);
+}
+
+#[tokio::test]
+async fn a_cached_user_acts_under_each_requests_own_id() {
+    let app = TestApp::spawn().await;
+    let su = app.test_db.superuser().await;
+    let w = World::seed(&app.db, &su).await;
+    let token = format!("Bearer {}", app.token(w.sme1.owner, Some(w.sme1.id)));
+    let ids = ["auth-cache-first", "auth-cache-second"];
+    for id in ids {
+        let (status, body) = post(
+            &app,
+            &[("authorization", &token), ("x-request-id", id)],
+            "mutation { createCampaign(input: { name: \"Cached\" }) { id } }",
+        )
+        .await;
+        assert_eq!(status, 200, "{body}");
+        assert!(body.get("errors").is_none(), "{body}");
+    }
+    let rows = su
+        .query_all_raw(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "SELECT request_id FROM public.audit_log
+             WHERE org_id = $1 AND operation = 'createCampaign' AND request_id = ANY($2)
+             ORDER BY created_at",
+            [
+                w.sme1.id.as_uuid().into(),
+                ids.map(str::to_owned).to_vec().into(),
+            ],
+        ))
+        .await
+        .unwrap();
+    let seen: Vec<String> = rows
+        .iter()
+        .map(|r| r.try_get_by_index(0).unwrap())
+        .collect();
+    assert_eq!(seen, ids, "each audit row carries its own request's id");
+}
+
+#[tokio::test]
+async fn rs256_and_es256_tokens_verify_with_keys_from_the_jwks_endpoint() {
+    let rsa = Signer::rsa(RSA_1, "rsa-1");
+    let ec = Signer::ec(EC_1, "ec-1");
+    let jwks = JwksServer::start(&[&rsa, &ec]).await;
+    let app = TestApp::builder()
+        .without_secret()
+        .jwks_url(&jwks.url)
+        .spawn()
+        .await;
+    let user = UserId::generate();
+    let c = claims(user, None);
+    for (what, token) in [("RS256", rsa.sign(&c)), ("ES256", ec.sign(&c))] {
+        let (status, body) = me(&app, &token).await;
+        assert_eq!(status, 200, "{what}: {body}");
+        assert_eq!(body["data"]["me"]["user"]["id"], user.to_string(), "{what}");
+    }
+
+    let other_rsa = Signer::rsa(RSA_2, "rsa-2");
+    let mut expired = c.clone();
+    expired["exp"] = json!(now() - 3600);
+    for (what, token) in [
+        (
+            "another key naming rsa-1",
+            other_rsa.sign_naming("rsa-1", &c),
+        ),
+        ("ES256 naming the RSA key", ec.sign_naming("rsa-1", &c)),
+        ("RS256 naming the EC key", rsa.sign_naming("ec-1", &c)),
+        ("HS256 without a configured secret", hs256(SECRET, None, &c)),
+        ("expired RS256", rsa.sign(&expired)),
+    ] {
+        let (status, body) = me(&app, &token).await;
+        assert_refused(what, status, &body);
+    }
+}
+
+#[tokio::test]
+async fn a_rotated_key_is_fetched_when_a_token_names_its_new_kid() {
+    let old = Signer::rsa(RSA_1, "2026-01");
+    let new = Signer::rsa(RSA_2, "2026-02");
+    let jwks = JwksServer::start(&[&old]).await;
+    let app = TestApp::builder()
+        .without_secret()
+        .jwks_url(&jwks.url)
+        .spawn()
+        .await;
+    let c = claims(UserId::generate(), None);
+    let (status, body) = me(&app, &old.sign(&c)).await;
+    assert_eq!(status, 200, "{body}");
+
+    jwks.publish(&[&new]);
+    let (status, body) = me(&app, &new.sign(&c)).await;
+    assert_eq!(status, 200, "the new key after rotation: {body}");
+    let (status, body) = me(&app, &old.sign(&c)).await;
+    assert_refused("the key rotated out", status, &body);
+}
+
+#[tokio::test]
+async fn an_hs256_token_naming_an_rsa_key_is_refused() {
+    let rsa = Signer::rsa(RSA_1, "rsa-1");
+    let jwks = JwksServer::start(&[&rsa]).await;
+    let app = TestApp::builder().jwks_url(&jwks.url).spawn().await;
+    let c = claims(UserId::generate(), None);
+    for (what, token) in [
+        ("HS256 with the secret", hs256(SECRET, None, &c)),
+        ("RS256 with the key", rsa.sign(&c)),
+    ] {
+        let (status, body) = me(&app, &token).await;
+        assert_eq!(status, 200, "{what}: {body}");
+    }
+
+    let public_key = serde_json::to_string(&rsa.jwk()).unwrap();
+    for (what, token) in [
+        (
+            "HMAC keyed with the public RSA key",
+            hs256(&public_key, Some("rsa-1"), &c),
+        ),
+        (
+            "HMAC keyed with the secret, naming the RSA key",
+            hs256(SECRET, Some("rsa-1"), &c),
+        ),
+    ] {
+        let (status, body) = me(&app, &token).await;
+        assert_refused(what, status, &body);
+    }
+}
+
+#[tokio::test]
+async fn a_flood_of_unknown_key_ids_fetches_the_jwks_endpoint_at_most_once() {
+    let rsa = Signer::rsa(RSA_1, "rsa-1");
+    let jwks = JwksServer::start(&[&rsa]).await;
+    let app = Arc::new(
+        TestApp::builder()
+            .without_secret()
+            .jwks_url(&jwks.url)
+            .spawn()
+            .await,
+    );
+    let c = claims(UserId::generate(), None);
+    let before = jwks.requests();
+
+    let mut flood = tokio::task::JoinSet::new();
+    for _ in 0..32 {
+        let token = rsa.sign_naming(&uuid::Uuid::new_v4().to_string(), &c);
+        let app = Arc::clone(&app);
+        flood.spawn(async move { me(&app, &token).await });
+    }
+    while let Some(answer) = flood.join_next().await {
+        let (status, body) = answer.unwrap();
+        assert_refused("unknown kid", status, &body);
+    }
+    let refreshes = jwks.requests() - before;
+    assert!(refreshes <= 1, "{refreshes} fetches for one refresh window");
+
+    let (status, body) = me(&app, &rsa.sign(&c)).await;
+    assert_eq!(status, 200, "a known key needs no fetch: {body}");
+    assert_eq!(jwks.requests() - before, refreshes);
+}
+
+#[tokio::test]
+async fn an_unavailable_jwks_endpoint_does_not_stop_the_gateway_and_is_asked_again_on_demand() {
+    let closed = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://{}/jwks.json", listener.local_addr().unwrap())
+    };
+    TestApp::builder()
+        .without_secret()
+        .jwks_url(closed)
+        .try_spawn()
+        .await
+        .expect("an unreachable JWKS endpoint is no reason not to start");
+
+    let rsa = Signer::rsa(RSA_1, "rsa-1");
+    let jwks = JwksServer::start(&[]).await;
+    jwks.fail();
+    let app = TestApp::builder()
+        .without_secret()
+        .jwks_url(&jwks.url)
+        .spawn()
+        .await;
+    jwks.publish(&[&rsa]);
+    let (status, body) = me(&app, &rsa.sign(&claims(UserId::generate(), None))).await;
+    assert_eq!(status, 200, "{body}");
+}
+
+#[tokio::test]
+async fn an_unparseable_jwks_url_is_a_start_up_error_naming_the_variable() {
+    for url in ["not a url", "ftp://keys.example.test/jwks.json", "http://"] {
+        let err = TestApp::builder()
+            .without_secret()
+            .jwks_url(url)
+            .try_spawn()
+            .await
+            .err()
+            .unwrap_or_else(|| panic!("{url:?} was accepted"));
+        let text = format!("{err:#}");
+        assert!(text.contains("STRATA_JWKS_URL"), "{url:?}: {text}");
+    }
+}
