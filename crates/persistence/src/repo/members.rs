@@ -30,26 +30,7 @@ pub async fn add(
     if role == Role::Owner && ctx.role() != Role::Owner {
         return Err(DomainError::Forbidden("only owners can add owners"));
     }
-    if !client_ids.is_empty() {
-        if ctx.org_type() != OrgType::Agency {
-            return Err(ValidationError::new(
-                "clientIds",
-                "organizations without clients cannot assign clients",
-            )
-            .into());
-        }
-        if role != Role::AccountManager {
-            return Err(ValidationError::new(
-                "clientIds",
-                "only account managers are assigned clients; other roles see all clients",
-            )
-            .into());
-        }
-        let found = clients::by_ids(tx, client_ids).await?;
-        if found.len() != dedup(client_ids).len() {
-            return Err(DomainError::NotFound);
-        }
-    }
+    check_assignments(tx, role, client_ids).await?;
     let now = chrono::Utc::now();
     memberships::ActiveModel {
         org_id: Set(ctx.org_id().as_uuid()),
@@ -63,18 +44,7 @@ pub async fn add(
     .await
     .map_err(map_db_err)?;
     let client_ids = dedup(client_ids);
-    for c in &client_ids {
-        client_assignments::ActiveModel {
-            org_id: Set(ctx.org_id().as_uuid()),
-            client_id: Set(c.as_uuid()),
-            user_id: Set(user.as_uuid()),
-            org_type: Set(OrgType::Agency.as_str().to_owned()),
-            created_at: Set(now),
-        }
-        .insert(tx)
-        .await
-        .map_err(map_db_err)?;
-    }
+    assign(tx, user, &client_ids, now).await?;
     audit::record(
         tx,
         AuditEntry {
@@ -97,6 +67,62 @@ pub async fn add(
         client_ids,
         created_at: now,
     })
+}
+
+/// Checks client assignments for a member with `role`: only account
+/// managers of an agency get them, and only clients visible to the caller.
+async fn check_assignments(
+    tx: &TenantTx,
+    role: Role,
+    client_ids: &[ClientId],
+) -> Result<(), DomainError> {
+    if client_ids.is_empty() {
+        return Ok(());
+    }
+    if tx.ctx().org_type() != OrgType::Agency {
+        return Err(ValidationError::new(
+            "clientIds",
+            "organizations without clients cannot assign clients",
+        )
+        .into());
+    }
+    if role != Role::AccountManager {
+        return Err(ValidationError::new(
+            "clientIds",
+            "only account managers are assigned clients; other roles see all clients",
+        )
+        .into());
+    }
+    if clients::by_ids(tx, client_ids).await?.len() != dedup(client_ids).len() {
+        return Err(DomainError::NotFound);
+    }
+    Ok(())
+}
+
+/// Assigns `client_ids` to `user`, in one statement.
+async fn assign(
+    tx: &TenantTx,
+    user: UserId,
+    client_ids: &[ClientId],
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<(), DomainError> {
+    if client_ids.is_empty() {
+        return Ok(());
+    }
+    let org = tx.ctx().org_id().as_uuid();
+    client_assignments::Entity::insert_many(client_ids.iter().map(|c| {
+        client_assignments::ActiveModel {
+            org_id: Set(org),
+            client_id: Set(c.as_uuid()),
+            user_id: Set(user.as_uuid()),
+            org_type: Set(OrgType::Agency.as_str().to_owned()),
+            created_at: Set(now),
+        }
+    }))
+    .exec_without_returning(tx)
+    .await
+    .map_err(map_db_err)?;
+    Ok(())
 }
 
 fn dedup(ids: &[ClientId]) -> Vec<ClientId> {
@@ -209,25 +235,7 @@ pub async fn update(
         }
         None => Vec::new(),
     };
-    if !assigned.is_empty() {
-        if ctx.org_type() != OrgType::Agency {
-            return Err(ValidationError::new(
-                "clientIds",
-                "organizations without clients cannot assign clients",
-            )
-            .into());
-        }
-        if new_role != Role::AccountManager {
-            return Err(ValidationError::new(
-                "clientIds",
-                "only account managers are assigned clients; other roles see all clients",
-            )
-            .into());
-        }
-        if clients::by_ids(tx, &assigned).await?.len() != assigned.len() {
-            return Err(DomainError::NotFound);
-        }
-    }
+    check_assignments(tx, new_role, &assigned).await?;
     let now = chrono::Utc::now();
     memberships::Entity::update_many()
         .set(memberships::ActiveModel {
@@ -247,18 +255,7 @@ pub async fn update(
             .exec(tx)
             .await
             .map_err(map_db_err)?;
-        for c in &assigned {
-            client_assignments::ActiveModel {
-                org_id: Set(ctx.org_id().as_uuid()),
-                client_id: Set(c.as_uuid()),
-                user_id: Set(user.as_uuid()),
-                org_type: Set(OrgType::Agency.as_str().to_owned()),
-                created_at: Set(now),
-            }
-            .insert(tx)
-            .await
-            .map_err(map_db_err)?;
-        }
+        assign(tx, user, &assigned, now).await?;
     }
     audit::record(
         tx,
