@@ -7,6 +7,8 @@ mod api;
 mod api_keys;
 mod auth;
 mod catalog;
+mod http;
 mod isolation;
 mod matrix;
 mod migrations;
+mod rate_limits;

@@ -7,6 +7,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+pub mod redis;
 pub mod world;
 
 use std::time::Duration;
@@ -102,6 +103,9 @@ pub struct TestDb {
     /// Its name.
     pub name: String,
     admin_url: String,
+    /// Dropped with this handle (false for handles of a database another
+    /// handle owns).
+    owned: bool,
 }
 
 impl TestDb {
@@ -131,6 +135,17 @@ impl TestDb {
             url: SecretString::from(with_database(&s.admin_url, &name)),
             name,
             admin_url: s.admin_url.clone(),
+            owned: true,
+        }
+    }
+
+    /// Another handle on this database, which does not drop it.
+    pub fn shared(&self) -> Self {
+        Self {
+            url: self.url.clone(),
+            name: self.name.clone(),
+            admin_url: self.admin_url.clone(),
+            owned: false,
         }
     }
 
@@ -158,6 +173,9 @@ impl TestDb {
 
 impl Drop for TestDb {
     fn drop(&mut self) {
+        if !self.owned {
+            return;
+        }
         let admin_url = self.admin_url.clone();
         let name = self.name.clone();
         // Dropping needs async I/O; do it on a short-lived runtime of its own.
@@ -207,6 +225,11 @@ pub struct TestAppBuilder {
     auth_cache_ttl: Duration,
     llm: Option<strata_agents::OpenAiConfig>,
     monthly_token_quota: Option<u64>,
+    limits: strata_graphql::Limits,
+    http: strata_server::config::HttpConfig,
+    rate_limits: strata_server::ratelimit::RateLimitConfig,
+    redis_url: Option<String>,
+    statement_timeout: Option<Duration>,
 }
 
 impl Default for TestAppBuilder {
@@ -219,6 +242,17 @@ impl Default for TestAppBuilder {
             auth_cache_ttl: strata_server::config::DEFAULT_AUTH_CACHE_TTL,
             llm: None,
             monthly_token_quota: None,
+            limits: strata_graphql::Limits::default(),
+            http: strata_server::config::HttpConfig::default(),
+            // Off unless a test turns them on: other tests send bursts.
+            rate_limits: strata_server::ratelimit::RateLimitConfig {
+                per_key: 0,
+                per_user: 0,
+                per_org: 0,
+                burst_seconds: 1,
+            },
+            redis_url: None,
+            statement_timeout: Some(strata_server::config::DEFAULT_STATEMENT_TIMEOUT),
         }
     }
 }
@@ -267,20 +301,68 @@ impl TestAppBuilder {
         self
     }
 
+    /// GraphQL limits other than the defaults.
+    pub fn limits(mut self, limits: strata_graphql::Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// HTTP options other than the defaults.
+    pub fn http(mut self, http: strata_server::config::HttpConfig) -> Self {
+        self.http = http;
+        self
+    }
+
+    /// Turn rate limits on (they are off in tests by default).
+    pub fn rate_limits(mut self, limits: strata_server::ratelimit::RateLimitConfig) -> Self {
+        self.rate_limits = limits;
+        self
+    }
+
+    /// Keep rate limits and persisted queries in this Redis.
+    pub fn redis_url(mut self, url: impl Into<String>) -> Self {
+        self.redis_url = Some(url.into());
+        self
+    }
+
+    /// The database statement timeout of requests.
+    pub fn statement_timeout(mut self, timeout: Duration) -> Self {
+        self.statement_timeout = Some(timeout);
+        self
+    }
+
     /// Starts the gateway on port 0 against a fresh migrated database.
     pub async fn spawn(self) -> TestApp {
         self.try_spawn().await.expect("build the application")
     }
 
-    /// Like [`TestAppBuilder::spawn`], returning the start-up error.
-    pub async fn try_spawn(self) -> anyhow::Result<TestApp> {
-        let test_db = TestDb::migrated().await;
-        let config = strata_server::Config {
-            database: strata_server::config::DatabaseConfig::Url(test_db.url.clone()),
+    /// Starts a second gateway on `other`'s database (as another replica
+    /// would), with this builder's settings.
+    pub async fn spawn_beside(self, other: &TestApp) -> TestApp {
+        let config = self.config(other.test_db.url.clone());
+        let app = strata_server::Application::build(config)
+            .await
+            .expect("build the second application");
+        let base = format!("http://127.0.0.1:{}", app.port());
+        let db = app.db().clone();
+        tokio::spawn(app.run_until_stopped(std::future::pending()));
+        TestApp {
+            base,
+            db,
+            test_db: other.test_db.shared(),
+            client: reqwest::Client::new(),
+            issuer: self.issuer,
+            audience: self.audience,
+        }
+    }
+
+    fn config(&self, url: SecretString) -> strata_server::Config {
+        strata_server::Config {
+            database: strata_server::config::DatabaseConfig::Url(url),
             listen: "127.0.0.1:0".parse().unwrap(),
             jwt: strata_server::config::JwtConfig {
-                secret: self.secret.map(SecretString::from),
-                jwks_url: self.jwks_url,
+                secret: self.secret.clone().map(SecretString::from),
+                jwks_url: self.jwks_url.clone(),
                 issuer: self.issuer.clone(),
                 audience: self.audience.clone(),
             },
@@ -294,8 +376,18 @@ impl TestAppBuilder {
             migrate: false,
             demo: false,
             db_max_connections: 8,
-            limits: strata_graphql::Limits::default(),
-        };
+            limits: self.limits.clone(),
+            http: self.http.clone(),
+            rate_limits: self.rate_limits.clone(),
+            redis_url: self.redis_url.clone().map(SecretString::from),
+            statement_timeout: self.statement_timeout,
+        }
+    }
+
+    /// Like [`TestAppBuilder::spawn`], returning the start-up error.
+    pub async fn try_spawn(self) -> anyhow::Result<TestApp> {
+        let test_db = TestDb::migrated().await;
+        let config = self.config(test_db.url.clone());
         let app = strata_server::Application::build(config).await?;
         let base = format!("http://127.0.0.1:{}", app.port());
         let db = app.db().clone();

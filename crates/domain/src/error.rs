@@ -45,6 +45,9 @@ pub enum DomainError {
         /// What is wrong.
         message: String,
     },
+    /// A statement ran longer than the database allows a request.
+    #[error("the operation took too long")]
+    TimedOut,
     /// The database (or another dependency) is unavailable; retrying may help.
     #[error("service temporarily unavailable")]
     Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),

@@ -118,6 +118,7 @@ pub struct ApiKeyQuery;
 #[Object]
 impl ApiKeyQuery {
     /// The active organization's API keys, newest first (OWNER/ADMIN).
+    #[graphql(complexity = "crate::types::list_cost(first, child_complexity)")]
     async fn api_keys(
         &self,
         ctx: &Context<'_>,

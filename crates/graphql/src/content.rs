@@ -380,6 +380,7 @@ impl ContentQuery {
 
     /// Personas of the SME, or of the agency's visible clients (optionally
     /// of one), newest first.
+    #[graphql(complexity = "crate::types::list_cost(first, child_complexity)")]
     async fn personas(
         &self,
         ctx: &Context<'_>,
@@ -417,6 +418,7 @@ impl ContentQuery {
     }
 
     /// The organization's audit log, newest first (owners and admins).
+    #[graphql(complexity = "crate::types::list_cost(first, child_complexity)")]
     async fn audit_log(
         &self,
         ctx: &Context<'_>,

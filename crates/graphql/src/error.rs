@@ -62,6 +62,9 @@ pub fn domain_error(err: DomainError) -> Error {
             }),
         DomainError::NotFound => ErrorCode::NotFound.error("not found"),
         DomainError::Forbidden(why) => ErrorCode::Forbidden.error(why),
+        DomainError::TimedOut => ErrorCode::QueryTooComplex.error(
+            "the operation took longer than the database allows a request: ask for less (smaller pages, fewer nested lists)",
+        ),
         DomainError::Unavailable(cause) => {
             tracing::warn!(error = %error_chain(cause.as_ref()), "dependency unavailable");
             ErrorCode::Unavailable.error("service temporarily unavailable, retry later")

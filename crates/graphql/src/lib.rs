@@ -10,6 +10,7 @@
 mod api_keys;
 mod content;
 mod error;
+mod limits;
 mod loaders;
 mod mutation;
 mod query;
@@ -52,21 +53,32 @@ pub type StrataSchema = Schema<Query, Mutation, Subscription>;
 pub struct Limits {
     /// Maximum selection depth.
     pub max_depth: usize,
-    /// Maximum complexity (each field costs 1; lists cost by their `first`).
+    /// Maximum complexity: each field costs 1, a list field costs its
+    /// children once per item it may return (its `first`, or the default
+    /// page size).
     pub max_complexity: usize,
-    /// Maximum number of directives/aliases/recursion, as async-graphql counts.
+    /// Maximum aliases in a document.
+    pub max_aliases: usize,
+    /// Maximum fields an operation selects at its root.
+    pub max_root_fields: usize,
+    /// Maximum nesting the parser follows (selections, lists, objects).
     pub max_recursive_depth: usize,
     /// Whether introspection is served.
     pub introspection: bool,
+    /// Whether validation errors suggest similar field names.
+    pub suggestions: bool,
 }
 
 impl Default for Limits {
     fn default() -> Self {
         Self {
             max_depth: 12,
-            max_complexity: 5_000,
+            max_complexity: 50_000,
+            max_aliases: 50,
+            max_root_fields: 30,
             max_recursive_depth: 32,
             introspection: true,
+            suggestions: true,
         }
     }
 }
@@ -86,9 +98,16 @@ fn builder(limits: &Limits) -> async_graphql::SchemaBuilder<Query, Mutation, Sub
     let mut builder = Schema::build(Query::default(), Mutation::default(), Subscription)
         .limit_depth(limits.max_depth)
         .limit_complexity(limits.max_complexity)
-        .limit_recursive_depth(limits.max_recursive_depth);
+        .limit_recursive_depth(limits.max_recursive_depth)
+        .extension(limits::ShapeLimits {
+            max_aliases: limits.max_aliases,
+            max_root_fields: limits.max_root_fields,
+        });
     if !limits.introspection {
-        builder = builder.disable_introspection().disable_suggestions();
+        builder = builder.disable_introspection();
+    }
+    if !limits.suggestions {
+        builder = builder.disable_suggestions();
     }
     builder
 }

@@ -45,6 +45,7 @@ impl CoreQuery {
     }
 
     /// The agency's clients visible to the caller (empty for SMEs).
+    #[graphql(complexity = "crate::types::list_cost(first, child_complexity)")]
     async fn clients(
         &self,
         ctx: &Context<'_>,
@@ -87,6 +88,7 @@ impl CoreQuery {
     }
 
     /// Campaigns visible to the caller, optionally of one client.
+    #[graphql(complexity = "crate::types::list_cost(first, child_complexity)")]
     async fn campaigns(
         &self,
         ctx: &Context<'_>,

@@ -122,6 +122,31 @@ impl RequestState {
         Self { inner, loaders }
     }
 
+    /// New state for another operation of the same caller (a batch
+    /// entry): the same user and context, its own transaction and loaders.
+    pub fn sibling(&self) -> Self {
+        Self::new(
+            self.inner.db.clone(),
+            self.inner.user.clone(),
+            self.inner.memberships.clone(),
+            self.inner.context.clone(),
+            self.inner.request_id.clone(),
+        )
+    }
+
+    /// The signed-in user's id, if a user (not a key) is calling.
+    pub fn user_id(&self) -> Option<strata_domain::UserId> {
+        self.inner.user.as_ref().map(|u| u.id)
+    }
+
+    /// Rolls the request's transaction back, if one began (a request that
+    /// ran out of time).
+    pub async fn abort(&self) {
+        if let Some((tx, _)) = self.inner.tx.get() {
+            let _ = tx.rollback().await;
+        }
+    }
+
     /// The database pool (for opening new organizations' transactions).
     pub(crate) fn db(&self) -> &Db {
         &self.inner.db
@@ -219,6 +244,9 @@ impl RequestState {
     /// what the committed mutations asked to happen next.
     pub async fn finish(&self) -> Result<Vec<Committed>, DomainError> {
         if let Some((tx, _)) = self.inner.tx.get() {
+            // Statements sent in the request's transaction, the context
+            // statement included (BEGIN and COMMIT are not counted).
+            metrics::counter!("strata_sql_statements_total").increment(tx.statements());
             tx.commit().await?;
         }
         Ok(std::mem::take(

@@ -177,6 +177,7 @@ impl Client {
         self.0.created_at
     }
     /// This client's campaigns, newest first.
+    #[graphql(complexity = "crate::types::list_cost(first, child_complexity)")]
     async fn campaigns(
         &self,
         ctx: &Context<'_>,
@@ -207,6 +208,7 @@ impl Client {
             .map(crate::content::BrandGuidelines))
     }
     /// This client's personas, newest first.
+    #[graphql(complexity = "crate::types::list_cost(first, child_complexity)")]
     async fn personas(
         &self,
         ctx: &Context<'_>,
@@ -260,6 +262,7 @@ impl Campaign {
         Ok(found.map(Client))
     }
     /// The agents' validated outputs for this campaign, newest first.
+    #[graphql(complexity = "crate::types::list_cost(first, child_complexity)")]
     async fn outputs(
         &self,
         ctx: &Context<'_>,
@@ -272,6 +275,7 @@ impl Campaign {
         .await
     }
     /// Every agent run for this campaign, whatever its status, newest first.
+    #[graphql(complexity = "crate::types::list_cost(first, child_complexity)")]
     async fn runs(
         &self,
         ctx: &Context<'_>,
@@ -570,4 +574,11 @@ pub async fn client_connection(
         Client,
         has_previous,
     ))
+}
+
+/// The complexity of a list field: its children once per item it may
+/// return (`first`, or the default page), plus the field itself.
+pub(crate) fn list_cost(first: Option<i32>, child_complexity: usize) -> usize {
+    let items = first.unwrap_or(DEFAULT_PAGE).clamp(0, MAX_PAGE);
+    1 + usize::try_from(items).unwrap_or(0) * child_complexity
 }

@@ -18,6 +18,9 @@ pub struct PoolOptions {
     pub acquire_timeout: Duration,
     /// How long connecting may take at start-up.
     pub connect_timeout: Duration,
+    /// Longest a statement of a request may run (`statement_timeout`, set
+    /// in each request's first statement); `None` keeps the server's.
+    pub statement_timeout: Option<Duration>,
 }
 
 impl Default for PoolOptions {
@@ -26,6 +29,7 @@ impl Default for PoolOptions {
             max_connections: 16,
             acquire_timeout: Duration::from_secs(5),
             connect_timeout: Duration::from_secs(10),
+            statement_timeout: None,
         }
     }
 }
@@ -53,6 +57,8 @@ impl LoginRole {
 #[derive(Clone, Debug)]
 pub struct Db {
     conn: DatabaseConnection,
+    /// `statement_timeout` of request transactions, in milliseconds.
+    statement_timeout_ms: Option<u64>,
 }
 
 impl Db {
@@ -66,13 +72,24 @@ impl Db {
             .idle_timeout(Duration::from_secs(300))
             .sqlx_logging(false);
         let conn = Database::connect(co).await?;
-        Ok(Self { conn })
+        Ok(Self {
+            conn,
+            statement_timeout_ms: opts
+                .statement_timeout
+                .filter(|t| !t.is_zero())
+                .map(|t| u64::try_from(t.as_millis()).unwrap_or(u64::MAX).max(1)),
+        })
     }
 
     /// The raw connection, for migrations, start-up checks and tests. Tenant
     /// data is never read through it: see [`crate::TenantTx`].
     pub fn raw(&self) -> &DatabaseConnection {
         &self.conn
+    }
+
+    /// The `statement_timeout` of request transactions, in milliseconds.
+    pub(crate) fn statement_timeout_ms(&self) -> Option<u64> {
+        self.statement_timeout_ms
     }
 
     /// Answers when the database does.

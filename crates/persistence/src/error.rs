@@ -60,9 +60,11 @@ pub fn map_db_err(err: DbErr) -> DomainError {
                     // foreign_key_violation: the parent does not exist for
                     // this tenant, which is exactly "not found".
                     "23503" => return DomainError::NotFound,
-                    // query_canceled (statement timeout), too many
-                    // connections, admin shutdown, cannot connect now.
-                    "57014" | "53300" | "57P01" | "57P03" => {
+                    // query_canceled: the request's statement timeout.
+                    "57014" => return DomainError::TimedOut,
+                    // too many connections, admin shutdown, cannot connect
+                    // now.
+                    "53300" | "57P01" | "57P03" => {
                         return DomainError::Unavailable(Box::new(err));
                     }
                     _ => {}

@@ -19,6 +19,10 @@ use crate::error::map_db_err;
 
 const BEGIN_REQUEST: &str = "SELECT app.begin_request($1, $2, $3, $4, $5, $6, $7, $8)";
 
+/// The same, also bounding how long each later statement may run; still one
+/// round trip.
+const BEGIN_REQUEST_WITH_TIMEOUT: &str = "SELECT app.begin_request($1, $2, $3, $4, $5, $6, $7, $8), set_config('statement_timeout', $9, true)";
+
 /// A transaction bound to one [`TenantContext`]. Holding one is the proof
 /// that the database knows the tenant: the repository API takes it, never a
 /// bare connection.
@@ -56,10 +60,18 @@ async fn begin_with(
     // No isolation level: READ COMMITTED is PostgreSQL's default, and naming
     // it costs a round trip per request. READ ONLY is worth its statement.
     let mode = read_only.then_some(AccessMode::ReadOnly);
+    let mut values = values;
+    let sql = match db.statement_timeout_ms() {
+        Some(ms) => {
+            values.push(format!("{ms}ms").into());
+            BEGIN_REQUEST_WITH_TIMEOUT
+        }
+        None => BEGIN_REQUEST,
+    };
     let txn = db.raw().begin_with_config(None, mode).await?;
     txn.execute_raw(Statement::from_sql_and_values(
         DbBackend::Postgres,
-        BEGIN_REQUEST,
+        sql,
         values,
     ))
     .await?;

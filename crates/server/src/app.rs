@@ -89,6 +89,7 @@ impl Application {
             .with_context(|| format!("cannot listen on {}", config.listen))?;
         let pool = PoolOptions {
             max_connections: config.db_max_connections,
+            statement_timeout: config.statement_timeout,
             ..PoolOptions::default()
         };
         let database = Database::open(&config.database, &pool).await?;
@@ -133,7 +134,32 @@ impl Application {
             Err(e) => tracing::warn!(error = %e, "cannot check for runs interrupted by a restart"),
         }
         verifier.prefetch().await;
+        let redis = match &config.redis_url {
+            Some(url) => Some(crate::ratelimit::connect_redis(url).await?),
+            None => None,
+        };
+        let documents = crate::documents::Documents::new(
+            config.http.persisted_queries,
+            config.http.allow_list.as_deref(),
+            redis.clone(),
+        )?;
+        let limiter = crate::ratelimit::RateLimiter::new(config.rate_limits.clone(), redis);
+        if limiter.enabled() && !limiter.shared() {
+            // In-memory buckets of callers who went quiet are dropped now
+            // and then; Redis expires its own.
+            let idle = limiter.clone();
+            tokio::spawn(async move {
+                let mut every = tokio::time::interval(std::time::Duration::from_secs(60));
+                loop {
+                    every.tick().await;
+                    idle.forget_idle();
+                }
+            });
+        }
         let state = AppState {
+            limiter,
+            documents: Arc::new(documents),
+            http: Arc::new(config.http.clone()),
             db: database.db.clone(),
             schema: strata_graphql::schema_with_runner(&config.limits, runner.clone()),
             runner,

@@ -11,7 +11,8 @@ use strata_domain::{OrgId, UserId};
 use strata_persistence::{Migrator, MigratorTrait, PoolOptions};
 
 use crate::app::{Application, Database, random_secret, shutdown_signal};
-use crate::config::{AgentsConfig, Config, DatabaseConfig, JwtConfig, LogFormat};
+use crate::config::{AgentsConfig, Config, DatabaseConfig, HttpConfig, JwtConfig, LogFormat};
+use crate::ratelimit::RateLimitConfig;
 
 /// Strata: a tenant-aware GraphQL gateway.
 #[derive(Debug, Parser)]
@@ -61,6 +62,8 @@ struct Global {
     log_format: Option<LogFormat>,
 }
 
+// Parsed once per process: the size of the largest variant costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run the gateway (migrates the database first unless --no-migrate).
@@ -118,11 +121,62 @@ struct ServeArgs {
     #[arg(long, env = "STRATA_MAX_DEPTH", default_value_t = 12)]
     max_depth: usize,
     /// Maximum query complexity.
-    #[arg(long, env = "STRATA_MAX_COMPLEXITY", default_value_t = 5000)]
+    #[arg(long, env = "STRATA_MAX_COMPLEXITY", default_value_t = 50_000)]
     max_complexity: usize,
+    /// Maximum aliases in one document.
+    #[arg(long, env = "STRATA_MAX_ALIASES", default_value_t = 50)]
+    max_aliases: usize,
+    /// Maximum fields an operation selects at its root.
+    #[arg(long, env = "STRATA_MAX_ROOT_FIELDS", default_value_t = 30)]
+    max_root_fields: usize,
+    /// Largest request body, in bytes.
+    #[arg(long, env = "STRATA_MAX_BODY_BYTES", default_value_t = 1024 * 1024)]
+    max_body_bytes: usize,
+    /// Most operations in one batched request (a JSON array); 0 turns
+    /// batching off.
+    #[arg(long, env = "STRATA_MAX_BATCH", default_value_t = 10)]
+    max_batch: usize,
+    /// Longest an operation may execute, e.g. 30s.
+    #[arg(long, env = "STRATA_REQUEST_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
+    request_timeout: Duration,
+    /// Longest one database statement of a request may run, e.g. 10s; 0
+    /// keeps the database's setting.
+    #[arg(long, env = "STRATA_STATEMENT_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    statement_timeout: Duration,
     /// Turn off introspection and field suggestions.
     #[arg(long, env = "STRATA_DISABLE_INTROSPECTION")]
     disable_introspection: bool,
+    /// Turn off field suggestions in validation errors only.
+    #[arg(long, env = "STRATA_DISABLE_SUGGESTIONS")]
+    disable_suggestions: bool,
+    /// Turn off automatic persisted queries.
+    #[arg(long, env = "STRATA_DISABLE_PERSISTED_QUERIES")]
+    disable_persisted_queries: bool,
+    /// Run only the operations registered in this JSON manifest (an object
+    /// of id to query, or {"operations": [{"id", "body"}]}).
+    #[arg(long, env = "STRATA_ALLOW_LIST")]
+    allow_list: Option<PathBuf>,
+    /// Origins allowed to call from a browser (comma-separated; `*` for
+    /// any); unset sends no CORS headers.
+    #[arg(long, env = "STRATA_CORS_ORIGINS", value_delimiter = ',')]
+    cors_origins: Vec<String>,
+    /// Requests per second per API key; 0 turns this limit off.
+    #[arg(long, env = "STRATA_RATE_LIMIT_PER_KEY", default_value_t = 50)]
+    rate_limit_per_key: u32,
+    /// Requests per second per user; 0 turns this limit off.
+    #[arg(long, env = "STRATA_RATE_LIMIT_PER_USER", default_value_t = 50)]
+    rate_limit_per_user: u32,
+    /// Requests per second per organization; 0 turns this limit off.
+    #[arg(long, env = "STRATA_RATE_LIMIT_PER_ORG", default_value_t = 200)]
+    rate_limit_per_org: u32,
+    /// Seconds of its rate a bucket holds: the burst allowed after a quiet
+    /// period.
+    #[arg(long, env = "STRATA_RATE_LIMIT_BURST", default_value_t = 2)]
+    rate_limit_burst: u32,
+    /// Redis shared by replicas for rate limits and persisted queries;
+    /// unset keeps both in this process's memory.
+    #[arg(long, env = "STRATA_REDIS_URL", hide_env_values = true)]
+    redis_url: Option<String>,
     /// How long a verified user's memberships are reused, e.g. 5s; 0 turns
     /// the cache off (a removed member is refused once this has passed).
     #[arg(long, env = "STRATA_AUTH_CACHE_TTL", default_value = "5s", value_parser = humantime::parse_duration)]
@@ -260,9 +314,36 @@ async fn serve(global: &Global, args: ServeArgs) -> anyhow::Result<()> {
         limits: strata_graphql::Limits {
             max_depth: args.max_depth,
             max_complexity: args.max_complexity,
+            max_aliases: args.max_aliases,
+            max_root_fields: args.max_root_fields,
             introspection: !args.disable_introspection,
+            suggestions: !(args.disable_introspection || args.disable_suggestions),
             ..strata_graphql::Limits::default()
         },
+        http: HttpConfig {
+            max_body_bytes: args.max_body_bytes.max(1024),
+            max_batch: args.max_batch,
+            request_timeout: args.request_timeout.max(Duration::from_millis(10)),
+            cors_origins: args
+                .cors_origins
+                .into_iter()
+                .map(|o| o.trim().to_owned())
+                .filter(|o| !o.is_empty())
+                .collect(),
+            persisted_queries: !args.disable_persisted_queries,
+            allow_list: args.allow_list,
+        },
+        rate_limits: RateLimitConfig {
+            per_key: args.rate_limit_per_key,
+            per_user: args.rate_limit_per_user,
+            per_org: args.rate_limit_per_org,
+            burst_seconds: args.rate_limit_burst.max(1),
+        },
+        redis_url: args
+            .redis_url
+            .filter(|u| !u.trim().is_empty())
+            .map(SecretString::from),
+        statement_timeout: (!args.statement_timeout.is_zero()).then_some(args.statement_timeout),
     };
     let app = Application::build(config).await?;
     let base = format!("http://{}:{}", args.listen.ip(), app.port());

@@ -74,7 +74,49 @@ pub struct Config {
     pub db_max_connections: u32,
     /// GraphQL limits.
     pub limits: strata_graphql::Limits,
+    /// HTTP-level limits and protocol options.
+    pub http: HttpConfig,
+    /// Per-tenant rate limits.
+    pub rate_limits: crate::ratelimit::RateLimitConfig,
+    /// Redis shared by replicas (rate limits, persisted queries); `None`
+    /// keeps both in memory.
+    pub redis_url: Option<SecretString>,
+    /// Longest a database statement of a request may run.
+    pub statement_timeout: Option<Duration>,
 }
+
+/// HTTP-level limits and protocol options of `/graphql`.
+#[derive(Clone, Debug)]
+pub struct HttpConfig {
+    /// Largest request body accepted, in bytes.
+    pub max_body_bytes: usize,
+    /// Most operations in one batched request; 0 turns batching off.
+    pub max_batch: usize,
+    /// Longest an operation may execute.
+    pub request_timeout: Duration,
+    /// Origins allowed by CORS; empty sends no CORS headers, `*` allows any.
+    pub cors_origins: Vec<String>,
+    /// Accept automatic persisted queries.
+    pub persisted_queries: bool,
+    /// Run only the operations of this manifest.
+    pub allow_list: Option<PathBuf>,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            max_body_bytes: 1024 * 1024,
+            max_batch: 10,
+            request_timeout: Duration::from_secs(30),
+            cors_origins: Vec::new(),
+            persisted_queries: true,
+            allow_list: None,
+        }
+    }
+}
+
+/// The default of [`Config::statement_timeout`].
+pub const DEFAULT_STATEMENT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The default of [`Config::auth_cache_ttl`].
 pub const DEFAULT_AUTH_CACHE_TTL: Duration = Duration::from_secs(5);

@@ -10,6 +10,9 @@ pub mod app;
 pub mod auth;
 pub mod cli;
 pub mod config;
+pub mod documents;
+pub mod http;
+pub mod ratelimit;
 pub mod routes;
 pub mod telemetry;
 

@@ -5,11 +5,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_graphql::http::GraphiQLSource;
-use async_graphql::{ErrorExtensionValues, ServerError, Value};
-use async_graphql_axum::{GraphQLProtocol, GraphQLRequest, GraphQLWebSocket};
+use async_graphql::{ErrorExtensionValues, ErrorExtensions as _, ServerError, Value};
+use async_graphql_axum::{GraphQLProtocol, GraphQLWebSocket};
 use axum::Router;
 use axum::extract::{State, WebSocketUpgrade};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use metrics_exporter_prometheus::PrometheusHandle;
@@ -20,6 +20,10 @@ use strata_persistence::context::ResolveError;
 use tracing::Instrument;
 
 use crate::auth::{AuthError, UserCache, Verifier};
+use crate::config::HttpConfig;
+use crate::documents::{DocumentError, Documents};
+use crate::http::{self, Incoming, Refusal};
+use crate::ratelimit::{Caller, Limited, RateLimiter};
 
 /// Shared, request-independent state. Nothing tenant-specific lives here.
 #[derive(Clone)]
@@ -36,18 +40,62 @@ pub struct AppState {
     pub metrics: PrometheusHandle,
     /// Executes agent runs.
     pub runner: Arc<strata_graphql::Runner>,
+    /// Per-tenant rate limits.
+    pub limiter: RateLimiter,
+    /// Persisted queries and the allow-list.
+    pub documents: Arc<Documents>,
+    /// HTTP-level limits and options.
+    pub http: Arc<HttpConfig>,
 }
 
 /// The gateway's routes.
 pub fn router(state: AppState) -> Router {
-    Router::new()
+    let cors = cors_layer(&state.http.cors_origins);
+    let router = Router::new()
         .route("/", get(graphiql))
         .route("/graphql", get(graphql).post(graphql))
         .route("/graphql/ws", get(graphql_ws))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
-        .with_state(state)
+        .with_state(state);
+    match cors {
+        Some(cors) => router.layer(cors),
+        None => router,
+    }
+}
+
+/// CORS for browser clients on other origins: none unless origins are
+/// configured. Credentials travel in the Authorization header, never in
+/// cookies, so credentialed CORS is not needed.
+fn cors_layer(origins: &[String]) -> Option<tower_http::cors::CorsLayer> {
+    use tower_http::cors::{AllowOrigin, CorsLayer};
+    if origins.is_empty() {
+        return None;
+    }
+    let allow = if origins.iter().any(|o| o == "*") {
+        AllowOrigin::any()
+    } else {
+        AllowOrigin::list(
+            origins
+                .iter()
+                .filter_map(|o| HeaderValue::from_str(o.trim_end_matches('/')).ok()),
+        )
+    };
+    Some(
+        CorsLayer::new()
+            .allow_origin(allow)
+            .allow_methods([axum::http::Method::GET, axum::http::Method::POST])
+            .allow_headers([
+                header::AUTHORIZATION,
+                header::CONTENT_TYPE,
+                header::ACCEPT,
+                HeaderName::from_static("x-strata-org"),
+                HeaderName::from_static("x-request-id"),
+            ])
+            .expose_headers([header::RETRY_AFTER, HeaderName::from_static("x-request-id")])
+            .max_age(Duration::from_secs(3600)),
+    )
 }
 
 async fn graphiql() -> Html<String> {
@@ -77,22 +125,6 @@ async fn metrics(State(state): State<AppState>) -> Response {
         state.metrics.render(),
     )
         .into_response()
-}
-
-const GRAPHQL_RESPONSE: &str = "application/graphql-response+json";
-
-/// The media type to answer with: the GraphQL-over-HTTP one when the client
-/// accepts it, plain JSON otherwise.
-fn response_type(headers: &HeaderMap) -> &'static str {
-    let accept = headers
-        .get(header::ACCEPT)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    if accept.contains(GRAPHQL_RESPONSE) {
-        GRAPHQL_RESPONSE
-    } else {
-        "application/json"
-    }
 }
 
 fn json_response(
@@ -260,14 +292,44 @@ fn ensure_codes(errors: &mut [ServerError]) {
     }
 }
 
-async fn graphql(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    request: Result<GraphQLRequest, async_graphql_axum::rejection::GraphQLRejection>,
-) -> Response {
+fn refusal_response(media: &'static str, refusal: Refusal) -> Response {
+    json_response(
+        refusal.status,
+        media,
+        &error_body(refusal.code, &refusal.message),
+    )
+}
+
+fn rate_limited(media: &'static str, limited: &Limited) -> Response {
+    let secs = limited.retry_after_secs();
+    let body = serde_json::json!({ "errors": [{
+        "message": format!("rate limit of this {} exceeded: retry in {secs} s", limited.scope),
+        "extensions": { "code": "RATE_LIMITED", "retryAfter": secs },
+    }] });
+    let mut resp = json_response(StatusCode::TOO_MANY_REQUESTS, media, &body);
+    if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
+        resp.headers_mut().insert(header::RETRY_AFTER, v);
+    }
+    resp
+}
+
+fn caller(rs: &RequestState) -> Caller {
+    let ctx = rs.context();
+    Caller {
+        api_key: ctx.and_then(|c| match c.actor() {
+            strata_domain::Actor::ApiKey(id) => Some(id.as_uuid()),
+            strata_domain::Actor::User(_) => None,
+        }),
+        user: rs.user_id().map(|u| u.as_uuid()),
+        org: ctx.map(|c| c.org_id().as_uuid()),
+    }
+}
+
+async fn graphql(State(state): State<AppState>, request: axum::extract::Request) -> Response {
     let started = Instant::now();
-    let media = response_type(&headers);
-    let request_id = request_id(&headers);
+    let (parts, body) = request.into_parts();
+    let headers = &parts.headers;
+    let request_id = request_id(headers);
     let span = tracing::info_span!(
         "graphql",
         request.id = %request_id,
@@ -275,34 +337,63 @@ async fn graphql(
         tenant.org_type = tracing::field::Empty,
     );
     let response = async {
-        let request = match request {
-            Ok(r) => r.into_inner(),
-            Err(rejection) => {
-                tracing::info!(reason = %rejection.0, "unreadable graphql request");
-                metrics::counter!("strata_graphql_requests_total", "outcome" => "bad_request")
-                    .increment(1);
-                return json_response(
-                    StatusCode::BAD_REQUEST,
-                    media,
-                    &error_body(
-                        "BAD_USER_INPUT",
-                        "the request is not a valid GraphQL request",
-                    ),
-                );
+        let media = match http::response_type(headers) {
+            Ok(m) => m,
+            Err(refusal) => return refusal_response(http::JSON, refusal),
+        };
+        let incoming = match http::read(
+            &parts.method,
+            headers,
+            parts.uri.query(),
+            body,
+            state.http.max_body_bytes,
+            state.http.max_batch,
+        )
+        .await
+        {
+            Ok(i) => i,
+            Err(refusal) => {
+                tracing::info!(reason = %refusal.message, "unreadable graphql request");
+                outcome("bad_request");
+                return refusal_response(media, refusal);
             }
         };
-        let rs = match authenticate(&state, &headers, &request_id).await {
+        let is_get = parts.method == axum::http::Method::GET;
+        let batched = matches!(incoming, Incoming::Batch(_));
+        let mut requests = match incoming {
+            Incoming::Single(r) => vec![*r],
+            Incoming::Batch(v) => v,
+        };
+        // Persisted documents first: no credential is needed to learn that
+        // a hash is unknown, and nothing else has run yet.
+        let mut document_errors = Vec::with_capacity(requests.len());
+        for r in &mut requests {
+            document_errors.push(state.documents.resolve(r).await.err());
+        }
+        if is_get && requests.first().is_some_and(http::is_unsafe_over_get) {
+            outcome("bad_request");
+            let mut resp = refusal_response(
+                media,
+                Refusal {
+                    status: StatusCode::METHOD_NOT_ALLOWED,
+                    code: "BAD_USER_INPUT",
+                    message: "mutations and subscriptions are not run over GET: use POST (or the WebSocket for subscriptions)".into(),
+                },
+            );
+            resp.headers_mut()
+                .insert(header::ALLOW, HeaderValue::from_static("POST"));
+            return resp;
+        }
+        let rs = match authenticate(&state, headers, &request_id).await {
             Ok(rs) => rs,
             Err(Ok(reason)) => {
                 tracing::info!(reason = %reason, "authentication failed");
-                metrics::counter!("strata_graphql_requests_total", "outcome" => "unauthenticated")
-                    .increment(1);
+                outcome("unauthenticated");
                 return unauthenticated(media);
             }
             Err(Err(e)) => {
                 let gql = strata_graphql::domain_error(e);
-                metrics::counter!("strata_graphql_requests_total", "outcome" => "unavailable")
-                    .increment(1);
+                outcome("unavailable");
                 return json_response(
                     StatusCode::SERVICE_UNAVAILABLE,
                     media,
@@ -315,32 +406,109 @@ async fn graphql(
             span.record("tenant.org_id", tracing::field::display(ctx.org_id()));
             span.record("tenant.org_type", ctx.org_type().as_str());
         }
-        let mut resp = state.schema.execute(request.data(rs.clone())).await;
-        match rs.finish().await {
-            Ok(committed) => after_commit(&state, &rs, committed).await,
-            Err(e) => {
-                // The transaction did not commit: nothing it did may be
-                // reported as done.
-                let gql = strata_graphql::domain_error(e);
-                resp =
-                    async_graphql::Response::from_errors(vec![ServerError::new(gql.message, None)]);
-                resp.data = Value::Null;
-            }
+        let cost = u32::try_from(requests.len()).unwrap_or(u32::MAX);
+        if let Err(limited) = state.limiter.check(&caller(&rs), cost).await {
+            tracing::info!(scope = limited.scope, "rate limited");
+            outcome("rate_limited");
+            return rate_limited(media, &limited);
         }
-        ensure_codes(&mut resp.errors);
-        let outcome = if resp.errors.is_empty() {
-            "ok"
+        let mut responses = Vec::with_capacity(requests.len());
+        let mut first = Some(rs.clone());
+        for (request, doc_error) in requests.into_iter().zip(document_errors) {
+            // Each operation of a batch runs in its own transaction, as if
+            // sent alone.
+            let op_state = first.take().unwrap_or_else(|| rs.sibling());
+            let resp = match doc_error {
+                Some(e) => document_error(&e),
+                None => match execute(&state, op_state, request).await {
+                    Ok(resp) => resp,
+                    Err(TimedOut) => {
+                        outcome("timeout");
+                        return json_response(
+                            StatusCode::GATEWAY_TIMEOUT,
+                            media,
+                            &error_body(
+                                "QUERY_TOO_COMPLEX",
+                                &format!(
+                                    "the operation took longer than the {} ms allowed: ask for less",
+                                    state.http.request_timeout.as_millis()
+                                ),
+                            ),
+                        );
+                    }
+                },
+            };
+            outcome(if resp.errors.is_empty() { "ok" } else { "error" });
+            responses.push(resp);
+        }
+        if batched {
+            return json_response(StatusCode::OK, media, &responses);
+        }
+        let resp = responses.pop().unwrap_or_default();
+        let status = if media == http::GRAPHQL_RESPONSE && http::is_request_error(&resp) {
+            StatusCode::BAD_REQUEST
         } else {
-            "error"
+            StatusCode::OK
         };
-        metrics::counter!("strata_graphql_requests_total", "outcome" => outcome).increment(1);
-        json_response(StatusCode::OK, media, &resp)
+        json_response(status, media, &resp)
     }
     .instrument(span)
     .await;
     metrics::histogram!("strata_graphql_request_duration_seconds")
         .record(started.elapsed().as_secs_f64());
     response
+}
+
+fn outcome(outcome: &'static str) {
+    metrics::counter!("strata_graphql_requests_total", "outcome" => outcome).increment(1);
+}
+
+fn document_error(e: &DocumentError) -> async_graphql::Response {
+    // Clients recognise PersistedQueryNotFound by its message and then send
+    // the text; the code stays one of the contract's.
+    let mut err = ServerError::new(e.to_string(), None);
+    let mut ext = ErrorExtensionValues::default();
+    ext.set("code", "BAD_USER_INPUT");
+    err.extensions = Some(ext);
+    async_graphql::Response::from_errors(vec![err])
+}
+
+/// An operation ran out of time (and was rolled back).
+struct TimedOut;
+
+/// Runs one operation within the request timeout, then commits and acts on
+/// what committed. A timed-out operation is rolled back (answered 504).
+async fn execute(
+    state: &AppState,
+    rs: RequestState,
+    request: async_graphql::Request,
+) -> Result<async_graphql::Response, TimedOut> {
+    let run = state.schema.execute(request.data(rs.clone()));
+    let mut resp = match tokio::time::timeout(state.http.request_timeout, run).await {
+        Ok(resp) => resp,
+        Err(_) => {
+            tracing::warn!(
+                timeout_ms = state.http.request_timeout.as_millis() as u64,
+                "request timed out"
+            );
+            tokio::spawn(async move { rs.abort().await });
+            return Err(TimedOut);
+        }
+    };
+    match rs.finish().await {
+        Ok(committed) => after_commit(state, &rs, committed).await,
+        Err(e) => {
+            // The transaction did not commit: nothing it did may be
+            // reported as done.
+            let gql = strata_graphql::domain_error(e);
+            resp = async_graphql::Response::from_errors(vec![
+                gql.into_server_error(async_graphql::Pos::default()),
+            ]);
+            resp.data = Value::Null;
+        }
+    }
+    ensure_codes(&mut resp.errors);
+    Ok(resp)
 }
 
 async fn graphql_ws(
@@ -378,6 +546,14 @@ async fn graphql_ws(
                     let request_id = request_id(&headers);
                     match authenticate(&state, &headers, &request_id).await {
                         Ok(rs) => {
+                            if let Err(limited) = state.limiter.check(&caller(&rs), 1).await {
+                                return Err(async_graphql::Error::new(format!(
+                                    "rate limit of this {} exceeded: retry in {} s",
+                                    limited.scope,
+                                    limited.retry_after_secs()
+                                ))
+                                .extend_with(|_, e| e.set("code", "RATE_LIMITED")));
+                            }
                             let mut data = async_graphql::Data::default();
                             data.insert(rs);
                             Ok(data)

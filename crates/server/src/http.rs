@@ -1,0 +1,354 @@
+//! GraphQL over HTTP: reading requests and choosing responses' media type
+//! and status, following the GraphQL-over-HTTP specification.
+//!
+//! - `GET /graphql?query=...&variables=...` runs queries only; a mutation
+//!   over GET is 405 (GET must be safe: links, prefetchers and caches follow
+//!   it).
+//! - `POST /graphql` takes `application/json` (a request, or a JSON array of
+//!   them when batching is on); any other content type is 415.
+//! - Responses are `application/graphql-response+json` when the client
+//!   accepts it, else `application/json`; with the former a request that
+//!   fails before execution (unparseable, invalid) is 400, with the latter
+//!   200, as the specification says for each.
+
+use axum::body::Body;
+use axum::http::{HeaderMap, Method, StatusCode, header};
+
+/// The GraphQL-over-HTTP response media type.
+pub const GRAPHQL_RESPONSE: &str = "application/graphql-response+json";
+/// The legacy response media type.
+pub const JSON: &str = "application/json";
+
+/// A request the gateway will not read, and the answer it gets.
+#[derive(Debug)]
+pub struct Refusal {
+    /// HTTP status.
+    pub status: StatusCode,
+    /// `extensions.code`.
+    pub code: &'static str,
+    /// A message that says what to change.
+    pub message: String,
+}
+
+impl Refusal {
+    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+
+    fn bad(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "BAD_USER_INPUT", message)
+    }
+}
+
+/// What a client sent: one operation or a batch.
+#[derive(Debug)]
+pub enum Incoming {
+    /// One operation.
+    Single(Box<async_graphql::Request>),
+    /// Several, answered by a JSON array in the same order.
+    Batch(Vec<async_graphql::Request>),
+}
+
+impl Incoming {
+    /// How many operations.
+    pub fn len(&self) -> usize {
+        match self {
+            Incoming::Single(_) => 1,
+            Incoming::Batch(v) => v.len(),
+        }
+    }
+
+    /// Whether there is none (an empty batch).
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// The media type to answer with, or 406 when the client accepts neither.
+pub fn response_type(headers: &HeaderMap) -> Result<&'static str, Refusal> {
+    let accept = headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect::<Vec<_>>()
+        .join(",");
+    if accept.trim().is_empty() {
+        return Ok(JSON);
+    }
+    let mut json = false;
+    let mut graphql = false;
+    for range in accept.split(',') {
+        let mut parts = range.split(';');
+        let media = parts.next().unwrap_or("").trim().to_ascii_lowercase();
+        // A range with q=0 is refused by the client.
+        let refused = parts.any(|p| {
+            let p = p.trim();
+            p.strip_prefix("q=")
+                .and_then(|q| q.trim().parse::<f32>().ok())
+                .is_some_and(|q| q <= 0.0)
+        });
+        if refused {
+            continue;
+        }
+        match media.as_str() {
+            GRAPHQL_RESPONSE => graphql = true,
+            JSON | "application/*" | "*/*" => json = true,
+            _ => {}
+        }
+    }
+    if graphql {
+        Ok(GRAPHQL_RESPONSE)
+    } else if json {
+        Ok(JSON)
+    } else {
+        Err(Refusal::new(
+            StatusCode::NOT_ACCEPTABLE,
+            "BAD_USER_INPUT",
+            format!("responses are {GRAPHQL_RESPONSE} or {JSON}; the Accept header allows neither"),
+        ))
+    }
+}
+
+/// Reads a GraphQL request from an HTTP request, within `max_body` bytes
+/// and `max_batch` operations (0: batching off).
+pub async fn read(
+    method: &Method,
+    headers: &HeaderMap,
+    query_string: Option<&str>,
+    body: Body,
+    max_body: usize,
+    max_batch: usize,
+) -> Result<Incoming, Refusal> {
+    if *method == Method::GET {
+        return read_get(query_string.unwrap_or("")).map(|r| Incoming::Single(Box::new(r)));
+    }
+    check_content_type(headers)?;
+    let too_large = || {
+        Refusal::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "QUERY_TOO_COMPLEX",
+            format!("the request body is larger than {max_body} bytes"),
+        )
+    };
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > max_body as u64) {
+        return Err(too_large());
+    }
+    let bytes = match axum::body::to_bytes(body, max_body).await {
+        Ok(b) => b,
+        Err(e) => {
+            let limit = std::error::Error::source(&e)
+                .is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
+            return Err(if limit {
+                too_large()
+            } else {
+                Refusal::bad("the request body could not be read")
+            });
+        }
+    };
+    parse_body(&bytes, max_batch)
+}
+
+fn check_content_type(headers: &HeaderMap) -> Result<(), Refusal> {
+    let unsupported = || {
+        Refusal::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "BAD_USER_INPUT",
+            "POST /graphql takes a JSON body: send 'Content-Type: application/json'",
+        )
+    };
+    let value = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .ok_or_else(unsupported)?;
+    let mut parts = value.split(';');
+    let media = parts.next().unwrap_or("").trim();
+    if !media.eq_ignore_ascii_case(JSON) {
+        return Err(unsupported());
+    }
+    for param in parts {
+        if let Some((k, v)) = param.split_once('=')
+            && k.trim().eq_ignore_ascii_case("charset")
+            && !v.trim().trim_matches('"').eq_ignore_ascii_case("utf-8")
+        {
+            return Err(unsupported());
+        }
+    }
+    Ok(())
+}
+
+fn parse_body(bytes: &[u8], max_batch: usize) -> Result<Incoming, Refusal> {
+    let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
+    if first == Some(&b'[') {
+        if max_batch == 0 {
+            return Err(Refusal::bad(
+                "batched requests are turned off: send one operation per request",
+            ));
+        }
+        let batch: Vec<async_graphql::Request> =
+            serde_json::from_slice(bytes).map_err(|e| not_a_request(&e))?;
+        if batch.is_empty() {
+            return Err(Refusal::bad("the batch is empty"));
+        }
+        if batch.len() > max_batch {
+            return Err(Refusal::new(
+                StatusCode::BAD_REQUEST,
+                "QUERY_TOO_COMPLEX",
+                format!(
+                    "the batch has {} operations; at most {max_batch} are allowed",
+                    batch.len()
+                ),
+            ));
+        }
+        return Ok(Incoming::Batch(batch));
+    }
+    let request: async_graphql::Request =
+        serde_json::from_slice(bytes).map_err(|e| not_a_request(&e))?;
+    Ok(Incoming::Single(Box::new(request)))
+}
+
+fn not_a_request(e: &serde_json::Error) -> Refusal {
+    use serde_json::error::Category;
+    let what = match e.classify() {
+        Category::Syntax | Category::Eof | Category::Io => "the body is not valid JSON (UTF-8)",
+        Category::Data => {
+            "the body is not a GraphQL request: expected {\"query\": string, \"variables\"?: object, \"operationName\"?: string}"
+        }
+    };
+    Refusal::bad(format!("{what} (line {}, column {})", e.line(), e.column()))
+}
+
+fn read_get(query_string: &str) -> Result<async_graphql::Request, Refusal> {
+    let mut json = serde_json::Map::new();
+    for (k, v) in url::form_urlencoded::parse(query_string.as_bytes()) {
+        let value = match k.as_ref() {
+            "query" | "operationName" => serde_json::Value::String(v.into_owned()),
+            "variables" | "extensions" => serde_json::from_str(&v)
+                .map_err(|_| Refusal::bad(format!("the '{k}' parameter is not a JSON object")))?,
+            _ => continue,
+        };
+        if json.insert(k.into_owned(), value).is_some() {
+            return Err(Refusal::bad("a parameter is given twice"));
+        }
+    }
+    serde_json::from_value(serde_json::Value::Object(json))
+        .map_err(|_| Refusal::bad("the parameters are not a GraphQL request"))
+}
+
+/// Whether the operation a GET request would run is a mutation (or a
+/// subscription): those are refused over GET. A document that does not
+/// parse is left to the executor, which explains what is wrong.
+pub fn is_unsafe_over_get(request: &async_graphql::Request) -> bool {
+    use async_graphql::parser::types::{DocumentOperations, OperationType};
+    let Ok(doc) = async_graphql::parser::parse_query(&request.query) else {
+        return false;
+    };
+    let ty = match (&doc.operations, request.operation_name.as_deref()) {
+        (DocumentOperations::Single(op), _) => Some(op.node.ty),
+        (DocumentOperations::Multiple(ops), Some(name)) => ops
+            .iter()
+            .find(|(n, _)| n.as_str() == name)
+            .map(|(_, op)| op.node.ty),
+        (DocumentOperations::Multiple(ops), None) if ops.len() == 1 => {
+            ops.values().next().map(|op| op.node.ty)
+        }
+        _ => None,
+    };
+    matches!(
+        ty,
+        Some(OperationType::Mutation | OperationType::Subscription)
+    )
+}
+
+/// Whether a response reports a request error (nothing executed: the
+/// document did not parse or validate, or a limit refused it) rather than
+/// a result, possibly partial.
+pub fn is_request_error(response: &async_graphql::Response) -> bool {
+    !response.errors.is_empty()
+        && response.data == async_graphql::Value::Null
+        && response.errors.iter().all(|e| e.path.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn accept(v: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(header::ACCEPT, v.parse().unwrap());
+        h
+    }
+
+    #[test]
+    fn the_response_type_follows_accept() {
+        assert_eq!(response_type(&HeaderMap::new()).unwrap(), JSON);
+        assert_eq!(response_type(&accept("*/*")).unwrap(), JSON);
+        assert_eq!(
+            response_type(&accept(
+                "application/graphql-response+json, application/json;q=0.9"
+            ))
+            .unwrap(),
+            GRAPHQL_RESPONSE
+        );
+        assert_eq!(
+            response_type(&accept(
+                "application/graphql-response+json;q=0, application/json"
+            ))
+            .unwrap(),
+            JSON
+        );
+        assert_eq!(
+            response_type(&accept("text/html")).unwrap_err().status,
+            StatusCode::NOT_ACCEPTABLE
+        );
+    }
+
+    #[test]
+    fn get_parameters_become_a_request_and_mutations_are_unsafe() {
+        let r = read_get("query=mutation%20%7B%20x%20%7D").unwrap();
+        assert!(is_unsafe_over_get(&r));
+        let r = read_get("query=%7B%20me%20%7B%20role%20%7D%20%7D&variables=%7B%7D").unwrap();
+        assert!(!is_unsafe_over_get(&r));
+        let r = read_get("query=query%20A%7Bme%7Bx%7D%7D%20mutation%20B%7Bx%7D&operationName=B")
+            .unwrap();
+        assert!(is_unsafe_over_get(&r));
+        assert!(read_get("query=x&variables=notjson").is_err());
+    }
+
+    #[test]
+    fn bodies_are_single_requests_or_bounded_batches() {
+        assert!(matches!(
+            parse_body(br#"{"query":"{ me { role } }"}"#, 0).unwrap(),
+            Incoming::Single(_)
+        ));
+        assert_eq!(
+            parse_body(br#"[{"query":"{a}"}]"#, 0).unwrap_err().status,
+            StatusCode::BAD_REQUEST
+        );
+        assert_eq!(
+            parse_body(br#"[{"query":"{a}"},{"query":"{b}"}]"#, 2)
+                .unwrap()
+                .len(),
+            2
+        );
+        assert_eq!(
+            parse_body(br#"[{"query":"{a}"},{"query":"{b}"}]"#, 1)
+                .unwrap_err()
+                .code,
+            "QUERY_TOO_COMPLEX"
+        );
+        assert_eq!(
+            parse_body(b"{\"query\": \"\xff\"}", 1).unwrap_err().status,
+            StatusCode::BAD_REQUEST
+        );
+        assert_eq!(parse_body(b"{nope", 1).unwrap_err().code, "BAD_USER_INPUT");
+    }
+}

@@ -1,0 +1,321 @@
+//! Per-tenant rate limits: a token bucket per API key, per user and per
+//! organization, checked after authentication and before anything runs.
+//!
+//! Buckets follow GCRA (the generic cell rate algorithm: a bucket is the
+//! time at which it would be full again). In one process they live in
+//! memory (`governor`). With a Redis URL they live in Redis, so every
+//! replica draws from the same buckets; there one Lua script checks and
+//! charges all of a request's buckets atomically, in one round trip, with
+//! Redis's clock (replicas' clocks never disagree about a bucket).
+//!
+//! If Redis cannot be reached in time, requests are let through (and a
+//! metric and a warning say so): an outage of the limiter must not become an
+//! outage of the gateway.
+
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::time::Duration;
+
+use governor::{DefaultKeyedRateLimiter, Quota};
+use uuid::Uuid;
+
+/// Rates in requests per second; 0 turns a dimension off.
+#[derive(Clone, Debug)]
+pub struct RateLimitConfig {
+    /// Per API key.
+    pub per_key: u32,
+    /// Per user (whatever organization they act in).
+    pub per_user: u32,
+    /// Per organization (its users and keys together).
+    pub per_org: u32,
+    /// A bucket holds this many seconds of its rate: the burst allowed
+    /// after a quiet period.
+    pub burst_seconds: u32,
+}
+
+impl Default for RateLimitConfig {
+    fn default() -> Self {
+        Self {
+            per_key: 50,
+            per_user: 50,
+            per_org: 200,
+            burst_seconds: 2,
+        }
+    }
+}
+
+/// Who a request is charged to.
+#[derive(Clone, Copy, Debug)]
+pub struct Caller {
+    /// The API key, when a key calls.
+    pub api_key: Option<Uuid>,
+    /// The user, when a user calls.
+    pub user: Option<Uuid>,
+    /// The active organization, if any.
+    pub org: Option<Uuid>,
+}
+
+/// A refused request: when the caller may try again.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limited {
+    /// How long until the request would pass.
+    pub retry_after: Duration,
+    /// Which bucket refused it.
+    pub scope: &'static str,
+}
+
+impl Limited {
+    /// `Retry-After` in whole seconds, at least one.
+    pub fn retry_after_secs(&self) -> u64 {
+        let ms = self.retry_after.as_millis();
+        u64::try_from(ms.div_ceil(1000)).unwrap_or(u64::MAX).max(1)
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Bucket {
+    scope: &'static str,
+    rate: u32,
+}
+
+impl Bucket {
+    fn capacity(self, burst_seconds: u32) -> u32 {
+        self.rate.saturating_mul(burst_seconds.max(1)).max(1)
+    }
+}
+
+/// The limiter shared by every request of the process.
+#[derive(Clone)]
+pub struct RateLimiter {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for RateLimiter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let c = &self.inner.config;
+        f.debug_struct("RateLimiter")
+            .field("per_key", &c.per_key)
+            .field("per_user", &c.per_user)
+            .field("per_org", &c.per_org)
+            .field("burst_seconds", &c.burst_seconds)
+            .field("redis", &self.inner.redis.is_some())
+            .finish()
+    }
+}
+
+struct Inner {
+    config: RateLimitConfig,
+    key: Option<(Bucket, DefaultKeyedRateLimiter<Uuid>)>,
+    user: Option<(Bucket, DefaultKeyedRateLimiter<Uuid>)>,
+    org: Option<(Bucket, DefaultKeyedRateLimiter<Uuid>)>,
+    redis: Option<redis::aio::ConnectionManager>,
+}
+
+fn memory(
+    scope: &'static str,
+    rate: u32,
+    burst_seconds: u32,
+) -> Option<(Bucket, DefaultKeyedRateLimiter<Uuid>)> {
+    let per_second = NonZeroU32::new(rate)?;
+    let bucket = Bucket { scope, rate };
+    let capacity = NonZeroU32::new(bucket.capacity(burst_seconds)).unwrap_or(per_second);
+    let quota = Quota::per_second(per_second).allow_burst(capacity);
+    Some((bucket, DefaultKeyedRateLimiter::keyed(quota)))
+}
+
+/// Connects to the Redis that replicas share (rate-limit buckets, persisted
+/// queries); fails when it cannot be reached at start.
+pub async fn connect_redis(
+    url: &secrecy::SecretString,
+) -> anyhow::Result<redis::aio::ConnectionManager> {
+    use secrecy::ExposeSecret as _;
+    let client = redis::Client::open(url.expose_secret())
+        .map_err(|e| anyhow::anyhow!("STRATA_REDIS_URL is not a valid Redis URL: {e}"))?;
+    let config = redis::aio::ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(Duration::from_secs(2)))
+        .set_response_timeout(Some(REDIS_TIMEOUT))
+        .set_number_of_retries(1);
+    tokio::time::timeout(
+        Duration::from_secs(5),
+        client.get_connection_manager_with_config(config),
+    )
+    .await
+    .map_err(|_| anyhow::anyhow!("cannot reach Redis at STRATA_REDIS_URL (timed out)"))?
+    .map_err(|e| anyhow::anyhow!("cannot reach Redis at STRATA_REDIS_URL: {e}"))
+}
+
+/// How long a request waits for Redis before it is let through.
+const REDIS_TIMEOUT: Duration = Duration::from_millis(250);
+
+impl RateLimiter {
+    /// A limiter for `config`, keeping its buckets in `redis` when given.
+    pub fn new(config: RateLimitConfig, redis: Option<redis::aio::ConnectionManager>) -> Self {
+        let b = config.burst_seconds;
+        let inner = Inner {
+            key: memory("api key", config.per_key, b),
+            user: memory("user", config.per_user, b),
+            org: memory("organization", config.per_org, b),
+            config,
+            redis,
+        };
+        Self {
+            inner: Arc::new(inner),
+        }
+    }
+
+    /// Whether any limit is on.
+    pub fn enabled(&self) -> bool {
+        self.inner.key.is_some() || self.inner.user.is_some() || self.inner.org.is_some()
+    }
+
+    /// Whether buckets live in Redis.
+    pub fn shared(&self) -> bool {
+        self.inner.redis.is_some()
+    }
+
+    /// Charges `cost` requests to `caller`'s buckets: the narrowest first
+    /// (key or user, then organization), so one busy caller cannot drain
+    /// its organization's bucket beyond its own rate.
+    pub async fn check(&self, caller: &Caller, cost: u32) -> Result<(), Limited> {
+        let cost = cost.max(1);
+        let buckets = [
+            (&self.inner.key, caller.api_key, "key"),
+            (&self.inner.user, caller.user, "user"),
+            (&self.inner.org, caller.org, "org"),
+        ];
+        if let Some(redis) = &self.inner.redis {
+            let wanted: Vec<(Bucket, String)> = buckets
+                .iter()
+                .filter_map(|(limiter, id, prefix)| {
+                    let (bucket, _) = limiter.as_ref()?;
+                    Some((*bucket, format!("strata:rl:{prefix}:{}", id.as_ref()?)))
+                })
+                .collect();
+            return self.check_redis(redis.clone(), &wanted, cost).await;
+        }
+        let n = NonZeroU32::new(cost).unwrap_or(NonZeroU32::MIN);
+        for (limiter, id, _) in buckets {
+            let (Some((bucket, limiter)), Some(id)) = (limiter, id) else {
+                continue;
+            };
+            match limiter.check_key_n(&id, n) {
+                Ok(Ok(())) => {}
+                Ok(Err(not_until)) => {
+                    return Err(Limited {
+                        retry_after: not_until
+                            .wait_time_from(governor::clock::Clock::now(limiter.clock())),
+                        scope: bucket.scope,
+                    });
+                }
+                // More than the bucket can ever hold at once.
+                Err(_) => {
+                    return Err(Limited {
+                        retry_after: Duration::from_secs(u64::from(cost.div_ceil(bucket.rate))),
+                        scope: bucket.scope,
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn check_redis(
+        &self,
+        mut conn: redis::aio::ConnectionManager,
+        buckets: &[(Bucket, String)],
+        cost: u32,
+    ) -> Result<(), Limited> {
+        if buckets.is_empty() {
+            return Ok(());
+        }
+        let burst = self.inner.config.burst_seconds;
+        let mut invocation = GCRA.prepare_invoke();
+        invocation.arg(cost);
+        for (bucket, key) in buckets {
+            // Microseconds between two requests, and how far ahead of now a
+            // bucket may be booked (its capacity).
+            let emission = 1_000_000 / u64::from(bucket.rate.max(1));
+            invocation
+                .key(key)
+                .arg(emission)
+                .arg(emission * u64::from(bucket.capacity(burst)));
+        }
+        let reply: Result<Result<(i64, i64), redis::RedisError>, _> =
+            tokio::time::timeout(REDIS_TIMEOUT, invocation.invoke_async(&mut conn)).await;
+        match reply {
+            Ok(Ok((0, _))) => Ok(()),
+            Ok(Ok((wait_us, index))) => {
+                let scope = usize::try_from(index - 1)
+                    .ok()
+                    .and_then(|i| buckets.get(i))
+                    .map_or("organization", |(b, _)| b.scope);
+                Err(Limited {
+                    retry_after: Duration::from_micros(u64::try_from(wait_us).unwrap_or(0)),
+                    scope,
+                })
+            }
+            Ok(Err(e)) => {
+                redis_failed(&e.to_string());
+                Ok(())
+            }
+            Err(_) => {
+                redis_failed("timed out");
+                Ok(())
+            }
+        }
+    }
+
+    /// Forgets in-memory buckets that are full again (they hold nothing a
+    /// fresh bucket would not). Call now and then.
+    pub fn forget_idle(&self) {
+        for (_, limiter) in [&self.inner.key, &self.inner.user, &self.inner.org]
+            .into_iter()
+            .flatten()
+        {
+            limiter.retain_recent();
+            limiter.shrink_to_fit();
+        }
+    }
+}
+
+fn redis_failed(reason: &str) {
+    metrics::counter!("strata_rate_limit_backend_errors_total").increment(1);
+    tracing::warn!(
+        reason,
+        "rate-limit store unavailable; letting the request through"
+    );
+}
+
+/// GCRA over several buckets at once. KEYS: the buckets. ARGV[1]: the cost;
+/// then per bucket its emission interval and capacity, in microseconds. A
+/// bucket's value is its theoretical arrival time (microseconds, Redis
+/// clock). Either every bucket is charged, or none is and the reply says how
+/// long to wait and which bucket (1-based) refused.
+static GCRA: std::sync::LazyLock<redis::Script> = std::sync::LazyLock::new(|| {
+    redis::Script::new(
+        r"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local cost = tonumber(ARGV[1])
+local wait, refused = 0, 0
+local tats = {}
+for i, key in ipairs(KEYS) do
+  local emission = tonumber(ARGV[2 * i])
+  local capacity = tonumber(ARGV[2 * i + 1])
+  local tat = tonumber(redis.call('GET', key) or now)
+  if tat < now then tat = now end
+  local new_tat = tat + emission * cost
+  local allowed_at = new_tat - capacity
+  if allowed_at > now and allowed_at - now > wait then
+    wait, refused = allowed_at - now, i
+  end
+  tats[i] = new_tat
+end
+if wait > 0 then return {wait, refused} end
+for i, key in ipairs(KEYS) do
+  redis.call('SET', key, string.format('%.0f', tats[i]), 'PX', math.ceil((tats[i] - now) / 1000) + 1)
+end
+return {0, 0}
+",
+    )
+});

@@ -1,0 +1,198 @@
+//! Per-tenant rate limits: each bucket (API key, user, organization)
+//! refuses with 429, `RATE_LIMITED` and `Retry-After`, spares everyone
+//! else, and recovers; with Redis, two gateways share one bucket.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use strata_server::ratelimit::RateLimitConfig;
+use strata_tests::redis::RedisServer;
+use strata_tests::world::World;
+use strata_tests::{TestApp, error_code};
+
+const Q: &str = "{ organization { id } }";
+
+fn limits(per_key: u32, per_user: u32, per_org: u32, burst_seconds: u32) -> RateLimitConfig {
+    RateLimitConfig {
+        per_key,
+        per_user,
+        per_org,
+        burst_seconds,
+    }
+}
+
+async fn with_world(app: TestApp) -> (TestApp, World) {
+    let su = app.test_db.superuser().await;
+    let world = World::seed(&app.db, &su).await;
+    (app, world)
+}
+
+/// Posts `Q` with this bearer credential: status, Retry-After, body.
+async fn call(app: &TestApp, bearer: &str) -> (u16, Option<u64>, Value) {
+    let resp = reqwest::Client::new()
+        .post(format!("{}/graphql", app.base))
+        .bearer_auth(bearer)
+        .json(&json!({ "query": Q }))
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status().as_u16();
+    let retry = resp
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok());
+    (status, retry, resp.json().await.unwrap_or(Value::Null))
+}
+
+/// Asserts a 429 with its code and a Retry-After of a few seconds; returns
+/// the Retry-After.
+fn assert_limited((status, retry, body): &(u16, Option<u64>, Value), scope: &str) -> u64 {
+    assert_eq!(*status, 429, "{body}");
+    assert_eq!(error_code(body), Some("RATE_LIMITED"), "{body}");
+    assert!(body["data"].is_null(), "{body}");
+    let message = body["errors"][0]["message"].as_str().unwrap();
+    assert!(message.contains(scope), "{message}");
+    let retry = retry.expect("a Retry-After header");
+    assert!((1..=5).contains(&retry), "Retry-After {retry}");
+    assert_eq!(body["errors"][0]["extensions"]["retryAfter"], retry);
+    retry
+}
+
+#[tokio::test]
+async fn a_users_bucket_refuses_with_retry_after_spares_others_and_recovers() {
+    // One request a second, two at once.
+    let app = TestApp::builder()
+        .rate_limits(limits(0, 1, 0, 2))
+        .spawn()
+        .await;
+    let (app, w) = with_world(app).await;
+    let a = app.token(w.sme1.owner, Some(w.sme1.id));
+    let b = app.token(w.sme2.owner, Some(w.sme2.id));
+    assert_eq!(call(&app, &a).await.0, 200);
+    assert_eq!(call(&app, &a).await.0, 200);
+    let refused = call(&app, &a).await;
+    let retry = assert_limited(&refused, "user");
+    // Someone else is not affected.
+    let (s, _, body) = call(&app, &b).await;
+    assert_eq!(s, 200, "{body}");
+    // After the wait the caller gets through again.
+    tokio::time::sleep(Duration::from_secs(retry)).await;
+    let (s, _, body) = call(&app, &a).await;
+    assert_eq!(s, 200, "{body}");
+    assert_eq!(body["data"]["organization"]["id"], w.sme1.id.to_string());
+}
+
+#[tokio::test]
+async fn an_api_keys_bucket_is_its_own_and_an_organizations_bucket_is_shared_by_its_members() {
+    // Keys: one a second, two at once; users unlimited.
+    let app = TestApp::builder()
+        .rate_limits(limits(1, 0, 0, 2))
+        .spawn()
+        .await;
+    let (app, w) = with_world(app).await;
+    let owner = app.token(w.agency1.owner, Some(w.agency1.id));
+    let (s, body) = app
+        .graphql(
+            Some(&owner),
+            "mutation { createApiKey(input: {name: \"sync\"}) { secret } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(s, 200, "{body}");
+    let key = body["data"]["createApiKey"]["secret"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(call(&app, &key).await.0, 200);
+    assert_eq!(call(&app, &key).await.0, 200);
+    assert_limited(&call(&app, &key).await, "api key");
+    // The user who made the key has a bucket of their own.
+    for _ in 0..4 {
+        assert_eq!(call(&app, &owner).await.0, 200);
+    }
+
+    // Organizations: one a second, three at once, shared by every member.
+    let app = TestApp::builder()
+        .rate_limits(limits(0, 0, 1, 3))
+        .spawn()
+        .await;
+    let (app, w) = with_world(app).await;
+    let members = [w.agency1.owner, w.strategist, w.viewer];
+    for user in members {
+        let (s, _, body) = call(&app, &app.token(user, Some(w.agency1.id))).await;
+        assert_eq!(s, 200, "{body}");
+    }
+    assert_limited(
+        &call(&app, &app.token(w.account_manager, Some(w.agency1.id))).await,
+        "organization",
+    );
+    // Another organization is untouched.
+    let (s, _, _) = call(&app, &app.token(w.agency2.owner, Some(w.agency2.id))).await;
+    assert_eq!(s, 200);
+}
+
+#[tokio::test]
+async fn with_redis_two_gateways_share_one_bucket_and_persisted_queries() {
+    let mut redis = RedisServer::start().await;
+    let config = limits(0, 1, 0, 3);
+    let a = TestApp::builder()
+        .rate_limits(config.clone())
+        .redis_url(redis.url.clone())
+        .spawn()
+        .await;
+    let (a, w) = with_world(a).await;
+    let b = TestApp::builder()
+        .rate_limits(config)
+        .redis_url(redis.url.clone())
+        .spawn_beside(&a)
+        .await;
+    let t = a.token(w.sme1.owner, Some(w.sme1.id));
+    // Three at once in all, whichever gateway is asked: in memory each
+    // would allow three.
+    assert_eq!(call(&a, &t).await.0, 200);
+    assert_eq!(call(&b, &t).await.0, 200);
+    assert_eq!(call(&a, &t).await.0, 200);
+    assert_limited(&call(&b, &t).await, "user");
+    assert_limited(&call(&a, &t).await, "user");
+    // Another user is not affected, on either.
+    let other = a.token(w.sme2.owner, Some(w.sme2.id));
+    assert_eq!(call(&b, &other).await.0, 200);
+
+    // A query persisted through one gateway runs by hash on the other.
+    let other2 = a.token(w.agency2.owner, Some(w.agency2.id));
+    let query = "query Mine { organization { id type } }";
+    let ext = json!({ "persistedQuery": { "version": 1, "sha256Hash": strata_server::documents::sha256_hex(query) } });
+    let post = |app: &TestApp, body: Value| {
+        reqwest::Client::new()
+            .post(format!("{}/graphql", app.base))
+            .bearer_auth(&other2)
+            .json(&body)
+            .send()
+    };
+    let r: Value = post(&a, json!({ "query": query, "extensions": ext }))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(r["data"]["organization"]["type"], "AGENCY", "{r}");
+    let r: Value = post(&b, json!({ "extensions": ext }))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        r["data"]["organization"]["id"],
+        w.agency2.id.to_string(),
+        "{r}"
+    );
+
+    // If Redis goes away, requests are let through rather than failed.
+    redis.stop();
+    let fresh = a.token(w.agency1.owner, Some(w.agency1.id));
+    let (s, _, body) = call(&a, &fresh).await;
+    assert_eq!(s, 200, "{body}");
+    assert_eq!(a.get("/readyz").await, 200);
+}
