@@ -628,3 +628,59 @@ async fn cors_answers_only_configured_origins() {
         .unwrap();
     assert!(resp.headers().get("access-control-allow-origin").is_none());
 }
+
+#[tokio::test]
+async fn introspection_and_suggestions_can_be_turned_off() {
+    let open = TestApp::spawn().await;
+    let closed = TestApp::builder()
+        .limits(strata_graphql::Limits {
+            introspection: false,
+            suggestions: false,
+            ..Default::default()
+        })
+        .spawn()
+        .await;
+    let (open, w, _) = app_with_world(open).await;
+    let su = closed.test_db.superuser().await;
+    let wc = World::seed(&closed.db, &su).await;
+    let t_open = open.token(w.sme1.owner, Some(w.sme1.id));
+    let t_closed = closed.token(wc.sme1.owner, Some(wc.sme1.id));
+    let introspect = "{ __schema { queryType { name } } }";
+    let typo = "{ organizaton { id } }";
+
+    let (_, body) = open.graphql(Some(&t_open), introspect, json!({})).await;
+    assert_eq!(
+        body["data"]["__schema"]["queryType"]["name"], "Query",
+        "{body}"
+    );
+    let (_, body) = open.graphql(Some(&t_open), typo, json!({})).await;
+    assert!(
+        body["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("organization"),
+        "{body}"
+    );
+
+    let (_, body) = closed.graphql(Some(&t_closed), introspect, json!({})).await;
+    // The schema is not described: the field answers nothing.
+    assert!(
+        body["data"].is_null() || body["data"]["__schema"].is_null(),
+        "{body}"
+    );
+    let (_, body) = closed
+        .graphql(
+            Some(&t_closed),
+            "{ __type(name: \"Campaign\") { fields { name } } }",
+            json!({}),
+        )
+        .await;
+    assert!(
+        body["data"].is_null() || body["data"]["__type"].is_null(),
+        "{body}"
+    );
+    let (_, body) = closed.graphql(Some(&t_closed), typo, json!({})).await;
+    let message = body["errors"][0]["message"].as_str().unwrap();
+    assert!(!message.contains("Did you mean"), "{message}");
+    assert_eq!(error_code(&body), Some("BAD_USER_INPUT"));
+}
