@@ -20,7 +20,7 @@ use strata_tests::{TestApp, error_code};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
-async fn scalar(su: &DatabaseConnection, sql: &str) -> i64 {
+pub(crate) async fn scalar(su: &DatabaseConnection, sql: &str) -> i64 {
     su.query_one_raw(Statement::from_string(
         sea_orm::DbBackend::Postgres,
         sql.to_owned(),
@@ -32,7 +32,7 @@ async fn scalar(su: &DatabaseConnection, sql: &str) -> i64 {
     .unwrap()
 }
 
-async fn ok(app: &TestApp, token: &str, q: &str, vars: Value) -> Value {
+pub(crate) async fn ok(app: &TestApp, token: &str, q: &str, vars: Value) -> Value {
     let (status, body) = app.graphql(Some(token), q, vars).await;
     assert_eq!(status, 200, "{body}");
     assert!(body.get("errors").is_none(), "{q}: {body}");
@@ -52,7 +52,7 @@ async fn run(app: &TestApp, token: &str, campaign: &str, agent: &str) -> String 
 }
 
 /// Polls the run until it ends; returns it.
-async fn ended(app: &TestApp, token: &str, id: &str) -> Value {
+pub(crate) async fn ended(app: &TestApp, token: &str, id: &str) -> Value {
     for _ in 0..200 {
         let data = ok(
             app,
@@ -70,7 +70,7 @@ async fn ended(app: &TestApp, token: &str, id: &str) -> Value {
     panic!("run {id} did not end");
 }
 
-async fn setup(app: TestApp) -> (TestApp, World, DatabaseConnection) {
+pub(crate) async fn setup(app: TestApp) -> (TestApp, World, DatabaseConnection) {
     let su = app.test_db.superuser().await;
     let world = World::seed(&app.db, &su).await;
     (app, world, su)
@@ -196,7 +196,7 @@ enum Mode {
     Stall,
 }
 
-fn brand_voice_answer() -> String {
+pub(crate) fn brand_voice_answer() -> String {
     json!({
         "summary": "Bold and warm.",
         "tone": ["bold", "warm"],
@@ -207,7 +207,7 @@ fn brand_voice_answer() -> String {
     .to_string()
 }
 
-fn chunk(content: &str) -> String {
+pub(crate) fn chunk(content: &str) -> String {
     let c = json!({
         "id": "chatcmpl-1", "object": "chat.completion.chunk", "created": 1, "model": "test-model",
         "choices": [{ "index": 0, "delta": { "content": content }, "finish_reason": null }]
@@ -413,7 +413,7 @@ async fn the_monthly_token_quota_rejects_new_runs_with_rate_limited() {
     .await;
 }
 
-async fn ws_connect(
+pub(crate) async fn ws_connect(
     app: &TestApp,
 ) -> tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>> {
     let url = format!("{}/graphql/ws", app.base.replace("http://", "ws://"));
@@ -426,7 +426,7 @@ async fn ws_connect(
     socket
 }
 
-async fn next_json(
+pub(crate) async fn next_json(
     socket: &mut tokio_tungstenite::WebSocketStream<
         tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
     >,
@@ -575,4 +575,58 @@ async fn runs_left_unfinished_by_a_crash_are_failed_through_a_role_that_sees_not
         su.execute_unprepared("ROLLBACK").await.ok();
         assert!(denied.is_err(), "app_maint ran {sql}");
     }
+}
+
+#[tokio::test]
+async fn over_the_websocket_only_subscriptions_run() {
+    let (app, w, su) = setup(TestApp::spawn().await).await;
+    let token = app.token(w.sme1.owner, Some(w.sme1.id));
+    let before = scalar(&su, "SELECT count(*) FROM public.campaigns").await;
+    let mut socket = ws_connect(&app).await;
+    socket
+        .send(Message::text(
+            json!({"type": "connection_init", "payload": {"Authorization": format!("Bearer {token}")}})
+                .to_string(),
+        ))
+        .await
+        .unwrap();
+    assert_eq!(
+        next_json(&mut socket).await.unwrap()["type"],
+        "connection_ack"
+    );
+    for (id, query) in [
+        ("q", "{ organization { id } }"),
+        (
+            "m",
+            "mutation { createCampaign(input: {name: \"over ws\"}) { id } }",
+        ),
+    ] {
+        socket
+            .send(Message::text(
+                json!({"id": id, "type": "subscribe", "payload": {"query": query}}).to_string(),
+            ))
+            .await
+            .unwrap();
+        let msg = next_json(&mut socket).await.unwrap();
+        assert_eq!(msg["id"], id, "{msg}");
+        // Refused before it runs: as an error message, or as a result with
+        // only errors.
+        let text = match msg["type"].as_str() {
+            Some("error") => msg["payload"][0]["message"].as_str(),
+            Some("next") => {
+                assert!(msg["payload"]["data"].is_null(), "{msg}");
+                msg["payload"]["errors"][0]["message"].as_str()
+            }
+            _ => None,
+        }
+        .unwrap_or_default();
+        assert!(text.contains("only subscriptions"), "{msg}");
+        if msg["type"] == "next" {
+            assert_eq!(next_json(&mut socket).await.unwrap()["type"], "complete");
+        }
+    }
+    assert_eq!(
+        scalar(&su, "SELECT count(*) FROM public.campaigns").await,
+        before
+    );
 }

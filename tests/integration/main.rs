@@ -2,6 +2,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod agent_failures;
 mod agents;
 mod api;
 mod api_keys;

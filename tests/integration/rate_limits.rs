@@ -18,6 +18,7 @@ fn limits(per_key: u32, per_user: u32, per_org: u32, burst_seconds: u32) -> Rate
         per_user,
         per_org,
         burst_seconds,
+        auth_failures_per_ip: 0,
     }
 }
 
@@ -195,4 +196,32 @@ async fn with_redis_two_gateways_share_one_bucket_and_persisted_queries() {
     let (s, _, body) = call(&a, &fresh).await;
     assert_eq!(s, 200, "{body}");
     assert_eq!(a.get("/readyz").await, 200);
+}
+
+#[tokio::test]
+async fn an_address_that_keeps_failing_to_authenticate_is_refused_for_a_while() {
+    let app = TestApp::builder()
+        .rate_limits(RateLimitConfig {
+            auth_failures_per_ip: 2,
+            ..limits(0, 0, 0, 1)
+        })
+        .spawn()
+        .await;
+    let (app, w) = with_world(app).await;
+    let good = app.token(w.sme1.owner, Some(w.sme1.id));
+    // Two failures are forgiven; the third blocks the address.
+    for bad in [
+        "strata_unknownkey1",
+        "strata_unknownkey2",
+        "strata_unknownkey3",
+    ] {
+        assert_eq!(call(&app, bad).await.0, 401);
+    }
+    // Now even a good credential from this address waits, without being
+    // looked at.
+    let refused = call(&app, &good).await;
+    let retry = assert_limited(&refused, "client address");
+    tokio::time::sleep(Duration::from_secs(retry)).await;
+    let (s, _, body) = call(&app, &good).await;
+    assert_eq!(s, 200, "{body}");
 }

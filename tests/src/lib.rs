@@ -250,6 +250,7 @@ impl Default for TestAppBuilder {
                 per_user: 0,
                 per_org: 0,
                 burst_seconds: 1,
+                auth_failures_per_ip: 0,
             },
             redis_url: None,
             statement_timeout: Some(strata_server::config::DEFAULT_STATEMENT_TIMEOUT),

@@ -24,6 +24,7 @@ use std::sync::Arc;
 use async_graphql::{MergedObject, Schema};
 
 pub use error::{ErrorCode, domain_error};
+pub use limits::SocketSession;
 pub use runner::{Runner, RunnerConfig};
 pub use runs::Subscription;
 pub use state::{Committed, RequestState};
@@ -61,6 +62,8 @@ pub struct Limits {
     pub max_aliases: usize,
     /// Maximum fields an operation selects at its root.
     pub max_root_fields: usize,
+    /// Maximum selections a document expands to, fragments inlined.
+    pub max_selections: usize,
     /// Maximum nesting the parser follows (selections, lists, objects).
     pub max_recursive_depth: usize,
     /// Whether introspection is served.
@@ -76,12 +79,16 @@ impl Default for Limits {
             max_complexity: 50_000,
             max_aliases: 50,
             max_root_fields: 30,
+            max_selections: 2_000,
             max_recursive_depth: 32,
             introspection: true,
             suggestions: true,
         }
     }
 }
+
+/// Directives one field may carry (`@include`/`@skip` need two at most).
+const MAX_DIRECTIVES_PER_FIELD: usize = 4;
 
 /// Builds the schema, with agent runs executed by `runner`.
 pub fn schema_with_runner(limits: &Limits, runner: Arc<Runner>) -> StrataSchema {
@@ -99,9 +106,11 @@ fn builder(limits: &Limits) -> async_graphql::SchemaBuilder<Query, Mutation, Sub
         .limit_depth(limits.max_depth)
         .limit_complexity(limits.max_complexity)
         .limit_recursive_depth(limits.max_recursive_depth)
+        .limit_directives(MAX_DIRECTIVES_PER_FIELD)
         .extension(limits::ShapeLimits {
             max_aliases: limits.max_aliases,
             max_root_fields: limits.max_root_fields,
+            max_selections: limits.max_selections,
         });
     if !limits.introspection {
         builder = builder.disable_introspection();

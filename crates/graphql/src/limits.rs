@@ -1,14 +1,27 @@
-//! Limits on an operation's shape, checked once the document is parsed and
-//! before it is validated or run: how many aliases it uses and how many
-//! fields the executed operation asks for at its root. Depth and complexity
+//! Limits on an operation's shape, checked before async-graphql's own
+//! checks, validation or execution: how many selections the document
+//! expands to once fragments are inlined (a few fragments that each spread
+//! the previous one twice expand exponentially, and async-graphql's own
+//! walks would follow every copy), how many aliases it writes, and how many
+//! fields the executed operation selects at its root. Depth and complexity
 //! are async-graphql's own limits (see [`crate::Limits`]).
+//!
+//! On a WebSocket (a [`SocketSession`] in the session data) only
+//! subscriptions run, at most [`SocketSession::max`] at once: queries and
+//! mutations go over HTTP, where persisted documents, rate limits and the
+//! request timeout apply.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
-use async_graphql::extensions::{Extension, ExtensionContext, ExtensionFactory, NextParseQuery};
-use async_graphql::parser::types::{ExecutableDocument, Selection, SelectionSet};
-use async_graphql::{Name, Positioned, ServerError, ServerResult, Variables};
+use async_graphql::extensions::{
+    Extension, ExtensionContext, ExtensionFactory, NextPrepareRequest,
+};
+use async_graphql::parser::types::{
+    DocumentOperations, ExecutableDocument, OperationType, Selection, SelectionSet,
+};
+use async_graphql::{Name, Positioned, Request, ServerError, ServerResult};
 
 use crate::error::ErrorCode;
 
@@ -17,6 +30,51 @@ use crate::error::ErrorCode;
 pub(crate) struct ShapeLimits {
     pub max_aliases: usize,
     pub max_root_fields: usize,
+    pub max_selections: usize,
+}
+
+/// Marks a WebSocket connection's session data, and counts its open
+/// subscriptions.
+#[derive(Debug)]
+pub struct SocketSession {
+    open: Arc<AtomicUsize>,
+    max: usize,
+}
+
+impl SocketSession {
+    /// A session allowing `max` subscriptions at once.
+    pub fn new(max: usize) -> Self {
+        Self {
+            open: Arc::new(AtomicUsize::new(0)),
+            max: max.max(1),
+        }
+    }
+
+    /// Subscriptions allowed at once.
+    pub fn max(&self) -> usize {
+        self.max
+    }
+
+    /// Takes a slot for one more subscription, released when the guard is
+    /// dropped (the subscription ends or is stopped).
+    pub(crate) fn enter(&self) -> Option<SubscriptionSlot> {
+        self.open
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < self.max).then_some(n + 1)
+            })
+            .ok()
+            .map(|_| SubscriptionSlot(self.open.clone()))
+    }
+}
+
+/// One open subscription of a [`SocketSession`].
+#[derive(Debug)]
+pub(crate) struct SubscriptionSlot(Arc<AtomicUsize>);
+
+impl Drop for SubscriptionSlot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 impl ExtensionFactory for ShapeLimits {
@@ -27,15 +85,23 @@ impl ExtensionFactory for ShapeLimits {
 
 #[async_trait::async_trait]
 impl Extension for ShapeLimits {
-    async fn parse_query(
+    async fn prepare_request(
         &self,
         ctx: &ExtensionContext<'_>,
-        query: &str,
-        variables: &Variables,
-        next: NextParseQuery<'_>,
-    ) -> ServerResult<ExecutableDocument> {
-        let doc = next.run(ctx, query, variables).await?;
-        let aliases = count_aliases(&doc);
+        mut request: Request,
+        next: NextPrepareRequest<'_>,
+    ) -> ServerResult<Request> {
+        let operation_name = request.operation_name.clone();
+        // Parsed once here; async-graphql reuses the parsed document.
+        let doc = request.parsed_query()?;
+        let selections = expanded_selections(doc, self.max_selections)?;
+        if selections > self.max_selections {
+            return Err(too_complex(format!(
+                "the operation expands to more than {} selections once its fragments are inlined",
+                self.max_selections
+            )));
+        }
+        let aliases = count_aliases(doc);
         if aliases > self.max_aliases {
             return Err(too_complex(format!(
                 "the operation uses {aliases} aliases; at most {} are allowed",
@@ -45,7 +111,7 @@ impl Extension for ShapeLimits {
         let root = doc
             .operations
             .iter()
-            .map(|(_, op)| root_fields(&doc, &op.node.selection_set))
+            .map(|(_, op)| root_fields(doc, &op.node.selection_set))
             .max()
             .unwrap_or(0);
         if root > self.max_root_fields {
@@ -54,8 +120,86 @@ impl Extension for ShapeLimits {
                 self.max_root_fields
             )));
         }
-        Ok(doc)
+        if ctx.data_opt::<SocketSession>().is_some()
+            && operation_type(doc, operation_name.as_deref()) != Some(OperationType::Subscription)
+        {
+            let mut err = ServerError::new(
+                "only subscriptions run over the WebSocket: send queries and mutations to POST /graphql",
+                None,
+            );
+            let mut ext = async_graphql::ErrorExtensionValues::default();
+            ext.set("code", ErrorCode::BadUserInput.as_str());
+            err.extensions = Some(ext);
+            return Err(err);
+        }
+        next.run(ctx, request).await
     }
+}
+
+/// The type of the operation a request would run, if it names one the
+/// document has (or the document has only one).
+fn operation_type(doc: &ExecutableDocument, name: Option<&str>) -> Option<OperationType> {
+    match (&doc.operations, name) {
+        (DocumentOperations::Single(op), _) => Some(op.node.ty),
+        (DocumentOperations::Multiple(ops), Some(name)) => ops
+            .iter()
+            .find(|(n, _)| n.as_str() == name)
+            .map(|(_, op)| op.node.ty),
+        (DocumentOperations::Multiple(ops), None) if ops.len() == 1 => {
+            ops.values().next().map(|op| op.node.ty)
+        }
+        _ => None,
+    }
+}
+
+/// Selections of every operation with fragments inlined, counted without
+/// inlining them: each fragment's size is computed once. Stops counting
+/// past `cap`; a fragment that spreads itself is an error.
+fn expanded_selections(doc: &ExecutableDocument, cap: usize) -> ServerResult<usize> {
+    fn set_size<'a>(
+        doc: &'a ExecutableDocument,
+        set: &'a Positioned<SelectionSet>,
+        memo: &mut HashMap<&'a Name, Option<usize>>,
+        cap: usize,
+    ) -> ServerResult<usize> {
+        let mut n: usize = 0;
+        for sel in &set.node.items {
+            let add = match &sel.node {
+                Selection::Field(f) => 1 + set_size(doc, &f.node.selection_set, memo, cap)?,
+                Selection::InlineFragment(i) => set_size(doc, &i.node.selection_set, memo, cap)?,
+                Selection::FragmentSpread(s) => {
+                    let name = &s.node.fragment_name.node;
+                    match memo.get(name) {
+                        Some(Some(size)) => *size,
+                        // Being computed: the fragment spreads itself.
+                        Some(None) => {
+                            return Err(too_complex(format!("fragment {name} spreads itself")));
+                        }
+                        None => match doc.fragments.get(name) {
+                            // Unknown fragments are reported by validation.
+                            None => 0,
+                            Some(frag) => {
+                                memo.insert(name, None);
+                                let size = set_size(doc, &frag.node.selection_set, memo, cap)?;
+                                memo.insert(name, Some(size));
+                                size
+                            }
+                        },
+                    }
+                }
+            };
+            n = n.saturating_add(add).min(cap.saturating_add(1));
+        }
+        Ok(n)
+    }
+    let mut memo = HashMap::new();
+    let mut total: usize = 0;
+    for (_, op) in doc.operations.iter() {
+        total = total
+            .saturating_add(set_size(doc, &op.node.selection_set, &mut memo, cap)?)
+            .min(cap.saturating_add(1));
+    }
+    Ok(total)
 }
 
 fn too_complex(message: String) -> ServerError {
@@ -100,7 +244,7 @@ fn root_fields(doc: &ExecutableDocument, set: &Positioned<SelectionSet>) -> usiz
     fn walk<'a>(
         doc: &'a ExecutableDocument,
         set: &'a Positioned<SelectionSet>,
-        seen: &mut HashSet<&'a Name>,
+        seen: &mut std::collections::HashSet<&'a Name>,
     ) -> usize {
         let mut n = 0;
         for sel in &set.node.items {
@@ -120,7 +264,7 @@ fn root_fields(doc: &ExecutableDocument, set: &Positioned<SelectionSet>) -> usiz
         }
         n
     }
-    walk(doc, set, &mut HashSet::new())
+    walk(doc, set, &mut std::collections::HashSet::new())
 }
 
 #[cfg(test)]
@@ -137,6 +281,23 @@ mod tests {
         let d = doc("query { a: me { b: id } ...F } fragment F on Query { c: me { id } }");
         assert_eq!(count_aliases(&d), 3);
         assert_eq!(count_aliases(&doc("{ me { id } }")), 0);
+    }
+
+    #[test]
+    fn fragment_bombs_are_counted_without_being_expanded() {
+        let mut q = String::from("query { ...F30 } fragment F0 on Query { me { role } }");
+        for i in 1..=30 {
+            q.push_str(&format!(
+                " fragment F{i} on Query {{ ...F{j} ...F{j} }}",
+                j = i - 1
+            ));
+        }
+        let d = doc(&q);
+        assert_eq!(expanded_selections(&d, 2000).unwrap(), 2001);
+        let small = doc("{ a: me { role } ...F } fragment F on Query { me { role } }");
+        assert_eq!(expanded_selections(&small, 2000).unwrap(), 4);
+        let cycle = doc("{ ...A } fragment A on Query { ...B } fragment B on Query { ...A }");
+        assert!(expanded_selections(&cycle, 2000).is_err());
     }
 
     #[test]

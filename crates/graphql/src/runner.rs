@@ -374,8 +374,14 @@ impl Runner {
                     },
                 )
                 .await?;
+                // Only a run this call ended as SUCCEEDED counts toward the
+                // quota: an answer arriving after a cancellation is dropped,
+                // and a failed run stored nothing.
                 let tokens = u64::from(prompt_tokens) + u64::from(completion_tokens);
-                if tokens > 0 {
+                if tokens > 0
+                    && let Some(run) = &ended
+                    && run.status == RunStatus::Succeeded
+                {
                     usage::record(&tx, tokens).await?;
                 }
                 match ended {

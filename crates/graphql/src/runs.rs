@@ -185,6 +185,17 @@ impl Subscription {
         let state = ctx.data::<RequestState>()?;
         let tenant = state.tenant()?.clone();
         let runner = runner(ctx)?.clone();
+        // On a WebSocket, a slot among the connection's subscriptions, held
+        // until the stream ends or is stopped.
+        let slot = match ctx.data_opt::<crate::limits::SocketSession>() {
+            None => None,
+            Some(session) => Some(session.enter().ok_or_else(|| {
+                ErrorCode::RateLimited.error(format!(
+                    "at most {} subscriptions at once on one connection",
+                    session.max()
+                ))
+            })?),
+        };
         let db = state.db().clone();
         // Listen before reading, so no change falls between the two.
         let rx = runner.subscribe(id);
@@ -204,9 +215,9 @@ impl Subscription {
             .ok_or_else(|| ErrorCode::NotFound.error("not found"))?;
         let mut watch = watch;
         watch.pending = Some(current);
-        Ok(stream::unfold(watch, |mut w| async move {
+        Ok(stream::unfold((watch, slot), |(mut w, slot)| async move {
             let item = w.next().await?;
-            Some((item, w))
+            Some((item, (w, slot)))
         }))
     }
 }

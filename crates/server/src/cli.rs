@@ -153,7 +153,7 @@ struct ServeArgs {
     #[arg(long, env = "STRATA_DISABLE_PERSISTED_QUERIES")]
     disable_persisted_queries: bool,
     /// Run only the operations registered in this JSON manifest (an object
-    /// of id to query, or {"operations": [{"id", "body"}]}).
+    /// of SHA-256 to query, or {"operations": [{"id", "body"}]}).
     #[arg(long, env = "STRATA_ALLOW_LIST")]
     allow_list: Option<PathBuf>,
     /// Origins allowed to call from a browser (comma-separated; `*` for
@@ -173,6 +173,16 @@ struct ServeArgs {
     /// period.
     #[arg(long, env = "STRATA_RATE_LIMIT_BURST", default_value_t = 2)]
     rate_limit_burst: u32,
+    /// Failed authentications per second per client address before the
+    /// address is refused for a while; 0 turns this off.
+    #[arg(long, env = "STRATA_RATE_LIMIT_AUTH_FAILURES", default_value_t = 10)]
+    rate_limit_auth_failures: u32,
+    /// Maximum selections a document may expand to, fragments inlined.
+    #[arg(long, env = "STRATA_MAX_SELECTIONS", default_value_t = 2000)]
+    max_selections: usize,
+    /// Subscriptions one WebSocket connection may hold at once.
+    #[arg(long, env = "STRATA_MAX_SUBSCRIPTIONS", default_value_t = 20)]
+    max_subscriptions: usize,
     /// Redis shared by replicas for rate limits and persisted queries;
     /// unset keeps both in this process's memory.
     #[arg(long, env = "STRATA_REDIS_URL", hide_env_values = true)]
@@ -316,6 +326,7 @@ async fn serve(global: &Global, args: ServeArgs) -> anyhow::Result<()> {
             max_complexity: args.max_complexity,
             max_aliases: args.max_aliases,
             max_root_fields: args.max_root_fields,
+            max_selections: args.max_selections.max(1),
             introspection: !args.disable_introspection,
             suggestions: !(args.disable_introspection || args.disable_suggestions),
             ..strata_graphql::Limits::default()
@@ -332,12 +343,14 @@ async fn serve(global: &Global, args: ServeArgs) -> anyhow::Result<()> {
                 .collect(),
             persisted_queries: !args.disable_persisted_queries,
             allow_list: args.allow_list,
+            max_subscriptions: args.max_subscriptions.max(1),
         },
         rate_limits: RateLimitConfig {
             per_key: args.rate_limit_per_key,
             per_user: args.rate_limit_per_user,
             per_org: args.rate_limit_per_org,
             burst_seconds: args.rate_limit_burst.max(1),
+            auth_failures_per_ip: args.rate_limit_auth_failures,
         },
         redis_url: args
             .redis_url

@@ -100,6 +100,8 @@ pub struct HttpConfig {
     pub persisted_queries: bool,
     /// Run only the operations of this manifest.
     pub allow_list: Option<PathBuf>,
+    /// Subscriptions one WebSocket connection may hold at once.
+    pub max_subscriptions: usize,
 }
 
 impl Default for HttpConfig {
@@ -111,6 +113,7 @@ impl Default for HttpConfig {
             cors_origins: Vec::new(),
             persisted_queries: true,
             allow_list: None,
+            max_subscriptions: 20,
         }
     }
 }

@@ -38,7 +38,23 @@ pub enum DocumentError {
     /// Neither a query nor a persisted query was sent.
     #[error("the request has no query")]
     Missing,
+    /// The text is too long to be kept as a persisted query.
+    #[error(
+        "persistedQuery: documents longer than {MAX_PERSISTED} bytes are not persisted; send the text each time"
+    )]
+    TooLong,
 }
+
+/// A query to keep once the request that sent it has been authenticated,
+/// charged and found valid: registration is never anonymous.
+#[derive(Debug)]
+pub struct Registration {
+    hash: String,
+    text: Arc<str>,
+}
+
+/// The longest text kept as a persisted query.
+pub const MAX_PERSISTED: usize = 64 * 1024;
 
 /// Where the text of persisted queries is kept.
 pub struct Documents {
@@ -106,9 +122,13 @@ impl Documents {
         self.allow_list.is_some()
     }
 
-    /// Fills in the text of a persisted query, registers a new one, or
-    /// refuses the request.
-    pub async fn resolve(&self, request: &mut async_graphql::Request) -> Result<(), DocumentError> {
+    /// Fills in the text of a persisted query, or refuses the request. A new
+    /// persisted query comes back as a [`Registration`], to be kept with
+    /// [`Documents::register`] once the request has proven itself.
+    pub async fn resolve(
+        &self,
+        request: &mut async_graphql::Request,
+    ) -> Result<Option<Registration>, DocumentError> {
         let persisted = match request.extensions.get("persistedQuery") {
             None => None,
             Some(v) => Some(persisted_hash(v)?),
@@ -117,8 +137,8 @@ impl Documents {
         match (persisted, has_text) {
             (None, false) => Err(DocumentError::Missing),
             (None, true) => match &self.allow_list {
-                None => Ok(()),
-                Some(_) if self.allowed_hashes.contains(&sha256_hex(&request.query)) => Ok(()),
+                None => Ok(None),
+                Some(_) if self.allowed_hashes.contains(&sha256_hex(&request.query)) => Ok(None),
                 Some(_) => Err(DocumentError::NotAllowed),
             },
             (Some(hash), true) => {
@@ -127,7 +147,7 @@ impl Documents {
                 }
                 if self.allow_list.is_some() {
                     return if self.allowed_hashes.contains(&hash) {
-                        Ok(())
+                        Ok(None)
                     } else {
                         Err(DocumentError::NotAllowed)
                     };
@@ -135,15 +155,20 @@ impl Documents {
                 if !self.apq {
                     return Err(DocumentError::NotSupported);
                 }
-                self.store(hash, Arc::from(request.query.as_str())).await;
-                Ok(())
+                if request.query.len() > MAX_PERSISTED {
+                    return Err(DocumentError::TooLong);
+                }
+                Ok(Some(Registration {
+                    hash,
+                    text: Arc::from(request.query.as_str()),
+                }))
             }
             (Some(hash), false) => {
                 if let Some(list) = &self.allow_list {
                     return match list.get(&hash) {
                         Some(text) => {
                             request.query = text.to_string();
-                            Ok(())
+                            Ok(None)
                         }
                         None => Err(DocumentError::NotAllowed),
                     };
@@ -154,12 +179,18 @@ impl Documents {
                 match self.load(&hash).await {
                     Some(text) => {
                         request.query = text.to_string();
-                        Ok(())
+                        Ok(None)
                     }
                     None => Err(DocumentError::NotFound),
                 }
             }
         }
+    }
+
+    /// Keeps a persisted query sent by a request that was authenticated and
+    /// whose document was valid.
+    pub async fn register(&self, registration: Registration) {
+        self.store(registration.hash, registration.text).await;
     }
 
     async fn store(&self, hash: String, text: Arc<str>) {
@@ -242,11 +273,17 @@ fn load_manifest(path: &Path) -> anyhow::Result<HashMap<String, Arc<str>>> {
                         path.display()
                     )
                 })?;
-                let id = op
-                    .get("id")
-                    .and_then(|i| i.as_str())
-                    .map_or_else(|| sha256_hex(body), str::to_ascii_lowercase);
-                out.insert(id, Arc::from(body));
+                // Operations are called by the SHA-256 of their text; an
+                // id of another kind could never be sent.
+                if let Some(id) = op.get("id").and_then(|i| i.as_str())
+                    && !id.eq_ignore_ascii_case(&sha256_hex(body))
+                {
+                    anyhow::bail!(
+                        "the allow-list {}: operation \"{id}\" is not the SHA-256 of its body",
+                        path.display()
+                    );
+                }
+                out.insert(sha256_hex(body), Arc::from(body));
             }
         }
         serde_json::Value::Object(map) => {
@@ -264,12 +301,6 @@ fn load_manifest(path: &Path) -> anyhow::Result<HashMap<String, Arc<str>>> {
             "the allow-list {} must be a JSON object of id to query, or a manifest with \"operations\"",
             path.display()
         ),
-    }
-    // Every body is also reachable by its own SHA-256.
-    let by_hash: Vec<(String, Arc<str>)> =
-        out.values().map(|b| (sha256_hex(b), b.clone())).collect();
-    for (h, b) in by_hash {
-        out.entry(h).or_insert(b);
     }
     anyhow::ensure!(
         !out.is_empty(),
@@ -293,25 +324,52 @@ mod tests {
         serde_json::from_value(json).unwrap()
     }
 
+    async fn refused(docs: &Documents, r: &mut async_graphql::Request) -> DocumentError {
+        docs.resolve(r).await.unwrap_err()
+    }
+
     #[tokio::test]
     async fn a_hash_is_unknown_until_registered_with_matching_text() {
         let docs = Documents::new(true, None, None).unwrap();
         let q = "{ me { user { id } } }";
         let h = sha256_hex(q);
-        let mut r = request("", Some(&h));
-        assert_eq!(docs.resolve(&mut r).await, Err(DocumentError::NotFound));
+        assert_eq!(
+            refused(&docs, &mut request("", Some(&h))).await,
+            DocumentError::NotFound
+        );
         let mut wrong = request("{ organization { id } }", Some(&h));
         assert_eq!(
-            docs.resolve(&mut wrong).await,
-            Err(DocumentError::HashMismatch)
+            refused(&docs, &mut wrong).await,
+            DocumentError::HashMismatch
         );
-        let mut r = request(q, Some(&h));
-        assert_eq!(docs.resolve(&mut r).await, Ok(()));
+        let registration = docs
+            .resolve(&mut request(q, Some(&h)))
+            .await
+            .unwrap()
+            .unwrap();
+        // Not kept until registered.
+        assert_eq!(
+            refused(&docs, &mut request("", Some(&h))).await,
+            DocumentError::NotFound
+        );
+        docs.register(registration).await;
         let mut r = request("", Some(&h));
-        assert_eq!(docs.resolve(&mut r).await, Ok(()));
+        assert!(docs.resolve(&mut r).await.unwrap().is_none());
         assert_eq!(r.query, q);
-        let mut r = request("", Some("zz"));
-        assert_eq!(docs.resolve(&mut r).await, Err(DocumentError::Malformed));
+        let long = format!(
+            "{{ me {{ user {{ id }} }} }} #{}",
+            "x".repeat(MAX_PERSISTED)
+        );
+        let mut r = request(&long, Some(&sha256_hex(&long)));
+        assert_eq!(refused(&docs, &mut r).await, DocumentError::TooLong);
+        assert_eq!(
+            refused(&docs, &mut request("", Some("zz"))).await,
+            DocumentError::Malformed
+        );
+        assert_eq!(
+            refused(&docs, &mut request("", None)).await,
+            DocumentError::Missing
+        );
     }
 
     #[tokio::test]
@@ -322,27 +380,33 @@ mod tests {
         let q = "query Me { me { user { id } } }";
         std::fs::write(
             &file,
-            serde_json::json!({ "operations": [{ "id": "me-v1", "body": q, "name": "Me" }] })
+            serde_json::json!({ "operations": [{ "id": sha256_hex(q), "body": q, "name": "Me" }] })
                 .to_string(),
         )
         .unwrap();
         let docs = Documents::new(true, Some(&file), None).unwrap();
-        let mut by_text = request(q, None);
-        assert_eq!(docs.resolve(&mut by_text).await, Ok(()));
+        assert!(docs.resolve(&mut request(q, None)).await.unwrap().is_none());
         let mut by_id = request("", Some(&sha256_hex(q)));
-        assert_eq!(docs.resolve(&mut by_id).await, Ok(()));
+        assert!(docs.resolve(&mut by_id).await.unwrap().is_none());
         assert_eq!(by_id.query, q);
-        let mut other = request("{ organization { id } }", None);
+        let other = "{ organization { id } }";
         assert_eq!(
-            docs.resolve(&mut other).await,
-            Err(DocumentError::NotAllowed)
+            refused(&docs, &mut request(other, None)).await,
+            DocumentError::NotAllowed
         );
-        let other_q = "{ organization { id } }";
-        let mut register = request(other_q, Some(&sha256_hex(other_q)));
+        let mut register = request(other, Some(&sha256_hex(other)));
         assert_eq!(
-            docs.resolve(&mut register).await,
-            Err(DocumentError::NotAllowed)
+            refused(&docs, &mut register).await,
+            DocumentError::NotAllowed
         );
+
+        // An id that is not the body's SHA-256 could never be called.
+        std::fs::write(
+            &file,
+            serde_json::json!({ "operations": [{ "id": "me-v1", "body": q }] }).to_string(),
+        )
+        .unwrap();
+        assert!(Documents::new(true, Some(&file), None).is_err());
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -1,7 +1,7 @@
 //! GraphQL over HTTP: reading requests and choosing responses' media type
 //! and status, following the GraphQL-over-HTTP specification.
 //!
-//! - `GET /graphql?query=...&variables=...` runs queries only; a mutation
+//! - `GET /graphql?query=...&variables=...` (and `HEAD`) runs queries only; a mutation
 //!   over GET is 405 (GET must be safe: links, prefetchers and caches follow
 //!   it).
 //! - `POST /graphql` takes `application/json` (a request, or a JSON array of
@@ -86,7 +86,7 @@ pub fn response_type(headers: &HeaderMap) -> Result<&'static str, Refusal> {
         let media = parts.next().unwrap_or("").trim().to_ascii_lowercase();
         // A range with q=0 is refused by the client.
         let refused = parts.any(|p| {
-            let p = p.trim();
+            let p = p.trim().to_ascii_lowercase();
             p.strip_prefix("q=")
                 .and_then(|q| q.trim().parse::<f32>().ok())
                 .is_some_and(|q| q <= 0.0)
@@ -123,7 +123,7 @@ pub async fn read(
     max_body: usize,
     max_batch: usize,
 ) -> Result<Incoming, Refusal> {
-    if *method == Method::GET {
+    if *method == Method::GET || *method == Method::HEAD {
         return read_get(query_string.unwrap_or("")).map(|r| Incoming::Single(Box::new(r)));
     }
     check_content_type(headers)?;

@@ -8,13 +8,19 @@
 //! charges all of a request's buckets atomically, in one round trip, with
 //! Redis's clock (replicas' clocks never disagree about a bucket).
 //!
-//! If Redis cannot be reached in time, requests are let through (and a
-//! metric and a warning say so): an outage of the limiter must not become an
-//! outage of the gateway.
+//! If Redis cannot be reached in time, the process's in-memory buckets
+//! decide instead (a metric and a warning say so): an outage of Redis must
+//! neither fail requests nor lift the limits. Every bucket key carries the
+//! same hash tag, so the script also runs on a Redis Cluster (on one shard).
+//!
+//! Failed authentications are counted per client address; past their limit
+//! an address is refused for a while before its credentials are looked at,
+//! so floods of random keys cannot occupy the database.
 
+use std::net::IpAddr;
 use std::num::NonZeroU32;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use governor::{DefaultKeyedRateLimiter, Quota};
 use uuid::Uuid;
@@ -31,6 +37,9 @@ pub struct RateLimitConfig {
     /// A bucket holds this many seconds of its rate: the burst allowed
     /// after a quiet period.
     pub burst_seconds: u32,
+    /// Failed authentications per second per client address; past them the
+    /// address is refused without checking its credentials for a while.
+    pub auth_failures_per_ip: u32,
 }
 
 impl Default for RateLimitConfig {
@@ -40,6 +49,7 @@ impl Default for RateLimitConfig {
             per_user: 50,
             per_org: 200,
             burst_seconds: 2,
+            auth_failures_per_ip: 10,
         }
     }
 }
@@ -67,8 +77,10 @@ pub struct Limited {
 impl Limited {
     /// `Retry-After` in whole seconds, at least one.
     pub fn retry_after_secs(&self) -> u64 {
-        let ms = self.retry_after.as_millis();
-        u64::try_from(ms.div_ceil(1000)).unwrap_or(u64::MAX).max(1)
+        let nanos = self.retry_after.as_nanos();
+        u64::try_from(nanos.div_ceil(1_000_000_000))
+            .unwrap_or(u64::MAX)
+            .max(1)
     }
 }
 
@@ -98,6 +110,7 @@ impl std::fmt::Debug for RateLimiter {
             .field("per_user", &c.per_user)
             .field("per_org", &c.per_org)
             .field("burst_seconds", &c.burst_seconds)
+            .field("auth_failures_per_ip", &c.auth_failures_per_ip)
             .field("redis", &self.inner.redis.is_some())
             .finish()
     }
@@ -109,6 +122,9 @@ struct Inner {
     user: Option<(Bucket, DefaultKeyedRateLimiter<Uuid>)>,
     org: Option<(Bucket, DefaultKeyedRateLimiter<Uuid>)>,
     redis: Option<redis::aio::ConnectionManager>,
+    failures: Option<DefaultKeyedRateLimiter<IpAddr>>,
+    /// Addresses refused until the given time, after too many failures.
+    blocked: moka::sync::Cache<IpAddr, Instant>,
 }
 
 fn memory(
@@ -155,6 +171,15 @@ impl RateLimiter {
             key: memory("api key", config.per_key, b),
             user: memory("user", config.per_user, b),
             org: memory("organization", config.per_org, b),
+            failures: NonZeroU32::new(config.auth_failures_per_ip).map(|rate| {
+                let burst = NonZeroU32::new(config.auth_failures_per_ip.saturating_mul(b.max(1)))
+                    .unwrap_or(rate);
+                DefaultKeyedRateLimiter::keyed(Quota::per_second(rate).allow_burst(burst))
+            }),
+            blocked: moka::sync::Cache::builder()
+                .max_capacity(100_000)
+                .time_to_live(Duration::from_secs(60))
+                .build(),
             config,
             redis,
         };
@@ -166,6 +191,44 @@ impl RateLimiter {
     /// Whether any limit is on.
     pub fn enabled(&self) -> bool {
         self.inner.key.is_some() || self.inner.user.is_some() || self.inner.org.is_some()
+    }
+
+    /// The most requests one call may be charged at once: the smallest
+    /// bucket's capacity (a larger batch could never pass).
+    pub fn max_cost(&self) -> Option<u32> {
+        [&self.inner.key, &self.inner.user, &self.inner.org]
+            .into_iter()
+            .flatten()
+            .map(|(b, _)| b.capacity(self.inner.config.burst_seconds))
+            .min()
+    }
+
+    /// Refuses an address that failed to authenticate too often lately.
+    pub fn check_address(&self, ip: Option<IpAddr>) -> Result<(), Limited> {
+        let Some(ip) = ip else { return Ok(()) };
+        match self.inner.blocked.get(&ip) {
+            Some(until) if until > Instant::now() => Err(Limited {
+                retry_after: until - Instant::now(),
+                scope: "client address",
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    /// Counts a failed authentication from `ip`; past the limit, the
+    /// address is refused until its bucket refills.
+    pub fn authentication_failed(&self, ip: Option<IpAddr>) {
+        let (Some(ip), Some(failures)) = (ip, &self.inner.failures) else {
+            return;
+        };
+        if let Err(not_until) = failures.check_key(&ip) {
+            let wait = not_until.wait_time_from(governor::clock::Clock::now(failures.clock()));
+            // Refused for at least a second, so a flood cannot pass by
+            // trickling.
+            let wait = wait.max(Duration::from_secs(1));
+            self.inner.blocked.insert(ip, Instant::now() + wait);
+            metrics::counter!("strata_auth_failures_blocked_total").increment(1);
+        }
     }
 
     /// Whether buckets live in Redis.
@@ -188,13 +251,25 @@ impl RateLimiter {
                 .iter()
                 .filter_map(|(limiter, id, prefix)| {
                     let (bucket, _) = limiter.as_ref()?;
-                    Some((*bucket, format!("strata:rl:{prefix}:{}", id.as_ref()?)))
+                    Some((*bucket, format!("strata:{{rl}}:{prefix}:{}", id.as_ref()?)))
                 })
                 .collect();
-            return self.check_redis(redis.clone(), &wanted, cost).await;
+            // When Redis does not answer, this process's own buckets decide.
+            if let Some(decision) = self.check_redis(redis.clone(), &wanted, cost).await {
+                return decision;
+            }
         }
+        self.check_memory(caller, cost)
+    }
+
+    fn check_memory(&self, caller: &Caller, cost: u32) -> Result<(), Limited> {
+        let buckets = [
+            (&self.inner.key, caller.api_key),
+            (&self.inner.user, caller.user),
+            (&self.inner.org, caller.org),
+        ];
         let n = NonZeroU32::new(cost).unwrap_or(NonZeroU32::MIN);
-        for (limiter, id, _) in buckets {
+        for (limiter, id) in buckets {
             let (Some((bucket, limiter)), Some(id)) = (limiter, id) else {
                 continue;
             };
@@ -224,9 +299,9 @@ impl RateLimiter {
         mut conn: redis::aio::ConnectionManager,
         buckets: &[(Bucket, String)],
         cost: u32,
-    ) -> Result<(), Limited> {
+    ) -> Option<Result<(), Limited>> {
         if buckets.is_empty() {
-            return Ok(());
+            return Some(Ok(()));
         }
         let burst = self.inner.config.burst_seconds;
         let mut invocation = GCRA.prepare_invoke();
@@ -243,24 +318,24 @@ impl RateLimiter {
         let reply: Result<Result<(i64, i64), redis::RedisError>, _> =
             tokio::time::timeout(REDIS_TIMEOUT, invocation.invoke_async(&mut conn)).await;
         match reply {
-            Ok(Ok((0, _))) => Ok(()),
+            Ok(Ok((0, _))) => Some(Ok(())),
             Ok(Ok((wait_us, index))) => {
                 let scope = usize::try_from(index - 1)
                     .ok()
                     .and_then(|i| buckets.get(i))
                     .map_or("organization", |(b, _)| b.scope);
-                Err(Limited {
+                Some(Err(Limited {
                     retry_after: Duration::from_micros(u64::try_from(wait_us).unwrap_or(0)),
                     scope,
-                })
+                }))
             }
             Ok(Err(e)) => {
                 redis_failed(&e.to_string());
-                Ok(())
+                None
             }
             Err(_) => {
                 redis_failed("timed out");
-                Ok(())
+                None
             }
         }
     }

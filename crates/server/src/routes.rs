@@ -8,7 +8,9 @@ use async_graphql::http::GraphiQLSource;
 use async_graphql::{ErrorExtensionValues, ErrorExtensions as _, ServerError, Value};
 use async_graphql_axum::{GraphQLProtocol, GraphQLWebSocket};
 use axum::Router;
-use axum::extract::{State, WebSocketUpgrade};
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, State, WebSocketUpgrade};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
@@ -274,6 +276,8 @@ fn ensure_codes(errors: &mut [ServerError]) {
         let msg = err.message.to_ascii_lowercase();
         let code = if msg.contains("too complex")
             || msg.contains("too deep")
+            || msg.contains("recursion")
+            || msg.contains("directives")
             || msg.contains("too many")
             || msg.contains("too large")
         {
@@ -329,6 +333,10 @@ async fn graphql(State(state): State<AppState>, request: axum::extract::Request)
     let started = Instant::now();
     let (parts, body) = request.into_parts();
     let headers = &parts.headers;
+    let client_ip = parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip());
     let request_id = request_id(headers);
     let span = tracing::info_span!(
         "graphql",
@@ -341,6 +349,10 @@ async fn graphql(State(state): State<AppState>, request: axum::extract::Request)
             Ok(m) => m,
             Err(refusal) => return refusal_response(http::JSON, refusal),
         };
+        if let Err(limited) = state.limiter.check_address(client_ip) {
+            outcome("rate_limited");
+            return rate_limited(media, &limited);
+        }
         let incoming = match http::read(
             &parts.method,
             headers,
@@ -358,19 +370,36 @@ async fn graphql(State(state): State<AppState>, request: axum::extract::Request)
                 return refusal_response(media, refusal);
             }
         };
-        let is_get = parts.method == axum::http::Method::GET;
+        let is_get = parts.method == axum::http::Method::GET || parts.method == axum::http::Method::HEAD;
         let batched = matches!(incoming, Incoming::Batch(_));
         let mut requests = match incoming {
             Incoming::Single(r) => vec![*r],
             Incoming::Batch(v) => v,
         };
-        // Persisted documents first: no credential is needed to learn that
-        // a hash is unknown, and nothing else has run yet.
-        let mut document_errors = Vec::with_capacity(requests.len());
-        for r in &mut requests {
-            document_errors.push(state.documents.resolve(r).await.err());
+        let cost = u32::try_from(requests.len()).unwrap_or(u32::MAX);
+        if state.limiter.max_cost().is_some_and(|max| cost > max) {
+            outcome("bad_request");
+            return refusal_response(
+                media,
+                Refusal {
+                    status: StatusCode::BAD_REQUEST,
+                    code: "QUERY_TOO_COMPLEX",
+                    message: format!(
+                        "the batch has {cost} operations, more than the rate limit ever allows at once"
+                    ),
+                },
+            );
         }
-        if is_get && requests.first().is_some_and(http::is_unsafe_over_get) {
+        // Persisted documents are looked up first (no credential is needed to
+        // learn that a hash is unknown); new ones are kept only after the
+        // request is authenticated, charged and found valid.
+        let mut prepared = Vec::with_capacity(requests.len());
+        for r in &mut requests {
+            prepared.push(state.documents.resolve(r).await);
+        }
+        if is_get
+            && requests.first().is_some_and(http::is_unsafe_over_get)
+        {
             outcome("bad_request");
             let mut resp = refusal_response(
                 media,
@@ -388,6 +417,7 @@ async fn graphql(State(state): State<AppState>, request: axum::extract::Request)
             Ok(rs) => rs,
             Err(Ok(reason)) => {
                 tracing::info!(reason = %reason, "authentication failed");
+                state.limiter.authentication_failed(client_ip);
                 outcome("unauthenticated");
                 return unauthenticated(media);
             }
@@ -406,57 +436,96 @@ async fn graphql(State(state): State<AppState>, request: axum::extract::Request)
             span.record("tenant.org_id", tracing::field::display(ctx.org_id()));
             span.record("tenant.org_type", ctx.org_type().as_str());
         }
-        let cost = u32::try_from(requests.len()).unwrap_or(u32::MAX);
         if let Err(limited) = state.limiter.check(&caller(&rs), cost).await {
             tracing::info!(scope = limited.scope, "rate limited");
             outcome("rate_limited");
             return rate_limited(media, &limited);
         }
-        let mut responses = Vec::with_capacity(requests.len());
+        // One deadline for the whole request, batches included.
+        let deadline = tokio::time::Instant::now() + state.http.request_timeout;
+        let mut answers: Vec<Answer> = Vec::with_capacity(requests.len());
         let mut first = Some(rs.clone());
-        for (request, doc_error) in requests.into_iter().zip(document_errors) {
+        for (request, prepared) in requests.into_iter().zip(prepared) {
             // Each operation of a batch runs in its own transaction, as if
             // sent alone.
             let op_state = first.take().unwrap_or_else(|| rs.sibling());
-            let resp = match doc_error {
-                Some(e) => document_error(&e),
-                None => match execute(&state, op_state, request).await {
-                    Ok(resp) => resp,
-                    Err(TimedOut) => {
-                        outcome("timeout");
-                        return json_response(
-                            StatusCode::GATEWAY_TIMEOUT,
-                            media,
-                            &error_body(
-                                "QUERY_TOO_COMPLEX",
-                                &format!(
-                                    "the operation took longer than the {} ms allowed: ask for less",
-                                    state.http.request_timeout.as_millis()
-                                ),
-                            ),
-                        );
+            let answer = match prepared {
+                Err(e) => Answer::RequestError(document_error(&e)),
+                Ok(_) if tokio::time::Instant::now() >= deadline => Answer::TimedOut,
+                Ok(registration) => {
+                    let answer = execute(&state, op_state, request, deadline).await;
+                    if let (Answer::Result(_), Some(registration)) = (&answer, registration) {
+                        state.documents.register(registration).await;
                     }
-                },
+                    answer
+                }
             };
-            outcome(if resp.errors.is_empty() { "ok" } else { "error" });
-            responses.push(resp);
+            outcome(answer.outcome());
+            answers.push(answer);
         }
         if batched {
-            return json_response(StatusCode::OK, media, &responses);
+            let timeout = state.http.request_timeout;
+            let body: Vec<serde_json::Value> = answers.iter().map(|a| a.to_json(timeout)).collect();
+            return json_response(StatusCode::OK, media, &body);
         }
-        let resp = responses.pop().unwrap_or_default();
-        let status = if media == http::GRAPHQL_RESPONSE && http::is_request_error(&resp) {
-            StatusCode::BAD_REQUEST
-        } else {
-            StatusCode::OK
+        let Some(answer) = answers.pop() else {
+            return StatusCode::INTERNAL_SERVER_ERROR.into_response();
         };
-        json_response(status, media, &resp)
+        let status = match &answer {
+            Answer::RequestError(_) if media == http::GRAPHQL_RESPONSE => StatusCode::BAD_REQUEST,
+            Answer::TimedOut => StatusCode::GATEWAY_TIMEOUT,
+            _ => StatusCode::OK,
+        };
+        json_response(status, media, &answer.to_json(state.http.request_timeout))
     }
     .instrument(span)
     .await;
     metrics::histogram!("strata_graphql_request_duration_seconds")
         .record(started.elapsed().as_secs_f64());
     response
+}
+
+/// What became of one operation.
+enum Answer {
+    /// It ran (possibly with field errors).
+    Result(async_graphql::Response),
+    /// Nothing ran: the document was refused before execution (does not
+    /// parse or validate, breaks a limit, unknown persisted query).
+    RequestError(async_graphql::Response),
+    /// It ran but its transaction did not commit: nothing it did stands.
+    Failed(async_graphql::Response),
+    /// It ran out of time and was rolled back, or was not started because
+    /// the request's time was up.
+    TimedOut,
+}
+
+impl Answer {
+    fn outcome(&self) -> &'static str {
+        match self {
+            Answer::Result(r) if r.errors.is_empty() => "ok",
+            Answer::Result(_) | Answer::Failed(_) => "error",
+            Answer::RequestError(_) => "bad_request",
+            Answer::TimedOut => "timeout",
+        }
+    }
+
+    /// The response body. A request error has no `data` entry at all, as
+    /// the GraphQL-over-HTTP specification asks.
+    fn to_json(&self, timeout: Duration) -> serde_json::Value {
+        match self {
+            Answer::Result(r) | Answer::Failed(r) => {
+                serde_json::to_value(r).unwrap_or(serde_json::Value::Null)
+            }
+            Answer::RequestError(r) => serde_json::json!({ "errors": r.errors }),
+            Answer::TimedOut => error_body(
+                "QUERY_TOO_COMPLEX",
+                &format!(
+                    "the request took longer than the {} ms allowed and was rolled back: ask for less",
+                    timeout.as_millis()
+                ),
+            ),
+        }
+    }
 }
 
 fn outcome(outcome: &'static str) {
@@ -473,18 +542,16 @@ fn document_error(e: &DocumentError) -> async_graphql::Response {
     async_graphql::Response::from_errors(vec![err])
 }
 
-/// An operation ran out of time (and was rolled back).
-struct TimedOut;
-
-/// Runs one operation within the request timeout, then commits and acts on
-/// what committed. A timed-out operation is rolled back (answered 504).
+/// Runs one operation until `deadline`, then commits and acts on what
+/// committed. A timed-out operation is rolled back.
 async fn execute(
     state: &AppState,
     rs: RequestState,
     request: async_graphql::Request,
-) -> Result<async_graphql::Response, TimedOut> {
+    deadline: tokio::time::Instant,
+) -> Answer {
     let run = state.schema.execute(request.data(rs.clone()));
-    let mut resp = match tokio::time::timeout(state.http.request_timeout, run).await {
+    let mut resp = match tokio::time::timeout_at(deadline, run).await {
         Ok(resp) => resp,
         Err(_) => {
             tracing::warn!(
@@ -492,23 +559,32 @@ async fn execute(
                 "request timed out"
             );
             tokio::spawn(async move { rs.abort().await });
-            return Err(TimedOut);
+            return Answer::TimedOut;
         }
     };
+    let request_error = http::is_request_error(&resp);
     match rs.finish().await {
         Ok(committed) => after_commit(state, &rs, committed).await,
         Err(e) => {
             // The transaction did not commit: nothing it did may be
             // reported as done.
             let gql = strata_graphql::domain_error(e);
-            resp = async_graphql::Response::from_errors(vec![
-                gql.into_server_error(async_graphql::Pos::default()),
-            ]);
-            resp.data = Value::Null;
+            let mut failed = async_graphql::Response::from_errors(vec![ServerError::new(
+                gql.message.clone(),
+                None,
+            )]);
+            failed.errors[0].extensions = gql.extensions;
+            failed.data = Value::Null;
+            ensure_codes(&mut failed.errors);
+            return Answer::Failed(failed);
         }
     }
     ensure_codes(&mut resp.errors);
-    Ok(resp)
+    if request_error {
+        Answer::RequestError(resp)
+    } else {
+        Answer::Result(resp)
+    }
 }
 
 async fn graphql_ws(
@@ -524,6 +600,7 @@ async fn graphql_ws(
         .protocols(async_graphql::http::ALL_WEBSOCKET_PROTOCOLS)
         .on_upgrade(move |socket| {
             let schema = state.schema.clone();
+            let max_subscriptions = state.http.max_subscriptions;
             GraphQLWebSocket::new(socket, schema, protocol)
                 .on_connection_init(move |payload| async move {
                     let mut headers = headers;
@@ -556,6 +633,7 @@ async fn graphql_ws(
                             }
                             let mut data = async_graphql::Data::default();
                             data.insert(rs);
+                            data.insert(strata_graphql::SocketSession::new(max_subscriptions));
                             Ok(data)
                         }
                         Err(Ok(reason)) => {
