@@ -700,3 +700,59 @@ async fn introspection_and_suggestions_can_be_turned_off() {
     assert!(!message.contains("Did you mean"), "{message}");
     assert_eq!(error_code(&body), Some("BAD_USER_INPUT"));
 }
+
+#[tokio::test]
+async fn one_organizations_slow_requests_wait_their_turn_and_others_pass() {
+    let app = TestApp::builder()
+        .http(strata_server::config::HttpConfig {
+            max_inflight_per_org: 1,
+            ..Default::default()
+        })
+        .spawn()
+        .await;
+    let (app, w, su) = app_with_world(app).await;
+    let app = std::sync::Arc::new(app);
+    let t1 = app.token(w.sme1.owner, Some(w.sme1.id));
+    let t2 = app.token(w.sme2.owner, Some(w.sme2.id));
+    let locker = su.begin().await.unwrap();
+    locker
+        .execute_unprepared("LOCK TABLE public.campaigns IN ACCESS EXCLUSIVE MODE")
+        .await
+        .unwrap();
+    // SME 1's first request waits on the lock, holding its organization's
+    // only turn; its second request waits for that turn.
+    let slow = {
+        let (app, t) = (app.clone(), t1.clone());
+        tokio::spawn(async move {
+            app.graphql(Some(&t), "{ campaigns { totalCount } }", json!({}))
+                .await
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let queued = {
+        let (app, t) = (app.clone(), t1.clone());
+        tokio::spawn(async move {
+            app.graphql(Some(&t), "{ organization { id } }", json!({}))
+                .await
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // SME 2 is served meanwhile.
+    let (s, body) = app
+        .graphql(Some(&t2), "{ organization { id } }", json!({}))
+        .await;
+    assert_eq!(s, 200, "{body}");
+    assert_eq!(body["data"]["organization"]["id"], w.sme2.id.to_string());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!slow.is_finished());
+    assert!(
+        !queued.is_finished(),
+        "the second request did not wait its turn"
+    );
+    locker.rollback().await.unwrap();
+    let (s, body) = slow.await.unwrap();
+    assert_eq!(s, 200, "{body}");
+    let (s, body) = queued.await.unwrap();
+    assert_eq!(s, 200, "{body}");
+    assert_eq!(body["data"]["organization"]["id"], w.sme1.id.to_string());
+}

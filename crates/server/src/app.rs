@@ -157,6 +157,7 @@ impl Application {
             });
         }
         let state = AppState {
+            gates: crate::ratelimit::OrgGates::new(config.http.max_inflight_per_org),
             limiter,
             documents: Arc::new(documents),
             http: Arc::new(config.http.clone()),

@@ -183,6 +183,11 @@ struct ServeArgs {
     /// Subscriptions one WebSocket connection may hold at once.
     #[arg(long, env = "STRATA_MAX_SUBSCRIPTIONS", default_value_t = 20)]
     max_subscriptions: usize,
+    /// Requests of one organization executing at once; more wait their
+    /// turn, so no tenant holds every database connection [default: half
+    /// the pool, at least 1].
+    #[arg(long, env = "STRATA_MAX_INFLIGHT_PER_ORG")]
+    max_inflight_per_org: Option<usize>,
     /// Redis shared by replicas for rate limits and persisted queries;
     /// unset keeps both in this process's memory.
     #[arg(long, env = "STRATA_REDIS_URL", hide_env_values = true)]
@@ -344,6 +349,11 @@ async fn serve(global: &Global, args: ServeArgs) -> anyhow::Result<()> {
             persisted_queries: !args.disable_persisted_queries,
             allow_list: args.allow_list,
             max_subscriptions: args.max_subscriptions.max(1),
+            max_inflight_per_org: args.max_inflight_per_org.unwrap_or_else(|| {
+                usize::try_from(args.db_max_connections / 2)
+                    .unwrap_or(1)
+                    .max(1)
+            }),
         },
         rate_limits: RateLimitConfig {
             per_key: args.rate_limit_per_key,

@@ -102,6 +102,9 @@ pub struct HttpConfig {
     pub allow_list: Option<PathBuf>,
     /// Subscriptions one WebSocket connection may hold at once.
     pub max_subscriptions: usize,
+    /// Requests of one organization executing at once (others wait); 0 is
+    /// no limit.
+    pub max_inflight_per_org: usize,
 }
 
 impl Default for HttpConfig {
@@ -114,6 +117,7 @@ impl Default for HttpConfig {
             persisted_queries: true,
             allow_list: None,
             max_subscriptions: 20,
+            max_inflight_per_org: 8,
         }
     }
 }

@@ -394,3 +394,54 @@ return {0, 0}
 ",
     )
 });
+
+/// How many requests of one organization execute at once: beyond that its
+/// requests wait their turn (until their deadline), so one tenant's heavy
+/// traffic cannot hold every database connection while others wait.
+#[derive(Clone)]
+pub struct OrgGates {
+    per_org: usize,
+    gates: moka::sync::Cache<Uuid, Arc<tokio::sync::Semaphore>>,
+}
+
+impl std::fmt::Debug for OrgGates {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OrgGates")
+            .field("per_org", &self.per_org)
+            .finish()
+    }
+}
+
+impl OrgGates {
+    /// At most `per_org` requests of an organization at once; 0 is no limit.
+    pub fn new(per_org: usize) -> Self {
+        Self {
+            per_org,
+            // A gate unused for ten minutes is forgotten (one in use is not:
+            // whoever holds a permit holds the gate too).
+            gates: moka::sync::Cache::builder()
+                .max_capacity(1_000_000)
+                .time_to_idle(Duration::from_secs(600))
+                .build(),
+        }
+    }
+
+    /// Waits for `org`'s turn until `deadline`; `None` when the deadline
+    /// passed first. Without a limit or an organization, passes at once.
+    pub async fn enter(
+        &self,
+        org: Option<Uuid>,
+        deadline: tokio::time::Instant,
+    ) -> Option<Option<tokio::sync::OwnedSemaphorePermit>> {
+        let Some(org) = org.filter(|_| self.per_org > 0) else {
+            return Some(None);
+        };
+        let gate = self
+            .gates
+            .get_with(org, || Arc::new(tokio::sync::Semaphore::new(self.per_org)));
+        match tokio::time::timeout_at(deadline, gate.acquire_owned()).await {
+            Ok(Ok(permit)) => Some(Some(permit)),
+            Ok(Err(_)) | Err(_) => None,
+        }
+    }
+}

@@ -25,7 +25,7 @@ use crate::auth::{AuthError, UserCache, Verifier};
 use crate::config::HttpConfig;
 use crate::documents::{DocumentError, Documents};
 use crate::http::{self, Incoming, Refusal};
-use crate::ratelimit::{Caller, Limited, RateLimiter};
+use crate::ratelimit::{Caller, Limited, OrgGates, RateLimiter};
 
 /// Shared, request-independent state. Nothing tenant-specific lives here.
 #[derive(Clone)]
@@ -44,6 +44,8 @@ pub struct AppState {
     pub runner: Arc<strata_graphql::Runner>,
     /// Per-tenant rate limits.
     pub limiter: RateLimiter,
+    /// Per-organization concurrency.
+    pub gates: OrgGates,
     /// Persisted queries and the allow-list.
     pub documents: Arc<Documents>,
     /// HTTP-level limits and options.
@@ -441,8 +443,19 @@ async fn graphql(State(state): State<AppState>, request: axum::extract::Request)
             outcome("rate_limited");
             return rate_limited(media, &limited);
         }
-        // One deadline for the whole request, batches included.
+        // One deadline for the whole request, batches included; waiting for
+        // the organization's turn counts against it.
         let deadline = tokio::time::Instant::now() + state.http.request_timeout;
+        let org = rs.context().map(|c| c.org_id().as_uuid());
+        let Some(_turn) = state.gates.enter(org, deadline).await else {
+            outcome("timeout");
+            let timeout = state.http.request_timeout;
+            return json_response(
+                StatusCode::GATEWAY_TIMEOUT,
+                media,
+                &Answer::TimedOut.to_json(timeout),
+            );
+        };
         let mut answers: Vec<Answer> = Vec::with_capacity(requests.len());
         let mut first = Some(rs.clone());
         for (request, prepared) in requests.into_iter().zip(prepared) {
