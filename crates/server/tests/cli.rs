@@ -188,3 +188,170 @@ fn nix_kill_term(pid: u32) {
         .args(["-TERM", &pid.to_string()])
         .status();
 }
+
+/// A Redis server of the test's own on a free port, stopped when dropped.
+struct Redis(std::process::Child, u16);
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap()
+}
+
+/// Starts `strata serve` on a free port; with `demo`, also returns the first
+/// demo token it prints.
+fn serve(envs: &[(&str, String)], demo: bool) -> (std::process::Child, String, Option<String>) {
+    let port = free_port();
+    let mut cmd = strata();
+    cmd.args(["serve", "--listen", &format!("127.0.0.1:{port}")]);
+    if demo {
+        cmd.arg("--demo");
+    } else {
+        cmd.arg("--no-migrate");
+    }
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut token = None;
+    if demo {
+        let stdout = child.stdout.take().unwrap();
+        for line in BufReader::new(stdout).lines() {
+            let line = line.unwrap();
+            if token.is_none()
+                && let Some(t) = line.trim().strip_prefix("Authorization: Bearer ")
+            {
+                token = Some(t.to_owned());
+            }
+            if line.starts_with("GraphiQL: ") {
+                break;
+            }
+        }
+    }
+    (child, format!("http://127.0.0.1:{port}"), token)
+}
+
+/// Two gateway processes on one database and one Redis draw from the same
+/// rate-limit bucket: what one allowed, the other counts.
+#[test]
+fn two_gateway_processes_share_one_rate_limit_through_redis() {
+    let redis_port = free_port();
+    let redis_bin = ["/usr/bin/redis-server", "/usr/local/bin/redis-server"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists())
+        .unwrap_or("redis-server");
+    let _redis = Redis(
+        Command::new(redis_bin)
+            .args(["--port", &redis_port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start redis-server (apt-get install redis-server)"),
+        redis_port,
+    );
+    for _ in 0..200 {
+        if std::net::TcpStream::connect(("127.0.0.1", redis_port)).is_ok() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let dir = std::env::temp_dir().join(format!("strata-cli-redis-{}", std::process::id()));
+    let pg = rt
+        .block_on(strata_persistence::embedded::EmbeddedPostgres::start(
+            &strata_persistence::embedded::EmbeddedOptions {
+                data_dir: dir,
+                remove_on_exit: true,
+                database: "strata".into(),
+            },
+        ))
+        .expect("start PostgreSQL");
+    use secrecy::ExposeSecret as _;
+    let secret = "a-shared-secret-for-both-gateway-processes".to_owned();
+    let envs = vec![
+        ("DATABASE_URL", pg.url().expose_secret().to_owned()),
+        ("STRATA_JWT_SECRET", secret.clone()),
+        (
+            "STRATA_REDIS_URL",
+            format!("redis://127.0.0.1:{redis_port}/"),
+        ),
+        ("STRATA_RATE_LIMIT_PER_USER", "1".into()),
+        ("STRATA_RATE_LIMIT_BURST", "3".into()),
+        ("STRATA_RATE_LIMIT_PER_ORG", "0".into()),
+        ("STRATA_LOG", "warn".into()),
+    ];
+    // The first migrates and seeds the demo tenants; the second joins.
+    let (mut a, base_a, token) = serve(&envs, true);
+    let token = token.expect("a demo token");
+    let client = reqwest::Client::new();
+    let wait_ready = |base: String| {
+        let client = client.clone();
+        async move {
+            for _ in 0..600 {
+                if let Ok(r) = client.get(format!("{base}/readyz")).send().await
+                    && r.status() == 200
+                {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            panic!("{base} never became ready");
+        }
+    };
+    rt.block_on(wait_ready(base_a.clone()));
+    let (mut b, base_b, _) = serve(&envs, false);
+    rt.block_on(wait_ready(base_b.clone()));
+
+    let call = |base: String| {
+        let (client, token) = (client.clone(), token.clone());
+        async move {
+            let resp = client
+                .post(format!("{base}/graphql"))
+                .bearer_auth(&token)
+                .json(&serde_json::json!({ "query": "{ me { role } }" }))
+                .send()
+                .await
+                .unwrap();
+            let status = resp.status().as_u16();
+            let retry = resp.headers().get("retry-after").cloned();
+            (status, retry, resp.text().await.unwrap())
+        }
+    };
+    let (results, fourth) = rt.block_on(async {
+        let mut results = Vec::new();
+        for base in [&base_a, &base_b, &base_a] {
+            results.push(call(base.clone()).await);
+        }
+        (results, call(base_b.clone()).await)
+    });
+
+    nix_kill_term(a.id());
+    nix_kill_term(b.id());
+    let _ = a.wait();
+    let _ = b.wait();
+    rt.block_on(pg.stop());
+
+    for (status, _, body) in &results {
+        assert_eq!(*status, 200, "{body}");
+        assert!(body.contains("\"role\""), "{body}");
+    }
+    // Gateway B has served one request of the caller's three: with buckets
+    // of its own it would serve this one too.
+    let (status, retry, body) = fourth;
+    assert_eq!(status, 429, "{body}");
+    assert!(body.contains("RATE_LIMITED"), "{body}");
+    assert!(retry.is_some());
+}
