@@ -13,3 +13,4 @@ mod isolation;
 mod matrix;
 mod migrations;
 mod rate_limits;
+mod subscriptions;

@@ -33,12 +33,30 @@ pub(crate) struct ShapeLimits {
     pub max_selections: usize,
 }
 
-/// Marks a WebSocket connection's session data, and counts its open
-/// subscriptions.
-#[derive(Debug)]
+/// Answers, while a WebSocket stays open, whether its caller may still act
+/// and with which context now: the credential may expire, a membership be
+/// removed or its clients change after the connection was authenticated.
+#[async_trait::async_trait]
+pub trait Revalidate: Send + Sync {
+    /// The caller's context now, or `None` when it may no longer act.
+    async fn current(&self) -> Option<strata_domain::TenantContext>;
+}
+
+/// Marks a WebSocket connection's session data, counts its open
+/// subscriptions, and re-checks its caller.
 pub struct SocketSession {
     open: Arc<AtomicUsize>,
     max: usize,
+    check: Option<Arc<dyn Revalidate>>,
+}
+
+impl std::fmt::Debug for SocketSession {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SocketSession")
+            .field("open", &self.open.load(Ordering::Relaxed))
+            .field("max", &self.max)
+            .finish_non_exhaustive()
+    }
 }
 
 impl SocketSession {
@@ -47,7 +65,18 @@ impl SocketSession {
         Self {
             open: Arc::new(AtomicUsize::new(0)),
             max: max.max(1),
+            check: None,
         }
+    }
+
+    /// Re-checks the caller with `check` while subscriptions run.
+    pub fn with_check(mut self, check: Arc<dyn Revalidate>) -> Self {
+        self.check = Some(check);
+        self
+    }
+
+    pub(crate) fn check(&self) -> Option<Arc<dyn Revalidate>> {
+        self.check.clone()
     }
 
     /// Subscriptions allowed at once.

@@ -110,6 +110,9 @@ struct Watch {
     pending: Option<strata_domain::model::AgentRun>,
     last: Option<RunStatus>,
     done: bool,
+    /// Re-checks the caller (on a WebSocket), at most every [`POLL`].
+    check: Option<Arc<dyn crate::limits::Revalidate>>,
+    checked_at: tokio::time::Instant,
 }
 
 impl Drop for Watch {
@@ -120,6 +123,28 @@ impl Drop for Watch {
 }
 
 impl Watch {
+    /// Every [`POLL`], asks whether the caller may still act and with which
+    /// context, and whether the run is still visible to it; `Some` ends the
+    /// stream (with an error, or quietly when the run is no longer visible).
+    async fn revalidate(&mut self) -> Option<Option<Result<AgentRun>>> {
+        let check = self.check.as_ref()?;
+        if self.checked_at.elapsed() < POLL {
+            return None;
+        }
+        self.checked_at = tokio::time::Instant::now();
+        let Some(ctx) = check.current().await else {
+            return Some(Some(Err(ErrorCode::Unauthenticated.error(
+                "the credential of this connection no longer allows access: reconnect with a valid one",
+            ))));
+        };
+        self.ctx = ctx;
+        match read_run(&self.db, &self.ctx, self.id).await {
+            Ok(Some(_)) => None,
+            Ok(None) => Some(None),
+            Err(e) => Some(Some(Err(domain_error(e)))),
+        }
+    }
+
     async fn next(&mut self) -> Option<Result<AgentRun>> {
         if self.done {
             return None;
@@ -128,6 +153,10 @@ impl Watch {
             return Some(Ok(self.emit(run, None)));
         }
         loop {
+            if let Some(end) = self.revalidate().await {
+                self.done = true;
+                return end;
+            }
             let event = match &mut self.rx {
                 Some(rx) => tokio::select! {
                     ev = rx.recv() => Some(ev),
@@ -187,7 +216,9 @@ impl Subscription {
         let runner = runner(ctx)?.clone();
         // On a WebSocket, a slot among the connection's subscriptions, held
         // until the stream ends or is stopped.
-        let slot = match ctx.data_opt::<crate::limits::SocketSession>() {
+        let session = ctx.data_opt::<crate::limits::SocketSession>();
+        let check = session.and_then(crate::limits::SocketSession::check);
+        let slot = match session {
             None => None,
             Some(session) => Some(session.enter().ok_or_else(|| {
                 ErrorCode::RateLimited.error(format!(
@@ -208,6 +239,8 @@ impl Subscription {
             pending: None,
             last: None,
             done: false,
+            check,
+            checked_at: tokio::time::Instant::now(),
         };
         let current = read_run(&watch.db, &watch.ctx, id)
             .await

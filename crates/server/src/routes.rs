@@ -646,7 +646,15 @@ async fn graphql_ws(
                             }
                             let mut data = async_graphql::Data::default();
                             data.insert(rs);
-                            data.insert(strata_graphql::SocketSession::new(max_subscriptions));
+                            let check = Arc::new(SocketCheck {
+                                state: state.clone(),
+                                headers: headers.clone(),
+                                request_id: request_id.clone(),
+                            });
+                            data.insert(
+                                strata_graphql::SocketSession::new(max_subscriptions)
+                                    .with_check(check),
+                            );
                             Ok(data)
                         }
                         Err(Ok(reason)) => {
@@ -660,6 +668,25 @@ async fn graphql_ws(
                 })
                 .serve()
         })
+}
+
+/// Re-authenticates a WebSocket's credential while its subscriptions run:
+/// an expired token, a revoked key or a removed membership ends them, and a
+/// changed role or client scope applies to what they read next.
+struct SocketCheck {
+    state: AppState,
+    headers: HeaderMap,
+    request_id: String,
+}
+
+#[async_trait::async_trait]
+impl strata_graphql::Revalidate for SocketCheck {
+    async fn current(&self) -> Option<strata_domain::TenantContext> {
+        match authenticate(&self.state, &self.headers, &self.request_id).await {
+            Ok(rs) => rs.context().cloned(),
+            Err(_) => None,
+        }
+    }
 }
 
 /// The credential in a `connection_init` payload, as an Authorization value.
