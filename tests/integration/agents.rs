@@ -1,7 +1,7 @@
 //! Agent runs through the API: the offline model end to end, a local
 //! OpenAI-compatible server (the only stand-in: it speaks the provider's wire
 //! protocol), the `agentRun` subscription over a real WebSocket, quotas,
-//! cancellation and recovery after a crash.
+//! cancellation, recovery after a crash, and run leases between replicas.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -13,10 +13,12 @@ use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use futures_util::{SinkExt, StreamExt};
-use sea_orm::{ConnectionTrait, DatabaseConnection, Statement};
+use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr, Statement, TransactionTrait};
 use serde_json::{Value, json};
+use strata_graphql::Runner;
 use strata_tests::world::World;
 use strata_tests::{TestApp, error_code};
+use tokio::sync::Notify;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
@@ -186,6 +188,8 @@ async fn every_agent_runs_end_to_end_offline_and_only_its_tenant_and_client_read
 struct Provider {
     requests: Arc<Mutex<Vec<Value>>>,
     mode: Arc<Mutex<Mode>>,
+    /// Opens for answers held back by [`Mode::Hold`].
+    gate: Arc<Notify>,
 }
 
 #[derive(Clone, Copy, Default, PartialEq)]
@@ -194,6 +198,8 @@ enum Mode {
     Answer,
     Fail,
     Stall,
+    /// Streams the first half, and the rest once the gate opens.
+    Hold,
 }
 
 pub(crate) fn brand_voice_answer() -> String {
@@ -224,7 +230,7 @@ async fn completions(State(p): State<Provider>, body: axum::Json<Value>) -> Resp
             "upstream broke",
         )
             .into_response(),
-        Mode::Answer | Mode::Stall => {
+        Mode::Answer | Mode::Stall | Mode::Hold => {
             let answer = brand_voice_answer();
             let (head, tail) = answer.split_at(answer.len() / 2);
             let usage = json!({
@@ -234,15 +240,21 @@ async fn completions(State(p): State<Provider>, body: axum::Json<Value>) -> Resp
             });
             let first = chunk(head);
             let rest = format!("{}data: {usage}\n\ndata: [DONE]\n\n", chunk(tail));
+            let gate = p.gate.clone();
             let stream = futures_util::stream::unfold(0u8, move |step| {
                 let first = first.clone();
                 let rest = rest.clone();
+                let gate = gate.clone();
                 async move {
                     match step {
                         0 => Some((Ok::<_, std::io::Error>(first), 1)),
                         1 if mode == Mode::Stall => {
                             tokio::time::sleep(Duration::from_secs(30)).await;
                             None
+                        }
+                        1 if mode == Mode::Hold => {
+                            gate.notified().await;
+                            Some((Ok(rest), 2))
                         }
                         1 => Some((Ok(rest), 2)),
                         _ => None,
@@ -555,10 +567,13 @@ async fn runs_left_unfinished_by_a_crash_are_failed_through_a_role_that_sees_not
     ))
     .await
     .unwrap();
-    let failed = strata_persistence::repo::outputs::fail_interrupted(&app.db, "interrupted")
-        .await
-        .unwrap();
-    assert_eq!(failed, 2);
+    // Nothing renews the leases of a crashed process's runs; with no stale
+    // window at all, every unfinished run nobody holds has expired.
+    let failed =
+        strata_persistence::repo::outputs::fail_stale(&app.db, "interrupted", Duration::ZERO, &[])
+            .await
+            .unwrap();
+    assert_eq!(failed.len(), 2);
     assert_eq!(
         scalar(&su, "SELECT count(*) FROM (SELECT status FROM public.agent_outputs UNION ALL SELECT status FROM tenant_b.outputs) s WHERE status IN ('QUEUED', 'RUNNING')").await,
         0
@@ -628,5 +643,265 @@ async fn over_the_websocket_only_subscriptions_run() {
     assert_eq!(
         scalar(&su, "SELECT count(*) FROM public.campaigns").await,
         before
+    );
+}
+
+/// Settings for a run held open by [`Mode::Hold`] as long as a test needs.
+fn patient_llm(base: &str) -> strata_agents::OpenAiConfig {
+    strata_agents::OpenAiConfig {
+        stall_timeout: Duration::from_secs(600),
+        ..llm(base)
+    }
+}
+
+/// Polls `sql` (a count) until it is `want`; panics after `within`.
+async fn until(su: &DatabaseConnection, sql: &str, want: i64, within: Duration) {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        if scalar(su, sql).await == want {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{sql} never gave {want} within {within:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_run_another_gateway_executes_keeps_its_lease_and_survives_a_replica_starting() {
+    let (p, base) = provider().await;
+    *p.mode.lock().unwrap() = Mode::Hold;
+    let (a, w, su) = setup(TestApp::builder().llm(patient_llm(&base)).spawn().await).await;
+    let token = a.token(w.sme1.owner, Some(w.sme1.id));
+    let id = run(&a, &token, &w.sme1.campaigns[0].to_string(), "BRAND_VOICE").await;
+    for _ in 0..500 {
+        if !p.requests.lock().unwrap().is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        p.requests.lock().unwrap().len(),
+        1,
+        "the run never asked the provider"
+    );
+    let running = format!(
+        "SELECT count(*) FROM public.agent_outputs WHERE id = '{id}' AND status = 'RUNNING' AND error IS NULL"
+    );
+    assert_eq!(scalar(&su, &running).await, 1);
+
+    // As if gateway A had been executing the run for ten minutes: only the
+    // leases it renews keep the run from being taken for abandoned.
+    su.execute_unprepared(&format!(
+        "UPDATE public.agent_outputs SET created_at = now() - interval '11 minutes', \
+         started_at = now() - interval '10 minutes', heartbeat_at = now() - interval '10 minutes' \
+         WHERE id = '{id}'"
+    ))
+    .await
+    .unwrap();
+    until(
+        &su,
+        &format!(
+            "SELECT count(*) FROM public.agent_outputs WHERE id = '{id}' \
+             AND heartbeat_at > now() - interval '1 minute'"
+        ),
+        1,
+        Runner::LEASE_RENEW_EVERY * 8,
+    )
+    .await;
+
+    // Gateway B starts on the same database; its start-up sweep has run by
+    // the time it is built, and spares the run A holds.
+    let b = TestApp::builder()
+        .llm(patient_llm(&base))
+        .spawn_beside(&a)
+        .await;
+    assert_eq!(scalar(&su, &running).await, 1, "B failed A's run");
+    let seen = ok(
+        &b,
+        &token,
+        "query($id: ID!) { agentRun(id: $id) { status error } }",
+        json!({ "id": id }),
+    )
+    .await;
+    assert_eq!(seen["agentRun"]["status"], "RUNNING", "{seen}");
+
+    // A finishes the run as if nothing happened.
+    p.gate.notify_one();
+    let done = ended(&a, &token, &id).await;
+    assert_eq!(done["status"], "SUCCEEDED", "{done}");
+    assert_eq!(done["output"]["tone"], json!(["bold", "warm"]));
+    assert_eq!(p.requests.lock().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn a_run_whose_lease_expired_is_failed_by_a_running_gateway_and_no_other_run_is() {
+    let (app, w, su) = setup(TestApp::spawn().await).await;
+    // Arranged after the gateway started, so only its periodic sweep can
+    // touch them. Only `stale` has a lease older than the window: `renewed`
+    // started long ago but its lease was just renewed, `queued` was just
+    // queued, `done` ended long ago.
+    let stale = uuid::Uuid::new_v4();
+    let renewed = uuid::Uuid::new_v4();
+    let queued = uuid::Uuid::new_v4();
+    let done = uuid::Uuid::new_v4();
+    su.execute_unprepared(&format!(
+        "INSERT INTO tenant_b.outputs (org_id, id, client_id, campaign_id, agent, status, created_at, started_at, heartbeat_at)
+             VALUES ('{a}', '{stale}', '{n}', '{nc}', 'BRAND_VOICE', 'RUNNING', now() - interval '12 minutes', now() - interval '11 minutes', now() - interval '10 minutes');
+         INSERT INTO public.agent_outputs (org_id, id, campaign_id, agent, status, created_at, started_at, heartbeat_at)
+             VALUES ('{o}', '{renewed}', '{c}', 'BRAND_VOICE', 'RUNNING', now() - interval '12 minutes', now() - interval '11 minutes', now());
+         INSERT INTO tenant_b.outputs (org_id, id, client_id, campaign_id, agent, status)
+             VALUES ('{a}', '{queued}', '{n}', '{nc}', 'CAMPAIGN_PLANNER', 'QUEUED');
+         INSERT INTO public.agent_outputs (org_id, id, campaign_id, agent, status, created_at, started_at, finished_at)
+             VALUES ('{o}', '{done}', '{c}', 'BRAND_VOICE', 'SUCCEEDED', now() - interval '2 hours', now() - interval '2 hours', now() - interval '2 hours');",
+        o = w.sme1.id,
+        c = w.sme1.campaigns[0],
+        a = w.agency1.id,
+        n = w.nike,
+        nc = w.nike_campaigns[0]
+    ))
+    .await
+    .unwrap();
+    let before = scalar(
+        &su,
+        "SELECT count(*) FROM (SELECT status FROM public.agent_outputs UNION ALL SELECT status FROM tenant_b.outputs) s WHERE status = 'FAILED'",
+    )
+    .await;
+
+    until(
+        &su,
+        &format!(
+            "SELECT count(*) FROM tenant_b.outputs WHERE id = '{stale}' AND status = 'FAILED'"
+        ),
+        1,
+        Runner::SWEEP_EVERY * 4,
+    )
+    .await;
+    // One statement failed it; the other runs were looked at in that same
+    // statement, well within the window.
+    assert_eq!(
+        scalar(
+            &su,
+            &format!(
+                "SELECT count(*) FROM tenant_b.outputs WHERE id = '{stale}' \
+                 AND error = 'interrupted: the gateway running it stopped' AND finished_at IS NOT NULL \
+                 AND output IS NULL"
+            )
+        )
+        .await,
+        1
+    );
+    assert_eq!(
+        scalar(
+            &su,
+            &format!(
+                "SELECT count(*) FROM (SELECT id, status, error FROM public.agent_outputs \
+                 UNION ALL SELECT id, status, error FROM tenant_b.outputs) s WHERE error IS NULL AND \
+                 ((id = '{renewed}' AND status = 'RUNNING') OR (id = '{queued}' AND status = 'QUEUED') \
+                 OR (id = '{done}' AND status = 'SUCCEEDED'))"
+            )
+        )
+        .await,
+        3,
+        "a run whose lease had not expired was touched"
+    );
+    assert_eq!(
+        scalar(
+            &su,
+            "SELECT count(*) FROM (SELECT status FROM public.agent_outputs UNION ALL SELECT status FROM tenant_b.outputs) s WHERE status = 'FAILED'",
+        )
+        .await,
+        before + 1,
+        "only the expired run was failed"
+    );
+    // Its organization reads why.
+    let token = app.token(w.strategist, Some(w.agency1.id));
+    let seen = ok(
+        &app,
+        &token,
+        "query($id: ID!) { agentRun(id: $id) { status error } }",
+        json!({ "id": stale.to_string() }),
+    )
+    .await;
+    assert_eq!(seen["agentRun"]["status"], "FAILED", "{seen}");
+    assert_eq!(
+        seen["agentRun"]["error"],
+        "interrupted: the gateway running it stopped"
+    );
+}
+
+/// Runs `sql` as `role` in a transaction of its own (rolled back); returns
+/// the rows it changed, or the database's refusal.
+async fn as_role(su: &DatabaseConnection, role: &str, sql: &str) -> Result<u64, DbErr> {
+    let txn = su.begin().await.unwrap();
+    txn.execute_unprepared(&format!("SET LOCAL ROLE {role}"))
+        .await
+        .unwrap();
+    let done = txn.execute_unprepared(sql).await.map(|r| r.rows_affected());
+    txn.rollback().await.unwrap();
+    done
+}
+
+#[tokio::test]
+async fn the_lease_role_only_renews_unfinished_runs_to_now_and_the_maintenance_role_never_renews() {
+    let db = strata_tests::TestDb::migrated().await;
+    let su = db.superuser().await;
+    let world = World::seed(&db.pool(2).await, &su).await;
+    let unfinished = uuid::Uuid::new_v4();
+    let finished = uuid::Uuid::new_v4();
+    su.execute_unprepared(&format!(
+        "INSERT INTO public.agent_outputs (org_id, id, campaign_id, agent, status) VALUES
+             ('{o}', '{unfinished}', '{c}', 'BRAND_VOICE', 'RUNNING'),
+             ('{o}', '{finished}', '{c}', 'BRAND_VOICE', 'SUCCEEDED');",
+        o = world.sme1.id,
+        c = world.sme1.campaigns[0],
+    ))
+    .await
+    .unwrap();
+    let renew = |id: uuid::Uuid| {
+        format!("UPDATE public.agent_outputs SET heartbeat_at = now() WHERE id = '{id}'")
+    };
+    assert_eq!(
+        as_role(&su, "app_lease", &renew(unfinished)).await.unwrap(),
+        1
+    );
+    assert_eq!(
+        as_role(&su, "app_lease", &renew(finished)).await.unwrap(),
+        0,
+        "a finished run's lease was renewed"
+    );
+    for sql in [
+        format!(
+            "UPDATE public.agent_outputs SET heartbeat_at = now() + interval '1 hour' WHERE id = '{unfinished}'"
+        ),
+        format!(
+            "UPDATE public.agent_outputs SET heartbeat_at = now() - interval '1 hour' WHERE id = '{unfinished}'"
+        ),
+        format!("UPDATE public.agent_outputs SET status = 'FAILED' WHERE id = '{unfinished}'"),
+        format!("UPDATE public.agent_outputs SET error = 'x' WHERE id = '{unfinished}'"),
+        "SELECT status FROM public.agent_outputs".to_owned(),
+        "SELECT input FROM tenant_b.outputs".to_owned(),
+        "SELECT created_at FROM public.agent_outputs".to_owned(),
+        format!("DELETE FROM public.agent_outputs WHERE id = '{unfinished}'"),
+        "SELECT id FROM public.campaigns".to_owned(),
+    ] {
+        assert!(
+            as_role(&su, "app_lease", &sql).await.is_err(),
+            "app_lease ran {sql}"
+        );
+    }
+    // The maintenance role reads what a lease is made of, but renews nothing.
+    as_role(
+        &su,
+        "app_maint",
+        "SELECT coalesce(heartbeat_at, started_at, created_at) FROM public.agent_outputs",
+    )
+    .await
+    .unwrap();
+    assert!(
+        as_role(&su, "app_maint", &renew(unfinished)).await.is_err(),
+        "app_maint renewed a lease"
     );
 }

@@ -60,7 +60,7 @@ async fn runtime_roles_are_unprivileged_own_nothing_and_hold_no_dangerous_grants
     let privileged = rows(
         &conn,
         "SELECT rolname::text FROM pg_roles
-         WHERE rolname IN ('app_sme', 'app_agency', 'app_auth', 'app_maint', 'strata_gateway', 'strata_owner')
+         WHERE rolname IN ('app_sme', 'app_agency', 'app_auth', 'app_maint', 'app_lease', 'strata_gateway', 'strata_owner')
            AND (rolsuper OR rolbypassrls OR rolcanlogin OR rolcreaterole OR rolcreatedb)",
     )
     .await;
@@ -68,13 +68,13 @@ async fn runtime_roles_are_unprivileged_own_nothing_and_hold_no_dangerous_grants
     let owned = rows(
         &conn,
         "SELECT c.oid::regclass::text FROM pg_class c
-         WHERE pg_get_userbyid(c.relowner) IN ('app_sme', 'app_agency', 'app_auth', 'app_maint', 'strata_gateway')
+         WHERE pg_get_userbyid(c.relowner) IN ('app_sme', 'app_agency', 'app_auth', 'app_maint', 'app_lease', 'strata_gateway')
          UNION ALL
          SELECT p.oid::regprocedure::text FROM pg_proc p
-         WHERE pg_get_userbyid(p.proowner) IN ('app_sme', 'app_agency', 'app_auth', 'app_maint', 'strata_gateway')
+         WHERE pg_get_userbyid(p.proowner) IN ('app_sme', 'app_agency', 'app_auth', 'app_maint', 'app_lease', 'strata_gateway')
          UNION ALL
          SELECT nspname::text FROM pg_namespace
-         WHERE pg_get_userbyid(nspowner) IN ('app_sme', 'app_agency', 'app_auth', 'app_maint', 'strata_gateway')",
+         WHERE pg_get_userbyid(nspowner) IN ('app_sme', 'app_agency', 'app_auth', 'app_maint', 'app_lease', 'strata_gateway')",
     )
     .await;
     assert!(owned.is_empty(), "runtime roles own {owned:?}");
@@ -83,7 +83,7 @@ async fn runtime_roles_are_unprivileged_own_nothing_and_hold_no_dangerous_grants
         "SELECT r.rolname || ' ' || priv || ' ' || c.oid::regclass::text
          FROM pg_class c
          JOIN pg_namespace n ON n.oid = c.relnamespace
-         CROSS JOIN (VALUES ('app_sme'), ('app_agency'), ('app_auth'), ('app_maint'), ('strata_gateway')) AS r(rolname)
+         CROSS JOIN (VALUES ('app_sme'), ('app_agency'), ('app_auth'), ('app_maint'), ('app_lease'), ('strata_gateway')) AS r(rolname)
          CROSS JOIN (VALUES ('TRUNCATE'), ('REFERENCES'), ('TRIGGER')) AS p(priv)
          WHERE c.relkind IN ('r', 'p') AND n.nspname IN ('public', 'tenant_b')
            AND has_table_privilege(r.rolname, c.oid, priv)",
@@ -163,4 +163,86 @@ async fn no_policy_has_a_subselect_or_a_null_escape_and_helpers_are_stable() {
         definers.is_empty(),
         "SECURITY DEFINER functions: {definers:?}"
     );
+}
+
+#[tokio::test]
+async fn the_run_maintenance_roles_hold_only_the_columns_and_policies_they_need() {
+    let db = TestDb::migrated().await;
+    let conn = db.superuser().await;
+    let mut columns = rows(
+        &conn,
+        "SELECT grantee || ' ' || privilege_type || ' ' || table_schema || '.' || table_name || '.' || column_name
+         FROM information_schema.column_privileges WHERE grantee IN ('app_maint', 'app_lease')",
+    )
+    .await;
+    columns.sort();
+    let mut expected = Vec::new();
+    for table in ["public.agent_outputs", "tenant_b.outputs"] {
+        // Renewing: find a held run by its key, write its heartbeat.
+        for column in ["org_id", "id"] {
+            expected.push(format!("app_lease SELECT {table}.{column}"));
+        }
+        expected.push(format!("app_lease UPDATE {table}.heartbeat_at"));
+        // Sweeping: find an unfinished run whose lease expired, fail it.
+        for column in [
+            "org_id",
+            "id",
+            "status",
+            "heartbeat_at",
+            "started_at",
+            "created_at",
+        ] {
+            expected.push(format!("app_maint SELECT {table}.{column}"));
+        }
+        for column in ["status", "error", "finished_at"] {
+            expected.push(format!("app_maint UPDATE {table}.{column}"));
+        }
+    }
+    expected.sort();
+    assert_eq!(columns, expected);
+    let whole_tables = rows(
+        &conn,
+        "SELECT grantee || ' ' || privilege_type || ' ' || table_schema || '.' || table_name
+         FROM information_schema.table_privileges WHERE grantee IN ('app_maint', 'app_lease')",
+    )
+    .await;
+    assert!(
+        whole_tables.is_empty(),
+        "table-wide privileges: {whole_tables:?}"
+    );
+    let mut policies = rows(
+        &conn,
+        "SELECT schemaname || '.' || tablename || ' ' || policyname || ' ' || cmd || ' '
+                || array_to_string(roles, ',') || ': ' || coalesce(qual, '') || ' / ' || coalesce(with_check, '')
+         FROM pg_policies WHERE roles && ARRAY['app_maint', 'app_lease']::name[]",
+    )
+    .await;
+    policies.sort();
+    let unfinished = "(status = ANY (ARRAY['QUEUED'::text, 'RUNNING'::text]))";
+    let mut expected = Vec::new();
+    for table in ["public.agent_outputs", "tenant_b.outputs"] {
+        expected.push(format!(
+            "{table} fail_unfinished_runs UPDATE app_maint: {unfinished} / (status = 'FAILED'::text)"
+        ));
+        expected.push(format!(
+            "{table} lease_unfinished_runs SELECT app_lease: {unfinished} / "
+        ));
+        expected.push(format!(
+            "{table} renew_unfinished_runs UPDATE app_lease: {unfinished} / \
+             ((status = ANY (ARRAY['QUEUED'::text, 'RUNNING'::text])) AND (heartbeat_at = now()))"
+        ));
+        expected.push(format!(
+            "{table} unfinished_runs SELECT app_maint: \
+             (status = ANY (ARRAY['QUEUED'::text, 'RUNNING'::text, 'FAILED'::text])) / "
+        ));
+    }
+    expected.sort();
+    assert_eq!(policies, expected);
+    let members = rows(
+        &conn,
+        "SELECT r.rolname::text FROM pg_roles r
+         WHERE r.rolname IN ('app_maint', 'app_lease') AND pg_has_role('strata_gateway', r.oid, 'MEMBER')",
+    )
+    .await;
+    assert_eq!(members.len(), 2, "strata_gateway may switch to {members:?}");
 }

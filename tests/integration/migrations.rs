@@ -14,6 +14,19 @@ async fn our_tables(conn: &sea_orm::DatabaseConnection) -> i64 {
     .unwrap()
 }
 
+async fn lease_columns(conn: &sea_orm::DatabaseConnection) -> i64 {
+    conn.query_one_raw(Statement::from_string(
+        DbBackend::Postgres,
+        "SELECT count(*) FROM information_schema.columns WHERE column_name = 'heartbeat_at' \
+         AND table_schema || '.' || table_name IN ('public.agent_outputs', 'tenant_b.outputs')",
+    ))
+    .await
+    .unwrap()
+    .unwrap()
+    .try_get_by_index::<i64>(0)
+    .unwrap()
+}
+
 #[tokio::test]
 async fn migrations_go_up_down_and_up_again_on_an_empty_database() {
     let db = TestDb::empty().await;
@@ -22,6 +35,14 @@ async fn migrations_go_up_down_and_up_again_on_an_empty_database() {
 
     Migrator::up(&conn, None).await.unwrap();
     assert_eq!(our_tables(&conn).await, 15);
+
+    // The last migration alone: run leases are columns and grants.
+    assert_eq!(lease_columns(&conn).await, 2);
+    Migrator::down(&conn, Some(1)).await.unwrap();
+    assert_eq!(lease_columns(&conn).await, 0);
+    assert_eq!(our_tables(&conn).await, 15);
+    Migrator::up(&conn, None).await.unwrap();
+    assert_eq!(lease_columns(&conn).await, 2);
 
     Migrator::down(&conn, None).await.unwrap();
     assert_eq!(our_tables(&conn).await, 0);

@@ -7,9 +7,17 @@
 //! and write of the run goes through a tenant transaction, RLS included.
 //! Status changes and streamed text are published on a per-run channel that
 //! `agentRun` subscriptions listen to.
+//!
+//! Several gateways may share a database, so a run belongs to the process
+//! that holds it through a lease: the runner renews the lease of every run
+//! it holds (queued in its memory or executing) every
+//! [`Runner::LEASE_RENEW_EVERY`], and every [`Runner::SWEEP_EVERY`] (and once
+//! at start, [`Runner::recover`]) fails the QUEUED or RUNNING runs whose
+//! lease is older than [`Runner::LEASE_STALE_AFTER`]: the process that held
+//! them stopped. Both run in the background for as long as the runner lives.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use strata_agents::{AgentContext, AgentKind, DeltaSink, SharedProvider, run_agent};
@@ -20,7 +28,7 @@ use strata_persistence::repo::personas;
 use strata_persistence::repo::{PageRequest, brand, campaigns, clients, organizations, usage};
 use strata_persistence::{Db, TenantTx};
 use tokio::sync::{Semaphore, broadcast};
-use tokio_util::sync::CancellationToken;
+use tokio_util::sync::{CancellationToken, DropGuard};
 
 /// How runs are executed.
 #[derive(Clone)]
@@ -65,7 +73,17 @@ pub struct Runner {
     overall: Arc<Semaphore>,
     per_org: Mutex<HashMap<OrgId, Arc<Semaphore>>>,
     channels: Mutex<HashMap<OutputId, broadcast::Sender<RunEvent>>>,
-    cancels: Mutex<HashMap<OutputId, CancellationToken>>,
+    /// The runs this process holds (and keeps the leases of), from
+    /// [`Runner::start`] until they end here.
+    held: Mutex<HashMap<OutputId, Held>>,
+    /// Stops the lease keeper when the runner goes.
+    _leases: DropGuard,
+}
+
+/// A run this process holds.
+struct Held {
+    org: OrgId,
+    cancel: CancellationToken,
 }
 
 impl std::fmt::Debug for Runner {
@@ -85,17 +103,41 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
+/// Why a run whose lease expired is failed.
+const INTERRUPTED: &str = "interrupted: the gateway running it stopped";
+
 impl Runner {
-    /// A runner over `db`.
+    /// How often the lease of every run held here is renewed.
+    pub const LEASE_RENEW_EVERY: Duration = Duration::from_secs(15);
+    /// How often runs whose lease expired are looked for.
+    pub const SWEEP_EVERY: Duration = Duration::from_secs(30);
+    /// A run whose lease was last renewed this long ago is failed. Four
+    /// renewals long, so that a slow database or a busy process does not
+    /// lose its runs.
+    pub const LEASE_STALE_AFTER: Duration = Duration::from_secs(60);
+
+    /// A runner over `db`. Within a Tokio runtime it keeps leases and looks
+    /// for expired ones in the background until it is dropped.
     pub fn new(db: Db, config: RunnerConfig) -> Arc<Self> {
-        Arc::new(Self {
+        let stop = CancellationToken::new();
+        let runner = Arc::new(Self {
             db,
             overall: Arc::new(Semaphore::new(config.max_concurrent.max(1))),
             config,
             per_org: Mutex::new(HashMap::new()),
             channels: Mutex::new(HashMap::new()),
-            cancels: Mutex::new(HashMap::new()),
-        })
+            held: Mutex::new(HashMap::new()),
+            _leases: stop.clone().drop_guard(),
+        });
+        match tokio::runtime::Handle::try_current() {
+            Ok(rt) => {
+                rt.spawn(keep_leases(Arc::downgrade(&runner), stop));
+            }
+            Err(_) => tracing::warn!(
+                "no async runtime: this runner keeps no leases, and other gateways will fail its runs"
+            ),
+        }
+        runner
     }
 
     /// The monthly token quota, if any.
@@ -103,13 +145,35 @@ impl Runner {
         self.config.monthly_token_quota
     }
 
-    /// Fails the runs a previous process left unfinished. Call once at start.
+    /// Fails the runs whose lease expired (their process stopped), sparing
+    /// runs other gateways hold; returns how many. Call once at start; the
+    /// runner then does it every [`Runner::SWEEP_EVERY`] by itself.
     pub async fn recover(&self) -> Result<u64, DomainError> {
-        outputs::fail_interrupted(
-            &self.db,
-            "interrupted: the gateway restarted during the run",
-        )
-        .await
+        Ok(self.sweep().await?.len() as u64)
+    }
+
+    /// Renews the lease of every run held here.
+    async fn renew_leases(&self) -> Result<u64, DomainError> {
+        let held: Vec<(OrgId, OutputId)> = lock(&self.held)
+            .iter()
+            .map(|(id, held)| (held.org, *id))
+            .collect();
+        outputs::renew_leases(&self.db, &held).await
+    }
+
+    /// Fails the runs whose lease expired, except those held here.
+    async fn sweep(&self) -> Result<Vec<(OrgId, OutputId)>, DomainError> {
+        let held: Vec<OutputId> = lock(&self.held).keys().copied().collect();
+        let failed =
+            outputs::fail_stale(&self.db, INTERRUPTED, Self::LEASE_STALE_AFTER, &held).await?;
+        for (org, id) in &failed {
+            tracing::warn!(
+                run.id = %id,
+                tenant.org_id = %org,
+                "agent run failed: its lease expired, the gateway running it stopped"
+            );
+        }
+        Ok(failed)
     }
 
     /// Listens to a run's changes (whether or not it runs here).
@@ -122,7 +186,7 @@ impl Runner {
 
     /// Drops a run's channel once nobody listens and nothing runs it.
     pub(crate) fn release(&self, id: OutputId) {
-        let running = lock(&self.cancels).contains_key(&id);
+        let running = lock(&self.held).contains_key(&id);
         let mut channels = lock(&self.channels);
         if !running && channels.get(&id).is_some_and(|c| c.receiver_count() == 0) {
             channels.remove(&id);
@@ -140,15 +204,21 @@ impl Runner {
 
     /// Stops a run executing here, if it is (its row is already CANCELLED).
     pub fn cancel(&self, id: OutputId) {
-        if let Some(token) = lock(&self.cancels).get(&id) {
-            token.cancel();
+        if let Some(held) = lock(&self.held).get(&id) {
+            held.cancel.cancel();
         }
     }
 
     /// Executes a queued run in the background, as `ctx`.
     pub fn start(self: &Arc<Self>, ctx: TenantContext, run: AgentRun) {
         let cancel = CancellationToken::new();
-        lock(&self.cancels).insert(run.id, cancel.clone());
+        lock(&self.held).insert(
+            run.id,
+            Held {
+                org: ctx.org_id(),
+                cancel: cancel.clone(),
+            },
+        );
         lock(&self.channels)
             .entry(run.id)
             .or_insert_with(|| broadcast::channel(64).0);
@@ -156,7 +226,7 @@ impl Runner {
         tokio::spawn(async move {
             let id = run.id;
             runner.execute(ctx, run, cancel).await;
-            lock(&runner.cancels).remove(&id);
+            lock(&runner.held).remove(&id);
             runner.release(id);
         });
     }
@@ -409,6 +479,38 @@ impl Runner {
                 self.publish(&run, None);
             }
             Err(e) => tracing::error!(run.id = %id, error = %e, "agent run could not be stored"),
+        }
+    }
+}
+
+/// Renews the leases of `runner`'s runs every [`Runner::LEASE_RENEW_EVERY`]
+/// and fails expired ones every [`Runner::SWEEP_EVERY`], until `stop` fires
+/// or the runner is gone. Failures are logged and tried again next time.
+async fn keep_leases(runner: Weak<Runner>, stop: CancellationToken) {
+    let start = tokio::time::Instant::now();
+    let mut renew =
+        tokio::time::interval_at(start + Runner::LEASE_RENEW_EVERY, Runner::LEASE_RENEW_EVERY);
+    let mut sweep = tokio::time::interval_at(start + Runner::SWEEP_EVERY, Runner::SWEEP_EVERY);
+    renew.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let sweeping = tokio::select! {
+            () = stop.cancelled() => return,
+            _ = renew.tick() => false,
+            _ = sweep.tick() => true,
+        };
+        let Some(runner) = runner.upgrade() else {
+            return;
+        };
+        if sweeping {
+            if let Err(e) = runner.sweep().await {
+                tracing::warn!(error = %e, "cannot look for agent runs whose gateway stopped");
+            }
+        } else {
+            match runner.renew_leases().await {
+                Ok(n) => tracing::debug!(runs = n, "agent run leases renewed"),
+                Err(e) => tracing::warn!(error = %e, "cannot renew the leases of agent runs"),
+            }
         }
     }
 }

@@ -130,8 +130,8 @@ impl Application {
         );
         match runner.recover().await {
             Ok(0) => {}
-            Ok(n) => tracing::warn!(runs = n, "marked runs interrupted by a restart as failed"),
-            Err(e) => tracing::warn!(error = %e, "cannot check for runs interrupted by a restart"),
+            Ok(n) => tracing::warn!(runs = n, "marked runs whose gateway stopped as failed"),
+            Err(e) => tracing::warn!(error = %e, "cannot check for runs whose gateway stopped"),
         }
         verifier.prefetch().await;
         let redis = match &config.redis_url {

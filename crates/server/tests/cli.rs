@@ -190,7 +190,7 @@ fn nix_kill_term(pid: u32) {
 }
 
 /// A Redis server of the test's own on a free port, stopped when dropped.
-struct Redis(std::process::Child, u16);
+struct Redis(std::process::Child);
 
 impl Drop for Redis {
     fn drop(&mut self) {
@@ -260,7 +260,6 @@ fn two_gateway_processes_share_one_rate_limit_through_redis() {
             .stderr(Stdio::null())
             .spawn()
             .expect("start redis-server (apt-get install redis-server)"),
-        redis_port,
     );
     for _ in 0..200 {
         if std::net::TcpStream::connect(("127.0.0.1", redis_port)).is_ok() {

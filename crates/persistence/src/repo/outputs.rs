@@ -321,7 +321,10 @@ pub async fn transition(
     let mut p = Params::new(tx);
     let id_p = p.push(id.as_uuid());
     let set = match to {
-        Transition::Start => "status = 'RUNNING', started_at = now()".to_owned(),
+        // Starting renews the run's lease too (see `renew_leases`).
+        Transition::Start => {
+            "status = 'RUNNING', started_at = now(), heartbeat_at = now()".to_owned()
+        }
         Transition::Finish {
             status,
             output,
@@ -412,31 +415,116 @@ pub async fn tokens_used_since(
     Ok(sum.map(|s| s.n.max(0) as u64).unwrap_or(0))
 }
 
-/// Marks every run left QUEUED or RUNNING (by a process that stopped) as
-/// FAILED, across tenants, as the narrow `app_maint` role, which can see
-/// nothing of a run but its status and change nothing but that. Returns how
-/// many runs were failed.
-pub async fn fail_interrupted(db: &crate::Db, reason: &str) -> Result<u64, DomainError> {
+/// Renews the lease of runs this process holds (queued in its memory or
+/// executing), in both tables at once, as the narrow `app_lease` role: it
+/// sees only `org_id` and `id` of unfinished runs and may only set their
+/// `heartbeat_at` to `now()`. Rows another transaction is changing right now
+/// (a run ending, a cancellation) are skipped rather than waited for; the
+/// next renewal catches them. Returns how many leases were renewed.
+pub async fn renew_leases(db: &crate::Db, held: &[(OrgId, OutputId)]) -> Result<u64, DomainError> {
+    if held.is_empty() {
+        return Ok(0);
+    }
+    let orgs = uuid_array(held.iter().map(|(org, _)| org.as_uuid()));
+    let ids = uuid_array(held.iter().map(|(_, id)| id.as_uuid()));
+    let renew = |table: &str, name: &str| {
+        format!(
+            "{name}_rows AS (SELECT o.org_id, o.id FROM {table} o \
+             JOIN held h ON o.org_id = h.org_id AND o.id = h.id FOR UPDATE OF o SKIP LOCKED), \
+             {name} AS (UPDATE {table} o SET heartbeat_at = now() FROM {name}_rows r \
+             WHERE o.org_id = r.org_id AND o.id = r.id RETURNING o.id)"
+        )
+    };
+    let sql = format!(
+        "WITH held AS (SELECT * FROM unnest($1::uuid[], $2::uuid[]) AS h(org_id, id)), {}, {} \
+         SELECT count(*) AS n FROM (SELECT id FROM sme UNION ALL SELECT id FROM agency) r",
+        renew("public.agent_outputs", "sme"),
+        renew("tenant_b.outputs", "agency"),
+    );
+    #[derive(FromQueryResult)]
+    struct Count {
+        n: i64,
+    }
+    let renewed = as_role(db, "app_lease", |txn| async move {
+        Count::find_by_statement(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            sql,
+            [orgs.into(), ids.into()],
+        ))
+        .one(&txn)
+        .await
+        .map(|c| (txn, c))
+    })
+    .await?;
+    Ok(renewed.map_or(0, |c| c.n.max(0) as u64))
+}
+
+/// Fails every QUEUED or RUNNING run whose lease
+/// (`coalesce(heartbeat_at, started_at, created_at)`) is at least
+/// `stale_after` old, except those in `held`, in both tables at once, with
+/// `reason`. It runs as the narrow `app_maint` role, which sees nothing of
+/// a run but its ids, status and times and may only set an unfinished run
+/// FAILED. Rows another transaction is changing right now are skipped.
+/// Returns the runs it failed.
+pub async fn fail_stale(
+    db: &crate::Db,
+    reason: &str,
+    stale_after: std::time::Duration,
+    held: &[OutputId],
+) -> Result<Vec<(OrgId, OutputId)>, DomainError> {
+    let held = uuid_array(held.iter().map(|id| id.as_uuid()));
+    let fail = |table: &str, name: &str| {
+        format!(
+            "{name}_rows AS (SELECT org_id, id FROM {table} \
+             WHERE status IN ('QUEUED', 'RUNNING') \
+             AND coalesce(heartbeat_at, started_at, created_at) <= now() - make_interval(secs => $2) \
+             AND id <> ALL ($3::uuid[]) FOR UPDATE SKIP LOCKED), \
+             {name} AS (UPDATE {table} o SET status = 'FAILED', error = $1, finished_at = now() \
+             FROM {name}_rows r WHERE o.org_id = r.org_id AND o.id = r.id \
+             RETURNING o.org_id, o.id)"
+        )
+    };
+    let sql = format!(
+        "WITH {}, {} SELECT org_id, id FROM sme UNION ALL SELECT org_id, id FROM agency",
+        fail("public.agent_outputs", "sme"),
+        fail("tenant_b.outputs", "agency"),
+    );
+    #[derive(FromQueryResult)]
+    struct Failed {
+        org_id: Uuid,
+        id: Uuid,
+    }
+    let values: [Value; 3] = [reason.into(), stale_after.as_secs_f64().into(), held.into()];
+    let failed = as_role(db, "app_maint", |txn| async move {
+        Failed::find_by_statement(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            sql,
+            values,
+        ))
+        .all(&txn)
+        .await
+        .map(|rows| (txn, rows))
+    })
+    .await?;
+    Ok(failed
+        .into_iter()
+        .map(|r| (OrgId::from_uuid(r.org_id), OutputId::from_uuid(r.id)))
+        .collect())
+}
+
+/// Runs `work` in a transaction of its own as `role` (one of the narrow
+/// maintenance roles, never a tenant's), and commits.
+async fn as_role<T, F, Fut>(db: &crate::Db, role: &'static str, work: F) -> Result<T, DomainError>
+where
+    F: FnOnce(sea_orm::DatabaseTransaction) -> Fut,
+    Fut: std::future::Future<Output = Result<(sea_orm::DatabaseTransaction, T), sea_orm::DbErr>>,
+{
     use sea_orm::TransactionTrait;
     let txn = db.raw().begin().await.map_err(map_db_err)?;
-    txn.execute_unprepared("SET LOCAL ROLE app_maint")
+    txn.execute_unprepared(&format!("SET LOCAL ROLE {role}"))
         .await
         .map_err(map_db_err)?;
-    let mut failed = 0;
-    for table in ["public.agent_outputs", "tenant_b.outputs"] {
-        let done = txn
-            .execute_raw(Statement::from_sql_and_values(
-                DbBackend::Postgres,
-                format!(
-                    "UPDATE {table} SET status = 'FAILED', error = $1, finished_at = now() \
-                     WHERE status IN ('QUEUED', 'RUNNING')"
-                ),
-                [reason.into()],
-            ))
-            .await
-            .map_err(map_db_err)?;
-        failed += done.rows_affected();
-    }
+    let (txn, out) = work(txn).await.map_err(map_db_err)?;
     txn.commit().await.map_err(map_db_err)?;
-    Ok(failed)
+    Ok(out)
 }
