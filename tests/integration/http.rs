@@ -427,11 +427,37 @@ async fn persisted_queries_are_registered_by_hash_and_reused() {
     assert_eq!(s, 200, "{body}");
     assert_eq!(body["errors"][0]["message"], "PersistedQueryNotFound");
 
+    // Without a valid credential nothing is kept, nor from an invalid
+    // document.
+    let register = json!({ "query": query, "extensions": ext }).to_string();
+    let (s, _, _) = post_raw(&app, None, json_ct, None, register.clone()).await;
+    assert_eq!(s, 401);
+    let invalid = "{ organization { nope } }";
+    let invalid_ext = json!({ "persistedQuery": { "version": 1, "sha256Hash": strata_server::documents::sha256_hex(invalid) } });
+    let (_, _, body) = post_raw(
+        &app,
+        Some(&t),
+        json_ct,
+        None,
+        json!({ "query": invalid, "extensions": invalid_ext }).to_string(),
+    )
+    .await;
+    assert_eq!(error_code(&body), Some("BAD_USER_INPUT"), "{body}");
+    for (h, what) in [
+        (&hash_only, "anonymous"),
+        (&json!({ "extensions": invalid_ext }).to_string(), "invalid"),
+    ] {
+        let (_, _, body) = post_raw(&app, Some(&t), json_ct, None, h.clone()).await;
+        assert_eq!(
+            body["errors"][0]["message"], "PersistedQueryNotFound",
+            "{what}: {body}"
+        );
+    }
+
     let wrong = json!({ "query": "{ organization { id } }", "extensions": ext }).to_string();
     let (_, _, body) = post_raw(&app, Some(&t), json_ct, None, wrong).await;
     assert_eq!(error_code(&body), Some("BAD_USER_INPUT"), "{body}");
 
-    let register = json!({ "query": query, "extensions": ext }).to_string();
     let (s, _, body) = post_raw(&app, Some(&t), json_ct, None, register).await;
     assert_eq!(s, 200);
     assert_eq!(body["data"]["organization"]["id"], w.sme1.id.to_string());
