@@ -25,7 +25,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use futures_util::StreamExt;
-use sea_orm::{ConnectionTrait, DatabaseConnection, Statement, TransactionTrait};
+use sea_orm::{ConnectionTrait, DatabaseConnection, TransactionTrait};
 use serde_json::{Value, json};
 use strata_agents::OpenAiConfig;
 use strata_domain::OrgId;
@@ -34,7 +34,8 @@ use strata_tests::{TestApp, error_code};
 use tokio::net::{TcpListener, TcpSocket};
 use tokio::sync::Notify;
 
-use crate::agents::{brand_voice_answer, chunk, ended, ok, scalar, setup};
+use crate::agents::{brand_voice_answer, chunk, ended, ok, setup};
+use strata_tests::{scalar, text};
 
 /// The provider's API key; it must never reach a run's reason.
 const API_KEY: &str = "sk-failure-test-key-0123456789";
@@ -226,18 +227,6 @@ async fn start(app: &TestApp, t: &Tenant, instructions: &str) -> String {
     .await;
     assert_eq!(data["runAgent"]["status"], "QUEUED", "{data}");
     data["runAgent"]["id"].as_str().unwrap().to_owned()
-}
-
-async fn text(su: &DatabaseConnection, sql: &str) -> Option<String> {
-    su.query_one_raw(Statement::from_string(
-        sea_orm::DbBackend::Postgres,
-        sql.to_owned(),
-    ))
-    .await
-    .unwrap()
-    .unwrap()
-    .try_get_by_index::<Option<String>>(0)
-    .unwrap()
 }
 
 /// Tokens counted toward the organization's quota, all months together.

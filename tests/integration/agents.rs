@@ -13,26 +13,15 @@ use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use futures_util::{SinkExt, StreamExt};
-use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr, Statement, TransactionTrait};
+use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr, TransactionTrait};
 use serde_json::{Value, json};
 use strata_graphql::Runner;
+use strata_tests::scalar;
 use strata_tests::world::World;
 use strata_tests::{TestApp, error_code};
 use tokio::sync::Notify;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-
-pub(crate) async fn scalar(su: &DatabaseConnection, sql: &str) -> i64 {
-    su.query_one_raw(Statement::from_string(
-        sea_orm::DbBackend::Postgres,
-        sql.to_owned(),
-    ))
-    .await
-    .unwrap()
-    .unwrap()
-    .try_get_by_index::<i64>(0)
-    .unwrap()
-}
 
 pub(crate) async fn ok(app: &TestApp, token: &str, q: &str, vars: Value) -> Value {
     let (status, body) = app.graphql(Some(token), q, vars).await;
@@ -438,6 +427,24 @@ pub(crate) async fn ws_connect(
     socket
 }
 
+/// A WebSocket whose `connection_init` with `token` was acknowledged.
+pub(crate) async fn ws_signed_in(
+    app: &TestApp,
+    token: &str,
+) -> tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>> {
+    let mut socket = ws_connect(app).await;
+    socket
+        .send(Message::text(
+            json!({"type": "connection_init", "payload": {"Authorization": format!("Bearer {token}")}})
+                .to_string(),
+        ))
+        .await
+        .unwrap();
+    let ack = next_json(&mut socket).await.unwrap();
+    assert_eq!(ack["type"], "connection_ack", "{ack}");
+    socket
+}
+
 pub(crate) async fn next_json(
     socket: &mut tokio_tungstenite::WebSocketStream<
         tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
@@ -597,18 +604,7 @@ async fn over_the_websocket_only_subscriptions_run() {
     let (app, w, su) = setup(TestApp::spawn().await).await;
     let token = app.token(w.sme1.owner, Some(w.sme1.id));
     let before = scalar(&su, "SELECT count(*) FROM public.campaigns").await;
-    let mut socket = ws_connect(&app).await;
-    socket
-        .send(Message::text(
-            json!({"type": "connection_init", "payload": {"Authorization": format!("Bearer {token}")}})
-                .to_string(),
-        ))
-        .await
-        .unwrap();
-    assert_eq!(
-        next_json(&mut socket).await.unwrap()["type"],
-        "connection_ack"
-    );
+    let mut socket = ws_signed_in(&app, &token).await;
     for (id, query) in [
         ("q", "{ organization { id } }"),
         (

@@ -1,11 +1,12 @@
 //! API keys over real HTTP: who may create, list and revoke them, what a key
 //! may see and do, and what the database keeps of its secret.
 
-use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement};
+use sea_orm::{ConnectionTrait, DatabaseConnection};
 use serde_json::{Value, json};
 use strata_domain::OrgId;
 use strata_tests::world::World;
 use strata_tests::{TestApp, error_code};
+use strata_tests::{scalar, text};
 
 const CREATE: &str = "mutation($i: CreateApiKeyInput!) { createApiKey(input: $i) {
     secret key { id name prefix clientId client { id } readOnly expiresAt revokedAt lastUsedAt createdAt active } } }";
@@ -17,24 +18,6 @@ async fn app_with_world() -> (TestApp, World, DatabaseConnection) {
     let su = app.test_db.superuser().await;
     let world = World::seed(&app.db, &su).await;
     (app, world, su)
-}
-
-async fn scalar(su: &DatabaseConnection, sql: &str) -> i64 {
-    su.query_one_raw(Statement::from_string(DbBackend::Postgres, sql))
-        .await
-        .unwrap()
-        .unwrap()
-        .try_get_by_index::<i64>(0)
-        .unwrap()
-}
-
-async fn text(su: &DatabaseConnection, sql: &str) -> Option<String> {
-    su.query_one_raw(Statement::from_string(DbBackend::Postgres, sql))
-        .await
-        .unwrap()
-        .unwrap()
-        .try_get_by_index::<Option<String>>(0)
-        .unwrap()
 }
 
 /// Creates a key as `token`; returns the secret and the key's id.

@@ -7,6 +7,7 @@ use std::time::Duration;
 use reqwest::header::{ACCEPT, CONTENT_TYPE};
 use sea_orm::{ConnectionTrait, DatabaseConnection, TransactionTrait};
 use serde_json::{Value, json};
+use strata_tests::scalar;
 use strata_tests::world::World;
 use strata_tests::{TestApp, error_code};
 
@@ -16,18 +17,6 @@ async fn app_with_world(app: TestApp) -> (TestApp, World, DatabaseConnection) {
     let su = app.test_db.superuser().await;
     let world = World::seed(&app.db, &su).await;
     (app, world, su)
-}
-
-async fn scalar(su: &DatabaseConnection, sql: &str) -> i64 {
-    su.query_one_raw(sea_orm::Statement::from_string(
-        sea_orm::DbBackend::Postgres,
-        sql.to_owned(),
-    ))
-    .await
-    .unwrap()
-    .unwrap()
-    .try_get_by_index::<i64>(0)
-    .unwrap()
 }
 
 /// A raw POST: status, content type and JSON body (Null if none).

@@ -12,6 +12,7 @@ use strata_persistence::repo::campaigns::CampaignFilter;
 use strata_persistence::repo::{PageRequest, campaigns, clients};
 use strata_persistence::{Db, TenantTx};
 use strata_tests::TestDb;
+use strata_tests::scalar;
 use strata_tests::world::World;
 use uuid::Uuid;
 
@@ -41,15 +42,6 @@ async fn begin_as(
     .await
     .unwrap();
     txn
-}
-
-async fn scalar(conn: &impl ConnectionTrait, sql: &str) -> i64 {
-    conn.query_one_raw(Statement::from_string(DbBackend::Postgres, sql))
-        .await
-        .unwrap()
-        .unwrap()
-        .try_get_by_index::<i64>(0)
-        .unwrap()
 }
 
 /// Tenant tables the role may read, from the catalog.

@@ -5,9 +5,10 @@
 
 use std::collections::BTreeSet;
 
-use sea_orm::{ConnectionTrait, DatabaseConnection, Statement};
+use sea_orm::{ConnectionTrait, DatabaseConnection};
 use serde_json::{Value, json};
 use strata_domain::{CampaignId, OrgId, UserId};
+use strata_tests::scalar;
 use strata_tests::world::World;
 use strata_tests::{TestApp, error_code};
 
@@ -72,18 +73,6 @@ async fn setup() -> (TestApp, World, DatabaseConnection) {
     let su = app.test_db.superuser().await;
     let world = World::seed(&app.db, &su).await;
     (app, world, su)
-}
-
-async fn scalar(su: &DatabaseConnection, sql: &str) -> i64 {
-    let row = su
-        .query_one_raw(Statement::from_string(
-            sea_orm::DbBackend::Postgres,
-            sql.to_owned(),
-        ))
-        .await
-        .unwrap()
-        .unwrap();
-    row.try_get_by_index::<i64>(0).unwrap()
 }
 
 async fn ok(app: &TestApp, token: &str, q: &str, vars: Value) -> Value {

@@ -9,7 +9,7 @@ use strata_tests::TestApp;
 use strata_tests::world::World;
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::agents::{next_json, ws_connect};
+use crate::agents::{next_json, ws_signed_in};
 
 /// A model server that accepts connections and never answers: runs against
 /// it stay RUNNING until the request timeout.
@@ -54,18 +54,7 @@ async fn a_removed_member_stops_receiving_a_runs_changes() {
         .await;
     let id = body["data"]["runAgent"]["id"].as_str().unwrap().to_owned();
 
-    let mut socket = ws_connect(&app).await;
-    socket
-        .send(Message::text(
-            json!({"type": "connection_init", "payload": {"Authorization": format!("Bearer {strategist}")}})
-                .to_string(),
-        ))
-        .await
-        .unwrap();
-    assert_eq!(
-        next_json(&mut socket).await.unwrap()["type"],
-        "connection_ack"
-    );
+    let mut socket = ws_signed_in(&app, &strategist).await;
     socket
         .send(Message::text(
             json!({"id": "1", "type": "subscribe", "payload": {

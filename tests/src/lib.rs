@@ -465,3 +465,29 @@ impl TestApp {
 pub fn error_code(body: &serde_json::Value) -> Option<&str> {
     body["errors"][0]["extensions"]["code"].as_str()
 }
+
+/// The first column of the first row of `sql`, as a number (counts).
+pub async fn scalar(conn: &impl ConnectionTrait, sql: &str) -> i64 {
+    conn.query_one_raw(sea_orm::Statement::from_string(
+        sea_orm::DbBackend::Postgres,
+        sql.to_owned(),
+    ))
+    .await
+    .expect("run the query")
+    .expect("a row")
+    .try_get_by_index::<i64>(0)
+    .expect("a number")
+}
+
+/// The first column of the first row of `sql`, as text (or NULL).
+pub async fn text(conn: &impl ConnectionTrait, sql: &str) -> Option<String> {
+    conn.query_one_raw(sea_orm::Statement::from_string(
+        sea_orm::DbBackend::Postgres,
+        sql.to_owned(),
+    ))
+    .await
+    .expect("run the query")
+    .expect("a row")
+    .try_get_by_index::<Option<String>>(0)
+    .expect("text or NULL")
+}

@@ -167,7 +167,7 @@ impl Extension for ShapeLimits {
 
 /// The type of the operation a request would run, if it names one the
 /// document has (or the document has only one).
-fn operation_type(doc: &ExecutableDocument, name: Option<&str>) -> Option<OperationType> {
+pub fn operation_type(doc: &ExecutableDocument, name: Option<&str>) -> Option<OperationType> {
     match (&doc.operations, name) {
         (DocumentOperations::Single(op), _) => Some(op.node.ty),
         (DocumentOperations::Multiple(ops), Some(name)) => ops

@@ -246,23 +246,12 @@ fn read_get(query_string: &str) -> Result<async_graphql::Request, Refusal> {
 /// subscription): those are refused over GET. A document that does not
 /// parse is left to the executor, which explains what is wrong.
 pub fn is_unsafe_over_get(request: &async_graphql::Request) -> bool {
-    use async_graphql::parser::types::{DocumentOperations, OperationType};
+    use async_graphql::parser::types::OperationType;
     let Ok(doc) = async_graphql::parser::parse_query(&request.query) else {
         return false;
     };
-    let ty = match (&doc.operations, request.operation_name.as_deref()) {
-        (DocumentOperations::Single(op), _) => Some(op.node.ty),
-        (DocumentOperations::Multiple(ops), Some(name)) => ops
-            .iter()
-            .find(|(n, _)| n.as_str() == name)
-            .map(|(_, op)| op.node.ty),
-        (DocumentOperations::Multiple(ops), None) if ops.len() == 1 => {
-            ops.values().next().map(|op| op.node.ty)
-        }
-        _ => None,
-    };
     matches!(
-        ty,
+        strata_graphql::operation_type(&doc, request.operation_name.as_deref()),
         Some(OperationType::Mutation | OperationType::Subscription)
     )
 }
