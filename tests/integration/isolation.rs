@@ -352,3 +352,44 @@ async fn rows_cannot_point_at_another_orgs_client_or_another_clients_campaign() 
     )
     .await;
 }
+
+#[tokio::test]
+async fn a_connection_left_inside_a_writing_transaction_never_commits_it_with_the_next_request() {
+    let (test_db, _db, su, w) = setup().await;
+    let one = test_db.pool(1).await;
+    let ctx_b = resolve_for(&one, w.sme2.owner, Some(w.sme2.id), "b")
+        .await
+        .unwrap();
+    let before = scalar(&su, "SELECT count(*) FROM public.campaigns").await;
+    // An earlier user of the only connection opened a transaction behind the
+    // pool's back, wrote, and left without ending it.
+    one.raw()
+        .execute_unprepared(&format!(
+            "BEGIN; INSERT INTO public.campaigns (org_id, id, name) VALUES ('{}', gen_random_uuid(), 'left behind')",
+            w.sme1.id
+        ))
+        .await
+        .unwrap();
+    // The next request's transaction refuses to start on it...
+    assert!(TenantTx::begin(&one, &ctx_b).await.is_err());
+    // ...the leftover write is gone, not committed by anyone...
+    assert_eq!(
+        scalar(&su, "SELECT count(*) FROM public.campaigns").await,
+        before
+    );
+    assert_eq!(
+        scalar(
+            &su,
+            "SELECT count(*) FROM public.campaigns WHERE name = 'left behind'"
+        )
+        .await,
+        0
+    );
+    // ...and the connection serves the request after it normally.
+    let tx = TenantTx::begin(&one, &ctx_b).await.unwrap();
+    assert!(
+        scalar(&tx, "SELECT count(*) FROM public.campaigns").await > 0,
+        "sme2 sees its campaigns"
+    );
+    tx.commit().await.unwrap();
+}

@@ -470,8 +470,11 @@ async fn prefetch(
     if items.is_empty() {
         return Ok(());
     }
-    let node = ctx.look_ahead().field("edges").field("node");
-    if node.field("client").exists() {
+    // A page's campaigns are selected as `edges { node { ... } }`, as
+    // `nodes { ... }`, or both.
+    let look = ctx.look_ahead();
+    let nodes = [look.field("edges").field("node"), look.field("nodes")];
+    if nodes.iter().any(|n| n.field("client").exists()) {
         let mut ids: Vec<strata_domain::ClientId> =
             items.iter().filter_map(|c| c.client_id).collect();
         ids.sort();
@@ -486,12 +489,12 @@ async fn prefetch(
     }
     let ids: Vec<strata_domain::CampaignId> = items.iter().map(|c| c.id).collect();
     for (name, filter) in [("outputs", RunFilter::Outputs), ("runs", RunFilter::All)] {
-        let field = node.field(name);
-        if !field.exists() {
+        let fields: Vec<_> = nodes.iter().map(|n| n.field(name)).collect();
+        if !fields.iter().any(|f| f.exists()) {
             continue;
         }
         let mut seen = Vec::new();
-        for selection in field.selection_fields() {
+        for selection in fields.iter().flat_map(|f| f.selection_fields()) {
             let Ok(args) = selection.arguments() else {
                 continue;
             };
@@ -541,7 +544,7 @@ async fn prefetch(
                 .collect();
             state.run_page_loader().feed_many(fed).await;
         }
-        if field.field("totalCount").exists() {
+        if fields.iter().any(|f| f.field("totalCount").exists()) {
             let counts = strata_persistence::repo::outputs::counts_for_campaigns(tx, &ids, filter)
                 .await
                 .map_err(domain_error)?;

@@ -70,6 +70,11 @@ impl Db {
             .acquire_timeout(opts.acquire_timeout)
             .connect_timeout(opts.connect_timeout)
             .idle_timeout(Duration::from_secs(300))
+            // A connection used within the last half minute is handed out
+            // as it is; checking every one costs a round trip per request.
+            // A broken connection still fails its request's first
+            // statement, which reports the database unavailable.
+            .test_before_acquire_if_idle_for(Duration::from_secs(30))
             .sqlx_logging(false);
         let conn = Database::connect(co).await?;
         Ok(Self {

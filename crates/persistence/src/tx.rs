@@ -7,8 +7,8 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use sea_orm::{
-    AccessMode, ConnectionTrait, DatabaseTransaction, DbBackend, DbErr, ExecResult, QueryResult,
-    Statement, TransactionTrait, Value,
+    ConnectionTrait, DatabaseTransaction, DbBackend, DbErr, ExecResult, QueryResult, Statement,
+    TransactionTrait, Value,
 };
 use strata_domain::{ClientScope, DomainError, OrgType, TenantContext, UserId};
 use tokio::sync::RwLock;
@@ -17,11 +17,36 @@ use uuid::Uuid;
 use crate::db::Db;
 use crate::error::map_db_err;
 
-const BEGIN_REQUEST: &str = "SELECT app.begin_request($1, $2, $3, $4, $5, $6, $7, $8)";
-
-/// The same, also bounding how long each later statement may run; still one
-/// round trip.
-const BEGIN_REQUEST_WITH_TIMEOUT: &str = "SELECT app.begin_request($1, $2, $3, $4, $5, $6, $7, $8), set_config('statement_timeout', $9, true)";
+/// The first statement of a request transaction: the context, optionally a
+/// statement timeout ($9) and read-only mode, all in one round trip. Its one
+/// column, `fresh`, says whether the transaction has written nothing yet: a
+/// pooled connection left inside an earlier transaction (one whose request
+/// was dropped mid-way) must never carry that transaction's writes into
+/// this one's commit.
+const fn begin_request_sql(timeout: bool, read_only: bool) -> &'static str {
+    match (timeout, read_only) {
+        (false, false) => {
+            "SELECT pg_current_xact_id_if_assigned() IS NULL AS fresh, \
+             app.begin_request($1, $2, $3, $4, $5, $6, $7, $8)"
+        }
+        (true, false) => {
+            "SELECT pg_current_xact_id_if_assigned() IS NULL AS fresh, \
+             app.begin_request($1, $2, $3, $4, $5, $6, $7, $8), \
+             set_config('statement_timeout', $9, true)"
+        }
+        (false, true) => {
+            "SELECT pg_current_xact_id_if_assigned() IS NULL AS fresh, \
+             app.begin_request($1, $2, $3, $4, $5, $6, $7, $8), \
+             set_config('transaction_read_only', 'on', true)"
+        }
+        (true, true) => {
+            "SELECT pg_current_xact_id_if_assigned() IS NULL AS fresh, \
+             app.begin_request($1, $2, $3, $4, $5, $6, $7, $8), \
+             set_config('statement_timeout', $9, true), \
+             set_config('transaction_read_only', 'on', true)"
+        }
+    }
+}
 
 /// A transaction bound to one [`TenantContext`]. Holding one is the proof
 /// that the database knows the tenant: the repository API takes it, never a
@@ -58,23 +83,35 @@ async fn begin_with(
     values: Vec<Value>,
 ) -> Result<DatabaseTransaction, DbErr> {
     // No isolation level: READ COMMITTED is PostgreSQL's default, and naming
-    // it costs a round trip per request. READ ONLY is worth its statement.
-    let mode = read_only.then_some(AccessMode::ReadOnly);
+    // it costs a round trip per request. READ ONLY is set in the context
+    // statement rather than by `SET TRANSACTION READ ONLY`, which would be a
+    // round trip of its own: a transaction may always become read-only, and
+    // no statement before it writes.
     let mut values = values;
-    let sql = match db.statement_timeout_ms() {
-        Some(ms) => {
-            values.push(format!("{ms}ms").into());
-            BEGIN_REQUEST_WITH_TIMEOUT
-        }
-        None => BEGIN_REQUEST,
+    let timeout = db.statement_timeout_ms();
+    if let Some(ms) = timeout {
+        values.push(format!("{ms}ms").into());
+    }
+    let sql = begin_request_sql(timeout.is_some(), read_only);
+    let txn = db.raw().begin_with_config(None, None).await?;
+    let row = txn
+        .query_one_raw(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            sql,
+            values,
+        ))
+        .await?;
+    let fresh: bool = match &row {
+        Some(row) => row.try_get("", "fresh")?,
+        None => false,
     };
-    let txn = db.raw().begin_with_config(None, mode).await?;
-    txn.execute_raw(Statement::from_sql_and_values(
-        DbBackend::Postgres,
-        sql,
-        values,
-    ))
-    .await?;
+    if !fresh {
+        // Rolling back (on drop) ends the earlier transaction too.
+        tracing::error!("a pooled connection was still inside an earlier transaction; rolled back");
+        return Err(DbErr::Custom(
+            "the connection was still inside an earlier transaction".into(),
+        ));
+    }
     Ok(txn)
 }
 
