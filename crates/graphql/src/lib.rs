@@ -87,12 +87,20 @@ impl Default for Limits {
     }
 }
 
-/// Directives one field may carry (`@include`/`@skip` need two at most).
-const MAX_DIRECTIVES_PER_FIELD: usize = 4;
-
-/// Builds the schema, with agent runs executed by `runner`.
+/// Builds the schema served over HTTP, with agent runs executed by
+/// `runner`. Requests are checked with [`check_shape`] before they run.
 pub fn schema_with_runner(limits: &Limits, runner: Arc<Runner>) -> StrataSchema {
     builder(limits).data(runner).finish()
+}
+
+/// Builds the schema served over the WebSocket: the same, with the shape
+/// checks (and the subscriptions-only rule) as an extension, since
+/// operations arrive there without passing the HTTP handler.
+pub fn socket_schema_with_runner(limits: &Limits, runner: Arc<Runner>) -> StrataSchema {
+    builder(limits)
+        .extension(shape_limits(limits))
+        .data(runner)
+        .finish()
 }
 
 /// Builds the schema without an agent runner (agent mutations then fail
@@ -101,17 +109,34 @@ pub fn schema(limits: &Limits) -> StrataSchema {
     builder(limits).finish()
 }
 
+fn shape_limits(limits: &Limits) -> limits::ShapeLimits {
+    limits::ShapeLimits {
+        max_aliases: limits.max_aliases,
+        max_root_fields: limits.max_root_fields,
+        max_selections: limits.max_selections,
+    }
+}
+
+/// Parses a request's document (kept in the request for execution) and
+/// refuses it, with `QUERY_TOO_COMPLEX`, when it expands to too many
+/// selections, or has too many aliases or root fields. Parse errors come
+/// back as they are.
+pub fn check_shape(
+    limits: &Limits,
+    request: &mut async_graphql::Request,
+) -> async_graphql::ServerResult<()> {
+    shape_limits(limits).check(request)
+}
+
+/// Directives one field may carry (`@include`/`@skip` need two at most).
+const MAX_DIRECTIVES_PER_FIELD: usize = 4;
+
 fn builder(limits: &Limits) -> async_graphql::SchemaBuilder<Query, Mutation, Subscription> {
     let mut builder = Schema::build(Query::default(), Mutation::default(), Subscription)
         .limit_depth(limits.max_depth)
         .limit_complexity(limits.max_complexity)
         .limit_recursive_depth(limits.max_recursive_depth)
-        .limit_directives(MAX_DIRECTIVES_PER_FIELD)
-        .extension(limits::ShapeLimits {
-            max_aliases: limits.max_aliases,
-            max_root_fields: limits.max_root_fields,
-            max_selections: limits.max_selections,
-        });
+        .limit_directives(MAX_DIRECTIVES_PER_FIELD);
     if !limits.introspection {
         builder = builder.disable_introspection();
     }

@@ -112,16 +112,10 @@ impl ExtensionFactory for ShapeLimits {
     }
 }
 
-#[async_trait::async_trait]
-impl Extension for ShapeLimits {
-    async fn prepare_request(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        mut request: Request,
-        next: NextPrepareRequest<'_>,
-    ) -> ServerResult<Request> {
-        let operation_name = request.operation_name.clone();
-        // Parsed once here; async-graphql reuses the parsed document.
+impl ShapeLimits {
+    /// Parses the request's document (kept in the request, so execution
+    /// does not parse it again) and checks its shape.
+    pub(crate) fn check(&self, request: &mut Request) -> ServerResult<()> {
         let doc = request.parsed_query()?;
         let selections = expanded_selections(doc, self.max_selections)?;
         if selections > self.max_selections {
@@ -149,6 +143,24 @@ impl Extension for ShapeLimits {
                 self.max_root_fields
             )));
         }
+        Ok(())
+    }
+}
+
+/// On the WebSocket schema only: an extension makes async-graphql look up
+/// every resolved field's type for its hooks, a cost HTTP requests do not
+/// pay (they are checked by [`crate::check_shape`] before execution).
+#[async_trait::async_trait]
+impl Extension for ShapeLimits {
+    async fn prepare_request(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        mut request: Request,
+        next: NextPrepareRequest<'_>,
+    ) -> ServerResult<Request> {
+        let operation_name = request.operation_name.clone();
+        self.check(&mut request)?;
+        let doc = request.parsed_query()?;
         if ctx.data_opt::<SocketSession>().is_some()
             && operation_type(doc, operation_name.as_deref()) != Some(OperationType::Subscription)
         {

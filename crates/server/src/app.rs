@@ -163,6 +163,11 @@ impl Application {
             http: Arc::new(config.http.clone()),
             db: database.db.clone(),
             schema: strata_graphql::schema_with_runner(&config.limits, runner.clone()),
+            socket_schema: strata_graphql::socket_schema_with_runner(
+                &config.limits,
+                runner.clone(),
+            ),
+            limits: Arc::new(config.limits.clone()),
             runner,
             verifier: Arc::new(verifier),
             users: UserCache::new(config.auth_cache_ttl),

@@ -32,8 +32,13 @@ use crate::ratelimit::{Caller, Limited, OrgGates, RateLimiter};
 pub struct AppState {
     /// The pool.
     pub db: Db,
-    /// The schema.
+    /// The schema served over HTTP.
     pub schema: StrataSchema,
+    /// The schema served over the WebSocket (the same, checking each
+    /// operation's shape as it arrives).
+    pub socket_schema: StrataSchema,
+    /// Shape limits HTTP requests are checked against before they run.
+    pub limits: Arc<strata_graphql::Limits>,
     /// Token verification.
     pub verifier: Arc<Verifier>,
     /// Recently resolved users (memberships for a few seconds).
@@ -563,6 +568,12 @@ async fn execute(
     request: async_graphql::Request,
     deadline: tokio::time::Instant,
 ) -> Answer {
+    let mut request = request;
+    if let Err(err) = strata_graphql::check_shape(&state.limits, &mut request) {
+        let mut resp = async_graphql::Response::from_errors(vec![err]);
+        ensure_codes(&mut resp.errors);
+        return Answer::RequestError(resp);
+    }
     let run = state.schema.execute(request.data(rs.clone()));
     let mut resp = match tokio::time::timeout_at(deadline, run).await {
         Ok(resp) => resp,
@@ -612,7 +623,7 @@ async fn graphql_ws(
     upgrade
         .protocols(async_graphql::http::ALL_WEBSOCKET_PROTOCOLS)
         .on_upgrade(move |socket| {
-            let schema = state.schema.clone();
+            let schema = state.socket_schema.clone();
             let max_subscriptions = state.http.max_subscriptions;
             GraphQLWebSocket::new(socket, schema, protocol)
                 .on_connection_init(move |payload| async move {
