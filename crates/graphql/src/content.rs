@@ -5,6 +5,7 @@
 use async_graphql::connection::{Connection, EmptyFields};
 use async_graphql::{Context, Enum, ID, InputObject, Json, Object, Result};
 use chrono::{DateTime, Utc};
+use serde_json::value::RawValue;
 use strata_domain::model;
 use strata_domain::values::parse_optional_text;
 use strata_domain::{CampaignId, ClientId, JsonDocument, PersonaId, PersonaName};
@@ -97,8 +98,8 @@ impl AgentRun {
         agent_kind(&self.0)
     }
     /// The validated output, once the run succeeded.
-    async fn output(&self) -> Option<Json<serde_json::Value>> {
-        self.0.output.clone().map(Json)
+    async fn output(&self) -> Result<Option<Json<Box<RawValue>>>> {
+        self.0.output.as_ref().map(raw_json).transpose()
     }
     /// Why the run failed or was cancelled.
     async fn error(&self) -> Option<&str> {
@@ -152,8 +153,8 @@ impl AgentOutput {
     }
     /// The output: a versioned JSON document whose shape depends on the
     /// agent.
-    async fn content(&self) -> Json<serde_json::Value> {
-        Json(self.0.output.clone().unwrap_or(serde_json::Value::Null))
+    async fn content(&self) -> Result<Json<Box<RawValue>>> {
+        raw_json(self.0.output.as_ref().unwrap_or(&serde_json::Value::Null))
     }
     async fn campaign_id(&self) -> ID {
         ID(self.0.campaign_id.to_string())
@@ -223,8 +224,8 @@ impl BrandGuidelines {
         self.0.client_id.map(|c| ID(c.to_string()))
     }
     /// The guidelines: a JSON object (voice, colours, do's and don'ts, ...).
-    async fn content(&self) -> Json<serde_json::Value> {
-        Json(self.0.content.clone())
+    async fn content(&self) -> Result<Json<Box<RawValue>>> {
+        raw_json(&self.0.content)
     }
     async fn updated_at(&self) -> DateTime<Utc> {
         self.0.updated_at
@@ -569,4 +570,13 @@ impl ContentMutation {
         in_savepoint(tx, personas::delete(tx, persona)).await?;
         Ok(id)
     }
+}
+
+/// A stored JSON document as a `JSON` value passed through as text: written
+/// once into the response instead of being copied into GraphQL values node
+/// by node (outputs are kilobytes each, and a page holds hundreds).
+pub(crate) fn raw_json(value: &serde_json::Value) -> Result<Json<Box<RawValue>>> {
+    serde_json::value::to_raw_value(value)
+        .map(Json)
+        .map_err(|_| ErrorCode::Internal.error("internal error"))
 }
