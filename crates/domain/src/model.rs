@@ -181,6 +181,47 @@ impl RunStatus {
     }
 }
 
+/// A JSON document as the database returned it: text known to be valid
+/// JSON, passed on without being parsed into a tree (outputs are kilobytes
+/// each, and a page of runs holds hundreds).
+#[derive(Clone, Debug)]
+pub struct StoredJson(Box<serde_json::value::RawValue>);
+
+impl StoredJson {
+    /// Wraps JSON text; `None` if it is not valid JSON.
+    pub fn from_text(text: String) -> Option<Self> {
+        serde_json::value::RawValue::from_string(text)
+            .ok()
+            .map(Self)
+    }
+
+    /// The document from a value.
+    pub fn from_value(value: &serde_json::Value) -> Option<Self> {
+        serde_json::value::to_raw_value(value).ok().map(Self)
+    }
+
+    /// The JSON text.
+    pub fn get(&self) -> &str {
+        self.0.get()
+    }
+
+    /// The document as raw JSON, for serializing as it is.
+    pub fn raw(&self) -> &serde_json::value::RawValue {
+        &self.0
+    }
+
+    /// The document parsed.
+    pub fn to_value(&self) -> serde_json::Value {
+        serde_json::from_str(self.0.get()).unwrap_or(serde_json::Value::Null)
+    }
+}
+
+impl PartialEq for StoredJson {
+    fn eq(&self, other: &Self) -> bool {
+        self.get() == other.get()
+    }
+}
+
 /// An agent run and, once it succeeded, its output.
 #[derive(Clone, Debug, PartialEq)]
 pub struct AgentRun {
@@ -198,8 +239,8 @@ pub struct AgentRun {
     pub status: RunStatus,
     /// What was asked.
     pub input: serde_json::Value,
-    /// The validated output, once succeeded.
-    pub output: Option<serde_json::Value>,
+    /// The validated output, once succeeded, as stored.
+    pub output: Option<StoredJson>,
     /// Why it failed or was cancelled.
     pub error: Option<String>,
     /// Prompt tokens used.

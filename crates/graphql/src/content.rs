@@ -98,8 +98,8 @@ impl AgentRun {
         agent_kind(&self.0)
     }
     /// The validated output, once the run succeeded.
-    async fn output(&self) -> Result<Option<Json<Box<RawValue>>>> {
-        self.0.output.as_ref().map(raw_json).transpose()
+    async fn output(&self) -> Option<Json<&RawValue>> {
+        self.0.output.as_ref().map(|o| Json(o.raw()))
     }
     /// Why the run failed or was cancelled.
     async fn error(&self) -> Option<&str> {
@@ -153,8 +153,15 @@ impl AgentOutput {
     }
     /// The output: a versioned JSON document whose shape depends on the
     /// agent.
-    async fn content(&self) -> Result<Json<Box<RawValue>>> {
-        raw_json(self.0.output.as_ref().unwrap_or(&serde_json::Value::Null))
+    async fn content(&self) -> Result<Json<&RawValue>> {
+        match &self.0.output {
+            Some(o) => Ok(Json(o.raw())),
+            // Listed outputs have succeeded, so this does not happen; null
+            // is what a missing document reads as.
+            None => serde_json::from_str::<&'static RawValue>("null")
+                .map(Json)
+                .map_err(|_| ErrorCode::Internal.error("internal error")),
+        }
     }
     async fn campaign_id(&self) -> ID {
         ID(self.0.campaign_id.to_string())

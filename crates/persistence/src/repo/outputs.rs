@@ -11,7 +11,7 @@
 use std::collections::HashMap;
 
 use sea_orm::{ConnectionTrait, DbBackend, FromQueryResult, Statement, Value};
-use strata_domain::model::{AgentRun, RunStatus};
+use strata_domain::model::{AgentRun, RunStatus, StoredJson};
 use strata_domain::{
     CampaignId, ClientId, ClientScope, DomainError, OrgId, OrgType, OutputId, UserId,
 };
@@ -31,7 +31,8 @@ struct Row {
     agent: String,
     status: String,
     input: serde_json::Value,
-    output: Option<serde_json::Value>,
+    /// As text: passed on without being parsed (see [`StoredJson`]).
+    output: Option<String>,
     error: Option<String>,
     prompt_tokens: i32,
     completion_tokens: i32,
@@ -52,7 +53,7 @@ impl From<Row> for AgentRun {
             // The table's CHECK admits only the known spellings.
             status: RunStatus::parse(&r.status).unwrap_or(RunStatus::Failed),
             input: r.input,
-            output: r.output,
+            output: r.output.and_then(StoredJson::from_text),
             error: r.error,
             prompt_tokens: u32::try_from(r.prompt_tokens).unwrap_or(0),
             completion_tokens: u32::try_from(r.completion_tokens).unwrap_or(0),
@@ -72,7 +73,7 @@ fn table(tx: &TenantTx) -> (&'static str, &'static str) {
     }
 }
 
-const COLUMNS: &str = "org_id, id, campaign_id, agent, status, input, output, error, \
+const COLUMNS: &str = "org_id, id, campaign_id, agent, status, input, output::text AS output, error, \
      prompt_tokens, completion_tokens, created_by, created_at, started_at, finished_at";
 
 /// Builds a statement's values and numbers its placeholders.
