@@ -51,29 +51,16 @@ pub async fn list(
     tx: &TenantTx,
     page: &crate::repo::PageRequest,
 ) -> Result<crate::repo::Page<strata_domain::model::AuditRecord>, DomainError> {
-    use sea_orm::{ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
     use strata_domain::{ApiKeyId, UserId};
     crate::repo::require_admin(tx, "only owners and admins can read the audit log")?;
-    let mut q =
+    let q =
         audit_log::Entity::find().filter(audit_log::Column::OrgId.eq(tx.ctx().org_id().as_uuid()));
-    if let Some((at, id)) = page.after {
-        q = q.filter(
-            Condition::any()
-                .add(audit_log::Column::CreatedAt.lt(at))
-                .add(
-                    Condition::all()
-                        .add(audit_log::Column::CreatedAt.eq(at))
-                        .add(audit_log::Column::Id.lt(id)),
-                ),
-        );
-    }
-    let mut rows = q
-        .order_by_desc(audit_log::Column::CreatedAt)
-        .order_by_desc(audit_log::Column::Id)
-        .limit(page.limit + 1)
-        .all(tx)
-        .await
-        .map_err(map_db_err)?;
+    let mut rows =
+        super::newest_first(q, audit_log::Column::CreatedAt, audit_log::Column::Id, page)
+            .all(tx)
+            .await
+            .map_err(map_db_err)?;
     let has_next_page = rows.len() as u64 > page.limit;
     rows.truncate(page.limit as usize);
     Ok(crate::repo::Page {

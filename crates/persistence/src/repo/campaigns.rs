@@ -3,8 +3,7 @@
 
 use sea_orm::sea_query::{Expr, Query};
 use sea_orm::{
-    ColumnTrait, Condition, ConnectionTrait, EntityTrait, FromQueryResult, QueryFilter, QueryOrder,
-    QuerySelect, Select,
+    ColumnTrait, ConnectionTrait, EntityTrait, FromQueryResult, QueryFilter, QuerySelect, Select,
 };
 use strata_domain::model::{Campaign, CampaignStatus};
 use strata_domain::{CampaignId, CampaignName, ClientId, DomainError, OrgId};
@@ -135,7 +134,7 @@ async fn list_in<S: EntitySet>(
     filter: &CampaignFilter,
     page: &PageRequest,
 ) -> Result<Page<Campaign>, sea_orm::DbErr> {
-    let Some(mut q) = apply_filter::<S>(tx, select::<S>(tx)?, filter)? else {
+    let Some(q) = apply_filter::<S>(tx, select::<S>(tx)?, filter)? else {
         return Ok(Page {
             items: Vec::new(),
             has_next_page: false,
@@ -143,17 +142,7 @@ async fn list_in<S: EntitySet>(
     };
     let created = col::<S::Campaigns>("created_at")?;
     let id = col::<S::Campaigns>("id")?;
-    if let Some((at, after_id)) = page.after {
-        q = q.filter(
-            Condition::any()
-                .add(created.lt(at))
-                .add(Condition::all().add(created.eq(at)).add(id.lt(after_id))),
-        );
-    }
-    let mut rows = q
-        .order_by_desc(created)
-        .order_by_desc(id)
-        .limit(page.limit + 1)
+    let mut rows = super::newest_first(q, created, id, page)
         .into_model::<Row>()
         .all(tx)
         .await?;

@@ -2,8 +2,7 @@
 //! none: every function answers as if no client exists.
 
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, Condition, EntityTrait, PaginatorTrait,
-    QueryFilter, QueryOrder, QuerySelect,
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter,
 };
 use strata_domain::model::Client;
 use strata_domain::{ClientId, ClientName, DomainError, OrgId, OrgType, Slug};
@@ -83,23 +82,15 @@ pub async fn list(tx: &TenantTx, page: &PageRequest) -> Result<Page<Client>, Dom
             has_next_page: false,
         });
     }
-    let mut q = scoped(tx);
-    if let Some((at, id)) = page.after {
-        q = q.filter(
-            Condition::any().add(clients::Column::CreatedAt.lt(at)).add(
-                Condition::all()
-                    .add(clients::Column::CreatedAt.eq(at))
-                    .add(clients::Column::Id.lt(id)),
-            ),
-        );
-    }
-    let mut rows = q
-        .order_by_desc(clients::Column::CreatedAt)
-        .order_by_desc(clients::Column::Id)
-        .limit(page.limit + 1)
-        .all(tx)
-        .await
-        .map_err(map_db_err)?;
+    let mut rows = super::newest_first(
+        scoped(tx),
+        clients::Column::CreatedAt,
+        clients::Column::Id,
+        page,
+    )
+    .all(tx)
+    .await
+    .map_err(map_db_err)?;
     let has_next_page = rows.len() as u64 > page.limit;
     rows.truncate(page.limit as usize);
     Ok(Page {

@@ -153,3 +153,27 @@ pub(crate) fn require_admin(tx: &TenantTx, what: &'static str) -> Result<(), Dom
         Err(DomainError::Forbidden(what))
     }
 }
+
+/// Orders `query` newest first by `(created_at, id)`, starts after the
+/// page's cursor and fetches one row more than the page holds (to tell
+/// whether another page follows): the keyset pagination every list uses.
+pub(crate) fn newest_first<E: EntityTrait>(
+    query: sea_orm::Select<E>,
+    created_at: E::Column,
+    id: E::Column,
+    page: &PageRequest,
+) -> sea_orm::Select<E> {
+    use sea_orm::{ColumnTrait, Condition, QueryFilter, QueryOrder, QuerySelect};
+    let query = match page.after {
+        Some((at, after_id)) => query.filter(
+            Condition::any()
+                .add(created_at.lt(at))
+                .add(Condition::all().add(created_at.eq(at)).add(id.lt(after_id))),
+        ),
+        None => query,
+    };
+    query
+        .order_by_desc(created_at)
+        .order_by_desc(id)
+        .limit(page.limit + 1)
+}

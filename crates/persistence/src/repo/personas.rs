@@ -2,10 +2,7 @@
 //! (`tenant_b.entity_data` of kind `PERSONA`, whose `content` holds the
 //! description and attributes).
 
-use sea_orm::{
-    ActiveValue::Set, ColumnTrait, Condition, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
-    QuerySelect,
-};
+use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
 use strata_domain::model::Persona;
 use strata_domain::{ClientId, DomainError, JsonDocument, OrgId, OrgType, PersonaId, PersonaName};
 
@@ -106,50 +103,31 @@ pub async fn list(
             has_next_page: false,
         });
     }
-    let limit = page.limit + 1;
     let mut items: Vec<Persona> = match tx.ctx().org_type() {
-        OrgType::Sme => {
-            let mut q = sme_scoped(tx);
-            if let Some((at, id)) = page.after {
-                q = q.filter(
-                    Condition::any().add(sme::Column::CreatedAt.lt(at)).add(
-                        Condition::all()
-                            .add(sme::Column::CreatedAt.eq(at))
-                            .add(sme::Column::Id.lt(id)),
-                    ),
-                );
-            }
-            q.order_by_desc(sme::Column::CreatedAt)
-                .order_by_desc(sme::Column::Id)
-                .limit(limit)
-                .all(tx)
-                .await
-                .map_err(map_db_err)?
-                .into_iter()
-                .map(from_sme)
-                .collect()
-        }
-        OrgType::Agency => {
-            let mut q = agency_scoped(tx, client);
-            if let Some((at, id)) = page.after {
-                q = q.filter(
-                    Condition::any().add(agency::Column::CreatedAt.lt(at)).add(
-                        Condition::all()
-                            .add(agency::Column::CreatedAt.eq(at))
-                            .add(agency::Column::Id.lt(id)),
-                    ),
-                );
-            }
-            q.order_by_desc(agency::Column::CreatedAt)
-                .order_by_desc(agency::Column::Id)
-                .limit(limit)
-                .all(tx)
-                .await
-                .map_err(map_db_err)?
-                .into_iter()
-                .map(from_agency)
-                .collect()
-        }
+        OrgType::Sme => super::newest_first(
+            sme_scoped(tx),
+            sme::Column::CreatedAt,
+            sme::Column::Id,
+            page,
+        )
+        .all(tx)
+        .await
+        .map_err(map_db_err)?
+        .into_iter()
+        .map(from_sme)
+        .collect(),
+        OrgType::Agency => super::newest_first(
+            agency_scoped(tx, client),
+            agency::Column::CreatedAt,
+            agency::Column::Id,
+            page,
+        )
+        .all(tx)
+        .await
+        .map_err(map_db_err)?
+        .into_iter()
+        .map(from_agency)
+        .collect(),
     };
     let has_next_page = items.len() as u64 > page.limit;
     items.truncate(page.limit as usize);
