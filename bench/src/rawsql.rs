@@ -154,42 +154,85 @@ fn inline(sql: &str, params: &[Option<String>]) -> String {
     out
 }
 
+/// Splits a simple-protocol message into its statements, at semicolons
+/// outside string literals (`'...'`, with backslash escapes in `E'...'`).
+fn split_statements(sql: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    let mut chars = sql.chars().peekable();
+    let mut prev = ' ';
+    while let Some(c) = chars.next() {
+        if c == '\'' {
+            let escapes = prev == 'E' || prev == 'e';
+            cur.push(c);
+            while let Some(q) = chars.next() {
+                cur.push(q);
+                if escapes && q == '\\' {
+                    if let Some(n) = chars.next() {
+                        cur.push(n);
+                    }
+                } else if q == '\'' {
+                    if chars.peek() == Some(&'\'') {
+                        if let Some(n) = chars.next() {
+                            cur.push(n);
+                        }
+                    } else {
+                        break;
+                    }
+                }
+            }
+            prev = '\'';
+            continue;
+        }
+        if c == ';' {
+            let stmt = cur.trim();
+            if !stmt.is_empty() {
+                out.push(stmt.to_owned());
+            }
+            cur.clear();
+        } else {
+            cur.push(c);
+        }
+        prev = c;
+    }
+    let stmt = cur.trim();
+    if !stmt.is_empty() {
+        out.push(stmt.to_owned());
+    }
+    out
+}
+
 /// The transaction the gateway ran for request `request_id`, as literal
-/// SQL statements (BEGIN through COMMIT). The credential transaction
+/// SQL: one entry per round trip (the opening message, which holds BEGIN
+/// and the context's `SET LOCAL`s, then each query, then COMMIT or
+/// ROLLBACK), each with its statements. The credential transaction
 /// (`app_auth`) is skipped.
-pub fn transaction(log: &str, request_id: &str) -> Result<Vec<String>> {
+pub fn transaction(log: &str, request_id: &str) -> Result<Vec<Vec<String>>> {
     let logged = parse_log(log);
+    let marker = format!("app.request_id = E'{request_id}'");
     let start = logged
         .iter()
         .position(|l| {
-            l.sql.contains("app.begin_request")
-                && l.params.len() >= 8
-                && l.params[7].as_deref() == Some(request_id)
-                && matches!(l.params[0].as_deref(), Some("app_sme" | "app_agency"))
+            l.sql.trim_start().to_ascii_uppercase().starts_with("BEGIN")
+                && l.sql.contains(&marker)
+                && (l.sql.contains("ROLE app_sme") || l.sql.contains("ROLE app_agency"))
         })
         .ok_or_else(|| anyhow!("request {request_id} not found in the statement log"))?;
     let pid = logged[start].pid.clone();
-    let mut first = start;
-    for (i, l) in logged[..start].iter().enumerate().rev() {
-        if l.pid != pid {
-            continue;
-        }
-        let up = l.sql.trim_start().to_ascii_uppercase();
-        if up.starts_with("BEGIN") || up.starts_with("START TRANSACTION") {
-            first = i;
-            break;
-        }
-    }
     let mut out = Vec::new();
-    for l in logged[first..].iter().filter(|l| l.pid == pid) {
-        let sql = inline(l.sql.trim().trim_end_matches(';'), &l.params);
-        let up = sql.to_ascii_uppercase();
-        out.push(sql);
-        if up.starts_with("COMMIT") || up.starts_with("ROLLBACK") || up.starts_with("END") {
+    for l in logged[start..].iter().filter(|l| l.pid == pid) {
+        let sql = inline(l.sql.trim(), &l.params);
+        let statements = split_statements(&sql);
+        let end = statements.last().is_some_and(|s| {
+            let up = s.to_ascii_uppercase();
+            up.starts_with("COMMIT") || up.starts_with("ROLLBACK") || up.starts_with("END")
+        });
+        out.push(statements);
+        if end {
             return Ok(out);
         }
     }
-    bail!("request {request_id}: no COMMIT in the statement log")
+    bail!("request {request_id}: no COMMIT or ROLLBACK in the statement log")
 }
 
 /// Rewrites the generated ids of tenant `from` into those of tenant `to`.
@@ -221,15 +264,30 @@ fn looks_like_uuid(b: &[u8]) -> bool {
     })
 }
 
-/// Writes one pgbench script per tenant and returns their paths.
+/// Writes one pgbench script per tenant and returns their paths. A round
+/// trip of several statements is sent as a pipeline (one message, one
+/// Sync), as the gateway sends it.
 pub fn write_scripts(
     dir: &Path,
     shape: &str,
-    statements: &[String],
+    round_trips: &[Vec<String>],
     sample: u64,
     tenants: &[u64],
 ) -> Result<Vec<PathBuf>> {
-    let text: String = statements.iter().map(|s| format!("{s};\n")).collect();
+    let mut text = String::new();
+    for statements in round_trips {
+        let pipelined = statements.len() > 1;
+        if pipelined {
+            text.push_str("\\startpipeline\n");
+        }
+        for s in statements {
+            text.push_str(s);
+            text.push_str(";\n");
+        }
+        if pipelined {
+            text.push_str("\\endpipeline\n");
+        }
+    }
     let mut paths = Vec::new();
     for (i, t) in tenants.iter().enumerate() {
         let path = dir.join(format!("raw-{shape}-{i}.sql"));
@@ -315,24 +373,36 @@ mod tests {
 2026-01-01 00:00:00.000 UTC [7] LOG:  execute sqlx_s_1: SELECT app.begin_request($1, $2, $3, $4, $5, $6, $7, $8)
 2026-01-01 00:00:00.000 UTC [7] DETAIL:  parameters: $1 = 'app_auth', $2 = NULL, $3 = 'u', $4 = '{}', $5 = 'f', $6 = 'f', $7 = NULL, $8 = 'r1'
 2026-01-01 00:00:00.000 UTC [7] LOG:  statement: COMMIT
-2026-01-01 00:00:00.000 UTC [8] LOG:  statement: BEGIN READ ONLY
-2026-01-01 00:00:00.000 UTC [8] LOG:  execute sqlx_s_1: SELECT app.begin_request($1, $2, $3, $4, $5, $6, $7, $8)
-2026-01-01 00:00:00.000 UTC [8] DETAIL:  parameters: $1 = 'app_sme', $2 = 'o', $3 = 'u', $4 = '{}', $5 = 't', $6 = 't', $7 = NULL, $8 = 'r1'
+2026-01-01 00:00:00.000 UTC [8] LOG:  statement: BEGIN READ ONLY; SET LOCAL app.org_id = E'o;x'; SET LOCAL app.request_id = E'r1'; SET LOCAL ROLE app_sme
 2026-01-01 00:00:00.000 UTC [8] LOG:  execute sqlx_s_2: SELECT name
 \tFROM t WHERE a = $1 AND b = 'it''s'
 2026-01-01 00:00:00.000 UTC [8] DETAIL:  parameters: $1 = 'x''y'
-2026-01-01 00:00:00.000 UTC [8] LOG:  statement: COMMIT
+2026-01-01 00:00:00.000 UTC [8] LOG:  statement: ROLLBACK
 ";
         let tx = transaction(log, "r1").unwrap_or_default();
-        assert_eq!(tx.len(), 4);
-        assert_eq!(tx[0], "BEGIN READ ONLY");
-        assert!(tx[1].starts_with("SELECT app.begin_request('app_sme', 'o', 'u', '{}'"));
-        assert!(tx[1].contains("NULL, 'r1')"));
+        assert_eq!(tx.len(), 3);
         assert_eq!(
-            tx[2],
-            "SELECT name\nFROM t WHERE a = 'x''y' AND b = 'it''s'"
+            tx[0],
+            [
+                "BEGIN READ ONLY",
+                "SET LOCAL app.org_id = E'o;x'",
+                "SET LOCAL app.request_id = E'r1'",
+                "SET LOCAL ROLE app_sme"
+            ]
         );
-        assert_eq!(tx[3], "COMMIT");
+        assert_eq!(
+            tx[1],
+            ["SELECT name\nFROM t WHERE a = 'x''y' AND b = 'it''s'"]
+        );
+        assert_eq!(tx[2], ["ROLLBACK"]);
+    }
+
+    #[test]
+    fn splits_messages_outside_literals_only() {
+        assert_eq!(
+            split_statements(r"SET a = E'x\';y'; SET b = 'p;''q'"),
+            [r"SET a = E'x\';y'", "SET b = 'p;''q'"]
+        );
     }
 
     #[test]

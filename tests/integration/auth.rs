@@ -536,3 +536,54 @@ async fn an_unparseable_jwks_url_is_a_start_up_error_naming_the_variable() {
         assert!(text.contains("STRATA_JWKS_URL"), "{url:?}: {text}");
     }
 }
+
+#[tokio::test]
+async fn request_ids_with_quotes_and_backslashes_reach_the_audit_log_as_sent() {
+    let app = TestApp::spawn().await;
+    let su = app.test_db.superuser().await;
+    let w = World::seed(&app.db, &su).await;
+    let token = format!("Bearer {}", app.token(w.sme1.owner, Some(w.sme1.id)));
+    // The context travels as literals in the transaction's first message:
+    // whatever a request id holds must arrive as data, never as SQL.
+    let ids = [
+        r"it's\a-test",
+        r"x';SET-LOCAL-ROLE-strata_owner;--",
+        r"E'\\'\';",
+    ];
+    for id in ids {
+        let (status, body) = post(
+            &app,
+            &[("authorization", &token), ("x-request-id", id)],
+            "mutation { createCampaign(input: { name: \"Quoted\" }) { id } }",
+        )
+        .await;
+        assert_eq!(status, 200, "{body}");
+        assert!(body.get("errors").is_none(), "{body}");
+    }
+    let rows = su
+        .query_all_raw(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "SELECT request_id FROM public.audit_log
+             WHERE org_id = $1 AND operation = 'createCampaign' AND request_id = ANY($2)
+             ORDER BY created_at",
+            [
+                w.sme1.id.as_uuid().into(),
+                ids.map(str::to_owned).to_vec().into(),
+            ],
+        ))
+        .await
+        .unwrap();
+    let seen: Vec<String> = rows
+        .iter()
+        .map(|r| r.try_get_by_index(0).unwrap())
+        .collect();
+    assert_eq!(seen, ids);
+    assert_eq!(
+        strata_tests::scalar(
+            &su,
+            "SELECT count(*) FROM public.campaigns WHERE name = 'Quoted'"
+        )
+        .await,
+        3
+    );
+}

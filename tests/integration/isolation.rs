@@ -393,3 +393,59 @@ async fn a_connection_left_inside_a_writing_transaction_never_commits_it_with_th
     );
     tx.commit().await.unwrap();
 }
+
+#[tokio::test]
+async fn reads_run_in_one_read_only_snapshot_and_writes_in_read_committed() {
+    let (test_db, _db, su, w) = setup().await;
+    let one = test_db.pool(1).await;
+    let ctx = resolve_for(&one, w.sme1.owner, Some(w.sme1.id), "r")
+        .await
+        .unwrap();
+
+    let read = TenantTx::begin_read_only(&one, &ctx).await.unwrap();
+    assert_eq!(
+        strata_tests::text(&read, "SHOW transaction_isolation")
+            .await
+            .as_deref(),
+        Some("repeatable read")
+    );
+    assert_eq!(
+        strata_tests::text(&read, "SHOW transaction_read_only")
+            .await
+            .as_deref(),
+        Some("on")
+    );
+    let before = scalar(&read, "SELECT count(*) FROM public.campaigns").await;
+    // A campaign committed meanwhile by someone else is not in this
+    // request's snapshot: a page and its totals agree.
+    su.execute_unprepared(&format!(
+        "INSERT INTO public.campaigns (org_id, id, name) VALUES ('{}', gen_random_uuid(), 'meanwhile')",
+        w.sme1.id
+    ))
+    .await
+    .unwrap();
+    assert_eq!(
+        scalar(&read, "SELECT count(*) FROM public.campaigns").await,
+        before
+    );
+    let write = read
+        .execute_unprepared("UPDATE public.campaigns SET name = 'x'")
+        .await;
+    assert!(write.is_err(), "a read-only transaction refuses writes");
+    // Ending it sends nothing of its own; the only connection is clean for
+    // the next request, which sees the new campaign.
+    read.commit().await.unwrap();
+
+    let tx = TenantTx::begin(&one, &ctx).await.unwrap();
+    assert_eq!(
+        strata_tests::text(&tx, "SHOW transaction_isolation")
+            .await
+            .as_deref(),
+        Some("read committed")
+    );
+    assert_eq!(
+        scalar(&tx, "SELECT count(*) FROM public.campaigns").await,
+        before + 1
+    );
+    tx.commit().await.unwrap();
+}

@@ -92,6 +92,11 @@ impl Db {
         &self.conn
     }
 
+    /// The driver's pool under [`Self::raw`], for request transactions.
+    pub(crate) fn pool(&self) -> &sea_orm::sqlx::PgPool {
+        self.conn.get_postgres_connection_pool()
+    }
+
     /// The `statement_timeout` of request transactions, in milliseconds.
     pub(crate) fn statement_timeout_ms(&self) -> Option<u64> {
         self.statement_timeout_ms
