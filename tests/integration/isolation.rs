@@ -449,3 +449,52 @@ async fn reads_run_in_one_read_only_snapshot_and_writes_in_read_committed() {
     );
     tx.commit().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_request_dropped_while_its_transaction_begins_leaves_no_transaction_behind() {
+    let (test_db, _db, _su, w) = setup().await;
+    let one = test_db.pool(1).await;
+    let ctx = resolve_for(&one, w.sme1.owner, Some(w.sme1.id), "c")
+        .await
+        .unwrap();
+    let login = strata_tests::text(one.raw(), "SELECT current_user::text").await;
+    // Drop a beginning transaction once its first message is on its way
+    // (a client that went away, a deadline): the only connection must come
+    // back outside any transaction and as the login role, or not at all.
+    let mut cancelled = 0;
+    for step in 1..=8 {
+        // Poll `step` times, letting the I/O progress in between, then drop
+        // it if it has not finished: across the steps, one of the drops
+        // falls after the message went out and before its answer was read.
+        let mut begin = Box::pin(TenantTx::begin(&one, &ctx));
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        let mut done = None;
+        for _ in 0..step {
+            if let std::task::Poll::Ready(tx) = begin.as_mut().poll(&mut cx) {
+                done = Some(tx);
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+        }
+        match done {
+            Some(tx) => tx.unwrap().commit().await.unwrap(),
+            None => {
+                drop(begin);
+                cancelled += 1;
+            }
+        }
+        let user = strata_tests::text(one.raw(), "SELECT current_user::text").await;
+        assert_eq!(user, login, "step {step}: the runtime role leaked");
+        // A transaction-local setting that outlives its statement means the
+        // connection is still inside a transaction block.
+        strata_tests::text(one.raw(), "SELECT set_config('strata.probe', 'x', true)").await;
+        let probe =
+            strata_tests::text(one.raw(), "SELECT current_setting('strata.probe', true)").await;
+        assert_ne!(
+            probe.as_deref(),
+            Some("x"),
+            "step {step}: still inside a transaction"
+        );
+    }
+    assert!(cancelled > 0, "no begin was cancelled");
+}

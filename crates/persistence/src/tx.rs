@@ -10,8 +10,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use sea_orm::sqlx::pool::PoolConnection;
 use sea_orm::sqlx::{self, Postgres, SqlSafeStr};
 use sea_orm::{
-    ConnAcquireErr, ConnectionTrait, DatabaseTransaction, DbBackend, DbErr, ExecResult,
-    QueryResult, RuntimeErr, Statement, TransactionTrait, Value,
+    ConnAcquireErr, ConnectionTrait, DbBackend, DbErr, ExecResult, QueryResult, RuntimeErr,
+    Statement,
 };
 use sea_query_sqlx::SqlxValues;
 use sqlx_core::transaction::TransactionManager as _;
@@ -22,50 +22,7 @@ use uuid::Uuid;
 use crate::db::Db;
 use crate::error::map_db_err;
 
-/// The first statement of an auth transaction (bound parameters): the
-/// context, and whether the transaction has written nothing yet. A pooled
-/// connection left inside an earlier transaction must never carry that
-/// transaction's writes into this one's commit.
-/// With a statement timeout, `$9` sets it.
-const fn auth_begin_sql(timeout: bool) -> &'static str {
-    if timeout {
-        "SELECT pg_current_xact_id_if_assigned() IS NULL AS fresh, \
-         app.begin_request($1, $2, $3, $4, $5, $6, $7, $8), \
-         set_config('statement_timeout', $9, true)"
-    } else {
-        "SELECT pg_current_xact_id_if_assigned() IS NULL AS fresh, \
-         app.begin_request($1, $2, $3, $4, $5, $6, $7, $8)"
-    }
-}
-
-/// A transaction bound to one [`TenantContext`]. Holding one is the proof
-/// that the database knows the tenant: the repository API takes it, never a
-/// bare connection.
-///
-/// It implements [`ConnectionTrait`], so SeaORM queries run through it; it
-/// counts the statements it runs.
-///
-/// Round trips: the `BEGIN` and the context go to the server as one message
-/// (see [`begin_message`]); each query is one; a read-only transaction ends
-/// without one of its own (its `ROLLBACK` travels with the pool's check of
-/// the returned connection), a writing one with its `COMMIT`.
-pub struct TenantTx {
-    /// The connection while the transaction is open.
-    inner: Mutex<Option<PoolConnection<Postgres>>>,
-    ctx: TenantContext,
-    read_only: bool,
-    statements: AtomicU64,
-}
-
-impl std::fmt::Debug for TenantTx {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TenantTx")
-            .field("org_id", &self.ctx.org_id())
-            .field("read_only", &self.read_only)
-            .field("statements", &self.statements.load(Ordering::Relaxed))
-            .finish()
-    }
-}
+type TxManager = <Postgres as sqlx::Database>::TransactionManager;
 
 /// The runtime role that serves an organization type.
 pub(crate) const fn runtime_role(org_type: OrgType) -> &'static str {
@@ -75,10 +32,24 @@ pub(crate) const fn runtime_role(org_type: OrgType) -> &'static str {
     }
 }
 
+/// What the first message of a request transaction sets.
+struct Settings<'a> {
+    /// One of the runtime roles (a constant, never input).
+    role: &'static str,
+    org_id: Option<Uuid>,
+    user_id: Option<Uuid>,
+    /// `None`: every client of the organization.
+    client_ids: Option<&'a [strata_domain::ClientId]>,
+    can_write: bool,
+    api_key_hash: Option<&'a str>,
+    request_id: &'a str,
+}
+
 /// Appends `value` as an escape string literal (`E'...'`): backslashes and
 /// quotes are doubled, which reads back the same whatever
 /// `standard_conforming_strings` is. Only ASCII graphic characters are kept
-/// (the callers pass ids and request ids, which are nothing else).
+/// (the callers pass ids, hex digests and request ids, which are nothing
+/// else).
 fn push_literal(sql: &mut String, value: &str) {
     sql.push_str("E'");
     for c in value.chars() {
@@ -99,25 +70,28 @@ fn push_set(sql: &mut String, name: &str, value: &str) {
     push_literal(sql, value);
 }
 
+const fn bool_text(b: bool) -> &'static str {
+    if b { "true" } else { "false" }
+}
+
 /// The message that opens a request transaction: `BEGIN`, then `SET LOCAL`
 /// of every context setting, the statement timeout and the runtime role,
 /// sent together in one simple-protocol message (one round trip; the
 /// extended protocol would need one per statement with this driver).
 ///
 /// The values are rendered as literals, never taken as SQL: uuids, booleans
-/// and a number are formatted from their types, the role is one of two
-/// constants, and the request id (the only text from outside) is an escaped
-/// literal of ASCII graphic characters. `SET LOCAL` rather than
-/// `set_config()` keeps the settings forwarded by Citus. Reads run in one
-/// `REPEATABLE READ` snapshot: a page, its `totalCount` and its nested
-/// lists agree with each other.
+/// and a number are formatted from their types, the role is a constant, and
+/// the texts (a hex digest, the request id) are escaped literals of ASCII
+/// graphic characters. `SET LOCAL` rather than `set_config()` keeps the
+/// settings forwarded by Citus. Reads run in one `REPEATABLE READ`
+/// snapshot: a page, its `totalCount` and its nested lists agree.
 ///
 /// `SET TRANSACTION ISOLATION LEVEL` is refused once a transaction has run
 /// a query. Setting it twice, to two different levels (one of which is
 /// therefore a change), makes the message fail on a connection that is
-/// still inside an earlier transaction (one opened behind the driver's
-/// back), instead of joining that transaction and committing its writes.
-fn begin_message(ctx: &TenantContext, read_only: bool, timeout_ms: Option<u64>) -> String {
+/// still inside an earlier transaction, instead of joining that
+/// transaction and committing its writes.
+fn begin_message(s: &Settings<'_>, read_only: bool, timeout_ms: Option<u64>) -> String {
     let mut sql = String::with_capacity(640);
     sql.push_str(if read_only {
         "BEGIN READ ONLY; SET TRANSACTION ISOLATION LEVEL SERIALIZABLE; \
@@ -126,44 +100,36 @@ fn begin_message(ctx: &TenantContext, read_only: bool, timeout_ms: Option<u64>) 
         "BEGIN; SET TRANSACTION ISOLATION LEVEL SERIALIZABLE; \
          SET TRANSACTION ISOLATION LEVEL READ COMMITTED"
     });
-    push_set(&mut sql, "app.org_id", &ctx.org_id().as_uuid().to_string());
-    let user = ctx
-        .actor()
-        .user_id()
-        .map(|u| u.as_uuid().to_string())
-        .unwrap_or_default();
-    push_set(&mut sql, "app.user_id", &user);
-    let (client_ids, all_clients) = match ctx.clients() {
-        ClientScope::All => (String::from("{}"), true),
-        ClientScope::Only(ids) => {
-            let mut list = String::from("{");
-            for (i, id) in ids.iter().enumerate() {
-                if i > 0 {
-                    list.push(',');
-                }
-                list.push_str(&id.as_uuid().to_string());
-            }
-            list.push('}');
-            (list, false)
+    let uuid_text = |u: Option<Uuid>| u.map(|u| u.to_string()).unwrap_or_default();
+    push_set(&mut sql, "app.org_id", &uuid_text(s.org_id));
+    push_set(&mut sql, "app.user_id", &uuid_text(s.user_id));
+    let mut list = String::from("{");
+    for (i, id) in s.client_ids.unwrap_or_default().iter().enumerate() {
+        if i > 0 {
+            list.push(',');
         }
-    };
-    push_set(&mut sql, "app.client_ids", &client_ids);
-    push_set(&mut sql, "app.all_clients", bool_text(all_clients));
-    push_set(&mut sql, "app.can_write", bool_text(ctx.can_write()));
-    push_set(&mut sql, "app.api_key_hash", "");
-    push_set(&mut sql, "app.request_id", ctx.request_id());
+        list.push_str(&id.as_uuid().to_string());
+    }
+    list.push('}');
+    push_set(&mut sql, "app.client_ids", &list);
+    push_set(
+        &mut sql,
+        "app.all_clients",
+        bool_text(s.client_ids.is_none()),
+    );
+    push_set(&mut sql, "app.can_write", bool_text(s.can_write));
+    push_set(
+        &mut sql,
+        "app.api_key_hash",
+        s.api_key_hash.unwrap_or_default(),
+    );
+    push_set(&mut sql, "app.request_id", s.request_id);
     if let Some(ms) = timeout_ms {
         push_set(&mut sql, "statement_timeout", &format!("{ms}ms"));
     }
     sql.push_str("; SET LOCAL ROLE ");
-    sql.push_str(runtime_role(ctx.org_type()));
+    sql.push_str(s.role);
     sql
-}
-
-type TxManager = <Postgres as sqlx::Database>::TransactionManager;
-
-const fn bool_text(b: bool) -> &'static str {
-    if b { "true" } else { "false" }
 }
 
 /// A driver error as the `DbErr` the rest of the crate maps.
@@ -185,6 +151,208 @@ fn exec_err(err: sqlx::Error) -> DbErr {
     }
 }
 
+fn finished() -> DbErr {
+    DbErr::Custom("the transaction has already finished".into())
+}
+
+/// A pooled connection whose transaction state is unknown while a
+/// `BEGIN`, `COMMIT` or `ROLLBACK` is in flight: if the future awaiting it
+/// is dropped (a client went away, a deadline passed), the server may be
+/// inside a transaction the driver does not know of. Dropped in that state,
+/// the connection is closed instead of going back to the pool.
+struct InFlight(Option<PoolConnection<Postgres>>);
+
+impl InFlight {
+    fn conn(&mut self) -> Result<&mut PoolConnection<Postgres>, DbErr> {
+        self.0.as_mut().ok_or_else(finished)
+    }
+
+    /// The state is known again: the connection may go back to the pool.
+    fn settle(mut self) -> Option<PoolConnection<Postgres>> {
+        self.0.take()
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        if let Some(conn) = self.0.as_mut() {
+            conn.close_on_drop();
+        }
+    }
+}
+
+/// One request transaction on one pooled connection, tracked by the
+/// driver from `BEGIN` to its end.
+///
+/// Round trips: the `BEGIN` and the context go to the server as one message
+/// (see [`begin_message`]); each query is one; a read-only transaction ends
+/// without one of its own (its `ROLLBACK` travels with the pool's check of
+/// the returned connection), a writing one with its `COMMIT`.
+pub(crate) struct RequestTx {
+    /// The connection while the transaction is open.
+    conn: Mutex<Option<PoolConnection<Postgres>>>,
+    read_only: bool,
+    statements: AtomicU64,
+}
+
+impl RequestTx {
+    async fn begin(db: &Db, settings: &Settings<'_>, read_only: bool) -> Result<Self, DbErr> {
+        let message = begin_message(settings, read_only, db.statement_timeout_ms());
+        let conn = db.pool().acquire().await.map_err(query_err)?;
+        let mut in_flight = InFlight(Some(conn));
+        // The driver refuses a custom BEGIN on a connection it knows to be
+        // inside a transaction, checks that the server is inside one
+        // afterwards, and from then on tracks it. If a statement after
+        // BEGIN fails, the server is left inside a transaction block the
+        // driver does not know of: `in_flight` closes the connection.
+        TxManager::begin(
+            in_flight.conn()?,
+            Some(sqlx::AssertSqlSafe(message).into_sql_str()),
+        )
+        .await
+        .map_err(query_err)?;
+        Ok(Self {
+            conn: Mutex::new(in_flight.settle()),
+            read_only,
+            statements: AtomicU64::new(1),
+        })
+    }
+
+    fn statements(&self) -> u64 {
+        self.statements.load(Ordering::Relaxed)
+    }
+
+    async fn commit(&self) -> Result<(), DbErr> {
+        let Some(mut conn) = self.conn.lock().await.take() else {
+            return Ok(());
+        };
+        if self.read_only {
+            // Nothing to commit: the queued ROLLBACK is sent with the
+            // pool's check of the returned connection.
+            TxManager::start_rollback(&mut conn);
+            return Ok(());
+        }
+        let mut in_flight = InFlight(Some(conn));
+        TxManager::commit(in_flight.conn()?)
+            .await
+            .map_err(exec_err)?;
+        in_flight.settle();
+        Ok(())
+    }
+
+    async fn rollback(&self) -> Result<(), DbErr> {
+        let Some(conn) = self.conn.lock().await.take() else {
+            return Ok(());
+        };
+        let mut in_flight = InFlight(Some(conn));
+        TxManager::rollback(in_flight.conn()?)
+            .await
+            .map_err(exec_err)?;
+        in_flight.settle();
+        Ok(())
+    }
+
+    fn count(&self) {
+        self.statements.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+impl Drop for RequestTx {
+    fn drop(&mut self) {
+        // Queued, not awaited: it is sent before anything else on the
+        // connection, with the pool's check of the returned connection.
+        if let Some(conn) = self.conn.get_mut().as_mut() {
+            TxManager::start_rollback(conn);
+        }
+    }
+}
+
+/// A SeaORM statement as a driver query: its SQL (a prepared statement the
+/// connection caches) and its bound values.
+fn driver_query(stmt: &Statement) -> sqlx::query::Query<'_, Postgres, SqlxValues> {
+    let values = stmt
+        .values
+        .clone()
+        .unwrap_or(sea_orm::sea_query::Values(Vec::new()));
+    sqlx::query_with(sqlx::AssertSqlSafe(stmt.sql.as_str()), SqlxValues(values))
+}
+
+#[async_trait::async_trait]
+impl ConnectionTrait for RequestTx {
+    fn get_database_backend(&self) -> DbBackend {
+        DbBackend::Postgres
+    }
+
+    async fn execute_raw(&self, stmt: Statement) -> Result<ExecResult, DbErr> {
+        self.count();
+        let mut guard = self.conn.lock().await;
+        let conn = guard.as_mut().ok_or_else(finished)?;
+        driver_query(&stmt)
+            .execute(&mut **conn)
+            .await
+            .map(Into::into)
+            .map_err(exec_err)
+    }
+
+    async fn execute_unprepared(&self, sql: &str) -> Result<ExecResult, DbErr> {
+        self.count();
+        let mut guard = self.conn.lock().await;
+        let conn = guard.as_mut().ok_or_else(finished)?;
+        sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+            .execute(&mut **conn)
+            .await
+            .map(Into::into)
+            .map_err(exec_err)
+    }
+
+    async fn query_one_raw(&self, stmt: Statement) -> Result<Option<QueryResult>, DbErr> {
+        self.count();
+        let mut guard = self.conn.lock().await;
+        let conn = guard.as_mut().ok_or_else(finished)?;
+        driver_query(&stmt)
+            .fetch_optional(&mut **conn)
+            .await
+            .map(|row| row.map(Into::into))
+            .map_err(query_err)
+    }
+
+    async fn query_all_raw(&self, stmt: Statement) -> Result<Vec<QueryResult>, DbErr> {
+        self.count();
+        let mut guard = self.conn.lock().await;
+        let conn = guard.as_mut().ok_or_else(finished)?;
+        driver_query(&stmt)
+            .fetch_all(&mut **conn)
+            .await
+            .map(|rows| rows.into_iter().map(Into::into).collect())
+            .map_err(query_err)
+    }
+
+    fn support_returning(&self) -> bool {
+        true
+    }
+}
+
+/// A transaction bound to one [`TenantContext`]. Holding one is the proof
+/// that the database knows the tenant: the repository API takes it, never a
+/// bare connection.
+///
+/// It implements [`ConnectionTrait`], so SeaORM queries run through it; it
+/// counts the statements it runs (the context statement included).
+pub struct TenantTx {
+    tx: RequestTx,
+    ctx: TenantContext,
+}
+
+impl std::fmt::Debug for TenantTx {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TenantTx")
+            .field("org_id", &self.ctx.org_id())
+            .field("read_only", &self.tx.read_only)
+            .field("statements", &self.tx.statements())
+            .finish()
+    }
+}
+
 impl TenantTx {
     /// Begins a transaction for `ctx`. The first message sets the runtime
     /// role and the context, transaction-locally.
@@ -203,30 +371,24 @@ impl TenantTx {
         ctx: &TenantContext,
         read_only: bool,
     ) -> Result<Self, DomainError> {
-        let message = begin_message(ctx, read_only, db.statement_timeout_ms());
-        let mut conn = db
-            .pool()
-            .acquire()
+        let settings = Settings {
+            role: runtime_role(ctx.org_type()),
+            org_id: Some(ctx.org_id().as_uuid()),
+            user_id: ctx.actor().user_id().map(|u| u.as_uuid()),
+            client_ids: match ctx.clients() {
+                ClientScope::All => None,
+                ClientScope::Only(ids) => Some(ids.as_slice()),
+            },
+            can_write: ctx.can_write(),
+            api_key_hash: None,
+            request_id: ctx.request_id(),
+        };
+        let tx = RequestTx::begin(db, &settings, read_only)
             .await
-            .map_err(|e| map_db_err(query_err(e)))?;
-        // The driver refuses a custom BEGIN on a connection it knows to be
-        // inside a transaction, checks that the server is inside one
-        // afterwards, and from then on tracks it (a dropped transaction
-        // queues its ROLLBACK).
-        let begun =
-            TxManager::begin(&mut conn, Some(sqlx::AssertSqlSafe(message).into_sql_str())).await;
-        if let Err(e) = begun {
-            // A statement after BEGIN failed: the server may be inside a
-            // transaction block the driver does not know of. The connection
-            // is closed rather than handed out again.
-            conn.close_on_drop();
-            return Err(map_db_err(query_err(e)));
-        }
+            .map_err(map_db_err)?;
         Ok(Self {
-            inner: Mutex::new(Some(conn)),
+            tx,
             ctx: ctx.clone(),
-            read_only,
-            statements: AtomicU64::new(1),
         })
     }
 
@@ -237,44 +399,19 @@ impl TenantTx {
 
     /// Statements run so far, including the context statement.
     pub fn statements(&self) -> u64 {
-        self.statements.load(Ordering::Relaxed)
+        self.tx.statements()
     }
 
     /// Commits. Later use of this transaction fails. A read-only
     /// transaction has nothing to commit: it is rolled back instead, with
-    /// no round trip of its own (the `ROLLBACK` is sent with the pool's
-    /// check of the returned connection).
+    /// no round trip of its own.
     pub async fn commit(&self) -> Result<(), DomainError> {
-        let conn = self.inner.lock().await.take();
-        match conn {
-            Some(mut conn) if !self.read_only => {
-                let done = TxManager::commit(&mut conn).await;
-                if done.is_err() {
-                    TxManager::start_rollback(&mut conn);
-                }
-                done.map_err(|e| map_db_err(exec_err(e)))
-            }
-            Some(mut conn) => {
-                TxManager::start_rollback(&mut conn);
-                Ok(())
-            }
-            None => Ok(()),
-        }
+        self.tx.commit().await.map_err(map_db_err)
     }
 
     /// Rolls back. Later use of this transaction fails.
     pub async fn rollback(&self) -> Result<(), DomainError> {
-        let conn = self.inner.lock().await.take();
-        match conn {
-            Some(mut conn) => {
-                let done = TxManager::rollback(&mut conn).await;
-                if done.is_err() {
-                    TxManager::start_rollback(&mut conn);
-                }
-                done.map_err(|e| map_db_err(exec_err(e)))
-            }
-            None => Ok(()),
-        }
+        self.tx.rollback().await.map_err(map_db_err)
     }
 
     /// Opens a savepoint: one mutation's changes, undone alone if it fails.
@@ -297,34 +434,6 @@ impl TenantTx {
             .map(|_| ())
             .map_err(map_db_err)
     }
-
-    fn count(&self) {
-        self.statements.fetch_add(1, Ordering::Relaxed);
-    }
-}
-
-impl Drop for TenantTx {
-    fn drop(&mut self) {
-        // Queued, not awaited: it is sent before anything else on the
-        // connection, with the pool's check of the returned connection.
-        if let Some(conn) = self.inner.get_mut().as_mut() {
-            TxManager::start_rollback(conn);
-        }
-    }
-}
-
-fn finished() -> DbErr {
-    DbErr::Custom("the tenant transaction has already finished".into())
-}
-
-/// A SeaORM statement as a driver query: its SQL (a prepared statement the
-/// connection caches) and its bound values.
-fn driver_query(stmt: &Statement) -> sqlx::query::Query<'_, Postgres, SqlxValues> {
-    let values = stmt
-        .values
-        .clone()
-        .unwrap_or(sea_orm::sea_query::Values(Vec::new()));
-    sqlx::query_with(sqlx::AssertSqlSafe(stmt.sql.as_str()), SqlxValues(values))
 }
 
 #[async_trait::async_trait]
@@ -334,47 +443,19 @@ impl ConnectionTrait for TenantTx {
     }
 
     async fn execute_raw(&self, stmt: Statement) -> Result<ExecResult, DbErr> {
-        self.count();
-        let mut guard = self.inner.lock().await;
-        let conn = guard.as_mut().ok_or_else(finished)?;
-        driver_query(&stmt)
-            .execute(&mut **conn)
-            .await
-            .map(Into::into)
-            .map_err(exec_err)
+        self.tx.execute_raw(stmt).await
     }
 
     async fn execute_unprepared(&self, sql: &str) -> Result<ExecResult, DbErr> {
-        self.count();
-        let mut guard = self.inner.lock().await;
-        let conn = guard.as_mut().ok_or_else(finished)?;
-        sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
-            .execute(&mut **conn)
-            .await
-            .map(Into::into)
-            .map_err(exec_err)
+        self.tx.execute_unprepared(sql).await
     }
 
     async fn query_one_raw(&self, stmt: Statement) -> Result<Option<QueryResult>, DbErr> {
-        self.count();
-        let mut guard = self.inner.lock().await;
-        let conn = guard.as_mut().ok_or_else(finished)?;
-        driver_query(&stmt)
-            .fetch_optional(&mut **conn)
-            .await
-            .map(|row| row.map(Into::into))
-            .map_err(query_err)
+        self.tx.query_one_raw(stmt).await
     }
 
     async fn query_all_raw(&self, stmt: Statement) -> Result<Vec<QueryResult>, DbErr> {
-        self.count();
-        let mut guard = self.inner.lock().await;
-        let conn = guard.as_mut().ok_or_else(finished)?;
-        driver_query(&stmt)
-            .fetch_all(&mut **conn)
-            .await
-            .map(|rows| rows.into_iter().map(Into::into).collect())
-            .map_err(query_err)
+        self.tx.query_all_raw(stmt).await
     }
 
     fn support_returning(&self) -> bool {
@@ -386,7 +467,7 @@ impl ConnectionTrait for TenantTx {
 /// `app_auth` role: it sees only the presenting user's own rows (or the
 /// presented API key's). It cannot read any tenant content.
 pub struct AuthTx {
-    txn: DatabaseTransaction,
+    tx: RequestTx,
 }
 
 impl std::fmt::Debug for AuthTx {
@@ -407,64 +488,61 @@ impl AuthTx {
         key_hash: &str,
         request_id: &str,
     ) -> Result<Self, DomainError> {
-        Self::begin(db, None, Some(key_hash.to_owned()), request_id).await
+        Self::begin(db, None, Some(key_hash), request_id).await
     }
 
     async fn begin(
         db: &Db,
         user: Option<Uuid>,
-        key_hash: Option<String>,
+        key_hash: Option<&str>,
         request_id: &str,
     ) -> Result<Self, DomainError> {
-        let values: Vec<Value> = vec![
-            "app_auth".into(),
-            Option::<Uuid>::None.into(),
-            user.into(),
-            Vec::<Uuid>::new().into(),
-            false.into(),
-            false.into(),
-            key_hash.into(),
-            request_id.to_owned().into(),
-        ];
-        let txn = auth_begin(db, values).await.map_err(map_db_err)?;
-        Ok(Self { txn })
+        let settings = Settings {
+            role: "app_auth",
+            org_id: None,
+            user_id: user,
+            client_ids: Some(&[]),
+            can_write: false,
+            api_key_hash: key_hash,
+            request_id,
+        };
+        let tx = RequestTx::begin(db, &settings, false)
+            .await
+            .map_err(map_db_err)?;
+        Ok(Self { tx })
     }
 
-    pub(crate) fn conn(&self) -> &DatabaseTransaction {
-        &self.txn
+    pub(crate) fn conn(&self) -> &impl ConnectionTrait {
+        &self.tx
     }
 
     /// Commits (user provisioning and key usage are written).
     pub async fn commit(self) -> Result<(), DomainError> {
-        self.txn.commit().await.map_err(map_db_err)
+        self.tx.commit().await.map_err(map_db_err)
     }
 }
 
-async fn auth_begin(db: &Db, mut values: Vec<Value>) -> Result<DatabaseTransaction, DbErr> {
-    let timeout = db.statement_timeout_ms();
-    if let Some(ms) = timeout {
-        values.push(format!("{ms}ms").into());
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_first_message_holds_literals_only() {
+        let settings = Settings {
+            role: "app_auth",
+            org_id: None,
+            user_id: Some(Uuid::nil()),
+            client_ids: Some(&[]),
+            can_write: false,
+            api_key_hash: None,
+            request_id: "a'b\\c; SET ROLE x\n",
+        };
+        let sql = begin_message(&settings, true, Some(250));
+        assert!(sql.starts_with("BEGIN READ ONLY; "));
+        assert!(sql.contains("SET LOCAL app.user_id = E'00000000-0000-0000-0000-000000000000'"));
+        assert!(sql.contains("SET LOCAL app.all_clients = E'false'"));
+        assert!(sql.contains(r"SET LOCAL app.request_id = E'a''b\\c;_SET_ROLE_x_'"));
+        assert!(sql.contains("SET LOCAL statement_timeout = E'250ms'"));
+        assert!(sql.ends_with("; SET LOCAL ROLE app_auth"));
     }
-    // READ COMMITTED is PostgreSQL's default: naming it would cost a round
-    // trip.
-    let txn = db.raw().begin_with_config(None, None).await?;
-    let row = txn
-        .query_one_raw(Statement::from_sql_and_values(
-            DbBackend::Postgres,
-            auth_begin_sql(timeout.is_some()),
-            values,
-        ))
-        .await?;
-    let fresh: bool = match &row {
-        Some(row) => row.try_get("", "fresh")?,
-        None => false,
-    };
-    if !fresh {
-        // Rolling back (on drop) ends the earlier transaction too.
-        tracing::error!("a pooled connection was still inside an earlier transaction; rolled back");
-        return Err(DbErr::Custom(
-            "the connection was still inside an earlier transaction".into(),
-        ));
-    }
-    Ok(txn)
 }
