@@ -159,7 +159,9 @@ fn finished() -> DbErr {
 /// `BEGIN`, `COMMIT` or `ROLLBACK` is in flight: if the future awaiting it
 /// is dropped (a client went away, a deadline passed), the server may be
 /// inside a transaction the driver does not know of. Dropped in that state,
-/// the connection is closed instead of going back to the pool.
+/// the connection is rolled back by a task of its own before it goes back
+/// to the pool (closing it instead would hold its place in the pool while
+/// the close times out, and cost a reconnect).
 struct InFlight(Option<PoolConnection<Postgres>>);
 
 impl InFlight {
@@ -175,9 +177,29 @@ impl InFlight {
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        if let Some(conn) = self.0.as_mut() {
+        let Some(mut conn) = self.0.take() else {
+            return;
+        };
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             conn.close_on_drop();
-        }
+            return;
+        };
+        runtime.spawn(async move {
+            // The driver first reads what is still owed on the connection,
+            // then sends the ROLLBACK (which only warns outside a
+            // transaction). A connection that fails it is closed.
+            let done = if TxManager::get_transaction_depth(&conn) > 0 {
+                TxManager::rollback(&mut conn).await
+            } else {
+                sqlx::raw_sql("ROLLBACK")
+                    .execute(&mut *conn)
+                    .await
+                    .map(|_| ())
+            };
+            if done.is_err() {
+                conn.close_on_drop();
+            }
+        });
     }
 }
 
@@ -204,7 +226,7 @@ impl RequestTx {
         // inside a transaction, checks that the server is inside one
         // afterwards, and from then on tracks it. If a statement after
         // BEGIN fails, the server is left inside a transaction block the
-        // driver does not know of: `in_flight` closes the connection.
+        // driver does not know of: `in_flight` rolls it back.
         TxManager::begin(
             in_flight.conn()?,
             Some(sqlx::AssertSqlSafe(message).into_sql_str()),

@@ -458,7 +458,7 @@ async fn graphql(State(state): State<AppState>, request: axum::extract::Request)
             return json_response(
                 StatusCode::GATEWAY_TIMEOUT,
                 media,
-                &Answer::TimedOut.to_json(timeout),
+                &Answer::TimedOut.body(timeout),
             );
         };
         let mut answers: Vec<Answer> = Vec::with_capacity(requests.len());
@@ -483,7 +483,7 @@ async fn graphql(State(state): State<AppState>, request: axum::extract::Request)
         }
         if batched {
             let timeout = state.http.request_timeout;
-            let body: Vec<serde_json::Value> = answers.iter().map(|a| a.to_json(timeout)).collect();
+            let body: Vec<AnswerBody<'_>> = answers.iter().map(|a| a.body(timeout)).collect();
             return json_response(StatusCode::OK, media, &body);
         }
         let Some(answer) = answers.pop() else {
@@ -494,7 +494,7 @@ async fn graphql(State(state): State<AppState>, request: axum::extract::Request)
             Answer::TimedOut => StatusCode::GATEWAY_TIMEOUT,
             _ => StatusCode::OK,
         };
-        json_response(status, media, &answer.to_json(state.http.request_timeout))
+        json_response(status, media, &answer.body(state.http.request_timeout))
     }
     .instrument(span)
     .await;
@@ -528,20 +528,39 @@ impl Answer {
     }
 
     /// The response body. A request error has no `data` entry at all, as
-    /// the GraphQL-over-HTTP specification asks.
-    fn to_json(&self, timeout: Duration) -> serde_json::Value {
-        match self {
-            Answer::Result(r) | Answer::Failed(r) => {
-                serde_json::to_value(r).unwrap_or(serde_json::Value::Null)
+    /// the GraphQL-over-HTTP specification asks. Serialized straight from
+    /// the response, never through an intermediate JSON tree.
+    fn body(&self, timeout: Duration) -> AnswerBody<'_> {
+        AnswerBody {
+            answer: self,
+            timeout,
+        }
+    }
+}
+
+struct AnswerBody<'a> {
+    answer: &'a Answer,
+    timeout: Duration,
+}
+
+impl serde::Serialize for AnswerBody<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        match self.answer {
+            Answer::Result(r) | Answer::Failed(r) => r.serialize(serializer),
+            Answer::RequestError(r) => {
+                let mut map = serializer.serialize_map(Some(1))?;
+                map.serialize_entry("errors", &r.errors)?;
+                map.end()
             }
-            Answer::RequestError(r) => serde_json::json!({ "errors": r.errors }),
             Answer::TimedOut => error_body(
                 "QUERY_TOO_COMPLEX",
                 &format!(
                     "the request took longer than the {} ms allowed and was rolled back: ask for less",
-                    timeout.as_millis()
+                    self.timeout.as_millis()
                 ),
-            ),
+            )
+            .serialize(serializer),
         }
     }
 }
