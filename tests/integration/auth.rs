@@ -357,23 +357,7 @@ async fn a_cached_user_acts_under_each_requests_own_id() {
         assert_eq!(status, 200, "{body}");
         assert!(body.get("errors").is_none(), "{body}");
     }
-    let rows = su
-        .query_all_raw(Statement::from_sql_and_values(
-            DbBackend::Postgres,
-            "SELECT request_id FROM public.audit_log
-             WHERE org_id = $1 AND operation = 'createCampaign' AND request_id = ANY($2)
-             ORDER BY created_at",
-            [
-                w.sme1.id.as_uuid().into(),
-                ids.map(str::to_owned).to_vec().into(),
-            ],
-        ))
-        .await
-        .unwrap();
-    let seen: Vec<String> = rows
-        .iter()
-        .map(|r| r.try_get_by_index(0).unwrap())
-        .collect();
+    let seen = audited_request_ids(&su, w.sme1.id, &ids).await;
     assert_eq!(seen, ids, "each audit row carries its own request's id");
 }
 
@@ -560,23 +544,7 @@ async fn request_ids_with_quotes_and_backslashes_reach_the_audit_log_as_sent() {
         assert_eq!(status, 200, "{body}");
         assert!(body.get("errors").is_none(), "{body}");
     }
-    let rows = su
-        .query_all_raw(Statement::from_sql_and_values(
-            DbBackend::Postgres,
-            "SELECT request_id FROM public.audit_log
-             WHERE org_id = $1 AND operation = 'createCampaign' AND request_id = ANY($2)
-             ORDER BY created_at",
-            [
-                w.sme1.id.as_uuid().into(),
-                ids.map(str::to_owned).to_vec().into(),
-            ],
-        ))
-        .await
-        .unwrap();
-    let seen: Vec<String> = rows
-        .iter()
-        .map(|r| r.try_get_by_index(0).unwrap())
-        .collect();
+    let seen = audited_request_ids(&su, w.sme1.id, &ids).await;
     assert_eq!(seen, ids);
     assert_eq!(
         strata_tests::scalar(
@@ -586,4 +554,32 @@ async fn request_ids_with_quotes_and_backslashes_reach_the_audit_log_as_sent() {
         .await,
         3
     );
+}
+
+/// The request ids of `org`'s `createCampaign` audit rows among `ids`, oldest
+/// first.
+async fn audited_request_ids(
+    su: &sea_orm::DatabaseConnection,
+    org: strata_domain::OrgId,
+    ids: &[&str],
+) -> Vec<String> {
+    let rows = su
+        .query_all_raw(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "SELECT request_id FROM public.audit_log
+             WHERE org_id = $1 AND operation = 'createCampaign' AND request_id = ANY($2)
+             ORDER BY created_at",
+            [
+                org.as_uuid().into(),
+                ids.iter()
+                    .map(|s| (*s).to_owned())
+                    .collect::<Vec<_>>()
+                    .into(),
+            ],
+        ))
+        .await
+        .unwrap();
+    rows.iter()
+        .map(|r| r.try_get_by_index(0).unwrap())
+        .collect()
 }
