@@ -16,6 +16,7 @@ mod m20261122_000004_row_level_security;
 mod m20261123_000005_api_key_org_type;
 mod m20261123_000006_agent_runs;
 mod m20261123_000007_run_leases;
+mod m20261123_000008_inlinable_helpers;
 
 /// All migrations, in order.
 #[derive(Debug)]
@@ -32,6 +33,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000005_api_key_org_type::Migration),
             Box::new(m20261123_000006_agent_runs::Migration),
             Box::new(m20261123_000007_run_leases::Migration),
+            Box::new(m20261123_000008_inlinable_helpers::Migration),
         ]
     }
 }

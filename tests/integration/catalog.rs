@@ -142,16 +142,56 @@ async fn no_policy_has_a_subselect_or_a_null_escape_and_helpers_are_stable() {
         assert!(!lower.contains("exists"), "EXISTS in policy {p}");
         assert!(!lower.contains("is null"), "NULL escape in policy {p}");
     }
-    let unstable = rows(
+    // The context helpers must be inlined into the policies (a function
+    // call per row is what made RLS expensive): STABLE SQL, no SET clause,
+    // and no dependence on the search_path (every call schema-qualified).
+    let not_inlinable = rows(
         &conn,
-        "SELECT p.oid::regprocedure::text FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+        "SELECT p.oid::regprocedure::text FROM pg_proc p
+         JOIN pg_namespace n ON n.oid = p.pronamespace JOIN pg_language l ON l.oid = p.prolang
          WHERE n.nspname = 'app' AND p.proname <> 'begin_request'
-           AND (p.provolatile <> 's' OR p.proconfig IS NULL OR p.prosecdef)",
+           AND (p.provolatile <> 's' OR p.prosecdef OR l.lanname <> 'sql'
+                OR p.proconfig IS NOT NULL OR p.prosrc ~ '(^|[^.])current_setting')",
     )
     .await;
     assert!(
-        unstable.is_empty(),
-        "helpers not STABLE with a pinned search_path: {unstable:?}"
+        not_inlinable.is_empty(),
+        "helpers that are not inlinable STABLE SQL with schema-qualified bodies: {not_inlinable:?}"
+    );
+    let plan = {
+        use sea_orm::{ConnectionTrait, TransactionTrait};
+        let txn = conn.begin().await.unwrap();
+        txn.execute_unprepared(
+            "SET LOCAL app.org_id = '00000000-0000-0000-0000-000000000001'; \
+             SET LOCAL app.all_clients = 'false'; SET LOCAL ROLE app_agency",
+        )
+        .await
+        .unwrap();
+        let lines = txn
+            .query_all_raw(sea_orm::Statement::from_string(
+                sea_orm::DbBackend::Postgres,
+                "EXPLAIN (VERBOSE, COSTS OFF) SELECT id FROM tenant_b.campaigns \
+                 WHERE org_id = '00000000-0000-0000-0000-000000000001'",
+            ))
+            .await
+            .unwrap();
+        let plan: Vec<String> = lines
+            .iter()
+            .map(|r| r.try_get_by_index::<String>(0).unwrap())
+            .collect();
+        txn.rollback().await.unwrap();
+        plan.join("\n")
+    };
+    assert!(
+        plan.contains("current_setting")
+            && [
+                "app.current_org_id(",
+                "app.current_client_ids(",
+                "app.all_clients("
+            ]
+            .iter()
+            .all(|call| !plan.contains(call)),
+        "the policies' helpers were not inlined:\n{plan}"
     );
     let definers = rows(
         &conn,

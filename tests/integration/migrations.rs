@@ -27,6 +27,19 @@ async fn lease_columns(conn: &sea_orm::DatabaseConnection) -> i64 {
     .unwrap()
 }
 
+async fn pinned_helpers(conn: &sea_orm::DatabaseConnection) -> i64 {
+    conn.query_one_raw(Statement::from_string(
+        DbBackend::Postgres,
+        "SELECT count(*) FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace \
+         WHERE n.nspname = 'app' AND p.proname <> 'begin_request' AND p.proconfig IS NOT NULL",
+    ))
+    .await
+    .unwrap()
+    .unwrap()
+    .try_get_by_index::<i64>(0)
+    .unwrap()
+}
+
 #[tokio::test]
 async fn migrations_go_up_down_and_up_again_on_an_empty_database() {
     let db = TestDb::empty().await;
@@ -36,13 +49,19 @@ async fn migrations_go_up_down_and_up_again_on_an_empty_database() {
     Migrator::up(&conn, None).await.unwrap();
     assert_eq!(our_tables(&conn).await, 15);
 
-    // The last migration alone: run leases are columns and grants.
+    // The last migration alone: the context helpers lose their SET clause
+    // (so policies inline them) and get it back.
+    assert_eq!(pinned_helpers(&conn).await, 0);
+    Migrator::down(&conn, Some(1)).await.unwrap();
+    assert_eq!(pinned_helpers(&conn).await, 6);
+    // The one before: run leases are columns and grants.
     assert_eq!(lease_columns(&conn).await, 2);
     Migrator::down(&conn, Some(1)).await.unwrap();
     assert_eq!(lease_columns(&conn).await, 0);
     assert_eq!(our_tables(&conn).await, 15);
     Migrator::up(&conn, None).await.unwrap();
     assert_eq!(lease_columns(&conn).await, 2);
+    assert_eq!(pinned_helpers(&conn).await, 0);
 
     Migrator::down(&conn, None).await.unwrap();
     assert_eq!(our_tables(&conn).await, 0);

@@ -1,0 +1,1 @@
+crate::sql_migration!("m20261123_000008_inlinable_helpers");
