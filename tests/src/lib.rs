@@ -466,8 +466,8 @@ pub fn error_code(body: &serde_json::Value) -> Option<&str> {
     body["errors"][0]["extensions"]["code"].as_str()
 }
 
-/// The first column of the first row of `sql`, as a number (counts).
-pub async fn scalar(conn: &impl ConnectionTrait, sql: &str) -> i64 {
+/// The first column of the first row of `sql`.
+async fn first_value<T: sea_orm::TryGetable>(conn: &impl ConnectionTrait, sql: &str) -> T {
     conn.query_one_raw(sea_orm::Statement::from_string(
         sea_orm::DbBackend::Postgres,
         sql.to_owned(),
@@ -475,19 +475,16 @@ pub async fn scalar(conn: &impl ConnectionTrait, sql: &str) -> i64 {
     .await
     .expect("run the query")
     .expect("a row")
-    .try_get_by_index::<i64>(0)
-    .expect("a number")
+    .try_get_by_index::<T>(0)
+    .expect("a value of the expected type")
+}
+
+/// The first column of the first row of `sql`, as a number (counts).
+pub async fn scalar(conn: &impl ConnectionTrait, sql: &str) -> i64 {
+    first_value(conn, sql).await
 }
 
 /// The first column of the first row of `sql`, as text (or NULL).
 pub async fn text(conn: &impl ConnectionTrait, sql: &str) -> Option<String> {
-    conn.query_one_raw(sea_orm::Statement::from_string(
-        sea_orm::DbBackend::Postgres,
-        sql.to_owned(),
-    ))
-    .await
-    .expect("run the query")
-    .expect("a row")
-    .try_get_by_index::<Option<String>>(0)
-    .expect("text or NULL")
+    first_value(conn, sql).await
 }

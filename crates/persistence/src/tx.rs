@@ -290,13 +290,12 @@ impl Drop for RequestTx {
 }
 
 /// A SeaORM statement as a driver query: its SQL (a prepared statement the
-/// connection caches) and its bound values.
-fn driver_query(stmt: &Statement) -> sqlx::query::Query<'_, Postgres, SqlxValues> {
+/// connection caches) and its bound values, both moved, not copied.
+fn driver_query(stmt: Statement) -> sqlx::query::Query<'static, Postgres, SqlxValues> {
     let values = stmt
         .values
-        .clone()
         .unwrap_or(sea_orm::sea_query::Values(Vec::new()));
-    sqlx::query_with(sqlx::AssertSqlSafe(stmt.sql.as_str()), SqlxValues(values))
+    sqlx::query_with(sqlx::AssertSqlSafe(stmt.sql), SqlxValues(values))
 }
 
 #[async_trait::async_trait]
@@ -309,7 +308,7 @@ impl ConnectionTrait for RequestTx {
         self.count();
         let mut guard = self.conn.lock().await;
         let conn = guard.as_mut().ok_or_else(finished)?;
-        driver_query(&stmt)
+        driver_query(stmt)
             .execute(&mut **conn)
             .await
             .map(Into::into)
@@ -331,7 +330,7 @@ impl ConnectionTrait for RequestTx {
         self.count();
         let mut guard = self.conn.lock().await;
         let conn = guard.as_mut().ok_or_else(finished)?;
-        driver_query(&stmt)
+        driver_query(stmt)
             .fetch_optional(&mut **conn)
             .await
             .map(|row| row.map(Into::into))
@@ -342,7 +341,7 @@ impl ConnectionTrait for RequestTx {
         self.count();
         let mut guard = self.conn.lock().await;
         let conn = guard.as_mut().ok_or_else(finished)?;
-        driver_query(&stmt)
+        driver_query(stmt)
             .fetch_all(&mut **conn)
             .await
             .map(|rows| rows.into_iter().map(Into::into).collect())
