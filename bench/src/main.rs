@@ -10,7 +10,7 @@ mod report;
 mod seed;
 mod shapes;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
@@ -47,6 +47,10 @@ struct Args {
     /// Where the private cluster lives.
     #[arg(long, default_value = "target/bench/pg")]
     data_dir: PathBuf,
+    /// Reach the private cluster over loopback TCP rather than its
+    /// Unix-domain socket (gateway, peer and pgbench alike).
+    #[arg(long)]
+    tcp: bool,
     /// PostgreSQL's log file (for --raw-sql with --database-url).
     #[arg(long)]
     pg_log: Option<PathBuf>,
@@ -59,6 +63,11 @@ struct Args {
     /// The release gateway binary.
     #[arg(long, default_value = "target/release/strata")]
     gateway: PathBuf,
+    /// Another build of the gateway to measure beside this one, alternating
+    /// (as target `strata-baseline`): before/after numbers of a change in
+    /// one run.
+    #[arg(long)]
+    baseline_gateway: Option<PathBuf>,
     /// Pool size of the gateway (and of the peer).
     #[arg(long, default_value_t = 16)]
     pool: u32,
@@ -96,8 +105,12 @@ struct Args {
     #[arg(long)]
     peer: Option<String>,
     /// Tenant scaling: organization counts to compare (e.g. 1000,100000).
+    /// One gateway per dataset; the datasets alternate within each round.
     #[arg(long, value_delimiter = ',')]
     tenant_scaling: Vec<u64>,
+    /// Only the tenant-scaling comparison: skip the main dataset.
+    #[arg(long, requires = "tenant_scaling")]
+    only_scaling: bool,
     /// Drop and seed the dataset even if it exists.
     #[arg(long)]
     reseed: bool,
@@ -118,6 +131,20 @@ struct Pg {
 }
 
 impl Pg {
+    /// How clients reach PostgreSQL: `unix-socket` when the URL names a
+    /// socket directory (a `host` parameter or an encoded host starting
+    /// with `/`), else `tcp`.
+    fn transport(&self) -> &'static str {
+        let socket =
+            self.base
+                .query_pairs()
+                .any(|(k, v)| k == "host" && v.starts_with('/'))
+                || self.base.host_str().is_some_and(|h| {
+                    h.starts_with('/') || h.to_ascii_lowercase().starts_with("%2f")
+                });
+        if socket { "unix-socket" } else { "tcp" }
+    }
+
     fn url(&self, db: &str) -> String {
         let mut u = self.base.clone();
         u.set_path(&format!("/{db}"));
@@ -180,7 +207,12 @@ impl Pg {
         } else {
             admin.close().await?;
         }
-        let base = url::Url::parse(secrecy::ExposeSecret::expose_secret(embedded.admin_url()))?;
+        let admin_url = if args.tcp {
+            embedded.tcp_admin_url()
+        } else {
+            embedded.admin_url()
+        };
+        let base = url::Url::parse(secrecy::ExposeSecret::expose_secret(admin_url))?;
         let log = Some(embedded.data_dir().join("postgres.log"));
         let mut pg = Self {
             embedded: Some(embedded),
@@ -243,6 +275,8 @@ struct Bench {
 struct Running {
     server: Server,
     target: Target,
+    /// The name rows and scripts carry.
+    label: String,
     scripts: Vec<(Shape, PathBuf, Request)>,
 }
 
@@ -315,8 +349,8 @@ impl Bench {
         Ok(out)
     }
 
-    fn gateway_command(&self, url: &str, port: u16) -> Command {
-        let mut cmd = Command::new(&self.args.gateway);
+    fn gateway_command(&self, binary: &Path, url: &str, port: u16) -> Command {
+        let mut cmd = Command::new(binary);
         cmd.args(["serve", "--no-migrate"])
             .env_remove("DATABASE_URL")
             .env("STRATA_DATABASE_URL", url)
@@ -332,10 +366,20 @@ impl Bench {
     }
 
     async fn start_gateway(&self, layout: Layout, label: &str) -> Result<Server> {
-        if !self.args.gateway.is_file() {
+        self.start_gateway_from(&self.args.gateway, layout, label)
+            .await
+    }
+
+    async fn start_gateway_from(
+        &self,
+        binary: &Path,
+        layout: Layout,
+        label: &str,
+    ) -> Result<Server> {
+        if !binary.is_file() {
             bail!(
                 "{} not found: build it with cargo build --release -p strata-server",
-                self.args.gateway.display()
+                binary.display()
             );
         }
         let port = load::free_port()?;
@@ -343,7 +387,7 @@ impl Bench {
         let log = self.args.work_dir.join(format!("{label}.log"));
         Server::start(
             label,
-            self.gateway_command(&url, port),
+            self.gateway_command(binary, &url, port),
             port,
             "/readyz",
             &log,
@@ -386,6 +430,7 @@ impl Bench {
         &mut self,
         server: Server,
         target: Target,
+        label: &str,
         layout: Layout,
         shapes: &[Shape],
     ) -> Result<Running> {
@@ -395,29 +440,16 @@ impl Bench {
             let Some(first) = reqs.first().cloned() else {
                 continue;
             };
-            let name = format!(
-                "{}-{}-{}.lua",
-                target_name(target),
-                shape.letter(),
-                layout.orgs
-            );
+            let name = format!("{label}-{}-{}.lua", shape.letter(), layout.orgs);
             let path = self.args.work_dir.join(name);
             load::write_lua(&path, "/graphql", &reqs)?;
             match self.check(&server, shape, &first).await {
                 Ok(summary) => {
-                    eprintln!(
-                        "check: {} ({}) {summary}",
-                        target_name(target),
-                        shape.letter()
-                    );
+                    eprintln!("check: {label} ({}) {summary}", shape.letter());
                     scripts.push((shape, path, first));
                 }
                 Err(e) => {
-                    let msg = format!(
-                        "{} ({}): sample failed: {e:#}",
-                        target_name(target),
-                        shape.letter()
-                    );
+                    let msg = format!("{label} ({}): sample failed: {e:#}", shape.letter());
                     eprintln!("check: {msg}");
                     self.report.notes.push(msg);
                 }
@@ -426,6 +458,7 @@ impl Bench {
         Ok(Running {
             server,
             target,
+            label: label.to_owned(),
             scripts,
         })
     }
@@ -503,7 +536,7 @@ impl Bench {
             _ => (None, None, None),
         };
         let row = Row {
-            target: target_name(run.target).to_owned(),
+            target: run.label.clone(),
             mode: mode.to_owned(),
             shape: shape.letter().to_owned(),
             round,
@@ -701,13 +734,6 @@ fn chrono_now() -> i64 {
         .unwrap_or(0)
 }
 
-fn target_name(t: Target) -> &'static str {
-    match t {
-        Target::Strata => "strata",
-        Target::PostGraphile => "postgraphile",
-    }
-}
-
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let args = Args::parse();
@@ -737,9 +763,27 @@ async fn run(args: Args) -> Result<()> {
 }
 
 async fn bench(args: Args, pg: Pg, layout: Layout) -> Result<()> {
+    // The main dataset, unless only tenant scaling is asked for; with
+    // --seed-only, the tenant-scaling datasets too.
+    let mut datasets = Vec::new();
+    if !args.only_scaling {
+        datasets.push(layout);
+    }
+    if args.seed_only {
+        datasets.extend(args.tenant_scaling.iter().map(|&orgs| Layout {
+            orgs: orgs.max(2),
+            outputs_per_campaign: layout.outputs_per_campaign,
+        }));
+    }
     let admin = pg.admin().await?;
-    let db = db_name(layout);
-    let seeded = seed::ensure(&admin, &db, &pg.url(&db), layout, args.reseed).await;
+    let mut seeded = Ok(());
+    for l in datasets {
+        let db = db_name(l);
+        seeded = seed::ensure(&admin, &db, &pg.url(&db), l, args.reseed).await;
+        if seeded.is_err() {
+            break;
+        }
+    }
     admin.close().await?;
     if let Err(e) = seeded {
         pg.stop().await;
@@ -758,7 +802,7 @@ async fn bench(args: Args, pg: Pg, layout: Layout) -> Result<()> {
         .clone()
         .unwrap_or_else(|| args.work_dir.join("report.json"));
     let mut bench = Bench {
-        report: Report::new(&args, load::machine(), layout),
+        report: Report::new(&args, load::machine(), layout, pg.transport()),
         secret: uuid::Uuid::new_v4().simple().to_string(),
         client: reqwest::Client::new(),
         ticks: load::clock_ticks(),
@@ -768,8 +812,8 @@ async fn bench(args: Args, pg: Pg, layout: Layout) -> Result<()> {
     };
     let result = drive(&mut bench, layout).await;
     // Whatever happened, RLS is back on.
-    if bench.args.rls_off {
-        let _ = bench.set_rls(&db, true).await;
+    if bench.args.rls_off && !bench.args.only_scaling {
+        let _ = bench.set_rls(&db_name(layout), true).await;
     }
     if let Err(e) = &result {
         bench.report.notes.push(format!("run failed: {e:#}"));
@@ -784,31 +828,61 @@ async fn bench(args: Args, pg: Pg, layout: Layout) -> Result<()> {
 
 async fn drive(bench: &mut Bench, layout: Layout) -> Result<()> {
     let shapes = bench.shapes()?;
+    if !bench.args.only_scaling {
+        main_dataset(bench, layout, &shapes).await?;
+    }
+    if !bench.args.tenant_scaling.is_empty() {
+        tenant_scaling(bench, layout, &shapes).await?;
+    }
+    Ok(())
+}
+
+/// Every target on the main dataset, alternating within each round; then
+/// the raw-SQL limit.
+async fn main_dataset(bench: &mut Bench, layout: Layout, shapes: &[Shape]) -> Result<()> {
     let db = db_name(layout);
     if bench.args.rls_off {
         bench.set_rls(&db, true).await?;
     }
     let gateway = bench.start_gateway(layout, "gateway").await?;
     let strata = bench
-        .prepare(gateway, Target::Strata, layout, &shapes)
+        .prepare(gateway, Target::Strata, "strata", layout, shapes)
         .await?;
     bench.page_size_statements(&strata.server, layout).await?;
+    let baseline = match bench.args.baseline_gateway.clone() {
+        Some(binary) => {
+            let server = bench
+                .start_gateway_from(&binary, layout, "gateway-baseline")
+                .await?;
+            Some(
+                bench
+                    .prepare(server, Target::Strata, "strata-baseline", layout, shapes)
+                    .await?,
+            )
+        }
+        None => None,
+    };
     let peer = match &bench.args.peer {
         Some(_) => {
             let server = bench.start_peer(layout).await?;
             Some(
                 bench
-                    .prepare(server, Target::PostGraphile, layout, &shapes)
+                    .prepare(server, Target::PostGraphile, "postgraphile", layout, shapes)
                     .await?,
             )
         }
         None => None,
     };
     for round in 0..bench.args.rounds {
-        for &shape in &shapes {
+        for &shape in shapes {
             bench
                 .measure(&strata, shape, "rls-on", round, layout.orgs)
                 .await?;
+            if let Some(baseline) = &baseline {
+                bench
+                    .measure(baseline, shape, "rls-on", round, layout.orgs)
+                    .await?;
+            }
             if bench.args.rls_off && !shape.writes() {
                 bench.set_rls(&db, false).await?;
                 let r = bench
@@ -825,13 +899,24 @@ async fn drive(bench: &mut Bench, layout: Layout) -> Result<()> {
         }
     }
     drop(peer);
+    drop(baseline);
     drop(strata);
     if bench.args.raw_sql {
-        bench.raw_sql(layout, &shapes).await?;
+        bench.raw_sql(layout, shapes).await?;
     }
-    let mut scaling = bench.args.tenant_scaling.clone();
-    scaling.sort_unstable();
-    for orgs in scaling {
+    Ok(())
+}
+
+/// The read shapes on one dataset per organization count, a gateway on
+/// each, the datasets alternating within each round so that the machine's
+/// drift falls on all of them alike.
+async fn tenant_scaling(bench: &mut Bench, layout: Layout, shapes: &[Shape]) -> Result<()> {
+    let mut sizes = bench.args.tenant_scaling.clone();
+    sizes.sort_unstable();
+    sizes.dedup();
+    let read: Vec<Shape> = shapes.iter().copied().filter(|s| !s.writes()).collect();
+    let mut runs = Vec::new();
+    for orgs in sizes {
         let l = Layout {
             orgs: orgs.max(2),
             outputs_per_campaign: layout.outputs_per_campaign,
@@ -841,10 +926,16 @@ async fn drive(bench: &mut Bench, layout: Layout) -> Result<()> {
         seed::ensure(&admin, &name, &bench.pg.url(&name), l, bench.args.reseed).await?;
         admin.close().await?;
         let server = bench.start_gateway(l, &format!("gateway-{orgs}")).await?;
-        let read: Vec<Shape> = shapes.iter().copied().filter(|s| !s.writes()).collect();
-        let run = bench.prepare(server, Target::Strata, l, &read).await?;
+        let run = bench
+            .prepare(server, Target::Strata, "strata", l, &read)
+            .await?;
+        runs.push((l, run));
+    }
+    for round in 0..bench.args.rounds {
         for &shape in &read {
-            bench.measure(&run, shape, "scaling", 0, l.orgs).await?;
+            for (l, run) in &runs {
+                bench.measure(run, shape, "scaling", round, l.orgs).await?;
+            }
         }
     }
     Ok(())

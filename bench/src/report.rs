@@ -130,10 +130,11 @@ fn mean_opt(v: &[Option<f64>]) -> Option<f64> {
 
 impl Report {
     /// An empty report.
-    pub fn new(args: &crate::Args, machine: Machine, layout: Layout) -> Self {
+    pub fn new(args: &crate::Args, machine: Machine, layout: Layout, transport: &str) -> Self {
         Self {
             machine,
             config: json!({
+                "pg_transport": transport,
                 "orgs": layout.orgs,
                 "campaigns": layout.campaigns(),
                 "outputs": layout.outputs(),
@@ -309,6 +310,10 @@ impl Report {
 
     /// Prints the summary and the targets.
     pub fn print(&self) {
+        println!(
+            "\npostgres transport: {}",
+            self.config["pg_transport"].as_str().unwrap_or("?")
+        );
         println!(
             "\n{:<12} {:<8} {:<5} {:>7} {:>9} {:>8} {:>8} {:>7} {:>8} {:>10} {:>10} {:>8}",
             "target",

@@ -6,10 +6,18 @@
 //! this process: when the pipe closes (we stop it, exit, or are killed), the
 //! watchdog shuts PostgreSQL down with a fast shutdown. PostgreSQL refuses to
 //! run as root, so when we are root the cluster runs as the `postgres` user.
+//!
+//! The cluster listens on 127.0.0.1 and on a Unix-domain socket in
+//! `<data_dir>/run`; [`EmbeddedPostgres::url`] and
+//! [`EmbeddedPostgres::admin_url`] name the socket
+//! (`postgres://postgres:...@localhost:<port>/<db>?host=<data_dir>/run`),
+//! which spares a loopback TCP round trip's kernel work. When the socket's
+//! path would not fit in `sun_path` (a deep data directory), the cluster
+//! listens on TCP only and the URLs are TCP URLs.
 
 use std::io::Write;
 use std::net::TcpListener;
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
@@ -64,6 +72,8 @@ pub struct EmbeddedPostgres {
     stdin: Option<ChildStdin>,
     admin_url: SecretString,
     url: SecretString,
+    tcp_admin_url: SecretString,
+    socket_dir: Option<PathBuf>,
     data_dir: PathBuf,
 }
 
@@ -71,6 +81,7 @@ impl std::fmt::Debug for EmbeddedPostgres {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("EmbeddedPostgres")
             .field("data_dir", &self.data_dir)
+            .field("socket_dir", &self.socket_dir)
             .finish_non_exhaustive()
     }
 }
@@ -78,6 +89,14 @@ impl std::fmt::Debug for EmbeddedPostgres {
 struct RunAs {
     uid: u32,
     gid: u32,
+}
+
+/// Where a starting cluster's files are.
+struct ClusterPaths<'a> {
+    data_dir: &'a Path,
+    pgdata: &'a Path,
+    log: &'a Path,
+    socket_dir: Option<&'a Path>,
 }
 
 fn find_bin_dir() -> Option<PathBuf> {
@@ -178,6 +197,74 @@ fn free_port() -> Result<u16, EmbeddedError> {
         .map_err(|e| EmbeddedError::Failed(format!("cannot find a free loopback port: {e}")))
 }
 
+/// Longest socket path we hand to PostgreSQL: `sun_path` holds 107 bytes
+/// and a NUL on Linux; stay clear of the limit.
+const MAX_SOCKET_PATH: usize = 100;
+
+/// The socket directory for a cluster in `data_dir` (absolute), or `None`
+/// when the socket's path, with the longest port, would not fit in
+/// `sun_path`, or is not UTF-8 (a URL could not name it).
+fn socket_dir_for(data_dir: &Path) -> Option<PathBuf> {
+    let dir = data_dir.join("run");
+    let longest = dir.join(".s.PGSQL.65535");
+    (dir.to_str().is_some() && longest.as_os_str().len() <= MAX_SOCKET_PATH).then_some(dir)
+}
+
+/// Creates the socket directory, private to the cluster's user.
+fn make_socket_dir(dir: &Path, user: Option<&RunAs>) -> Result<(), EmbeddedError> {
+    let err = |e: std::io::Error| EmbeddedError::DataDir {
+        path: dir.to_path_buf(),
+        message: e.to_string(),
+    };
+    match std::fs::DirBuilder::new().mode(0o700).create(dir) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && dir.is_dir() => {}
+        Err(e) => return Err(err(e)),
+    }
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(err)?;
+    chown(dir, user)
+}
+
+/// `s` percent-encoded for a URL query value: everything but unreserved
+/// characters and `/`, so that `+` and spaces survive both form decoding
+/// (sqlx, node-postgres) and plain percent decoding (libpq).
+fn encode_query_value(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~/".contains(&b) {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// The superuser's URL of `database`: over the socket in `socket_dir` when
+/// there is one (the `host` parameter selects it; the port names the socket
+/// file), else over TCP.
+fn cluster_url(password: &str, port: u16, database: &str, socket_dir: Option<&Path>) -> String {
+    match socket_dir.and_then(Path::to_str) {
+        Some(dir) => format!(
+            "postgres://postgres:{password}@localhost:{port}/{database}?host={}",
+            encode_query_value(dir)
+        ),
+        None => format!("postgres://postgres:{password}@127.0.0.1:{port}/{database}"),
+    }
+}
+
+/// PostgreSQL's `unix_socket_directories` for `dir`: quoted, so that commas
+/// and spaces in the path are part of the name.
+fn socket_directories_setting(dir: Option<&Path>) -> std::ffi::OsString {
+    let Some(dir) = dir else {
+        return std::ffi::OsString::new();
+    };
+    let mut v = std::ffi::OsString::from("\"");
+    v.push(dir.to_string_lossy().replace('"', "\"\""));
+    v.push("\"");
+    v
+}
+
 /// The first fatal line PostgreSQL wrote to `log` after byte `from`, other
 /// than the ones it logs for connection attempts made while starting.
 fn startup_failure(log: &Path, from: u64) -> Option<String> {
@@ -248,28 +335,36 @@ impl EmbeddedPostgres {
         }
         let password = std::fs::read_to_string(&pwfile)
             .map_err(|e| dir_err(format!("cannot read the cluster password: {e}")))?;
+        let password = password.trim();
+        let socket_dir = socket_dir_for(&data_dir);
+        if let Some(dir) = &socket_dir {
+            make_socket_dir(dir, user.as_ref())?;
+        }
 
         let mut last_err = String::new();
         for _ in 0..3 {
             let port = free_port()?;
             let log_from = std::fs::metadata(&log).map(|m| m.len()).unwrap_or(0);
-            let mut child = Self::spawn(&bin, user.as_ref(), &data_dir, &pgdata, &log, port, opts)?;
-            let admin_url = SecretString::from(format!(
-                "postgres://postgres:{}@127.0.0.1:{port}/postgres",
-                password.trim()
-            ));
+            let paths = ClusterPaths {
+                data_dir: &data_dir,
+                pgdata: &pgdata,
+                log: &log,
+                socket_dir: socket_dir.as_deref(),
+            };
+            let mut child = Self::spawn(&bin, user.as_ref(), &paths, port, opts)?;
+            let url = |db: &str, socket: Option<&Path>| {
+                SecretString::from(cluster_url(password, port, db, socket))
+            };
+            let admin_url = url("postgres", socket_dir.as_deref());
             match wait_ready(&mut child.0, &admin_url, &log, log_from).await {
                 Ok(()) => {
-                    let url = SecretString::from(format!(
-                        "postgres://postgres:{}@127.0.0.1:{port}/{}",
-                        password.trim(),
-                        opts.database
-                    ));
                     let pg = Self {
                         child: Some(child.0),
                         stdin: Some(child.1),
                         admin_url,
-                        url,
+                        url: url(&opts.database, socket_dir.as_deref()),
+                        tcp_admin_url: url("postgres", None),
+                        socket_dir,
                         data_dir,
                     };
                     pg.ensure_database(&opts.database).await?;
@@ -291,15 +386,14 @@ impl EmbeddedPostgres {
     fn spawn(
         bin: &Path,
         user: Option<&RunAs>,
-        data_dir: &Path,
-        pgdata: &Path,
-        log: &Path,
+        paths: &ClusterPaths<'_>,
         port: u16,
         opts: &EmbeddedOptions,
     ) -> Result<(Child, ChildStdin), EmbeddedError> {
-        // $1 postgres, $2 PGDATA, $3 port, $4 log, $5 directory to remove.
+        // $1 postgres, $2 PGDATA, $3 port, $4 log, $5 directory to remove,
+        // $6 unix_socket_directories (empty: no socket).
         const WATCHDOG: &str = r#"
-"$1" -D "$2" -p "$3" -c listen_addresses=127.0.0.1 -c unix_socket_directories= \
+"$1" -D "$2" -p "$3" -c listen_addresses=127.0.0.1 -c "unix_socket_directories=$6" \
      -c max_connections=200 -c fsync=off -c synchronous_commit=off >>"$4" 2>&1 &
 pid=$!
 read _ignored
@@ -308,19 +402,20 @@ wait "$pid"
 if [ -n "$5" ]; then rm -rf "$5"; fi
 "#;
         let remove = if opts.remove_on_exit {
-            data_dir.as_os_str().to_owned()
+            paths.data_dir.as_os_str().to_owned()
         } else {
             std::ffi::OsString::new()
         };
-        let mut child = command("sh", user, data_dir)
+        let mut child = command("sh", user, paths.data_dir)
             .arg("-c")
             .arg(WATCHDOG)
             .arg("sh")
             .arg(bin.join("postgres"))
-            .arg(pgdata)
+            .arg(paths.pgdata)
             .arg(port.to_string())
-            .arg(log)
+            .arg(paths.log)
             .arg(remove)
+            .arg(socket_directories_setting(paths.socket_dir))
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -359,14 +454,21 @@ if [ -n "$5" ]; then rm -rf "$5"; fi
         Ok(())
     }
 
-    /// URL of the application database.
+    /// URL of the application database (superuser), over the Unix-domain
+    /// socket when the cluster has one.
     pub fn url(&self) -> &SecretString {
         &self.url
     }
 
-    /// URL of the `postgres` maintenance database (superuser).
+    /// URL of the `postgres` maintenance database (superuser), over the
+    /// Unix-domain socket when the cluster has one.
     pub fn admin_url(&self) -> &SecretString {
         &self.admin_url
+    }
+
+    /// [`Self::admin_url`] over loopback TCP, for comparing the transports.
+    pub fn tcp_admin_url(&self) -> &SecretString {
+        &self.tcp_admin_url
     }
 
     /// Where the cluster lives.
@@ -432,5 +534,60 @@ async fn wait_ready(
             ));
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use std::path::Path;
+    use std::str::FromStr;
+
+    use sea_orm::sqlx::postgres::PgConnectOptions;
+
+    use super::{cluster_url, socket_dir_for, socket_directories_setting};
+
+    #[test]
+    fn socket_urls_name_the_directory_the_port_and_the_database() {
+        for dir in ["/var/lib/strata/run", "/tmp/a b+c%d,e\"f/ü/run"] {
+            let url = cluster_url("pw", 54321, "strata", Some(Path::new(dir)));
+            let opts = PgConnectOptions::from_str(&url).unwrap();
+            assert_eq!(
+                opts.get_socket(),
+                Some(&Path::new(dir).to_path_buf()),
+                "{url}"
+            );
+            assert_eq!(opts.get_port(), 54321);
+            assert_eq!(opts.get_database(), Some("strata"));
+            assert_eq!(opts.get_username(), "postgres");
+            // What derived URLs are built with keeps the socket.
+            let mut u = url::Url::parse(&url).unwrap();
+            u.set_path("/other");
+            let opts = PgConnectOptions::from_str(u.as_str()).unwrap();
+            assert_eq!(opts.get_socket(), Some(&Path::new(dir).to_path_buf()));
+            assert_eq!(opts.get_database(), Some("other"));
+        }
+        let tcp = PgConnectOptions::from_str(&cluster_url("pw", 5, "postgres", None)).unwrap();
+        assert_eq!((tcp.get_socket(), tcp.get_host()), (None, "127.0.0.1"));
+    }
+
+    #[test]
+    fn a_deep_data_directory_gets_no_socket() {
+        assert_eq!(
+            socket_dir_for(Path::new("/var/lib/strata")),
+            Some(Path::new("/var/lib/strata/run").to_path_buf())
+        );
+        let deep = format!("/{}", "d".repeat(90));
+        assert_eq!(socket_dir_for(Path::new(&deep)), None);
+    }
+
+    #[test]
+    fn the_socket_directory_setting_is_quoted() {
+        assert_eq!(socket_directories_setting(None), "");
+        assert_eq!(
+            socket_directories_setting(Some(Path::new("/a, \"b"))),
+            "\"/a, \"\"b\""
+        );
     }
 }

@@ -16,6 +16,9 @@ use crate::auth::{UserCache, Verifier};
 use crate::config::{Config, DatabaseConfig};
 use crate::routes::{AppState, router};
 
+/// Query text whose syntax trees are kept (see [`crate::parsed`]).
+const PARSED_TEXT_BYTES: u64 = 4 * 1024 * 1024;
+
 /// A database ready for use, and the embedded cluster behind it, if any.
 pub struct Database {
     /// The pool.
@@ -83,7 +86,7 @@ impl Application {
     /// when asked. Every failure is one line of context.
     pub async fn build(config: Config) -> anyhow::Result<Self> {
         // Bad token settings are found before anything starts.
-        let verifier = Verifier::new(&config.jwt)?;
+        let verifier = Verifier::new(&config.jwt)?.remember_for(config.auth_cache_ttl);
         let listener = TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("cannot listen on {}", config.listen))?;
@@ -160,6 +163,7 @@ impl Application {
             gates: crate::ratelimit::OrgGates::new(config.http.max_inflight_per_org),
             limiter,
             documents: Arc::new(documents),
+            parsed: Arc::new(crate::parsed::ParsedDocuments::new(PARSED_TEXT_BYTES)),
             http: Arc::new(config.http.clone()),
             db: database.db.clone(),
             schema: strata_graphql::schema_with_runner(&config.limits, runner.clone()),

@@ -44,6 +44,10 @@ const JWKS_MAX_KEYS: usize = 64;
 const RSA_MIN_MODULUS_BYTES: usize = 256;
 /// Resolved users kept at most by [`UserCache`].
 const USER_CACHE_CAPACITY: u64 = 10_000;
+/// Verified tokens kept at most by [`Verifier`].
+const TOKEN_CACHE_CAPACITY: u64 = 10_000;
+/// Longer tokens are verified every time rather than remembered.
+const TOKEN_CACHE_MAX_LEN: usize = 4096;
 
 /// The claims `strata token` and `--demo` write.
 #[derive(Debug, Serialize, Deserialize)]
@@ -75,6 +79,10 @@ pub struct Claims {
 #[derive(Deserialize)]
 struct TokenClaims {
     sub: String,
+    /// Read again only to know how long the verified token may be
+    /// remembered.
+    #[serde(default)]
+    exp: Option<f64>,
     #[serde(default)]
     org_id: Option<String>,
     #[serde(default)]
@@ -137,6 +145,11 @@ pub struct Verifier {
     hs256: Option<DecodingKey>,
     jwks: Option<Arc<Jwks>>,
     validations: Validations,
+    /// Tokens verified in the last few seconds, by their exact text, with
+    /// the instant their `exp` passes. Checking a signature and decoding
+    /// the claims is most of the cost of authenticating a request, and
+    /// clients send the same token many times a second.
+    verified: Option<moka::sync::Cache<Arc<str>, Remembered>>,
 }
 
 impl std::fmt::Debug for Verifier {
@@ -210,7 +223,22 @@ impl Verifier {
                 .map(|s| DecodingKey::from_secret(s.expose_secret().as_bytes())),
             jwks,
             validations: Validations::new(cfg),
+            verified: None,
         })
+    }
+
+    /// Remembers verified tokens for `ttl` (never past their `exp`), so a
+    /// token sent again within it is not verified again; zero turns this
+    /// off. A JWKS key removed from the endpoint therefore stops being
+    /// honoured at most `ttl` later, as a removed membership does.
+    pub fn remember_for(mut self, ttl: Duration) -> Self {
+        self.verified = (!ttl.is_zero()).then(|| {
+            moka::sync::Cache::builder()
+                .max_capacity(TOKEN_CACHE_CAPACITY)
+                .time_to_live(ttl)
+                .build()
+        });
+        self
     }
 
     /// Fetches the JWKS keys, if an endpoint is configured. An unreachable
@@ -231,6 +259,41 @@ impl Verifier {
     /// Verifies a JWT: signature with the key its header names, then `exp`,
     /// `nbf` and, when configured, `iss` and `aud`.
     pub async fn verify(&self, token: &str) -> Result<VerifiedUser, AuthError> {
+        let Some(cache) = &self.verified else {
+            return self.verify_now(token).await.map(|(user, _)| user);
+        };
+        // Read before verifying: a set stored meanwhile makes the entry
+        // stale at once.
+        let generation = self.key_generation();
+        if let Some(hit) = cache.get(token) {
+            if Instant::now() < hit.until && hit.generation == generation {
+                return Ok(hit.user);
+            }
+            cache.invalidate(token);
+        }
+        let (user, exp) = self.verify_now(token).await?;
+        if token.len() <= TOKEN_CACHE_MAX_LEN
+            && let Some(left) = exp.and_then(seconds_left)
+        {
+            let entry = Remembered {
+                user: user.clone(),
+                until: Instant::now() + left,
+                generation,
+            };
+            cache.insert(token.into(), entry);
+        }
+        Ok(user)
+    }
+
+    /// Which JWKS key set is current (0 without an endpoint).
+    fn key_generation(&self) -> u64 {
+        self.jwks.as_ref().map_or(0, |j| {
+            j.generation.load(std::sync::atomic::Ordering::Acquire)
+        })
+    }
+
+    /// Verifies a token without the cache; returns its `exp` too.
+    async fn verify_now(&self, token: &str) -> Result<(VerifiedUser, Option<f64>), AuthError> {
         let header = jsonwebtoken::decode_header(token).map_err(|e| invalid(e.to_string()))?;
         let jwks_key;
         let key = match header.alg {
@@ -271,12 +334,40 @@ impl Verifier {
             .map(str::parse::<OrgId>)
             .transpose()
             .map_err(|_| invalid("org_id is not a uuid"))?;
-        Ok(VerifiedUser {
-            user_id,
-            org_id,
-            email: claims.email.filter(|e| !e.is_empty() && e.len() <= 320),
-        })
+        Ok((
+            VerifiedUser {
+                user_id,
+                org_id,
+                email: claims.email.filter(|e| !e.is_empty() && e.len() <= 320),
+            },
+            claims.exp,
+        ))
     }
+}
+
+/// A token verified a moment ago.
+#[derive(Clone)]
+struct Remembered {
+    user: VerifiedUser,
+    /// When its `exp` passes.
+    until: Instant,
+    /// The JWKS key set it was verified against.
+    generation: u64,
+}
+
+/// How long until `exp` (seconds since the epoch) passes, if it has not.
+/// The leeway the validation allows is not added: a remembered token ends
+/// at its `exp` and is then verified again.
+fn seconds_left(exp: f64) -> Option<Duration> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()?
+        .as_secs_f64();
+    let left = exp - now;
+    if !(left.is_finite() && left > 0.0) {
+        return None;
+    }
+    Duration::try_from_secs_f64(left.min(86_400.0)).ok()
 }
 
 /// A key from the JWKS endpoint and the one algorithm it verifies.
@@ -353,6 +444,11 @@ struct Jwks {
     url: reqwest::Url,
     client: reqwest::Client,
     keys: RwLock<Arc<KeySet>>,
+    /// Counts the key sets stored: a token verified with an earlier set is
+    /// verified again rather than taken from [`Verifier`]'s cache, so a key
+    /// removed from the endpoint stops verifying as soon as the new set is
+    /// in.
+    generation: std::sync::atomic::AtomicU64,
     /// When a refresh was last attempted (not the start-up fetch); held
     /// while one runs, so concurrent refreshes become one.
     last_refresh: tokio::sync::Mutex<Option<Instant>>,
@@ -375,6 +471,7 @@ impl Jwks {
             url,
             client,
             keys: RwLock::new(Arc::new(KeySet::default())),
+            generation: std::sync::atomic::AtomicU64::new(0),
             last_refresh: tokio::sync::Mutex::new(None),
         })
     }
@@ -448,6 +545,8 @@ impl Jwks {
         let set = self.fetch().await?;
         let usable = set.by_kid.len() + set.without_kid.len();
         *self.keys.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(set);
+        self.generation
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
         Ok(usable)
     }
 
@@ -674,4 +773,94 @@ pub fn mint(
         &claims,
         &EncodingKey::from_secret(secret.expose_secret().as_bytes()),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn verifier(ttl: Duration) -> (Verifier, SecretString) {
+        let secret = SecretString::from("a-test-secret-of-some-length");
+        let cfg = JwtConfig {
+            secret: Some(secret.clone()),
+            jwks_url: None,
+            issuer: None,
+            audience: None,
+        };
+        let v = Verifier::new(&cfg).expect("valid config").remember_for(ttl);
+        (v, secret)
+    }
+
+    #[test]
+    fn a_remembered_token_ends_at_its_exp_not_later() {
+        assert_eq!(seconds_left(0.0), None, "long past");
+        assert_eq!(seconds_left(f64::NAN), None);
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("after the epoch")
+            .as_secs_f64();
+        let left = seconds_left(now + 60.0).expect("in the future");
+        assert!(left <= Duration::from_secs(60) && left > Duration::from_secs(55));
+        assert_eq!(
+            seconds_left(1e300),
+            Some(Duration::from_secs(86_400)),
+            "capped, never a panic"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_verified_token_is_remembered_and_a_forged_one_never_is() {
+        let (v, secret) = verifier(Duration::from_secs(5));
+        let user = UserId::generate();
+        let token = mint(
+            &secret,
+            user,
+            None,
+            None,
+            Duration::from_secs(600),
+            None,
+            None,
+        )
+        .expect("minted");
+        assert_eq!(v.verify(&token).await.expect("valid").user_id, user);
+        let Some(cache) = &v.verified else {
+            panic!("the cache is on");
+        };
+        cache.run_pending_tasks();
+        assert_eq!(cache.entry_count(), 1);
+        assert_eq!(v.verify(&token).await.expect("remembered").user_id, user);
+
+        // The same claims under another key: refused, and not remembered.
+        let other = SecretString::from("another-secret-of-some-length");
+        let forged = mint(
+            &other,
+            user,
+            None,
+            None,
+            Duration::from_secs(600),
+            None,
+            None,
+        )
+        .expect("minted");
+        assert!(v.verify(&forged).await.is_err());
+        cache.run_pending_tasks();
+        assert_eq!(cache.entry_count(), 1);
+    }
+
+    #[tokio::test]
+    async fn zero_ttl_remembers_nothing() {
+        let (v, secret) = verifier(Duration::ZERO);
+        assert!(v.verified.is_none());
+        let token = mint(
+            &secret,
+            UserId::generate(),
+            None,
+            None,
+            Duration::from_secs(600),
+            None,
+            None,
+        )
+        .expect("minted");
+        assert!(v.verify(&token).await.is_ok());
+    }
 }

@@ -12,6 +12,7 @@ pub mod cli;
 pub mod config;
 pub mod documents;
 pub mod http;
+pub mod parsed;
 pub mod ratelimit;
 pub mod routes;
 pub mod telemetry;

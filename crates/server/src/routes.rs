@@ -53,6 +53,8 @@ pub struct AppState {
     pub gates: OrgGates,
     /// Persisted queries and the allow-list.
     pub documents: Arc<Documents>,
+    /// Syntax trees of recently run query texts.
+    pub parsed: Arc<crate::parsed::ParsedDocuments>,
     /// HTTP-level limits and options.
     pub http: Arc<HttpConfig>,
 }
@@ -588,6 +590,7 @@ async fn execute(
     deadline: tokio::time::Instant,
 ) -> Answer {
     let mut request = request;
+    state.parsed.prepare(&mut request);
     if let Err(err) = strata_graphql::check_shape(&state.limits, &mut request) {
         let mut resp = async_graphql::Response::from_errors(vec![err]);
         ensure_codes(&mut resp.errors);
