@@ -358,3 +358,111 @@ fn the_checked_in_schema_matches_the_code() {
         "schema.graphql is out of date: run `UPDATE_SCHEMA=1 cargo test -p strata-tests the_checked_in_schema` and commit it"
     );
 }
+
+/// The raw body of a query's answer, keys in the order they were sent.
+async fn raw_answer(app: &TestApp, token: &str, query: &str) -> String {
+    let resp = reqwest::Client::new()
+        .post(format!("{}/graphql", app.base))
+        .bearer_auth(token)
+        .json(&serde_json::json!({ "query": query }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    resp.text().await.unwrap()
+}
+
+#[tokio::test]
+async fn campaigns_asked_only_for_scalars_answer_exactly_as_the_general_path_does() {
+    let (app, w) = app_with_world().await;
+    // Every scalar of Campaign, an alias, a repeated field and __typename.
+    let fields = "__typename id name objective status clientId createdAt updatedAt again: id name";
+    for token in [
+        app.token(w.agency1.owner, Some(w.agency1.id)),
+        app.token(w.sme1.owner, Some(w.sme1.id)),
+    ] {
+        // Plain fields take the shortcut; the same fields inside an inline
+        // fragment take the executor's general path.
+        let direct = format!("{{ campaigns(first: 10) {{ nodes {{ {fields} }} }} }}");
+        let general =
+            format!("{{ campaigns(first: 10) {{ nodes {{ ... on Campaign {{ {fields} }} }} }} }}");
+        let a = raw_answer(&app, &token, &direct).await;
+        let b = raw_answer(&app, &token, &general).await;
+        assert!(a.contains("\"__typename\":\"Campaign\""), "{a}");
+        assert!(!a.contains("errors"), "{a}");
+        assert_eq!(a, b);
+
+        let v: serde_json::Value = serde_json::from_str(&a).unwrap();
+        let id = v["data"]["campaigns"]["nodes"][0]["id"].as_str().unwrap();
+        let one = raw_answer(
+            &app,
+            &token,
+            &format!("{{ campaign(id: \"{id}\") {{ {fields} }} }}"),
+        )
+        .await;
+        let one_general = raw_answer(
+            &app,
+            &token,
+            &format!("{{ campaign(id: \"{id}\") {{ ... on Campaign {{ {fields} }} }} }}"),
+        )
+        .await;
+        assert!(one.contains(id), "{one}");
+        assert_eq!(one, one_general);
+    }
+}
+
+#[tokio::test]
+async fn a_selection_with_more_than_scalars_still_resolves_every_field() {
+    let (app, w) = app_with_world().await;
+    let token = app.token(w.agency1.owner, Some(w.agency1.id));
+    let q = "{ campaigns(first: 10) { nodes { id client { slug } skipped: name @skip(if: true) kept: name @include(if: true) } } }";
+    let (status, body) = app.graphql(Some(&token), q, serde_json::json!({})).await;
+    assert_eq!(status, 200, "{body}");
+    let nodes = body["data"]["campaigns"]["nodes"].as_array().unwrap();
+    assert!(!nodes.is_empty(), "{body}");
+    for n in nodes {
+        assert!(n["client"]["slug"].is_string(), "{body}");
+        assert!(n.get("skipped").is_none(), "{body}");
+        assert!(n["kept"].is_string(), "{body}");
+    }
+}
+
+#[tokio::test]
+async fn outputs_asked_only_for_scalars_answer_exactly_as_the_general_path_does() {
+    let app = TestApp::spawn().await;
+    let su = app.test_db.superuser().await;
+    let w = World::seed(&app.db, &su).await;
+    // Content with nesting, escapes, numbers and unicode; one output
+    // without content.
+    use sea_orm::ConnectionTrait as _;
+    su.execute_unprepared(
+        r#"UPDATE tenant_b.outputs SET output = '{"version": 1, "text": "a \"quoted\" line\n", "n": [1, 2.5, -3e-7], "ok": true, "none": null, "é": {"deep": ["x"]}}'::jsonb;
+           UPDATE public.agent_outputs SET output = NULL"#,
+    )
+    .await
+    .unwrap();
+    let fields = "__typename id agent content campaignId createdAt again: content";
+    for token in [
+        app.token(w.agency1.owner, Some(w.agency1.id)),
+        app.token(w.sme1.owner, Some(w.sme1.id)),
+    ] {
+        let direct = format!(
+            "{{ campaigns(first: 10) {{ nodes {{ id outputs(first: 10) {{ nodes {{ {fields} }} }} }} }} }}"
+        );
+        let general = format!(
+            "{{ campaigns(first: 10) {{ nodes {{ id outputs(first: 10) {{ nodes {{ ... on AgentOutput {{ {fields} }} }} }} }} }} }}"
+        );
+        let a = raw_answer(&app, &token, &direct).await;
+        let b = raw_answer(&app, &token, &general).await;
+        assert!(a.contains("\"__typename\":\"AgentOutput\""), "{a}");
+        assert!(!a.contains("errors"), "{a}");
+        assert_eq!(a, b);
+    }
+    let agency = raw_answer(
+        &app,
+        &app.token(w.agency1.owner, Some(w.agency1.id)),
+        &format!("{{ campaigns(first: 10) {{ nodes {{ outputs(first: 10) {{ nodes {{ {fields} }} }} }} }} }}"),
+    )
+    .await;
+    assert!(agency.contains(r#""deep": ["x"]"#), "{agency}");
+}

@@ -178,8 +178,38 @@ impl AgentOutput {
     }
 }
 
-/// Agent outputs, Relay style.
-pub type AgentOutputConnection = Connection<Cursor, AgentOutput, Totals, EmptyFields>;
+impl crate::leaves::ScalarFields for AgentOutput {
+    fn scalar(&self, name: &str) -> Option<async_graphql::Value> {
+        use async_graphql::{InputType, ScalarType, Value};
+        let r = &self.0;
+        Some(match name {
+            "id" => Value::String(r.id.to_string()),
+            // An agent this build does not know takes the general path,
+            // which reports it.
+            "agent" => InputType::to_value(&agent_kind(r).ok()?),
+            // As the JSON scalar resolves it.
+            "content" => match &r.output {
+                Some(o) => async_graphql::to_value(o.raw()).unwrap_or_default(),
+                None => Value::Null,
+            },
+            "campaignId" => Value::String(r.campaign_id.to_string()),
+            "createdAt" => ScalarType::to_value(&r.created_at),
+            _ => return None,
+        })
+    }
+
+    fn is_scalar(name: &str) -> bool {
+        matches!(
+            name,
+            "id" | "agent" | "content" | "campaignId" | "createdAt"
+        )
+    }
+}
+
+/// Agent outputs, Relay style; an output asked only for scalars is built
+/// directly.
+pub type AgentOutputConnection =
+    Connection<Cursor, crate::leaves::Leaves<AgentOutput>, Totals, EmptyFields>;
 /// Agent runs, Relay style.
 pub type AgentRunConnection = Connection<Cursor, AgentRun, Totals, EmptyFields>;
 

@@ -10,6 +10,7 @@
 mod api_keys;
 mod content;
 mod error;
+mod leaves;
 mod limits;
 mod loaders;
 mod mutation;

@@ -10,8 +10,8 @@ use strata_persistence::repo::{clients, members, organizations};
 use crate::error::{ErrorCode, domain_error};
 use crate::state::RequestState;
 use crate::types::{
-    Campaign, CampaignConnection, Client, ClientConnection, Membership, Organization, Viewer,
-    campaign_connection, client_connection,
+    Campaign, CampaignConnection, CampaignNode, Client, ClientConnection, Membership, Organization,
+    Viewer, campaign_connection, client_connection,
 };
 
 /// Parses an id argument; a malformed one is bad input naming the field.
@@ -103,7 +103,7 @@ impl CoreQuery {
     }
 
     /// A campaign by id; null if it does not exist or is not visible.
-    async fn campaign(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Campaign>> {
+    async fn campaign(&self, ctx: &Context<'_>, id: ID) -> Result<Option<CampaignNode>> {
         let id: CampaignId = parse_id("id", &id)?;
         let state = ctx.data::<RequestState>()?;
         state.tenant()?;
@@ -112,7 +112,7 @@ impl CoreQuery {
             .load_one(id)
             .await
             .map_err(|e| (*e).clone())?;
-        Ok(found.map(Campaign))
+        Ok(found.map(|c| crate::leaves::Leaves(Campaign(c))))
     }
 
     /// Members of the active organization (owners and admins).

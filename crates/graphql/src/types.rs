@@ -1,7 +1,7 @@
 //! GraphQL object types, converted from domain types.
 
 use async_graphql::connection::{Connection, Edge, EmptyFields, OpaqueCursor};
-use async_graphql::{Context, Enum, ID, Json, Object, Result, SimpleObject};
+use async_graphql::{Context, Enum, ID, Json, Object, Result, SimpleObject, Value};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use strata_domain::model;
@@ -270,7 +270,7 @@ impl Campaign {
         after: Option<String>,
     ) -> Result<crate::content::AgentOutputConnection> {
         crate::content::run_connection(ctx, self.0.id, RunFilter::Outputs, first, after, |r| {
-            crate::content::AgentOutput(r)
+            crate::leaves::Leaves(crate::content::AgentOutput(r))
         })
         .await
     }
@@ -293,6 +293,37 @@ impl Campaign {
         .await
     }
 }
+
+impl crate::leaves::ScalarFields for Campaign {
+    fn scalar(&self, name: &str) -> Option<Value> {
+        use async_graphql::{InputType, ScalarType};
+        let c = &self.0;
+        let text = |s: Option<&str>| s.map_or(Value::Null, |s| Value::String(s.to_owned()));
+        Some(match name {
+            "id" => Value::String(c.id.to_string()),
+            "name" => Value::String(c.name.clone()),
+            "objective" => text(c.objective.as_deref()),
+            "status" => InputType::to_value(&CampaignStatus::from(c.status)),
+            "clientId" => c
+                .client_id
+                .map_or(Value::Null, |id| Value::String(id.to_string())),
+            "createdAt" => ScalarType::to_value(&c.created_at),
+            "updatedAt" => ScalarType::to_value(&c.updated_at),
+            _ => return None,
+        })
+    }
+
+    fn is_scalar(name: &str) -> bool {
+        matches!(
+            name,
+            "id" | "name" | "objective" | "status" | "clientId" | "createdAt" | "updatedAt"
+        )
+    }
+}
+
+/// A campaign in a page or found by id: built directly when only its
+/// scalars are asked for.
+pub type CampaignNode = crate::leaves::Leaves<Campaign>;
 
 /// A campaign's lifecycle status.
 #[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
@@ -362,7 +393,7 @@ impl Totals {
 }
 
 /// Campaigns, Relay style.
-pub type CampaignConnection = Connection<Cursor, Campaign, Totals, EmptyFields>;
+pub type CampaignConnection = Connection<Cursor, CampaignNode, Totals, EmptyFields>;
 /// Clients, Relay style.
 pub type ClientConnection = Connection<Cursor, Client, Totals, EmptyFields>;
 
@@ -451,7 +482,7 @@ pub async fn campaign_connection(
         result,
         TotalsKind::Campaigns(filter),
         |c| (c.created_at, c.id.as_uuid()),
-        Campaign,
+        |c| crate::leaves::Leaves(Campaign(c)),
         has_previous,
     ))
 }
