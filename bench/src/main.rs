@@ -356,7 +356,10 @@ impl Bench {
             .env("STRATA_DATABASE_URL", url)
             .env("STRATA_JWT_SECRET", &self.secret)
             .env("STRATA_LISTEN", format!("127.0.0.1:{port}"))
-            .env("STRATA_LOG", "warn")
+            .env(
+                "STRATA_LOG",
+                std::env::var("BENCH_GATEWAY_LOG").unwrap_or_else(|_| "warn".into()),
+            )
             .env("STRATA_LOG_FORMAT", "json")
             .env("STRATA_DB_MAX_CONNECTIONS", self.args.pool.to_string())
             .env("STRATA_RATE_LIMIT_PER_KEY", "0")

@@ -377,6 +377,7 @@ impl TestAppBuilder {
             migrate: false,
             demo: false,
             db_max_connections: 8,
+            db_min_connections: 0,
             limits: self.limits.clone(),
             http: self.http.clone(),
             rate_limits: self.rate_limits.clone(),

@@ -13,6 +13,12 @@ use crate::error::map_db_err;
 pub struct PoolOptions {
     /// Upper bound of open connections.
     pub max_connections: u32,
+    /// Connections kept open even when idle, opened in the background at
+    /// start and reopened when one closes. Opening a connection under load
+    /// is slow (the driver's SCRAM key derivation yields to the scheduler
+    /// thousands of times, so a busy server takes seconds per connection),
+    /// which a request waiting for it would feel.
+    pub min_connections: u32,
     /// How long a request waits for a connection before it fails as
     /// unavailable.
     pub acquire_timeout: Duration,
@@ -27,6 +33,7 @@ impl Default for PoolOptions {
     fn default() -> Self {
         Self {
             max_connections: 16,
+            min_connections: 0,
             acquire_timeout: Duration::from_secs(5),
             connect_timeout: Duration::from_secs(10),
             statement_timeout: None,
@@ -66,7 +73,7 @@ impl Db {
     pub async fn connect(url: &SecretString, opts: &PoolOptions) -> Result<Self, DbErr> {
         let mut co = ConnectOptions::new(url.expose_secret().to_owned());
         co.max_connections(opts.max_connections)
-            .min_connections(0)
+            .min_connections(opts.min_connections.min(opts.max_connections))
             .acquire_timeout(opts.acquire_timeout)
             .connect_timeout(opts.connect_timeout)
             .idle_timeout(Duration::from_secs(300))

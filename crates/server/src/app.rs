@@ -92,6 +92,7 @@ impl Application {
             .with_context(|| format!("cannot listen on {}", config.listen))?;
         let pool = PoolOptions {
             max_connections: config.db_max_connections,
+            min_connections: config.db_min_connections,
             statement_timeout: config.statement_timeout,
             ..PoolOptions::default()
         };

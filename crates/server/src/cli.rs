@@ -117,6 +117,10 @@ struct ServeArgs {
     /// Maximum database connections.
     #[arg(long, env = "STRATA_DB_MAX_CONNECTIONS", default_value_t = 16)]
     db_max_connections: u32,
+    /// Database connections kept open while idle (default: the pool size,
+    /// all opened at start).
+    #[arg(long, env = "STRATA_DB_MIN_CONNECTIONS")]
+    db_min_connections: Option<u32>,
     /// Maximum query depth.
     #[arg(long, env = "STRATA_MAX_DEPTH", default_value_t = 12)]
     max_depth: usize,
@@ -293,6 +297,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
+/// Connections the pool keeps open: as asked, else the whole pool; never
+/// more than the pool.
+fn min_connections(asked: Option<u32>, max: u32) -> u32 {
+    let max = max.max(1);
+    asked.unwrap_or(max).min(max)
+}
+
 async fn serve(global: &Global, args: ServeArgs) -> anyhow::Result<()> {
     let secret = match (global.secret(), args.demo) {
         (Some(s), _) => Some(s),
@@ -326,6 +337,7 @@ async fn serve(global: &Global, args: ServeArgs) -> anyhow::Result<()> {
         migrate: !args.no_migrate,
         demo: args.demo,
         db_max_connections: args.db_max_connections.max(1),
+        db_min_connections: min_connections(args.db_min_connections, args.db_max_connections),
         limits: strata_graphql::Limits {
             max_depth: args.max_depth,
             max_complexity: args.max_complexity,
@@ -431,4 +443,18 @@ async fn migrate(global: &Global, action: MigrateAction) -> anyhow::Result<()> {
     };
     database.close().await;
     result.map_err(|e| anyhow::anyhow!("migration failed: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::min_connections;
+
+    #[test]
+    fn the_pool_is_kept_full_unless_asked_otherwise() {
+        assert_eq!(min_connections(None, 16), 16);
+        assert_eq!(min_connections(Some(4), 16), 4);
+        assert_eq!(min_connections(Some(0), 16), 0);
+        assert_eq!(min_connections(Some(40), 16), 16, "capped by the pool");
+        assert_eq!(min_connections(None, 0), 1, "the pool has at least one");
+    }
 }

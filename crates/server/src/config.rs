@@ -72,6 +72,8 @@ pub struct Config {
     pub agents: AgentsConfig,
     /// Maximum connections of the pool.
     pub db_max_connections: u32,
+    /// Connections the pool keeps open while idle.
+    pub db_min_connections: u32,
     /// GraphQL limits.
     pub limits: strata_graphql::Limits,
     /// HTTP-level limits and protocol options.
