@@ -791,6 +791,20 @@ mod tests {
         (v, secret)
     }
 
+    /// A ten-minute token for `user`, signed with `secret`.
+    fn token_for(secret: &SecretString, user: UserId) -> String {
+        mint(
+            secret,
+            user,
+            None,
+            None,
+            Duration::from_secs(600),
+            None,
+            None,
+        )
+        .expect("minted")
+    }
+
     #[test]
     fn a_remembered_token_ends_at_its_exp_not_later() {
         assert_eq!(seconds_left(0.0), None, "long past");
@@ -812,16 +826,7 @@ mod tests {
     async fn a_verified_token_is_remembered_and_a_forged_one_never_is() {
         let (v, secret) = verifier(Duration::from_secs(5));
         let user = UserId::generate();
-        let token = mint(
-            &secret,
-            user,
-            None,
-            None,
-            Duration::from_secs(600),
-            None,
-            None,
-        )
-        .expect("minted");
+        let token = token_for(&secret, user);
         assert_eq!(v.verify(&token).await.expect("valid").user_id, user);
         let Some(cache) = &v.verified else {
             panic!("the cache is on");
@@ -832,16 +837,7 @@ mod tests {
 
         // The same claims under another key: refused, and not remembered.
         let other = SecretString::from("another-secret-of-some-length");
-        let forged = mint(
-            &other,
-            user,
-            None,
-            None,
-            Duration::from_secs(600),
-            None,
-            None,
-        )
-        .expect("minted");
+        let forged = token_for(&other, user);
         assert!(v.verify(&forged).await.is_err());
         cache.run_pending_tasks();
         assert_eq!(cache.entry_count(), 1);
@@ -851,16 +847,7 @@ mod tests {
     async fn zero_ttl_remembers_nothing() {
         let (v, secret) = verifier(Duration::ZERO);
         assert!(v.verified.is_none());
-        let token = mint(
-            &secret,
-            UserId::generate(),
-            None,
-            None,
-            Duration::from_secs(600),
-            None,
-            None,
-        )
-        .expect("minted");
+        let token = token_for(&secret, UserId::generate());
         assert!(v.verify(&token).await.is_ok());
     }
 }
