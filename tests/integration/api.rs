@@ -429,9 +429,8 @@ async fn a_selection_with_more_than_scalars_still_resolves_every_field() {
 
 #[tokio::test]
 async fn outputs_asked_only_for_scalars_answer_exactly_as_the_general_path_does() {
-    let app = TestApp::spawn().await;
+    let (app, w) = app_with_world().await;
     let su = app.test_db.superuser().await;
-    let w = World::seed(&app.db, &su).await;
     // Content with nesting, escapes, numbers and unicode; one output
     // without content.
     use sea_orm::ConnectionTrait as _;
