@@ -13,4 +13,5 @@ mod isolation;
 mod matrix;
 mod migrations;
 mod rate_limits;
+mod startup;
 mod subscriptions;

@@ -405,6 +405,50 @@ impl TestAppBuilder {
     }
 }
 
+impl TestDb {
+    /// A URL of this database that logs in as `role`, after giving it a
+    /// password and the right to log in (roles are cluster-wide; the password
+    /// is new each time).
+    pub async fn url_logging_in_as(&self, role: &str) -> SecretString {
+        let password = uuid::Uuid::new_v4().simple().to_string();
+        let su = self.superuser().await;
+        su.execute_unprepared(&format!("ALTER ROLE {role} LOGIN PASSWORD '{password}'"))
+            .await
+            .expect("let the role log in");
+        su.close().await.ok();
+        // postgres://postgres:<pw>@host...: swap the credentials.
+        let url = self.url.expose_secret();
+        let (scheme, rest) = url.split_once("://").unwrap_or(("postgres", url));
+        let (_, at) = rest.split_once('@').unwrap_or(("", rest));
+        SecretString::from(format!("{scheme}://{role}:{password}@{at}"))
+    }
+}
+
+impl TestAppBuilder {
+    /// Starts the gateway as `strata serve` does by default, migrating
+    /// first, on `test_db` through `url` (e.g. another login role's).
+    pub async fn try_spawn_migrating(
+        self,
+        test_db: TestDb,
+        url: SecretString,
+    ) -> anyhow::Result<TestApp> {
+        let mut config = self.config(url);
+        config.migrate = true;
+        let app = strata_server::Application::build(config).await?;
+        let base = format!("http://127.0.0.1:{}", app.port());
+        let db = app.db().clone();
+        tokio::spawn(app.run_until_stopped(std::future::pending()));
+        Ok(TestApp {
+            base,
+            db,
+            test_db,
+            client: reqwest::Client::new(),
+            issuer: self.issuer,
+            audience: self.audience,
+        })
+    }
+}
+
 impl TestApp {
     /// Starts the gateway on port 0 against a fresh migrated database.
     pub async fn spawn() -> Self {

@@ -120,6 +120,28 @@ impl Db {
         migration::Migrator::up(&self.conn, None).await
     }
 
+    /// The migrations this database has not run yet, by name. Reads the
+    /// migration table only, which the production login role may do while
+    /// it can change nothing (so an up-to-date schema needs no privileges).
+    pub async fn pending_migrations(&self) -> Result<Vec<String>, DbErr> {
+        use migration::MigratorTrait;
+        let applied: std::collections::HashSet<String> = self
+            .conn
+            .query_all_raw(Statement::from_string(
+                self.conn.get_database_backend(),
+                "SELECT version FROM seaql_migrations",
+            ))
+            .await?
+            .iter()
+            .map(|row| row.try_get::<String>("", "version"))
+            .collect::<Result<_, _>>()?;
+        Ok(migration::Migrator::migrations()
+            .iter()
+            .map(|m| m.name().to_owned())
+            .filter(|name| !applied.contains(name))
+            .collect())
+    }
+
     /// The privileges of the role the pool logs in as.
     pub async fn login_role(&self) -> Result<LoginRole, DbErr> {
         let row = self

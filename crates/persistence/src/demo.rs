@@ -12,7 +12,7 @@ use uuid::Uuid;
 use crate::auth;
 use crate::context::resolve_for;
 use crate::db::Db;
-use crate::repo::campaigns::{self, NewCampaign};
+use crate::repo::campaigns::{self, CampaignFilter, NewCampaign};
 use crate::repo::{clients, members, organizations};
 use crate::tx::{AuthTx, TenantTx};
 
@@ -101,28 +101,38 @@ pub async fn seed(db: &Db) -> Result<Vec<DemoUser>, DomainError> {
             });
         }
         let owner = org_users[0].user_id;
-        // Already seeded? The owner's membership says so.
+        // The organization and its owner come first, in one transaction; the
+        // rest (clients, members, campaigns) in a second one. The owner's
+        // membership says whether the first happened, a campaign whether the
+        // second did, so a seeding cut short part-way resumes where it
+        // stopped and a finished one is left alone.
         let tx = AuthTx::for_user(db, owner, "demo-seed").await?;
         let existing = auth::memberships(&tx, owner).await?;
         tx.commit().await?;
-        if existing.iter().any(|m| m.org_id == org_id) {
-            users.extend(org_users);
-            continue;
+        if !existing.iter().any(|m| m.org_id == org_id) {
+            let ctx = TenantContext::for_new_organization(
+                owner,
+                org_id,
+                org.org_type,
+                "demo-seed".into(),
+            );
+            let tx = TenantTx::begin(db, &ctx).await?;
+            organizations::create(
+                &tx,
+                &parse(OrganizationName::parse("name", org.name))?,
+                &parse(Slug::parse("slug", org.slug))?,
+            )
+            .await?;
+            tx.commit().await?;
         }
-
-        let ctx =
-            TenantContext::for_new_organization(owner, org_id, org.org_type, "demo-seed".into());
-        let tx = TenantTx::begin(db, &ctx).await?;
-        organizations::create(
-            &tx,
-            &parse(OrganizationName::parse("name", org.name))?,
-            &parse(Slug::parse("slug", org.slug))?,
-        )
-        .await?;
-        tx.commit().await?;
 
         let ctx = resolve_for(db, owner, Some(org_id), "demo-seed").await?;
         let tx = TenantTx::begin(db, &ctx).await?;
+        if campaigns::count(&tx, &CampaignFilter::default()).await? > 0 {
+            tx.commit().await?;
+            users.extend(org_users);
+            continue;
+        }
         let mut client_ids = Vec::new();
         for (slug, name) in org.clients {
             let c = clients::create(

@@ -100,9 +100,19 @@ struct ClusterPaths<'a> {
 }
 
 fn find_bin_dir() -> Option<PathBuf> {
+    find_bin_dir_in(
+        std::env::var_os("PATH").as_deref(),
+        Path::new("/usr/lib/postgresql"),
+    )
+}
+
+/// The server binaries' directory: the first on `path` holding `initdb`
+/// (and `postgres` beside it or beside its link's target), else the newest
+/// `<lib_root>/<major>/bin`.
+fn find_bin_dir_in(path: Option<&std::ffi::OsStr>, lib_root: &Path) -> Option<PathBuf> {
     let has_both = |dir: &Path| dir.join("initdb").is_file() && dir.join("postgres").is_file();
-    if let Some(path) = std::env::var_os("PATH") {
-        for dir in std::env::split_paths(&path) {
+    if let Some(path) = path {
+        for dir in std::env::split_paths(path) {
             let initdb = dir.join("initdb");
             if initdb.is_file() {
                 // Debian links initdb into PATH; the real directory holds
@@ -119,7 +129,7 @@ fn find_bin_dir() -> Option<PathBuf> {
             }
         }
     }
-    let mut versions: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+    let mut versions: Vec<(u32, PathBuf)> = std::fs::read_dir(lib_root)
         .ok()?
         .filter_map(|e| e.ok())
         .filter_map(|e| {
@@ -195,6 +205,39 @@ fn free_port() -> Result<u16, EmbeddedError> {
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
         .map_err(|e| EmbeddedError::Failed(format!("cannot find a free loopback port: {e}")))
+}
+
+/// Where a cluster goes when its user cannot reach the requested data
+/// directory (only when running as root, see [`EmbeddedPostgres::start`]).
+const FALLBACK_ROOT: &str = "/var/lib/strata";
+
+/// A directory name for the cluster requested at `dir` (absolute): its last
+/// component, readable, and a stable digest of the whole path, so two
+/// checkouts never share a cluster and one checkout always finds its own.
+fn fallback_name(dir: &Path) -> String {
+    // FNV-1a: stable across builds and platforms, unlike the std hasher.
+    let digest = dir
+        .as_os_str()
+        .as_encoded_bytes()
+        .iter()
+        .fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+            (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3)
+        });
+    let last: String = dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(24)
+        .collect();
+    format!("{}-{digest:016x}", last.trim_matches('_'))
 }
 
 /// Longest socket path we hand to PostgreSQL: `sun_path` holds 107 bytes
@@ -293,11 +336,37 @@ impl EmbeddedPostgres {
         std::fs::create_dir_all(&opts.data_dir).map_err(|e| dir_err(e.to_string()))?;
         let data_dir = std::fs::canonicalize(&opts.data_dir).map_err(|e| dir_err(e.to_string()))?;
         chown(&data_dir, user.as_ref())?;
-        if !reachable_by(&data_dir, user.as_ref()) {
-            return Err(dir_err(
-                "the postgres user cannot reach it (a parent directory is private); set STRATA_DATA_DIR to a directory it can reach, e.g. /var/lib/strata".into(),
-            ));
-        }
+        let data_dir = if reachable_by(&data_dir, user.as_ref()) {
+            data_dir
+        } else {
+            // Running as root in a private directory (a checkout under
+            // /root): the cluster's user cannot reach it, so the cluster
+            // lives in a directory of its own named after the requested one.
+            let alt = Path::new(FALLBACK_ROOT).join(fallback_name(&data_dir));
+            let alt_err = |message: String| EmbeddedError::DataDir {
+                path: alt.clone(),
+                message,
+            };
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o755)
+                .create(&alt)
+                .map_err(|e| alt_err(e.to_string()))?;
+            std::fs::set_permissions(&alt, std::fs::Permissions::from_mode(0o700))
+                .map_err(|e| alt_err(e.to_string()))?;
+            chown(&alt, user.as_ref())?;
+            if !reachable_by(&alt, user.as_ref()) {
+                return Err(dir_err(
+                    "the postgres user cannot reach it (a parent directory is private); set STRATA_DATA_DIR to a directory it can reach, e.g. /var/lib/strata".into(),
+                ));
+            }
+            tracing::warn!(
+                requested = %data_dir.display(),
+                data_dir = %alt.display(),
+                "the postgres user cannot reach the data directory (a parent directory is private); the embedded cluster is kept in its own directory instead"
+            );
+            alt
+        };
         let pgdata = data_dir.join("pgdata");
         let pwfile = data_dir.join("superuser-password");
         let log = data_dir.join("postgres.log");
@@ -546,7 +615,10 @@ mod tests {
 
     use sea_orm::sqlx::postgres::PgConnectOptions;
 
-    use super::{cluster_url, socket_dir_for, socket_directories_setting};
+    use super::{
+        EmbeddedError, cluster_url, fallback_name, find_bin_dir_in, socket_dir_for,
+        socket_directories_setting,
+    };
 
     #[test]
     fn socket_urls_name_the_directory_the_port_and_the_database() {
@@ -570,6 +642,58 @@ mod tests {
         }
         let tcp = PgConnectOptions::from_str(&cluster_url("pw", 5, "postgres", None)).unwrap();
         assert_eq!((tcp.get_socket(), tcp.get_host()), (None, "127.0.0.1"));
+    }
+
+    #[test]
+    fn server_binaries_are_found_on_path_or_under_the_newest_version_else_one_line_says_what_to_do()
+    {
+        let root = std::env::temp_dir().join(format!("strata-bins-{}", std::process::id()));
+        let make = |dir: &Path| {
+            std::fs::create_dir_all(dir).unwrap();
+            for bin in ["initdb", "postgres"] {
+                std::fs::write(dir.join(bin), "").unwrap();
+            }
+        };
+        let lib = root.join("lib");
+        let empty = root.join("empty");
+        std::fs::create_dir_all(&empty).unwrap();
+        // Nothing anywhere: no directory, and the error is one actionable line.
+        assert_eq!(find_bin_dir_in(Some(empty.as_os_str()), &lib), None);
+        assert_eq!(find_bin_dir_in(None, &lib), None);
+        let message = EmbeddedError::NoBinaries.to_string();
+        assert!(!message.contains('\n'), "{message}");
+        assert!(message.contains("apt-get install postgresql"), "{message}");
+        assert!(message.contains("DATABASE_URL"), "{message}");
+        // Under the library root, the newest major version wins.
+        make(&lib.join("14/bin"));
+        make(&lib.join("16/bin"));
+        std::fs::create_dir_all(lib.join("17/bin")).unwrap();
+        assert_eq!(
+            find_bin_dir_in(Some(empty.as_os_str()), &lib),
+            Some(lib.join("16/bin"))
+        );
+        // On PATH, before the library root.
+        let on_path = root.join("path");
+        make(&on_path);
+        let path = std::env::join_paths([&empty, &on_path]).unwrap();
+        assert_eq!(find_bin_dir_in(Some(&path), &lib), Some(on_path));
+        let _ = std::fs::remove_dir_all(&root);
+    }
+
+    #[test]
+    fn a_fallback_directory_is_stable_distinct_and_plain() {
+        let a = fallback_name(Path::new("/root/work/strata/.strata"));
+        assert_eq!(a, fallback_name(Path::new("/root/work/strata/.strata")));
+        assert_ne!(a, fallback_name(Path::new("/root/other/strata/.strata")));
+        assert!(a.starts_with("strata-"), "{a}");
+        assert!(
+            a.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_".contains(c)),
+            "{a}"
+        );
+        let odd = fallback_name(Path::new("/root/a dir/ünïcode name with spaces and more"));
+        assert!(odd.len() <= 24 + 17, "{odd}");
+        assert!(!odd.contains(' '), "{odd}");
     }
 
     #[test]

@@ -98,11 +98,17 @@ impl Application {
         };
         let database = Database::open(&config.database, &pool).await?;
         if config.migrate {
-            database
-                .db
-                .migrate()
-                .await
-                .map_err(|e| anyhow::anyhow!("migrations failed: {e}"))?;
+            // Only a schema that is behind needs a role that may change it;
+            // an up-to-date one lets the production login role (which may
+            // read the migration table and nothing else) start as well.
+            match database.db.pending_migrations().await {
+                Ok(pending) if pending.is_empty() => {}
+                Ok(_) | Err(_) => database.db.migrate().await.map_err(|e| {
+                    anyhow::anyhow!(
+                        "migrations failed: {e} (run `strata migrate up` as a role that owns the schema, or start with --no-migrate)"
+                    )
+                })?,
+            }
         }
         match database.db.login_role().await {
             Ok(role) if role.is_privileged() => tracing::warn!(

@@ -68,6 +68,25 @@ fn serve_with_a_bad_database_url_exits_non_zero_with_one_line() {
 }
 
 #[test]
+fn serve_on_a_port_in_use_exits_non_zero_with_one_line() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    fails_with_one_line(
+        strata()
+            .args(["serve", "--listen", &addr])
+            .env(
+                "STRATA_JWT_SECRET",
+                "a-secret-for-this-test-only-0123456789",
+            )
+            .env(
+                "DATABASE_URL",
+                "postgres://nobody@127.0.0.1:1/none?connect_timeout=2",
+            ),
+        "cannot listen",
+    );
+}
+
+#[test]
 fn help_names_every_command_and_its_environment_variables() {
     let out = strata().arg("--help").output().unwrap();
     let help = String::from_utf8_lossy(&out.stdout);
@@ -181,6 +200,129 @@ fn serve_demo_on_the_embedded_postgres_answers_readyz_and_me() {
         "the embedded cluster stops with the gateway"
     );
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The README's first command as root in a checkout under a private
+/// directory (like /root): the postgres user cannot reach `./.strata`, so the
+/// cluster lives in a directory of its own; stopped by Ctrl-C and started
+/// again, the demo is the same and nothing is seeded twice.
+#[test]
+fn serve_demo_from_a_private_directory_stops_on_ctrl_c_and_restarts_with_the_same_demo() {
+    use std::os::unix::fs::PermissionsExt;
+    let home = std::env::temp_dir().join(format!("strata-private-{}", std::process::id()));
+    std::fs::create_dir_all(&home).unwrap();
+    std::fs::set_permissions(&home, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let dir_name = format!("cluster-{}", std::process::id());
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let mut seen = Vec::new();
+    for _ in 0..2 {
+        let (mut child, base, tokens) =
+            serve_demo_in(&home, &[("STRATA_DATA_DIR", home.join(&dir_name))]);
+        assert_eq!(tokens.len(), 18, "a token per demo user");
+        let census = rt.block_on(async {
+            let client = reqwest::Client::new();
+            let mut counts = Vec::new();
+            for token in &tokens {
+                let body: serde_json::Value = client
+                    .post(format!("{base}/graphql"))
+                    .bearer_auth(token)
+                    .json(&serde_json::json!({
+                        "query": "{ me { role organization { slug type } } campaigns { totalCount } }"
+                    }))
+                    .send()
+                    .await
+                    .unwrap()
+                    .json()
+                    .await
+                    .unwrap();
+                assert!(body["errors"].is_null(), "{body}");
+                counts.push(body["data"].to_string());
+            }
+            counts
+        });
+        seen.push(census);
+        // Ctrl-C: a graceful stop that takes the cluster down with it.
+        let _ = Command::new("kill")
+            .args(["-INT", &child.id().to_string()])
+            .status();
+        let status = child.wait().unwrap();
+        assert!(status.success(), "Ctrl-C exits 0: {status:?}");
+    }
+    assert_eq!(seen[0], seen[1], "the second start finds the same demo");
+    let sme = seen[0].iter().filter(|c| c.contains("\"SME\"")).count();
+    let agency = seen[0].iter().filter(|c| c.contains("\"AGENCY\"")).count();
+    assert_eq!((sme, agency), (8, 10), "{:?}", seen[0]);
+
+    // As root the cluster could not live under the private directory.
+    let elsewhere: Vec<std::path::PathBuf> = std::fs::read_dir("/var/lib/strata")
+        .map(|d| {
+            d.filter_map(|e| e.ok())
+                .map(|e| e.path())
+                .filter(|p| {
+                    p.file_name()
+                        .and_then(|n| n.to_str())
+                        .is_some_and(|n| n.starts_with(&format!("{dir_name}-")))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let root = Command::new("id").arg("-u").output().unwrap().stdout == b"0\n";
+    let cluster = if root {
+        assert_eq!(elsewhere.len(), 1, "{elsewhere:?}");
+        elsewhere[0].clone()
+    } else {
+        home.join(&dir_name)
+    };
+    let log = std::fs::read_to_string(cluster.join("postgres.log")).unwrap_or_default();
+    assert_eq!(
+        log.matches("database system is shut down").count(),
+        2,
+        "the cluster stops with the gateway each time"
+    );
+    for dir in elsewhere {
+        let _ = std::fs::remove_dir_all(dir);
+    }
+    let _ = std::fs::remove_dir_all(&home);
+}
+
+/// Starts `strata serve --demo` in `cwd` and returns it, its address and the
+/// tokens it printed.
+fn serve_demo_in(
+    cwd: &std::path::Path,
+    envs: &[(&str, std::path::PathBuf)],
+) -> (std::process::Child, String, Vec<String>) {
+    let mut cmd = strata();
+    cmd.current_dir(cwd)
+        .args(["serve", "--demo", "--listen", "127.0.0.1:0"]);
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut tokens = Vec::new();
+    let mut base = None;
+    for line in BufReader::new(stdout).lines() {
+        let line = line.unwrap();
+        if let Some(t) = line.trim().strip_prefix("Authorization: Bearer ") {
+            tokens.push(t.to_owned());
+        }
+        if let Some(rest) = line.strip_prefix("GraphiQL: ") {
+            base = rest
+                .split_whitespace()
+                .next()
+                .map(|s| s.trim_end_matches('/').to_owned());
+            break;
+        }
+    }
+    (
+        child,
+        base.expect("serve --demo printed its address"),
+        tokens,
+    )
 }
 
 fn nix_kill_term(pid: u32) {

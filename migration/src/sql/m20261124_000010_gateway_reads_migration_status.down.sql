@@ -1,0 +1,1 @@
+REVOKE SELECT ON TABLE seaql_migrations FROM strata_gateway;
