@@ -286,3 +286,213 @@ async fn the_run_maintenance_roles_hold_only_the_columns_and_policies_they_need(
     .await;
     assert_eq!(members.len(), 2, "strata_gateway may switch to {members:?}");
 }
+
+/// Every node of an `EXPLAIN (FORMAT JSON)` plan, depth first.
+fn plan_nodes(plan: &serde_json::Value) -> Vec<&serde_json::Value> {
+    let mut out = Vec::new();
+    let mut stack = vec![&plan[0]["Plan"]];
+    while let Some(node) = stack.pop() {
+        out.push(node);
+        if let Some(children) = node["Plans"].as_array() {
+            stack.extend(children);
+        }
+    }
+    out
+}
+
+/// Seeds `orgs` SMEs and `orgs` agencies, each with `per_org` campaigns and
+/// one run per campaign (agencies: ten clients, campaigns spread over
+/// them), as the superuser, and refreshes the planner's statistics. Ids are
+/// derived from the numbers, so the caller can name any of them.
+async fn seed_volume(su: &DatabaseConnection, orgs: u32, per_org: u32) {
+    su.execute_unprepared(&format!(
+        "INSERT INTO public.organizations (id, type, name, slug)
+           SELECT md5('sme-' || o)::uuid, 'SME', 'sme ' || o, 'plan-sme-' || o FROM generate_series(1, {orgs}) o
+           UNION ALL
+           SELECT md5('agency-' || o)::uuid, 'AGENCY', 'agency ' || o, 'plan-agency-' || o FROM generate_series(1, {orgs}) o;
+         INSERT INTO public.campaigns (org_id, id, name, created_at)
+           SELECT md5('sme-' || o)::uuid, md5('sme-' || o || '-' || c)::uuid, 'c' || c, now() - c * interval '1 minute'
+           FROM generate_series(1, {orgs}) o, generate_series(1, {per_org}) c;
+         INSERT INTO public.agent_outputs (org_id, id, campaign_id, agent, status, created_at)
+           SELECT md5('sme-' || o)::uuid, md5('sme-run-' || o || '-' || c)::uuid, md5('sme-' || o || '-' || c)::uuid,
+                  'BUSINESS_STRATEGY', 'SUCCEEDED', now() - c * interval '1 minute'
+           FROM generate_series(1, {orgs}) o, generate_series(1, {per_org}) c;
+         INSERT INTO tenant_b.workspace_entities (org_id, id, name, slug, created_at)
+           SELECT md5('agency-' || o)::uuid, md5('client-' || o || '-' || k)::uuid, 'client ' || k, 'client-' || k,
+                  now() - k * interval '1 hour'
+           FROM generate_series(1, {orgs}) o, generate_series(0, 9) k;
+         INSERT INTO tenant_b.campaigns (org_id, id, client_id, name, created_at)
+           SELECT md5('agency-' || o)::uuid, md5('agency-' || o || '-' || c)::uuid, md5('client-' || o || '-' || c % 10)::uuid,
+                  'c' || c, now() - c * interval '1 minute'
+           FROM generate_series(1, {orgs}) o, generate_series(1, {per_org}) c;
+         INSERT INTO tenant_b.outputs (org_id, id, client_id, campaign_id, agent, status, created_at)
+           SELECT md5('agency-' || o)::uuid, md5('agency-run-' || o || '-' || c)::uuid, md5('client-' || o || '-' || c % 10)::uuid,
+                  md5('agency-' || o || '-' || c)::uuid, 'BUSINESS_STRATEGY', 'SUCCEEDED', now() - c * interval '1 minute'
+           FROM generate_series(1, {orgs}) o, generate_series(1, {per_org}) c;
+         ANALYZE public.organizations, public.campaigns, public.agent_outputs,
+                 tenant_b.workspace_entities, tenant_b.campaigns, tenant_b.outputs;"
+    ))
+    .await
+    .unwrap();
+}
+
+/// The id `seed_volume` derived from `key`.
+async fn md5_uuid(su: &DatabaseConnection, key: &str) -> uuid::Uuid {
+    strata_tests::text(su, &format!("SELECT md5('{key}')::uuid::text"))
+        .await
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+/// The main list queries, as the runtime roles run them inside a request
+/// transaction at a few hundred organizations' volume: every tenant table is
+/// reached through an index that leads with `org_id`, never a sequential
+/// scan, and the row-level security filters add no sub-plan.
+#[tokio::test]
+async fn main_queries_use_org_id_indexes_without_subplans() {
+    use strata_domain::context::Resolution;
+    use strata_domain::{Actor, ClientId, ClientScope, OrgId, OrgType, Role, TenantContext};
+    use strata_persistence::TenantTx;
+
+    let test_db = TestDb::migrated().await;
+    let su = test_db.superuser().await;
+    let db = test_db.pool(1).await;
+    seed_volume(&su, 300, 100).await;
+
+    let tenant_tables: std::collections::HashSet<String> = rows(
+        &su,
+        "SELECT DISTINCT c.relname::text FROM pg_class c
+         JOIN pg_namespace n ON n.oid = c.relnamespace
+         JOIN pg_attribute a ON a.attrelid = c.oid AND a.attname = 'org_id' AND NOT a.attisdropped
+         WHERE c.relkind IN ('r', 'p') AND n.nspname IN ('public', 'tenant_b')",
+    )
+    .await
+    .into_iter()
+    .collect();
+    let org_id_indexes: std::collections::HashSet<String> = rows(
+        &su,
+        "SELECT i.relname::text FROM pg_index x
+         JOIN pg_class i ON i.oid = x.indexrelid
+         JOIN pg_namespace n ON n.oid = i.relnamespace
+         JOIN pg_attribute a ON a.attrelid = x.indrelid AND a.attnum = x.indkey[0]
+         WHERE n.nspname IN ('public', 'tenant_b') AND a.attname = 'org_id'",
+    )
+    .await
+    .into_iter()
+    .collect();
+
+    let sme = OrgId::from_uuid(md5_uuid(&su, "sme-150").await);
+    let agency = OrgId::from_uuid(md5_uuid(&su, "agency-150").await);
+    let assigned = [
+        ClientId::from_uuid(md5_uuid(&su, "client-150-3").await),
+        ClientId::from_uuid(md5_uuid(&su, "client-150-7").await),
+    ];
+    let campaign_ids = |prefix: &str| {
+        let ids: Vec<String> = (1..=20)
+            .map(|c| format!("md5('{prefix}-150-{c}')::uuid"))
+            .collect();
+        format!("ARRAY[{}]", ids.join(", "))
+    };
+    let context = |org_id, org_type, role, clients| {
+        TenantContext::resolved(Resolution {
+            org_id,
+            org_type,
+            actor: Actor::User(strata_domain::UserId::generate()),
+            role,
+            clients,
+            read_only: false,
+            request_id: "plan".into(),
+        })
+    };
+    let runs = |table: &str, ids: &str, scope: &str| {
+        format!(
+            "SELECT o.* FROM unnest({ids}) AS c(id) CROSS JOIN LATERAL (
+               SELECT * FROM {table} o WHERE o.org_id = '{{org}}' AND o.campaign_id = c.id
+               AND o.status = 'SUCCEEDED'{scope} ORDER BY o.created_at DESC, o.id DESC LIMIT 11) o"
+        )
+    };
+    let scope_list = format!("'{{{},{}}}'::uuid[]", assigned[0], assigned[1]);
+    let cases: Vec<(&str, TenantContext, Vec<String>)> = vec![
+        (
+            "SME owner",
+            context(sme, OrgType::Sme, Role::Owner, ClientScope::All),
+            vec![
+                "SELECT * FROM public.campaigns WHERE org_id = '{org}' ORDER BY created_at DESC, id DESC LIMIT 21".into(),
+                "SELECT count(*) FROM public.campaigns WHERE org_id = '{org}'".into(),
+                runs("public.agent_outputs", &campaign_ids("sme"), ""),
+            ],
+        ),
+        (
+            "agency owner",
+            context(agency, OrgType::Agency, Role::Owner, ClientScope::All),
+            vec![
+                "SELECT * FROM tenant_b.campaigns WHERE org_id = '{org}' ORDER BY created_at DESC, id DESC LIMIT 21".into(),
+                "SELECT count(*) FROM tenant_b.campaigns WHERE org_id = '{org}'".into(),
+                "SELECT * FROM tenant_b.workspace_entities WHERE org_id = '{org}' ORDER BY created_at DESC, id DESC LIMIT 21".into(),
+                "SELECT count(*) FROM tenant_b.workspace_entities WHERE org_id = '{org}'".into(),
+                runs("tenant_b.outputs", &campaign_ids("agency"), ""),
+            ],
+        ),
+        (
+            "agency account manager",
+            context(
+                agency,
+                OrgType::Agency,
+                Role::AccountManager,
+                ClientScope::Only(assigned.to_vec()),
+            ),
+            vec![
+                format!("SELECT * FROM tenant_b.campaigns WHERE org_id = '{{org}}' AND client_id = ANY({scope_list}) ORDER BY created_at DESC, id DESC LIMIT 21"),
+                format!("SELECT count(*) FROM tenant_b.campaigns WHERE org_id = '{{org}}' AND client_id = ANY({scope_list})"),
+                format!("SELECT * FROM tenant_b.workspace_entities WHERE org_id = '{{org}}' AND id = ANY({scope_list}) ORDER BY created_at DESC, id DESC LIMIT 21"),
+                runs("tenant_b.outputs", &campaign_ids("agency"), &format!(" AND o.client_id = ANY({scope_list})")),
+            ],
+        ),
+    ];
+
+    for (who, ctx, queries) in cases {
+        let tx = TenantTx::begin_read_only(&db, &ctx).await.unwrap();
+        for query in queries {
+            let query = query.replace("{org}", &ctx.org_id().to_string());
+            // The query really finds rows at this context, so a plan that
+            // filtered everything away could not pass for a good one.
+            let found =
+                strata_tests::scalar(&tx, &format!("SELECT count(*) FROM ({query}) q")).await;
+            assert!(found > 0, "{who}: no rows for {query}");
+            let plan: serde_json::Value = tx
+                .query_one_raw(Statement::from_string(
+                    DbBackend::Postgres,
+                    format!("EXPLAIN (FORMAT JSON) {query}"),
+                ))
+                .await
+                .unwrap()
+                .unwrap()
+                .try_get_by_index(0)
+                .unwrap();
+            let text = plan.to_string();
+            assert!(
+                !text.contains("SubPlan") && !text.contains("InitPlan"),
+                "{who}: sub-plan in the plan of {query}:\n{plan:#}"
+            );
+            let nodes = plan_nodes(&plan);
+            let mut used = Vec::new();
+            for node in &nodes {
+                if let Some(rel) = node["Relation Name"].as_str() {
+                    assert!(
+                        !(tenant_tables.contains(rel) && node["Node Type"] == "Seq Scan"),
+                        "{who}: sequential scan of {rel} in {query}:\n{plan:#}"
+                    );
+                }
+                if let Some(index) = node["Index Name"].as_str() {
+                    used.push(index.to_owned());
+                }
+            }
+            assert!(
+                !used.is_empty() && used.iter().all(|i| org_id_indexes.contains(i)),
+                "{who}: indexes {used:?} (org_id-leading: {org_id_indexes:?}) in {query}:\n{plan:#}"
+            );
+        }
+        tx.commit().await.unwrap();
+    }
+}
