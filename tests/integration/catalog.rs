@@ -496,3 +496,228 @@ async fn main_queries_use_org_id_indexes_without_subplans() {
         tx.commit().await.unwrap();
     }
 }
+
+/// Tables of ours with an `org_id` column: the tenant tables.
+const TENANT_TABLES: &str = "SELECT c.oid FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+    WHERE c.relkind IN ('r', 'p') AND n.nspname IN ('public', 'tenant_b')
+      AND EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attname = 'org_id' AND NOT a.attisdropped)";
+
+/// Each foreign key of a tenant table with its column pairs, `child>parent`.
+const FOREIGN_KEYS: &str = "SELECT k.conname, k.conrelid, k.confrelid,
+        array(SELECT a.attname::text || '>' || b.attname::text
+              FROM unnest(k.conkey, k.confkey) AS u(c, p)
+              JOIN pg_attribute a ON a.attrelid = k.conrelid AND a.attnum = u.c
+              JOIN pg_attribute b ON b.attrelid = k.confrelid AND b.attnum = u.p) AS pairs
+    FROM pg_constraint k WHERE k.contype = 'f'";
+
+#[tokio::test]
+async fn typed_tables_pin_their_organization_type_with_not_null_a_check_and_a_composite_key() {
+    let db = TestDb::migrated().await;
+    let conn = db.superuser().await;
+    let typed = rows(
+        &conn,
+        &format!(
+            "SELECT c.oid::regclass::text FROM pg_class c
+             WHERE c.oid IN ({TENANT_TABLES})
+               AND EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attname = 'org_type' AND NOT a.attisdropped)
+             ORDER BY 1"
+        ),
+    )
+    .await;
+    // Every tenant table holds one organization's typed content, except
+    // the organization-level ledgers both types share; a new table must
+    // either carry org_type or be named here.
+    let untyped = rows(
+        &conn,
+        &format!(
+            "SELECT c.oid::regclass::text FROM pg_class c
+             WHERE c.oid IN ({TENANT_TABLES})
+               AND NOT EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attname = 'org_type' AND NOT a.attisdropped)
+             ORDER BY 1"
+        ),
+    )
+    .await;
+    assert_eq!(
+        untyped,
+        ["audit_log", "token_usage"],
+        "tenant tables without org_type"
+    );
+    assert!(typed.len() >= 11, "typed tables: {typed:?}");
+    let unique_id_type = rows(
+        &conn,
+        "SELECT conname::text FROM pg_constraint WHERE conrelid = 'public.organizations'::regclass
+           AND contype IN ('u', 'p') AND pg_get_constraintdef(oid) = 'UNIQUE (id, type)'",
+    )
+    .await;
+    assert_eq!(
+        unique_id_type.len(),
+        1,
+        "organizations needs UNIQUE (id, type)"
+    );
+    let problems = rows(
+        &conn,
+        &format!(
+            "WITH fk AS ({FOREIGN_KEYS})
+             SELECT c.oid::regclass::text || ': ' || v.problem
+             FROM pg_class c
+             CROSS JOIN LATERAL (VALUES
+               ('org_type is nullable',
+                NOT (SELECT attnotnull FROM pg_attribute WHERE attrelid = c.oid AND attname = 'org_type')),
+               ('no CHECK on org_type naming SME or AGENCY',
+                NOT EXISTS (SELECT 1 FROM pg_constraint k JOIN pg_attribute a ON a.attrelid = k.conrelid AND a.attnum = ANY (k.conkey)
+                            WHERE k.conrelid = c.oid AND k.contype = 'c' AND a.attname = 'org_type'
+                              AND pg_get_constraintdef(k.oid) ~ '''(SME|AGENCY)''')),
+               ('no foreign key (org_id, org_type) -> organizations (id, type)',
+                NOT EXISTS (SELECT 1 FROM fk WHERE fk.conrelid = c.oid AND fk.confrelid = 'public.organizations'::regclass
+                              AND fk.pairs @> ARRAY['org_id>id', 'org_type>type'] AND cardinality(fk.pairs) = 2))
+             ) AS v(problem, bad)
+             WHERE v.bad AND c.oid IN ({TENANT_TABLES})
+               AND EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attname = 'org_type' AND NOT a.attisdropped)"
+        ),
+    )
+    .await;
+    assert!(problems.is_empty(), "ISOLATION 9: {problems:?}");
+}
+
+#[tokio::test]
+async fn tenant_keys_foreign_keys_unique_constraints_and_indexes_all_lead_with_or_include_org_id() {
+    let db = TestDb::migrated().await;
+    let conn = db.superuser().await;
+    let tables = rows(
+        &conn,
+        &format!("SELECT oid::regclass::text FROM pg_class WHERE oid IN ({TENANT_TABLES})"),
+    )
+    .await;
+    assert!(tables.len() >= 13, "tenant tables: {tables:?}");
+    let keys = rows(
+        &conn,
+        &format!(
+            "SELECT c.oid::regclass::text FROM pg_class c WHERE c.oid IN ({TENANT_TABLES})
+               AND NOT EXISTS (SELECT 1 FROM pg_constraint k JOIN pg_attribute a ON a.attrelid = k.conrelid AND a.attnum = k.conkey[1]
+                               WHERE k.conrelid = c.oid AND k.contype = 'p' AND a.attname = 'org_id')"
+        ),
+    )
+    .await;
+    assert!(
+        keys.is_empty(),
+        "primary keys not leading with org_id: {keys:?}"
+    );
+    let has = |rel: &str, col: &str| {
+        format!(
+            "EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = {rel} AND a.attname = '{col}' AND NOT a.attisdropped)"
+        )
+    };
+    let foreign_keys = rows(
+        &conn,
+        &format!("WITH fk AS ({FOREIGN_KEYS}) SELECT conname::text FROM fk WHERE conrelid IN ({TENANT_TABLES})"),
+    )
+    .await;
+    assert!(foreign_keys.len() >= 15, "foreign keys: {foreign_keys:?}");
+    let loose = rows(
+        &conn,
+        &format!(
+            "WITH fk AS ({FOREIGN_KEYS})
+             SELECT conrelid::regclass::text || ' ' || conname || ' (' || array_to_string(pairs, ', ') || ')' FROM fk
+             WHERE conrelid IN ({TENANT_TABLES}) AND (
+                   (confrelid IN ({TENANT_TABLES}) AND NOT 'org_id>org_id' = ANY (pairs))
+                OR (confrelid = 'public.organizations'::regclass AND NOT 'org_id>id' = ANY (pairs))
+                OR (confrelid IN ({TENANT_TABLES}) AND {child_client} AND {parent_client}
+                    AND NOT 'client_id>client_id' = ANY (pairs)))",
+            child_client = has("conrelid", "client_id"),
+            parent_client = has("confrelid", "client_id"),
+        ),
+    )
+    .await;
+    assert!(
+        loose.is_empty(),
+        "foreign keys to a tenant's rows without its org_id (or client_id): {loose:?}"
+    );
+    let unique = rows(
+        &conn,
+        &format!(
+            "SELECT x.indexrelid::regclass::text FROM pg_index x
+             WHERE x.indisunique AND x.indrelid IN ({TENANT_TABLES})
+               AND NOT EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = x.indrelid AND a.attname = 'org_id'
+                               AND a.attnum = ANY (x.indkey::int2[]))"
+        ),
+    )
+    .await;
+    assert!(
+        unique.is_empty(),
+        "unique constraints or indexes without org_id: {unique:?}"
+    );
+    let unindexed = rows(
+        &conn,
+        &format!(
+            "SELECT c.oid::regclass::text FROM pg_class c WHERE c.oid IN ({TENANT_TABLES})
+               AND NOT EXISTS (SELECT 1 FROM pg_index x JOIN pg_attribute a ON a.attrelid = x.indrelid AND a.attnum = x.indkey[0]
+                               WHERE x.indrelid = c.oid AND a.attname = 'org_id')"
+        ),
+    )
+    .await;
+    assert!(
+        unindexed.is_empty(),
+        "tenant tables without an index leading with org_id: {unindexed:?}"
+    );
+}
+
+/// Views in our schemas that do not run as the caller.
+const DEFINER_VIEWS: &str = "SELECT c.oid::regclass::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+    WHERE c.relkind IN ('v', 'm') AND n.nspname IN ('public', 'tenant_b', 'app')
+      AND NOT EXISTS (SELECT 1 FROM unnest(coalesce(c.reloptions, '{}')) o
+                      WHERE lower(o) IN ('security_invoker=on', 'security_invoker=true', 'security_invoker=1', 'security_invoker=yes'))";
+
+/// Policies that hand a whole row to anything: a whole-row variable in
+/// their expressions, or a call to a function taking a row or a
+/// polymorphic argument.
+const ROW_ARGUMENT_POLICIES: &str = "SELECT pol.polrelid::regclass::text || ' ' || pol.polname
+    FROM pg_policy pol
+    WHERE coalesce(pol.polqual::text, '') ~ ':varattno 0 ' OR coalesce(pol.polwithcheck::text, '') ~ ':varattno 0 '
+       OR EXISTS (SELECT 1 FROM pg_depend d JOIN pg_proc p ON p.oid = d.refobjid
+                  CROSS JOIN LATERAL unnest(p.proargtypes::oid[]) AS arg(t) JOIN pg_type ty ON ty.oid = arg.t
+                  WHERE d.classid = 'pg_policy'::regclass AND d.objid = pol.oid AND d.refclassid = 'pg_proc'::regclass
+                    AND (ty.typtype IN ('c', 'p') OR ty.typrelid <> 0))";
+
+#[tokio::test]
+async fn every_view_runs_as_its_caller_and_no_policy_passes_a_whole_row() {
+    use sea_orm::TransactionTrait;
+    let db = TestDb::migrated().await;
+    let conn = db.superuser().await;
+    // The guards see what they guard against.
+    let txn = conn.begin().await.unwrap();
+    txn.execute_unprepared(
+        "CREATE VIEW public.probe_definer AS SELECT id FROM public.campaigns;
+         CREATE VIEW public.probe_invoker WITH (security_invoker = on) AS SELECT id FROM public.campaigns;
+         CREATE FUNCTION public.probe_row(public.campaigns) RETURNS boolean LANGUAGE sql STABLE AS 'SELECT true';
+         CREATE POLICY probe_fn ON public.campaigns AS RESTRICTIVE USING (public.probe_row(campaigns));
+         CREATE POLICY probe_var ON public.personas AS RESTRICTIVE USING (personas IS NOT NULL)",
+    )
+    .await
+    .unwrap();
+    let views = rows_in(&txn, DEFINER_VIEWS).await;
+    assert_eq!(views, ["probe_definer"]);
+    let mut policies = rows_in(&txn, ROW_ARGUMENT_POLICIES).await;
+    policies.sort();
+    assert_eq!(policies, ["campaigns probe_fn", "personas probe_var"]);
+    txn.rollback().await.unwrap();
+
+    let views = rows(&conn, DEFINER_VIEWS).await;
+    assert!(
+        views.is_empty(),
+        "views without security_invoker = on: {views:?}"
+    );
+    let policies = rows(&conn, ROW_ARGUMENT_POLICIES).await;
+    assert!(
+        policies.is_empty(),
+        "policies passing a whole row: {policies:?}"
+    );
+}
+
+async fn rows_in(conn: &impl ConnectionTrait, sql: &str) -> Vec<String> {
+    conn.query_all_raw(Statement::from_string(DbBackend::Postgres, sql))
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.try_get_by_index::<String>(0).unwrap())
+        .collect()
+}
