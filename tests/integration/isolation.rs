@@ -74,7 +74,22 @@ async fn setup() -> (TestDb, Db, DatabaseConnection, World) {
 #[tokio::test]
 async fn each_runtime_role_with_one_orgs_context_sees_no_row_of_another_org_in_any_table() {
     let (_t, db, su, w) = setup().await;
-    for (role, org) in [("app_sme", w.sme1.id), ("app_agency", w.agency1.id)] {
+    // What the world has no repository for yet: usage counters, and an
+    // assignment in the second agency.
+    su.execute_unprepared(&format!(
+        "INSERT INTO public.token_usage (org_id, month, tokens, runs)
+           SELECT id, date_trunc('month', now())::date, 10, 1 FROM public.organizations
+           ON CONFLICT DO NOTHING;
+         INSERT INTO tenant_b.client_assignments (org_id, client_id, user_id)
+           VALUES ('{}', '{}', '{}')",
+        w.agency2.id, w.puma, w.agency2.owner
+    ))
+    .await
+    .unwrap();
+    for (role, org, org_b) in [
+        ("app_sme", w.sme1.id, w.sme2.id),
+        ("app_agency", w.agency1.id, w.agency2.id),
+    ] {
         let tables = readable_tables(&su, role).await;
         assert!(tables.len() >= 6, "{role} reads {tables:?}");
         let txn = begin_as(&db, role, Some(org), &[], true).await;
@@ -84,6 +99,17 @@ async fn each_runtime_role_with_one_orgs_context_sees_no_row_of_another_org_in_a
             if table == "users" {
                 continue;
             }
+            // Another organization of the same type really has rows here,
+            // so no table passes for want of anything to hide.
+            let org_b_rows = scalar(
+                &su,
+                &format!("SELECT count(*) FROM {table} WHERE {key} = '{org_b}'"),
+            )
+            .await;
+            assert!(
+                org_b_rows > 0,
+                "{org_b} has no row in {table} to hide from {role}"
+            );
             let others = scalar(
                 &txn,
                 &format!("SELECT count(*) FROM {table} WHERE {key} <> '{org}'"),
@@ -140,10 +166,126 @@ async fn without_context_every_table_is_empty_and_writes_fail_on_fresh_and_reuse
             );
             txn.rollback().await.unwrap();
         }
+        // Every other setting granting as much as it can, but no
+        // organization: the organization policies alone must refuse.
+        for role in ["app_sme", "app_agency"] {
+            let txn = one.raw().begin().await.unwrap();
+            txn.execute_unprepared(&format!(
+                "SET LOCAL app.can_write = 'true'; SET LOCAL app.all_clients = 'true'; \
+                 SET LOCAL ROLE {role}"
+            ))
+            .await
+            .unwrap();
+            for (table, _) in readable_tables(&su, role).await {
+                let n = scalar(&txn, &format!("SELECT count(*) FROM {table}")).await;
+                assert_eq!(
+                    n, 0,
+                    "{role} with write and all-clients settings but no organization ({round}) sees rows in {table}"
+                );
+            }
+            let inserts = if role == "app_sme" {
+                vec![("public.campaigns".to_owned(), sme_campaign_insert(&w))]
+            } else {
+                tenant_b_inserts(&su, &w).await
+            };
+            for (table, insert) in &inserts {
+                txn.execute_unprepared("SAVEPOINT probe").await.unwrap();
+                let err = txn.execute_unprepared(insert).await.unwrap_err();
+                assert_eq!(
+                    strata_tests::sqlstate(&err).0.as_deref(),
+                    Some("42501"),
+                    "{role} insert into {table} without an organization ({round}): {err}"
+                );
+                txn.execute_unprepared("ROLLBACK TO SAVEPOINT probe")
+                    .await
+                    .unwrap();
+            }
+            txn.rollback().await.unwrap();
+        }
         let txn = begin_as(&one, "app_sme", Some(w.sme1.id), &[], true).await;
         assert!(scalar(&txn, "SELECT count(*) FROM public.campaigns").await > 0);
         txn.commit().await.unwrap();
     }
+    // The same inserts succeed with the organization in the context: what
+    // refused them above was its absence alone.
+    let txn = begin_as(&one, "app_sme", Some(w.sme1.id), &[], true).await;
+    txn.execute_unprepared(&sme_campaign_insert(&w))
+        .await
+        .unwrap();
+    txn.rollback().await.unwrap();
+    let txn = begin_as(&one, "app_agency", Some(w.agency1.id), &[], true).await;
+    for (table, insert) in tenant_b_inserts(&su, &w).await {
+        txn.execute_unprepared(&insert)
+            .await
+            .unwrap_or_else(|e| panic!("insert into {table} with context: {e}"));
+    }
+    txn.rollback().await.unwrap();
+}
+
+fn sme_campaign_insert(w: &World) -> String {
+    format!(
+        "INSERT INTO public.campaigns (org_id, id, name) VALUES ('{}', gen_random_uuid(), 'x')",
+        w.sme1.id
+    )
+}
+
+/// A valid insert of AGENCY-1's for every table of `tenant_b` (the catalog's
+/// list must match, so a new table cannot be left out).
+async fn tenant_b_inserts(su: &DatabaseConnection, w: &World) -> Vec<(String, String)> {
+    let (org, nike) = (w.agency1.id, w.nike);
+    let inserts = vec![
+        (
+            "tenant_b.workspace_entities",
+            format!(
+                "INSERT INTO tenant_b.workspace_entities (org_id, id, name, slug) VALUES ('{org}', gen_random_uuid(), 'x', 'probe-client')"
+            ),
+        ),
+        (
+            "tenant_b.client_assignments",
+            format!(
+                "INSERT INTO tenant_b.client_assignments (org_id, client_id, user_id) VALUES ('{org}', '{nike}', '{}')",
+                w.strategist
+            ),
+        ),
+        (
+            "tenant_b.entity_data",
+            format!(
+                "INSERT INTO tenant_b.entity_data (org_id, id, client_id, kind, name) VALUES ('{org}', gen_random_uuid(), '{nike}', 'PERSONA', 'x')"
+            ),
+        ),
+        (
+            "tenant_b.campaigns",
+            format!(
+                "INSERT INTO tenant_b.campaigns (org_id, id, client_id, name) VALUES ('{org}', gen_random_uuid(), '{nike}', 'x')"
+            ),
+        ),
+        (
+            "tenant_b.outputs",
+            format!(
+                "INSERT INTO tenant_b.outputs (org_id, id, client_id, campaign_id, agent) VALUES ('{org}', gen_random_uuid(), '{nike}', '{}', 'BUSINESS_STRATEGY')",
+                w.nike_campaigns[0]
+            ),
+        ),
+    ];
+    let mut tables: Vec<String> = su
+        .query_all_raw(Statement::from_string(
+            DbBackend::Postgres,
+            "SELECT c.oid::regclass::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+             WHERE n.nspname = 'tenant_b' AND c.relkind IN ('r', 'p') ORDER BY 1",
+        ))
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.try_get_by_index(0).unwrap())
+        .collect();
+    tables.sort();
+    let mut covered: Vec<String> = inserts.iter().map(|(t, _)| (*t).to_owned()).collect();
+    covered.sort();
+    assert_eq!(covered, tables, "every tenant_b table needs an insert here");
+    inserts
+        .into_iter()
+        .map(|(t, sql)| (t.to_owned(), sql))
+        .collect()
 }
 
 #[tokio::test]
@@ -497,4 +639,216 @@ async fn a_request_dropped_while_its_transaction_begins_leaves_no_transaction_be
         );
     }
     assert!(cancelled > 0, "no begin was cancelled");
+}
+
+/// Every table with an `org_type` column, in both schemas, from the catalog,
+/// with whether the column has a default (a table for one type only).
+async fn typed_tables(su: &DatabaseConnection) -> Vec<(String, bool)> {
+    su.query_all_raw(Statement::from_string(
+        DbBackend::Postgres,
+        "SELECT c.oid::regclass::text, a.atthasdef
+         FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+         JOIN pg_attribute a ON a.attrelid = c.oid AND a.attname = 'org_type' AND NOT a.attisdropped
+         WHERE c.relkind IN ('r', 'p') AND n.nspname IN ('public', 'tenant_b')
+         ORDER BY 1",
+    ))
+    .await
+    .unwrap()
+    .into_iter()
+    .map(|r| {
+        (
+            r.try_get_by_index(0).unwrap(),
+            r.try_get_by_index(1).unwrap(),
+        )
+    })
+    .collect()
+}
+
+#[tokio::test]
+async fn no_typed_table_takes_a_row_of_the_other_organization_type_even_from_a_superuser() {
+    let (_t, _db, su, w) = setup().await;
+    let tables = typed_tables(&su).await;
+    assert!(tables.len() >= 10, "typed tables: {tables:?}");
+    for (table, single_type) in &tables {
+        // A real row of the table, moved to an organization of the other
+        // type: everything else about it is as valid as the original.
+        let source_type = strata_tests::text(&su, &format!("SELECT org_type FROM {table} LIMIT 1"))
+            .await
+            .unwrap_or_else(|| panic!("{table} has no row to copy"));
+        let (other_org, other_type) = if source_type == "SME" {
+            (w.agency1.id, "AGENCY")
+        } else {
+            (w.sme1.id, "SME")
+        };
+        let columns: Vec<String> = su
+            .query_all_raw(Statement::from_sql_and_values(
+                DbBackend::Postgres,
+                "SELECT quote_ident(attname) FROM pg_attribute
+                 WHERE attrelid = $1::regclass AND attnum > 0 AND NOT attisdropped ORDER BY attnum",
+                [table.as_str().into()],
+            ))
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|r| r.try_get_by_index(0).unwrap())
+            .collect();
+        let insert = |org_type: Option<&str>| {
+            let cols: Vec<&str> = columns
+                .iter()
+                .map(String::as_str)
+                .filter(|c| org_type.is_some() || *c != "org_type")
+                .collect();
+            let cols = cols.join(", ");
+            let patch = match org_type {
+                Some(t) => {
+                    format!("jsonb_build_object('org_id', '{other_org}', 'org_type', '{t}')")
+                }
+                None => format!("jsonb_build_object('org_id', '{other_org}')"),
+            };
+            format!(
+                "INSERT INTO {table} ({cols}) SELECT {cols} FROM jsonb_populate_record(NULL::{table},
+                   (SELECT to_jsonb(r) FROM {table} r WHERE r.org_type = '{source_type}' LIMIT 1) || {patch})"
+            )
+        };
+        // The constraints that hold the type: its CHECKs and foreign keys
+        // naming org_type. Another constraint failing first would prove
+        // nothing about the type.
+        let type_constraints: Vec<String> = su
+            .query_all_raw(Statement::from_sql_and_values(
+                DbBackend::Postgres,
+                "SELECT k.conname::text FROM pg_constraint k
+                 JOIN pg_attribute a ON a.attrelid = k.conrelid AND a.attnum = ANY (k.conkey)
+                 WHERE k.conrelid = $1::regclass AND k.contype IN ('c', 'f') AND a.attname = 'org_type'",
+                [table.as_str().into()],
+            ))
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|r| r.try_get_by_index(0).unwrap())
+            .collect();
+        let mut cases = vec![("the source's type, explicitly", insert(Some(&source_type)))];
+        if *single_type {
+            cases.push(("the other type, explicitly", insert(Some(other_type))));
+            cases.push(("the column's default", insert(None)));
+        }
+        for (what, sql) in cases {
+            let err = su.execute_unprepared(&sql).await.unwrap_err();
+            let (code, constraint) = strata_tests::sqlstate(&err);
+            assert!(
+                matches!(code.as_deref(), Some("23514" | "23503"))
+                    && constraint
+                        .as_ref()
+                        .is_some_and(|c| type_constraints.contains(c)),
+                "{table}: a row of {other_org} ({other_type}) with {what}: expected a check or \
+                 foreign key violation of one of {type_constraints:?}, got {code:?} on {constraint:?}: {err}"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_repositories_filter_by_client_scope_even_when_the_database_would_show_every_client() {
+    use strata_persistence::repo::{outputs, personas};
+    let (_t, db, su, w) = setup().await;
+    su.execute_unprepared(&format!(
+        "INSERT INTO tenant_b.outputs (org_id, id, client_id, campaign_id, agent, status)
+           VALUES ('{}', gen_random_uuid(), '{}', '{}', 'BUSINESS_STRATEGY', 'SUCCEEDED')",
+        w.agency1.id, w.adidas, w.adidas_campaigns[1]
+    ))
+    .await
+    .unwrap();
+    let ctx = resolve_for(&db, w.account_manager, Some(w.agency1.id), "am")
+        .await
+        .unwrap();
+    assert_eq!(ctx.clients(), &ClientScope::Only(vec![w.nike]));
+    let tx = TenantTx::begin(&db, &ctx).await.unwrap();
+    // The Rust context stays limited to nike; the database is told every
+    // client is visible, so only the repositories' own filters stand.
+    tx.execute_unprepared("SET LOCAL app.all_clients = 'true'")
+        .await
+        .unwrap();
+    for table in [
+        "tenant_b.workspace_entities",
+        "tenant_b.campaigns",
+        "tenant_b.outputs",
+        "tenant_b.entity_data",
+    ] {
+        let key = if table.ends_with("workspace_entities") {
+            "id"
+        } else {
+            "client_id"
+        };
+        assert!(
+            scalar(
+                &tx,
+                &format!("SELECT count(*) FROM {table} WHERE {key} = '{}'", w.adidas)
+            )
+            .await
+                > 0,
+            "the database hides adidas in {table}: this test would prove nothing"
+        );
+    }
+    let page = PageRequest {
+        after: None,
+        limit: 100,
+    };
+    let all = CampaignFilter::default();
+
+    let listed = clients::list(&tx, &page).await.unwrap();
+    assert_eq!(
+        listed.items.iter().map(|c| c.id).collect::<Vec<_>>(),
+        vec![w.nike]
+    );
+    assert_eq!(clients::count(&tx).await.unwrap(), 1);
+    let by_ids = clients::by_ids(&tx, &[w.nike, w.adidas]).await.unwrap();
+    assert_eq!(
+        by_ids.iter().map(|c| c.id).collect::<Vec<_>>(),
+        vec![w.nike]
+    );
+
+    let camps = campaigns::list(&tx, &all, &page).await.unwrap();
+    let mut ids: Vec<_> = camps.items.iter().map(|c| c.id).collect();
+    ids.sort();
+    let mut nike_campaigns = w.nike_campaigns.clone();
+    nike_campaigns.sort();
+    assert_eq!(ids, nike_campaigns);
+    assert_eq!(campaigns::count(&tx, &all).await.unwrap(), 2);
+    assert!(
+        campaigns::by_id(&tx, w.adidas_campaigns[0])
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let mut both = w.nike_campaigns.clone();
+    both.extend(&w.adidas_campaigns);
+    assert!(
+        campaigns::by_ids(&tx, &both)
+            .await
+            .unwrap()
+            .iter()
+            .all(|c| c.client_id == Some(w.nike))
+    );
+
+    let people = personas::list(&tx, None, &page).await.unwrap();
+    assert!(!people.items.is_empty());
+    assert!(people.items.iter().all(|p| p.client_id == Some(w.nike)));
+    assert_eq!(
+        personas::count(&tx, None).await.unwrap(),
+        people.items.len() as u64
+    );
+
+    let runs = outputs::pages_for_campaigns(&tx, &both, outputs::RunFilter::All, &page)
+        .await
+        .unwrap();
+    assert!(!runs.is_empty());
+    assert!(
+        runs.values()
+            .flat_map(|p| &p.items)
+            .all(|r| r.client_id == Some(w.nike))
+    );
+    let counts = outputs::counts_for_campaigns(&tx, &both, outputs::RunFilter::All)
+        .await
+        .unwrap();
+    assert!(counts.keys().all(|c| w.nike_campaigns.contains(c)));
+    tx.rollback().await.unwrap();
 }

@@ -40,6 +40,53 @@ async fn pinned_helpers(conn: &sea_orm::DatabaseConnection) -> i64 {
     .unwrap()
 }
 
+/// What the migrations build, by name and definition (never by oid): tables
+/// with their row-level security flags and owners, columns, policies with
+/// their expressions, constraints, indexes, functions, and every grant on
+/// our schemas, tables, columns and functions.
+async fn fingerprint(conn: &sea_orm::DatabaseConnection) -> Vec<String> {
+    let sql = "
+        WITH ours AS (SELECT oid, nspname FROM pg_namespace WHERE nspname IN ('public', 'tenant_b', 'app'))
+        SELECT 'schema ' || nspname || ' ' || coalesce(nspacl::text, '') FROM pg_namespace WHERE oid IN (SELECT oid FROM ours)
+        UNION ALL
+        SELECT 'table ' || c.oid::regclass::text || ' ' || c.relkind::text || ' owner=' || pg_get_userbyid(c.relowner)
+               || ' rls=' || c.relrowsecurity || ' force=' || c.relforcerowsecurity || ' acl=' || coalesce(c.relacl::text, '')
+        FROM pg_class c WHERE c.relnamespace IN (SELECT oid FROM ours) AND c.relkind IN ('r', 'p', 'v', 'm', 'S')
+          AND c.relname <> 'seaql_migrations'
+        UNION ALL
+        SELECT 'column ' || a.attrelid::regclass::text || '.' || a.attname || ' ' || format_type(a.atttypid, a.atttypmod)
+               || ' notnull=' || a.attnotnull || ' default=' || coalesce(pg_get_expr(d.adbin, d.adrelid), '')
+               || ' acl=' || coalesce(a.attacl::text, '')
+        FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
+        LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+        WHERE c.relnamespace IN (SELECT oid FROM ours) AND c.relkind IN ('r', 'p') AND a.attnum > 0
+          AND NOT a.attisdropped AND c.relname <> 'seaql_migrations'
+        UNION ALL
+        SELECT 'policy ' || schemaname || '.' || tablename || ' ' || policyname || ' ' || permissive || ' ' || cmd
+               || ' ' || array_to_string(roles, ',') || ' using=' || coalesce(qual, '') || ' check=' || coalesce(with_check, '')
+        FROM pg_policies WHERE schemaname IN ('public', 'tenant_b', 'app')
+        UNION ALL
+        SELECT 'constraint ' || k.conrelid::regclass::text || ' ' || k.conname || ' ' || pg_get_constraintdef(k.oid)
+        FROM pg_constraint k WHERE k.connamespace IN (SELECT oid FROM ours)
+          AND k.conrelid <> 0 AND k.conrelid::regclass::text <> 'seaql_migrations'
+        UNION ALL
+        SELECT 'index ' || schemaname || '.' || indexname || ' ' || indexdef FROM pg_indexes
+        WHERE schemaname IN ('public', 'tenant_b', 'app') AND tablename <> 'seaql_migrations'
+        UNION ALL
+        SELECT 'function ' || p.oid::regprocedure::text || ' owner=' || pg_get_userbyid(p.proowner)
+               || ' acl=' || coalesce(p.proacl::text, '') || ' ' || pg_get_functiondef(p.oid)
+        FROM pg_proc p WHERE p.pronamespace IN (SELECT oid FROM ours)";
+    let mut items: Vec<String> = conn
+        .query_all_raw(Statement::from_string(DbBackend::Postgres, sql))
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.try_get_by_index::<String>(0).unwrap())
+        .collect();
+    items.sort();
+    items
+}
+
 #[tokio::test]
 async fn migrations_go_up_down_and_up_again_on_an_empty_database() {
     let db = TestDb::empty().await;
@@ -48,6 +95,24 @@ async fn migrations_go_up_down_and_up_again_on_an_empty_database() {
 
     Migrator::up(&conn, None).await.unwrap();
     assert_eq!(our_tables(&conn).await, 15);
+    let first = fingerprint(&conn).await;
+    for (kind, at_least) in [
+        ("policy ", 20),
+        ("constraint ", 20),
+        ("index ", 20),
+        ("function ", 6),
+        ("column ", 50),
+    ] {
+        assert!(
+            first.iter().filter(|i| i.starts_with(kind)).count() >= at_least,
+            "the fingerprint misses {kind}entries: {first:#?}"
+        );
+    }
+    assert!(
+        first
+            .iter()
+            .any(|i| i.starts_with("table ") && i.contains("app_sme="))
+    );
 
     // The last migration alone: the context helpers lose their SET clause
     // (so policies inline them) and get it back.
@@ -79,6 +144,13 @@ async fn migrations_go_up_down_and_up_again_on_an_empty_database() {
 
     Migrator::up(&conn, None).await.unwrap();
     assert_eq!(our_tables(&conn).await, 15);
+    let second = fingerprint(&conn).await;
+    let lost: Vec<_> = first.iter().filter(|i| !second.contains(i)).collect();
+    let gained: Vec<_> = second.iter().filter(|i| !first.contains(i)).collect();
+    assert!(
+        lost.is_empty() && gained.is_empty(),
+        "the second up differs from the first:\nonly after the first: {lost:#?}\nonly after the second: {gained:#?}"
+    );
     assert!(
         Migrator::get_pending_migrations(&conn)
             .await

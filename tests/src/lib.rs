@@ -533,3 +533,20 @@ pub async fn scalar(conn: &impl ConnectionTrait, sql: &str) -> i64 {
 pub async fn text(conn: &impl ConnectionTrait, sql: &str) -> Option<String> {
     first_value(conn, sql).await
 }
+
+/// The SQLSTATE and the constraint (if any) of a database error.
+pub fn sqlstate(err: &sea_orm::DbErr) -> (Option<String>, Option<String>) {
+    use sea_orm::{DbErr, RuntimeErr};
+    match err {
+        DbErr::Exec(RuntimeErr::SqlxError(e)) | DbErr::Query(RuntimeErr::SqlxError(e)) => {
+            match e.as_database_error() {
+                Some(db) => (
+                    db.code().map(|c| c.into_owned()),
+                    db.constraint().map(str::to_owned),
+                ),
+                None => (None, None),
+            }
+        }
+        _ => (None, None),
+    }
+}

@@ -11,7 +11,7 @@ use uuid::Uuid;
 
 use crate::error::map_db_err;
 use crate::repo::audit::{self, AuditEntry};
-use crate::repo::{EntitySet, Page, PageRequest, col, dispatch};
+use crate::repo::{EntitySet, Page, PageRequest, any_of, col, dispatch, limited_clients};
 use crate::tx::TenantTx;
 
 /// A campaign row of either schema.
@@ -72,7 +72,31 @@ fn select<S: EntitySet>(tx: &TenantTx) -> Result<Select<S::Campaigns>, sea_orm::
     } else {
         q.column_as(Expr::cust("NULL::uuid"), "client_id")
     };
-    Ok(q.filter(col::<S::Campaigns>("org_id")?.eq(tx.ctx().org_id().as_uuid())))
+    scoped::<S>(tx, q)
+}
+
+/// Narrows `q` to the context's organization and, for a context limited to
+/// some clients, to those clients' campaigns.
+fn scoped<S: EntitySet>(
+    tx: &TenantTx,
+    q: Select<S::Campaigns>,
+) -> Result<Select<S::Campaigns>, sea_orm::DbErr> {
+    let q = q.filter(col::<S::Campaigns>("org_id")?.eq(tx.ctx().org_id().as_uuid()));
+    match client_scope::<S>(tx)? {
+        Some(scope) => Ok(q.filter(scope)),
+        None => Ok(q),
+    }
+}
+
+/// `client_id = ANY(<the context's clients>)` when the context sees only
+/// some clients of an agency.
+fn client_scope<S: EntitySet>(
+    tx: &TenantTx,
+) -> Result<Option<sea_orm::sea_query::Expr>, sea_orm::DbErr> {
+    match limited_clients(tx) {
+        Some(ids) if S::HAS_CLIENTS => Ok(Some(any_of(col::<S::Campaigns>("client_id")?, ids))),
+        _ => Ok(None),
+    }
 }
 
 /// Narrows `q` to `filter`, or to nothing when the filter names a client
@@ -167,8 +191,7 @@ async fn count_in<S: EntitySet>(
     tx: &TenantTx,
     filter: &CampaignFilter,
 ) -> Result<u64, sea_orm::DbErr> {
-    let q =
-        S::Campaigns::find().filter(col::<S::Campaigns>("org_id")?.eq(tx.ctx().org_id().as_uuid()));
+    let q = scoped::<S>(tx, S::Campaigns::find())?;
     match apply_filter::<S>(tx, q, filter)? {
         Some(q) => {
             let n: Option<i64> = q
@@ -294,6 +317,9 @@ async fn update_in<S: EntitySet>(
     update
         .and_where(col::<S::Campaigns>("org_id")?.eq(tx.ctx().org_id().as_uuid()))
         .and_where(col::<S::Campaigns>("id")?.eq(id.as_uuid()));
+    if let Some(scope) = client_scope::<S>(tx)? {
+        update.and_where(scope);
+    }
     Ok(tx.execute(&update).await?.rows_affected())
 }
 
@@ -336,6 +362,9 @@ async fn delete_in<S: EntitySet>(tx: &TenantTx, id: CampaignId) -> Result<u64, s
         .from_table(sea_orm::EntityName::table_ref(&entity))
         .and_where(col::<S::Campaigns>("org_id")?.eq(tx.ctx().org_id().as_uuid()))
         .and_where(col::<S::Campaigns>("id")?.eq(id.as_uuid()));
+    if let Some(scope) = client_scope::<S>(tx)? {
+        delete.and_where(scope);
+    }
     Ok(tx.execute(&delete).await?.rows_affected())
 }
 

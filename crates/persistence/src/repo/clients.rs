@@ -10,7 +10,7 @@ use strata_domain::{ClientId, ClientName, DomainError, OrgId, OrgType, Slug};
 use crate::entity::tenant_b::workspace_entities as clients;
 use crate::error::map_db_err;
 use crate::repo::audit::{self, AuditEntry};
-use crate::repo::{Page, PageRequest};
+use crate::repo::{Page, PageRequest, any_of, limited_clients};
 use crate::tx::TenantTx;
 
 fn to_domain(m: clients::Model) -> Client {
@@ -28,8 +28,14 @@ fn is_agency(tx: &TenantTx) -> bool {
     tx.ctx().org_type() == OrgType::Agency
 }
 
+/// The context's organization's clients, narrowed to the clients it may
+/// see when it is limited to some.
 fn scoped(tx: &TenantTx) -> sea_orm::Select<clients::Entity> {
-    clients::Entity::find().filter(clients::Column::OrgId.eq(tx.ctx().org_id().as_uuid()))
+    let q = clients::Entity::find().filter(clients::Column::OrgId.eq(tx.ctx().org_id().as_uuid()));
+    match limited_clients(tx) {
+        Some(ids) => q.filter(any_of(clients::Column::Id, ids)),
+        None => q,
+    }
 }
 
 /// A client by id, if visible to the context.

@@ -136,6 +136,31 @@ pub(crate) fn uuid_array(ids: impl IntoIterator<Item = uuid::Uuid>) -> String {
     s
 }
 
+/// `column = ANY($n::uuid[])`, the array bound as one parameter (see
+/// [`uuid_array`]); an empty list matches nothing.
+pub(crate) fn any_of<C: sea_orm::ColumnTrait>(
+    column: C,
+    ids: impl IntoIterator<Item = uuid::Uuid>,
+) -> sea_orm::sea_query::Expr {
+    use sea_orm::sea_query::extension::postgres::PgFunc;
+    use sea_orm::sea_query::{Expr, ExprTrait};
+    Expr::col(column.as_column_ref()).eq(PgFunc::any(Expr::cust_with_values(
+        "$1::uuid[]",
+        [uuid_array(ids)],
+    )))
+}
+
+/// The clients a limited context may see (an account manager's, a client
+/// key's), or `None` when it sees every client of its organization. The
+/// repositories filter by it themselves; row-level security holds the same
+/// line underneath.
+pub(crate) fn limited_clients(tx: &TenantTx) -> Option<impl Iterator<Item = uuid::Uuid> + '_> {
+    match tx.ctx().clients() {
+        strata_domain::ClientScope::All => None,
+        strata_domain::ClientScope::Only(ids) => Some(ids.iter().map(|c| c.as_uuid())),
+    }
+}
+
 /// Fails unless the context may change content.
 pub(crate) fn require_write(tx: &TenantTx, what: &'static str) -> Result<(), DomainError> {
     if tx.ctx().can_write() {
