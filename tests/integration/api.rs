@@ -35,30 +35,8 @@ async fn requests_without_a_valid_credential_are_401_unauthenticated_and_get_no_
         None,
     )
     .unwrap();
-    let expired = strata_server::auth::mint(
-        &secrecy::SecretString::from(strata_tests::SECRET),
-        w.sme1.owner,
-        Some(w.sme1.id),
-        None,
-        std::time::Duration::ZERO,
-        None,
-        None,
-    )
-    .unwrap();
     let not_a_member = app.token(w.sme1.owner, Some(w.sme2.id));
-    for (what, token) in [
-        ("none", None),
-        ("malformed", Some("not-a-jwt")),
-        ("bad signature", Some(forged.as_str())),
-        ("not a member", Some(not_a_member.as_str())),
-    ] {
-        let (status, body) = app.graphql(token, q, serde_json::json!({})).await;
-        assert_eq!(status, 401, "{what}: {body}");
-        assert_eq!(error_code(&body), Some("UNAUTHENTICATED"), "{what}");
-        assert!(body.get("data").is_none_or(|d| d.is_null()), "{what}");
-    }
-    // Expired beyond the leeway.
-    tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    // Expired an hour ago: well beyond the verifier's leeway.
     let past = {
         use jsonwebtoken::{EncodingKey, Header, encode};
         let claims = serde_json::json!({
@@ -73,9 +51,23 @@ async fn requests_without_a_valid_credential_are_401_unauthenticated_and_get_no_
         )
         .unwrap()
     };
-    let (status, _) = app.graphql(Some(&past), q, serde_json::json!({})).await;
-    assert_eq!(status, 401, "expired");
-    drop(expired);
+    for (what, token) in [
+        ("none", None),
+        ("malformed", Some("not-a-jwt")),
+        ("bad signature", Some(forged.as_str())),
+        ("not a member", Some(not_a_member.as_str())),
+        ("expired", Some(past.as_str())),
+    ] {
+        let (status, body) = app.graphql(token, q, serde_json::json!({})).await;
+        assert_eq!(status, 401, "{what}: {body}");
+        assert_eq!(error_code(&body), Some("UNAUTHENTICATED"), "{what}");
+        assert!(body.get("data").is_none_or(|d| d.is_null()), "{what}");
+    }
+    // The same token, unexpired, is let in: the refusal above was the expiry.
+    let fresh = app.token(w.sme1.owner, Some(w.sme1.id));
+    let (status, body) = app.graphql(Some(&fresh), q, serde_json::json!({})).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["data"]["organization"]["id"], w.sme1.id.to_string());
 }
 
 #[tokio::test]
@@ -342,6 +334,254 @@ async fn pages_are_stable_and_bounded() {
         )
         .await;
     assert_eq!(error_code(&too_many), Some("BAD_USER_INPUT"));
+}
+
+#[tokio::test]
+async fn walking_every_page_covers_all_rows_newest_first_without_overlap() {
+    use sea_orm::ConnectionTrait;
+    let (app, w) = app_with_world().await;
+    let su = app.test_db.superuser().await;
+    // 25 more campaigns; groups of three share a creation time, so the order
+    // must fall back on the id to stay stable.
+    su.execute_unprepared(&format!(
+        "INSERT INTO public.campaigns (org_id, id, name, created_at)
+           SELECT '{}', gen_random_uuid(), 'page ' || i, now() - (i / 3) * interval '1 minute'
+           FROM generate_series(1, 25) AS i",
+        w.sme1.id
+    ))
+    .await
+    .unwrap();
+    let expected: Vec<String> = su
+        .query_all_raw(sea_orm::Statement::from_string(
+            sea_orm::DbBackend::Postgres,
+            format!(
+                "SELECT id::text FROM public.campaigns WHERE org_id = '{}' ORDER BY created_at DESC, id DESC",
+                w.sme1.id
+            ),
+        ))
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.try_get_by_index::<String>(0).unwrap())
+        .collect();
+    assert_eq!(expected.len(), 27);
+    let token = app.token(w.sme1.owner, Some(w.sme1.id));
+
+    // No `first`: a page of 20.
+    let (_, body) = app
+        .graphql(
+            Some(&token),
+            "{ campaigns { totalCount edges { node { id } } pageInfo { hasNextPage endCursor } } }",
+            serde_json::json!({}),
+        )
+        .await;
+    let conn = &body["data"]["campaigns"];
+    assert_eq!(conn["totalCount"], 27, "{body}");
+    assert_eq!(conn["edges"].as_array().unwrap().len(), 20, "{body}");
+    assert_eq!(conn["pageInfo"]["hasNextPage"], true, "{body}");
+
+    // Walking the cursors seven at a time visits every row once, in order.
+    let q = "query($after: String) { campaigns(first: 7, after: $after) { edges { cursor node { id } } pageInfo { hasNextPage endCursor } } }";
+    let mut seen: Vec<String> = Vec::new();
+    let mut after = serde_json::Value::Null;
+    let mut pages = 0;
+    loop {
+        let (status, body) = app
+            .graphql(Some(&token), q, serde_json::json!({ "after": after }))
+            .await;
+        assert_eq!(status, 200, "{body}");
+        assert!(body.get("errors").is_none(), "{body}");
+        let conn = &body["data"]["campaigns"];
+        let edges = conn["edges"].as_array().unwrap();
+        assert!(edges.len() <= 7, "{body}");
+        seen.extend(
+            edges
+                .iter()
+                .map(|e| e["node"]["id"].as_str().unwrap().to_owned()),
+        );
+        pages += 1;
+        assert!(pages <= 5, "the walk does not end: {seen:?}");
+        if conn["pageInfo"]["hasNextPage"] != true {
+            break;
+        }
+        assert_eq!(
+            conn["pageInfo"]["endCursor"],
+            edges.last().unwrap()["cursor"]
+        );
+        after = conn["pageInfo"]["endCursor"].clone();
+    }
+    assert_eq!(pages, 4);
+    assert_eq!(seen, expected, "every row once, newest first, ties by id");
+
+    // Bad paging arguments name the argument.
+    for (args, field) in [
+        ("after: \"garbage\"", "after"),
+        ("first: -1", "first"),
+        ("first: 101", "first"),
+    ] {
+        let (status, body) = app
+            .graphql(
+                Some(&token),
+                &format!("{{ campaigns({args}) {{ totalCount }} }}"),
+                serde_json::json!({}),
+            )
+            .await;
+        assert_eq!(status, 200, "{args}: {body}");
+        assert_eq!(error_code(&body), Some("BAD_USER_INPUT"), "{args}: {body}");
+        assert_eq!(
+            body["errors"][0]["extensions"]["field"], field,
+            "{args}: {body}"
+        );
+        assert!(body["data"].is_null(), "{args}: {body}");
+    }
+}
+
+/// Fails if `body` shows anything of the database: SQLSTATEs, constraint,
+/// table or column names, or any of `values`.
+fn assert_reveals_nothing(what: &str, body: &serde_json::Value, values: &[&str]) {
+    let text = body.to_string();
+    for leak in [
+        "SQLSTATE",
+        "23503",
+        "23505",
+        "42501",
+        "constraint",
+        "violates",
+        "_pkey",
+        "_fkey",
+        "_key",
+        "memberships",
+        "users",
+        "workspace_entities",
+        "tenant_b",
+        "row-level",
+        "policy",
+        "Key (",
+        "detail",
+    ] {
+        assert!(!text.contains(leak), "{what} reveals {leak:?}: {text}");
+    }
+    for v in values {
+        assert!(!text.contains(v), "{what} reveals {v}: {text}");
+    }
+}
+
+#[tokio::test]
+async fn database_errors_reach_clients_as_codes_without_their_details() {
+    use sea_orm::ConnectionTrait;
+    let (app, w) = app_with_world().await;
+    let su = app.test_db.superuser().await;
+    let owner = app.token(w.agency1.owner, Some(w.agency1.id));
+    let audit = "SELECT count(*) FROM public.audit_log";
+    let audit_before = strata_tests::scalar(&su, audit).await;
+
+    // A foreign-key violation: a member who is no user.
+    let nobody = UserId::generate().to_string();
+    let add = "mutation($u: ID!) { addMember(input: {userId: $u, role: VIEWER}) { userId } }";
+    let (status, body) = app
+        .graphql(Some(&owner), add, serde_json::json!({ "u": nobody }))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(error_code(&body), Some("NOT_FOUND"), "{body}");
+    assert!(body["data"].is_null(), "{body}");
+    assert_reveals_nothing("a foreign-key violation", &body, &[nobody.as_str()]);
+    assert_eq!(
+        strata_tests::scalar(
+            &su,
+            &format!("SELECT count(*) FROM public.memberships WHERE user_id = '{nobody}'")
+        )
+        .await,
+        0
+    );
+
+    // Unique violations: a member added twice, a slug taken by a sibling.
+    let member = w.strategist.to_string();
+    let (_, body) = app
+        .graphql(Some(&owner), add, serde_json::json!({ "u": member }))
+        .await;
+    assert_eq!(error_code(&body), Some("BAD_USER_INPUT"), "{body}");
+    assert_eq!(body["errors"][0]["extensions"]["field"], "userId", "{body}");
+    assert_reveals_nothing("a duplicate membership", &body, &[member.as_str()]);
+    let (_, body) = app
+        .graphql(
+            Some(&owner),
+            "mutation($id: ID!) { updateClient(input: {id: $id, slug: \"adidas\"}) { slug } }",
+            serde_json::json!({ "id": w.nike.to_string() }),
+        )
+        .await;
+    assert_eq!(error_code(&body), Some("BAD_USER_INPUT"), "{body}");
+    assert_eq!(body["errors"][0]["extensions"]["field"], "slug", "{body}");
+    assert_reveals_nothing(
+        "a duplicate client slug",
+        &body,
+        &[w.agency1.id.to_string().as_str()],
+    );
+    assert_eq!(
+        strata_tests::text(
+            &su,
+            &format!(
+                "SELECT role FROM public.memberships WHERE user_id = '{member}' AND org_id = '{}'",
+                w.agency1.id
+            )
+        )
+        .await
+        .as_deref(),
+        Some("STRATEGIST")
+    );
+    assert_eq!(
+        strata_tests::scalar(
+            &su,
+            "SELECT count(*) FROM tenant_b.workspace_entities WHERE slug = 'adidas'"
+        )
+        .await,
+        1
+    );
+    assert_eq!(strata_tests::scalar(&su, audit).await, audit_before);
+
+    // A row-level-security violation cannot be provoked through the API
+    // (guards refuse first), so the mapping is checked where it happens: a
+    // viewer's tenant transaction writing directly.
+    let ctx =
+        strata_persistence::context::resolve_for(&app.db, w.viewer, Some(w.agency1.id), "rls")
+            .await
+            .unwrap();
+    let tx = strata_persistence::TenantTx::begin(&app.db, &ctx)
+        .await
+        .unwrap();
+    let err = tx
+        .execute_unprepared(&format!(
+            "INSERT INTO tenant_b.campaigns (org_id, id, client_id, name) VALUES ('{}', gen_random_uuid(), '{}', 'by a viewer')",
+            w.agency1.id, w.nike
+        ))
+        .await
+        .expect_err("the write policy refuses a viewer");
+    assert!(
+        err.to_string().contains("row-level security"),
+        "an RLS violation: {err}"
+    );
+    let _ = tx.rollback().await;
+    let domain = strata_persistence::map_db_err(err);
+    assert!(
+        matches!(domain, strata_domain::DomainError::Internal(_)),
+        "{domain:?}"
+    );
+    let gql = strata_graphql::domain_error(domain);
+    assert_eq!(gql.message, "internal error");
+    let ext = serde_json::to_value(&gql.extensions).unwrap();
+    assert_eq!(ext["code"], "INTERNAL", "{ext}");
+    assert_reveals_nothing(
+        "an RLS violation",
+        &serde_json::json!({ "message": gql.message, "extensions": ext }),
+        &[&w.agency1.id.to_string(), &w.nike.to_string()],
+    );
+    assert_eq!(
+        strata_tests::scalar(
+            &su,
+            "SELECT count(*) FROM tenant_b.campaigns WHERE name = 'by a viewer'"
+        )
+        .await,
+        0
+    );
 }
 
 #[test]

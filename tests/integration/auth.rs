@@ -341,6 +341,144 @@ async fn a_removed_member_is_refused_once_the_auth_cache_ttl_has_passed() {
 }
 
 #[tokio::test]
+async fn x_strata_org_picks_among_several_memberships_and_wins_over_the_org_id_claim() {
+    let app = TestApp::spawn().await;
+    let su = app.test_db.superuser().await;
+    let w = World::seed(&app.db, &su).await;
+    // SME-1's admin is also a strategist of AGENCY-2.
+    let user = w.sme1_admin;
+    su.execute_raw(Statement::from_sql_and_values(
+        DbBackend::Postgres,
+        "INSERT INTO public.memberships (org_id, user_id, org_type, role) VALUES ($1, $2, 'AGENCY', 'STRATEGIST')",
+        [w.agency2.id.as_uuid().into(), user.as_uuid().into()],
+    ))
+    .await
+    .unwrap();
+    let query = "{ me { role organization { id } memberships { organizationId } } organization { id type } campaigns(first: 100) { edges { node { id } } } }";
+    let campaigns = |org: &strata_tests::world::Org| {
+        let mut ids: Vec<String> = org.campaigns.iter().map(ToString::to_string).collect();
+        ids.sort();
+        ids
+    };
+    let with_org = app.token(user, Some(w.sme1.id));
+    let without_org = app.token(user, None);
+    let sme1 = w.sme1.id.to_string();
+    let agency2 = w.agency2.id.to_string();
+    for (what, token, header, org, role, org_type) in [
+        ("claim only", &with_org, None, &w.sme1, "ADMIN", "SME"),
+        (
+            "header only",
+            &without_org,
+            Some(&agency2),
+            &w.agency2,
+            "STRATEGIST",
+            "AGENCY",
+        ),
+        (
+            "header only, the other org",
+            &without_org,
+            Some(&sme1),
+            &w.sme1,
+            "ADMIN",
+            "SME",
+        ),
+        (
+            "header and claim agree",
+            &with_org,
+            Some(&sme1),
+            &w.sme1,
+            "ADMIN",
+            "SME",
+        ),
+        (
+            "header overrides the claim",
+            &with_org,
+            Some(&agency2),
+            &w.agency2,
+            "STRATEGIST",
+            "AGENCY",
+        ),
+    ] {
+        let bearer = format!("Bearer {token}");
+        let mut headers = vec![("authorization", bearer.as_str())];
+        if let Some(h) = header {
+            headers.push(("x-strata-org", h.as_str()));
+        }
+        let (status, body) = post(&app, &headers, query).await;
+        assert_eq!(status, 200, "{what}: {body}");
+        assert!(body.get("errors").is_none(), "{what}: {body}");
+        let data = &body["data"];
+        assert_eq!(data["organization"]["id"], org.id.to_string(), "{what}");
+        assert_eq!(data["organization"]["type"], org_type, "{what}");
+        assert_eq!(
+            data["me"]["organization"]["id"],
+            org.id.to_string(),
+            "{what}"
+        );
+        assert_eq!(data["me"]["role"], role, "{what}");
+        assert_eq!(
+            data["me"]["memberships"].as_array().unwrap().len(),
+            2,
+            "{what}"
+        );
+        // The rows too come from the selected organization only.
+        let mut seen: Vec<String> = data["campaigns"]["edges"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["node"]["id"].as_str().unwrap().to_owned())
+            .collect();
+        seen.sort();
+        assert_eq!(seen, campaigns(org), "{what}");
+    }
+
+    // Neither claim nor header: `me` answers, with no active organization,
+    // and anything of an organization is refused, naming both ways to pick.
+    let (status, body) = post(
+        &app,
+        &[("authorization", &format!("Bearer {without_org}"))],
+        "{ me { role organization { id } memberships { organizationId } } }",
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body["data"]["me"]["organization"].is_null(), "{body}");
+    assert!(body["data"]["me"]["role"].is_null(), "{body}");
+    assert_eq!(
+        body["data"]["me"]["memberships"].as_array().unwrap().len(),
+        2
+    );
+    for q in ["{ organization { id } }", "{ campaigns { totalCount } }"] {
+        let (status, body) = post(
+            &app,
+            &[("authorization", &format!("Bearer {without_org}"))],
+            q,
+        )
+        .await;
+        assert_eq!(status, 200, "{q}: {body}");
+        assert_eq!(error_code(&body), Some("FORBIDDEN"), "{q}: {body}");
+        assert!(body["data"].is_null(), "{q}: {body}");
+        let message = body["errors"][0]["message"].as_str().unwrap();
+        assert!(
+            message.contains("X-Strata-Org") && message.contains("org_id"),
+            "{q}: {message}"
+        );
+    }
+
+    // A header naming an organization the user is not in is refused, even
+    // with a valid claim beside it.
+    let (status, body) = post(
+        &app,
+        &[
+            ("authorization", &format!("Bearer {with_org}")),
+            ("x-strata-org", &w.agency1.id.to_string()),
+        ],
+        ME,
+    )
+    .await;
+    assert_refused("a header naming another organization", status, &body);
+}
+
+#[tokio::test]
 async fn a_cached_user_acts_under_each_requests_own_id() {
     let app = TestApp::spawn().await;
     let su = app.test_db.superuser().await;

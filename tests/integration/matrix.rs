@@ -368,147 +368,667 @@ async fn writes_with_another_tenants_ids_are_not_found_and_change_nothing() {
     );
 }
 
-/// Whether `role` may run each mutation, as (mutation, allowed) rows.
+/// Tables a refused write must leave exactly as they were, each as one
+/// digest of its rows, so a failure names the table that changed.
+const WATCHED: &[&str] = &[
+    "public.personas",
+    "tenant_b.entity_data",
+    "tenant_b.client_assignments",
+    "public.memberships",
+    "public.audit_log",
+    "tenant_b.workspace_entities",
+    "public.campaigns",
+    "tenant_b.campaigns",
+    "public.users",
+];
+
+async fn digests(su: &DatabaseConnection) -> Vec<(&'static str, String)> {
+    let mut out = Vec::new();
+    for table in WATCHED {
+        let digest = strata_tests::text(
+            su,
+            &format!(
+                "SELECT count(*) || ':' || coalesce(md5(string_agg(t::text, '|' ORDER BY t::text)), '') FROM {table} t"
+            ),
+        )
+        .await
+        .unwrap_or_default();
+        out.push((*table, digest));
+    }
+    out
+}
+
+/// An attempt with another tenant's (or client's) ids, and the same
+/// operation with ids that exist nowhere: both must answer alike.
+struct Foreign {
+    what: String,
+    token: String,
+    query: &'static str,
+    foreign: Value,
+    missing: Value,
+}
+
+/// The response with its request-specific parts (none today) removed, for
+/// comparing a foreign id's answer with a missing one's.
+fn shape(body: &Value) -> Value {
+    json!({
+        "data": body["data"],
+        "codes": body["errors"].as_array().map(|es| es.iter().map(|e| e["extensions"]["code"].clone()).collect::<Vec<_>>()),
+        "messages": body["errors"].as_array().map(|es| es.iter().map(|e| e["message"].clone()).collect::<Vec<_>>()),
+    })
+}
+
+#[tokio::test]
+async fn persona_member_and_client_writes_with_foreign_ids_are_not_found_and_change_nothing() {
+    let (app, w, su) = setup().await;
+    let p = w.personas;
+    // Archived clients, so that a restore that got through would show.
+    su.execute_unprepared(&format!(
+        "UPDATE tenant_b.workspace_entities SET archived_at = now() WHERE id IN ('{}', '{}')",
+        w.puma, w.adidas
+    ))
+    .await
+    .unwrap();
+    // A user who exists but belongs nowhere, for addMember.
+    let newcomer = UserId::generate();
+    su.execute_unprepared(&format!(
+        "INSERT INTO public.users (id) VALUES ('{newcomer}')"
+    ))
+    .await
+    .unwrap();
+    let owner1 = app.token(w.agency1.owner, Some(w.agency1.id));
+    let admin1 = app.token(w.admin, Some(w.agency1.id));
+    let owner2 = app.token(w.agency2.owner, Some(w.agency2.id));
+    let sme1 = app.token(w.sme1.owner, Some(w.sme1.id));
+    let sme2 = app.token(w.sme2.owner, Some(w.sme2.id));
+    let am = app.token(w.account_manager, Some(w.agency1.id));
+    let missing = || uuid::Uuid::new_v4().to_string();
+    let id = |v: String| json!({ "id": v });
+
+    // Reads: another tenant's persona is null, exactly like a missing one.
+    let read = "query($id: ID!) { persona(id: $id) { id name } }";
+    for (what, token, foreign) in [
+        ("sme-1 reads sme-2's persona", &sme1, p.sme2),
+        ("sme-2 reads sme-1's persona", &sme2, p.sme1),
+        ("sme-1 reads nike's persona", &sme1, p.nike),
+        ("agency-1 owner reads puma's persona", &owner1, p.puma),
+        ("agency-1 owner reads sme-1's persona", &owner1, p.sme1),
+        ("agency-2 owner reads nike's persona", &owner2, p.nike),
+        ("account manager reads adidas's persona", &am, p.adidas),
+    ] {
+        let (status, body) = app
+            .graphql(Some(token), read, id(foreign.to_string()))
+            .await;
+        assert_eq!(status, 200, "{what}: {body}");
+        assert!(body.get("errors").is_none(), "{what}: {body}");
+        assert!(body["data"]["persona"].is_null(), "{what}: {body}");
+        let (_, none) = app.graphql(Some(token), read, id(missing())).await;
+        assert_eq!(shape(&body), shape(&none), "{what}");
+    }
+    // The same principals do see their own.
+    for (token, own) in [(&sme1, p.sme1), (&owner1, p.adidas), (&am, p.nike)] {
+        let data = ok(&app, token, read, id(own.to_string())).await;
+        assert_eq!(data["persona"]["id"], own.to_string());
+    }
+
+    let update_persona =
+        "mutation($id: ID!) { updatePersona(input: {id: $id, name: \"hijacked\"}) { id } }";
+    let delete_persona = "mutation($id: ID!) { deletePersona(id: $id) }";
+    let restore = "mutation($id: ID!) { restoreClient(id: $id) { id archived } }";
+    let add_am = "mutation($u: ID!, $c: [ID!]) { addMember(input: {userId: $u, role: ACCOUNT_MANAGER, clientIds: $c}) { userId } }";
+    let update_member = "mutation($u: ID!, $c: [ID!]) { updateMember(input: {userId: $u, role: ACCOUNT_MANAGER, clientIds: $c}) { userId } }";
+    let update_campaign =
+        "mutation($id: ID!) { updateCampaign(input: {id: $id, name: \"hijacked\"}) { id } }";
+    let delete_campaign = "mutation($id: ID!) { deleteCampaign(id: $id) }";
+    let mut attempts: Vec<Foreign> = Vec::new();
+    for (what, token, foreign) in [
+        ("sme-1 owner / sme-2's persona", &sme1, p.sme2),
+        ("sme-2 owner / sme-1's persona", &sme2, p.sme1),
+        ("sme-1 owner / nike's persona", &sme1, p.nike),
+        ("agency-1 owner / puma's persona", &owner1, p.puma),
+        ("agency-1 admin / puma's persona", &admin1, p.puma),
+        ("agency-1 owner / sme-2's persona", &owner1, p.sme2),
+        ("agency-2 owner / nike's persona", &owner2, p.nike),
+        ("agency-2 owner / adidas's persona", &owner2, p.adidas),
+        ("account manager (nike) / adidas's persona", &am, p.adidas),
+    ] {
+        for (op, query) in [
+            ("updatePersona", update_persona),
+            ("deletePersona", delete_persona),
+        ] {
+            attempts.push(Foreign {
+                what: format!("{what}: {op}"),
+                token: token.clone(),
+                query,
+                foreign: id(foreign.to_string()),
+                missing: id(missing()),
+            });
+        }
+    }
+    let plain =
+        |what: &str, token: &String, query: &'static str, foreign: Value, missing: Value| Foreign {
+            what: what.to_owned(),
+            token: token.clone(),
+            query,
+            foreign,
+            missing,
+        };
+    attempts.extend([
+        plain("agency-1 owner restores puma", &owner1, restore, id(w.puma.to_string()), id(missing())),
+        plain("agency-1 admin restores puma", &admin1, restore, id(w.puma.to_string()), id(missing())),
+        plain("agency-2 owner restores adidas", &owner2, restore, id(w.adidas.to_string()), id(missing())),
+        plain("sme-1 owner restores puma", &sme1, restore, id(w.puma.to_string()), id(missing())),
+        plain(
+            "agency-1 owner adds an account manager for puma",
+            &owner1,
+            add_am,
+            json!({ "u": newcomer.to_string(), "c": [w.puma.to_string()] }),
+            json!({ "u": newcomer.to_string(), "c": [missing()] }),
+        ),
+        plain(
+            "agency-1 admin adds an account manager for nike and puma",
+            &admin1,
+            add_am,
+            json!({ "u": newcomer.to_string(), "c": [w.nike.to_string(), w.puma.to_string()] }),
+            json!({ "u": newcomer.to_string(), "c": [w.nike.to_string(), missing()] }),
+        ),
+        plain(
+            "agency-2 owner adds an account manager for nike",
+            &owner2,
+            add_am,
+            json!({ "u": newcomer.to_string(), "c": [w.nike.to_string()] }),
+            json!({ "u": newcomer.to_string(), "c": [missing()] }),
+        ),
+        plain(
+            "agency-1 owner assigns puma to its own account manager",
+            &owner1,
+            update_member,
+            json!({ "u": w.account_manager.to_string(), "c": [w.puma.to_string()] }),
+            json!({ "u": w.account_manager.to_string(), "c": [missing()] }),
+        ),
+        plain(
+            "agency-1 owner updates agency-2's owner",
+            &owner1,
+            update_member,
+            json!({ "u": w.agency2.owner.to_string(), "c": [w.nike.to_string()] }),
+            json!({ "u": missing(), "c": [w.nike.to_string()] }),
+        ),
+        plain(
+            "agency-2 owner updates agency-1's account manager",
+            &owner2,
+            update_member,
+            json!({ "u": w.account_manager.to_string(), "c": [w.puma.to_string()] }),
+            json!({ "u": missing(), "c": [w.puma.to_string()] }),
+        ),
+        plain(
+            "sme-2 owner updates sme-1's admin",
+            &sme2,
+            "mutation($u: ID!) { updateMember(input: {userId: $u, role: OWNER}) { userId } }",
+            json!({ "u": w.sme1_admin.to_string() }),
+            json!({ "u": missing() }),
+        ),
+        plain(
+            "sme-2 owner removes sme-1's viewer",
+            &sme2,
+            "mutation($u: ID!) { removeMember(userId: $u) }",
+            json!({ "u": w.sme1_viewer.to_string() }),
+            json!({ "u": missing() }),
+        ),
+        plain(
+            "agency-2 owner removes agency-1's strategist",
+            &owner2,
+            "mutation($u: ID!) { removeMember(userId: $u) }",
+            json!({ "u": w.strategist.to_string() }),
+            json!({ "u": missing() }),
+        ),
+        plain("sme-2 owner renames sme-1's campaign", &sme2, update_campaign, id(w.sme1.campaigns[0].to_string()), id(missing())),
+        plain("sme-2 owner deletes sme-1's campaign", &sme2, delete_campaign, id(w.sme1.campaigns[0].to_string()), id(missing())),
+        plain("agency-2 owner renames a nike campaign", &owner2, update_campaign, id(w.nike_campaigns[0].to_string()), id(missing())),
+        plain("agency-2 owner deletes an adidas campaign", &owner2, delete_campaign, id(w.adidas_campaigns[0].to_string()), id(missing())),
+        plain(
+            "agency-2 owner renames nike",
+            &owner2,
+            "mutation($id: ID!) { updateClient(input: {id: $id, name: \"hijacked\"}) { id } }",
+            id(w.nike.to_string()),
+            id(missing()),
+        ),
+        plain(
+            "agency-2 owner archives nike",
+            &owner2,
+            "mutation($id: ID!) { archiveClient(id: $id) { id } }",
+            id(w.nike.to_string()),
+            id(missing()),
+        ),
+        plain(
+            "agency-2 owner saves nike's guidelines",
+            &owner2,
+            "mutation($id: ID!) { saveBrandGuidelines(input: {clientId: $id, content: {voice: \"hijacked\"}}) { updatedAt } }",
+            id(w.nike.to_string()),
+            id(missing()),
+        ),
+        plain(
+            "agency-2 owner adds a persona to adidas",
+            &owner2,
+            "mutation($id: ID!) { createPersona(input: {clientId: $id, name: \"hijacked\"}) { id } }",
+            id(w.adidas.to_string()),
+            id(missing()),
+        ),
+        plain(
+            "agency-2 owner creates a campaign for nike",
+            &owner2,
+            "mutation($id: ID!) { createCampaign(input: {name: \"hijacked\", clientId: $id}) { id } }",
+            id(w.nike.to_string()),
+            id(missing()),
+        ),
+    ]);
+
+    for a in attempts {
+        let before = digests(&su).await;
+        let (status, body) = app.graphql(Some(&a.token), a.query, a.foreign).await;
+        assert_eq!(status, 200, "{}: {body}", a.what);
+        assert_eq!(error_code(&body), Some("NOT_FOUND"), "{}: {body}", a.what);
+        assert!(body["data"].is_null(), "{}: {body}", a.what);
+        assert_eq!(
+            digests(&su).await,
+            before,
+            "{} changed the database",
+            a.what
+        );
+        let (_, none) = app.graphql(Some(&a.token), a.query, a.missing).await;
+        assert_eq!(
+            shape(&body),
+            shape(&none),
+            "{}: a foreign id answers like a missing one",
+            a.what
+        );
+        assert_eq!(
+            digests(&su).await,
+            before,
+            "{} (missing ids) changed the database",
+            a.what
+        );
+    }
+    // Nothing of it reached the rows, checked by content too.
+    assert_eq!(
+        scalar(
+            &su,
+            "SELECT (SELECT count(*) FROM public.personas WHERE name = 'hijacked')
+                  + (SELECT count(*) FROM tenant_b.entity_data WHERE name = 'hijacked')
+                  + (SELECT count(*) FROM tenant_b.workspace_entities WHERE archived_at IS NULL AND slug IN ('puma', 'adidas'))"
+        )
+        .await,
+        0
+    );
+    assert_eq!(
+        scalar(
+            &su,
+            &format!("SELECT count(*) FROM public.memberships WHERE user_id = '{newcomer}'")
+        )
+        .await,
+        0
+    );
+}
+
+/// A role of one organization and what the contract lets it do.
 struct RoleCase {
     role: &'static str,
     user: UserId,
+    /// OWNER: may also add, change and remove owners.
+    owner: bool,
+    /// OWNER/ADMIN: members, clients, settings, the audit log.
     admin: bool,
+    /// Everyone but VIEWER: content (of assigned clients, for account
+    /// managers; every target below belongs to nike, which is assigned).
     content: bool,
+}
+
+/// One mutation of the role matrix: whether it is allowed, and a query over
+/// the rows it would change, which must read the same after a refusal.
+struct Step {
+    name: &'static str,
+    query: String,
+    vars: Value,
+    allowed: bool,
+    target: String,
+}
+
+fn rows(table: &str, filter: &str) -> String {
+    format!(
+        "SELECT count(*) || ':' || coalesce(string_agg(t::text, '|' ORDER BY t::text), '') FROM {table} t WHERE {filter}"
+    )
+}
+
+/// Runs every mutation as each of `roles` in `org` (acting on `client`'s
+/// content for agencies) and checks the answer, the audit log and the
+/// target rows.
+async fn role_matrix(
+    app: &TestApp,
+    su: &DatabaseConnection,
+    org: &strata_tests::world::Org,
+    client: Option<strata_domain::ClientId>,
+    roles: &[RoleCase],
+) {
+    let agency = client.is_some();
+    let (campaigns, personas) = if agency {
+        ("tenant_b.campaigns", "tenant_b.entity_data")
+    } else {
+        ("public.campaigns", "public.personas")
+    };
+    let o = org.id;
+    let c = client.map(|c| c.to_string());
+    let campaign = org.campaigns[0];
+    let guidelines = match client {
+        Some(c) => rows(
+            "tenant_b.entity_data",
+            &format!("client_id = '{c}' AND kind = 'BRAND_GUIDELINES'"),
+        ),
+        None => rows("public.brand_guidelines", &format!("org_id = '{o}'")),
+    };
+    for (i, r) in roles.iter().enumerate() {
+        let token = app.token(r.user, Some(o));
+        // Fresh targets for this role: users to add, members to change and
+        // remove (one a co-owner), a campaign and a persona to delete.
+        let (newcomer, new_owner, member, co_owner, co_owner2) = (
+            UserId::generate(),
+            UserId::generate(),
+            UserId::generate(),
+            UserId::generate(),
+            UserId::generate(),
+        );
+        let (doomed, persona) = (CampaignId::generate(), uuid::Uuid::new_v4());
+        let org_type = if agency { "AGENCY" } else { "SME" };
+        let (client_col, client_val, persona_insert) = match &c {
+            Some(c) => (
+                ", client_id",
+                format!(", '{c}'"),
+                format!(
+                    "INSERT INTO tenant_b.entity_data (org_id, id, client_id, kind, name) VALUES ('{o}', '{persona}', '{c}', 'PERSONA', 'Target')"
+                ),
+            ),
+            None => (
+                "",
+                String::new(),
+                format!(
+                    "INSERT INTO public.personas (org_id, id, name) VALUES ('{o}', '{persona}', 'Target')"
+                ),
+            ),
+        };
+        su.execute_unprepared(&format!(
+            "INSERT INTO public.users (id) VALUES ('{newcomer}'), ('{new_owner}'), ('{member}'), ('{co_owner}'), ('{co_owner2}');
+             INSERT INTO public.memberships (org_id, user_id, org_type, role) VALUES
+               ('{o}', '{member}', '{org_type}', 'VIEWER'),
+               ('{o}', '{co_owner}', '{org_type}', 'OWNER'),
+               ('{o}', '{co_owner2}', '{org_type}', 'OWNER');
+             INSERT INTO {campaigns} (org_id, id{client_col}, name) VALUES ('{o}', '{doomed}'{client_val}, 'doomed');
+             {persona_insert};"
+        ))
+        .await
+        .unwrap();
+        let membership_parts = |u: UserId| {
+            format!(
+                "{} UNION ALL {}",
+                rows(
+                    "public.memberships",
+                    &format!("user_id = '{u}' AND org_id = '{o}'")
+                ),
+                rows("tenant_b.client_assignments", &format!("user_id = '{u}'"))
+            )
+        };
+        let membership = |u: UserId| {
+            format!(
+                "SELECT string_agg(x, '#') FROM ({}) s(x)",
+                membership_parts(u)
+            )
+        };
+        let campaign_row = |id: CampaignId| rows(campaigns, &format!("id = '{id}'"));
+        let persona_row = rows(personas, &format!("id = '{persona}'"));
+        let client_row = c
+            .as_ref()
+            .map(|c| rows("tenant_b.workspace_entities", &format!("id = '{c}'")))
+            .unwrap_or_default();
+        let own_slug = format!("own-{}-{i}", org_type.to_lowercase());
+        let mut steps = vec![
+            Step {
+                name: "createCampaign",
+                query: "mutation($c: ID) { createCampaign(input: {name: \"role test\", clientId: $c}) { id } }".into(),
+                vars: json!({ "c": c }),
+                allowed: r.content,
+                target: rows(campaigns, &format!("org_id = '{o}' AND name = 'role test'")),
+            },
+            Step {
+                name: "updateCampaign",
+                query: "mutation($id: ID!) { updateCampaign(input: {id: $id, status: ACTIVE}) { id status } }".into(),
+                vars: json!({ "id": campaign.to_string() }),
+                allowed: r.content,
+                target: campaign_row(campaign),
+            },
+            Step {
+                name: "deleteCampaign",
+                query: "mutation($id: ID!) { deleteCampaign(id: $id) }".into(),
+                vars: json!({ "id": doomed.to_string() }),
+                allowed: r.content,
+                target: campaign_row(doomed),
+            },
+            Step {
+                name: "saveBrandGuidelines",
+                query: "mutation($c: ID) { saveBrandGuidelines(input: {clientId: $c, content: {voice: \"calm\"}}) { updatedAt } }".into(),
+                vars: json!({ "c": c }),
+                allowed: r.content,
+                target: guidelines.clone(),
+            },
+            Step {
+                name: "createPersona",
+                query: "mutation($c: ID) { createPersona(input: {clientId: $c, name: \"Role Test\"}) { id } }".into(),
+                vars: json!({ "c": c }),
+                allowed: r.content,
+                target: rows(personas, &format!("org_id = '{o}' AND name = 'Role Test'")),
+            },
+            Step {
+                name: "updatePersona",
+                query: "mutation($id: ID!) { updatePersona(input: {id: $id, name: \"Renamed\"}) { id } }".into(),
+                vars: json!({ "id": persona.to_string() }),
+                allowed: r.content,
+                target: persona_row.clone(),
+            },
+            Step {
+                name: "deletePersona",
+                query: "mutation($id: ID!) { deletePersona(id: $id) }".into(),
+                vars: json!({ "id": persona.to_string() }),
+                allowed: r.content,
+                target: persona_row,
+            },
+            Step {
+                name: "addMember",
+                query: "mutation($u: ID!) { addMember(input: {userId: $u, role: VIEWER}) { userId } }".into(),
+                vars: json!({ "u": newcomer.to_string() }),
+                allowed: r.admin,
+                target: membership(newcomer),
+            },
+            Step {
+                name: "addMember as OWNER",
+                query: "mutation($u: ID!) { addMember(input: {userId: $u, role: OWNER}) { userId } }".into(),
+                vars: json!({ "u": new_owner.to_string() }),
+                allowed: r.owner,
+                target: membership(new_owner),
+            },
+            Step {
+                name: "updateMember",
+                query: "mutation($u: ID!) { updateMember(input: {userId: $u, role: STRATEGIST}) { role } }".into(),
+                vars: json!({ "u": member.to_string() }),
+                allowed: r.admin,
+                target: membership(member),
+            },
+            Step {
+                name: "updateMember of an OWNER",
+                query: "mutation($u: ID!) { updateMember(input: {userId: $u, role: ADMIN}) { role } }".into(),
+                vars: json!({ "u": co_owner.to_string() }),
+                allowed: r.owner,
+                target: membership(co_owner),
+            },
+            Step {
+                name: "updateMember to OWNER",
+                query: "mutation($u: ID!) { updateMember(input: {userId: $u, role: OWNER}) { role } }".into(),
+                vars: json!({ "u": member.to_string() }),
+                allowed: r.owner,
+                target: membership(member),
+            },
+            Step {
+                name: "removeMember",
+                query: "mutation($u: ID!) { removeMember(userId: $u) }".into(),
+                vars: json!({ "u": member.to_string() }),
+                allowed: r.admin,
+                target: membership(member),
+            },
+            Step {
+                name: "removeMember of an OWNER",
+                query: "mutation($u: ID!) { removeMember(userId: $u) }".into(),
+                vars: json!({ "u": co_owner2.to_string() }),
+                allowed: r.owner,
+                target: membership(co_owner2),
+            },
+            Step {
+                name: "updateOrganization",
+                query: format!("mutation {{ updateOrganization(input: {{branding: {{primaryColor: \"#1122{i:02}\"}}}}) {{ settings }} }}"),
+                vars: json!({}),
+                allowed: r.admin,
+                target: rows("public.organizations", &format!("id = '{o}'")),
+            },
+            Step {
+                name: "createOrganization",
+                query: format!("mutation {{ createOrganization(input: {{name: \"Own\", slug: \"{own_slug}\", type: SME}}) {{ id }} }}"),
+                vars: json!({}),
+                allowed: true,
+                target: rows("public.organizations", &format!("slug = '{own_slug}'")),
+            },
+        ];
+        if agency {
+            let slug = format!("role-client-{i}");
+            steps.extend([
+                Step {
+                    name: "createClient",
+                    query: format!("mutation {{ createClient(input: {{name: \"c{i}\", slug: \"{slug}\"}}) {{ id }} }}"),
+                    vars: json!({}),
+                    allowed: r.admin,
+                    target: rows("tenant_b.workspace_entities", &format!("org_id = '{o}' AND slug = '{slug}'")),
+                },
+                Step {
+                    name: "updateClient",
+                    query: format!("mutation($id: ID!) {{ updateClient(input: {{id: $id, name: \"Nike {i}\"}}) {{ id }} }}"),
+                    vars: json!({ "id": c }),
+                    allowed: r.admin,
+                    target: client_row.clone(),
+                },
+                Step {
+                    name: "archiveClient",
+                    query: "mutation($id: ID!) { archiveClient(id: $id) { archived } }".into(),
+                    vars: json!({ "id": c }),
+                    allowed: r.admin,
+                    target: client_row.clone(),
+                },
+            ]);
+            if !r.admin {
+                // Give the refused restore something to restore.
+                su.execute_unprepared(&format!(
+                    "UPDATE tenant_b.workspace_entities SET archived_at = now() WHERE id = '{}'",
+                    c.as_deref().unwrap_or_default()
+                ))
+                .await
+                .unwrap();
+            }
+            steps.push(Step {
+                name: "restoreClient",
+                query: "mutation($id: ID!) { restoreClient(id: $id) { archived } }".into(),
+                vars: json!({ "id": c }),
+                allowed: r.admin,
+                target: client_row.clone(),
+            });
+        }
+        for step in steps {
+            let who = format!("{} {} {}", org_type, r.role, step.name);
+            let audit_before = scalar(su, "SELECT count(*) FROM public.audit_log").await;
+            let target_before = strata_tests::text(su, &step.target).await;
+            let (status, body) = app.graphql(Some(&token), &step.query, step.vars).await;
+            assert_eq!(status, 200, "{who}: {body}");
+            let audit_after = scalar(su, "SELECT count(*) FROM public.audit_log").await;
+            let target_after = strata_tests::text(su, &step.target).await;
+            if step.allowed {
+                assert!(body.get("errors").is_none(), "{who}: {body}");
+                assert_eq!(audit_after, audit_before + 1, "{who} writes one audit row");
+                assert_ne!(target_after, target_before, "{who} changes its target");
+            } else {
+                assert_eq!(error_code(&body), Some("FORBIDDEN"), "{who}: {body}");
+                assert!(body["data"].is_null(), "{who}: {body}");
+                assert_eq!(audit_after, audit_before, "{who} writes no audit row");
+                assert_eq!(
+                    target_after, target_before,
+                    "{who} leaves its target as it was"
+                );
+            }
+        }
+        // Reading the audit log is for administrators.
+        let (_, body) = app
+            .graphql(Some(&token), "{ auditLog { totalCount } }", json!({}))
+            .await;
+        if r.admin {
+            assert!(body.get("errors").is_none(), "{} auditLog: {body}", r.role);
+        } else {
+            assert_eq!(
+                error_code(&body),
+                Some("FORBIDDEN"),
+                "{} auditLog: {body}",
+                r.role
+            );
+        }
+    }
 }
 
 #[tokio::test]
 async fn each_role_may_run_exactly_the_mutations_its_role_allows() {
     let (app, w, su) = setup().await;
-    let roles = [
-        RoleCase {
-            role: "OWNER",
-            user: w.agency1.owner,
-            admin: true,
-            content: true,
-        },
-        RoleCase {
-            role: "STRATEGIST",
-            user: w.strategist,
-            admin: false,
-            content: true,
-        },
-        RoleCase {
-            role: "ACCOUNT_MANAGER",
-            user: w.account_manager,
-            admin: false,
-            content: true,
-        },
-        RoleCase {
-            role: "VIEWER",
-            user: w.viewer,
-            admin: false,
-            content: false,
-        },
-    ];
-    for (i, r) in roles.iter().enumerate() {
-        let token = app.token(r.user, Some(w.agency1.id));
-        let newcomer = UserId::generate();
-        // Newcomers need a user row before they can be members.
-        su.execute_unprepared(&format!(
-            "INSERT INTO public.users (id) VALUES ('{newcomer}')"
-        ))
-        .await
-        .unwrap();
-        let nike = w.nike.to_string();
-        let campaign = w.nike_campaigns[0].to_string();
-        let mutations: Vec<(&str, String, Value, bool)> = vec![
-            (
-                "createCampaign",
-                "mutation($c: ID!) { createCampaign(input: {name: \"role test\", clientId: $c}) { id } }".into(),
-                json!({ "c": nike }),
-                r.content,
-            ),
-            (
-                "updateCampaign",
-                "mutation($id: ID!) { updateCampaign(input: {id: $id, status: ACTIVE}) { id status } }".into(),
-                json!({ "id": campaign }),
-                r.content,
-            ),
-            (
-                "saveBrandGuidelines",
-                "mutation($c: ID!) { saveBrandGuidelines(input: {clientId: $c, content: {voice: \"calm\"}}) { updatedAt } }".into(),
-                json!({ "c": nike }),
-                r.content,
-            ),
-            (
-                "createPersona",
-                "mutation($c: ID!) { createPersona(input: {clientId: $c, name: \"Role Test\"}) { id } }".into(),
-                json!({ "c": nike }),
-                r.content,
-            ),
-            (
-                "createClient",
-                format!("mutation {{ createClient(input: {{name: \"c{i}\", slug: \"role-client-{i}\"}}) {{ id }} }}"),
-                json!({}),
-                r.admin,
-            ),
-            (
-                "updateClient",
-                "mutation($id: ID!) { updateClient(input: {id: $id, name: \"Nike Inc\"}) { id } }".into(),
-                json!({ "id": nike }),
-                r.admin,
-            ),
-            (
-                "addMember",
-                "mutation($u: ID!) { addMember(input: {userId: $u, role: VIEWER}) { userId } }".into(),
-                json!({ "u": newcomer.to_string() }),
-                r.admin,
-            ),
-            (
-                "updateOrganization",
-                "mutation { updateOrganization(input: {branding: {primaryColor: \"#112233\"}}) { settings } }".into(),
-                json!({}),
-                r.admin,
-            ),
-        ];
-        for (name, q, vars, allowed) in mutations {
-            let before = scalar(&su, "SELECT count(*) FROM public.audit_log").await;
-            let (status, body) = app.graphql(Some(&token), &q, vars).await;
-            assert_eq!(status, 200, "{} {name}: {body}", r.role);
-            let after = scalar(&su, "SELECT count(*) FROM public.audit_log").await;
-            if allowed {
-                assert!(body.get("errors").is_none(), "{} {name}: {body}", r.role);
-                assert_eq!(after, before + 1, "{} {name} writes one audit row", r.role);
-            } else {
-                assert_eq!(
-                    error_code(&body),
-                    Some("FORBIDDEN"),
-                    "{} {name}: {body}",
-                    r.role
-                );
-                assert_eq!(after, before, "{} {name} writes nothing", r.role);
-            }
-        }
-        // Reading the audit log and the members is for administrators.
-        for q in ["{ auditLog { totalCount } }", "{ members { userId } }"] {
-            let (_, body) = app.graphql(Some(&token), q, json!({})).await;
-            if r.admin {
-                assert!(body.get("errors").is_none(), "{} {q}: {body}", r.role);
-            } else {
-                assert_eq!(
-                    error_code(&body),
-                    Some("FORBIDDEN"),
-                    "{} {q}: {body}",
-                    r.role
-                );
-            }
-        }
-    }
-    // The viewer's refusals are backed by the database: nothing it tried
-    // exists, and the row-level write policy holds even for direct SQL as
-    // the runtime role (see the isolation tests).
+    let role = |role, user, owner, admin, content| RoleCase {
+        role,
+        user,
+        owner,
+        admin,
+        content,
+    };
+    role_matrix(
+        &app,
+        &su,
+        &w.agency1,
+        Some(w.nike),
+        &[
+            role("OWNER", w.agency1.owner, true, true, true),
+            role("ADMIN", w.admin, false, true, true),
+            role("STRATEGIST", w.strategist, false, false, true),
+            role("ACCOUNT_MANAGER", w.account_manager, false, false, true),
+            role("VIEWER", w.viewer, false, false, false),
+        ],
+    )
+    .await;
+    role_matrix(
+        &app,
+        &su,
+        &w.sme1,
+        None,
+        &[
+            role("OWNER", w.sme1.owner, true, true, true),
+            role("ADMIN", w.sme1_admin, false, true, true),
+            role("STRATEGIST", w.sme1_strategist, false, false, true),
+            role("VIEWER", w.sme1_viewer, false, false, false),
+        ],
+    )
+    .await;
+    // Campaigns were created by exactly the four content roles of the
+    // agency and the three of the SME.
     assert_eq!(
         scalar(
             &su,
-            "SELECT count(*) FROM tenant_b.campaigns WHERE name = 'role test'"
+            "SELECT (SELECT count(*) FROM tenant_b.campaigns WHERE name = 'role test') * 10
+                  + (SELECT count(*) FROM public.campaigns WHERE name = 'role test')"
         )
         .await,
-        3
+        43
     );
 }
 

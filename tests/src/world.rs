@@ -1,6 +1,7 @@
 //! A small world of tenants for isolation tests: SME-1, SME-2, AGENCY-1
-//! (clients "nike" and "adidas"; an owner, a strategist, an account manager
-//! assigned only to nike, a viewer) and AGENCY-2 (client "puma").
+//! (clients "nike" and "adidas"; an owner, an admin, a strategist, an account
+//! manager assigned only to nike, a viewer) and AGENCY-2 (client "puma").
+//! SME-1 also has an admin, a strategist and a viewer besides its owner.
 //!
 //! Organizations, members, clients and campaigns are created through the
 //! repositories in tenant transactions, like requests do; content that has
@@ -9,8 +10,8 @@
 
 use sea_orm::{ConnectionTrait, DatabaseConnection};
 use strata_domain::{
-    CampaignId, CampaignName, ClientId, ClientName, OrgId, OrgType, OrganizationName, Role, Slug,
-    TenantContext, UserId,
+    CampaignId, CampaignName, ClientId, ClientName, OrgId, OrgType, OrganizationName, PersonaId,
+    Role, Slug, TenantContext, UserId,
 };
 use strata_persistence::context::resolve_for;
 use strata_persistence::repo::campaigns::{self, NewCampaign};
@@ -30,6 +31,21 @@ pub struct Org {
     pub campaigns: Vec<CampaignId>,
 }
 
+/// The one persona seeded for each SME and each agency client.
+#[derive(Clone, Copy, Debug)]
+pub struct Personas {
+    /// SME-1's.
+    pub sme1: PersonaId,
+    /// SME-2's.
+    pub sme2: PersonaId,
+    /// nike's (AGENCY-1).
+    pub nike: PersonaId,
+    /// adidas's (AGENCY-1).
+    pub adidas: PersonaId,
+    /// puma's (AGENCY-2).
+    pub puma: PersonaId,
+}
+
 /// The seeded world.
 #[derive(Clone, Debug)]
 pub struct World {
@@ -47,6 +63,8 @@ pub struct World {
     pub adidas: ClientId,
     /// AGENCY-2's client "puma".
     pub puma: ClientId,
+    /// AGENCY-1's admin.
+    pub admin: UserId,
     /// AGENCY-1's strategist.
     pub strategist: UserId,
     /// AGENCY-1's account manager, assigned to nike only.
@@ -57,6 +75,14 @@ pub struct World {
     pub nike_campaigns: Vec<CampaignId>,
     /// Campaigns of adidas.
     pub adidas_campaigns: Vec<CampaignId>,
+    /// SME-1's admin.
+    pub sme1_admin: UserId,
+    /// SME-1's strategist.
+    pub sme1_strategist: UserId,
+    /// SME-1's viewer.
+    pub sme1_viewer: UserId,
+    /// The seeded personas.
+    pub personas: Personas,
 }
 
 async fn user(db: &Db) -> UserId {
@@ -130,7 +156,13 @@ impl World {
                 campaigns: Vec::new(),
             });
         }
-        let (strategist, account_manager, viewer) =
+        let (admin, strategist, account_manager, viewer) = (
+            user(db).await,
+            user(db).await,
+            user(db).await,
+            user(db).await,
+        );
+        let (sme1_admin, sme1_strategist, sme1_viewer) =
             (user(db).await, user(db).await, user(db).await);
 
         // SMEs: two campaigns each.
@@ -141,6 +173,18 @@ impl World {
             o.campaigns.push(campaign(&tx, "second", None).await);
             tx.commit().await.unwrap();
         }
+        let ctx = resolve_for(db, orgs[0].owner, Some(orgs[0].id), "seed")
+            .await
+            .unwrap();
+        let tx = TenantTx::begin(db, &ctx).await.unwrap();
+        for (u, role) in [
+            (sme1_admin, Role::Admin),
+            (sme1_strategist, Role::Strategist),
+            (sme1_viewer, Role::Viewer),
+        ] {
+            members::add(&tx, u, role, &[]).await.unwrap();
+        }
+        tx.commit().await.unwrap();
 
         // AGENCY-1: nike and adidas, members of every role.
         let a1 = &orgs[2];
@@ -150,6 +194,7 @@ impl World {
         let tx = TenantTx::begin(db, &ctx).await.unwrap();
         let nike = client(&tx, "nike").await;
         let adidas = client(&tx, "adidas").await;
+        members::add(&tx, admin, Role::Admin, &[]).await.unwrap();
         members::add(&tx, strategist, Role::Strategist, &[])
             .await
             .unwrap();
@@ -191,11 +236,22 @@ impl World {
             nike,
             adidas,
             puma,
+            admin,
             strategist,
             account_manager,
             viewer,
             nike_campaigns,
             adidas_campaigns,
+            sme1_admin,
+            sme1_strategist,
+            sme1_viewer,
+            personas: Personas {
+                sme1: PersonaId::generate(),
+                sme2: PersonaId::generate(),
+                nike: PersonaId::generate(),
+                adidas: PersonaId::generate(),
+                puma: PersonaId::generate(),
+            },
         };
         world.seed_content(su, puma_campaign).await;
         world
@@ -203,24 +259,30 @@ impl World {
 
     async fn seed_content(&self, su: &DatabaseConnection, puma_campaign: CampaignId) {
         let mut sql = String::new();
-        for o in [&self.sme1, &self.sme2] {
+        let p = self.personas;
+        for (o, persona) in [(&self.sme1, p.sme1), (&self.sme2, p.sme2)] {
             sql.push_str(&format!(
                 "INSERT INTO public.brand_guidelines (org_id, content) VALUES ('{org}', '{{\"voice\": \"warm\"}}');
-                 INSERT INTO public.personas (org_id, id, name) VALUES ('{org}', gen_random_uuid(), 'Pat');
+                 INSERT INTO public.personas (org_id, id, name) VALUES ('{org}', '{persona}', 'Pat');
                  INSERT INTO public.agent_outputs (org_id, id, campaign_id, agent, status) VALUES ('{org}', gen_random_uuid(), '{c}', 'BUSINESS_STRATEGY', 'SUCCEEDED');
                  INSERT INTO public.api_keys (org_id, org_type, id, name, prefix, key_hash) VALUES ('{org}', 'SME', gen_random_uuid(), 'k', 'strata_x', md5(random()::text));",
                 org = o.id,
                 c = o.campaigns[0]
             ));
         }
-        for (org, client, camp) in [
-            (self.agency1.id, self.nike, self.nike_campaigns[0]),
-            (self.agency1.id, self.adidas, self.adidas_campaigns[0]),
-            (self.agency2.id, self.puma, puma_campaign),
+        for (org, client, camp, persona) in [
+            (self.agency1.id, self.nike, self.nike_campaigns[0], p.nike),
+            (
+                self.agency1.id,
+                self.adidas,
+                self.adidas_campaigns[0],
+                p.adidas,
+            ),
+            (self.agency2.id, self.puma, puma_campaign, p.puma),
         ] {
             sql.push_str(&format!(
                 "INSERT INTO tenant_b.entity_data (org_id, id, client_id, kind, content) VALUES ('{org}', gen_random_uuid(), '{client}', 'BRAND_GUIDELINES', '{{\"voice\": \"bold\"}}');
-                 INSERT INTO tenant_b.entity_data (org_id, id, client_id, kind, name) VALUES ('{org}', gen_random_uuid(), '{client}', 'PERSONA', 'Sam');
+                 INSERT INTO tenant_b.entity_data (org_id, id, client_id, kind, name) VALUES ('{org}', '{persona}', '{client}', 'PERSONA', 'Sam');
                  INSERT INTO tenant_b.outputs (org_id, id, client_id, campaign_id, agent, status) VALUES ('{org}', gen_random_uuid(), '{client}', '{camp}', 'BUSINESS_STRATEGY', 'SUCCEEDED');
                  INSERT INTO public.api_keys (org_id, org_type, id, client_id, name, prefix, key_hash) VALUES ('{org}', 'AGENCY', gen_random_uuid(), '{client}', 'k', 'strata_y', md5(random()::text));"
             ));
