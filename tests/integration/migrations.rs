@@ -27,6 +27,19 @@ async fn lease_columns(conn: &sea_orm::DatabaseConnection) -> i64 {
     .unwrap()
 }
 
+async fn gateway_reads_migrations(conn: &sea_orm::DatabaseConnection) -> i64 {
+    conn.query_one_raw(Statement::from_string(
+        DbBackend::Postgres,
+        "SELECT count(*) FROM pg_class WHERE relname = 'seaql_migrations' \
+         AND has_table_privilege('strata_gateway', oid, 'SELECT')",
+    ))
+    .await
+    .unwrap()
+    .unwrap()
+    .try_get_by_index::<i64>(0)
+    .unwrap()
+}
+
 async fn pinned_helpers(conn: &sea_orm::DatabaseConnection) -> i64 {
     conn.query_one_raw(Statement::from_string(
         DbBackend::Postgres,
@@ -114,8 +127,13 @@ async fn migrations_go_up_down_and_up_again_on_an_empty_database() {
             .any(|i| i.starts_with("table ") && i.contains("app_sme="))
     );
 
-    // The last migration alone: the context helpers lose their SET clause
-    // (so policies inline them) and get it back.
+    // Newest first, each migration alone. The gateway's login role may read
+    // which migrations ran, and no longer once that is undone.
+    assert_eq!(gateway_reads_migrations(&conn).await, 1);
+    Migrator::down(&conn, Some(1)).await.unwrap();
+    assert_eq!(gateway_reads_migrations(&conn).await, 0);
+    // The context helpers lose their SET clause (so policies inline them)
+    // and get it back.
     assert_eq!(pinned_helpers(&conn).await, 0);
     Migrator::down(&conn, Some(1)).await.unwrap();
     assert_eq!(pinned_helpers(&conn).await, 6);
@@ -127,6 +145,7 @@ async fn migrations_go_up_down_and_up_again_on_an_empty_database() {
     Migrator::up(&conn, None).await.unwrap();
     assert_eq!(lease_columns(&conn).await, 2);
     assert_eq!(pinned_helpers(&conn).await, 0);
+    assert_eq!(gateway_reads_migrations(&conn).await, 1);
 
     Migrator::down(&conn, None).await.unwrap();
     assert_eq!(our_tables(&conn).await, 0);
