@@ -315,3 +315,67 @@ async fn the_redis_script_and_the_memory_buckets_decide_alike() {
         }
     }
 }
+
+/// Requests refused before they run (unreadable, too large, the wrong
+/// content type, too many operations, a mutation over GET) are charged to
+/// their sender: a flood of junk empties its own bucket, not anyone else's.
+#[tokio::test]
+async fn refused_requests_are_charged_to_their_sender() {
+    // Five requests an hour per user; organizations unlimited.
+    let app = TestApp::builder()
+        .rate_limits(limits(OFF, Rate::per(5, Duration::from_secs(3600)), OFF, 1))
+        .spawn()
+        .await;
+    let (app, w) = with_world(app).await;
+    let junk_sender = app.token(w.sme1.owner, Some(w.sme1.id));
+    let other = app.token(w.sme2.owner, Some(w.sme2.id));
+    let client = reqwest::Client::new();
+    let url = format!("{}/graphql", app.base);
+    let post = |content_type: &'static str, body: Vec<u8>| {
+        client
+            .post(&url)
+            .bearer_auth(&junk_sender)
+            .header("content-type", content_type)
+            .body(body)
+    };
+    let junk = [
+        (post("application/json", b"{\"query\": ".to_vec()), 400),
+        (post("text/plain", b"{ organization { id } }".to_vec()), 415),
+        (post("application/json", vec![b' '; 2 * 1024 * 1024]), 413),
+        (
+            post(
+                "application/json",
+                serde_json::to_vec(&vec![json!({ "query": Q }); 11]).unwrap(),
+            ),
+            400,
+        ),
+        (
+            client
+                .get(&url)
+                .bearer_auth(&junk_sender)
+                .query(&[("query", "mutation { revokeApiKey(id: \"x\") { id } }")]),
+            405,
+        ),
+    ];
+    for (request, status) in junk {
+        let resp = request.send().await.unwrap();
+        assert_eq!(resp.status().as_u16(), status);
+    }
+    // The sixth piece of junk, and then anything from this user, is 429.
+    let resp = post("application/json", b"{nope".to_vec())
+        .send()
+        .await
+        .unwrap();
+    let retry = resp
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok());
+    let refused = (resp.status().as_u16(), retry, resp.json().await.unwrap());
+    assert_limited(&refused, "user", 3600);
+    assert_limited(&call(&app, &junk_sender).await, "user", 3600);
+    // Another tenant's well-formed request is served.
+    let (s, _, body) = call(&app, &other).await;
+    assert_eq!(s, 200, "{body}");
+    assert_eq!(body["data"]["organization"]["id"], w.sme2.id.to_string());
+}

@@ -140,6 +140,10 @@ struct ServeArgs {
     /// batching off.
     #[arg(long, env = "STRATA_MAX_BATCH", default_value_t = 10)]
     max_batch: usize,
+    /// Longest a request body may take to arrive, e.g. 10s; a slower one
+    /// is refused with 408.
+    #[arg(long, env = "STRATA_BODY_READ_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    body_read_timeout: Duration,
     /// Longest an operation may execute, e.g. 30s.
     #[arg(long, env = "STRATA_REQUEST_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
     request_timeout: Duration,
@@ -353,6 +357,7 @@ async fn serve(global: &Global, args: ServeArgs) -> anyhow::Result<()> {
         http: HttpConfig {
             max_body_bytes: args.max_body_bytes.max(1024),
             max_batch: args.max_batch,
+            body_read_timeout: args.body_read_timeout.max(Duration::from_millis(100)),
             request_timeout: args.request_timeout.max(Duration::from_millis(10)),
             cors_origins: args
                 .cors_origins
