@@ -565,6 +565,7 @@ mod tests {
         let r = |s: &str| s.parse::<Rate>();
         assert_eq!(r("50").unwrap(), Rate::per_second(50));
         assert_eq!(r("50/s").unwrap(), Rate::per_second(50));
+        assert_eq!(r("1/h").unwrap(), Rate::per(1, Duration::from_secs(3600)));
         assert_eq!(
             r("600/min").unwrap(),
             Rate::per(600, Duration::from_secs(60))
