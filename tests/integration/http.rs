@@ -771,3 +771,130 @@ async fn one_organizations_slow_requests_wait_their_turn_and_others_pass() {
     assert_eq!(s, 200, "{body}");
     assert_eq!(body["data"]["organization"]["id"], w.sme1.id.to_string());
 }
+
+/// A body sent a byte at a time is cut off once the body-read timeout has
+/// passed, with 408 and a code, while other tenants are served.
+#[tokio::test]
+async fn a_trickled_body_is_refused_with_408() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let app = TestApp::builder()
+        .http(strata_server::config::HttpConfig {
+            body_read_timeout: Duration::from_millis(500),
+            ..Default::default()
+        })
+        .spawn()
+        .await;
+    let (app, w, _su) = app_with_world(app).await;
+    let t = app.token(w.agency1.owner, Some(w.agency1.id));
+    let other = app.token(w.sme2.owner, Some(w.sme2.id));
+    let address = app.base.trim_start_matches("http://").to_owned();
+    let slow = async {
+        let stream = tokio::net::TcpStream::connect(&address).await.unwrap();
+        let (mut reader, mut writer) = stream.into_split();
+        let head = format!(
+            "POST /graphql HTTP/1.1\r\nHost: {address}\r\nAuthorization: Bearer {t}\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{{"
+        );
+        writer.write_all(head.as_bytes()).await.unwrap();
+        // One byte every 100 ms: the body would take 100 s to arrive.
+        let trickle = tokio::spawn(async move {
+            for _ in 0..999 {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                if writer.write_all(b" ").await.is_err() {
+                    break;
+                }
+            }
+        });
+        let mut answer = Vec::new();
+        // A guard against hanging, not a measurement.
+        let read = tokio::time::timeout(Duration::from_secs(60), async {
+            let mut buf = [0u8; 4096];
+            loop {
+                match reader.read(&mut buf).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => answer.extend_from_slice(&buf[..n]),
+                }
+                if answer.windows(4).any(|w| w == b"\r\n\r\n") && answer.ends_with(b"}") {
+                    break;
+                }
+            }
+        })
+        .await;
+        trickle.abort();
+        assert!(read.is_ok(), "no answer to a trickled body");
+        let text = String::from_utf8_lossy(&answer).into_owned();
+        let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+        let status: u16 = head
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        (
+            status,
+            String::new(),
+            serde_json::from_str(body).unwrap_or(Value::Null),
+        )
+    };
+    let (s, body) = refused_while_others_are_served(&app, &other, slow).await;
+    assert_eq!(s, 408, "{body}");
+    assert_eq!(error_code(&body), Some("BAD_USER_INPUT"), "{body}");
+}
+
+/// Each query limit on its own: the same shape is served or refused by
+/// its `first` alone; depth alone; batching off.
+#[tokio::test]
+async fn each_query_limit_refuses_on_its_own() {
+    let app = TestApp::builder()
+        .http(strata_server::config::HttpConfig {
+            max_batch: 0,
+            ..Default::default()
+        })
+        .spawn()
+        .await;
+    let (app, w, _su) = app_with_world(app).await;
+    let t = app.token(w.agency1.owner, Some(w.agency1.id));
+    let json_ct = Some("application/json");
+    let post = |query: String| post_raw(&app, Some(&t), json_ct, Some(GQL), q(&query));
+
+    // Complexity grows with `first`: one shape, ten levels deep (within
+    // the depth limit), served with 2 items a list and refused with 100.
+    let shape = |n: u32| {
+        format!(
+            "{{ clients(first: {n}) {{ edges {{ node {{ campaigns(first: {n}) {{ edges {{ node {{ outputs(first: {n}) {{ edges {{ node {{ id }} }} }} }} }} }} }} }} }} }}"
+        )
+    };
+    let (s, _, body) = post(shape(2)).await;
+    assert_eq!(s, 200, "{body}");
+    assert!(body["data"]["clients"]["edges"].is_array(), "{body}");
+    let (s, _, body) = post(shape(100)).await;
+    assert_eq!(s, 400, "{body}");
+    assert_eq!(error_code(&body), Some("QUERY_TOO_COMPLEX"), "{body}");
+    let message = body["errors"][0]["message"].as_str().unwrap_or("");
+    assert!(message.to_lowercase().contains("too complex"), "{message}");
+
+    // Depth alone: one item per list, fifteen levels.
+    let deep = "{ clients(first: 1) { edges { node { campaigns(first: 1) { edges { node { client { campaigns(first: 1) { edges { node { client { campaigns(first: 1) { edges { node { id } } } } } } } } } } } } } } }";
+    let (s, _, body) = post(deep.to_owned()).await;
+    assert_eq!(s, 400, "{body}");
+    assert_eq!(error_code(&body), Some("QUERY_TOO_COMPLEX"), "{body}");
+    let message = body["errors"][0]["message"].as_str().unwrap_or("");
+    assert!(message.to_lowercase().contains("too deep"), "{message}");
+    // Twelve levels pass.
+    let (s, _, body) = post(
+        "{ clients(first: 1) { edges { node { campaigns(first: 1) { edges { node { client { campaigns(first: 1) { edges { node { id } } } } } } } } } } }".to_owned(),
+    )
+    .await;
+    assert_eq!(s, 200, "{body}");
+
+    // Batching off: an array is refused with a code; one operation runs.
+    let batch = json!([{ "query": "{ organization { id } }" }]).to_string();
+    let (s, _, body) = post_raw(&app, Some(&t), json_ct, None, batch).await;
+    assert_eq!(s, 400, "{body}");
+    assert_eq!(error_code(&body), Some("BAD_USER_INPUT"), "{body}");
+    let message = body["errors"][0]["message"].as_str().unwrap_or("");
+    assert!(
+        message.contains("batched requests are turned off"),
+        "{message}"
+    );
+    let (s, _, body) = post("{ organization { id } }".to_owned()).await;
+    assert_eq!(s, 200, "{body}");
+}

@@ -1,24 +1,35 @@
 //! Per-tenant rate limits: each bucket (API key, user, organization)
 //! refuses with 429, `RATE_LIMITED` and `Retry-After`, spares everyone
 //! else, and recovers; with Redis, two gateways share one bucket.
+//!
+//! Rates here are slow (one request per ten seconds or per hour), so no
+//! token comes back between the requests of a test however slow the machine
+//! is; a test that checks recovery waits for the Retry-After it was given.
 
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use strata_server::ratelimit::RateLimitConfig;
+use strata_server::ratelimit::{Caller, Rate, RateLimitConfig, RateLimiter};
 use strata_tests::redis::RedisServer;
 use strata_tests::world::World;
 use strata_tests::{TestApp, error_code};
 
 const Q: &str = "{ organization { id } }";
 
-fn limits(per_key: u32, per_user: u32, per_org: u32, burst_seconds: u32) -> RateLimitConfig {
+/// One request per ten seconds: slow enough that no token comes back
+/// between a test's requests, quick enough to wait for.
+const TEN_S: Rate = Rate::per(1, Duration::from_secs(10));
+/// One request an hour: never refills during a test.
+const HOURLY: Rate = Rate::per(1, Duration::from_secs(3600));
+const OFF: Rate = Rate::OFF;
+
+fn limits(per_key: Rate, per_user: Rate, per_org: Rate, burst: u32) -> RateLimitConfig {
     RateLimitConfig {
         per_key,
         per_user,
         per_org,
-        burst_seconds,
-        auth_failures_per_ip: 0,
+        burst,
+        auth_failures_per_ip: OFF,
     }
 }
 
@@ -46,25 +57,25 @@ async fn call(app: &TestApp, bearer: &str) -> (u16, Option<u64>, Value) {
     (status, retry, resp.json().await.unwrap_or(Value::Null))
 }
 
-/// Asserts a 429 with its code and a Retry-After of a few seconds; returns
-/// the Retry-After.
-fn assert_limited((status, retry, body): &(u16, Option<u64>, Value), scope: &str) -> u64 {
+/// Asserts a 429 with its code and a Retry-After of at most `max` seconds
+/// (the period of one token); returns the Retry-After.
+fn assert_limited((status, retry, body): &(u16, Option<u64>, Value), scope: &str, max: u64) -> u64 {
     assert_eq!(*status, 429, "{body}");
     assert_eq!(error_code(body), Some("RATE_LIMITED"), "{body}");
     assert!(body["data"].is_null(), "{body}");
     let message = body["errors"][0]["message"].as_str().unwrap();
     assert!(message.contains(scope), "{message}");
     let retry = retry.expect("a Retry-After header");
-    assert!((1..=5).contains(&retry), "Retry-After {retry}");
+    assert!((1..=max).contains(&retry), "Retry-After {retry}");
     assert_eq!(body["errors"][0]["extensions"]["retryAfter"], retry);
     retry
 }
 
 #[tokio::test]
 async fn a_users_bucket_refuses_with_retry_after_spares_others_and_recovers() {
-    // One request a second, two at once.
+    // One request per ten seconds, two at once.
     let app = TestApp::builder()
-        .rate_limits(limits(0, 1, 0, 2))
+        .rate_limits(limits(OFF, TEN_S, OFF, 2))
         .spawn()
         .await;
     let (app, w) = with_world(app).await;
@@ -73,7 +84,7 @@ async fn a_users_bucket_refuses_with_retry_after_spares_others_and_recovers() {
     assert_eq!(call(&app, &a).await.0, 200);
     assert_eq!(call(&app, &a).await.0, 200);
     let refused = call(&app, &a).await;
-    let retry = assert_limited(&refused, "user");
+    let retry = assert_limited(&refused, "user", 10);
     // Someone else is not affected.
     let (s, _, body) = call(&app, &b).await;
     assert_eq!(s, 200, "{body}");
@@ -86,9 +97,9 @@ async fn a_users_bucket_refuses_with_retry_after_spares_others_and_recovers() {
 
 #[tokio::test]
 async fn an_api_keys_bucket_is_its_own_and_an_organizations_bucket_is_shared_by_its_members() {
-    // Keys: one a second, two at once; users unlimited.
+    // Keys: one per ten seconds, two at once; users unlimited.
     let app = TestApp::builder()
-        .rate_limits(limits(1, 0, 0, 2))
+        .rate_limits(limits(TEN_S, OFF, OFF, 2))
         .spawn()
         .await;
     let (app, w) = with_world(app).await;
@@ -107,7 +118,7 @@ async fn an_api_keys_bucket_is_its_own_and_an_organizations_bucket_is_shared_by_
         .to_owned();
     assert_eq!(call(&app, &key).await.0, 200);
     assert_eq!(call(&app, &key).await.0, 200);
-    let retry = assert_limited(&call(&app, &key).await, "api key");
+    let retry = assert_limited(&call(&app, &key).await, "api key", 10);
     // The user who made the key has a bucket of their own.
     for _ in 0..4 {
         assert_eq!(call(&app, &owner).await.0, 200);
@@ -116,9 +127,10 @@ async fn an_api_keys_bucket_is_its_own_and_an_organizations_bucket_is_shared_by_
     tokio::time::sleep(Duration::from_secs(retry)).await;
     assert_eq!(call(&app, &key).await.0, 200);
 
-    // Organizations: one a second, three at once, shared by every member.
+    // Organizations: one per ten seconds, three at once, shared by every
+    // member.
     let app = TestApp::builder()
-        .rate_limits(limits(0, 0, 1, 3))
+        .rate_limits(limits(OFF, OFF, TEN_S, 3))
         .spawn()
         .await;
     let (app, w) = with_world(app).await;
@@ -128,7 +140,7 @@ async fn an_api_keys_bucket_is_its_own_and_an_organizations_bucket_is_shared_by_
         assert_eq!(s, 200, "{body}");
     }
     let account_manager = app.token(w.account_manager, Some(w.agency1.id));
-    let retry = assert_limited(&call(&app, &account_manager).await, "organization");
+    let retry = assert_limited(&call(&app, &account_manager).await, "organization", 10);
     // Another organization is untouched.
     let (s, _, _) = call(&app, &app.token(w.agency2.owner, Some(w.agency2.id))).await;
     assert_eq!(s, 200);
@@ -141,7 +153,7 @@ async fn an_api_keys_bucket_is_its_own_and_an_organizations_bucket_is_shared_by_
 #[tokio::test]
 async fn with_redis_two_gateways_share_one_bucket_and_persisted_queries() {
     let mut redis = RedisServer::start().await;
-    let config = limits(0, 1, 0, 3);
+    let config = limits(OFF, HOURLY, OFF, 3);
     let a = TestApp::builder()
         .rate_limits(config.clone())
         .redis_url(redis.url.clone())
@@ -159,8 +171,8 @@ async fn with_redis_two_gateways_share_one_bucket_and_persisted_queries() {
     assert_eq!(call(&a, &t).await.0, 200);
     assert_eq!(call(&b, &t).await.0, 200);
     assert_eq!(call(&a, &t).await.0, 200);
-    assert_limited(&call(&b, &t).await, "user");
-    assert_limited(&call(&a, &t).await, "user");
+    assert_limited(&call(&b, &t).await, "user", 3600);
+    assert_limited(&call(&a, &t).await, "user", 3600);
     // Another user is not affected, on either.
     let other = a.token(w.sme2.owner, Some(w.sme2.id));
     assert_eq!(call(&b, &other).await.0, 200);
@@ -207,8 +219,8 @@ async fn with_redis_two_gateways_share_one_bucket_and_persisted_queries() {
 async fn an_address_that_keeps_failing_to_authenticate_is_refused_for_a_while() {
     let app = TestApp::builder()
         .rate_limits(RateLimitConfig {
-            auth_failures_per_ip: 2,
-            ..limits(0, 0, 0, 1)
+            auth_failures_per_ip: TEN_S,
+            ..limits(OFF, OFF, OFF, 2)
         })
         .spawn()
         .await;
@@ -225,8 +237,145 @@ async fn an_address_that_keeps_failing_to_authenticate_is_refused_for_a_while() 
     // Now even a good credential from this address waits, without being
     // looked at.
     let refused = call(&app, &good).await;
-    let retry = assert_limited(&refused, "client address");
+    let retry = assert_limited(&refused, "client address", 10);
     tokio::time::sleep(Duration::from_secs(retry)).await;
     let (s, _, body) = call(&app, &good).await;
     assert_eq!(s, 200, "{body}");
+}
+
+/// The Redis script and the in-memory buckets (`governor`) are two
+/// implementations of one algorithm: for the same sequence of charges they
+/// must let the same requests through. Rates are hourly, so only the
+/// sequence decides, never the clock.
+#[tokio::test]
+async fn the_redis_script_and_the_memory_buckets_decide_alike() {
+    let redis = RedisServer::start().await;
+    let conn =
+        strata_server::ratelimit::connect_redis(&secrecy::SecretString::from(redis.url.clone()))
+            .await
+            .unwrap();
+    // Key: 3 at once; user: 4; organization: 6.
+    let config = limits(
+        Rate::per(3, Duration::from_secs(3600)),
+        Rate::per(4, Duration::from_secs(3600)),
+        Rate::per(6, Duration::from_secs(3600)),
+        1,
+    );
+    let shared = RateLimiter::new(config.clone(), Some(conn));
+    let memory = RateLimiter::new(config, None);
+    assert!(shared.shared() && !memory.shared());
+
+    let id = uuid::Uuid::new_v4;
+    let (key, u1, u2, u3, org_a, org_b) = (id(), id(), id(), id(), id(), id());
+    let as_key = Caller {
+        api_key: Some(key),
+        user: None,
+        org: Some(org_a),
+    };
+    let user = |user, org| Caller {
+        api_key: None,
+        user: Some(user),
+        org: Some(org),
+    };
+    // (who, cost, whether it passes)
+    let sequence = [
+        (as_key, 1, true),
+        (as_key, 2, true),
+        // The key's bucket is empty.
+        (as_key, 1, false),
+        // More than any bucket of the key holds.
+        (as_key, 4, false),
+        (user(u1, org_a), 2, true),
+        // The same user in another organization: one user bucket.
+        (user(u1, org_b), 2, true),
+        (user(u1, org_b), 1, false),
+        // Organization A has one token left: a batch of two is refused...
+        (user(u2, org_a), 2, false),
+        // ...one request passes, and then A is empty for everyone.
+        (user(u2, org_a), 1, true),
+        (user(u2, org_a), 1, false),
+        (as_key, 1, false),
+        // More than a user's bucket holds, then exactly what it holds.
+        (user(u3, org_b), 5, false),
+        (user(u3, org_b), 4, true),
+        // Organization B has had 2 + 4.
+        (user(u3, org_b), 1, false),
+    ];
+    for (i, (caller, cost, passes)) in sequence.into_iter().enumerate() {
+        let in_redis = shared.check(&caller, cost).await;
+        let in_memory = memory.check(&caller, cost).await;
+        assert_eq!(in_redis.is_ok(), passes, "step {i} in Redis: {in_redis:?}");
+        assert_eq!(
+            in_memory.is_ok(),
+            passes,
+            "step {i} in memory: {in_memory:?}"
+        );
+        if let (Err(r), Err(m)) = (in_redis, in_memory) {
+            assert!(r.retry_after_secs() >= 1 && m.retry_after_secs() >= 1);
+        }
+    }
+}
+
+/// Requests refused before they run (unreadable, too large, the wrong
+/// content type, too many operations, a mutation over GET) are charged to
+/// their sender: a flood of junk empties its own bucket, not anyone else's.
+#[tokio::test]
+async fn refused_requests_are_charged_to_their_sender() {
+    // Five requests an hour per user; organizations unlimited.
+    let app = TestApp::builder()
+        .rate_limits(limits(OFF, Rate::per(5, Duration::from_secs(3600)), OFF, 1))
+        .spawn()
+        .await;
+    let (app, w) = with_world(app).await;
+    let junk_sender = app.token(w.sme1.owner, Some(w.sme1.id));
+    let other = app.token(w.sme2.owner, Some(w.sme2.id));
+    let client = reqwest::Client::new();
+    let url = format!("{}/graphql", app.base);
+    let post = |content_type: &'static str, body: Vec<u8>| {
+        client
+            .post(&url)
+            .bearer_auth(&junk_sender)
+            .header("content-type", content_type)
+            .body(body)
+    };
+    let junk = [
+        (post("application/json", b"{\"query\": ".to_vec()), 400),
+        (post("text/plain", b"{ organization { id } }".to_vec()), 415),
+        (post("application/json", vec![b' '; 2 * 1024 * 1024]), 413),
+        (
+            post(
+                "application/json",
+                serde_json::to_vec(&vec![json!({ "query": Q }); 11]).unwrap(),
+            ),
+            400,
+        ),
+        (
+            client
+                .get(&url)
+                .bearer_auth(&junk_sender)
+                .query(&[("query", "mutation { revokeApiKey(id: \"x\") { id } }")]),
+            405,
+        ),
+    ];
+    for (request, status) in junk {
+        let resp = request.send().await.unwrap();
+        assert_eq!(resp.status().as_u16(), status);
+    }
+    // The sixth piece of junk, and then anything from this user, is 429.
+    let resp = post("application/json", b"{nope".to_vec())
+        .send()
+        .await
+        .unwrap();
+    let retry = resp
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok());
+    let refused = (resp.status().as_u16(), retry, resp.json().await.unwrap());
+    assert_limited(&refused, "user", 3600);
+    assert_limited(&call(&app, &junk_sender).await, "user", 3600);
+    // Another tenant's well-formed request is served.
+    let (s, _, body) = call(&app, &other).await;
+    assert_eq!(s, 200, "{body}");
+    assert_eq!(body["data"]["organization"]["id"], w.sme2.id.to_string());
 }

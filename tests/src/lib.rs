@@ -245,13 +245,7 @@ impl Default for TestAppBuilder {
             limits: strata_graphql::Limits::default(),
             http: strata_server::config::HttpConfig::default(),
             // Off unless a test turns them on: other tests send bursts.
-            rate_limits: strata_server::ratelimit::RateLimitConfig {
-                per_key: 0,
-                per_user: 0,
-                per_org: 0,
-                burst_seconds: 1,
-                auth_failures_per_ip: 0,
-            },
+            rate_limits: strata_server::ratelimit::RateLimitConfig::off(),
             redis_url: None,
             statement_timeout: Some(strata_server::config::DEFAULT_STATEMENT_TIMEOUT),
         }

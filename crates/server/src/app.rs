@@ -154,9 +154,11 @@ impl Application {
             redis.clone(),
         )?;
         let limiter = crate::ratelimit::RateLimiter::new(config.rate_limits.clone(), redis);
-        if limiter.enabled() && !limiter.shared() {
+        {
             // In-memory buckets of callers who went quiet are dropped now
-            // and then; Redis expires its own.
+            // and then. With Redis too: its own expire, but the in-memory
+            // ones that decide while it is unreachable fill during an
+            // outage.
             let idle = limiter.clone();
             tokio::spawn(async move {
                 let mut every = tokio::time::interval(std::time::Duration::from_secs(60));

@@ -12,7 +12,7 @@ use strata_persistence::{Migrator, MigratorTrait, PoolOptions};
 
 use crate::app::{Application, Database, random_secret, shutdown_signal};
 use crate::config::{AgentsConfig, Config, DatabaseConfig, HttpConfig, JwtConfig, LogFormat};
-use crate::ratelimit::RateLimitConfig;
+use crate::ratelimit::{Rate, RateLimitConfig};
 
 /// Strata: a tenant-aware GraphQL gateway.
 #[derive(Debug, Parser)]
@@ -140,6 +140,10 @@ struct ServeArgs {
     /// batching off.
     #[arg(long, env = "STRATA_MAX_BATCH", default_value_t = 10)]
     max_batch: usize,
+    /// Longest a request body may take to arrive, e.g. 10s; a slower one
+    /// is refused with 408.
+    #[arg(long, env = "STRATA_BODY_READ_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    body_read_timeout: Duration,
     /// Longest an operation may execute, e.g. 30s.
     #[arg(long, env = "STRATA_REQUEST_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
     request_timeout: Duration,
@@ -164,23 +168,25 @@ struct ServeArgs {
     /// any); unset sends no CORS headers.
     #[arg(long, env = "STRATA_CORS_ORIGINS", value_delimiter = ',')]
     cors_origins: Vec<String>,
-    /// Requests per second per API key; 0 turns this limit off.
-    #[arg(long, env = "STRATA_RATE_LIMIT_PER_KEY", default_value_t = 50)]
-    rate_limit_per_key: u32,
-    /// Requests per second per user; 0 turns this limit off.
-    #[arg(long, env = "STRATA_RATE_LIMIT_PER_USER", default_value_t = 50)]
-    rate_limit_per_user: u32,
-    /// Requests per second per organization; 0 turns this limit off.
-    #[arg(long, env = "STRATA_RATE_LIMIT_PER_ORG", default_value_t = 200)]
-    rate_limit_per_org: u32,
-    /// Seconds of its rate a bucket holds: the burst allowed after a quiet
-    /// period.
+    /// Requests per API key: N a second, or N/PERIOD (e.g. 600/min, 10/1h);
+    /// 0 turns this limit off.
+    #[arg(long, env = "STRATA_RATE_LIMIT_PER_KEY", default_value = "50")]
+    rate_limit_per_key: Rate,
+    /// Requests per user, like --rate-limit-per-key.
+    #[arg(long, env = "STRATA_RATE_LIMIT_PER_USER", default_value = "50")]
+    rate_limit_per_user: Rate,
+    /// Requests per organization, like --rate-limit-per-key.
+    #[arg(long, env = "STRATA_RATE_LIMIT_PER_ORG", default_value = "200")]
+    rate_limit_per_org: Rate,
+    /// Periods of its rate a bucket holds (seconds, for a rate per second):
+    /// the burst allowed after a quiet spell.
     #[arg(long, env = "STRATA_RATE_LIMIT_BURST", default_value_t = 2)]
     rate_limit_burst: u32,
-    /// Failed authentications per second per client address before the
-    /// address is refused for a while; 0 turns this off.
-    #[arg(long, env = "STRATA_RATE_LIMIT_AUTH_FAILURES", default_value_t = 10)]
-    rate_limit_auth_failures: u32,
+    /// Failed authentications per client address (N a second, or
+    /// N/PERIOD) before the address is refused for a while; 0 turns this
+    /// off.
+    #[arg(long, env = "STRATA_RATE_LIMIT_AUTH_FAILURES", default_value = "10")]
+    rate_limit_auth_failures: Rate,
     /// Maximum selections a document may expand to, fragments inlined.
     #[arg(long, env = "STRATA_MAX_SELECTIONS", default_value_t = 2000)]
     max_selections: usize,
@@ -351,6 +357,7 @@ async fn serve(global: &Global, args: ServeArgs) -> anyhow::Result<()> {
         http: HttpConfig {
             max_body_bytes: args.max_body_bytes.max(1024),
             max_batch: args.max_batch,
+            body_read_timeout: args.body_read_timeout.max(Duration::from_millis(100)),
             request_timeout: args.request_timeout.max(Duration::from_millis(10)),
             cors_origins: args
                 .cors_origins
@@ -371,7 +378,7 @@ async fn serve(global: &Global, args: ServeArgs) -> anyhow::Result<()> {
             per_key: args.rate_limit_per_key,
             per_user: args.rate_limit_per_user,
             per_org: args.rate_limit_per_org,
-            burst_seconds: args.rate_limit_burst.max(1),
+            burst: args.rate_limit_burst.max(1),
             auth_failures_per_ip: args.rate_limit_auth_failures,
         },
         redis_url: args

@@ -94,6 +94,9 @@ pub struct HttpConfig {
     pub max_body_bytes: usize,
     /// Most operations in one batched request; 0 turns batching off.
     pub max_batch: usize,
+    /// Longest a request body may take to arrive (slow senders hold a
+    /// connection and a task while they trickle).
+    pub body_read_timeout: Duration,
     /// Longest an operation may execute.
     pub request_timeout: Duration,
     /// Origins allowed by CORS; empty sends no CORS headers, `*` allows any.
@@ -114,6 +117,7 @@ impl Default for HttpConfig {
         Self {
             max_body_bytes: 1024 * 1024,
             max_batch: 10,
+            body_read_timeout: DEFAULT_BODY_READ_TIMEOUT,
             request_timeout: Duration::from_secs(30),
             cors_origins: Vec::new(),
             persisted_queries: true,
@@ -123,6 +127,9 @@ impl Default for HttpConfig {
         }
     }
 }
+
+/// The default of [`HttpConfig::body_read_timeout`].
+pub const DEFAULT_BODY_READ_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The default of [`Config::statement_timeout`].
 pub const DEFAULT_STATEMENT_TIMEOUT: Duration = Duration::from_secs(10);

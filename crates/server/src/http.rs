@@ -79,30 +79,42 @@ pub fn response_type(headers: &HeaderMap) -> Result<&'static str, Refusal> {
     if accept.trim().is_empty() {
         return Ok(JSON);
     }
-    let mut json = false;
-    let mut graphql = false;
+    // Each type's quality is that of the most specific range naming it
+    // (RFC 9110, 12.5.1); the higher wins, GraphQL's own type on a tie.
+    // `*/*` and `application/*` stand for the legacy type only: a client
+    // that names neither gets what every client understands.
+    let mut graphql: Option<(u8, f32)> = None;
+    let mut json: Option<(u8, f32)> = None;
     for range in accept.split(',') {
         let mut parts = range.split(';');
         let media = parts.next().unwrap_or("").trim().to_ascii_lowercase();
-        // A range with q=0 is refused by the client.
-        let refused = parts.any(|p| {
-            let p = p.trim().to_ascii_lowercase();
-            p.strip_prefix("q=")
-                .and_then(|q| q.trim().parse::<f32>().ok())
-                .is_some_and(|q| q <= 0.0)
-        });
-        if refused {
-            continue;
-        }
-        match media.as_str() {
-            GRAPHQL_RESPONSE => graphql = true,
-            JSON | "application/*" | "*/*" => json = true,
-            _ => {}
+        let q = parts
+            .filter_map(|p| {
+                let p = p.trim().to_ascii_lowercase();
+                p.strip_prefix("q=")
+                    .map(|q| q.trim().parse::<f32>().unwrap_or(0.0))
+            })
+            .next_back()
+            .unwrap_or(1.0)
+            .clamp(0.0, 1.0);
+        let (slot, specificity) = match media.as_str() {
+            GRAPHQL_RESPONSE => (&mut graphql, 3),
+            JSON => (&mut json, 3),
+            "application/*" => (&mut json, 2),
+            "*/*" => (&mut json, 1),
+            _ => continue,
+        };
+        match slot {
+            Some((s, current)) if *s > specificity => {}
+            Some((s, current)) if *s == specificity => *current = current.max(q),
+            _ => *slot = Some((specificity, q)),
         }
     }
-    if graphql {
+    let quality = |t: Option<(u8, f32)>| t.map_or(0.0, |(_, q)| q);
+    let (g, j) = (quality(graphql), quality(json));
+    if g > 0.0 && g >= j {
         Ok(GRAPHQL_RESPONSE)
-    } else if json {
+    } else if j > 0.0 {
         Ok(JSON)
     } else {
         Err(Refusal::new(
@@ -113,19 +125,31 @@ pub fn response_type(headers: &HeaderMap) -> Result<&'static str, Refusal> {
     }
 }
 
-/// Reads a GraphQL request from an HTTP request, within `max_body` bytes
-/// and `max_batch` operations (0: batching off).
+/// Bounds on reading a request body.
+#[derive(Clone, Copy, Debug)]
+pub struct BodyLimits {
+    /// Largest body, in bytes.
+    pub max_bytes: usize,
+    /// Most operations in a batch; 0 turns batching off.
+    pub max_batch: usize,
+    /// Longest the whole body may take to arrive.
+    pub read_timeout: std::time::Duration,
+}
+
+/// Reads a GraphQL request from an HTTP request, within `limits`: a body
+/// larger than allowed is 413, one that has not fully arrived in time
+/// (sent a byte at a time, to hold the connection) is 408.
 pub async fn read(
     method: &Method,
     headers: &HeaderMap,
     query_string: Option<&str>,
     body: Body,
-    max_body: usize,
-    max_batch: usize,
+    limits: &BodyLimits,
 ) -> Result<Incoming, Refusal> {
     if *method == Method::GET || *method == Method::HEAD {
         return read_get(query_string.unwrap_or("")).map(|r| Incoming::Single(Box::new(r)));
     }
+    let max_body = limits.max_bytes;
     check_content_type(headers)?;
     let too_large = || {
         Refusal::new(
@@ -141,7 +165,18 @@ pub async fn read(
     if declared.is_some_and(|n| n > max_body as u64) {
         return Err(too_large());
     }
-    let bytes = match axum::body::to_bytes(body, max_body).await {
+    let read = tokio::time::timeout(limits.read_timeout, axum::body::to_bytes(body, max_body));
+    let Ok(read) = read.await else {
+        return Err(Refusal::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "BAD_USER_INPUT",
+            format!(
+                "the request body did not arrive within {} ms: send it at once",
+                limits.read_timeout.as_millis()
+            ),
+        ));
+    };
+    let bytes = match read {
         Ok(b) => b,
         Err(e) => {
             let limit = std::error::Error::source(&e)
@@ -153,7 +188,7 @@ pub async fn read(
             });
         }
     };
-    parse_body(&bytes, max_batch)
+    parse_body(&bytes, limits.max_batch)
 }
 
 fn check_content_type(headers: &HeaderMap) -> Result<(), Refusal> {
@@ -297,6 +332,50 @@ mod tests {
         assert_eq!(
             response_type(&accept("text/html")).unwrap_err().status,
             StatusCode::NOT_ACCEPTABLE
+        );
+    }
+
+    #[test]
+    fn the_highest_quality_wins_and_zero_is_not_acceptable() {
+        let t = |v: &str| response_type(&accept(v));
+        assert_eq!(
+            t("application/json, application/graphql-response+json;q=0.5").unwrap(),
+            JSON
+        );
+        assert_eq!(
+            t("application/json;q=0.4, application/graphql-response+json;q=0.5").unwrap(),
+            GRAPHQL_RESPONSE
+        );
+        // Equal: GraphQL's own type.
+        assert_eq!(
+            t("application/json;q=0.8, application/graphql-response+json;q=0.8").unwrap(),
+            GRAPHQL_RESPONSE
+        );
+        // The most specific range decides: JSON is refused although */* is
+        // welcome.
+        assert_eq!(
+            t("*/*;q=0.9, application/json;q=0").unwrap_err().status,
+            StatusCode::NOT_ACCEPTABLE
+        );
+        assert_eq!(t("application/*;q=0.3, */*;q=0").unwrap(), JSON);
+        assert_eq!(
+            t("application/graphql-response+json;q=0.1, */*;q=0.9").unwrap(),
+            JSON
+        );
+        assert_eq!(
+            t("application/graphql-response+json;q=0")
+                .unwrap_err()
+                .status,
+            StatusCode::NOT_ACCEPTABLE
+        );
+        // Spelling: case, spaces, a malformed q counts as zero.
+        assert_eq!(
+            t("Application/JSON; Q=0.2 , application/graphql-response+json ; q=0.1").unwrap(),
+            JSON
+        );
+        assert_eq!(
+            t("application/graphql-response+json;q=x, application/json").unwrap(),
+            JSON
         );
     }
 

@@ -25,31 +25,129 @@ use std::time::{Duration, Instant};
 use governor::{DefaultKeyedRateLimiter, Quota};
 use uuid::Uuid;
 
-/// Rates in requests per second; 0 turns a dimension off.
+/// A rate: `count` requests per `period`. A count of 0 turns a limit off.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Rate {
+    /// Requests allowed per period.
+    pub count: u32,
+    /// The period.
+    pub period: Duration,
+}
+
+impl Rate {
+    /// No limit.
+    pub const OFF: Rate = Rate {
+        count: 0,
+        period: Duration::from_secs(1),
+    };
+
+    /// `count` requests a second.
+    pub const fn per_second(count: u32) -> Self {
+        Self {
+            count,
+            period: Duration::from_secs(1),
+        }
+    }
+
+    /// `count` requests per `period`.
+    pub const fn per(count: u32, period: Duration) -> Self {
+        Self { count, period }
+    }
+
+    /// Whether this rate limits anything.
+    pub fn is_on(self) -> bool {
+        self.count > 0 && !self.period.is_zero()
+    }
+
+    /// The time one request's token takes to come back (GCRA's emission
+    /// interval), at least a microsecond.
+    fn emission(self) -> Duration {
+        (self.period / self.count.max(1)).max(Duration::from_micros(1))
+    }
+}
+
+impl std::str::FromStr for Rate {
+    type Err = String;
+
+    /// `N` (a second), or `N/PERIOD` with a duration such as `s`, `min`,
+    /// `h`, `10s` or `1h`.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (count, period) = match s.trim().split_once('/') {
+            None => (s.trim(), None),
+            Some((c, p)) => (c.trim(), Some(p.trim())),
+        };
+        let count: u32 = count.parse().map_err(|_| {
+            format!("'{s}' is not a rate: expected N or N/PERIOD, e.g. 50 or 600/min")
+        })?;
+        let period = match period {
+            None => Duration::from_secs(1),
+            Some(p) => {
+                // A bare unit ("min") is one of it.
+                let p = if p.starts_with(|c: char| c.is_ascii_digit()) {
+                    p.to_owned()
+                } else {
+                    format!("1{p}")
+                };
+                humantime::parse_duration(&p)
+                    .map_err(|e| format!("'{s}': the period is not a duration ({e})"))?
+            }
+        };
+        if period.is_zero() {
+            return Err(format!("'{s}': the period must be longer than zero"));
+        }
+        Ok(Self { count, period })
+    }
+}
+
+impl std::fmt::Display for Rate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}/{}",
+            self.count,
+            humantime::format_duration(self.period)
+        )
+    }
+}
+
+/// Per-tenant rates; a rate of 0 turns a dimension off.
 #[derive(Clone, Debug)]
 pub struct RateLimitConfig {
     /// Per API key.
-    pub per_key: u32,
+    pub per_key: Rate,
     /// Per user (whatever organization they act in).
-    pub per_user: u32,
+    pub per_user: Rate,
     /// Per organization (its users and keys together).
-    pub per_org: u32,
-    /// A bucket holds this many seconds of its rate: the burst allowed
-    /// after a quiet period.
-    pub burst_seconds: u32,
-    /// Failed authentications per second per client address; past them the
-    /// address is refused without checking its credentials for a while.
-    pub auth_failures_per_ip: u32,
+    pub per_org: Rate,
+    /// A bucket holds this many periods of its rate: the burst allowed
+    /// after a quiet spell (for a rate per second, seconds of it).
+    pub burst: u32,
+    /// Failed authentications per client address; past them the address
+    /// is refused without checking its credentials for a while.
+    pub auth_failures_per_ip: Rate,
 }
 
 impl Default for RateLimitConfig {
     fn default() -> Self {
         Self {
-            per_key: 50,
-            per_user: 50,
-            per_org: 200,
-            burst_seconds: 2,
-            auth_failures_per_ip: 10,
+            per_key: Rate::per_second(50),
+            per_user: Rate::per_second(50),
+            per_org: Rate::per_second(200),
+            burst: 2,
+            auth_failures_per_ip: Rate::per_second(10),
+        }
+    }
+}
+
+impl RateLimitConfig {
+    /// Every limit off.
+    pub fn off() -> Self {
+        Self {
+            per_key: Rate::OFF,
+            per_user: Rate::OFF,
+            per_org: Rate::OFF,
+            burst: 1,
+            auth_failures_per_ip: Rate::OFF,
         }
     }
 }
@@ -87,13 +185,23 @@ impl Limited {
 #[derive(Clone, Copy, Debug)]
 struct Bucket {
     scope: &'static str,
-    rate: u32,
+    rate: Rate,
 }
 
 impl Bucket {
-    fn capacity(self, burst_seconds: u32) -> u32 {
-        self.rate.saturating_mul(burst_seconds.max(1)).max(1)
+    /// How many requests a full bucket lets through at once.
+    fn capacity(self, burst: u32) -> u32 {
+        self.rate.count.saturating_mul(burst.max(1)).max(1)
     }
+}
+
+/// A governor quota for `rate` holding `burst` periods of it.
+fn quota(rate: Rate, burst: u32) -> Option<Quota> {
+    if !rate.is_on() {
+        return None;
+    }
+    let capacity = NonZeroU32::new(rate.count.saturating_mul(burst.max(1)))?;
+    Some(Quota::with_period(rate.emission())?.allow_burst(capacity))
 }
 
 /// The limiter shared by every request of the process.
@@ -109,7 +217,7 @@ impl std::fmt::Debug for RateLimiter {
             .field("per_key", &c.per_key)
             .field("per_user", &c.per_user)
             .field("per_org", &c.per_org)
-            .field("burst_seconds", &c.burst_seconds)
+            .field("burst", &c.burst)
             .field("auth_failures_per_ip", &c.auth_failures_per_ip)
             .field("redis", &self.inner.redis.is_some())
             .finish()
@@ -129,14 +237,14 @@ struct Inner {
 
 fn memory(
     scope: &'static str,
-    rate: u32,
-    burst_seconds: u32,
+    rate: Rate,
+    burst: u32,
 ) -> Option<(Bucket, DefaultKeyedRateLimiter<Uuid>)> {
-    let per_second = NonZeroU32::new(rate)?;
-    let bucket = Bucket { scope, rate };
-    let capacity = NonZeroU32::new(bucket.capacity(burst_seconds)).unwrap_or(per_second);
-    let quota = Quota::per_second(per_second).allow_burst(capacity);
-    Some((bucket, DefaultKeyedRateLimiter::keyed(quota)))
+    let quota = quota(rate, burst)?;
+    Some((
+        Bucket { scope, rate },
+        DefaultKeyedRateLimiter::keyed(quota),
+    ))
 }
 
 /// Connects to the Redis that replicas share (rate-limit buckets, persisted
@@ -166,16 +274,12 @@ const REDIS_TIMEOUT: Duration = Duration::from_millis(250);
 impl RateLimiter {
     /// A limiter for `config`, keeping its buckets in `redis` when given.
     pub fn new(config: RateLimitConfig, redis: Option<redis::aio::ConnectionManager>) -> Self {
-        let b = config.burst_seconds;
+        let b = config.burst;
         let inner = Inner {
             key: memory("api key", config.per_key, b),
             user: memory("user", config.per_user, b),
             org: memory("organization", config.per_org, b),
-            failures: NonZeroU32::new(config.auth_failures_per_ip).map(|rate| {
-                let burst = NonZeroU32::new(config.auth_failures_per_ip.saturating_mul(b.max(1)))
-                    .unwrap_or(rate);
-                DefaultKeyedRateLimiter::keyed(Quota::per_second(rate).allow_burst(burst))
-            }),
+            failures: quota(config.auth_failures_per_ip, b).map(DefaultKeyedRateLimiter::keyed),
             blocked: moka::sync::Cache::builder()
                 .max_capacity(100_000)
                 .time_to_live(Duration::from_secs(60))
@@ -199,7 +303,7 @@ impl RateLimiter {
         [&self.inner.key, &self.inner.user, &self.inner.org]
             .into_iter()
             .flatten()
-            .map(|(b, _)| b.capacity(self.inner.config.burst_seconds))
+            .map(|(b, _)| b.capacity(self.inner.config.burst))
             .min()
     }
 
@@ -285,7 +389,7 @@ impl RateLimiter {
                 // More than the bucket can ever hold at once.
                 Err(_) => {
                     return Err(Limited {
-                        retry_after: Duration::from_secs(u64::from(cost.div_ceil(bucket.rate))),
+                        retry_after: bucket.rate.emission().saturating_mul(cost),
                         scope: bucket.scope,
                     });
                 }
@@ -303,17 +407,18 @@ impl RateLimiter {
         if buckets.is_empty() {
             return Some(Ok(()));
         }
-        let burst = self.inner.config.burst_seconds;
+        let burst = self.inner.config.burst;
         let mut invocation = GCRA.prepare_invoke();
         invocation.arg(cost);
         for (bucket, key) in buckets {
             // Microseconds between two requests, and how far ahead of now a
             // bucket may be booked (its capacity).
-            let emission = 1_000_000 / u64::from(bucket.rate.max(1));
+            let emission =
+                u64::try_from(bucket.rate.emission().as_micros()).unwrap_or(u64::MAX / 4);
             invocation
                 .key(key)
                 .arg(emission)
-                .arg(emission * u64::from(bucket.capacity(burst)));
+                .arg(emission.saturating_mul(u64::from(bucket.capacity(burst))));
         }
         let reply: Result<Result<(i64, i64), redis::RedisError>, _> =
             tokio::time::timeout(REDIS_TIMEOUT, invocation.invoke_async(&mut conn)).await;
@@ -349,6 +454,10 @@ impl RateLimiter {
         {
             limiter.retain_recent();
             limiter.shrink_to_fit();
+        }
+        if let Some(failures) = &self.inner.failures {
+            failures.retain_recent();
+            failures.shrink_to_fit();
         }
     }
 }
@@ -443,5 +552,61 @@ impl OrgGates {
             Ok(Ok(permit)) => Some(Some(permit)),
             Ok(Err(_)) | Err(_) => None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn rates_are_a_count_and_a_period() {
+        let r = |s: &str| s.parse::<Rate>();
+        assert_eq!(r("50").unwrap(), Rate::per_second(50));
+        assert_eq!(r("50/s").unwrap(), Rate::per_second(50));
+        assert_eq!(r("1/h").unwrap(), Rate::per(1, Duration::from_secs(3600)));
+        assert_eq!(
+            r("600/min").unwrap(),
+            Rate::per(600, Duration::from_secs(60))
+        );
+        assert_eq!(
+            r(" 5 / 10s ").unwrap(),
+            Rate::per(5, Duration::from_secs(10))
+        );
+        assert_eq!(
+            r("1000/1h").unwrap(),
+            Rate::per(1000, Duration::from_secs(3600))
+        );
+        assert!(!r("0").unwrap().is_on());
+        assert!(r("ten").is_err());
+        assert!(r("10/0s").is_err());
+        assert!(r("10/fortnights").is_err());
+        assert!(r("-1").is_err());
+        // One token comes back every period / count.
+        assert_eq!(r("10/min").unwrap().emission(), Duration::from_secs(6));
+    }
+
+    #[tokio::test]
+    async fn a_slow_rate_holds_its_burst_and_says_how_long_to_wait() {
+        let limiter = RateLimiter::new(
+            RateLimitConfig {
+                per_user: Rate::per(2, Duration::from_secs(3600)),
+                burst: 1,
+                ..RateLimitConfig::off()
+            },
+            None,
+        );
+        let caller = Caller {
+            api_key: None,
+            user: Some(Uuid::new_v4()),
+            org: None,
+        };
+        assert_eq!(limiter.max_cost(), Some(2));
+        assert!(limiter.check(&caller, 2).await.is_ok());
+        let refused = limiter.check(&caller, 1).await.unwrap_err();
+        assert_eq!(refused.scope, "user");
+        // Half an hour per token.
+        assert!((1700..=1800).contains(&refused.retry_after_secs()));
     }
 }

@@ -362,13 +362,49 @@ async fn graphql(State(state): State<AppState>, request: axum::extract::Request)
             outcome("rate_limited");
             return rate_limited(media, &limited);
         }
+        // The caller is known, and charged one request, before the body is
+        // read: a body that is refused (too large, too slow, not JSON, too
+        // many operations, a mutation over GET) costs its sender like any
+        // other request, so junk cannot be sent for free.
+        let rs = match authenticate(&state, headers, &request_id).await {
+            Ok(rs) => rs,
+            Err(Ok(reason)) => {
+                tracing::info!(reason = %reason, "authentication failed");
+                state.limiter.authentication_failed(client_ip);
+                outcome("unauthenticated");
+                return unauthenticated(media);
+            }
+            Err(Err(e)) => {
+                let gql = strata_graphql::domain_error(e);
+                outcome("unavailable");
+                return json_response(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    media,
+                    &error_body("INTERNAL", &gql.message),
+                );
+            }
+        };
+        if let Some(ctx) = rs.context() {
+            let span = tracing::Span::current();
+            span.record("tenant.org_id", tracing::field::display(ctx.org_id()));
+            span.record("tenant.org_type", ctx.org_type().as_str());
+        }
+        let caller = caller(&rs);
+        if let Err(limited) = state.limiter.check(&caller, 1).await {
+            tracing::info!(scope = limited.scope, "rate limited");
+            outcome("rate_limited");
+            return rate_limited(media, &limited);
+        }
         let incoming = match http::read(
             &parts.method,
             headers,
             parts.uri.query(),
             body,
-            state.http.max_body_bytes,
-            state.http.max_batch,
+            &http::BodyLimits {
+                max_bytes: state.http.max_body_bytes,
+                max_batch: state.http.max_batch,
+                read_timeout: state.http.body_read_timeout,
+            },
         )
         .await
         {
@@ -399,9 +435,16 @@ async fn graphql(State(state): State<AppState>, request: axum::extract::Request)
                 },
             );
         }
-        // Persisted documents are looked up first (no credential is needed to
-        // learn that a hash is unknown); new ones are kept only after the
-        // request is authenticated, charged and found valid.
+        // A batch costs one request per operation: the rest of it now.
+        if cost > 1
+            && let Err(limited) = state.limiter.check(&caller, cost - 1).await
+        {
+            tracing::info!(scope = limited.scope, "rate limited");
+            outcome("rate_limited");
+            return rate_limited(media, &limited);
+        }
+        // New persisted documents are kept only after the request is found
+        // valid.
         let mut prepared = Vec::with_capacity(requests.len());
         for r in &mut requests {
             prepared.push(state.documents.resolve(r).await);
@@ -421,34 +464,6 @@ async fn graphql(State(state): State<AppState>, request: axum::extract::Request)
             resp.headers_mut()
                 .insert(header::ALLOW, HeaderValue::from_static("POST"));
             return resp;
-        }
-        let rs = match authenticate(&state, headers, &request_id).await {
-            Ok(rs) => rs,
-            Err(Ok(reason)) => {
-                tracing::info!(reason = %reason, "authentication failed");
-                state.limiter.authentication_failed(client_ip);
-                outcome("unauthenticated");
-                return unauthenticated(media);
-            }
-            Err(Err(e)) => {
-                let gql = strata_graphql::domain_error(e);
-                outcome("unavailable");
-                return json_response(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    media,
-                    &error_body("INTERNAL", &gql.message),
-                );
-            }
-        };
-        if let Some(ctx) = rs.context() {
-            let span = tracing::Span::current();
-            span.record("tenant.org_id", tracing::field::display(ctx.org_id()));
-            span.record("tenant.org_type", ctx.org_type().as_str());
-        }
-        if let Err(limited) = state.limiter.check(&caller(&rs), cost).await {
-            tracing::info!(scope = limited.scope, "rate limited");
-            outcome("rate_limited");
-            return rate_limited(media, &limited);
         }
         // One deadline for the whole request, batches included; waiting for
         // the organization's turn counts against it.
