@@ -338,6 +338,13 @@ fn caller(rs: &RequestState) -> Caller {
     }
 }
 
+/// A request's body: already read (requests without a credential are read
+/// before they are refused as unauthenticated), or still to be read.
+enum Pending {
+    Read(Incoming),
+    Unread(axum::body::Body),
+}
+
 async fn graphql(State(state): State<AppState>, request: axum::extract::Request) -> Response {
     let started = Instant::now();
     let (parts, body) = request.into_parts();
@@ -362,10 +369,32 @@ async fn graphql(State(state): State<AppState>, request: axum::extract::Request)
             outcome("rate_limited");
             return rate_limited(media, &limited);
         }
-        // The caller is known, and charged one request, before the body is
-        // read: a body that is refused (too large, too slow, not JSON, too
-        // many operations, a mutation over GET) costs its sender like any
-        // other request, so junk cannot be sent for free.
+        let limits = http::BodyLimits {
+            max_bytes: state.http.max_body_bytes,
+            max_batch: state.http.max_batch,
+            read_timeout: state.http.body_read_timeout,
+        };
+        // A request without any credential is answered as GraphQL over HTTP
+        // says (400, 413, 415, 405...) before the 401, and a refused one
+        // counts against its address like a failed login, so anonymous junk
+        // is not free either.
+        let body = if headers.contains_key(axum::http::header::AUTHORIZATION) {
+            Pending::Unread(body)
+        } else {
+            match http::read(&parts.method, headers, parts.uri.query(), body, &limits).await {
+                Ok(incoming) => Pending::Read(incoming),
+                Err(refusal) => {
+                    tracing::info!(reason = %refusal.message, "unreadable graphql request");
+                    state.limiter.authentication_failed(client_ip);
+                    outcome("bad_request");
+                    return refusal_response(media, refusal);
+                }
+            }
+        };
+        // Otherwise the caller is known, and charged one request, before the
+        // body is read: a body that is refused (too large, too slow, not
+        // JSON, too many operations, a mutation over GET) costs its sender
+        // like any other request, so junk cannot be sent for free.
         let rs = match authenticate(&state, headers, &request_id).await {
             Ok(rs) => rs,
             Err(Ok(reason)) => {
@@ -395,19 +424,13 @@ async fn graphql(State(state): State<AppState>, request: axum::extract::Request)
             outcome("rate_limited");
             return rate_limited(media, &limited);
         }
-        let incoming = match http::read(
-            &parts.method,
-            headers,
-            parts.uri.query(),
-            body,
-            &http::BodyLimits {
-                max_bytes: state.http.max_body_bytes,
-                max_batch: state.http.max_batch,
-                read_timeout: state.http.body_read_timeout,
-            },
-        )
-        .await
-        {
+        let read = match body {
+            Pending::Read(incoming) => Ok(incoming),
+            Pending::Unread(body) => {
+                http::read(&parts.method, headers, parts.uri.query(), body, &limits).await
+            }
+        };
+        let incoming = match read {
             Ok(i) => i,
             Err(refusal) => {
                 tracing::info!(reason = %refusal.message, "unreadable graphql request");
