@@ -27,6 +27,18 @@ async fn lease_columns(conn: &sea_orm::DatabaseConnection) -> i64 {
     .unwrap()
 }
 
+async fn administer_policies(conn: &sea_orm::DatabaseConnection) -> i64 {
+    conn.query_one_raw(Statement::from_string(
+        DbBackend::Postgres,
+        "SELECT count(*) FROM pg_policies WHERE policyname LIKE 'administer\\_%'",
+    ))
+    .await
+    .unwrap()
+    .unwrap()
+    .try_get_by_index::<i64>(0)
+    .unwrap()
+}
+
 async fn pinned_helpers(conn: &sea_orm::DatabaseConnection) -> i64 {
     conn.query_one_raw(Statement::from_string(
         DbBackend::Postgres,
@@ -49,8 +61,13 @@ async fn migrations_go_up_down_and_up_again_on_an_empty_database() {
     Migrator::up(&conn, None).await.unwrap();
     assert_eq!(our_tables(&conn).await, 15);
 
-    // The last migration alone: the context helpers lose their SET clause
-    // (so policies inline them) and get it back.
+    // The last migration alone: the administration policies (three on each
+    // of five tables) come and go.
+    assert_eq!(administer_policies(&conn).await, 15);
+    Migrator::down(&conn, Some(1)).await.unwrap();
+    assert_eq!(administer_policies(&conn).await, 0);
+    // The one before: the context helpers lose their SET clause (so
+    // policies inline them) and get it back.
     assert_eq!(pinned_helpers(&conn).await, 0);
     Migrator::down(&conn, Some(1)).await.unwrap();
     assert_eq!(pinned_helpers(&conn).await, 6);
@@ -62,6 +79,7 @@ async fn migrations_go_up_down_and_up_again_on_an_empty_database() {
     Migrator::up(&conn, None).await.unwrap();
     assert_eq!(lease_columns(&conn).await, 2);
     assert_eq!(pinned_helpers(&conn).await, 0);
+    assert_eq!(administer_policies(&conn).await, 15);
 
     Migrator::down(&conn, None).await.unwrap();
     assert_eq!(our_tables(&conn).await, 0);
