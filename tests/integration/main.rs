@@ -11,6 +11,7 @@ mod catalog;
 mod http;
 mod isolation;
 mod matrix;
+mod members;
 mod migrations;
 mod rate_limits;
 mod subscriptions;

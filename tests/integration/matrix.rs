@@ -485,7 +485,10 @@ async fn each_role_may_run_exactly_the_mutations_its_role_allows() {
             }
         }
         // Reading the audit log and the members is for administrators.
-        for q in ["{ auditLog { totalCount } }", "{ members { userId } }"] {
+        for q in [
+            "{ auditLog { totalCount } }",
+            "{ members { totalCount edges { node { userId } } } }",
+        ] {
             let (_, body) = app.graphql(Some(&token), q, json!({})).await;
             if r.admin {
                 assert!(body.get("errors").is_none(), "{} {q}: {body}", r.role);
