@@ -17,6 +17,7 @@ mod m20261123_000005_api_key_org_type;
 mod m20261123_000006_agent_runs;
 mod m20261123_000007_run_leases;
 mod m20261123_000008_inlinable_helpers;
+mod m20261124_000009_administration;
 mod m20261124_000010_gateway_reads_migration_status;
 
 /// All migrations, in order.
@@ -35,6 +36,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000006_agent_runs::Migration),
             Box::new(m20261123_000007_run_leases::Migration),
             Box::new(m20261123_000008_inlinable_helpers::Migration),
+            Box::new(m20261124_000009_administration::Migration),
             Box::new(m20261124_000010_gateway_reads_migration_status::Migration),
         ]
     }

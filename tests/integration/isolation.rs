@@ -172,7 +172,7 @@ async fn without_context_every_table_is_empty_and_writes_fail_on_fresh_and_reuse
             let txn = one.raw().begin().await.unwrap();
             txn.execute_unprepared(&format!(
                 "SET LOCAL app.can_write = 'true'; SET LOCAL app.all_clients = 'true'; \
-                 SET LOCAL ROLE {role}"
+                 SET LOCAL app.can_administer = 'true'; SET LOCAL ROLE {role}"
             ))
             .await
             .unwrap();
@@ -214,6 +214,10 @@ async fn without_context_every_table_is_empty_and_writes_fail_on_fresh_and_reuse
         .unwrap();
     txn.rollback().await.unwrap();
     let txn = begin_as(&one, "app_agency", Some(w.agency1.id), &[], true).await;
+    // Clients and their assignments are an administrator's to write.
+    txn.execute_unprepared("SELECT set_config('app.can_administer', 'true', true)")
+        .await
+        .unwrap();
     for (table, insert) in tenant_b_inserts(&su, &w).await {
         txn.execute_unprepared(&insert)
             .await
@@ -851,4 +855,153 @@ async fn the_repositories_filter_by_client_scope_even_when_the_database_would_sh
         .unwrap();
     assert!(counts.keys().all(|c| w.nike_campaigns.contains(c)));
     tx.rollback().await.unwrap();
+}
+
+/// The SQLSTATE of a statement that failed in the database.
+fn sqlstate(err: &sea_orm::DbErr) -> Option<String> {
+    use sea_orm::{DbErr, RuntimeErr};
+    match err {
+        DbErr::Exec(RuntimeErr::SqlxError(e)) | DbErr::Query(RuntimeErr::SqlxError(e)) => e
+            .as_database_error()
+            .and_then(|d| d.code())
+            .map(|c| c.into_owned()),
+        _ => None,
+    }
+}
+
+/// Runs `sql` alone in a request transaction of `ctx` and commits it: the
+/// rows it changed, or the SQLSTATE it failed with.
+async fn attempt(db: &Db, ctx: &strata_domain::TenantContext, sql: &str) -> Result<u64, String> {
+    let tx = TenantTx::begin(db, ctx).await.unwrap();
+    match tx.execute_unprepared(sql).await {
+        Ok(done) => {
+            tx.commit().await.unwrap();
+            Ok(done.rows_affected())
+        }
+        Err(e) => {
+            tx.rollback().await.unwrap();
+            Err(sqlstate(&e).unwrap_or_else(|| e.to_string()))
+        }
+    }
+}
+
+#[tokio::test]
+async fn only_an_administering_context_changes_members_clients_settings_and_keys() {
+    let (_t, db, su, w) = setup().await;
+    let org = w.agency1.id;
+    // An ADMIN of AGENCY-1 (added by its owner) and a newcomer to add.
+    let mut users = Vec::new();
+    for _ in 0..2 {
+        let id = strata_domain::UserId::generate();
+        let tx = strata_persistence::AuthTx::for_user(&db, id, "t")
+            .await
+            .unwrap();
+        strata_persistence::auth::provision_user(&tx, id, None)
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+        users.push(id);
+    }
+    let (admin, newcomer) = (users[0], users[1]);
+    let owner = resolve_for(&db, w.agency1.owner, Some(org), "t")
+        .await
+        .unwrap();
+    let tx = TenantTx::begin(&db, &owner).await.unwrap();
+    strata_persistence::repo::members::add(&tx, admin, strata_domain::Role::Admin, &[])
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+
+    let statements = [
+        format!(
+            "INSERT INTO public.memberships (org_id, user_id, org_type, role) \
+             VALUES ('{org}', '{newcomer}', 'AGENCY', 'VIEWER')"
+        ),
+        format!(
+            "UPDATE tenant_b.workspace_entities SET name = 'renamed' WHERE id = '{}'",
+            w.nike
+        ),
+        format!(
+            "UPDATE public.organizations SET settings = '{{\"branding\": {{\"color\": \"red\"}}}}' \
+             WHERE id = '{org}'"
+        ),
+        format!(
+            "INSERT INTO tenant_b.client_assignments (org_id, client_id, user_id) \
+             VALUES ('{org}', '{}', '{}')",
+            w.adidas, w.account_manager
+        ),
+        format!("UPDATE public.api_keys SET name = 'renamed' WHERE org_id = '{org}'"),
+    ];
+    // What those statements would change, read by the superuser.
+    let state = || async {
+        let mut s = Vec::new();
+        for sql in [
+            format!("SELECT count(*) FROM public.memberships WHERE user_id = '{newcomer}'"),
+            format!(
+                "SELECT count(*) FROM tenant_b.workspace_entities WHERE name = 'renamed' AND org_id = '{org}'"
+            ),
+            format!(
+                "SELECT count(*) FROM public.organizations WHERE settings ? 'branding' AND id = '{org}'"
+            ),
+            format!(
+                "SELECT count(*) FROM tenant_b.client_assignments WHERE org_id = '{org}' AND user_id = '{}'",
+                w.account_manager
+            ),
+            format!(
+                "SELECT count(*) FROM public.api_keys WHERE name = 'renamed' AND org_id = '{org}'"
+            ),
+        ] {
+            s.push(scalar(&su, &sql).await);
+        }
+        s
+    };
+    let before = state().await;
+    assert_eq!(before, vec![0, 0, 0, 1, 0]);
+    assert!(
+        scalar(
+            &su,
+            &format!("SELECT count(*) FROM public.api_keys WHERE org_id = '{org}'")
+        )
+        .await
+            > 0
+    );
+
+    // A strategist may write content, and the database lets them...
+    let strategist = resolve_for(&db, w.strategist, Some(org), "t")
+        .await
+        .unwrap();
+    assert!(strategist.can_write() && !strategist.can_administer());
+    let content =
+        format!("UPDATE tenant_b.campaigns SET objective = 'changed' WHERE org_id = '{org}'");
+    assert!(attempt(&db, &strategist, &content).await.unwrap() > 0);
+    // ...but not administer: each write fails with insufficient_privilege
+    // (a new row violates a policy), and a delete finds nothing to delete.
+    for sql in &statements {
+        assert_eq!(
+            attempt(&db, &strategist, sql).await,
+            Err("42501".to_owned()),
+            "strategist: {sql}"
+        );
+    }
+    let delete = format!(
+        "DELETE FROM tenant_b.client_assignments WHERE org_id = '{org}' AND user_id = '{}'",
+        w.account_manager
+    );
+    assert_eq!(attempt(&db, &strategist, &delete).await, Ok(0));
+    assert_eq!(
+        state().await,
+        before,
+        "a strategist changed administered rows"
+    );
+
+    // An admin may do all of it.
+    let admin = resolve_for(&db, admin, Some(org), "t").await.unwrap();
+    assert!(admin.can_administer());
+    for sql in &statements {
+        assert!(attempt(&db, &admin, sql).await.unwrap() > 0, "admin: {sql}");
+    }
+    assert_eq!(state().await[..3], [1, 1, 1]);
+    assert_eq!(state().await[3], 2);
+    assert!(state().await[4] > 0);
+    assert_eq!(attempt(&db, &admin, &delete).await, Ok(2));
 }

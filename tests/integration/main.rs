@@ -11,6 +11,7 @@ mod catalog;
 mod http;
 mod isolation;
 mod matrix;
+mod member_pages;
 mod members;
 mod migrations;
 mod rate_limits;

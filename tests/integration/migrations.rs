@@ -40,6 +40,18 @@ async fn gateway_reads_migrations(conn: &sea_orm::DatabaseConnection) -> i64 {
     .unwrap()
 }
 
+async fn administer_policies(conn: &sea_orm::DatabaseConnection) -> i64 {
+    conn.query_one_raw(Statement::from_string(
+        DbBackend::Postgres,
+        "SELECT count(*) FROM pg_policies WHERE policyname LIKE 'administer\\_%'",
+    ))
+    .await
+    .unwrap()
+    .unwrap()
+    .try_get_by_index::<i64>(0)
+    .unwrap()
+}
+
 async fn pinned_helpers(conn: &sea_orm::DatabaseConnection) -> i64 {
     conn.query_one_raw(Statement::from_string(
         DbBackend::Postgres,
@@ -132,6 +144,10 @@ async fn migrations_go_up_down_and_up_again_on_an_empty_database() {
     assert_eq!(gateway_reads_migrations(&conn).await, 1);
     Migrator::down(&conn, Some(1)).await.unwrap();
     assert_eq!(gateway_reads_migrations(&conn).await, 0);
+    // The administration policies (three on each of five tables) come and go.
+    assert_eq!(administer_policies(&conn).await, 15);
+    Migrator::down(&conn, Some(1)).await.unwrap();
+    assert_eq!(administer_policies(&conn).await, 0);
     // The context helpers lose their SET clause (so policies inline them)
     // and get it back.
     assert_eq!(pinned_helpers(&conn).await, 0);
@@ -146,6 +162,7 @@ async fn migrations_go_up_down_and_up_again_on_an_empty_database() {
     assert_eq!(lease_columns(&conn).await, 2);
     assert_eq!(pinned_helpers(&conn).await, 0);
     assert_eq!(gateway_reads_migrations(&conn).await, 1);
+    assert_eq!(administer_policies(&conn).await, 15);
 
     Migrator::down(&conn, None).await.unwrap();
     assert_eq!(our_tables(&conn).await, 0);

@@ -528,6 +528,19 @@ pub async fn text(conn: &impl ConnectionTrait, sql: &str) -> Option<String> {
     first_value(conn, sql).await
 }
 
+/// The first column of every row of `sql`, as text.
+pub async fn texts(conn: &impl ConnectionTrait, sql: &str) -> Vec<String> {
+    conn.query_all_raw(sea_orm::Statement::from_string(
+        sea_orm::DbBackend::Postgres,
+        sql,
+    ))
+    .await
+    .expect("query")
+    .iter()
+    .map(|row| row.try_get_by_index::<String>(0).expect("a text column"))
+    .collect()
+}
+
 /// The SQLSTATE and the constraint (if any) of a database error.
 pub fn sqlstate(err: &sea_orm::DbErr) -> (Option<String>, Option<String>) {
     use sea_orm::{DbErr, RuntimeErr};

@@ -118,7 +118,10 @@ pub struct ApiKeyQuery;
 #[Object]
 impl ApiKeyQuery {
     /// The active organization's API keys, newest first (OWNER/ADMIN).
-    #[graphql(complexity = "crate::types::list_cost(first, child_complexity)")]
+    #[graphql(
+        complexity = "crate::types::list_cost(first, child_complexity)",
+        guard = r#"crate::guard::RoleGuard::administer("only owners and admins can list API keys")"#
+    )]
     async fn api_keys(
         &self,
         ctx: &Context<'_>,
@@ -152,6 +155,9 @@ pub struct ApiKeyMutation;
 impl ApiKeyMutation {
     /// Creates an API key for the active organization (OWNER/ADMIN),
     /// optionally limited to one client, read-only, or expiring.
+    #[graphql(
+        guard = r#"crate::guard::RoleGuard::administer("only owners and admins can create API keys")"#
+    )]
     async fn create_api_key(
         &self,
         ctx: &Context<'_>,
@@ -182,6 +188,9 @@ impl ApiKeyMutation {
 
     /// Revokes an API key of the active organization (OWNER/ADMIN); it stops
     /// working at once.
+    #[graphql(
+        guard = r#"crate::guard::RoleGuard::administer("only owners and admins can revoke API keys")"#
+    )]
     async fn revoke_api_key(&self, ctx: &Context<'_>, id: ID) -> Result<ApiKey> {
         let state = ctx.data::<RequestState>()?;
         state.tenant()?;

@@ -456,7 +456,10 @@ impl ContentQuery {
     }
 
     /// The organization's audit log, newest first (owners and admins).
-    #[graphql(complexity = "crate::types::list_cost(first, child_complexity)")]
+    #[graphql(
+        complexity = "crate::types::list_cost(first, child_complexity)",
+        guard = r#"crate::guard::RoleGuard::administer("only owners and admins can read the audit log")"#
+    )]
     async fn audit_log(
         &self,
         ctx: &Context<'_>,
@@ -529,6 +532,9 @@ pub struct ContentMutation;
 #[Object]
 impl ContentMutation {
     /// Saves (replaces) the brand guidelines of the SME or of a client.
+    #[graphql(
+        guard = r#"crate::guard::RoleGuard::write("this role cannot change brand guidelines")"#
+    )]
     async fn save_brand_guidelines(
         &self,
         ctx: &Context<'_>,
@@ -546,6 +552,7 @@ impl ContentMutation {
 
     /// Creates a persona (clientId required for agencies, forbidden for
     /// SMEs).
+    #[graphql(guard = r#"crate::guard::RoleGuard::write("this role cannot create personas")"#)]
     async fn create_persona(
         &self,
         ctx: &Context<'_>,
@@ -568,6 +575,7 @@ impl ContentMutation {
     }
 
     /// Updates a persona.
+    #[graphql(guard = r#"crate::guard::RoleGuard::write("this role cannot change personas")"#)]
     async fn update_persona(
         &self,
         ctx: &Context<'_>,
@@ -599,6 +607,7 @@ impl ContentMutation {
     }
 
     /// Deletes a persona; returns its id.
+    #[graphql(guard = r#"crate::guard::RoleGuard::write("this role cannot delete personas")"#)]
     async fn delete_persona(&self, ctx: &Context<'_>, id: ID) -> Result<ID> {
         let persona: PersonaId = parse_id("id", &id)?;
         let state = ctx.data::<RequestState>()?;

@@ -10,6 +10,7 @@
 mod api_keys;
 mod content;
 mod error;
+mod guard;
 mod leaves;
 mod limits;
 mod loaders;

@@ -230,6 +230,9 @@ impl CoreMutation {
     }
 
     /// Adds a member to the active organization (OWNER/ADMIN).
+    #[graphql(
+        guard = r#"crate::guard::RoleGuard::administer("only owners and admins can add members")"#
+    )]
     async fn add_member(&self, ctx: &Context<'_>, input: AddMemberInput) -> Result<Membership> {
         let state = ctx.data::<RequestState>()?;
         state.tenant()?;
@@ -242,6 +245,9 @@ impl CoreMutation {
     }
 
     /// Creates a client (agencies; OWNER/ADMIN).
+    #[graphql(
+        guard = r#"crate::guard::RoleGuard::administer("only owners and admins can create clients")"#
+    )]
     async fn create_client(&self, ctx: &Context<'_>, input: CreateClientInput) -> Result<Client> {
         let state = ctx.data::<RequestState>()?;
         state.tenant()?;
@@ -255,6 +261,7 @@ impl CoreMutation {
 
     /// Creates a campaign (clientId required for agencies, forbidden for
     /// SMEs).
+    #[graphql(guard = r#"crate::guard::RoleGuard::write("this role cannot create campaigns")"#)]
     async fn create_campaign(
         &self,
         ctx: &Context<'_>,
@@ -278,6 +285,7 @@ impl CoreMutation {
     }
 
     /// Changes a campaign.
+    #[graphql(guard = r#"crate::guard::RoleGuard::write("this role cannot change campaigns")"#)]
     async fn update_campaign(
         &self,
         ctx: &Context<'_>,
@@ -306,6 +314,7 @@ impl CoreMutation {
     }
 
     /// Deletes a campaign with its runs and outputs; returns its id.
+    #[graphql(guard = r#"crate::guard::RoleGuard::write("this role cannot delete campaigns")"#)]
     async fn delete_campaign(&self, ctx: &Context<'_>, id: ID) -> Result<ID> {
         let campaign: CampaignId = parse_id("id", &id)?;
         let state = ctx.data::<RequestState>()?;
@@ -316,6 +325,9 @@ impl CoreMutation {
     }
 
     /// Renames a client or changes its slug (agencies; OWNER/ADMIN).
+    #[graphql(
+        guard = r#"crate::guard::RoleGuard::administer("only owners and admins can change clients")"#
+    )]
     async fn update_client(&self, ctx: &Context<'_>, input: UpdateClientInput) -> Result<Client> {
         let id: ClientId = parse_id("id", &input.id)?;
         let changes = ClientChanges {
@@ -335,6 +347,9 @@ impl CoreMutation {
     }
 
     /// Archives a client: it stays readable, marked archived (OWNER/ADMIN).
+    #[graphql(
+        guard = r#"crate::guard::RoleGuard::administer("only owners and admins can change clients")"#
+    )]
     async fn archive_client(&self, ctx: &Context<'_>, id: ID) -> Result<Client> {
         let id: ClientId = parse_id("id", &id)?;
         let changes = ClientChanges {
@@ -345,6 +360,9 @@ impl CoreMutation {
     }
 
     /// Restores an archived client (OWNER/ADMIN).
+    #[graphql(
+        guard = r#"crate::guard::RoleGuard::administer("only owners and admins can change clients")"#
+    )]
     async fn restore_client(&self, ctx: &Context<'_>, id: ID) -> Result<Client> {
         let id: ClientId = parse_id("id", &id)?;
         let changes = ClientChanges {
@@ -355,6 +373,9 @@ impl CoreMutation {
     }
 
     /// Changes a member's role or client assignments (OWNER/ADMIN).
+    #[graphql(
+        guard = r#"crate::guard::RoleGuard::administer("only owners and admins can change members")"#
+    )]
     async fn update_member(
         &self,
         ctx: &Context<'_>,
@@ -376,6 +397,9 @@ impl CoreMutation {
 
     /// Removes a member from the organization (OWNER/ADMIN); returns the
     /// user's id.
+    #[graphql(
+        guard = r#"crate::guard::RoleGuard::administer("only owners and admins can remove members")"#
+    )]
     async fn remove_member(&self, ctx: &Context<'_>, user_id: ID) -> Result<ID> {
         let user: UserId = parse_id("userId", &user_id)?;
         let state = ctx.data::<RequestState>()?;
@@ -388,6 +412,9 @@ impl CoreMutation {
 
     /// Changes the active organization's name or white-label branding
     /// (OWNER/ADMIN).
+    #[graphql(
+        guard = r#"crate::guard::RoleGuard::administer("only owners and admins can change the organization")"#
+    )]
     async fn update_organization(
         &self,
         ctx: &Context<'_>,

@@ -5,13 +5,13 @@ use std::str::FromStr;
 use async_graphql::{Context, ErrorExtensions, ID, Object, Result};
 use strata_domain::{CampaignId, ClientId, Slug};
 use strata_persistence::repo::campaigns::CampaignFilter;
-use strata_persistence::repo::{clients, members, organizations};
+use strata_persistence::repo::{clients, organizations};
 
 use crate::error::{ErrorCode, domain_error};
 use crate::state::RequestState;
 use crate::types::{
-    Campaign, CampaignConnection, CampaignNode, Client, ClientConnection, Membership, Organization,
-    Viewer, campaign_connection, client_connection,
+    Campaign, CampaignConnection, CampaignNode, Client, ClientConnection, MembershipConnection,
+    Organization, Viewer, campaign_connection, client_connection, membership_connection,
 };
 
 /// Parses an id argument; a malformed one is bad input naming the field.
@@ -115,16 +115,18 @@ impl CoreQuery {
         Ok(found.map(|c| crate::leaves::Leaves(Campaign(c))))
     }
 
-    /// Members of the active organization (owners and admins).
-    async fn members(&self, ctx: &Context<'_>) -> Result<Vec<Membership>> {
-        let state = ctx.data::<RequestState>()?;
-        state.tenant()?;
-        let tx = state.read_tx().await?;
-        Ok(members::list(tx)
-            .await
-            .map_err(domain_error)?
-            .iter()
-            .map(Membership::from)
-            .collect())
+    /// Members of the active organization, oldest first (owners and
+    /// admins).
+    #[graphql(
+        complexity = "crate::types::list_cost(first, child_complexity)",
+        guard = r#"crate::guard::RoleGuard::administer("only owners and admins can list members")"#
+    )]
+    async fn members(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> Result<MembershipConnection> {
+        membership_connection(ctx, first, after).await
     }
 }

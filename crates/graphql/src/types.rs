@@ -365,6 +365,7 @@ pub(crate) enum TotalsKind {
         strata_persistence::repo::outputs::RunFilter,
     ),
     Audit,
+    Members,
 }
 
 #[Object]
@@ -386,6 +387,7 @@ impl Totals {
             TotalsKind::Campaigns(f) => campaigns::count(tx, f).await,
             TotalsKind::Personas(c) => strata_persistence::repo::personas::count(tx, *c).await,
             TotalsKind::Audit => strata_persistence::repo::audit::count(tx).await,
+            TotalsKind::Members => strata_persistence::repo::members::count(tx).await,
             TotalsKind::Runs(..) => Ok(0),
         }
         .map_err(domain_error)
@@ -396,6 +398,8 @@ impl Totals {
 pub type CampaignConnection = Connection<Cursor, CampaignNode, Totals, EmptyFields>;
 /// Clients, Relay style.
 pub type ClientConnection = Connection<Cursor, Client, Totals, EmptyFields>;
+/// Members, Relay style.
+pub type MembershipConnection = Connection<Cursor, Membership, Totals, EmptyFields>;
 
 /// Default and maximum page sizes.
 pub const DEFAULT_PAGE: i32 = 20;
@@ -606,6 +610,29 @@ pub async fn client_connection(
         TotalsKind::Clients,
         |c| (c.created_at, c.id.as_uuid()),
         Client,
+        has_previous,
+    ))
+}
+
+/// Resolves the members connection (oldest first).
+pub async fn membership_connection(
+    ctx: &Context<'_>,
+    first: Option<i32>,
+    after: Option<String>,
+) -> Result<MembershipConnection> {
+    let page = page_request(first, after)?;
+    let state = ctx.data::<RequestState>()?;
+    state.tenant()?;
+    let tx = state.read_tx().await?;
+    let has_previous = page.after.is_some();
+    let result = strata_persistence::repo::members::list(tx, &page)
+        .await
+        .map_err(domain_error)?;
+    Ok(connection(
+        result,
+        TotalsKind::Members,
+        |m| (m.created_at, m.user_id.as_uuid()),
+        |m| Membership::from(&m),
         has_previous,
     ))
 }

@@ -41,6 +41,8 @@ struct Settings<'a> {
     /// `None`: every client of the organization.
     client_ids: Option<&'a [strata_domain::ClientId]>,
     can_write: bool,
+    /// May change memberships, clients, settings and API keys.
+    can_administer: bool,
     api_key_hash: Option<&'a str>,
     request_id: &'a str,
 }
@@ -118,6 +120,7 @@ fn begin_message(s: &Settings<'_>, read_only: bool, timeout_ms: Option<u64>) -> 
         bool_text(s.client_ids.is_none()),
     );
     push_set(&mut sql, "app.can_write", bool_text(s.can_write));
+    push_set(&mut sql, "app.can_administer", bool_text(s.can_administer));
     push_set(
         &mut sql,
         "app.api_key_hash",
@@ -401,6 +404,7 @@ impl TenantTx {
                 ClientScope::Only(ids) => Some(ids.as_slice()),
             },
             can_write: ctx.can_write(),
+            can_administer: ctx.can_administer(),
             api_key_hash: None,
             request_id: ctx.request_id(),
         };
@@ -524,6 +528,7 @@ impl AuthTx {
             user_id: user,
             client_ids: Some(&[]),
             can_write: false,
+            can_administer: false,
             api_key_hash: key_hash,
             request_id,
         };
@@ -555,6 +560,7 @@ mod tests {
             user_id: Some(Uuid::nil()),
             client_ids: Some(&[]),
             can_write: false,
+            can_administer: false,
             api_key_hash: None,
             request_id: "a'b\\c; SET ROLE x\n",
         };
@@ -562,6 +568,7 @@ mod tests {
         assert!(sql.starts_with("BEGIN READ ONLY; "));
         assert!(sql.contains("SET LOCAL app.user_id = E'00000000-0000-0000-0000-000000000000'"));
         assert!(sql.contains("SET LOCAL app.all_clients = E'false'"));
+        assert!(sql.contains("SET LOCAL app.can_administer = E'false'"));
         assert!(sql.contains(r"SET LOCAL app.request_id = E'a''b\\c;_SET_ROLE_x_'"));
         assert!(sql.contains("SET LOCAL statement_timeout = E'250ms'"));
         assert!(sql.ends_with("; SET LOCAL ROLE app_auth"));

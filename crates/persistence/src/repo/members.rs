@@ -10,7 +10,7 @@ use crate::entity::public::memberships;
 use crate::entity::tenant_b::client_assignments;
 use crate::error::map_db_err;
 use crate::repo::audit::{self, AuditEntry};
-use crate::repo::clients;
+use crate::repo::{Page, PageRequest, clients};
 use crate::tx::TenantTx;
 
 /// Adds `user` to the context's organization with `role`; for account
@@ -132,30 +132,40 @@ fn dedup(ids: &[ClientId]) -> Vec<ClientId> {
     v
 }
 
-/// Members of the context's organization (owners and admins only).
-pub async fn list(tx: &TenantTx) -> Result<Vec<Membership>, DomainError> {
+/// A page of the members of the context's organization, oldest first by
+/// `(created_at, user_id)` (owners and admins only), with their client
+/// assignments: two statements whatever the page size.
+pub async fn list(tx: &TenantTx, page: &PageRequest) -> Result<Page<Membership>, DomainError> {
     let ctx = tx.ctx();
     if !ctx.can_administer() {
         return Err(DomainError::Forbidden(
             "only owners and admins can list members",
         ));
     }
-    let rows = memberships::Entity::find()
-        .filter(memberships::Column::OrgId.eq(ctx.org_id().as_uuid()))
-        .order_by_asc(memberships::Column::CreatedAt)
-        .all(tx)
-        .await
-        .map_err(map_db_err)?;
-    let assignments = if ctx.org_type() == OrgType::Agency {
+    let mut rows = super::oldest_first(
+        memberships::Entity::find().filter(memberships::Column::OrgId.eq(ctx.org_id().as_uuid())),
+        memberships::Column::CreatedAt,
+        memberships::Column::UserId,
+        page,
+    )
+    .all(tx)
+    .await
+    .map_err(map_db_err)?;
+    let has_next_page = rows.len() as u64 > page.limit;
+    rows.truncate(usize::try_from(page.limit).unwrap_or(usize::MAX));
+    let assignments = if ctx.org_type() == OrgType::Agency && !rows.is_empty() {
         client_assignments::Entity::find()
             .filter(client_assignments::Column::OrgId.eq(ctx.org_id().as_uuid()))
+            .filter(client_assignments::Column::UserId.is_in(rows.iter().map(|m| m.user_id)))
+            .order_by_asc(client_assignments::Column::ClientId)
             .all(tx)
             .await
             .map_err(map_db_err)?
     } else {
         Vec::new()
     };
-    rows.into_iter()
+    let items = rows
+        .into_iter()
         .map(|m| {
             let client_ids = assignments
                 .iter()
@@ -173,7 +183,23 @@ pub async fn list(tx: &TenantTx) -> Result<Vec<Membership>, DomainError> {
                 created_at: m.created_at,
             })
         })
-        .collect()
+        .collect::<Result<Vec<_>, DomainError>>()?;
+    Ok(Page {
+        items,
+        has_next_page,
+    })
+}
+
+/// How many members the context's organization has (owners and admins
+/// only).
+pub async fn count(tx: &TenantTx) -> Result<u64, DomainError> {
+    use sea_orm::PaginatorTrait;
+    crate::repo::require_admin(tx, "only owners and admins can list members")?;
+    memberships::Entity::find()
+        .filter(memberships::Column::OrgId.eq(tx.ctx().org_id().as_uuid()))
+        .count(tx)
+        .await
+        .map_err(map_db_err)
 }
 
 async fn owners(tx: &TenantTx) -> Result<u64, DomainError> {

@@ -179,6 +179,30 @@ pub(crate) fn require_admin(tx: &TenantTx, what: &'static str) -> Result<(), Dom
     }
 }
 
+/// Orders `query` oldest first by `(created_at, id)`, starts after the
+/// page's cursor and fetches one row more than the page holds: the keyset
+/// pagination of lists read in the order they grew (members).
+pub(crate) fn oldest_first<E: EntityTrait>(
+    query: sea_orm::Select<E>,
+    created_at: E::Column,
+    id: E::Column,
+    page: &PageRequest,
+) -> sea_orm::Select<E> {
+    use sea_orm::{ColumnTrait, Condition, QueryFilter, QueryOrder, QuerySelect};
+    let query = match page.after {
+        Some((at, after_id)) => query.filter(
+            Condition::any()
+                .add(created_at.gt(at))
+                .add(Condition::all().add(created_at.eq(at)).add(id.gt(after_id))),
+        ),
+        None => query,
+    };
+    query
+        .order_by_asc(created_at)
+        .order_by_asc(id)
+        .limit(page.limit + 1)
+}
+
 /// Orders `query` newest first by `(created_at, id)`, starts after the
 /// page's cursor and fetches one row more than the page holds (to tell
 /// whether another page follows): the keyset pagination every list uses.
