@@ -30,7 +30,7 @@ pub(crate) async fn ok(app: &TestApp, token: &str, q: &str, vars: Value) -> Valu
     body["data"].clone()
 }
 
-async fn run(app: &TestApp, token: &str, campaign: &str, agent: &str) -> String {
+pub(crate) async fn run(app: &TestApp, token: &str, campaign: &str, agent: &str) -> String {
     let data = ok(
         app,
         token,
@@ -174,15 +174,15 @@ async fn every_agent_runs_end_to_end_offline_and_only_its_tenant_and_client_read
 /// A local OpenAI-compatible server: answers chat completions as told and
 /// keeps every request body.
 #[derive(Clone, Default)]
-struct Provider {
-    requests: Arc<Mutex<Vec<Value>>>,
-    mode: Arc<Mutex<Mode>>,
+pub(crate) struct Provider {
+    pub(crate) requests: Arc<Mutex<Vec<Value>>>,
+    pub(crate) mode: Arc<Mutex<Mode>>,
     /// Opens for answers held back by [`Mode::Hold`].
-    gate: Arc<Notify>,
+    pub(crate) gate: Arc<Notify>,
 }
 
 #[derive(Clone, Copy, Default, PartialEq)]
-enum Mode {
+pub(crate) enum Mode {
     #[default]
     Answer,
     Fail,
@@ -259,7 +259,7 @@ async fn completions(State(p): State<Provider>, body: axum::Json<Value>) -> Resp
     }
 }
 
-async fn provider() -> (Provider, String) {
+pub(crate) async fn provider() -> (Provider, String) {
     let p = Provider::default();
     let router = Router::new()
         .route("/v1/chat/completions", post(completions))
@@ -643,7 +643,7 @@ async fn over_the_websocket_only_subscriptions_run() {
 }
 
 /// Settings for a run held open by [`Mode::Hold`] as long as a test needs.
-fn patient_llm(base: &str) -> strata_agents::OpenAiConfig {
+pub(crate) fn patient_llm(base: &str) -> strata_agents::OpenAiConfig {
     strata_agents::OpenAiConfig {
         stall_timeout: Duration::from_secs(600),
         ..llm(base)
@@ -651,7 +651,7 @@ fn patient_llm(base: &str) -> strata_agents::OpenAiConfig {
 }
 
 /// Polls `sql` (a count) until it is `want`; panics after `within`.
-async fn until(su: &DatabaseConnection, sql: &str, want: i64, within: Duration) {
+pub(crate) async fn until(su: &DatabaseConnection, sql: &str, want: i64, within: Duration) {
     let deadline = tokio::time::Instant::now() + within;
     loop {
         if scalar(su, sql).await == want {

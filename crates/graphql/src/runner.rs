@@ -271,12 +271,15 @@ impl Runner {
             return;
         };
 
-        // Stream the model's text to subscribers, at most every
-        // PARTIAL_EVERY, while the agent runs.
+        // Stream the model's text to subscribers while the agent runs: the
+        // first piece at once, then at most every PARTIAL_EVERY, and all of
+        // it once the stream ends (before the final status), so that even
+        // a fast answer is seen streaming.
         let (sink, mut deltas) = DeltaSink::channel(256);
         let streamed = {
             let mut text = String::new();
-            let mut last = Instant::now();
+            let mut last: Option<Instant> = None;
+            let mut published = 0usize;
             let run_row = run_row.clone();
             let agent = async {
                 let result = run_agent(
@@ -294,10 +297,14 @@ impl Runner {
             let forward = async {
                 while let Some(delta) = deltas.recv().await {
                     text.push_str(&delta);
-                    if last.elapsed() >= PARTIAL_EVERY {
-                        last = Instant::now();
+                    if last.is_none_or(|at| at.elapsed() >= PARTIAL_EVERY) {
+                        last = Some(Instant::now());
+                        published = text.len();
                         self.publish(&run_row, Some(Arc::from(text.as_str())));
                     }
+                }
+                if text.len() > published {
+                    self.publish(&run_row, Some(Arc::from(text.as_str())));
                 }
             };
             let (result, ()) = tokio::join!(agent, forward);

@@ -333,6 +333,7 @@ async fn serve(global: &Global, args: ServeArgs) -> anyhow::Result<()> {
             max_per_org: args.agent_concurrency_per_org.max(1),
             monthly_token_quota: (args.agent_monthly_token_quota > 0)
                 .then_some(args.agent_monthly_token_quota),
+            offline_piece_delay: strata_agents::OfflineProvider::DEFAULT_PIECE_DELAY,
         },
         migrate: !args.no_migrate,
         demo: args.demo,
