@@ -901,3 +901,96 @@ async fn the_lease_role_only_renews_unfinished_runs_to_now_and_the_maintenance_r
         "app_maint renewed a lease"
     );
 }
+
+#[tokio::test]
+async fn a_restarting_gateway_fails_runs_a_crash_left_running_at_once_and_spares_a_live_replicas() {
+    let (p, base) = provider().await;
+    *p.mode.lock().unwrap() = Mode::Hold;
+    let (a, w, su) = setup(TestApp::builder().llm(patient_llm(&base)).spawn().await).await;
+    // A live run on gateway A, streaming.
+    let token = a.token(w.sme1.owner, Some(w.sme1.id));
+    let live = run(&a, &token, &w.sme1.campaigns[0].to_string(), "BRAND_VOICE").await;
+    for _ in 0..500 {
+        if !p.requests.lock().unwrap().is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        p.requests.lock().unwrap().len(),
+        1,
+        "the run never asked the provider"
+    );
+    // Runs a crashed process left RUNNING a moment ago: their leases were
+    // renewed seconds before it stopped, well within the stale window.
+    let crashed_sme = uuid::Uuid::new_v4();
+    let crashed_agency = uuid::Uuid::new_v4();
+    su.execute_unprepared(&format!(
+        "INSERT INTO public.agent_outputs (org_id, id, campaign_id, agent, status, created_at, started_at, heartbeat_at)
+             VALUES ('{o}', '{crashed_sme}', '{c}', 'BRAND_VOICE', 'RUNNING', now() - interval '20 seconds', now() - interval '19 seconds', now() - interval '5 seconds');
+         INSERT INTO tenant_b.outputs (org_id, id, client_id, campaign_id, agent, status, created_at, started_at, heartbeat_at)
+             VALUES ('{ag}', '{crashed_agency}', '{n}', '{nc}', 'CAMPAIGN_PLANNER', 'RUNNING', now() - interval '20 seconds', now() - interval '19 seconds', now());",
+        o = w.sme1.id,
+        c = w.sme1.campaigns[1],
+        ag = w.agency1.id,
+        n = w.nike,
+        nc = w.nike_campaigns[0]
+    ))
+    .await
+    .unwrap();
+
+    // Gateway B starts on the same database: by the time it is built, its
+    // start-up recovery has run.
+    let b = TestApp::builder()
+        .llm(patient_llm(&base))
+        .spawn_beside(&a)
+        .await;
+    assert_eq!(
+        scalar(
+            &su,
+            &format!(
+                "SELECT count(*) FROM (SELECT id, status, error, finished_at, output FROM public.agent_outputs \
+                 UNION ALL SELECT id, status, error, finished_at, output::jsonb FROM tenant_b.outputs) s \
+                 WHERE id IN ('{crashed_sme}', '{crashed_agency}') AND status = 'FAILED' \
+                 AND error = 'interrupted: the gateway running it stopped' \
+                 AND finished_at IS NOT NULL AND output IS NULL"
+            )
+        )
+        .await,
+        2,
+        "a run a crash left RUNNING was not failed at start"
+    );
+    for (token, id) in [
+        (token.clone(), crashed_sme.to_string()),
+        (
+            b.token(w.strategist, Some(w.agency1.id)),
+            crashed_agency.to_string(),
+        ),
+    ] {
+        let seen = ok(
+            &b,
+            &token,
+            "query($id: ID!) { agentRun(id: $id) { status error } }",
+            json!({ "id": id }),
+        )
+        .await;
+        assert_eq!(seen["agentRun"]["status"], "FAILED", "{seen}");
+        assert_eq!(
+            seen["agentRun"]["error"],
+            "interrupted: the gateway running it stopped"
+        );
+    }
+    // A's run is alive: B spared it, and A finishes it.
+    assert_eq!(
+        scalar(
+            &su,
+            &format!("SELECT count(*) FROM public.agent_outputs WHERE id = '{live}' AND status = 'RUNNING'")
+        )
+        .await,
+        1,
+        "B failed the run A executes"
+    );
+    p.gate.notify_one();
+    let done = ended(&a, &token, &live).await;
+    assert_eq!(done["status"], "SUCCEEDED", "{done}");
+}

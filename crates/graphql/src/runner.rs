@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 use strata_agents::{AgentContext, AgentKind, DeltaSink, SharedProvider, run_agent};
 use strata_domain::model::{AgentRun, RunStatus};
 use strata_domain::{DomainError, OrgId, OutputId, TenantContext};
-use strata_persistence::repo::outputs::{self, Transition};
+use strata_persistence::repo::outputs::{self, RunLocks, Transition};
 use strata_persistence::repo::personas;
 use strata_persistence::repo::{PageRequest, brand, campaigns, clients, organizations, usage};
 use strata_persistence::{Db, TenantTx};
@@ -76,6 +76,8 @@ pub struct Runner {
     /// The runs this process holds (and keeps the leases of), from
     /// [`Runner::start`] until they end here.
     held: Mutex<HashMap<OutputId, Held>>,
+    /// The advisory locks of the runs executing here.
+    locks: RunLocks,
     /// Stops the lease keeper when the runner goes.
     _leases: DropGuard,
 }
@@ -121,6 +123,7 @@ impl Runner {
     pub fn new(db: Db, config: RunnerConfig) -> Arc<Self> {
         let stop = CancellationToken::new();
         let runner = Arc::new(Self {
+            locks: RunLocks::new(db.clone()),
             db,
             overall: Arc::new(Semaphore::new(config.max_concurrent.max(1))),
             config,
@@ -145,11 +148,28 @@ impl Runner {
         self.config.monthly_token_quota
     }
 
-    /// Fails the runs whose lease expired (their process stopped), sparing
-    /// runs other gateways hold; returns how many. Call once at start; the
-    /// runner then does it every [`Runner::SWEEP_EVERY`] by itself.
+    /// Fails the runs a stopped process left unfinished, sparing runs other
+    /// gateways hold; returns how many. Call once at start; the runner then
+    /// fails expired leases every [`Runner::SWEEP_EVERY`] by itself.
+    ///
+    /// A RUNNING run is executed only while its executor holds the run's
+    /// advisory lock on a database connection, which goes when its process
+    /// does: a RUNNING run whose lock is free is failed now, however
+    /// recently its lease was renewed (a quick restart). QUEUED runs, which
+    /// hold no lock between their commit and their start, and runs whose
+    /// lock is free only because a replica's lock connection broke for a
+    /// moment, wait for their lease to expire instead.
     pub async fn recover(&self) -> Result<u64, DomainError> {
-        Ok(self.sweep().await?.len() as u64)
+        let held: Vec<OutputId> = lock(&self.held).keys().copied().collect();
+        let orphaned = outputs::fail_orphaned(&self.db, INTERRUPTED, &held).await?;
+        for (org, id) in &orphaned {
+            tracing::warn!(
+                run.id = %id,
+                tenant.org_id = %org,
+                "agent run failed: the gateway running it stopped"
+            );
+        }
+        Ok(orphaned.len() as u64 + self.sweep().await?.len() as u64)
     }
 
     /// Renews the lease of every run held here.
@@ -226,6 +246,7 @@ impl Runner {
         tokio::spawn(async move {
             let id = run.id;
             runner.execute(ctx, run, cancel).await;
+            runner.locks.release(id).await;
             lock(&runner.held).remove(&id);
             runner.release(id);
         });
@@ -254,6 +275,14 @@ impl Runner {
             return;
         };
         let id = run.id;
+        // Locked before it is RUNNING, so that a gateway starting meanwhile
+        // knows it is executed (see `recover`).
+        if let Err(e) = self.locks.hold(id).await {
+            tracing::warn!(run.id = %id, error = %e, "agent run could not be locked");
+            self.finish(&ctx, id, Err("the database was unavailable".into()), 0, 0)
+                .await;
+            return;
+        }
         let started = match self.begin(&ctx, &run).await {
             Ok(Some(started)) => started,
             Ok(None) => return, // cancelled while queued
