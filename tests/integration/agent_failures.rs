@@ -729,3 +729,33 @@ async fn an_answer_arriving_after_its_run_was_cancelled_is_neither_stored_nor_co
         "{name}"
     );
 }
+
+#[tokio::test]
+async fn a_campaign_beyond_the_agents_bounds_fails_the_run_with_a_reason_naming_the_field() {
+    let (app, w, su) = setup(TestApp::builder().monthly_token_quota(QUOTA).spawn().await).await;
+    let (mut sme, _) = tenants(&app, &w);
+    // The API keeps objectives up to 4,000 characters; a prompt takes half.
+    let objective = "grow ".repeat(600);
+    let data = ok(
+        &app,
+        &sme.token,
+        "mutation($o: String) { createCampaign(input: {name: \"long brief\", objective: $o}) { id } }",
+        json!({ "o": objective }),
+    )
+    .await;
+    sme.campaign = data["createCampaign"]["id"].as_str().unwrap().to_owned();
+    let id = start(&app, &sme, PLAIN).await;
+    let run = ended(&app, &sme.token, &id).await;
+    assert_failed_cleanly(
+        "input beyond bounds",
+        &su,
+        &sme,
+        &id,
+        &run,
+        &["invalid agent input", "campaign.objective"],
+        &["internal error"],
+    )
+    .await;
+    let bystander = app.token(w.agency2.owner, Some(w.agency2.id));
+    assert_serving("input beyond bounds", &app, &bystander).await;
+}

@@ -294,6 +294,13 @@ impl Runner {
         };
         let (run_row, agent_context) = started;
         self.publish(&run_row, None);
+        let agent_context = match agent_context {
+            Ok(c) => c,
+            Err(e) => {
+                self.finish(&ctx, id, Err(e.to_string()), 0, 0).await;
+                return;
+            }
+        };
         let Ok(kind) = run_row.agent.parse::<AgentKind>() else {
             self.finish(&ctx, id, Err("unknown agent".into()), 0, 0)
                 .await;
@@ -370,12 +377,15 @@ impl Runner {
     }
 
     /// Marks the run RUNNING and reads what its agent may know, in one
-    /// tenant transaction. `None` when the run was cancelled meanwhile.
+    /// tenant transaction. `None` when the run was cancelled meanwhile; the
+    /// context is an error when the records cannot make a prompt (a field
+    /// beyond the agents' bounds), which fails the run with that reason.
     async fn begin(
         &self,
         ctx: &TenantContext,
         run: &AgentRun,
-    ) -> Result<Option<(AgentRun, AgentContext)>, DomainError> {
+    ) -> Result<Option<(AgentRun, Result<AgentContext, strata_agents::AgentError>)>, DomainError>
+    {
         let tx = TenantTx::begin(&self.db, ctx).await?;
         let result = async {
             let Some(started) = outputs::transition(&tx, run.id, Transition::Start).await? else {
@@ -411,7 +421,7 @@ impl Runner {
                 &personas,
                 instructions.as_deref(),
             )
-            .map_err(|e| DomainError::Internal(Box::new(e)))?;
+            .map_err(strata_agents::AgentError::InvalidInput);
             Ok(Some((started, agent_context)))
         }
         .await;
