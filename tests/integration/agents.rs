@@ -390,6 +390,8 @@ async fn the_monthly_token_quota_rejects_new_runs_with_rate_limited() {
     let id = run(&app, &token, &campaign, "BRAND_VOICE").await;
     assert_eq!(ended(&app, &token, &id).await["status"], "SUCCEEDED");
     let before = scalar(&su, "SELECT count(*) FROM public.agent_outputs").await;
+    let audited = "SELECT count(*) FROM public.audit_log WHERE operation = 'runAgent'";
+    let audited_before = scalar(&su, audited).await;
     let (status, body) = app
         .graphql(
             Some(&token),
@@ -403,15 +405,22 @@ async fn the_monthly_token_quota_rejects_new_runs_with_rate_limited() {
         scalar(&su, "SELECT count(*) FROM public.agent_outputs").await,
         before
     );
+    assert_eq!(
+        scalar(&su, audited).await,
+        audited_before,
+        "a refused run was audited"
+    );
+    assert_eq!(app.get("/readyz").await, 200);
     // Another organization has its own quota.
     let other = app.token(w.sme2.owner, Some(w.sme2.id));
-    run(
+    let id = run(
         &app,
         &other,
         &w.sme2.campaigns[0].to_string(),
         "BRAND_VOICE",
     )
     .await;
+    assert_eq!(ended(&app, &other, &id).await["status"], "SUCCEEDED");
 }
 
 pub(crate) async fn ws_connect(

@@ -8,6 +8,7 @@ use serde_json::{Value, json};
 use strata_tests::TestApp;
 use strata_tests::world::World;
 use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 use strata_tests::scalar;
 
@@ -291,4 +292,53 @@ async fn the_overall_bound_holds_another_organizations_run_until_a_slot_frees() 
     let done = ended(&app, &second, &waiting).await;
     assert_eq!(done["status"], "SUCCEEDED", "{done}");
     assert_eq!(p.requests.lock().unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn a_websocket_authenticated_by_its_upgrade_header_receives_a_runs_events() {
+    let (app, w, _su) = setup(TestApp::spawn().await).await;
+    let token = app.token(w.strategist, Some(w.agency1.id));
+    let id = run(
+        &app,
+        &token,
+        &w.nike_campaigns[0].to_string(),
+        "PERSONA_BUILDER",
+    )
+    .await;
+
+    let url = format!("{}/graphql/ws", app.base.replace("http://", "ws://"));
+    let mut request = url.into_client_request().unwrap();
+    request.headers_mut().insert(
+        "Sec-WebSocket-Protocol",
+        "graphql-transport-ws".parse().unwrap(),
+    );
+    request
+        .headers_mut()
+        .insert("Authorization", format!("Bearer {token}").parse().unwrap());
+    let (mut socket, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+    socket
+        .send(Message::text(
+            json!({"type": "connection_init", "payload": {}}).to_string(),
+        ))
+        .await
+        .unwrap();
+    let ack = next_json(&mut socket).await.unwrap();
+    assert_eq!(ack["type"], "connection_ack", "{ack}");
+    socket
+        .send(Message::text(
+            json!({"id": "1", "type": "subscribe", "payload": {
+                "query": "subscription($id: ID!) { agentRun(id: $id) { id status partialOutput output } }",
+                "variables": { "id": id },
+            }})
+            .to_string(),
+        ))
+        .await
+        .unwrap();
+    let (statuses, _, last) = follow(&mut socket, &id).await;
+    assert_eq!(
+        statuses.last().map(String::as_str),
+        Some("SUCCEEDED"),
+        "{statuses:?}"
+    );
+    assert_eq!(last["output"]["kind"], "PERSONA_BUILDER", "{last}");
 }
