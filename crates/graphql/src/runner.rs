@@ -243,11 +243,13 @@ impl Runner {
             .entry(run.id)
             .or_insert_with(|| broadcast::channel(64).0);
         let runner = self.clone();
+        let org = ctx.org_id();
         tokio::spawn(async move {
             let id = run.id;
             runner.execute(ctx, run, cancel).await;
             runner.locks.release(id).await;
             lock(&runner.held).remove(&id);
+            runner.prune_org(org);
             runner.release(id);
         });
     }
@@ -257,6 +259,16 @@ impl Runner {
             .entry(org)
             .or_insert_with(|| Arc::new(Semaphore::new(self.config.max_per_org.max(1))))
             .clone()
+    }
+
+    /// Forgets an organization's semaphore once no run waits for it or
+    /// holds it (each holds a clone while it waits and runs), so that the
+    /// map does not grow with every organization that ever ran an agent.
+    fn prune_org(&self, org: OrgId) {
+        let mut map = lock(&self.per_org);
+        if map.get(&org).is_some_and(|s| Arc::strong_count(s) == 1) {
+            map.remove(&org);
+        }
     }
 
     async fn execute(&self, ctx: TenantContext, run: AgentRun, cancel: CancellationToken) {
