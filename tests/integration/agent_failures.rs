@@ -729,3 +729,111 @@ async fn an_answer_arriving_after_its_run_was_cancelled_is_neither_stored_nor_co
         "{name}"
     );
 }
+
+#[tokio::test]
+async fn a_campaign_beyond_the_agents_bounds_fails_the_run_with_a_reason_naming_the_field() {
+    let (app, w, su) = setup(TestApp::builder().monthly_token_quota(QUOTA).spawn().await).await;
+    let (mut sme, _) = tenants(&app, &w);
+    // The API keeps objectives up to 4,000 characters; a prompt takes half.
+    let objective = "grow ".repeat(600);
+    let data = ok(
+        &app,
+        &sme.token,
+        "mutation($o: String) { createCampaign(input: {name: \"long brief\", objective: $o}) { id } }",
+        json!({ "o": objective }),
+    )
+    .await;
+    sme.campaign = data["createCampaign"]["id"].as_str().unwrap().to_owned();
+    let id = start(&app, &sme, PLAIN).await;
+    let run = ended(&app, &sme.token, &id).await;
+    assert_failed_cleanly(
+        "input beyond bounds",
+        &su,
+        &sme,
+        &id,
+        &run,
+        &["invalid agent input", "campaign.objective"],
+        &["internal error"],
+    )
+    .await;
+    let bystander = app.token(w.agency2.owner, Some(w.agency2.id));
+    assert_serving("input beyond bounds", &app, &bystander).await;
+}
+
+#[tokio::test]
+async fn cancelling_a_run_mid_stream_ends_it_cancelled_with_nothing_stored_while_another_succeeds()
+{
+    let name = "cancellation mid-stream";
+    let provider = Provider::new(Vec::new(), Reply::Stall);
+    let base = provider.start().await;
+    let (app, w, su) = setup(
+        TestApp::builder()
+            .llm(config(&base))
+            .monthly_token_quota(QUOTA)
+            .spawn()
+            .await,
+    )
+    .await;
+    let (sme, agency) = tenants(&app, &w);
+    let id = start(&app, &sme, PLAIN).await;
+    for _ in 0..500 {
+        if provider.scripted() > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(provider.scripted(), 1, "the run never asked the provider");
+    // The other organization's run goes on meanwhile.
+    let neighbours = start(&app, &agency, HEALTHY).await;
+    let cancelled = ok(
+        &app,
+        &sme.token,
+        "mutation($id: ID!) { cancelAgentRun(id: $id) { status error } }",
+        json!({ "id": id }),
+    )
+    .await;
+    assert_eq!(
+        cancelled["cancelAgentRun"]["status"], "CANCELLED",
+        "{cancelled}"
+    );
+    let run = ended(&app, &sme.token, &id).await;
+    assert_eq!(run["status"], "CANCELLED", "{run}");
+    assert_eq!(run["error"], "cancelled on request", "{run}");
+    assert!(run["output"].is_null(), "{run}");
+    assert_eq!(run["usage"]["totalTokens"], 0, "{run}");
+    let neighbours_run = ended(&app, &agency.token, &neighbours).await;
+    assert_succeeded(name, &su, &agency, &neighbours, &neighbours_run).await;
+    assert_eq!(
+        scalar(
+            &su,
+            &format!(
+                "SELECT count(*) FROM {} WHERE id = '{id}' AND status = 'CANCELLED' AND output IS NULL \
+                 AND error = 'cancelled on request' AND prompt_tokens = 0 AND completion_tokens = 0 \
+                 AND finished_at IS NOT NULL",
+                sme.runs
+            )
+        )
+        .await,
+        1,
+        "the cancelled run's row"
+    );
+    assert_eq!(
+        counted_tokens(&su, sme.org).await,
+        0,
+        "a cancelled run counts no tokens"
+    );
+    assert_audited(name, &su, &id).await;
+    assert_eq!(
+        scalar(
+            &su,
+            &format!(
+                "SELECT count(*) FROM public.audit_log WHERE operation = 'cancelAgentRun' AND target_id = '{id}'"
+            )
+        )
+        .await,
+        1,
+        "the cancelAgentRun audit row"
+    );
+    let bystander = app.token(w.agency2.owner, Some(w.agency2.id));
+    assert_serving(name, &app, &bystander).await;
+}

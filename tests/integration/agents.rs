@@ -30,7 +30,7 @@ pub(crate) async fn ok(app: &TestApp, token: &str, q: &str, vars: Value) -> Valu
     body["data"].clone()
 }
 
-async fn run(app: &TestApp, token: &str, campaign: &str, agent: &str) -> String {
+pub(crate) async fn run(app: &TestApp, token: &str, campaign: &str, agent: &str) -> String {
     let data = ok(
         app,
         token,
@@ -174,15 +174,15 @@ async fn every_agent_runs_end_to_end_offline_and_only_its_tenant_and_client_read
 /// A local OpenAI-compatible server: answers chat completions as told and
 /// keeps every request body.
 #[derive(Clone, Default)]
-struct Provider {
-    requests: Arc<Mutex<Vec<Value>>>,
-    mode: Arc<Mutex<Mode>>,
+pub(crate) struct Provider {
+    pub(crate) requests: Arc<Mutex<Vec<Value>>>,
+    pub(crate) mode: Arc<Mutex<Mode>>,
     /// Opens for answers held back by [`Mode::Hold`].
-    gate: Arc<Notify>,
+    pub(crate) gate: Arc<Notify>,
 }
 
 #[derive(Clone, Copy, Default, PartialEq)]
-enum Mode {
+pub(crate) enum Mode {
     #[default]
     Answer,
     Fail,
@@ -259,7 +259,7 @@ async fn completions(State(p): State<Provider>, body: axum::Json<Value>) -> Resp
     }
 }
 
-async fn provider() -> (Provider, String) {
+pub(crate) async fn provider() -> (Provider, String) {
     let p = Provider::default();
     let router = Router::new()
         .route("/v1/chat/completions", post(completions))
@@ -390,6 +390,8 @@ async fn the_monthly_token_quota_rejects_new_runs_with_rate_limited() {
     let id = run(&app, &token, &campaign, "BRAND_VOICE").await;
     assert_eq!(ended(&app, &token, &id).await["status"], "SUCCEEDED");
     let before = scalar(&su, "SELECT count(*) FROM public.agent_outputs").await;
+    let audited = "SELECT count(*) FROM public.audit_log WHERE operation = 'runAgent'";
+    let audited_before = scalar(&su, audited).await;
     let (status, body) = app
         .graphql(
             Some(&token),
@@ -403,15 +405,22 @@ async fn the_monthly_token_quota_rejects_new_runs_with_rate_limited() {
         scalar(&su, "SELECT count(*) FROM public.agent_outputs").await,
         before
     );
+    assert_eq!(
+        scalar(&su, audited).await,
+        audited_before,
+        "a refused run was audited"
+    );
+    assert_eq!(app.get("/readyz").await, 200);
     // Another organization has its own quota.
     let other = app.token(w.sme2.owner, Some(w.sme2.id));
-    run(
+    let id = run(
         &app,
         &other,
         &w.sme2.campaigns[0].to_string(),
         "BRAND_VOICE",
     )
     .await;
+    assert_eq!(ended(&app, &other, &id).await["status"], "SUCCEEDED");
 }
 
 pub(crate) async fn ws_connect(
@@ -643,7 +652,7 @@ async fn over_the_websocket_only_subscriptions_run() {
 }
 
 /// Settings for a run held open by [`Mode::Hold`] as long as a test needs.
-fn patient_llm(base: &str) -> strata_agents::OpenAiConfig {
+pub(crate) fn patient_llm(base: &str) -> strata_agents::OpenAiConfig {
     strata_agents::OpenAiConfig {
         stall_timeout: Duration::from_secs(600),
         ..llm(base)
@@ -651,7 +660,7 @@ fn patient_llm(base: &str) -> strata_agents::OpenAiConfig {
 }
 
 /// Polls `sql` (a count) until it is `want`; panics after `within`.
-async fn until(su: &DatabaseConnection, sql: &str, want: i64, within: Duration) {
+pub(crate) async fn until(su: &DatabaseConnection, sql: &str, want: i64, within: Duration) {
     let deadline = tokio::time::Instant::now() + within;
     loop {
         if scalar(su, sql).await == want {
@@ -900,4 +909,97 @@ async fn the_lease_role_only_renews_unfinished_runs_to_now_and_the_maintenance_r
         as_role(&su, "app_maint", &renew(unfinished)).await.is_err(),
         "app_maint renewed a lease"
     );
+}
+
+#[tokio::test]
+async fn a_restarting_gateway_fails_runs_a_crash_left_running_at_once_and_spares_a_live_replicas() {
+    let (p, base) = provider().await;
+    *p.mode.lock().unwrap() = Mode::Hold;
+    let (a, w, su) = setup(TestApp::builder().llm(patient_llm(&base)).spawn().await).await;
+    // A live run on gateway A, streaming.
+    let token = a.token(w.sme1.owner, Some(w.sme1.id));
+    let live = run(&a, &token, &w.sme1.campaigns[0].to_string(), "BRAND_VOICE").await;
+    for _ in 0..500 {
+        if !p.requests.lock().unwrap().is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        p.requests.lock().unwrap().len(),
+        1,
+        "the run never asked the provider"
+    );
+    // Runs a crashed process left RUNNING a moment ago: their leases were
+    // renewed seconds before it stopped, well within the stale window.
+    let crashed_sme = uuid::Uuid::new_v4();
+    let crashed_agency = uuid::Uuid::new_v4();
+    su.execute_unprepared(&format!(
+        "INSERT INTO public.agent_outputs (org_id, id, campaign_id, agent, status, created_at, started_at, heartbeat_at)
+             VALUES ('{o}', '{crashed_sme}', '{c}', 'BRAND_VOICE', 'RUNNING', now() - interval '20 seconds', now() - interval '19 seconds', now() - interval '5 seconds');
+         INSERT INTO tenant_b.outputs (org_id, id, client_id, campaign_id, agent, status, created_at, started_at, heartbeat_at)
+             VALUES ('{ag}', '{crashed_agency}', '{n}', '{nc}', 'CAMPAIGN_PLANNER', 'RUNNING', now() - interval '20 seconds', now() - interval '19 seconds', now());",
+        o = w.sme1.id,
+        c = w.sme1.campaigns[1],
+        ag = w.agency1.id,
+        n = w.nike,
+        nc = w.nike_campaigns[0]
+    ))
+    .await
+    .unwrap();
+
+    // Gateway B starts on the same database: by the time it is built, its
+    // start-up recovery has run.
+    let b = TestApp::builder()
+        .llm(patient_llm(&base))
+        .spawn_beside(&a)
+        .await;
+    assert_eq!(
+        scalar(
+            &su,
+            &format!(
+                "SELECT count(*) FROM (SELECT id, status, error, finished_at, output FROM public.agent_outputs \
+                 UNION ALL SELECT id, status, error, finished_at, output::jsonb FROM tenant_b.outputs) s \
+                 WHERE id IN ('{crashed_sme}', '{crashed_agency}') AND status = 'FAILED' \
+                 AND error = 'interrupted: the gateway running it stopped' \
+                 AND finished_at IS NOT NULL AND output IS NULL"
+            )
+        )
+        .await,
+        2,
+        "a run a crash left RUNNING was not failed at start"
+    );
+    for (token, id) in [
+        (token.clone(), crashed_sme.to_string()),
+        (
+            b.token(w.strategist, Some(w.agency1.id)),
+            crashed_agency.to_string(),
+        ),
+    ] {
+        let seen = ok(
+            &b,
+            &token,
+            "query($id: ID!) { agentRun(id: $id) { status error } }",
+            json!({ "id": id }),
+        )
+        .await;
+        assert_eq!(seen["agentRun"]["status"], "FAILED", "{seen}");
+        assert_eq!(
+            seen["agentRun"]["error"],
+            "interrupted: the gateway running it stopped"
+        );
+    }
+    // A's run is alive: B spared it, and A finishes it.
+    assert_eq!(
+        scalar(
+            &su,
+            &format!("SELECT count(*) FROM public.agent_outputs WHERE id = '{live}' AND status = 'RUNNING'")
+        )
+        .await,
+        1,
+        "B failed the run A executes"
+    );
+    p.gate.notify_one();
+    let done = ended(&a, &token, &live).await;
+    assert_eq!(done["status"], "SUCCEEDED", "{done}");
 }

@@ -225,6 +225,8 @@ pub struct TestAppBuilder {
     auth_cache_ttl: Duration,
     llm: Option<strata_agents::OpenAiConfig>,
     monthly_token_quota: Option<u64>,
+    /// Agent runs at once, overall and per organization.
+    agent_concurrency: (usize, usize),
     limits: strata_graphql::Limits,
     http: strata_server::config::HttpConfig,
     rate_limits: strata_server::ratelimit::RateLimitConfig,
@@ -242,6 +244,7 @@ impl Default for TestAppBuilder {
             auth_cache_ttl: strata_server::config::DEFAULT_AUTH_CACHE_TTL,
             llm: None,
             monthly_token_quota: None,
+            agent_concurrency: (4, 2),
             limits: strata_graphql::Limits::default(),
             http: strata_server::config::HttpConfig::default(),
             // Off unless a test turns them on: other tests send bursts.
@@ -293,6 +296,13 @@ impl TestAppBuilder {
     /// Limit each organization's agent runs to this many tokens a month.
     pub fn monthly_token_quota(mut self, tokens: u64) -> Self {
         self.monthly_token_quota = Some(tokens);
+        self
+    }
+
+    /// Run at most `overall` agent runs at once, and `per_org` of one
+    /// organization (4 and 2 unless told).
+    pub fn agent_concurrency(mut self, overall: usize, per_org: usize) -> Self {
+        self.agent_concurrency = (overall, per_org);
         self
     }
 
@@ -364,9 +374,10 @@ impl TestAppBuilder {
             auth_cache_ttl: self.auth_cache_ttl,
             agents: strata_server::config::AgentsConfig {
                 llm: self.llm.clone(),
-                max_concurrent: 4,
-                max_per_org: 2,
+                max_concurrent: self.agent_concurrency.0,
+                max_per_org: self.agent_concurrency.1,
                 monthly_token_quota: self.monthly_token_quota,
+                offline_piece_delay: Duration::ZERO,
             },
             migrate: false,
             demo: false,

@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 use strata_agents::{AgentContext, AgentKind, DeltaSink, SharedProvider, run_agent};
 use strata_domain::model::{AgentRun, RunStatus};
 use strata_domain::{DomainError, OrgId, OutputId, TenantContext};
-use strata_persistence::repo::outputs::{self, Transition};
+use strata_persistence::repo::outputs::{self, RunLocks, Transition};
 use strata_persistence::repo::personas;
 use strata_persistence::repo::{PageRequest, brand, campaigns, clients, organizations, usage};
 use strata_persistence::{Db, TenantTx};
@@ -76,6 +76,8 @@ pub struct Runner {
     /// The runs this process holds (and keeps the leases of), from
     /// [`Runner::start`] until they end here.
     held: Mutex<HashMap<OutputId, Held>>,
+    /// The advisory locks of the runs executing here.
+    locks: RunLocks,
     /// Stops the lease keeper when the runner goes.
     _leases: DropGuard,
 }
@@ -121,6 +123,7 @@ impl Runner {
     pub fn new(db: Db, config: RunnerConfig) -> Arc<Self> {
         let stop = CancellationToken::new();
         let runner = Arc::new(Self {
+            locks: RunLocks::new(db.clone()),
             db,
             overall: Arc::new(Semaphore::new(config.max_concurrent.max(1))),
             config,
@@ -145,11 +148,28 @@ impl Runner {
         self.config.monthly_token_quota
     }
 
-    /// Fails the runs whose lease expired (their process stopped), sparing
-    /// runs other gateways hold; returns how many. Call once at start; the
-    /// runner then does it every [`Runner::SWEEP_EVERY`] by itself.
+    /// Fails the runs a stopped process left unfinished, sparing runs other
+    /// gateways hold; returns how many. Call once at start; the runner then
+    /// fails expired leases every [`Runner::SWEEP_EVERY`] by itself.
+    ///
+    /// A RUNNING run is executed only while its executor holds the run's
+    /// advisory lock on a database connection, which goes when its process
+    /// does: a RUNNING run whose lock is free is failed now, however
+    /// recently its lease was renewed (a quick restart). QUEUED runs, which
+    /// hold no lock between their commit and their start, and runs whose
+    /// lock is free only because a replica's lock connection broke for a
+    /// moment, wait for their lease to expire instead.
     pub async fn recover(&self) -> Result<u64, DomainError> {
-        Ok(self.sweep().await?.len() as u64)
+        let held: Vec<OutputId> = lock(&self.held).keys().copied().collect();
+        let orphaned = outputs::fail_orphaned(&self.db, INTERRUPTED, &held).await?;
+        for (org, id) in &orphaned {
+            tracing::warn!(
+                run.id = %id,
+                tenant.org_id = %org,
+                "agent run failed: the gateway running it stopped"
+            );
+        }
+        Ok(orphaned.len() as u64 + self.sweep().await?.len() as u64)
     }
 
     /// Renews the lease of every run held here.
@@ -223,10 +243,13 @@ impl Runner {
             .entry(run.id)
             .or_insert_with(|| broadcast::channel(64).0);
         let runner = self.clone();
+        let org = ctx.org_id();
         tokio::spawn(async move {
             let id = run.id;
             runner.execute(ctx, run, cancel).await;
+            runner.locks.release(id).await;
             lock(&runner.held).remove(&id);
+            runner.prune_org(org);
             runner.release(id);
         });
     }
@@ -236,6 +259,16 @@ impl Runner {
             .entry(org)
             .or_insert_with(|| Arc::new(Semaphore::new(self.config.max_per_org.max(1))))
             .clone()
+    }
+
+    /// Forgets an organization's semaphore once no run waits for it or
+    /// holds it (each holds a clone while it waits and runs), so that the
+    /// map does not grow with every organization that ever ran an agent.
+    fn prune_org(&self, org: OrgId) {
+        let mut map = lock(&self.per_org);
+        if map.get(&org).is_some_and(|s| Arc::strong_count(s) == 1) {
+            map.remove(&org);
+        }
     }
 
     async fn execute(&self, ctx: TenantContext, run: AgentRun, cancel: CancellationToken) {
@@ -254,6 +287,14 @@ impl Runner {
             return;
         };
         let id = run.id;
+        // Locked before it is RUNNING, so that a gateway starting meanwhile
+        // knows it is executed (see `recover`).
+        if let Err(e) = self.locks.hold(id).await {
+            tracing::warn!(run.id = %id, error = %e, "agent run could not be locked");
+            self.finish(&ctx, id, Err("the database was unavailable".into()), 0, 0)
+                .await;
+            return;
+        }
         let started = match self.begin(&ctx, &run).await {
             Ok(Some(started)) => started,
             Ok(None) => return, // cancelled while queued
@@ -265,18 +306,28 @@ impl Runner {
         };
         let (run_row, agent_context) = started;
         self.publish(&run_row, None);
+        let agent_context = match agent_context {
+            Ok(c) => c,
+            Err(e) => {
+                self.finish(&ctx, id, Err(e.to_string()), 0, 0).await;
+                return;
+            }
+        };
         let Ok(kind) = run_row.agent.parse::<AgentKind>() else {
             self.finish(&ctx, id, Err("unknown agent".into()), 0, 0)
                 .await;
             return;
         };
 
-        // Stream the model's text to subscribers, at most every
-        // PARTIAL_EVERY, while the agent runs.
+        // Stream the model's text to subscribers while the agent runs: the
+        // first piece at once, then at most every PARTIAL_EVERY, and all of
+        // it once the stream ends (before the final status), so that even
+        // a fast answer is seen streaming.
         let (sink, mut deltas) = DeltaSink::channel(256);
         let streamed = {
             let mut text = String::new();
-            let mut last = Instant::now();
+            let mut last: Option<Instant> = None;
+            let mut published = 0usize;
             let run_row = run_row.clone();
             let agent = async {
                 let result = run_agent(
@@ -294,10 +345,14 @@ impl Runner {
             let forward = async {
                 while let Some(delta) = deltas.recv().await {
                     text.push_str(&delta);
-                    if last.elapsed() >= PARTIAL_EVERY {
-                        last = Instant::now();
+                    if last.is_none_or(|at| at.elapsed() >= PARTIAL_EVERY) {
+                        last = Some(Instant::now());
+                        published = text.len();
                         self.publish(&run_row, Some(Arc::from(text.as_str())));
                     }
+                }
+                if text.len() > published {
+                    self.publish(&run_row, Some(Arc::from(text.as_str())));
                 }
             };
             let (result, ()) = tokio::join!(agent, forward);
@@ -334,12 +389,15 @@ impl Runner {
     }
 
     /// Marks the run RUNNING and reads what its agent may know, in one
-    /// tenant transaction. `None` when the run was cancelled meanwhile.
+    /// tenant transaction. `None` when the run was cancelled meanwhile; the
+    /// context is an error when the records cannot make a prompt (a field
+    /// beyond the agents' bounds), which fails the run with that reason.
     async fn begin(
         &self,
         ctx: &TenantContext,
         run: &AgentRun,
-    ) -> Result<Option<(AgentRun, AgentContext)>, DomainError> {
+    ) -> Result<Option<(AgentRun, Result<AgentContext, strata_agents::AgentError>)>, DomainError>
+    {
         let tx = TenantTx::begin(&self.db, ctx).await?;
         let result = async {
             let Some(started) = outputs::transition(&tx, run.id, Transition::Start).await? else {
@@ -375,7 +433,7 @@ impl Runner {
                 &personas,
                 instructions.as_deref(),
             )
-            .map_err(|e| DomainError::Internal(Box::new(e)))?;
+            .map_err(strata_agents::AgentError::InvalidInput);
             Ok(Some((started, agent_context)))
         }
         .await;

@@ -136,7 +136,7 @@ fn begin_message(s: &Settings<'_>, read_only: bool, timeout_ms: Option<u64>) -> 
 }
 
 /// A driver error as the `DbErr` the rest of the crate maps.
-fn query_err(err: sqlx::Error) -> DbErr {
+pub(crate) fn query_err(err: sqlx::Error) -> DbErr {
     match err {
         sqlx::Error::PoolTimedOut => DbErr::ConnectionAcquire(ConnAcquireErr::Timeout),
         sqlx::Error::PoolClosed => DbErr::ConnectionAcquire(ConnAcquireErr::ConnectionClosed),

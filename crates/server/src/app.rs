@@ -125,8 +125,16 @@ impl Application {
         } else {
             Vec::new()
         };
-        let provider = strata_agents::build_provider(config.agents.llm.clone())
-            .map_err(|e| anyhow::anyhow!("the agents' model provider is misconfigured: {e}"))?;
+        let provider: strata_agents::SharedProvider = match config.agents.llm.clone() {
+            Some(llm) => {
+                std::sync::Arc::new(strata_agents::OpenAiProvider::new(llm).map_err(|e| {
+                    anyhow::anyhow!("the agents' model provider is misconfigured: {e}")
+                })?)
+            }
+            None => std::sync::Arc::new(strata_agents::OfflineProvider::with_piece_delay(
+                config.agents.offline_piece_delay,
+            )),
+        };
         tracing::info!(provider = provider.name(), "agent provider ready");
         let runner = strata_graphql::Runner::new(
             database.db.clone(),

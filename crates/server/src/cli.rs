@@ -214,8 +214,8 @@ struct ServeArgs {
     #[arg(long, env = "STRATA_LLM_MODEL", default_value = "gpt-4o-mini")]
     llm_model: String,
     /// API key for the provider (never logged).
-    #[arg(long, env = "STRATA_LLM_API_KEY", hide_env_values = true)]
-    llm_api_key: Option<String>,
+    #[arg(long, env = "STRATA_LLM_API_KEY", hide_env_values = true, value_parser = secret)]
+    llm_api_key: Option<SecretString>,
     /// Longest wait for the provider to start answering, per attempt.
     #[arg(long, env = "STRATA_LLM_TIMEOUT", default_value = "60s", value_parser = humantime::parse_duration)]
     llm_timeout: Duration,
@@ -330,7 +330,7 @@ async fn serve(global: &Global, args: ServeArgs) -> anyhow::Result<()> {
                 .map(|base_url| strata_agents::OpenAiConfig {
                     base_url,
                     model: args.llm_model,
-                    api_key: args.llm_api_key.map(SecretString::from),
+                    api_key: args.llm_api_key,
                     request_timeout: args.llm_timeout,
                     stall_timeout: args.llm_stall_timeout,
                     ..strata_agents::OpenAiConfig::default()
@@ -339,6 +339,7 @@ async fn serve(global: &Global, args: ServeArgs) -> anyhow::Result<()> {
             max_per_org: args.agent_concurrency_per_org.max(1),
             monthly_token_quota: (args.agent_monthly_token_quota > 0)
                 .then_some(args.agent_monthly_token_quota),
+            offline_piece_delay: strata_agents::OfflineProvider::DEFAULT_PIECE_DELAY,
         },
         migrate: !args.no_migrate,
         demo: args.demo,
@@ -452,9 +453,40 @@ async fn migrate(global: &Global, action: MigrateAction) -> anyhow::Result<()> {
     result.map_err(|e| anyhow::anyhow!("migration failed: {e}"))
 }
 
+/// A secret flag or variable: kept as a [`SecretString`], whose `Debug`
+/// prints no value.
+fn secret(value: &str) -> Result<SecretString, std::convert::Infallible> {
+    Ok(SecretString::from(value))
+}
+
 #[cfg(test)]
 mod tests {
-    use super::min_connections;
+    use clap::Parser;
+    use secrecy::ExposeSecret;
+
+    use super::{Cli, Command, min_connections};
+
+    #[test]
+    fn the_provider_key_is_read_from_its_flag_and_never_printed() {
+        let cli = Cli::try_parse_from([
+            "strata",
+            "serve",
+            "--llm-base-url",
+            "http://127.0.0.1:9/v1",
+            "--llm-api-key",
+            "sk-never-printed-0123",
+        ])
+        .unwrap();
+        let printed = format!("{cli:?}");
+        assert!(!printed.contains("sk-never-printed"), "{printed}");
+        let Command::Serve(args) = cli.command else {
+            panic!("not serve");
+        };
+        assert_eq!(
+            args.llm_api_key.as_ref().map(|k| k.expose_secret()),
+            Some("sk-never-printed-0123")
+        );
+    }
 
     #[test]
     fn the_pool_is_kept_full_unless_asked_otherwise() {

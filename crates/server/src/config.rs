@@ -50,6 +50,8 @@ pub struct AgentsConfig {
     pub max_per_org: usize,
     /// Monthly tokens per organization; `None` is no limit.
     pub monthly_token_quota: Option<u64>,
+    /// The offline model's pause between the pieces it streams.
+    pub offline_piece_delay: Duration,
 }
 
 /// Everything `serve` needs.

@@ -3,27 +3,39 @@
 //! attached ([`CompletionRequest::offline_draft`]), built deterministically
 //! from the run's own context, streamed in a few pieces like a real model.
 
+use std::time::Duration;
+
 use async_trait::async_trait;
 use tokio_util::sync::CancellationToken;
 
 use super::{Completion, CompletionRequest, DeltaSink, LlmProvider, ProviderError, Usage};
 
 /// How many pieces an answer is streamed in.
-const PIECES: usize = 6;
+const PIECES: usize = 16;
 
 /// The offline provider: deterministic, fast, no network.
 #[derive(Clone, Debug, Default)]
 pub struct OfflineProvider {
-    _private: (),
+    /// A pause before each piece after the first.
+    piece_delay: Duration,
 }
 
 impl OfflineProvider {
     /// The model name it reports.
     pub const MODEL: &'static str = "strata-offline-1";
 
-    /// The provider.
+    /// A pause between pieces short enough not to be in the way and long
+    /// enough for an answer to be seen streaming (about a second in all).
+    pub const DEFAULT_PIECE_DELAY: Duration = Duration::from_millis(60);
+
+    /// The provider, streaming its pieces without pausing.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// The provider, pausing `delay` between pieces, as a model would.
+    pub fn with_piece_delay(delay: Duration) -> Self {
+        Self { piece_delay: delay }
     }
 }
 
@@ -53,7 +65,13 @@ impl LlmProvider for OfflineProvider {
         let text = serde_json::to_string_pretty(draft).map_err(|_| ProviderError::Protocol {
             reason: "the offline draft does not serialize".to_owned(),
         })?;
-        for piece in pieces(&text, PIECES) {
+        for (i, piece) in pieces(&text, PIECES).into_iter().enumerate() {
+            if i > 0 && !self.piece_delay.is_zero() {
+                tokio::select! {
+                    () = cancel.cancelled() => return Err(ProviderError::Cancelled),
+                    () = tokio::time::sleep(self.piece_delay) => {}
+                }
+            }
             if cancel.is_cancelled() {
                 return Err(ProviderError::Cancelled);
             }

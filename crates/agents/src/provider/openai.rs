@@ -137,14 +137,25 @@ impl OpenAiProvider {
                     let status = response.status();
                     let retryable =
                         status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error();
-                    if !retryable || last {
-                        let body = self.excerpt(response, cancel).await?;
+                    let wait = retry_after(response.headers(), chrono::Utc::now());
+                    // A wait longer than we would ever wait: retrying early
+                    // would only be refused again.
+                    let too_long = wait.is_some_and(|w| w > self.config.max_backoff);
+                    if !retryable || last || too_long {
+                        let mut body = self.excerpt(response, cancel).await?;
+                        if let Some(w) = wait.filter(|_| too_long) {
+                            body = format!(
+                                "{body} (it asked to retry in {} s, more than the longest wait of {} s)",
+                                w.as_secs(),
+                                self.config.max_backoff.as_secs_f64()
+                            );
+                        }
                         return Err(ProviderError::Status {
                             status: status.as_u16(),
                             body,
                         });
                     }
-                    (Some(status.as_u16()), retry_after(response.headers()))
+                    (Some(status.as_u16()), wait)
                 }
                 Ok(Err(error)) => {
                     if last || error.is_builder() {
@@ -401,10 +412,23 @@ async fn cancellable<F: Future>(
         .ok_or(ProviderError::Cancelled)
 }
 
-/// `Retry-After` in seconds; the HTTP-date form is left to the backoff.
-fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+/// `Retry-After` as a wait from `now`: delay-seconds, or an HTTP date (the
+/// IMF-fixdate form, or the obsolete RFC 850 and asctime ones); a date past
+/// is no wait. `None` when absent or unreadable.
+fn retry_after(headers: &HeaderMap, now: chrono::DateTime<chrono::Utc>) -> Option<Duration> {
     let value = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
-    value.parse::<u64>().ok().map(Duration::from_secs)
+    if let Ok(secs) = value.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let at = chrono::DateTime::parse_from_rfc2822(value)
+        .map(|d| d.with_timezone(&chrono::Utc))
+        .or_else(|_| {
+            chrono::NaiveDateTime::parse_from_str(value, "%A, %d-%b-%y %H:%M:%S GMT")
+                .or_else(|_| chrono::NaiveDateTime::parse_from_str(value, "%a %b %e %H:%M:%S %Y"))
+                .map(|d| d.and_utc())
+        })
+        .ok()?;
+    Some((at - now).to_std().unwrap_or(Duration::ZERO))
 }
 
 fn protocol(reason: &str) -> ProviderError {
@@ -631,16 +655,39 @@ mod tests {
     }
 
     #[test]
-    fn retry_after_is_read_in_seconds() {
+    fn retry_after_is_read_in_seconds_and_as_an_http_date() {
+        let now = chrono::DateTime::parse_from_rfc3339("2015-10-21T07:27:30Z")
+            .unwrap()
+            .with_timezone(&chrono::Utc);
         let mut headers = HeaderMap::new();
-        assert_eq!(retry_after(&headers), None);
+        assert_eq!(retry_after(&headers, now), None);
         headers.insert(RETRY_AFTER, "3".parse().unwrap());
-        assert_eq!(retry_after(&headers), Some(Duration::from_secs(3)));
+        assert_eq!(retry_after(&headers, now), Some(Duration::from_secs(3)));
+        for date in [
+            "Wed, 21 Oct 2015 07:28:00 GMT",
+            "Wednesday, 21-Oct-15 07:28:00 GMT",
+            "Wed Oct 21 07:28:00 2015",
+        ] {
+            headers.insert(RETRY_AFTER, date.parse().unwrap());
+            assert_eq!(
+                retry_after(&headers, now),
+                Some(Duration::from_secs(30)),
+                "{date}"
+            );
+        }
         headers.insert(
             RETRY_AFTER,
-            "Wed, 21 Oct 2015 07:28:00 GMT".parse().unwrap(),
+            "Wed, 21 Oct 2015 07:27:00 GMT".parse().unwrap(),
         );
-        assert_eq!(retry_after(&headers), None);
+        assert_eq!(
+            retry_after(&headers, now),
+            Some(Duration::ZERO),
+            "a date past"
+        );
+        for bad in ["soon", "-1", "Wed, 32 Oct 2015 07:28:00 GMT"] {
+            headers.insert(RETRY_AFTER, bad.parse().unwrap());
+            assert_eq!(retry_after(&headers, now), None, "{bad}");
+        }
     }
 
     #[test]

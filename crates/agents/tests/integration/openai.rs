@@ -316,6 +316,68 @@ async fn a_429_with_retry_after_waits_then_succeeds() {
 }
 
 #[tokio::test]
+async fn a_429_asking_for_a_wait_beyond_the_longest_backoff_fails_at_once() {
+    let server = MockServer::start(vec![
+        Reply::Status {
+            status: 429,
+            headers: vec![("retry-after", "120".to_owned())],
+            body: "quota window closed".to_owned(),
+        },
+        stream_of(&brand_voice_answer(), 2),
+    ])
+    .await;
+
+    let error = run(&server.provider(), AgentKind::BrandVoice)
+        .await
+        .unwrap_err();
+
+    assert_eq!(
+        server.requests().len(),
+        1,
+        "it retried before the wait asked for"
+    );
+    let AgentError::HttpStatus { status, body } = &error else {
+        panic!("expected an HTTP status error, got {error:?}");
+    };
+    assert_eq!(*status, 429);
+    assert!(body.contains("quota window closed"), "{body}");
+    assert!(body.contains("retry in 120 s"), "{body}");
+}
+
+#[tokio::test]
+async fn a_429_with_an_http_date_retry_after_is_retried() {
+    let at = chrono::Utc::now() + chrono::TimeDelta::seconds(1);
+    let server = MockServer::start(vec![
+        Reply::Status {
+            status: 429,
+            headers: vec![(
+                "retry-after",
+                at.format("%a, %d %b %Y %H:%M:%S GMT").to_string(),
+            )],
+            body: "slow down".to_owned(),
+        },
+        stream_of(&brand_voice_answer(), 2),
+    ])
+    .await;
+
+    // A backoff of its own would be half a minute or more: the run ends
+    // in time only if the retry follows the date.
+    let provider = server.provider_with(|c| {
+        c.initial_backoff = Duration::from_secs(60);
+        c.max_backoff = Duration::from_secs(60);
+    });
+    let result = tokio::time::timeout(
+        Duration::from_secs(20),
+        run(&provider, AgentKind::BrandVoice),
+    )
+    .await
+    .expect("the retry did not follow the date");
+
+    assert!(result.is_ok(), "{result:?}");
+    assert_eq!(server.requests().len(), 2);
+}
+
+#[tokio::test]
 async fn client_errors_are_not_retried_and_never_echo_the_key() {
     let server = MockServer::start(vec![Reply::EchoAuthorization, Reply::EchoAuthorization]).await;
 

@@ -513,6 +513,178 @@ pub async fn fail_stale(
         .collect())
 }
 
+/// The class of the advisory locks that mark runs being executed (the first
+/// key of PostgreSQL's two-key advisory locks, so that they cannot meet
+/// locks other code takes with one key).
+pub const RUN_LOCK_CLASS: i32 = 0x5352_554e;
+
+/// The second key of a run's advisory lock: the last four bytes of its id.
+/// Two runs may share one; that only delays failing one of them, because a
+/// lock someone holds spares its runs.
+pub fn run_lock_key(id: OutputId) -> i32 {
+    let b = id.as_uuid().into_bytes();
+    i32::from_be_bytes([b[12], b[13], b[14], b[15]])
+}
+
+/// The same key computed by the database from a run's `id`.
+const SQL_LOCK_KEY: &str = "('x' || right(replace(id::text, '-', ''), 8))::bit(32)::int";
+
+/// Session-level advisory locks, on one connection of the pool, marking the
+/// runs this process executes: a run is RUNNING only while its executor
+/// holds its lock, and the lock goes with the executor's connection when the
+/// process stops, however it stops. [`fail_orphaned`] fails the RUNNING runs
+/// whose lock nobody holds. The connection is taken while at least one run
+/// is held and goes back to the pool, its locks released, when none is.
+#[derive(Debug)]
+pub struct RunLocks {
+    db: crate::Db,
+    state: tokio::sync::Mutex<LockState>,
+}
+
+#[derive(Debug, Default)]
+struct LockState {
+    conn: Option<sea_orm::sqlx::pool::PoolConnection<sea_orm::sqlx::Postgres>>,
+    held: std::collections::HashSet<OutputId>,
+}
+
+impl RunLocks {
+    /// No locks yet, over `db`'s pool.
+    pub fn new(db: crate::Db) -> Self {
+        Self {
+            db,
+            state: tokio::sync::Mutex::new(LockState::default()),
+        }
+    }
+
+    /// Takes run `id`'s lock (waiting while a sweep looks at it). On a
+    /// connection newly taken, every run held is locked again.
+    pub async fn hold(&self, id: OutputId) -> Result<(), DomainError> {
+        let mut state = self.state.lock().await;
+        state.held.insert(id);
+        let ids: Vec<OutputId> = match state.conn {
+            Some(_) => vec![id],
+            None => {
+                let conn = self.db.pool().acquire().await.map_err(lock_err)?;
+                state.conn = Some(conn);
+                state.held.iter().copied().collect()
+            }
+        };
+        let keys: Vec<i32> = ids.into_iter().map(run_lock_key).collect();
+        let Some(conn) = state.conn.as_mut() else {
+            return Ok(());
+        };
+        let locked =
+            sea_orm::sqlx::query("SELECT pg_advisory_lock($1, k) FROM unnest($2::int[]) AS k")
+                .bind(RUN_LOCK_CLASS)
+                .bind(keys)
+                .execute(&mut **conn)
+                .await;
+        if let Err(e) = locked {
+            // A broken connection lost its locks: the next call starts over.
+            if let Some(conn) = state.conn.take() {
+                let _ = conn.close().await;
+            }
+            return Err(lock_err(e));
+        }
+        Ok(())
+    }
+
+    /// Releases run `id`'s lock; with no run left, the connection too.
+    pub async fn release(&self, id: OutputId) {
+        let mut state = self.state.lock().await;
+        if !state.held.remove(&id) {
+            return;
+        }
+        let empty = state.held.is_empty();
+        let Some(conn) = state.conn.as_mut() else {
+            return;
+        };
+        let sql = if empty {
+            "SELECT pg_advisory_unlock_all()"
+        } else {
+            "SELECT pg_advisory_unlock($1, $2)"
+        };
+        let done = sea_orm::sqlx::query(sql)
+            .bind(RUN_LOCK_CLASS)
+            .bind(run_lock_key(id))
+            .execute(&mut **conn)
+            .await;
+        match done {
+            Ok(_) if empty => drop(state.conn.take()),
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot release an agent run's lock; closing its connection");
+                if let Some(conn) = state.conn.take() {
+                    let _ = conn.close().await;
+                }
+                // The locks went with the connection; re-take the others'.
+                drop(state);
+                let rest: Vec<OutputId> = self.state.lock().await.held.drain().collect();
+                for id in rest {
+                    if let Err(e) = self.hold(id).await {
+                        tracing::warn!(error = %e, "cannot re-take an agent run's lock");
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn lock_err(e: sea_orm::sqlx::Error) -> DomainError {
+    map_db_err(crate::tx::query_err(e))
+}
+
+/// Fails every RUNNING run whose advisory lock (see [`RunLocks`]) nobody
+/// holds, except those in `held`, in both tables at once, with `reason`:
+/// the process executing it stopped, however recently it renewed its
+/// lease. As the narrow `app_maint` role. Rows another transaction is
+/// changing right now are skipped; the locks it takes to look are
+/// transaction-level and go at its commit. Returns the runs it failed.
+pub async fn fail_orphaned(
+    db: &crate::Db,
+    reason: &str,
+    held: &[OutputId],
+) -> Result<Vec<(OrgId, OutputId)>, DomainError> {
+    let held = uuid_array(held.iter().map(|id| id.as_uuid()));
+    let fail = |table: &str, name: &str| {
+        format!(
+            "{name}_rows AS MATERIALIZED (SELECT org_id, id FROM {table} \
+             WHERE status = 'RUNNING' AND id <> ALL ($2::uuid[]) FOR UPDATE SKIP LOCKED), \
+             {name}_free AS MATERIALIZED (SELECT org_id, id FROM {name}_rows \
+             WHERE pg_try_advisory_xact_lock($3, {SQL_LOCK_KEY})), \
+             {name} AS (UPDATE {table} o SET status = 'FAILED', error = $1, finished_at = now() \
+             FROM {name}_free r WHERE o.org_id = r.org_id AND o.id = r.id \
+             AND o.status = 'RUNNING' RETURNING o.org_id, o.id)"
+        )
+    };
+    let sql = format!(
+        "WITH {}, {} SELECT org_id, id FROM sme UNION ALL SELECT org_id, id FROM agency",
+        fail("public.agent_outputs", "sme"),
+        fail("tenant_b.outputs", "agency"),
+    );
+    #[derive(FromQueryResult)]
+    struct Failed {
+        org_id: Uuid,
+        id: Uuid,
+    }
+    let values: [Value; 3] = [reason.into(), held.into(), RUN_LOCK_CLASS.into()];
+    let failed = as_role(db, "app_maint", |txn| async move {
+        Failed::find_by_statement(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            sql,
+            values,
+        ))
+        .all(&txn)
+        .await
+        .map(|rows| (txn, rows))
+    })
+    .await?;
+    Ok(failed
+        .into_iter()
+        .map(|r| (OrgId::from_uuid(r.org_id), OutputId::from_uuid(r.id)))
+        .collect())
+}
+
 /// Runs `work` in a transaction of its own as `role` (one of the narrow
 /// maintenance roles, never a tenant's), and commits.
 async fn as_role<T, F, Fut>(db: &crate::Db, role: &'static str, work: F) -> Result<T, DomainError>
