@@ -379,3 +379,50 @@ async fn refused_requests_are_charged_to_their_sender() {
     assert_eq!(s, 200, "{body}");
     assert_eq!(body["data"]["organization"]["id"], w.sme2.id.to_string());
 }
+
+/// A request without any credential gets GraphQL over HTTP's status for a
+/// bad body (never a 401 that hides it), a 401 for a good one, and its
+/// refused bodies count against its address like failed logins.
+#[tokio::test]
+async fn anonymous_bad_bodies_get_their_status_and_count_against_the_address() {
+    let app = TestApp::builder()
+        .rate_limits(RateLimitConfig {
+            auth_failures_per_ip: TEN_S,
+            ..limits(OFF, OFF, OFF, 2)
+        })
+        .spawn()
+        .await;
+    let (app, w) = with_world(app).await;
+    let client = reqwest::Client::new();
+    let url = format!("{}/graphql", app.base);
+    let plain = client
+        .post(&url)
+        .header("content-type", "text/plain")
+        .body("{ me { role } }")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(plain.status().as_u16(), 415);
+    let broken = client
+        .post(&url)
+        .header("content-type", "application/json")
+        .body("{\"query\": ")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(broken.status().as_u16(), 400);
+    let body: serde_json::Value = broken.json().await.unwrap();
+    assert!(strata_tests::error_code(&body).is_some(), "{body}");
+    // Two refusals are forgiven; the third blocks the address, whatever it
+    // sends next.
+    let good = client
+        .post(&url)
+        .json(&serde_json::json!({ "query": "{ me { role } }" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(good.status().as_u16(), 401);
+    let token = app.token(w.sme1.owner, Some(w.sme1.id));
+    let refused = call(&app, &token).await;
+    assert_limited(&refused, "client address", 10);
+}
