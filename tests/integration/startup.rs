@@ -174,3 +174,59 @@ async fn serve_logging_in_as_the_production_gateway_role_starts_and_serves() {
     assert!(!line.contains('\n'), "one line: {line}");
     assert!(line.contains("strata migrate up"), "{line}");
 }
+
+/// `/readyz` is 503 while the database refuses the gateway and 200 again
+/// once it accepts it; `/healthz` stays 200 throughout.
+#[tokio::test]
+async fn readiness_follows_the_database_and_liveness_does_not() {
+    let app = TestApp::spawn().await;
+    assert_eq!(app.get("/readyz").await, 200);
+    let name = app.test_db.name.clone();
+    // A database cannot refuse connections to itself: speak from another.
+    let other = secrecy::ExposeSecret::expose_secret(&app.test_db.url)
+        .replace(&format!("/{name}"), "/postgres");
+    let su = sea_orm::Database::connect(other).await.unwrap();
+    sea_orm::ConnectionTrait::execute_unprepared(
+        &su,
+        &format!(
+            "ALTER DATABASE {name} ALLOW_CONNECTIONS false; \
+             SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE datname = '{name}' AND pid <> pg_backend_pid()"
+        ),
+    )
+    .await
+    .unwrap();
+    // The pool notices on its next use of a connection.
+    let mut ready = 200;
+    for _ in 0..50 {
+        ready = app.get("/readyz").await;
+        if ready == 503 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        ready, 503,
+        "not ready while the database refuses connections"
+    );
+    assert_eq!(app.get("/healthz").await, 200);
+
+    sea_orm::ConnectionTrait::execute_unprepared(
+        &su,
+        &format!("ALTER DATABASE {name} ALLOW_CONNECTIONS true"),
+    )
+    .await
+    .unwrap();
+    let mut ready = 503;
+    for _ in 0..100 {
+        ready = app.get("/readyz").await;
+        if ready == 200 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        ready, 200,
+        "ready again once the database accepts connections"
+    );
+}
