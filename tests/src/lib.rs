@@ -345,20 +345,9 @@ impl TestAppBuilder {
     /// would), with this builder's settings.
     pub async fn spawn_beside(self, other: &TestApp) -> TestApp {
         let config = self.config(other.test_db.url.clone());
-        let app = strata_server::Application::build(config)
+        self.launch(config, other.test_db.shared())
             .await
-            .expect("build the second application");
-        let base = format!("http://127.0.0.1:{}", app.port());
-        let db = app.db().clone();
-        tokio::spawn(app.run_until_stopped(std::future::pending()));
-        TestApp {
-            base,
-            db,
-            test_db: other.test_db.shared(),
-            client: reqwest::Client::new(),
-            issuer: self.issuer,
-            audience: self.audience,
-        }
+            .expect("build the second application")
     }
 
     fn config(&self, url: SecretString) -> strata_server::Config {
@@ -395,6 +384,15 @@ impl TestAppBuilder {
     pub async fn try_spawn(self) -> anyhow::Result<TestApp> {
         let test_db = TestDb::migrated().await;
         let config = self.config(test_db.url.clone());
+        self.launch(config, test_db).await
+    }
+
+    /// Builds the application from `config` and serves it in the background.
+    async fn launch(
+        self,
+        config: strata_server::Config,
+        test_db: TestDb,
+    ) -> anyhow::Result<TestApp> {
         let app = strata_server::Application::build(config).await?;
         let base = format!("http://127.0.0.1:{}", app.port());
         let db = app.db().clone();
@@ -439,18 +437,7 @@ impl TestAppBuilder {
     ) -> anyhow::Result<TestApp> {
         let mut config = self.config(url);
         config.migrate = true;
-        let app = strata_server::Application::build(config).await?;
-        let base = format!("http://127.0.0.1:{}", app.port());
-        let db = app.db().clone();
-        tokio::spawn(app.run_until_stopped(std::future::pending()));
-        Ok(TestApp {
-            base,
-            db,
-            test_db,
-            client: reqwest::Client::new(),
-            issuer: self.issuer,
-            audience: self.audience,
-        })
+        self.launch(config, test_db).await
     }
 }
 

@@ -5,7 +5,7 @@
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 fn strata() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_strata"));
@@ -131,37 +131,9 @@ fn token_mints_a_jwt_with_the_configured_secret() {
 #[test]
 fn serve_demo_on_the_embedded_postgres_answers_readyz_and_me() {
     let dir = std::env::temp_dir().join(format!("strata-cli-{}", std::process::id()));
-    let mut child = strata()
-        .args(["serve", "--demo", "--listen", "127.0.0.1:0"])
-        .env("STRATA_DATA_DIR", &dir)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let mut token = None;
-    let mut base = None;
-    let deadline = Instant::now() + Duration::from_secs(120);
-    for line in BufReader::new(stdout).lines() {
-        let line = line.unwrap();
-        if token.is_none()
-            && let Some(t) = line.trim().strip_prefix("Authorization: Bearer ")
-        {
-            token = Some(t.to_owned());
-        }
-        if let Some(rest) = line.strip_prefix("GraphiQL: ") {
-            base = rest
-                .split_whitespace()
-                .next()
-                .map(|s| s.trim_end_matches('/').to_owned());
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "serve --demo did not print its tokens"
-        );
-    }
-    let (token, base) = (token.expect("a demo token"), base.expect("the address"));
+    let (mut child, base, tokens) =
+        serve_demo_in(&std::env::temp_dir(), &[("STRATA_DATA_DIR", dir.clone())]);
+    let token = tokens.first().cloned().expect("a demo token");
 
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
@@ -302,27 +274,26 @@ fn serve_demo_in(
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
+    let (tokens, base) = demo_banner(&mut child);
+    (child, base, tokens)
+}
+
+/// Reads what `serve --demo` prints at start: a token per demo user, then
+/// the address (the last line read).
+fn demo_banner(child: &mut std::process::Child) -> (Vec<String>, String) {
     let stdout = child.stdout.take().unwrap();
     let mut tokens = Vec::new();
-    let mut base = None;
     for line in BufReader::new(stdout).lines() {
         let line = line.unwrap();
         if let Some(t) = line.trim().strip_prefix("Authorization: Bearer ") {
             tokens.push(t.to_owned());
         }
         if let Some(rest) = line.strip_prefix("GraphiQL: ") {
-            base = rest
-                .split_whitespace()
-                .next()
-                .map(|s| s.trim_end_matches('/').to_owned());
-            break;
+            let base = rest.split_whitespace().next().unwrap_or_default();
+            return (tokens, base.trim_end_matches('/').to_owned());
         }
     }
-    (
-        child,
-        base.expect("serve --demo printed its address"),
-        tokens,
-    )
+    panic!("serve --demo ended before printing its address");
 }
 
 fn nix_kill_term(pid: u32) {
@@ -367,21 +338,11 @@ fn serve(envs: &[(&str, String)], demo: bool) -> (std::process::Child, String, O
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let mut token = None;
-    if demo {
-        let stdout = child.stdout.take().unwrap();
-        for line in BufReader::new(stdout).lines() {
-            let line = line.unwrap();
-            if token.is_none()
-                && let Some(t) = line.trim().strip_prefix("Authorization: Bearer ")
-            {
-                token = Some(t.to_owned());
-            }
-            if line.starts_with("GraphiQL: ") {
-                break;
-            }
-        }
-    }
+    let token = if demo {
+        demo_banner(&mut child).0.into_iter().next()
+    } else {
+        None
+    };
     (child, format!("http://127.0.0.1:{port}"), token)
 }
 
