@@ -188,19 +188,7 @@ pub(crate) fn oldest_first<E: EntityTrait>(
     id: E::Column,
     page: &PageRequest,
 ) -> sea_orm::Select<E> {
-    use sea_orm::{ColumnTrait, Condition, QueryFilter, QueryOrder, QuerySelect};
-    let query = match page.after {
-        Some((at, after_id)) => query.filter(
-            Condition::any()
-                .add(created_at.gt(at))
-                .add(Condition::all().add(created_at.eq(at)).add(id.gt(after_id))),
-        ),
-        None => query,
-    };
-    query
-        .order_by_asc(created_at)
-        .order_by_asc(id)
-        .limit(page.limit + 1)
+    keyset(query, created_at, id, page, sea_orm::Order::Asc)
 }
 
 /// Orders `query` newest first by `(created_at, id)`, starts after the
@@ -212,17 +200,35 @@ pub(crate) fn newest_first<E: EntityTrait>(
     id: E::Column,
     page: &PageRequest,
 ) -> sea_orm::Select<E> {
-    use sea_orm::{ColumnTrait, Condition, QueryFilter, QueryOrder, QuerySelect};
+    keyset(query, created_at, id, page, sea_orm::Order::Desc)
+}
+
+/// Keyset pagination on `(created_at, id)` in `order`: the rows after the
+/// cursor in that order, one more than the page holds.
+fn keyset<E: EntityTrait>(
+    query: sea_orm::Select<E>,
+    created_at: E::Column,
+    id: E::Column,
+    page: &PageRequest,
+    order: sea_orm::Order,
+) -> sea_orm::Select<E> {
+    use sea_orm::{ColumnTrait, Condition, Order, QueryFilter, QueryOrder, QuerySelect};
     let query = match page.after {
-        Some((at, after_id)) => query.filter(
-            Condition::any()
-                .add(created_at.lt(at))
-                .add(Condition::all().add(created_at.eq(at)).add(id.lt(after_id))),
-        ),
+        Some((at, after_id)) => {
+            let (past_at, past_id) = match order {
+                Order::Asc => (created_at.gt(at), id.gt(after_id)),
+                _ => (created_at.lt(at), id.lt(after_id)),
+            };
+            query.filter(
+                Condition::any()
+                    .add(past_at)
+                    .add(Condition::all().add(created_at.eq(at)).add(past_id)),
+            )
+        }
         None => query,
     };
     query
-        .order_by_desc(created_at)
-        .order_by_desc(id)
+        .order_by(created_at, order.clone())
+        .order_by(id, order)
         .limit(page.limit + 1)
 }
