@@ -19,6 +19,7 @@ mod m20261123_000007_run_leases;
 mod m20261123_000008_inlinable_helpers;
 mod m20261124_000009_administration;
 mod m20261124_000010_gateway_reads_migration_status;
+mod m20261124_000011_administer_reads;
 
 /// All migrations, in order.
 #[derive(Debug)]
@@ -38,6 +39,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000008_inlinable_helpers::Migration),
             Box::new(m20261124_000009_administration::Migration),
             Box::new(m20261124_000010_gateway_reads_migration_status::Migration),
+            Box::new(m20261124_000011_administer_reads::Migration),
         ]
     }
 }

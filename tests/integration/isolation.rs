@@ -93,6 +93,11 @@ async fn each_runtime_role_with_one_orgs_context_sees_no_row_of_another_org_in_a
         let tables = readable_tables(&su, role).await;
         assert!(tables.len() >= 6, "{role} reads {tables:?}");
         let txn = begin_as(&db, role, Some(org), &[], true).await;
+        // An administering context: the audit log and the API keys show
+        // their rows to no other.
+        txn.execute_unprepared("SELECT set_config('app.can_administer', 'true', true)")
+            .await
+            .unwrap();
         let mut own_rows = 0;
         for (table, has_org_id) in &tables {
             let key = if *has_org_id { "org_id" } else { "id" };
@@ -930,7 +935,10 @@ async fn only_an_administering_context_changes_members_clients_settings_and_keys
              VALUES ('{org}', '{}', '{}')",
             w.adidas, w.account_manager
         ),
-        format!("UPDATE public.api_keys SET name = 'renamed' WHERE org_id = '{org}'"),
+        // No WHERE: a strategist cannot read API keys, so a filtered update
+        // would find none (below); this one reads no column and reaches
+        // the update's own check. The organization policy still limits it.
+        "UPDATE public.api_keys SET name = 'renamed'".to_owned(),
     ];
     // What those statements would change, read by the superuser.
     let state = || async {
@@ -988,6 +996,8 @@ async fn only_an_administering_context_changes_members_clients_settings_and_keys
         w.account_manager
     );
     assert_eq!(attempt(&db, &strategist, &delete).await, Ok(0));
+    let filtered = format!("UPDATE public.api_keys SET name = 'renamed' WHERE org_id = '{org}'");
+    assert_eq!(attempt(&db, &strategist, &filtered).await, Ok(0));
     assert_eq!(
         state().await,
         before,
@@ -1004,4 +1014,128 @@ async fn only_an_administering_context_changes_members_clients_settings_and_keys
     assert_eq!(state().await[3], 2);
     assert!(state().await[4] > 0);
     assert_eq!(attempt(&db, &admin, &delete).await, Ok(2));
+}
+
+/// The organization's audit rows and API keys that `conn` sees.
+async fn administered_rows(conn: &impl ConnectionTrait, org: OrgId) -> (i64, i64) {
+    (
+        scalar(
+            conn,
+            &format!("SELECT count(*) FROM public.audit_log WHERE org_id = '{org}'"),
+        )
+        .await,
+        scalar(
+            conn,
+            &format!("SELECT count(*) FROM public.api_keys WHERE org_id = '{org}'"),
+        )
+        .await,
+    )
+}
+
+#[tokio::test]
+async fn only_an_administering_context_reads_the_audit_log_and_api_keys() {
+    let (_t, db, su, w) = setup().await;
+    for (role, org, strategist, viewer, admin) in [
+        (
+            "app_sme",
+            w.sme1.id,
+            w.sme1_strategist,
+            w.sme1_viewer,
+            w.sme1_admin,
+        ),
+        ("app_agency", w.agency1.id, w.strategist, w.viewer, w.admin),
+    ] {
+        // The organization really has rows in both tables.
+        let stored = administered_rows(&su, org).await;
+        assert!(stored.0 > 0 && stored.1 > 0, "{role}: {stored:?}");
+
+        // The context as app.begin_request sets it: a writing or a reading
+        // context that may not administer sees none of them.
+        for (can_write, can_administer, expected) in [
+            (true, false, (0, 0)),
+            (false, false, (0, 0)),
+            (true, true, stored),
+        ] {
+            let txn = db.raw().begin().await.unwrap();
+            let values: Vec<Value> = vec![
+                role.into(),
+                Some(org.as_uuid()).into(),
+                Option::<Uuid>::None.into(),
+                Vec::<Uuid>::new().into(),
+                true.into(),
+                can_write.into(),
+                Option::<String>::None.into(),
+                "test".into(),
+                can_administer.into(),
+            ];
+            txn.execute_raw(Statement::from_sql_and_values(
+                DbBackend::Postgres,
+                "SELECT app.begin_request($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                values,
+            ))
+            .await
+            .unwrap();
+            assert_eq!(
+                administered_rows(&txn, org).await,
+                expected,
+                "{role}, can_write {can_write}, can_administer {can_administer}"
+            );
+            txn.rollback().await.unwrap();
+        }
+
+        // Resolved contexts: a strategist and a viewer see none, an admin
+        // all of them.
+        for (user, what, expected) in [
+            (strategist, "strategist", (0, 0)),
+            (viewer, "viewer", (0, 0)),
+            (admin, "admin", stored),
+        ] {
+            let ctx = resolve_for(&db, user, Some(org), "t").await.unwrap();
+            assert_eq!(ctx.can_administer(), what == "admin");
+            let tx = TenantTx::begin_read_only(&db, &ctx).await.unwrap();
+            assert_eq!(administered_rows(&tx, org).await, expected, "{role} {what}");
+            tx.rollback().await.unwrap();
+        }
+
+        // A strategist still writes the audit row of its mutations, which
+        // does not read the row back; an insert that would is refused.
+        let ctx = resolve_for(&db, strategist, Some(org), "t").await.unwrap();
+        let tx = TenantTx::begin(&db, &ctx).await.unwrap();
+        strata_persistence::repo::audit::record(
+            &tx,
+            strata_persistence::repo::audit::AuditEntry {
+                operation: "probeAudit",
+                target_type: "Probe",
+                target_id: None,
+                client_id: None,
+                details: serde_json::json!({}),
+            },
+        )
+        .await
+        .unwrap();
+        tx.savepoint().await.unwrap();
+        let err = tx
+            .execute_unprepared(&format!(
+                "INSERT INTO public.audit_log (org_id, id, operation, target_type) \
+                 VALUES ('{org}', gen_random_uuid(), 'probeReturning', 'Probe') RETURNING id"
+            ))
+            .await
+            .unwrap_err();
+        assert_eq!(sqlstate(&err).as_deref(), Some("42501"), "{role}: {err}");
+        tx.end_savepoint(false).await.unwrap();
+        tx.commit().await.unwrap();
+        assert_eq!(
+            scalar(
+                &su,
+                &format!(
+                    "SELECT count(*) FROM public.audit_log WHERE org_id = '{org}' \
+                     AND operation = 'probeAudit' AND actor_user_id = '{strategist}'"
+                )
+            )
+            .await,
+            1,
+            "{role}: the strategist's audit row"
+        );
+        assert_eq!(administered_rows(&su, org).await, (stored.0 + 1, stored.1));
+    }
 }

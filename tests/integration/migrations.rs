@@ -52,6 +52,20 @@ async fn administer_policies(conn: &sea_orm::DatabaseConnection) -> i64 {
     .unwrap()
 }
 
+async fn administer_reads(conn: &sea_orm::DatabaseConnection) -> i64 {
+    conn.query_one_raw(Statement::from_string(
+        DbBackend::Postgres,
+        "SELECT count(*) FROM pg_policies WHERE policyname = 'administer_select' \
+         AND permissive = 'RESTRICTIVE' AND cmd = 'SELECT' \
+         AND schemaname || '.' || tablename IN ('public.audit_log', 'public.api_keys')",
+    ))
+    .await
+    .unwrap()
+    .unwrap()
+    .try_get_by_index::<i64>(0)
+    .unwrap()
+}
+
 async fn pinned_helpers(conn: &sea_orm::DatabaseConnection) -> i64 {
     conn.query_one_raw(Statement::from_string(
         DbBackend::Postgres,
@@ -139,8 +153,14 @@ async fn migrations_go_up_down_and_up_again_on_an_empty_database() {
             .any(|i| i.starts_with("table ") && i.contains("app_sme="))
     );
 
-    // Newest first, each migration alone. The gateway's login role may read
-    // which migrations ran, and no longer once that is undone.
+    // Newest first, each migration alone. Reading the audit log and the API
+    // keys takes an administering context, and no longer once that is
+    // undone.
+    assert_eq!(administer_reads(&conn).await, 2);
+    Migrator::down(&conn, Some(1)).await.unwrap();
+    assert_eq!(administer_reads(&conn).await, 0);
+    // The gateway's login role may read which migrations ran, and no
+    // longer once that is undone.
     assert_eq!(gateway_reads_migrations(&conn).await, 1);
     Migrator::down(&conn, Some(1)).await.unwrap();
     assert_eq!(gateway_reads_migrations(&conn).await, 0);
@@ -162,7 +182,8 @@ async fn migrations_go_up_down_and_up_again_on_an_empty_database() {
     assert_eq!(lease_columns(&conn).await, 2);
     assert_eq!(pinned_helpers(&conn).await, 0);
     assert_eq!(gateway_reads_migrations(&conn).await, 1);
-    assert_eq!(administer_policies(&conn).await, 15);
+    assert_eq!(administer_policies(&conn).await, 17);
+    assert_eq!(administer_reads(&conn).await, 2);
 
     Migrator::down(&conn, None).await.unwrap();
     assert_eq!(our_tables(&conn).await, 0);

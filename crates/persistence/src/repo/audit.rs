@@ -1,7 +1,7 @@
 //! The audit log: one row per successful mutation, written in the
 //! mutation's own transaction.
 
-use sea_orm::{ActiveModelTrait, ActiveValue::Set};
+use sea_orm::{ActiveValue::Set, EntityTrait};
 use strata_domain::{ClientId, DomainError};
 use uuid::Uuid;
 
@@ -25,9 +25,13 @@ pub struct AuditEntry<'a> {
 }
 
 /// Writes the audit row for a mutation in `tx`.
+///
+/// The row is not read back (no `RETURNING`): only a context that may
+/// administer the organization may read the audit log, and every context
+/// that mutates writes to it.
 pub async fn record(tx: &TenantTx, entry: AuditEntry<'_>) -> Result<(), DomainError> {
     let ctx = tx.ctx();
-    audit_log::ActiveModel {
+    let row = audit_log::ActiveModel {
         org_id: Set(ctx.org_id().as_uuid()),
         id: Set(Uuid::now_v7()),
         client_id: Set(entry.client_id.map(|c| c.as_uuid())),
@@ -39,10 +43,11 @@ pub async fn record(tx: &TenantTx, entry: AuditEntry<'_>) -> Result<(), DomainEr
         request_id: Set(Some(ctx.request_id().to_owned())),
         details: Set(entry.details),
         created_at: Set(chrono::Utc::now()),
-    }
-    .insert(tx)
-    .await
-    .map_err(map_db_err)?;
+    };
+    audit_log::Entity::insert(row)
+        .exec_without_returning(tx)
+        .await
+        .map_err(map_db_err)?;
     Ok(())
 }
 
@@ -51,7 +56,7 @@ pub async fn list(
     tx: &TenantTx,
     page: &crate::repo::PageRequest,
 ) -> Result<crate::repo::Page<strata_domain::model::AuditRecord>, DomainError> {
-    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+    use sea_orm::{ColumnTrait, QueryFilter};
     use strata_domain::{ApiKeyId, UserId};
     crate::repo::require_admin(tx, "only owners and admins can read the audit log")?;
     let q =
@@ -85,7 +90,7 @@ pub async fn list(
 
 /// How many audit rows the organization has (owners and admins).
 pub async fn count(tx: &TenantTx) -> Result<u64, DomainError> {
-    use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
+    use sea_orm::{ColumnTrait, PaginatorTrait, QueryFilter};
     crate::repo::require_admin(tx, "only owners and admins can read the audit log")?;
     audit_log::Entity::find()
         .filter(audit_log::Column::OrgId.eq(tx.ctx().org_id().as_uuid()))

@@ -1,0 +1,1 @@
+crate::sql_migration!("m20261124_000011_administer_reads");
