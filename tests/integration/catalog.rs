@@ -355,9 +355,9 @@ async fn md5_uuid(su: &DatabaseConnection, key: &str) -> uuid::Uuid {
 /// scan, and the row-level security filters add no sub-plan.
 #[tokio::test]
 async fn main_queries_use_org_id_indexes_without_subplans() {
-    use strata_domain::context::Resolution;
-    use strata_domain::{Actor, ClientId, ClientScope, OrgId, OrgType, Role, TenantContext};
+    use strata_domain::{ClientId, ClientScope, OrgId, Role};
     use strata_persistence::TenantTx;
+    use strata_persistence::context::VerifiedContext;
 
     let test_db = TestDb::migrated().await;
     let su = test_db.superuser().await;
@@ -398,16 +398,26 @@ async fn main_queries_use_org_id_indexes_without_subplans() {
             .collect();
         format!("ARRAY[{}]", ids.join(", "))
     };
-    let context = |org_id, org_type, role, clients| {
-        TenantContext::resolved(Resolution {
-            org_id,
-            org_type,
-            actor: Actor::User(strata_domain::UserId::generate()),
-            role,
-            clients,
-            read_only: false,
-            request_id: "plan".into(),
-        })
+    // Each case acts as a member the database knows (added here by the
+    // superuser), resolved from the membership as a request's caller is.
+    let context = async |org_id: OrgId, role: Role, clients: &[ClientId]| {
+        let user = strata_domain::UserId::generate();
+        let mut sql = format!(
+            "INSERT INTO public.users (id) VALUES ('{user}');
+             INSERT INTO public.memberships (org_id, user_id, org_type, role)
+               SELECT id, '{user}', type, '{role}' FROM public.organizations WHERE id = '{org_id}';",
+            role = role.as_str(),
+        );
+        for c in clients {
+            sql.push_str(&format!(
+                "INSERT INTO tenant_b.client_assignments (org_id, client_id, user_id)
+                   VALUES ('{org_id}', '{c}', '{user}');"
+            ));
+        }
+        su.execute_unprepared(&sql).await.unwrap();
+        strata_persistence::context::resolve_for(&db, user, Some(org_id), "plan")
+            .await
+            .unwrap()
     };
     let runs = |table: &str, ids: &str, scope: &str| {
         format!(
@@ -417,10 +427,17 @@ async fn main_queries_use_org_id_indexes_without_subplans() {
         )
     };
     let scope_list = format!("'{{{},{}}}'::uuid[]", assigned[0], assigned[1]);
-    let cases: Vec<(&str, TenantContext, Vec<String>)> = vec![
+    let account_manager = context(agency, Role::AccountManager, &assigned).await;
+    assert!(
+        matches!(account_manager.clients(), ClientScope::Only(ids)
+            if ids.len() == assigned.len() && assigned.iter().all(|c| ids.contains(c))),
+        "the account manager sees {:?}",
+        account_manager.clients()
+    );
+    let cases: Vec<(&str, VerifiedContext, Vec<String>)> = vec![
         (
             "SME owner",
-            context(sme, OrgType::Sme, Role::Owner, ClientScope::All),
+            context(sme, Role::Owner, &[]).await,
             vec![
                 "SELECT * FROM public.campaigns WHERE org_id = '{org}' ORDER BY created_at DESC, id DESC LIMIT 21".into(),
                 "SELECT count(*) FROM public.campaigns WHERE org_id = '{org}'".into(),
@@ -429,7 +446,7 @@ async fn main_queries_use_org_id_indexes_without_subplans() {
         ),
         (
             "agency owner",
-            context(agency, OrgType::Agency, Role::Owner, ClientScope::All),
+            context(agency, Role::Owner, &[]).await,
             vec![
                 "SELECT * FROM tenant_b.campaigns WHERE org_id = '{org}' ORDER BY created_at DESC, id DESC LIMIT 21".into(),
                 "SELECT count(*) FROM tenant_b.campaigns WHERE org_id = '{org}'".into(),
@@ -440,12 +457,7 @@ async fn main_queries_use_org_id_indexes_without_subplans() {
         ),
         (
             "agency account manager",
-            context(
-                agency,
-                OrgType::Agency,
-                Role::AccountManager,
-                ClientScope::Only(assigned.to_vec()),
-            ),
+            account_manager,
             vec![
                 format!("SELECT * FROM tenant_b.campaigns WHERE org_id = '{{org}}' AND client_id = ANY({scope_list}) ORDER BY created_at DESC, id DESC LIMIT 21"),
                 format!("SELECT count(*) FROM tenant_b.campaigns WHERE org_id = '{{org}}' AND client_id = ANY({scope_list})"),

@@ -876,7 +876,11 @@ fn sqlstate(err: &sea_orm::DbErr) -> Option<String> {
 
 /// Runs `sql` alone in a request transaction of `ctx` and commits it: the
 /// rows it changed, or the SQLSTATE it failed with.
-async fn attempt(db: &Db, ctx: &strata_domain::TenantContext, sql: &str) -> Result<u64, String> {
+async fn attempt(
+    db: &Db,
+    ctx: &strata_persistence::context::VerifiedContext,
+    sql: &str,
+) -> Result<u64, String> {
     let tx = TenantTx::begin(db, ctx).await.unwrap();
     match tx.execute_unprepared(sql).await {
         Ok(done) => {

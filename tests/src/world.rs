@@ -11,7 +11,7 @@
 use sea_orm::{ConnectionTrait, DatabaseConnection};
 use strata_domain::{
     CampaignId, CampaignName, ClientId, ClientName, OrgId, OrgType, OrganizationName, PersonaId,
-    Role, Slug, TenantContext, UserId,
+    Role, Slug, UserId,
 };
 use strata_persistence::context::resolve_for;
 use strata_persistence::repo::campaigns::{self, NewCampaign};
@@ -97,18 +97,17 @@ async fn user(db: &Db) -> UserId {
 
 async fn org(db: &Db, slug: &str, org_type: OrgType) -> (OrgId, UserId) {
     let owner = user(db).await;
-    let id = OrgId::generate();
-    let ctx = TenantContext::for_new_organization(owner, id, org_type, "seed".into());
-    let tx = TenantTx::begin(db, &ctx).await.unwrap();
-    organizations::create(
-        &tx,
+    let (created, _) = organizations::create(
+        db,
+        owner,
+        org_type,
         &OrganizationName::parse("name", slug).unwrap(),
         &Slug::parse("slug", slug).unwrap(),
+        "seed",
     )
     .await
     .unwrap();
-    tx.commit().await.unwrap();
-    (id, owner)
+    (created.id, owner)
 }
 
 async fn campaign(tx: &TenantTx, name: &str, client: Option<ClientId>) -> CampaignId {

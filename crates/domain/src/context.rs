@@ -1,5 +1,7 @@
 //! The tenant context: who is acting, in which organization, with which role
-//! and over which clients. Every repository call and resolver takes one.
+//! and over which clients. Every resolver reads one; the repositories reach
+//! it through their transaction, which the persistence crate begins only
+//! from a context it resolved itself (its `VerifiedContext`).
 
 use std::fmt;
 
@@ -161,10 +163,12 @@ impl Actor {
 
 /// The tenant context of one request.
 ///
-/// Built only by the credential resolver from a verified credential and the
-/// database's memberships, or by `for_new_organization` when a signed-in
-/// user creates an organization. Fields are private so a context cannot be
-/// assembled piecemeal or changed after the fact.
+/// Fields are private so a context cannot be assembled piecemeal or changed
+/// after the fact. Building one proves nothing by itself: a tenant
+/// transaction is begun only from the persistence crate's
+/// `VerifiedContext`, which wraps a context that crate built from a verified
+/// credential and the database's memberships (or for an organization it is
+/// creating under a fresh id).
 #[derive(Clone, Debug)]
 pub struct TenantContext {
     org_id: OrgId,
@@ -196,8 +200,9 @@ pub struct Resolution {
 }
 
 impl TenantContext {
-    /// A context from a resolved credential. Only the credential resolver
-    /// (which read the membership from the database) should call this.
+    /// A context from a resolved credential. The persistence crate's
+    /// credential resolver calls it with what the database said; a context
+    /// built anywhere else opens no tenant transaction.
     pub fn resolved(r: Resolution) -> Self {
         // An account manager never sees all clients, whatever the caller
         // passed.
@@ -217,7 +222,9 @@ impl TenantContext {
     }
 
     /// The context of a user creating a new organization: they become its
-    /// owner. The organization id is fresh, so it can name no existing data.
+    /// owner. The persistence crate calls it with a fresh organization id,
+    /// which names no existing data; a context built anywhere else opens no
+    /// tenant transaction.
     pub fn for_new_organization(
         user: UserId,
         org_id: OrgId,

@@ -39,7 +39,7 @@ pub(crate) struct ShapeLimits {
 #[async_trait::async_trait]
 pub trait Revalidate: Send + Sync {
     /// The caller's context now, or `None` when it may no longer act.
-    async fn current(&self) -> Option<strata_domain::TenantContext>;
+    async fn current(&self) -> Option<strata_persistence::context::VerifiedContext>;
 }
 
 /// Marks a WebSocket connection's session data, counts its open

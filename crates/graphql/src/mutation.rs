@@ -7,8 +7,8 @@ use std::future::Future;
 
 use async_graphql::{Context, ID, InputObject, Object, Result};
 use strata_domain::{
-    CampaignId, CampaignName, ClientId, ClientName, DomainError, OrgId, OrganizationName, Slug,
-    TenantContext, UserId, values::parse_optional_text,
+    CampaignId, CampaignName, ClientId, ClientName, DomainError, OrganizationName, Slug, UserId,
+    values::parse_optional_text,
 };
 use strata_persistence::TenantTx;
 use strata_persistence::repo::campaigns::{self, CampaignChanges, NewCampaign};
@@ -207,26 +207,19 @@ impl CoreMutation {
         })?;
         let name = OrganizationName::parse("name", &input.name).map_err(bad)?;
         let slug = Slug::parse("slug", &input.slug).map_err(bad)?;
-        let ctx = TenantContext::for_new_organization(
+        // A new organization is its own tenant: its own transaction, under
+        // a fresh id.
+        let (org, _) = organizations::create(
+            state.db(),
             UserId::from_uuid(user.id.as_uuid()),
-            OrgId::generate(),
             input.org_type.into(),
-            state.request_id().to_owned(),
-        );
-        // A new organization is its own tenant: its own transaction.
-        let tx = TenantTx::begin(state.db(), &ctx)
-            .await
-            .map_err(domain_error)?;
-        match organizations::create(&tx, &name, &slug).await {
-            Ok((org, _)) => {
-                tx.commit().await.map_err(domain_error)?;
-                Ok(Organization(org))
-            }
-            Err(e) => {
-                let _ = tx.rollback().await;
-                Err(domain_error(e))
-            }
-        }
+            &name,
+            &slug,
+            state.request_id(),
+        )
+        .await
+        .map_err(domain_error)?;
+        Ok(Organization(org))
     }
 
     /// Adds a member to the active organization (OWNER/ADMIN).

@@ -22,7 +22,8 @@ use std::time::{Duration, Instant};
 
 use strata_agents::{AgentContext, AgentKind, DeltaSink, SharedProvider, run_agent};
 use strata_domain::model::{AgentRun, RunStatus};
-use strata_domain::{DomainError, OrgId, OutputId, TenantContext};
+use strata_domain::{DomainError, OrgId, OutputId};
+use strata_persistence::context::VerifiedContext;
 use strata_persistence::repo::outputs::{self, RunLocks, Transition};
 use strata_persistence::repo::personas;
 use strata_persistence::repo::{PageRequest, brand, campaigns, clients, organizations, usage};
@@ -230,7 +231,7 @@ impl Runner {
     }
 
     /// Executes a queued run in the background, as `ctx`.
-    pub fn start(self: &Arc<Self>, ctx: TenantContext, run: AgentRun) {
+    pub fn start(self: &Arc<Self>, ctx: VerifiedContext, run: AgentRun) {
         let cancel = CancellationToken::new();
         lock(&self.held).insert(
             run.id,
@@ -271,7 +272,7 @@ impl Runner {
         }
     }
 
-    async fn execute(&self, ctx: TenantContext, run: AgentRun, cancel: CancellationToken) {
+    async fn execute(&self, ctx: VerifiedContext, run: AgentRun, cancel: CancellationToken) {
         let org_slots = self.org_semaphore(ctx.org_id());
         let waited = tokio::select! {
             // The organization's slot first: runs waiting for their own
@@ -394,7 +395,7 @@ impl Runner {
     /// beyond the agents' bounds), which fails the run with that reason.
     async fn begin(
         &self,
-        ctx: &TenantContext,
+        ctx: &VerifiedContext,
         run: &AgentRun,
     ) -> Result<Option<(AgentRun, Result<AgentContext, strata_agents::AgentError>)>, DomainError>
     {
@@ -451,7 +452,7 @@ impl Runner {
 
     async fn finish(
         &self,
-        ctx: &TenantContext,
+        ctx: &VerifiedContext,
         id: OutputId,
         outcome: Result<serde_json::Value, String>,
         prompt_tokens: u32,
@@ -479,7 +480,7 @@ impl Runner {
     )]
     async fn finish_as(
         &self,
-        ctx: &TenantContext,
+        ctx: &VerifiedContext,
         id: OutputId,
         status: RunStatus,
         output: Option<serde_json::Value>,

@@ -11,7 +11,8 @@ use async_graphql::futures_util::stream;
 use async_graphql::{Context, ID, InputObject, Object, Result, Subscription};
 use strata_domain::model::RunStatus;
 use strata_domain::values::parse_optional_text;
-use strata_domain::{CampaignId, DomainError, OutputId, TenantContext};
+use strata_domain::{CampaignId, DomainError, OutputId};
+use strata_persistence::context::VerifiedContext;
 use strata_persistence::repo::outputs::{self, NewRun};
 use strata_persistence::repo::usage;
 use strata_persistence::{Db, TenantTx};
@@ -94,7 +95,7 @@ const POLL: Duration = Duration::from_secs(2);
 
 async fn read_run(
     db: &Db,
-    ctx: &TenantContext,
+    ctx: &VerifiedContext,
     id: OutputId,
 ) -> Result<Option<strata_domain::model::AgentRun>, DomainError> {
     let tx = TenantTx::begin_read_only(db, ctx).await?;
@@ -107,7 +108,7 @@ struct Watch {
     rx: Option<broadcast::Receiver<RunEvent>>,
     runner: Arc<Runner>,
     db: Db,
-    ctx: TenantContext,
+    ctx: VerifiedContext,
     id: OutputId,
     pending: Option<strata_domain::model::AgentRun>,
     last: Option<RunStatus>,

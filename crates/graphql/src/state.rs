@@ -4,9 +4,9 @@
 use std::sync::Arc;
 
 use async_graphql::dataloader::{DataLoader, HashMapCache};
+use strata_domain::DomainError;
 use strata_domain::model::{Membership, User};
-use strata_domain::{DomainError, TenantContext};
-use strata_persistence::context::ResolvedUser;
+use strata_persistence::context::{ResolvedUser, VerifiedContext};
 use strata_persistence::{Db, TenantTx};
 use tokio::sync::OnceCell;
 
@@ -31,7 +31,7 @@ pub(crate) struct Inner {
     db: Db,
     user: Option<User>,
     memberships: Vec<Membership>,
-    context: Option<TenantContext>,
+    context: Option<VerifiedContext>,
     request_id: String,
     tx: OnceCell<(Arc<TenantTx>, bool)>,
 }
@@ -76,7 +76,7 @@ impl RequestState {
 
     /// State for an already resolved tenant context without a user record
     /// (API keys).
-    pub fn for_context(db: Db, context: TenantContext, request_id: String) -> Self {
+    pub fn for_context(db: Db, context: VerifiedContext, request_id: String) -> Self {
         Self::new(db, None, Vec::new(), Some(context), request_id)
     }
 
@@ -84,7 +84,7 @@ impl RequestState {
         db: Db,
         user: Option<User>,
         memberships: Vec<Membership>,
-        context: Option<TenantContext>,
+        context: Option<VerifiedContext>,
         request_id: String,
     ) -> Self {
         let inner = Arc::new(Inner {
@@ -168,7 +168,7 @@ impl RequestState {
     }
 
     /// The tenant context, or a FORBIDDEN error explaining how to get one.
-    pub(crate) fn tenant(&self) -> async_graphql::Result<&TenantContext> {
+    pub(crate) fn tenant(&self) -> async_graphql::Result<&VerifiedContext> {
         self.inner.context.as_ref().ok_or_else(|| {
             if self.inner.memberships.is_empty() {
                 ErrorCode::Forbidden.error(
@@ -183,7 +183,7 @@ impl RequestState {
     }
 
     /// The tenant context, if any.
-    pub fn context(&self) -> Option<&TenantContext> {
+    pub fn context(&self) -> Option<&VerifiedContext> {
         self.inner.context.as_ref()
     }
 

@@ -1,15 +1,101 @@
-//! Building a [`TenantContext`] from what the database says about a verified
-//! user: the token names who and which organization; memberships decide the
-//! role, the organization type and the client scope.
+//! Building a [`VerifiedContext`] from what the database says about a
+//! verified credential: the token names who and which organization;
+//! memberships decide the role, the organization type and the client scope
+//! (an API key's row decides them for a key).
+//!
+//! A [`VerifiedContext`] is the only thing a [`TenantTx`](crate::TenantTx)
+//! begins from, and only this crate can make one: from the database's
+//! answer about a credential here, or for an organization that
+//! [`organizations::create`](crate::repo::organizations::create) is about
+//! to create under a fresh id. A bare [`TenantContext`], which any crate
+//! can build, opens no transaction.
+
+use std::ops::Deref;
 
 use strata_domain::context::Resolution;
 use strata_domain::model::{Membership, User};
-use strata_domain::{Actor, ClientScope, DomainError, OrgId, Role, TenantContext, UserId};
+use strata_domain::{Actor, ClientScope, DomainError, OrgId, OrgType, Role, TenantContext, UserId};
 
 use crate::auth;
 use crate::db::Db;
 use crate::repo::api_keys;
 use crate::tx::AuthTx;
+
+/// A [`TenantContext`] that this crate built from what the database said
+/// (a membership or an API key row), or for a brand-new organization. It
+/// has a private field and no public constructor, so holding one proves the
+/// context was resolved here; it reads as the [`TenantContext`] it wraps.
+///
+/// ```compile_fail
+/// # fn forge(ctx: strata_domain::TenantContext) {
+/// let _ = strata_persistence::context::VerifiedContext { ctx };
+/// # }
+/// ```
+#[derive(Clone, Debug)]
+pub struct VerifiedContext {
+    ctx: TenantContext,
+}
+
+impl VerifiedContext {
+    /// Wraps a context this crate resolved (never one handed in from
+    /// outside).
+    fn new(ctx: TenantContext) -> Self {
+        Self { ctx }
+    }
+
+    /// The context of `user` in an organization that does not exist yet,
+    /// under `org_id`: they are its owner. Only the creation of an
+    /// organization uses it, with a freshly generated id (or, for the demo
+    /// data, an id derived from the slug after checking the user is not yet
+    /// a member), so it names no existing data.
+    pub(crate) fn for_new_organization(
+        user: UserId,
+        org_id: OrgId,
+        org_type: OrgType,
+        request_id: &str,
+    ) -> Self {
+        Self::new(TenantContext::for_new_organization(
+            user,
+            org_id,
+            org_type,
+            request_id.to_owned(),
+        ))
+    }
+
+    /// The context it wraps.
+    pub fn context(&self) -> &TenantContext {
+        &self.ctx
+    }
+}
+
+impl Deref for VerifiedContext {
+    type Target = TenantContext;
+
+    fn deref(&self) -> &TenantContext {
+        &self.ctx
+    }
+}
+
+/// A user's record and memberships as the database returned them (see
+/// [`load_user`]). Its fields are private, so memberships cannot be made up
+/// and passed to [`select`]; it may be kept and reused for later requests.
+#[derive(Clone, Debug)]
+pub struct LoadedUser {
+    user: User,
+    memberships: Vec<Membership>,
+}
+
+impl LoadedUser {
+    /// The user.
+    pub fn user(&self) -> &User {
+        &self.user
+    }
+
+    /// All their memberships.
+    pub fn memberships(&self) -> &[Membership] {
+        &self.memberships
+    }
+}
 
 /// A verified user, as the database knows them.
 #[derive(Clone, Debug)]
@@ -20,7 +106,7 @@ pub struct ResolvedUser {
     pub memberships: Vec<Membership>,
     /// The context of the active organization, when there is one: the
     /// requested one, or the only one.
-    pub context: Option<TenantContext>,
+    pub context: Option<VerifiedContext>,
 }
 
 /// Why a user could not act in the organization they asked for.
@@ -35,14 +121,14 @@ pub enum ResolveError {
     Domain(#[from] DomainError),
 }
 
-/// The context for one membership.
-pub fn context_for(m: &Membership, user: UserId, request_id: &str) -> TenantContext {
+/// The context for one membership (read from the database).
+fn context_for(m: &Membership, user: UserId, request_id: &str) -> VerifiedContext {
     let clients = if m.role.sees_all_clients() {
         ClientScope::All
     } else {
         ClientScope::Only(m.client_ids.clone())
     };
-    TenantContext::resolved(Resolution {
+    VerifiedContext::new(TenantContext::resolved(Resolution {
         org_id: m.org_id,
         org_type: m.org_type,
         actor: Actor::User(user),
@@ -50,7 +136,7 @@ pub fn context_for(m: &Membership, user: UserId, request_id: &str) -> TenantCont
         clients,
         read_only: false,
         request_id: request_id.to_owned(),
-    })
+    }))
 }
 
 /// Provisions the user if new, reads their memberships and picks the active
@@ -62,8 +148,8 @@ pub async fn resolve_user(
     requested: Option<OrgId>,
     request_id: &str,
 ) -> Result<ResolvedUser, ResolveError> {
-    let (user, memberships) = load_user(db, user_id, email, request_id).await?;
-    select(user, memberships, requested, request_id)
+    let loaded = load_user(db, user_id, email, request_id).await?;
+    select(&loaded, requested, request_id)
 }
 
 /// Provisions the user if new and reads their memberships, in one `app_auth`
@@ -73,12 +159,12 @@ pub async fn load_user(
     user_id: UserId,
     email: Option<&str>,
     request_id: &str,
-) -> Result<(User, Vec<Membership>), DomainError> {
+) -> Result<LoadedUser, DomainError> {
     let tx = AuthTx::for_user(db, user_id, request_id).await?;
     let user = auth::provision_user(&tx, user_id, email).await?;
     let memberships = auth::memberships(&tx, user_id).await?;
     tx.commit().await?;
-    Ok((user, memberships))
+    Ok(LoadedUser { user, memberships })
 }
 
 /// Picks the active organization among `memberships` (the requested one, or
@@ -86,11 +172,11 @@ pub async fn load_user(
 /// [`resolve_user`] that does not touch the database, so a caller may reuse
 /// what [`load_user`] read for a later request.
 pub fn select(
-    user: User,
-    memberships: Vec<Membership>,
+    loaded: &LoadedUser,
     requested: Option<OrgId>,
     request_id: &str,
 ) -> Result<ResolvedUser, ResolveError> {
+    let memberships = &loaded.memberships;
     let active = match requested {
         Some(org) => Some(
             memberships
@@ -101,10 +187,10 @@ pub fn select(
         None if memberships.len() == 1 => memberships.first(),
         None => None,
     };
-    let context = active.map(|m| context_for(m, user.id, request_id));
+    let context = active.map(|m| context_for(m, loaded.user.id, request_id));
     Ok(ResolvedUser {
-        user,
-        memberships,
+        user: loaded.user.clone(),
+        memberships: memberships.clone(),
         context,
     })
 }
@@ -115,7 +201,7 @@ pub async fn resolve_for(
     user: UserId,
     org: Option<OrgId>,
     request_id: &str,
-) -> Result<TenantContext, DomainError> {
+) -> Result<VerifiedContext, DomainError> {
     match resolve_user(db, user, None, org, request_id).await {
         Ok(ResolvedUser {
             context: Some(ctx), ..
@@ -153,7 +239,7 @@ pub async fn resolve_api_key(
     secret: &str,
     requested: Option<OrgId>,
     request_id: &str,
-) -> Result<TenantContext, ApiKeyError> {
+) -> Result<VerifiedContext, ApiKeyError> {
     if !api_keys::is_well_formed(secret) {
         return Err(ApiKeyError::Unknown);
     }
@@ -172,7 +258,7 @@ pub async fn resolve_api_key(
         auth::touch_key(&tx, &key, &hash).await?;
     }
     tx.commit().await?;
-    Ok(TenantContext::resolved(Resolution {
+    Ok(VerifiedContext::new(TenantContext::resolved(Resolution {
         org_id: key.org_id,
         org_type: key.org_type,
         actor: Actor::ApiKey(key.id),
@@ -183,5 +269,5 @@ pub async fn resolve_api_key(
         },
         read_only: key.read_only,
         request_id: request_id.to_owned(),
-    }))
+    })))
 }

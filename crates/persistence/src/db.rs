@@ -93,8 +93,14 @@ impl Db {
         })
     }
 
-    /// The raw connection, for migrations, start-up checks and tests. Tenant
-    /// data is never read through it: see [`crate::TenantTx`].
+    /// The raw connection, as the login role with no tenant context: for
+    /// migrations (`strata migrate` hands it to the migrator), this crate's
+    /// narrow maintenance transactions (which switch to a maintenance role
+    /// first) and tests. Tenant data is never read through it, and it
+    /// cannot reach the repositories, which take a [`crate::TenantTx`]
+    /// only. In production the login role (`strata_gateway`) holds no
+    /// privilege of its own and does not bypass row-level security, so it
+    /// reads and writes no tenant row through this connection.
     pub fn raw(&self) -> &DatabaseConnection {
         &self.conn
     }

@@ -5,7 +5,7 @@
 
 use strata_domain::{
     CampaignName, ClientId, ClientName, DomainError, OrgId, OrgType, OrganizationName, Role, Slug,
-    TenantContext, UserId,
+    UserId,
 };
 use uuid::Uuid;
 
@@ -110,20 +110,16 @@ pub async fn seed(db: &Db) -> Result<Vec<DemoUser>, DomainError> {
         let existing = auth::memberships(&tx, owner).await?;
         tx.commit().await?;
         if !existing.iter().any(|m| m.org_id == org_id) {
-            let ctx = TenantContext::for_new_organization(
+            organizations::create_with_id(
+                db,
                 owner,
                 org_id,
                 org.org_type,
-                "demo-seed".into(),
-            );
-            let tx = TenantTx::begin(db, &ctx).await?;
-            organizations::create(
-                &tx,
                 &parse(OrganizationName::parse("name", org.name))?,
                 &parse(Slug::parse("slug", org.slug))?,
+                "demo-seed",
             )
             .await?;
-            tx.commit().await?;
         }
 
         let ctx = resolve_for(db, owner, Some(org_id), "demo-seed").await?;

@@ -4,10 +4,13 @@
 //!
 //! The one rule of this crate: no statement touches tenant data outside a
 //! [`TenantTx`], and a `TenantTx` can only be begun from a
-//! [`strata_domain::TenantContext`]. Its first statement switches to the
-//! runtime role and sets the context transaction-locally; repositories still
-//! filter by the context's organization explicitly. This crate knows nothing
-//! of HTTP or GraphQL.
+//! [`context::VerifiedContext`], which only this crate builds: from what the
+//! database says about a verified credential (a user's memberships, an API
+//! key's row), or for an organization being created under a fresh id. A
+//! [`strata_domain::TenantContext`] built elsewhere opens nothing. The
+//! transaction's first statement switches to the runtime role and sets the
+//! context transaction-locally; repositories still filter by the context's
+//! organization explicitly. This crate knows nothing of HTTP or GraphQL.
 
 pub mod auth;
 pub mod context;

@@ -19,6 +19,7 @@ use strata_domain::{ClientScope, DomainError, OrgType, TenantContext, UserId};
 use tokio::sync::Mutex;
 use uuid::Uuid;
 
+use crate::context::VerifiedContext;
 use crate::db::Db;
 use crate::error::map_db_err;
 
@@ -360,6 +361,24 @@ impl ConnectionTrait for RequestTx {
 /// that the database knows the tenant: the repository API takes it, never a
 /// bare connection.
 ///
+/// It is begun only from a [`VerifiedContext`], which this crate alone
+/// builds (from the database's answer about a credential, or for a new
+/// organization); a [`TenantContext`] assembled elsewhere does not open
+/// one:
+///
+/// ```compile_fail
+/// # async fn forge(db: &strata_persistence::Db, ctx: &strata_domain::TenantContext) {
+/// let _ = strata_persistence::TenantTx::begin(db, ctx).await;
+/// # }
+/// ```
+///
+/// ```no_run
+/// # async fn resolved(db: &strata_persistence::Db, user: strata_domain::UserId) {
+/// let ctx = strata_persistence::context::resolve_for(db, user, None, "r").await.unwrap();
+/// let _ = strata_persistence::TenantTx::begin(db, &ctx).await;
+/// # }
+/// ```
+///
 /// It implements [`ConnectionTrait`], so SeaORM queries run through it; it
 /// counts the statements it runs (the context statement included).
 pub struct TenantTx {
@@ -380,21 +399,22 @@ impl std::fmt::Debug for TenantTx {
 impl TenantTx {
     /// Begins a transaction for `ctx`. The first message sets the runtime
     /// role and the context, transaction-locally.
-    pub async fn begin(db: &Db, ctx: &TenantContext) -> Result<Self, DomainError> {
+    pub async fn begin(db: &Db, ctx: &VerifiedContext) -> Result<Self, DomainError> {
         Self::begin_inner(db, ctx, false).await
     }
 
     /// Begins a read-only transaction (`READ ONLY`): a request that only
     /// reads can write nothing, whatever runs in it.
-    pub async fn begin_read_only(db: &Db, ctx: &TenantContext) -> Result<Self, DomainError> {
+    pub async fn begin_read_only(db: &Db, ctx: &VerifiedContext) -> Result<Self, DomainError> {
         Self::begin_inner(db, ctx, true).await
     }
 
     async fn begin_inner(
         db: &Db,
-        ctx: &TenantContext,
+        ctx: &VerifiedContext,
         read_only: bool,
     ) -> Result<Self, DomainError> {
+        let ctx: &TenantContext = ctx;
         let settings = Settings {
             role: runtime_role(ctx.org_type()),
             org_id: Some(ctx.org_id().as_uuid()),

@@ -19,10 +19,9 @@ use jsonwebtoken::jwk::{
 use jsonwebtoken::{Algorithm, DecodingKey, DecodingKeyKind, EncodingKey, Header, Validation};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
-use strata_domain::model::{Membership, User};
 use strata_domain::{OrgId, UserId};
 use strata_persistence::Db;
-use strata_persistence::context::{self, ResolveError, ResolvedUser};
+use strata_persistence::context::{self, LoadedUser, ResolveError, ResolvedUser};
 
 use crate::config::JwtConfig;
 
@@ -643,12 +642,6 @@ fn usable_key(jwk: &Jwk) -> Option<JwksKey> {
     Some(JwksKey { alg, key })
 }
 
-/// What the database said about a user, kept for a few seconds.
-struct CachedUser {
-    user: User,
-    memberships: Vec<Membership>,
-}
-
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 struct UserKey {
     user: UserId,
@@ -667,7 +660,7 @@ struct UserKey {
 /// tenant context is rebuilt for every request, with that request's id.
 #[derive(Clone)]
 pub struct UserCache {
-    entries: Option<moka::future::Cache<UserKey, Arc<CachedUser>>>,
+    entries: Option<moka::future::Cache<UserKey, Arc<LoadedUser>>>,
 }
 
 impl std::fmt::Debug for UserCache {
@@ -726,22 +719,13 @@ impl UserCache {
             email: user.email.clone(),
         };
         if let Some(hit) = entries.get(&key).await {
-            return context::select(
-                hit.user.clone(),
-                hit.memberships.clone(),
-                requested,
-                request_id,
-            );
+            return context::select(&hit, requested, request_id);
         }
-        let (record, memberships) =
+        let loaded =
             context::load_user(db, user.user_id, user.email.as_deref(), request_id).await?;
-        let resolved = context::select(record, memberships, requested, request_id)?;
+        let resolved = context::select(&loaded, requested, request_id)?;
         if resolved.context.is_some() {
-            let entry = CachedUser {
-                user: resolved.user.clone(),
-                memberships: resolved.memberships.clone(),
-            };
-            entries.insert(key, Arc::new(entry)).await;
+            entries.insert(key, Arc::new(loaded)).await;
         }
         Ok(resolved)
     }

@@ -434,6 +434,8 @@ fn print_demo_tokens(
 
 async fn migrate(global: &Global, action: MigrateAction) -> anyhow::Result<()> {
     let database = Database::open(&global.database(), &PoolOptions::default()).await?;
+    // The migrator needs the login role's own connection (it creates and
+    // alters the schema); it runs no request and touches no tenant's rows.
     let db = database.db.raw();
     let result = match action {
         MigrateAction::Up => Migrator::up(db, None).await,

@@ -752,7 +752,7 @@ struct SocketCheck {
 
 #[async_trait::async_trait]
 impl strata_graphql::Revalidate for SocketCheck {
-    async fn current(&self) -> Option<strata_domain::TenantContext> {
+    async fn current(&self) -> Option<strata_persistence::context::VerifiedContext> {
         match authenticate(&self.state, &self.headers, &self.request_id).await {
             Ok(rs) => rs.context().cloned(),
             Err(_) => None,

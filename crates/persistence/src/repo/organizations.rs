@@ -2,8 +2,12 @@
 
 use sea_orm::{ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter};
 use strata_domain::model::{Membership, Organization};
-use strata_domain::{DomainError, OrgType, OrganizationName, Role, Slug, TenantContext};
+use strata_domain::{
+    DomainError, OrgId, OrgType, OrganizationName, Role, Slug, TenantContext, UserId,
+};
 
+use crate::context::VerifiedContext;
+use crate::db::Db;
 use crate::entity::public::{memberships, organizations};
 use crate::error::map_db_err;
 use crate::repo::audit::{self, AuditEntry};
@@ -34,9 +38,59 @@ pub async fn current(tx: &TenantTx) -> Result<Organization, DomainError> {
     to_domain(org)
 }
 
-/// Creates the organization named by `tx`'s context (built with
-/// [`TenantContext::for_new_organization`]) and makes its user the owner.
+/// Creates an organization of `org_type` under a fresh id and makes `user`
+/// (the signed-in caller) its owner, in a transaction of its own: a new
+/// organization is its own tenant. The organization, the membership and the
+/// audit row are committed together or not at all.
 pub async fn create(
+    db: &Db,
+    user: UserId,
+    org_type: OrgType,
+    name: &OrganizationName,
+    slug: &Slug,
+    request_id: &str,
+) -> Result<(Organization, Membership), DomainError> {
+    create_with_id(
+        db,
+        user,
+        OrgId::generate(),
+        org_type,
+        name,
+        slug,
+        request_id,
+    )
+    .await
+}
+
+/// [`create`] under a given id: only for ids that name no data yet (the
+/// demo data's, derived from the slug, once the seeding found its owner is
+/// not a member of it).
+pub(crate) async fn create_with_id(
+    db: &Db,
+    user: UserId,
+    org_id: OrgId,
+    org_type: OrgType,
+    name: &OrganizationName,
+    slug: &Slug,
+    request_id: &str,
+) -> Result<(Organization, Membership), DomainError> {
+    let ctx = VerifiedContext::for_new_organization(user, org_id, org_type, request_id);
+    let tx = TenantTx::begin(db, &ctx).await?;
+    match insert(&tx, name, slug).await {
+        Ok(created) => {
+            tx.commit().await?;
+            Ok(created)
+        }
+        Err(e) => {
+            let _ = tx.rollback().await;
+            Err(e)
+        }
+    }
+}
+
+/// Inserts the organization named by `tx`'s context (one for a new
+/// organization) and makes its user the owner.
+async fn insert(
     tx: &TenantTx,
     name: &OrganizationName,
     slug: &Slug,
