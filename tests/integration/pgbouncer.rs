@@ -75,7 +75,12 @@ async fn read(app: &TestApp, p: &Principal, expected: &BTreeSet<String>) {
     assert_eq!(status, 200, "{}: {body}", p.name);
     assert!(body.get("errors").is_none(), "{}: {body}", p.name);
     let data = &body["data"];
-    assert_eq!(data["me"]["user"]["id"], json!(p.user.to_string()), "{}", p.name);
+    assert_eq!(
+        data["me"]["user"]["id"],
+        json!(p.user.to_string()),
+        "{}",
+        p.name
+    );
     assert_eq!(
         data["me"]["organization"]["id"],
         json!(p.org.to_string()),
@@ -101,7 +106,7 @@ async fn read(app: &TestApp, p: &Principal, expected: &BTreeSet<String>) {
 }
 
 #[tokio::test]
-async fn requests_through_pgbouncer_in_transaction_mode_succeed_and_stay_in_their_tenant() {
+async fn requests_and_agent_runs_through_pgbouncer_in_transaction_mode_stay_in_their_tenant() {
     let test_db = TestDb::migrated().await;
     let su = test_db.superuser().await;
     let world = {
@@ -215,5 +220,65 @@ async fn requests_through_pgbouncer_in_transaction_mode_succeed_and_stay_in_thei
             read(&app, p, &expected_now[k]).await;
         }
     }
+    agent_runs(&app, &world, &su).await;
     drop(bouncer);
+}
+
+/// Agent runs of three tenants at once, two each.
+async fn agent_runs(app: &Arc<TestApp>, world: &World, su: &sea_orm::DatabaseConnection) {
+    // Runs take run locks on a connection of their own and write their
+    // results in transactions of their own, beside requests.
+    let cases = [
+        (
+            world.sme1.owner,
+            world.sme1.id,
+            world.sme1.campaigns[0],
+            "public.agent_outputs",
+        ),
+        (
+            world.agency1.owner,
+            world.agency1.id,
+            world.nike_campaigns[0],
+            "tenant_b.outputs",
+        ),
+        (
+            world.agency2.owner,
+            world.agency2.id,
+            world.agency2.campaigns[0],
+            "tenant_b.outputs",
+        ),
+    ];
+    let mut tasks = Vec::new();
+    for (i, (user, org, campaign, table)) in cases.into_iter().enumerate() {
+        let app = app.clone();
+        tasks.push(tokio::spawn(async move {
+            let token = app.token(user, Some(org));
+            let agent = ["BUSINESS_STRATEGY", "BRAND_VOICE", "PERSONA_BUILDER"][i];
+            let mut ids = Vec::new();
+            for _ in 0..2 {
+                ids.push(crate::agents::run(&app, &token, &campaign.to_string(), agent).await);
+            }
+            let mut ended = Vec::new();
+            for id in ids {
+                let run = crate::agents::ended(&app, &token, &id).await;
+                assert_eq!(run["status"], "SUCCEEDED", "{run}");
+                ended.push((id, org, table));
+            }
+            ended
+        }));
+    }
+    for t in tasks {
+        for (id, org, table) in t.await.unwrap() {
+            assert_eq!(
+                scalar(
+                    su,
+                    &format!(
+                        "SELECT count(*) FROM {table} WHERE id = '{id}' AND org_id = '{org}' AND status = 'SUCCEEDED'"
+                    ),
+                )
+                .await,
+                1
+            );
+        }
+    }
 }

@@ -135,9 +135,9 @@ impl PgBouncer {
         if let Some((uid, gid)) = user_ids {
             cmd.uid(uid).gid(gid);
         }
-        let child = cmd
-            .spawn()
-            .expect("start pgbouncer (install it: apt-get install pgbouncer, or set TEST_PGBOUNCER)");
+        let child = cmd.spawn().expect(
+            "start pgbouncer (install it: apt-get install pgbouncer, or set TEST_PGBOUNCER)",
+        );
         let mut through = up.clone();
         through.set_query(None);
         let _ = through.set_host(Some("127.0.0.1"));
