@@ -221,6 +221,11 @@ async fn requests_and_agent_runs_through_pgbouncer_in_transaction_mode_stay_in_t
         }
     }
     agent_runs(&app, &world, &su).await;
+    assert_eq!(
+        app.get("/readyz").await,
+        200,
+        "the database answers through PgBouncer"
+    );
     drop(bouncer);
 }
 
