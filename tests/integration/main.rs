@@ -14,6 +14,7 @@ mod matrix;
 mod member_pages;
 mod members;
 mod migrations;
+mod pgbouncer;
 mod rate_limits;
 mod startup;
 mod subscriptions;

@@ -7,6 +7,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+pub mod pgbouncer;
 pub mod redis;
 pub mod world;
 
@@ -232,6 +233,7 @@ pub struct TestAppBuilder {
     rate_limits: strata_server::ratelimit::RateLimitConfig,
     redis_url: Option<String>,
     statement_timeout: Option<Duration>,
+    transaction_pooling: bool,
 }
 
 impl Default for TestAppBuilder {
@@ -251,6 +253,7 @@ impl Default for TestAppBuilder {
             rate_limits: strata_server::ratelimit::RateLimitConfig::off(),
             redis_url: None,
             statement_timeout: Some(strata_server::config::DEFAULT_STATEMENT_TIMEOUT),
+            transaction_pooling: false,
         }
     }
 }
@@ -336,6 +339,12 @@ impl TestAppBuilder {
         self
     }
 
+    /// The database URL leads to a pooler in transaction mode.
+    pub fn transaction_pooling(mut self, on: bool) -> Self {
+        self.transaction_pooling = on;
+        self
+    }
+
     /// Starts the gateway on port 0 against a fresh migrated database.
     pub async fn spawn(self) -> TestApp {
         self.try_spawn().await.expect("build the application")
@@ -377,6 +386,7 @@ impl TestAppBuilder {
             rate_limits: self.rate_limits.clone(),
             redis_url: self.redis_url.clone().map(SecretString::from),
             statement_timeout: self.statement_timeout,
+            db_transaction_pooling: self.transaction_pooling,
         }
     }
 
@@ -438,6 +448,15 @@ impl TestAppBuilder {
         let mut config = self.config(url);
         config.migrate = true;
         self.launch(config, test_db).await
+    }
+
+    /// Starts the gateway on `test_db` through `url` (e.g. a pooler's)
+    /// without migrating: the database is already up to date.
+    pub async fn spawn_on(self, test_db: TestDb, url: SecretString) -> TestApp {
+        let config = self.config(url);
+        self.launch(config, test_db)
+            .await
+            .expect("build the application")
     }
 }
 

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbErr, Statement};
+use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbErr};
 use secrecy::{ExposeSecret, SecretString};
 use strata_domain::DomainError;
 
@@ -27,6 +27,14 @@ pub struct PoolOptions {
     /// Longest a statement of a request may run (`statement_timeout`, set
     /// in each request's first statement); `None` keeps the server's.
     pub statement_timeout: Option<Duration>,
+    /// The URL leads to a pooler in transaction mode (PgBouncer
+    /// `pool_mode = transaction`), which hands each transaction whichever
+    /// server connection is free: nothing may outlive a transaction on a
+    /// server session. Statements are then unnamed and prepared in the
+    /// transaction that runs them, never cached per connection (a cached
+    /// statement would be looked for in another session), and the run locks
+    /// are held inside a transaction of their own.
+    pub transaction_pooling: bool,
 }
 
 impl Default for PoolOptions {
@@ -37,6 +45,7 @@ impl Default for PoolOptions {
             acquire_timeout: Duration::from_secs(5),
             connect_timeout: Duration::from_secs(10),
             statement_timeout: None,
+            transaction_pooling: false,
         }
     }
 }
@@ -66,6 +75,8 @@ pub struct Db {
     conn: DatabaseConnection,
     /// `statement_timeout` of request transactions, in milliseconds.
     statement_timeout_ms: Option<u64>,
+    /// See [`PoolOptions::transaction_pooling`].
+    transaction_pooling: bool,
 }
 
 impl Db {
@@ -90,6 +101,7 @@ impl Db {
                 .statement_timeout
                 .filter(|t| !t.is_zero())
                 .map(|t| u64::try_from(t.as_millis()).unwrap_or(u64::MAX).max(1)),
+            transaction_pooling: opts.transaction_pooling,
         })
     }
 
@@ -115,6 +127,22 @@ impl Db {
         self.statement_timeout_ms
     }
 
+    /// Whether a pooler in transaction mode sits between the pool and the
+    /// database: see [`PoolOptions::transaction_pooling`].
+    pub(crate) fn transaction_pooling(&self) -> bool {
+        self.transaction_pooling
+    }
+
+    /// Runs `sql` (no parameters) as one simple-protocol message: nothing is
+    /// prepared, so it runs the same through a pooler in any mode.
+    async fn simple_query(&self, sql: &'static str) -> Result<Vec<sea_orm::QueryResult>, DbErr> {
+        sea_orm::sqlx::raw_sql(sea_orm::sqlx::AssertSqlSafe(sql))
+            .fetch_all(self.pool())
+            .await
+            .map(|rows| rows.into_iter().map(Into::into).collect())
+            .map_err(crate::tx::query_err)
+    }
+
     /// Answers when the database does.
     pub async fn ping(&self) -> Result<(), DomainError> {
         self.conn.ping().await.map_err(map_db_err)
@@ -132,11 +160,7 @@ impl Db {
     pub async fn pending_migrations(&self) -> Result<Vec<String>, DbErr> {
         use migration::MigratorTrait;
         let applied: std::collections::HashSet<String> = self
-            .conn
-            .query_all_raw(Statement::from_string(
-                self.conn.get_database_backend(),
-                "SELECT version FROM seaql_migrations",
-            ))
+            .simple_query("SELECT version FROM seaql_migrations")
             .await?
             .iter()
             .map(|row| row.try_get::<String>("", "version"))
@@ -151,12 +175,12 @@ impl Db {
     /// The privileges of the role the pool logs in as.
     pub async fn login_role(&self) -> Result<LoginRole, DbErr> {
         let row = self
-            .conn
-            .query_one_raw(Statement::from_string(
-                self.conn.get_database_backend(),
+            .simple_query(
                 "SELECT rolname, rolsuper, rolbypassrls FROM pg_roles WHERE rolname = current_user",
-            ))
+            )
             .await?
+            .into_iter()
+            .next()
             .ok_or_else(|| DbErr::RecordNotFound("current_user".into()))?;
         Ok(LoginRole {
             name: row.try_get("", "rolname")?,

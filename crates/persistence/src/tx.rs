@@ -136,6 +136,17 @@ fn begin_message(s: &Settings<'_>, read_only: bool, timeout_ms: Option<u64>) -> 
     sql
 }
 
+/// Begins a plain transaction the driver tracks (for connections held
+/// across requests, see `repo::outputs::RunLocks`).
+pub(crate) async fn begin_plain(conn: &mut PoolConnection<Postgres>) -> Result<(), sqlx::Error> {
+    TxManager::begin(conn, None).await
+}
+
+/// Commits a transaction begun by [`begin_plain`].
+pub(crate) async fn commit_plain(conn: &mut PoolConnection<Postgres>) -> Result<(), sqlx::Error> {
+    TxManager::commit(conn).await
+}
+
 /// A driver error as the `DbErr` the rest of the crate maps.
 pub(crate) fn query_err(err: sqlx::Error) -> DbErr {
     match err {
@@ -219,11 +230,23 @@ pub(crate) struct RequestTx {
     conn: Mutex<Option<PoolConnection<Postgres>>>,
     read_only: bool,
     statements: AtomicU64,
+    /// Statements are named and cached on the connection (false behind a
+    /// pooler in transaction mode: see [`Db::transaction_pooling`]).
+    persistent: bool,
 }
 
 impl RequestTx {
     async fn begin(db: &Db, settings: &Settings<'_>, read_only: bool) -> Result<Self, DbErr> {
         let message = begin_message(settings, read_only, db.statement_timeout_ms());
+        Self::begin_with(db, message, read_only).await
+    }
+
+    /// Begins with `message` (SQL of constants only, starting with `BEGIN`).
+    pub(crate) async fn begin_with(
+        db: &Db,
+        message: String,
+        read_only: bool,
+    ) -> Result<Self, DbErr> {
         let conn = db.pool().acquire().await.map_err(query_err)?;
         let mut in_flight = InFlight(Some(conn));
         // The driver refuses a custom BEGIN on a connection it knows to be
@@ -241,6 +264,7 @@ impl RequestTx {
             conn: Mutex::new(in_flight.settle()),
             read_only,
             statements: AtomicU64::new(1),
+            persistent: !db.transaction_pooling(),
         })
     }
 
@@ -248,7 +272,7 @@ impl RequestTx {
         self.statements.load(Ordering::Relaxed)
     }
 
-    async fn commit(&self) -> Result<(), DbErr> {
+    pub(crate) async fn commit(&self) -> Result<(), DbErr> {
         let Some(mut conn) = self.conn.lock().await.take() else {
             return Ok(());
         };
@@ -293,13 +317,18 @@ impl Drop for RequestTx {
     }
 }
 
-/// A SeaORM statement as a driver query: its SQL (a prepared statement the
-/// connection caches) and its bound values, both moved, not copied.
-fn driver_query(stmt: Statement) -> sqlx::query::Query<'static, Postgres, SqlxValues> {
+/// A SeaORM statement as a driver query: its SQL and its bound values, both
+/// moved, not copied. A `persistent` statement is named and cached by the
+/// connection; otherwise it is the unnamed statement, prepared again each
+/// time in the transaction that runs it.
+fn driver_query(
+    stmt: Statement,
+    persistent: bool,
+) -> sqlx::query::Query<'static, Postgres, SqlxValues> {
     let values = stmt
         .values
         .unwrap_or(sea_orm::sea_query::Values(Vec::new()));
-    sqlx::query_with(sqlx::AssertSqlSafe(stmt.sql), SqlxValues(values))
+    sqlx::query_with(sqlx::AssertSqlSafe(stmt.sql), SqlxValues(values)).persistent(persistent)
 }
 
 #[async_trait::async_trait]
@@ -312,7 +341,7 @@ impl ConnectionTrait for RequestTx {
         self.count();
         let mut guard = self.conn.lock().await;
         let conn = guard.as_mut().ok_or_else(finished)?;
-        driver_query(stmt)
+        driver_query(stmt, self.persistent)
             .execute(&mut **conn)
             .await
             .map(Into::into)
@@ -334,7 +363,7 @@ impl ConnectionTrait for RequestTx {
         self.count();
         let mut guard = self.conn.lock().await;
         let conn = guard.as_mut().ok_or_else(finished)?;
-        driver_query(stmt)
+        driver_query(stmt, self.persistent)
             .fetch_optional(&mut **conn)
             .await
             .map(|row| row.map(Into::into))
@@ -345,7 +374,7 @@ impl ConnectionTrait for RequestTx {
         self.count();
         let mut guard = self.conn.lock().await;
         let conn = guard.as_mut().ok_or_else(finished)?;
-        driver_query(stmt)
+        driver_query(stmt, self.persistent)
             .fetch_all(&mut **conn)
             .await
             .map(|rows| rows.into_iter().map(Into::into).collect())

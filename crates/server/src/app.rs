@@ -94,6 +94,7 @@ impl Application {
             max_connections: config.db_max_connections,
             min_connections: config.db_min_connections,
             statement_timeout: config.statement_timeout,
+            transaction_pooling: config.db_transaction_pooling,
             ..PoolOptions::default()
         };
         let database = Database::open(&config.database, &pool).await?;

@@ -121,6 +121,11 @@ struct ServeArgs {
     /// all opened at start).
     #[arg(long, env = "STRATA_DB_MIN_CONNECTIONS")]
     db_min_connections: Option<u32>,
+    /// The database URL leads to a pooler in transaction mode (PgBouncer
+    /// pool_mode=transaction): no statement is prepared beyond the
+    /// transaction that runs it.
+    #[arg(long, env = "STRATA_DB_TRANSACTION_POOLING")]
+    db_transaction_pooling: bool,
     /// Maximum query depth.
     #[arg(long, env = "STRATA_MAX_DEPTH", default_value_t = 12)]
     max_depth: usize,
@@ -387,6 +392,7 @@ async fn serve(global: &Global, args: ServeArgs) -> anyhow::Result<()> {
             .filter(|u| !u.trim().is_empty())
             .map(SecretString::from),
         statement_timeout: (!args.statement_timeout.is_zero()).then_some(args.statement_timeout),
+        db_transaction_pooling: args.db_transaction_pooling,
     };
     let app = Application::build(config).await?;
     let base = format!("http://{}:{}", args.listen.ip(), app.port());

@@ -87,6 +87,9 @@ pub struct Config {
     pub redis_url: Option<SecretString>,
     /// Longest a database statement of a request may run.
     pub statement_timeout: Option<Duration>,
+    /// The database URL leads to a pooler in transaction mode (PgBouncer
+    /// `pool_mode = transaction`): see [`strata_persistence::PoolOptions`].
+    pub db_transaction_pooling: bool,
 }
 
 /// HTTP-level limits and protocol options of `/graphql`.

@@ -20,7 +20,7 @@ use uuid::Uuid;
 use crate::error::map_db_err;
 use crate::repo::audit::{self, AuditEntry};
 use crate::repo::{Page, PageRequest, campaigns, require_write, uuid_array};
-use crate::tx::TenantTx;
+use crate::tx::{RequestTx, TenantTx};
 
 #[derive(Debug, FromQueryResult)]
 struct Row {
@@ -535,6 +535,12 @@ const SQL_LOCK_KEY: &str = "('x' || right(replace(id::text, '-', ''), 8))::bit(3
 /// process stops, however it stops. [`fail_orphaned`] fails the RUNNING runs
 /// whose lock nobody holds. The connection is taken while at least one run
 /// is held and goes back to the pool, its locks released, when none is.
+///
+/// Behind a pooler in transaction mode a session outlives nothing but a
+/// transaction: the connection then stays inside a transaction while it
+/// holds locks (an idle one, holding no snapshot), which keeps the pooler
+/// from handing its server session to anyone else, and commits once the
+/// last lock is released.
 #[derive(Debug)]
 pub struct RunLocks {
     db: crate::Db,
@@ -564,7 +570,10 @@ impl RunLocks {
         let ids: Vec<OutputId> = match state.conn {
             Some(_) => vec![id],
             None => {
-                let conn = self.db.pool().acquire().await.map_err(lock_err)?;
+                let mut conn = self.db.pool().acquire().await.map_err(lock_err)?;
+                if self.db.transaction_pooling() {
+                    crate::tx::begin_plain(&mut conn).await.map_err(lock_err)?;
+                }
                 state.conn = Some(conn);
                 state.held.iter().copied().collect()
             }
@@ -577,6 +586,7 @@ impl RunLocks {
             sea_orm::sqlx::query("SELECT pg_advisory_lock($1, k) FROM unnest($2::int[]) AS k")
                 .bind(RUN_LOCK_CLASS)
                 .bind(keys)
+                .persistent(!self.db.transaction_pooling())
                 .execute(&mut **conn)
                 .await;
         if let Err(e) = locked {
@@ -604,11 +614,18 @@ impl RunLocks {
         } else {
             "SELECT pg_advisory_unlock($1, $2)"
         };
-        let done = sea_orm::sqlx::query(sql)
+        let pooled = self.db.transaction_pooling();
+        let mut done = sea_orm::sqlx::query(sql)
             .bind(RUN_LOCK_CLASS)
             .bind(run_lock_key(id))
+            .persistent(!pooled)
             .execute(&mut **conn)
             .await;
+        if empty && pooled && done.is_ok() {
+            done = crate::tx::commit_plain(conn)
+                .await
+                .map(|()| Default::default());
+        }
         match done {
             Ok(_) if empty => drop(state.conn.take()),
             Ok(_) => {}
@@ -686,15 +703,19 @@ pub async fn fail_orphaned(
 }
 
 /// Runs `work` in a transaction of its own as `role` (one of the narrow
-/// maintenance roles, never a tenant's), and commits.
+/// maintenance roles, never a tenant's), and commits. The transaction opens
+/// like a request's: `BEGIN` and the role in one message (the isolation
+/// level set twice refuses a connection still inside a transaction).
 async fn as_role<T, F, Fut>(db: &crate::Db, role: &'static str, work: F) -> Result<T, DomainError>
 where
-    F: FnOnce(sea_orm::DatabaseTransaction) -> Fut,
-    Fut: std::future::Future<Output = Result<(sea_orm::DatabaseTransaction, T), sea_orm::DbErr>>,
+    F: FnOnce(RequestTx) -> Fut,
+    Fut: std::future::Future<Output = Result<(RequestTx, T), sea_orm::DbErr>>,
 {
-    use sea_orm::TransactionTrait;
-    let txn = db.raw().begin().await.map_err(map_db_err)?;
-    txn.execute_unprepared(&format!("SET LOCAL ROLE {role}"))
+    let message = format!(
+        "BEGIN; SET TRANSACTION ISOLATION LEVEL SERIALIZABLE; \
+         SET TRANSACTION ISOLATION LEVEL READ COMMITTED; SET LOCAL ROLE {role}"
+    );
+    let txn = RequestTx::begin_with(db, message, false)
         .await
         .map_err(map_db_err)?;
     let (txn, out) = work(txn).await.map_err(map_db_err)?;
