@@ -48,7 +48,8 @@ pub use output::{
     PersonaProfile, PersonaSet, Phase, Swot,
 };
 pub use prompt::{
-    CONTEXT_END, CONTEXT_START, INSTRUCTIONS_END, INSTRUCTIONS_START, build_messages,
+    CONTEXT_END, CONTEXT_START, INSTRUCTIONS_END, INSTRUCTIONS_START, RUN_TOKEN_RESERVATION,
+    build_messages,
 };
 pub use provider::{
     ChatMessage, ChatRole, Completion, CompletionRequest, DeltaSink, LlmProvider, OfflineProvider,

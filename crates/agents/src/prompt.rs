@@ -25,6 +25,11 @@ pub const INSTRUCTIONS_END: &str = "INSTRUCTIONS>>>";
 /// Sampling temperature for every agent: low, for focused answers.
 pub(crate) const TEMPERATURE: f32 = 0.3;
 
+/// Tokens a run is expected to use at most, before it has run: the most an
+/// agent may generate plus a generous prompt. A monthly quota reserves this
+/// much for each run in flight.
+pub const RUN_TOKEN_RESERVATION: u64 = 4_000;
+
 /// Most tokens an agent may generate.
 pub(crate) fn max_tokens(kind: AgentKind) -> u32 {
     match kind {

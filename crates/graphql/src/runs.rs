@@ -164,12 +164,19 @@ impl RunMutation {
         let state = ctx.data::<RequestState>()?;
         state.tenant()?;
         let tx = state.write_tx().await?;
-        if let Some(quota) = quota {
-            let used = usage::tokens_this_month(tx).await.map_err(domain_error)?;
-            if used >= quota {
-                return Err(ErrorCode::RateLimited
-                    .error("the organization used its monthly token quota for agent runs"));
-            }
+        // Tokens used this month plus a reservation for each run in flight,
+        // checked under a lock on the organization held until this
+        // transaction (which inserts the run) ends: concurrent requests
+        // cannot all pass on the same usage.
+        if let Some(quota) = quota
+            && !usage::within_quota(tx, quota, strata_agents::RUN_TOKEN_RESERVATION)
+                .await
+                .map_err(domain_error)?
+        {
+            return Err(ErrorCode::RateLimited.error(
+                "the organization used its monthly token quota for agent runs, \
+                 counting the runs still in flight",
+            ));
         }
         let mut stored = serde_json::json!({ "instructions": instructions });
         if !typed.is_default()
