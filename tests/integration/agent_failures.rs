@@ -5,8 +5,9 @@
 //! arrives after its run was cancelled.
 //!
 //! Each run must end in the right state with a reason fit for its user,
-//! leave nothing half-written in the database, count no tokens unless it
-//! succeeded, and disturb neither the gateway nor another organization's run
+//! leave nothing half-written in the database, count no tokens unless the
+//! provider answered (a succeeded run, or an answer refused as malformed or
+//! invalid, which the provider billed all the same), and disturb neither the gateway nor another organization's run
 //! going on at the same time.
 //!
 //! The provider is a local server speaking the OpenAI wire protocol. It
@@ -241,8 +242,10 @@ async fn counted_tokens(su: &DatabaseConnection, org: OrgId) -> i64 {
 }
 
 /// The run failed with a reason holding every one of `phrases` and nothing
-/// of `secrets` or of the gateway's internals; its row holds no output and
-/// no tokens, it has its audit row, and the quota did not move.
+/// of `secrets` or of the gateway's internals; its row holds no output, it
+/// has its audit row, and it holds and counted `tokens`: the answer's when
+/// the provider answered, none when no answer came.
+#[expect(clippy::too_many_arguments, reason = "one call site per outcome")]
 async fn assert_failed_cleanly(
     case: &str,
     su: &DatabaseConnection,
@@ -251,10 +254,11 @@ async fn assert_failed_cleanly(
     run: &Value,
     phrases: &[&str],
     secrets: &[&str],
+    tokens: i64,
 ) {
     assert_eq!(run["status"], "FAILED", "{case}: {run}");
     assert!(run["output"].is_null(), "{case}: {run}");
-    assert_eq!(run["usage"]["totalTokens"], 0, "{case}: {run}");
+    assert_eq!(run["usage"]["totalTokens"], tokens, "{case}: {run}");
     let reason = run["error"].as_str().unwrap_or_default();
     for phrase in phrases {
         assert!(
@@ -292,7 +296,7 @@ async fn assert_failed_cleanly(
             su,
             &format!(
                 "SELECT count(*) FROM {} WHERE id = '{id}' AND status = 'FAILED' AND output IS NULL \
-                 AND finished_at IS NOT NULL AND prompt_tokens = 0 AND completion_tokens = 0",
+                 AND finished_at IS NOT NULL AND prompt_tokens + completion_tokens = {tokens}",
                 t.runs
             )
         )
@@ -302,8 +306,8 @@ async fn assert_failed_cleanly(
     );
     assert_eq!(
         counted_tokens(su, t.org).await,
-        0,
-        "{case}: a failed run counts no tokens"
+        tokens,
+        "{case}: a failed run counts the tokens of the answer it got, if any"
     );
     assert_audited(case, su, id).await;
 }
@@ -361,8 +365,11 @@ async fn assert_serving(case: &str, app: &TestApp, bystander: &str) {
 /// How a case's run ends.
 enum Outcome {
     Succeeded,
-    /// Failed, with a reason holding these phrases.
+    /// Failed without an answer, with a reason holding these phrases.
     Failed(&'static [&'static str]),
+    /// Failed with an answer that was refused (and billed), with a reason
+    /// holding these phrases.
+    Refused(&'static [&'static str]),
 }
 
 /// One way for a provider to misbehave.
@@ -433,12 +440,34 @@ async fn check(case: Case) {
             assert_eq!(error_code(&body), Some("RATE_LIMITED"), "{name}: {body}");
         }
         Outcome::Failed(phrases) => {
-            assert_failed_cleanly(name, &su, &subject, &id, &run, phrases, &[&base]).await;
+            assert_failed_cleanly(name, &su, &subject, &id, &run, phrases, &[&base], 0).await;
             // The failure used none of the quota: the organization runs
             // again, and succeeds.
             let again = start(&app, &subject, HEALTHY).await;
             let run = ended(&app, &subject.token, &again).await;
             assert_eq!(run["status"], "SUCCEEDED", "{name}: {run}");
+        }
+        Outcome::Refused(phrases) => {
+            assert_failed_cleanly(
+                name,
+                &su,
+                &subject,
+                &id,
+                &run,
+                phrases,
+                &[&base],
+                ANSWER_TOKENS,
+            )
+            .await;
+            // The refused answer's tokens count and use the quota up.
+            let (_, body) = app
+                .graphql(
+                    Some(&subject.token),
+                    RUN_AGENT,
+                    json!({ "c": subject.campaign, "i": HEALTHY }),
+                )
+                .await;
+            assert_eq!(error_code(&body), Some("RATE_LIMITED"), "{name}: {body}");
         }
     }
     assert_serving(name, &app, &bystander).await;
@@ -475,6 +504,7 @@ async fn a_provider_refusing_connections_fails_the_run_cleanly_and_runs_succeed_
         &run,
         &["unavailable", "could not connect"],
         &["llm-password", "llm-user", &addr.to_string()],
+        0,
     )
     .await;
     assert_serving(name, &app, &bystander).await;
@@ -583,7 +613,7 @@ async fn an_answer_that_is_not_json_fails_the_run() {
         otherwise: Reply::Answer(r#"{"summary": "Bold and warm.", "tone": ["bold", "#.to_owned()),
         tune: |_| {},
         agency_subject: true,
-        outcome: Outcome::Failed(&["not a JSON object", "invalid JSON"]),
+        outcome: Outcome::Refused(&["not a JSON object", "invalid JSON"]),
         requests: 1,
     })
     .await;
@@ -604,7 +634,7 @@ async fn an_answer_of_the_wrong_shape_fails_the_run() {
         otherwise: Reply::Answer(wrong.to_string()),
         tune: |_| {},
         agency_subject: false,
-        outcome: Outcome::Failed(&["answer is invalid", "`tone`"]),
+        outcome: Outcome::Refused(&["answer is invalid", "`tone`"]),
         requests: 1,
     })
     .await;
@@ -754,6 +784,7 @@ async fn a_campaign_beyond_the_agents_bounds_fails_the_run_with_a_reason_naming_
         &run,
         &["invalid agent input", "campaign.objective"],
         &["internal error"],
+        0,
     )
     .await;
     let bystander = app.token(w.agency2.owner, Some(w.agency2.id));

@@ -423,6 +423,69 @@ async fn the_monthly_token_quota_rejects_new_runs_with_rate_limited() {
     assert_eq!(ended(&app, &other, &id).await["status"], "SUCCEEDED");
 }
 
+#[tokio::test]
+async fn concurrent_runs_reserve_the_quota_and_only_as_many_as_fit_are_accepted() {
+    // The provider holds its answers, so accepted runs stay in flight.
+    let (p, base) = provider().await;
+    *p.mode.lock().unwrap() = Mode::Hold;
+    // Room for one run's reservation, not two: a run is accepted while the
+    // usage and the reservations stay below the quota.
+    let quota = strata_agents::RUN_TOKEN_RESERVATION;
+    let (app, w, su) = setup(
+        TestApp::builder()
+            .llm(patient_llm(&base))
+            .monthly_token_quota(quota)
+            .spawn()
+            .await,
+    )
+    .await;
+    let token = app.token(w.sme1.owner, Some(w.sme1.id));
+    let q = "mutation($c: ID!) { runAgent(input: {campaignId: $c, agent: BRAND_VOICE}) { id } }";
+    let vars = json!({ "c": w.sme1.campaigns[0].to_string() });
+    let ((_, a), (_, b)) = tokio::join!(
+        app.graphql(Some(&token), q, vars.clone()),
+        app.graphql(Some(&token), q, vars.clone()),
+    );
+    let codes = [error_code(&a), error_code(&b)];
+    assert_eq!(
+        codes.iter().filter(|c| c.is_none()).count(),
+        1,
+        "exactly one accepted: {a} {b}"
+    );
+    assert!(codes.contains(&Some("RATE_LIMITED")), "{a} {b}");
+    let runs = format!(
+        "SELECT count(*) FROM public.agent_outputs WHERE org_id = '{}'",
+        w.sme1.id
+    );
+    let before = scalar(&su, &runs).await;
+    // Once the accepted run ended, its actual tokens count instead of the
+    // reservation, and a new run fits again.
+    p.gate.notify_waiters();
+    let id = [&a, &b]
+        .into_iter()
+        .find_map(|body| body["data"]["runAgent"]["id"].as_str())
+        .unwrap()
+        .to_owned();
+    for _ in 0..100 {
+        p.gate.notify_waiters();
+        let run = ok(
+            &app,
+            &token,
+            "query($id: ID!) { agentRun(id: $id) { status } }",
+            json!({ "id": id }),
+        )
+        .await;
+        if run["agentRun"]["status"] == "SUCCEEDED" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(ended(&app, &token, &id).await["status"], "SUCCEEDED");
+    let (_, c) = app.graphql(Some(&token), q, vars).await;
+    assert_eq!(error_code(&c), None, "{c}");
+    assert_eq!(scalar(&su, &runs).await, before + 1);
+}
+
 pub(crate) async fn ws_connect(
     app: &TestApp,
 ) -> tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>> {

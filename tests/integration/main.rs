@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod agent_failures;
+mod agent_inputs;
 mod agents;
 mod api;
 mod api_keys;

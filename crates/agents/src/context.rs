@@ -7,6 +7,9 @@ use serde_json::{Map, Value};
 use strata_domain::JsonDocument;
 use strata_domain::model::{BrandGuidelines, Campaign, Client, Organization, Persona};
 
+use crate::input::AgentInput;
+use crate::kind::AgentKind;
+
 /// Everything an agent may know about a run.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct AgentContext {
@@ -26,6 +29,9 @@ pub struct AgentContext {
     /// Free text from the user asking for the run.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub instructions: Option<String>,
+    /// The typed input of the run's agent; `None` is the agent's defaults.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input: Option<AgentInput>,
 }
 
 /// An agency's client.
@@ -72,7 +78,7 @@ pub struct InputError {
 }
 
 impl InputError {
-    fn new(field: impl Into<String>, problem: impl Into<String>) -> Self {
+    pub(crate) fn new(field: impl Into<String>, problem: impl Into<String>) -> Self {
         Self {
             field: field.into(),
             problem: problem.into(),
@@ -150,6 +156,7 @@ impl AgentContext {
             brand_guidelines,
             personas,
             instructions: instructions.map(str::to_owned),
+            input: None,
         };
         context.validate()?;
         Ok(context)
@@ -202,6 +209,28 @@ impl AgentContext {
             self.instructions.as_deref(),
             limits::INSTRUCTIONS_CHARS,
         )
+    }
+
+    /// The context with the run's typed input.
+    pub fn with_input(mut self, input: AgentInput) -> Self {
+        self.input = Some(input);
+        self
+    }
+
+    /// The typed input of a run of `kind`: the one given (which must be of
+    /// `kind` and within its bounds), else the agent's defaults.
+    pub fn input_for(&self, kind: AgentKind) -> Result<AgentInput, InputError> {
+        match &self.input {
+            None => Ok(AgentInput::default_for(kind)),
+            Some(input) if input.kind() != kind => Err(InputError::new(
+                "input",
+                format!("is the input of {}, not of {kind}", input.kind()),
+            )),
+            Some(input) => {
+                input.validate("input.")?;
+                Ok(input.clone())
+            }
+        }
     }
 
     /// The client's name, else the organization's: whose brand this is.

@@ -10,24 +10,38 @@
 use serde_json::{Map, Value};
 
 use crate::context::{AgentContext, PersonaInfo};
+use crate::input::{AgentInput, BrandVoiceInput, BusinessStrategyInput, CampaignPlannerInput};
 use crate::kind::AgentKind;
 use crate::output::{
     AgentOutput, BrandVoice, BusinessStrategy, CampaignPlan, PersonaProfile, PersonaSet, Phase,
     Swot, limits,
 };
 
-/// The offline draft of `kind` for `context`. Same input, same output.
+/// The offline draft of `kind` for `context`, following the run's typed
+/// input (the agent's defaults when it has none). Same input, same output.
 pub fn offline_draft(kind: AgentKind, context: &AgentContext) -> AgentOutput {
     let facts = Facts::new(context);
-    match kind {
-        AgentKind::BusinessStrategy => AgentOutput::BusinessStrategy(business_strategy(&facts)),
-        AgentKind::BrandVoice => AgentOutput::BrandVoice(brand_voice(&facts)),
-        AgentKind::PersonaBuilder => AgentOutput::PersonaBuilder(PersonaSet {
-            personas: profiles(&facts),
+    match crate::prompt::input_of(kind, context) {
+        AgentInput::BusinessStrategy(input) => {
+            AgentOutput::BusinessStrategy(business_strategy(&facts, &input))
+        }
+        AgentInput::BrandVoice(input) => AgentOutput::BrandVoice(brand_voice(&facts, &input)),
+        AgentInput::PersonaBuilder(input) => AgentOutput::PersonaBuilder(PersonaSet {
+            personas: match input.count {
+                Some(n) => profiles_exactly(&facts, n as usize),
+                None => profiles(&facts),
+            },
         }),
-        AgentKind::CampaignPlanner => AgentOutput::CampaignPlanner(campaign_plan(&facts)),
+        AgentInput::CampaignPlanner(input) => {
+            AgentOutput::CampaignPlanner(campaign_plan(&facts, &input))
+        }
     }
 }
+
+/// The default horizon of a business strategy, in months.
+const HORIZON_MONTHS: u32 = 12;
+/// The default length of a campaign plan, in weeks.
+const PLAN_WEEKS: u32 = 8;
 
 /// What every draft starts from.
 struct Facts<'a> {
@@ -92,7 +106,8 @@ impl<'a> Facts<'a> {
     }
 }
 
-fn business_strategy(f: &Facts<'_>) -> BusinessStrategy {
+fn business_strategy(f: &Facts<'_>, input: &BusinessStrategyInput) -> BusinessStrategy {
+    let horizon = input.horizon_months.unwrap_or(HORIZON_MONTHS);
     let positioning = f
         .guideline(&[
             "positioning",
@@ -113,6 +128,12 @@ fn business_strategy(f: &Facts<'_>) -> BusinessStrategy {
         positioning
     };
     let mut objectives = vec![capitalized(&f.objective)];
+    objectives.extend(input.goals.iter().map(|goal| {
+        format!(
+            "{} within {horizon} months",
+            capitalized(goal.trim_end_matches('.'))
+        )
+    }));
     objectives.extend(
         f.persona_names()
             .iter()
@@ -150,7 +171,8 @@ fn business_strategy(f: &Facts<'_>) -> BusinessStrategy {
     };
     BusinessStrategy {
         summary: text(format!(
-            "Business strategy by {} for the campaign \"{}\": {}, positioning {} for {}.",
+            "Business strategy by {} for the campaign \"{}\" over the next {horizon} months: \
+             {}, positioning {} for {}.",
             f.byline,
             f.campaign,
             lowercase_first(&f.objective),
@@ -182,12 +204,18 @@ fn business_strategy(f: &Facts<'_>) -> BusinessStrategy {
             format!("Tailor one message and one offer to {}", f.audience()),
             "Test two creative variants per channel and keep the winner".to_owned(),
             "Review KPIs weekly and move budget to the best channel".to_owned(),
+            format!("Revisit this strategy at the end of its {horizon}-month horizon"),
         ]),
     }
 }
 
-fn brand_voice(f: &Facts<'_>) -> BrandVoice {
-    let mut tone = f.guideline(&["tone", "tone_of_voice", "voice", "personality"]);
+fn brand_voice(f: &Facts<'_>, input: &BrandVoiceInput) -> BrandVoice {
+    let mut tone = input.tone.clone();
+    for word in f.guideline(&["tone", "tone_of_voice", "voice", "personality"]) {
+        if !tone.iter().any(|t| t.eq_ignore_ascii_case(&word)) {
+            tone.push(word);
+        }
+    }
     if tone.is_empty() {
         tone = vec![
             "clear".to_owned(),
@@ -214,6 +242,12 @@ fn brand_voice(f: &Facts<'_>) -> BrandVoice {
         "{}: {} starts now. Discover what it means for you.",
         f.brand, f.campaign
     )];
+    samples.extend(input.channels.iter().map(|channel| {
+        format!(
+            "{channel}: {} from {}, made for you. Find out more today.",
+            f.campaign, f.brand
+        )
+    }));
     samples.extend(f.persona_names().iter().take(3).map(|name| {
         format!(
             "{name}, this one is for you: {} from {}. See what's new.",
@@ -263,6 +297,51 @@ fn profiles(f: &Facts<'_>) -> Vec<PersonaProfile> {
         .collect()
 }
 
+/// Exactly `n` profiles: the context's personas first, then new ones.
+fn profiles_exactly(f: &Facts<'_>, n: usize) -> Vec<PersonaProfile> {
+    let mut out: Vec<PersonaProfile> = f
+        .context
+        .personas
+        .iter()
+        .take(n)
+        .map(|p| profile(f, p))
+        .collect();
+    let mut names = [
+        "Core customer",
+        "New prospect",
+        "Loyal advocate",
+        "Budget-minded shopper",
+        "Busy professional",
+        "Curious newcomer",
+        "Returning customer",
+        "Gift buyer",
+        "Local community member",
+        "Online researcher",
+    ]
+    .iter()
+    .map(|role| format!("{} {}", f.brand, lowercase_first(role)));
+    while out.len() < n {
+        let Some(name) = names.next() else { break };
+        if out.iter().any(|p| p.name.eq_ignore_ascii_case(&name)) {
+            continue;
+        }
+        out.push(PersonaProfile {
+            name: clip(&name, limits::NAME_CHARS),
+            description: clip(
+                &format!(
+                    "A proposed audience of \"{}\", to be refined with research.",
+                    f.campaign
+                ),
+                limits::TEXT_CHARS,
+            ),
+            goals: items(vec![capitalized(&f.objective)]),
+            pain_points: items(default_pain_points(f)),
+            channels: items(default_channels()),
+        });
+    }
+    out
+}
+
 fn profile(f: &Facts<'_>, persona: &PersonaInfo) -> PersonaProfile {
     let audience_of = format!(
         "A key audience of {}'s campaign \"{}\".",
@@ -299,9 +378,14 @@ fn profile(f: &Facts<'_>, persona: &PersonaInfo) -> PersonaProfile {
     }
 }
 
-fn campaign_plan(f: &Facts<'_>) -> CampaignPlan {
+fn campaign_plan(f: &Facts<'_>, input: &CampaignPlannerInput) -> CampaignPlan {
     let mut channels: Vec<String> = Vec::new();
-    for channel in f.context.personas.iter().flat_map(persona_channels) {
+    for channel in input
+        .channels
+        .iter()
+        .cloned()
+        .chain(f.context.personas.iter().flat_map(persona_channels))
+    {
         if !channels.iter().any(|c| c.eq_ignore_ascii_case(&channel)) {
             channels.push(channel);
         }
@@ -310,9 +394,80 @@ fn campaign_plan(f: &Facts<'_>) -> CampaignPlan {
         channels = default_channels();
     }
     let audience = f.audience();
+    let weeks = input.weeks.unwrap_or(PLAN_WEEKS);
+    let awareness = Phase {
+        name: "Awareness".to_owned(),
+        weeks: 1,
+        activities: items(vec![
+            format!("Announce \"{}\" on {}", f.campaign, channels[0]),
+            format!("Publish content on {}'s core promise", f.brand),
+        ]),
+    };
+    let consideration = Phase {
+        name: "Consideration".to_owned(),
+        weeks: 1,
+        activities: items(vec![
+            format!("Show {audience} how {} helps them", f.brand),
+            "Retarget engaged visitors with proof and testimonials".to_owned(),
+        ]),
+    };
+    let conversion = Phase {
+        name: "Conversion".to_owned(),
+        weeks: 1,
+        activities: items(vec![
+            "Run a time-limited offer".to_owned(),
+            "Follow up by email with those who showed interest".to_owned(),
+        ]),
+    };
+    let review = Phase {
+        name: "Review".to_owned(),
+        weeks: 1,
+        activities: items(vec![
+            "Compare results with the baseline and the KPIs".to_owned(),
+            "Record what to keep for the next campaign".to_owned(),
+        ]),
+    };
+    let mut phases = match weeks {
+        0 | 1 => vec![Phase {
+            name: "Launch".to_owned(),
+            weeks: 1,
+            activities: items(
+                awareness
+                    .activities
+                    .iter()
+                    .chain(&conversion.activities)
+                    .cloned()
+                    .collect(),
+            ),
+        }],
+        2 => vec![awareness, conversion],
+        3 => vec![awareness, conversion, review],
+        _ => vec![awareness, consideration, conversion, review],
+    };
+    if phases.len() == 4 {
+        // Two, three, two and one parts in eight, each at least a week; the
+        // rounding goes to consideration.
+        for (phase, parts) in phases.iter_mut().zip([2, 3, 2, 1]) {
+            phase.weeks = (weeks * parts / 8).max(1);
+        }
+        let planned: u32 = phases.iter().map(|p| p.weeks).sum();
+        phases[1].weeks = (phases[1].weeks + weeks).saturating_sub(planned).max(1);
+    }
+    let mut kpis = vec![
+        format!("Progress toward the objective: {}", f.objective),
+        "Reach and engagement rate per channel".to_owned(),
+        "Conversion rate and cost per acquisition".to_owned(),
+    ];
+    let budget = match input.budget {
+        Some(budget) => {
+            kpis.push(format!("Spend within the budget of {budget}"));
+            format!(" Budget: {budget}, split by the results of each phase.")
+        }
+        None => String::new(),
+    };
     CampaignPlan {
         summary: text(format!(
-            "An eight-week plan for \"{}\" ({}): reach {} on {}, then convert and review.",
+            "A {weeks}-week plan for \"{}\" ({}): reach {} on {}, then convert and review.{budget}",
             f.campaign,
             f.byline,
             audience,
@@ -323,46 +478,9 @@ fn campaign_plan(f: &Facts<'_>) -> CampaignPlan {
                 .collect::<Vec<_>>()
                 .join(", ")
         )),
-        phases: vec![
-            Phase {
-                name: "Awareness".to_owned(),
-                weeks: 2,
-                activities: items(vec![
-                    format!("Announce \"{}\" on {}", f.campaign, channels[0]),
-                    format!("Publish content on {}'s core promise", f.brand),
-                ]),
-            },
-            Phase {
-                name: "Consideration".to_owned(),
-                weeks: 3,
-                activities: items(vec![
-                    format!("Show {audience} how {} helps them", f.brand),
-                    "Retarget engaged visitors with proof and testimonials".to_owned(),
-                ]),
-            },
-            Phase {
-                name: "Conversion".to_owned(),
-                weeks: 2,
-                activities: items(vec![
-                    "Run a time-limited offer".to_owned(),
-                    "Follow up by email with those who showed interest".to_owned(),
-                ]),
-            },
-            Phase {
-                name: "Review".to_owned(),
-                weeks: 1,
-                activities: items(vec![
-                    "Compare results with the baseline and the KPIs".to_owned(),
-                    "Record what to keep for the next campaign".to_owned(),
-                ]),
-            },
-        ],
+        phases,
         channels: items(channels),
-        kpis: items(vec![
-            format!("Progress toward the objective: {}", f.objective),
-            "Reach and engagement rate per channel".to_owned(),
-            "Conversion rate and cost per acquisition".to_owned(),
-        ]),
+        kpis: items(kpis),
     }
 }
 
@@ -449,5 +567,58 @@ fn lowercase_first(s: &str) -> String {
         (Some(c), Some(next)) if next.is_uppercase() => c.to_string() + chars.as_str(),
         (Some(c), _) => c.to_lowercase().chain(chars).collect(),
         (None, _) => String::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::context::CampaignInfo;
+    use crate::input::PersonaBuilderInput;
+
+    fn context(input: AgentInput) -> AgentContext {
+        AgentContext {
+            organization: "Acme".to_owned(),
+            client: None,
+            campaign: CampaignInfo {
+                name: "Spring".to_owned(),
+                objective: None,
+            },
+            brand_guidelines: Map::new(),
+            personas: vec![PersonaInfo {
+                name: "Maya".to_owned(),
+                description: None,
+                attributes: Map::new(),
+            }],
+            instructions: None,
+            input: Some(input),
+        }
+    }
+
+    #[test]
+    fn plans_last_the_weeks_asked_and_drafts_hold_the_personas_asked() {
+        for weeks in 1..=52 {
+            let input = AgentInput::CampaignPlanner(CampaignPlannerInput {
+                weeks: Some(weeks),
+                ..Default::default()
+            });
+            let draft = offline_draft(AgentKind::CampaignPlanner, &context(input.clone()));
+            let AgentOutput::CampaignPlanner(plan) = &draft else {
+                panic!("{draft:?}");
+            };
+            assert_eq!(plan.phases.iter().map(|p| p.weeks).sum::<u32>(), weeks);
+            assert!(plan.phases.iter().all(|p| p.weeks >= 1));
+            assert_eq!(input.check(&draft), Ok(()));
+        }
+        for count in 1..=10 {
+            let input = AgentInput::PersonaBuilder(PersonaBuilderInput { count: Some(count) });
+            let draft = offline_draft(AgentKind::PersonaBuilder, &context(input.clone()));
+            let AgentOutput::PersonaBuilder(set) = &draft else {
+                panic!("{draft:?}");
+            };
+            assert_eq!(set.personas.len(), count as usize);
+            assert_eq!(set.personas[0].name, "Maya");
+            assert_eq!(input.check(&draft), Ok(()));
+        }
     }
 }

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use crate::context::InputError;
 use crate::output::OutputError;
-use crate::provider::ProviderError;
+use crate::provider::{ProviderError, Usage};
 
 /// Why a run produced no output.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -59,6 +59,8 @@ pub enum AgentError {
     MalformedOutput {
         /// Why.
         reason: String,
+        /// The tokens the provider used for the answer (and billed).
+        usage: Usage,
     },
     /// The model's answer is not of the documented shape. Code
     /// `INVALID_OUTPUT`.
@@ -68,6 +70,8 @@ pub enum AgentError {
         field: String,
         /// What is wrong with it.
         problem: String,
+        /// The tokens the provider used for the answer (and billed).
+        usage: Usage,
     },
 }
 
@@ -84,6 +88,29 @@ impl AgentError {
             AgentError::Protocol { .. } => "PROVIDER_PROTOCOL",
             AgentError::MalformedOutput { .. } => "MALFORMED_OUTPUT",
             AgentError::InvalidOutput { .. } => "INVALID_OUTPUT",
+        }
+    }
+
+    /// The tokens a provider used although the run failed: those of an
+    /// answer that came but was refused. `None` when no answer came.
+    pub const fn billed_usage(&self) -> Option<Usage> {
+        match self {
+            AgentError::MalformedOutput { usage, .. } | AgentError::InvalidOutput { usage, .. } => {
+                Some(*usage)
+            }
+            _ => None,
+        }
+    }
+
+    /// The error for an answer refused by validation, which used `usage`.
+    pub fn refused_output(error: OutputError, usage: Usage) -> Self {
+        match error {
+            OutputError::Malformed { reason } => AgentError::MalformedOutput { reason, usage },
+            OutputError::Invalid { field, problem } => AgentError::InvalidOutput {
+                field,
+                problem,
+                usage,
+            },
         }
     }
 
@@ -113,15 +140,6 @@ impl From<ProviderError> for AgentError {
             ProviderError::StallTimeout { after } => AgentError::StallTimeout { after },
             ProviderError::Cancelled => AgentError::Cancelled,
             ProviderError::Protocol { reason } => AgentError::Protocol { reason },
-        }
-    }
-}
-
-impl From<OutputError> for AgentError {
-    fn from(error: OutputError) -> Self {
-        match error {
-            OutputError::Malformed { reason } => AgentError::MalformedOutput { reason },
-            OutputError::Invalid { field, problem } => AgentError::InvalidOutput { field, problem },
         }
     }
 }

@@ -30,6 +30,7 @@ use tokio_util::sync::CancellationToken;
 mod context;
 mod draft;
 mod error;
+mod input;
 mod kind;
 mod output;
 mod prompt;
@@ -38,13 +39,17 @@ mod provider;
 pub use context::{AgentContext, CampaignInfo, ClientInfo, InputError, PersonaInfo};
 pub use draft::offline_draft;
 pub use error::AgentError;
+pub use input::{
+    AgentInput, BrandVoiceInput, BusinessStrategyInput, CampaignPlannerInput, PersonaBuilderInput,
+};
 pub use kind::{AgentKind, UnknownAgentKind};
 pub use output::{
     AgentOutput, BrandVoice, BusinessStrategy, CampaignPlan, OUTPUT_VERSION, OutputError,
     PersonaProfile, PersonaSet, Phase, Swot,
 };
 pub use prompt::{
-    CONTEXT_END, CONTEXT_START, INSTRUCTIONS_END, INSTRUCTIONS_START, build_messages,
+    CONTEXT_END, CONTEXT_START, INSTRUCTIONS_END, INSTRUCTIONS_START, RUN_TOKEN_RESERVATION,
+    build_messages,
 };
 pub use provider::{
     ChatMessage, ChatRole, Completion, CompletionRequest, DeltaSink, LlmProvider, OfflineProvider,
@@ -54,6 +59,7 @@ pub use provider::{
 /// Bounds on inputs and outputs.
 pub mod limits {
     pub use crate::context::limits as input;
+    pub use crate::input::limits as typed_input;
     pub use crate::output::limits as output;
 }
 
@@ -128,6 +134,7 @@ async fn run(
         return Err(AgentError::Cancelled);
     }
     context.validate()?;
+    let input = context.input_for(kind)?;
     let request = CompletionRequest {
         model: model.unwrap_or(provider.default_model()).to_owned(),
         messages: build_messages(kind, context),
@@ -136,7 +143,11 @@ async fn run(
         offline_draft: Some(offline_draft(kind, context).to_value()),
     };
     let completion = provider.complete(&request, sink, cancel).await?;
-    let output = AgentOutput::parse(kind, &completion.text)?;
+    // The provider used (and billed) the answer's tokens even if it is
+    // refused: the error carries them.
+    let output = AgentOutput::parse(kind, &completion.text)
+        .and_then(|output| input.check(&output).map(|()| output))
+        .map_err(|e| AgentError::refused_output(e, completion.usage))?;
     let value = output.to_value();
     Ok(AgentResult {
         kind,

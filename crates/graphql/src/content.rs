@@ -101,6 +101,11 @@ impl AgentRun {
     async fn output(&self) -> Option<Json<&RawValue>> {
         self.0.output.as_ref().map(|o| Json(o.raw()))
     }
+    /// What was asked: `instructions`, and the agent's typed input under
+    /// its key (`personaBuilder`, ...) when one was given.
+    async fn input(&self) -> Json<&serde_json::Value> {
+        Json(&self.0.input)
+    }
     /// Why the run failed or was cancelled.
     async fn error(&self) -> Option<&str> {
         self.0.error.as_deref()

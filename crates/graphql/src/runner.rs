@@ -20,7 +20,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
-use strata_agents::{AgentContext, AgentKind, DeltaSink, SharedProvider, run_agent};
+use strata_agents::{AgentContext, AgentInput, AgentKind, DeltaSink, SharedProvider, run_agent};
 use strata_domain::model::{AgentRun, RunStatus};
 use strata_domain::{DomainError, OrgId, OutputId};
 use strata_persistence::context::VerifiedContext;
@@ -384,7 +384,17 @@ impl Runner {
                 .await;
             }
             Err(e) => {
-                self.finish(&ctx, id, Err(e.to_string()), 0, 0).await;
+                // An answer that came but was refused was still billed by
+                // the provider: its tokens stay with the run and count.
+                let billed = e.billed_usage().unwrap_or_default();
+                self.finish(
+                    &ctx,
+                    id,
+                    Err(e.to_string()),
+                    billed.prompt_tokens,
+                    billed.completion_tokens,
+                )
+                .await;
             }
         }
     }
@@ -426,15 +436,28 @@ impl Runner {
                 .get("instructions")
                 .and_then(|i| i.as_str())
                 .map(str::to_owned);
-            let agent_context = AgentContext::from_records(
-                &org,
-                client.as_ref(),
-                &campaign,
-                guidelines.as_ref(),
-                &personas,
-                instructions.as_deref(),
-            )
-            .map_err(strata_agents::AgentError::InvalidInput);
+            // A run's typed input was validated when it was queued; reading
+            // it back fails the run only if the row was changed since.
+            let agent_context = run
+                .agent
+                .parse::<AgentKind>()
+                .map_err(|_| strata_agents::InputError {
+                    field: "agent".to_owned(),
+                    problem: "names no agent".to_owned(),
+                })
+                .and_then(|kind| AgentInput::from_stored(kind, &run.input))
+                .and_then(|input| {
+                    AgentContext::from_records(
+                        &org,
+                        client.as_ref(),
+                        &campaign,
+                        guidelines.as_ref(),
+                        &personas,
+                        instructions.as_deref(),
+                    )
+                    .map(|context| context.with_input(input))
+                })
+                .map_err(strata_agents::AgentError::InvalidInput);
             Ok(Some((started, agent_context)))
         }
         .await;
@@ -503,13 +526,15 @@ impl Runner {
                     },
                 )
                 .await?;
-                // Only a run this call ended as SUCCEEDED counts toward the
-                // quota: an answer arriving after a cancellation is dropped,
-                // and a failed run stored nothing.
+                // The tokens of a run this call ended count toward the
+                // quota: a succeeded run's, and a failed run's when the
+                // provider answered (a refused answer was billed; a run
+                // that got no answer has none). An answer arriving after a
+                // cancellation is dropped with its tokens.
                 let tokens = u64::from(prompt_tokens) + u64::from(completion_tokens);
                 if tokens > 0
                     && let Some(run) = &ended
-                    && run.status == RunStatus::Succeeded
+                    && matches!(run.status, RunStatus::Succeeded | RunStatus::Failed)
                 {
                     usage::record(&tx, tokens).await?;
                 }

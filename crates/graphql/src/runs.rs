@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use async_graphql::futures_util::Stream;
 use async_graphql::futures_util::stream;
-use async_graphql::{Context, ID, InputObject, Object, Result, Subscription};
+use async_graphql::{Context, ErrorExtensions, ID, InputObject, Object, Result, Subscription};
 use strata_domain::model::RunStatus;
 use strata_domain::values::parse_optional_text;
 use strata_domain::{CampaignId, DomainError, OutputId};
@@ -34,6 +34,111 @@ pub struct RunAgentInput {
     pub agent: AgentKind,
     /// Extra instructions for the agent (at most 4,000 characters).
     pub instructions: Option<String>,
+    /// Input of `BUSINESS_STRATEGY`; give at most the one of `agent`.
+    pub business_strategy: Option<BusinessStrategyInput>,
+    /// Input of `BRAND_VOICE`.
+    pub brand_voice: Option<BrandVoiceInput>,
+    /// Input of `PERSONA_BUILDER`.
+    pub persona_builder: Option<PersonaBuilderInput>,
+    /// Input of `CAMPAIGN_PLANNER`.
+    pub campaign_planner: Option<CampaignPlannerInput>,
+}
+
+/// What a business strategy is asked for.
+#[derive(InputObject, Debug)]
+pub struct BusinessStrategyInput {
+    /// How far ahead it looks, in months (1 to 36; 12 when not given).
+    pub horizon_months: Option<i32>,
+    /// Business goals it must serve (at most 10, each at most 200
+    /// characters).
+    #[graphql(default)]
+    pub goals: Vec<String>,
+}
+
+/// What a brand voice is asked for.
+#[derive(InputObject, Debug)]
+pub struct BrandVoiceInput {
+    /// Channels to write sample messages for (at most 10, each at most 60
+    /// characters).
+    #[graphql(default)]
+    pub channels: Vec<String>,
+    /// Words the tone leads with (at most 10, each at most 60 characters).
+    #[graphql(default)]
+    pub tone: Vec<String>,
+}
+
+/// What a persona builder is asked for.
+#[derive(InputObject, Debug)]
+pub struct PersonaBuilderInput {
+    /// Exactly how many personas to build (1 to 10; when not given, one per
+    /// persona of the brand, or one).
+    pub count: Option<i32>,
+}
+
+/// What a campaign plan is asked for.
+#[derive(InputObject, Debug)]
+pub struct CampaignPlannerInput {
+    /// The campaign's length in weeks (1 to 52; 8 when not given): the
+    /// phases' weeks add up to it.
+    pub weeks: Option<i32>,
+    /// Channels the plan must use (at most 10, each at most 60 characters).
+    #[graphql(default)]
+    pub channels: Vec<String>,
+    /// The total budget, in whole units of the organization's currency (1
+    /// to 1,000,000,000).
+    pub budget: Option<i32>,
+}
+
+/// A GraphQL integer for a typed input: one below zero becomes 0, which
+/// every bound refuses, so that the bound's message names it.
+fn whole(v: Option<i32>) -> Option<u32> {
+    v.map(|v| u32::try_from(v).unwrap_or(0))
+}
+
+impl RunAgentInput {
+    /// The typed input of the run, validated against `agent`.
+    fn typed(&self, kind: strata_agents::AgentKind) -> Result<strata_agents::AgentInput> {
+        use strata_agents::AgentInput;
+        let mut given = Vec::new();
+        if let Some(i) = &self.business_strategy {
+            given.push(AgentInput::BusinessStrategy(
+                strata_agents::BusinessStrategyInput {
+                    horizon_months: whole(i.horizon_months),
+                    goals: i.goals.clone(),
+                },
+            ));
+        }
+        if let Some(i) = &self.brand_voice {
+            given.push(AgentInput::BrandVoice(strata_agents::BrandVoiceInput {
+                channels: i.channels.clone(),
+                tone: i.tone.clone(),
+            }));
+        }
+        if let Some(i) = &self.persona_builder {
+            given.push(AgentInput::PersonaBuilder(
+                strata_agents::PersonaBuilderInput {
+                    count: whole(i.count),
+                },
+            ));
+        }
+        if let Some(i) = &self.campaign_planner {
+            given.push(AgentInput::CampaignPlanner(
+                strata_agents::CampaignPlannerInput {
+                    weeks: whole(i.weeks),
+                    channels: i.channels.clone(),
+                    budget: whole(i.budget),
+                },
+            ));
+        }
+        AgentInput::for_run(kind, given, "input.")
+            .map(AgentInput::normalized)
+            .map_err(|e| {
+                async_graphql::Error::new(e.to_string()).extend_with(|_, ext| {
+                    ext.set("code", ErrorCode::BadUserInput.as_str());
+                    ext.set("field", e.field.clone());
+                })
+            })
+    }
 }
 
 fn runner<'a>(ctx: &'a Context<'_>) -> Result<&'a Arc<Runner>> {
@@ -55,21 +160,38 @@ impl RunMutation {
         let instructions = parse_optional_text("instructions", input.instructions.as_deref(), 4000)
             .map_err(|e| domain_error(e.into()))?;
         let kind: strata_agents::AgentKind = input.agent.into();
+        let typed = input.typed(kind)?;
         let quota = runner(ctx)?.monthly_token_quota();
         let state = ctx.data::<RequestState>()?;
         state.tenant()?;
         let tx = state.write_tx().await?;
-        if let Some(quota) = quota {
-            let used = usage::tokens_this_month(tx).await.map_err(domain_error)?;
-            if used >= quota {
-                return Err(ErrorCode::RateLimited
-                    .error("the organization used its monthly token quota for agent runs"));
-            }
+        // Tokens used this month plus a reservation for each run in flight,
+        // checked under a lock on the organization held until this
+        // transaction (which inserts the run) ends: concurrent requests
+        // cannot all pass on the same usage.
+        if let Some(quota) = quota
+            && !usage::within_quota(tx, quota, strata_agents::RUN_TOKEN_RESERVATION)
+                .await
+                .map_err(domain_error)?
+        {
+            return Err(ErrorCode::RateLimited.error(
+                "the organization used its monthly token quota for agent runs, \
+                 counting the runs still in flight",
+            ));
+        }
+        let mut stored = serde_json::json!({ "instructions": instructions });
+        if !typed.is_default()
+            && let Some(map) = stored.as_object_mut()
+        {
+            map.insert(
+                strata_agents::AgentInput::key(kind).to_owned(),
+                typed.fields(),
+            );
         }
         let new = NewRun {
             campaign_id: campaign,
             agent: kind.as_str(),
-            input: serde_json::json!({ "instructions": instructions }),
+            input: stored,
         };
         let run = in_savepoint(tx, outputs::create(tx, new)).await?;
         state.record(Committed::RunQueued(Box::new(run.clone())));

@@ -465,6 +465,11 @@ async fn malformed_json_content_is_malformed_output() {
         "{error:?}"
     );
     assert_eq!(error.code(), "MALFORMED_OUTPUT");
+    assert!(
+        error
+            .billed_usage()
+            .is_some_and(|u| u.completion_tokens > 0)
+    );
 }
 
 #[tokio::test]
@@ -477,13 +482,24 @@ async fn valid_json_of_the_wrong_shape_is_invalid_output_naming_the_field() {
         .await
         .unwrap_err();
 
+    let AgentError::InvalidOutput {
+        field,
+        problem,
+        usage,
+    } = &error
+    else {
+        panic!("{error:?}");
+    };
     assert_eq!(
-        error,
-        AgentError::InvalidOutput {
-            field: "dont".to_owned(),
-            problem: "must not be empty".to_owned()
-        }
+        (field.as_str(), problem.as_str()),
+        ("dont", "must not be empty")
     );
+    // The answer's tokens were used: the error keeps them.
+    assert!(
+        usage.prompt_tokens + usage.completion_tokens > 0,
+        "{usage:?}"
+    );
+    assert_eq!(error.billed_usage(), Some(*usage));
     assert_eq!(error.code(), "INVALID_OUTPUT");
     assert!(error.to_string().contains("`dont`"));
 }

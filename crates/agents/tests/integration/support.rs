@@ -322,6 +322,7 @@ pub fn nike() -> AgentContext {
             })),
         }],
         instructions: Some("Focus on the spring season.".to_owned()),
+        input: None,
     }
 }
 
@@ -351,6 +352,7 @@ pub fn adidas() -> AgentContext {
             })),
         }],
         instructions: None,
+        input: None,
     }
 }
 
@@ -366,6 +368,7 @@ pub fn bare_sme() -> AgentContext {
         brand_guidelines: serde_json::Map::new(),
         personas: vec![],
         instructions: None,
+        input: None,
     }
 }
 

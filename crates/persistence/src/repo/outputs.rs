@@ -393,6 +393,28 @@ pub async fn cancel(tx: &TenantTx, id: OutputId) -> Result<AgentRun, DomainError
     }
 }
 
+/// How many of the organization's runs (those the context sees) are QUEUED
+/// or RUNNING, whenever queued: their tokens will count in the month they
+/// end.
+pub async fn unfinished(tx: &TenantTx) -> Result<u64, DomainError> {
+    let (t, _) = table(tx);
+    let mut p = Params::new(tx);
+    let scope = p.scope(tx, "");
+    let sql = format!(
+        "SELECT count(*) AS n FROM {t} WHERE org_id = $1 \
+         AND status IN ('QUEUED', 'RUNNING'){scope}"
+    );
+    #[derive(FromQueryResult)]
+    struct Count {
+        n: i64,
+    }
+    let count = Count::find_by_statement(p.statement(sql))
+        .one(tx)
+        .await
+        .map_err(map_db_err)?;
+    Ok(count.map_or(0, |c| c.n.max(0) as u64))
+}
+
 /// Tokens the organization used since `since` (for the monthly quota).
 pub async fn tokens_used_since(
     tx: &TenantTx,

@@ -25,6 +25,42 @@ pub async fn tokens_this_month(tx: &TenantTx) -> Result<u64, DomainError> {
     Ok(used.map(|u| u.tokens.max(0) as u64).unwrap_or(0))
 }
 
+/// The first key of the advisory lock that serializes an organization's
+/// quota checks (`QUOT`); the second is the last four bytes of its id.
+pub const QUOTA_LOCK_CLASS: i32 = 0x5155_4f54;
+
+/// Whether the context's organization may queue another run under a
+/// monthly quota of `quota` tokens: the tokens it used this month, plus
+/// `reservation` for each of its runs still QUEUED or RUNNING (their tokens
+/// are not known yet), must stay below the quota.
+///
+/// It first takes a transaction-level advisory lock on the organization,
+/// held until the caller's transaction ends, so that concurrent checks of
+/// one organization run one after the other, each seeing the runs the
+/// previous one queued. Call it in the transaction that inserts the run.
+///
+/// The runs counted are those the context sees: an account manager, who
+/// sees only their clients' runs, counts only those in flight.
+pub async fn within_quota(
+    tx: &TenantTx,
+    quota: u64,
+    reservation: u64,
+) -> Result<bool, DomainError> {
+    let org = tx.ctx().org_id().as_uuid();
+    let b = org.as_bytes();
+    let key = i32::from_be_bytes([b[12], b[13], b[14], b[15]]);
+    tx.execute_raw(Statement::from_sql_and_values(
+        DbBackend::Postgres,
+        "SELECT pg_advisory_xact_lock($1, $2)",
+        [QUOTA_LOCK_CLASS.into(), key.into()],
+    ))
+    .await
+    .map_err(map_db_err)?;
+    let used = tokens_this_month(tx).await?;
+    let in_flight = crate::repo::outputs::unfinished(tx).await?;
+    Ok(used.saturating_add(in_flight.saturating_mul(reservation)) < quota)
+}
+
 /// Adds one run's tokens to this month's usage.
 pub async fn record(tx: &TenantTx, tokens: u64) -> Result<(), DomainError> {
     tx.execute_raw(Statement::from_sql_and_values(
