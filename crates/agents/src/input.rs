@@ -264,6 +264,21 @@ impl AgentInput {
         }
     }
 
+    /// `output` made to fit what was asked where that loses nothing asked
+    /// for (a model that drafted more personas than asked keeps the first
+    /// ones), then [`AgentInput::check`]ed: an answer with too few personas,
+    /// or a plan of another length, is refused.
+    pub fn fit(&self, mut output: AgentOutput) -> Result<AgentOutput, OutputError> {
+        if let (
+            Self::PersonaBuilder(PersonaBuilderInput { count: Some(n) }),
+            AgentOutput::PersonaBuilder(set),
+        ) = (self, &mut output)
+        {
+            set.personas.truncate(*n as usize);
+        }
+        self.check(&output).map(|()| output)
+    }
+
     /// Whether it asks for nothing beyond the agent's defaults.
     pub fn is_default(&self) -> bool {
         *self == Self::default_for(self.kind())
@@ -318,6 +333,39 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+    use crate::output::{PersonaProfile, PersonaSet};
+
+    fn personas(n: usize) -> AgentOutput {
+        AgentOutput::PersonaBuilder(PersonaSet {
+            personas: (0..n)
+                .map(|i| PersonaProfile {
+                    name: format!("P{i}"),
+                    description: "someone".into(),
+                    goals: vec!["a goal".into()],
+                    pain_points: vec!["a pain".into()],
+                    channels: vec!["email".into()],
+                })
+                .collect(),
+        })
+    }
+
+    #[test]
+    fn extra_personas_are_dropped_and_too_few_are_refused() {
+        let input = AgentInput::PersonaBuilder(PersonaBuilderInput { count: Some(3) });
+        let AgentOutput::PersonaBuilder(kept) = input.fit(personas(5)).unwrap() else {
+            panic!("a persona set");
+        };
+        let names: Vec<&str> = kept.personas.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(names, ["P0", "P1", "P2"], "the first ones, in order");
+        assert_eq!(input.fit(personas(3)).unwrap(), personas(3));
+        let Err(OutputError::Invalid { field, .. }) = input.fit(personas(2)) else {
+            panic!("too few personas must be refused");
+        };
+        assert_eq!(field, "personas");
+        // Without a count, whatever the model drafted is kept.
+        let any = AgentInput::PersonaBuilder(PersonaBuilderInput { count: None });
+        assert_eq!(any.fit(personas(7)).unwrap(), personas(7));
+    }
 
     #[test]
     fn a_mismatched_or_doubled_input_names_its_field() {

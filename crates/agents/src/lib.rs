@@ -146,7 +146,7 @@ async fn run(
     // The provider used (and billed) the answer's tokens even if it is
     // refused: the error carries them.
     let output = AgentOutput::parse(kind, &completion.text)
-        .and_then(|output| input.check(&output).map(|()| output))
+        .and_then(|output| input.fit(output))
         .map_err(|e| AgentError::refused_output(e, completion.usage))?;
     let value = output.to_value();
     Ok(AgentResult {

@@ -507,32 +507,8 @@ pub async fn fail_stale(
              RETURNING o.org_id, o.id)"
         )
     };
-    let sql = format!(
-        "WITH {}, {} SELECT org_id, id FROM sme UNION ALL SELECT org_id, id FROM agency",
-        fail("public.agent_outputs", "sme"),
-        fail("tenant_b.outputs", "agency"),
-    );
-    #[derive(FromQueryResult)]
-    struct Failed {
-        org_id: Uuid,
-        id: Uuid,
-    }
-    let values: [Value; 3] = [reason.into(), stale_after.as_secs_f64().into(), held.into()];
-    let failed = as_role(db, "app_maint", |txn| async move {
-        Failed::find_by_statement(Statement::from_sql_and_values(
-            DbBackend::Postgres,
-            sql,
-            values,
-        ))
-        .all(&txn)
-        .await
-        .map(|rows| (txn, rows))
-    })
-    .await?;
-    Ok(failed
-        .into_iter()
-        .map(|r| (OrgId::from_uuid(r.org_id), OutputId::from_uuid(r.id)))
-        .collect())
+    let values = [reason.into(), stale_after.as_secs_f64().into(), held.into()];
+    fail_in_both_tables(db, fail, values).await
 }
 
 /// The class of the advisory locks that mark runs being executed (the first
@@ -696,6 +672,18 @@ pub async fn fail_orphaned(
              AND o.status = 'RUNNING' RETURNING o.org_id, o.id)"
         )
     };
+    let values = [reason.into(), held.into(), RUN_LOCK_CLASS.into()];
+    fail_in_both_tables(db, fail, values).await
+}
+
+/// Runs, as `app_maint`, the failing statement `fail(table, name)` builds
+/// for each run table (a CTE named `name` returning the failed runs' ids)
+/// with `values`, and returns the runs failed in both.
+async fn fail_in_both_tables(
+    db: &crate::Db,
+    fail: impl Fn(&str, &str) -> String,
+    values: [Value; 3],
+) -> Result<Vec<(OrgId, OutputId)>, DomainError> {
     let sql = format!(
         "WITH {}, {} SELECT org_id, id FROM sme UNION ALL SELECT org_id, id FROM agency",
         fail("public.agent_outputs", "sme"),
@@ -706,7 +694,6 @@ pub async fn fail_orphaned(
         org_id: Uuid,
         id: Uuid,
     }
-    let values: [Value; 3] = [reason.into(), held.into(), RUN_LOCK_CLASS.into()];
     let failed = as_role(db, "app_maint", |txn| async move {
         Failed::find_by_statement(Statement::from_sql_and_values(
             DbBackend::Postgres,
