@@ -62,8 +62,7 @@ pub(crate) async fn ended(app: &TestApp, token: &str, id: &str) -> Value {
 }
 
 pub(crate) async fn setup(app: TestApp) -> (TestApp, World, DatabaseConnection) {
-    let su = app.test_db.superuser().await;
-    let world = World::seed(&app.db, &su).await;
+    let (world, su) = World::on(&app).await;
     (app, world, su)
 }
 

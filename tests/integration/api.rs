@@ -7,8 +7,7 @@ use strata_tests::{TestApp, error_code};
 
 async fn app_with_world() -> (TestApp, World) {
     let app = TestApp::spawn().await;
-    let su = app.test_db.superuser().await;
-    let world = World::seed(&app.db, &su).await;
+    let (world, _su) = World::on(&app).await;
     (app, world)
 }
 

@@ -15,8 +15,7 @@ const CAMPAIGN_IDS: &str = "{ campaigns(first: 100) { totalCount edges { node { 
 
 async fn app_with_world() -> (TestApp, World, DatabaseConnection) {
     let app = TestApp::spawn().await;
-    let su = app.test_db.superuser().await;
-    let world = World::seed(&app.db, &su).await;
+    let (world, su) = World::on(&app).await;
     (app, world, su)
 }
 

@@ -190,8 +190,7 @@ async fn every_refused_credential_is_the_same_401_unauthenticated_without_data()
         .audience(AUDIENCE)
         .spawn()
         .await;
-    let su = app.test_db.superuser().await;
-    let w = World::seed(&app.db, &su).await;
+    let (w, _su) = World::on(&app).await;
     let mut good = claims(w.sme1.owner, Some(w.sme1.id));
     good["iss"] = json!(ISSUER);
     good["aud"] = json!(AUDIENCE);
@@ -321,8 +320,7 @@ async fn every_refused_credential_is_the_same_401_unauthenticated_without_data()
 async fn a_removed_member_is_refused_once_the_auth_cache_ttl_has_passed() {
     let ttl = Duration::from_secs(1);
     let app = TestApp::builder().auth_cache_ttl(ttl).spawn().await;
-    let su = app.test_db.superuser().await;
-    let w = World::seed(&app.db, &su).await;
+    let (w, su) = World::on(&app).await;
     let token = app.token(w.sme1.owner, Some(w.sme1.id));
     let (status, body) = me(&app, &token).await;
     assert_eq!(status, 200, "{body}");
@@ -343,8 +341,7 @@ async fn a_removed_member_is_refused_once_the_auth_cache_ttl_has_passed() {
 #[tokio::test]
 async fn x_strata_org_picks_among_several_memberships_and_wins_over_the_org_id_claim() {
     let app = TestApp::spawn().await;
-    let su = app.test_db.superuser().await;
-    let w = World::seed(&app.db, &su).await;
+    let (w, su) = World::on(&app).await;
     // SME-1's admin is also a strategist of AGENCY-2.
     let user = w.sme1_admin;
     su.execute_raw(Statement::from_sql_and_values(
@@ -481,8 +478,7 @@ async fn x_strata_org_picks_among_several_memberships_and_wins_over_the_org_id_c
 #[tokio::test]
 async fn a_cached_user_acts_under_each_requests_own_id() {
     let app = TestApp::spawn().await;
-    let su = app.test_db.superuser().await;
-    let w = World::seed(&app.db, &su).await;
+    let (w, su) = World::on(&app).await;
     let token = format!("Bearer {}", app.token(w.sme1.owner, Some(w.sme1.id)));
     let ids = ["auth-cache-first", "auth-cache-second"];
     for id in ids {
@@ -662,8 +658,7 @@ async fn an_unparseable_jwks_url_is_a_start_up_error_naming_the_variable() {
 #[tokio::test]
 async fn request_ids_with_quotes_and_backslashes_reach_the_audit_log_as_sent() {
     let app = TestApp::spawn().await;
-    let su = app.test_db.superuser().await;
-    let w = World::seed(&app.db, &su).await;
+    let (w, su) = World::on(&app).await;
     let token = format!("Bearer {}", app.token(w.sme1.owner, Some(w.sme1.id)));
     // The context travels as literals in the transaction's first message:
     // whatever a request id holds must arrive as data, never as SQL.

@@ -14,8 +14,7 @@ use strata_tests::{TestApp, error_code};
 const GQL: &str = "application/graphql-response+json";
 
 async fn app_with_world(app: TestApp) -> (TestApp, World, DatabaseConnection) {
-    let su = app.test_db.superuser().await;
-    let world = World::seed(&app.db, &su).await;
+    let (world, su) = World::on(&app).await;
     (app, world, su)
 }
 

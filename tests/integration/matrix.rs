@@ -7,71 +7,14 @@ use std::collections::BTreeSet;
 
 use sea_orm::{ConnectionTrait, DatabaseConnection};
 use serde_json::{Value, json};
-use strata_domain::{CampaignId, OrgId, UserId};
+use strata_domain::{CampaignId, UserId};
 use strata_tests::scalar;
 use strata_tests::world::World;
 use strata_tests::{TestApp, error_code};
 
-struct Principal {
-    name: &'static str,
-    user: UserId,
-    org: OrgId,
-    /// Campaigns it must see, exactly.
-    campaigns: Vec<CampaignId>,
-}
-
-fn principals(w: &World) -> Vec<Principal> {
-    let all_agency1: Vec<_> = w.agency1.campaigns.clone();
-    vec![
-        Principal {
-            name: "sme-1 owner",
-            user: w.sme1.owner,
-            org: w.sme1.id,
-            campaigns: w.sme1.campaigns.clone(),
-        },
-        Principal {
-            name: "sme-2 owner",
-            user: w.sme2.owner,
-            org: w.sme2.id,
-            campaigns: w.sme2.campaigns.clone(),
-        },
-        Principal {
-            name: "agency-1 owner",
-            user: w.agency1.owner,
-            org: w.agency1.id,
-            campaigns: all_agency1.clone(),
-        },
-        Principal {
-            name: "agency-1 strategist",
-            user: w.strategist,
-            org: w.agency1.id,
-            campaigns: all_agency1.clone(),
-        },
-        Principal {
-            name: "agency-1 account manager (nike)",
-            user: w.account_manager,
-            org: w.agency1.id,
-            campaigns: w.nike_campaigns.clone(),
-        },
-        Principal {
-            name: "agency-1 viewer",
-            user: w.viewer,
-            org: w.agency1.id,
-            campaigns: all_agency1,
-        },
-        Principal {
-            name: "agency-2 owner",
-            user: w.agency2.owner,
-            org: w.agency2.id,
-            campaigns: w.agency2.campaigns.clone(),
-        },
-    ]
-}
-
 async fn setup() -> (TestApp, World, DatabaseConnection) {
     let app = TestApp::spawn().await;
-    let su = app.test_db.superuser().await;
-    let world = World::seed(&app.db, &su).await;
+    let (world, su) = World::on(&app).await;
     (app, world, su)
 }
 
@@ -102,7 +45,7 @@ async fn every_principal_reads_exactly_its_own_campaigns_through_every_query() {
         .iter()
         .flat_map(|o| o.campaigns.clone())
         .collect();
-    for p in principals(&w) {
+    for p in w.principals() {
         let token = app.token(p.user, Some(p.org));
         let data = ok(
             &app,
@@ -1078,7 +1021,7 @@ async fn the_audit_log_records_who_did_what_and_the_request_id() {
 #[tokio::test]
 async fn two_hundred_concurrent_requests_from_different_tenants_see_only_their_own_rows() {
     let (app, w, _su) = setup().await;
-    let principals = principals(&w);
+    let principals = w.principals();
     let app = std::sync::Arc::new(app);
     let mut tasks = Vec::new();
     for i in 0..200 {

@@ -33,8 +33,7 @@ fn user_ids(body: &Value) -> Vec<String> {
 #[tokio::test]
 async fn members_come_in_pages_oldest_first_with_cursors_and_a_total() {
     let app = TestApp::spawn().await;
-    let su = app.test_db.superuser().await;
-    let w = World::seed(&app.db, &su).await;
+    let (w, su) = World::on(&app).await;
     let token = app.token(w.agency1.owner, Some(w.agency1.id));
 
     // Two members joined in the same instant: the user id orders them.
@@ -136,8 +135,7 @@ async fn members_come_in_pages_oldest_first_with_cursors_and_a_total() {
 #[tokio::test]
 async fn a_role_guard_refuses_before_the_arguments_are_read_and_nothing_changes() {
     let app = TestApp::spawn().await;
-    let su = app.test_db.superuser().await;
-    let w = World::seed(&app.db, &su).await;
+    let (w, su) = World::on(&app).await;
     let audit = "SELECT count(*) FROM public.audit_log";
     let before = scalar(&su, audit).await;
 

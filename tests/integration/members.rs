@@ -16,8 +16,7 @@ const TTL: Duration = Duration::from_secs(1);
 
 async fn setup() -> (TestApp, World, DatabaseConnection) {
     let app = TestApp::builder().auth_cache_ttl(TTL).spawn().await;
-    let su = app.test_db.superuser().await;
-    let world = World::seed(&app.db, &su).await;
+    let (world, su) = World::on(&app).await;
     (app, world, su)
 }
 

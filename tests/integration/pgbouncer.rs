@@ -7,52 +7,10 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use serde_json::{Value, json};
-use strata_domain::{CampaignId, OrgId, UserId};
+
 use strata_tests::pgbouncer::PgBouncer;
-use strata_tests::world::World;
+use strata_tests::world::{Principal, World};
 use strata_tests::{TestApp, TestDb, scalar};
-
-struct Principal {
-    name: &'static str,
-    user: UserId,
-    org: OrgId,
-    campaigns: Vec<CampaignId>,
-}
-
-fn principals(w: &World) -> Vec<Principal> {
-    vec![
-        Principal {
-            name: "sme-1 owner",
-            user: w.sme1.owner,
-            org: w.sme1.id,
-            campaigns: w.sme1.campaigns.clone(),
-        },
-        Principal {
-            name: "sme-2 owner",
-            user: w.sme2.owner,
-            org: w.sme2.id,
-            campaigns: w.sme2.campaigns.clone(),
-        },
-        Principal {
-            name: "agency-1 owner",
-            user: w.agency1.owner,
-            org: w.agency1.id,
-            campaigns: w.agency1.campaigns.clone(),
-        },
-        Principal {
-            name: "agency-1 account manager (nike)",
-            user: w.account_manager,
-            org: w.agency1.id,
-            campaigns: w.nike_campaigns.clone(),
-        },
-        Principal {
-            name: "agency-2 owner",
-            user: w.agency2.owner,
-            org: w.agency2.id,
-            campaigns: w.agency2.campaigns.clone(),
-        },
-    ]
-}
 
 fn ids(conn: &Value) -> BTreeSet<String> {
     conn["edges"]
@@ -125,7 +83,7 @@ async fn requests_and_agent_runs_through_pgbouncer_in_transaction_mode_stay_in_t
             .spawn_on(test_db, bouncer.url.clone())
             .await,
     );
-    let principals = Arc::new(principals(&world));
+    let principals = Arc::new(world.principals());
     let expected: Arc<Vec<BTreeSet<String>>> = Arc::new(
         principals
             .iter()

@@ -34,8 +34,7 @@ fn limits(per_key: Rate, per_user: Rate, per_org: Rate, burst: u32) -> RateLimit
 }
 
 async fn with_world(app: TestApp) -> (TestApp, World) {
-    let su = app.test_db.superuser().await;
-    let world = World::seed(&app.db, &su).await;
+    let (world, _su) = World::on(&app).await;
     (app, world)
 }
 

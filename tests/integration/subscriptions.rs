@@ -47,8 +47,7 @@ async fn a_removed_member_stops_receiving_a_runs_changes() {
         })
         .spawn()
         .await;
-    let su = app.test_db.superuser().await;
-    let w = World::seed(&app.db, &su).await;
+    let (w, su) = World::on(&app).await;
     let strategist = app.token(w.strategist, Some(w.agency1.id));
     let owner = app.token(w.agency1.owner, Some(w.agency1.id));
     let (_, body) = app

@@ -289,3 +289,78 @@ impl World {
         su.execute_unprepared(&sql).await.unwrap();
     }
 }
+
+/// Someone acting in the world, with the campaigns they must see, exactly.
+#[derive(Clone, Debug)]
+pub struct Principal {
+    /// For messages.
+    pub name: &'static str,
+    /// Who acts.
+    pub user: UserId,
+    /// Where.
+    pub org: OrgId,
+    /// Campaigns it must see, exactly.
+    pub campaigns: Vec<CampaignId>,
+}
+
+impl World {
+    /// One principal per tenant and, in AGENCY-1, per kind of client scope.
+    pub fn principals(&self) -> Vec<Principal> {
+        let w = self;
+        let all_agency1: Vec<_> = w.agency1.campaigns.clone();
+        vec![
+            Principal {
+                name: "sme-1 owner",
+                user: w.sme1.owner,
+                org: w.sme1.id,
+                campaigns: w.sme1.campaigns.clone(),
+            },
+            Principal {
+                name: "sme-2 owner",
+                user: w.sme2.owner,
+                org: w.sme2.id,
+                campaigns: w.sme2.campaigns.clone(),
+            },
+            Principal {
+                name: "agency-1 owner",
+                user: w.agency1.owner,
+                org: w.agency1.id,
+                campaigns: all_agency1.clone(),
+            },
+            Principal {
+                name: "agency-1 strategist",
+                user: w.strategist,
+                org: w.agency1.id,
+                campaigns: all_agency1.clone(),
+            },
+            Principal {
+                name: "agency-1 account manager (nike)",
+                user: w.account_manager,
+                org: w.agency1.id,
+                campaigns: w.nike_campaigns.clone(),
+            },
+            Principal {
+                name: "agency-1 viewer",
+                user: w.viewer,
+                org: w.agency1.id,
+                campaigns: all_agency1,
+            },
+            Principal {
+                name: "agency-2 owner",
+                user: w.agency2.owner,
+                org: w.agency2.id,
+                campaigns: w.agency2.campaigns.clone(),
+            },
+        ]
+    }
+}
+
+impl World {
+    /// The world seeded in `app`'s database, and a superuser connection to
+    /// that database.
+    pub async fn on(app: &crate::TestApp) -> (World, DatabaseConnection) {
+        let su = app.test_db.superuser().await;
+        let world = World::seed(&app.db, &su).await;
+        (world, su)
+    }
+}
