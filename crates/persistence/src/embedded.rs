@@ -682,16 +682,16 @@ mod tests {
 
     #[test]
     fn a_fallback_directory_is_stable_distinct_and_plain() {
-        let a = fallback_name(Path::new("/root/work/strata/.strata"));
-        assert_eq!(a, fallback_name(Path::new("/root/work/strata/.strata")));
-        assert_ne!(a, fallback_name(Path::new("/root/other/strata/.strata")));
+        let a = fallback_name(Path::new("/srv/checkout/strata/.strata"));
+        assert_eq!(a, fallback_name(Path::new("/srv/checkout/strata/.strata")));
+        assert_ne!(a, fallback_name(Path::new("/srv/other/strata/.strata")));
         assert!(a.starts_with("strata-"), "{a}");
         assert!(
             a.chars()
                 .all(|c| c.is_ascii_alphanumeric() || "-_".contains(c)),
             "{a}"
         );
-        let odd = fallback_name(Path::new("/root/a dir/ünïcode name with spaces and more"));
+        let odd = fallback_name(Path::new("/srv/a dir/ünïcode name with spaces and more"));
         assert!(odd.len() <= 24 + 17, "{odd}");
         assert!(!odd.contains(' '), "{odd}");
     }
