@@ -8,7 +8,11 @@
 //! answer about a credential here, or for an organization that
 //! [`organizations::create`](crate::repo::organizations::create) is about
 //! to create under a fresh id. A bare [`TenantContext`], which any crate
-//! can build, opens no transaction.
+//! can build, opens no transaction. What a `VerifiedContext` proves is that
+//! the role, organization type and client scope come from the database;
+//! the user id they are read for is the caller's to vouch for
+//! ([`resolve_for`] takes one as given: the server passes only ids of
+//! verified credentials, and tests and the demo pass the users they seed).
 
 use std::ops::Deref;
 
@@ -195,7 +199,8 @@ pub fn select(
     })
 }
 
-/// The context of `user` in `org` (or their only organization).
+/// The context of `user` in `org` (or their only organization), from
+/// their memberships. `user` is taken as given: the caller vouches for it.
 pub async fn resolve_for(
     db: &Db,
     user: UserId,

@@ -339,14 +339,27 @@ impl EmbeddedPostgres {
         let data_dir = if reachable_by(&data_dir, user.as_ref()) {
             data_dir
         } else {
-            // Running as root in a private directory (a checkout under
-            // /root): the cluster's user cannot reach it, so the cluster
-            // lives in a directory of its own named after the requested one.
+            // Running as root in a private directory (a checkout in root's
+            // home): the cluster's user cannot reach it, so the cluster
+            // lives in a directory of its own named after the requested one
+            // -- unless a cluster is already there, which must not be
+            // silently replaced by an empty one.
+            if data_dir.join("pgdata").exists() {
+                return Err(dir_err(
+                    "it holds a cluster the postgres user cannot reach (a parent directory is private); make it reachable or set STRATA_DATA_DIR".into(),
+                ));
+            }
             let alt = Path::new(FALLBACK_ROOT).join(fallback_name(&data_dir));
             let alt_err = |message: String| EmbeddedError::DataDir {
                 path: alt.clone(),
                 message,
             };
+            // Root changes the owner and mode below: never through a link.
+            for path in [Path::new(FALLBACK_ROOT), alt.as_path()] {
+                if std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink()) {
+                    return Err(alt_err(format!("{} is a symbolic link", path.display())));
+                }
+            }
             std::fs::DirBuilder::new()
                 .recursive(true)
                 .mode(0o755)

@@ -102,13 +102,17 @@ impl Application {
             // Only a schema that is behind needs a role that may change it;
             // an up-to-date one lets the production login role (which may
             // read the migration table and nothing else) start as well.
-            match database.db.pending_migrations().await {
-                Ok(pending) if pending.is_empty() => {}
-                Ok(_) | Err(_) => database.db.migrate().await.map_err(|e| {
+            let pending = database.db.pending_migrations().await;
+            if !matches!(&pending, Ok(p) if p.is_empty()) {
+                database.db.migrate().await.map_err(|e| {
+                    let unread = match &pending {
+                        Err(read) => format!("; the migration table could not be read: {read}"),
+                        Ok(_) => String::new(),
+                    };
                     anyhow::anyhow!(
-                        "migrations failed: {e} (run `strata migrate up` as a role that owns the schema, or start with --no-migrate)"
+                        "migrations failed: {e}{unread} (run `strata migrate up` as a role that owns the schema, or start with --no-migrate)"
                     )
-                })?,
+                })?;
             }
         }
         match database.db.login_role().await {

@@ -571,6 +571,14 @@ impl RunLocks {
                 let mut conn = self.db.pool().acquire().await.map_err(lock_err)?;
                 if self.db.transaction_pooling() {
                     crate::tx::begin_plain(&mut conn).await.map_err(lock_err)?;
+                    // The transaction stays open while runs execute: a
+                    // server-wide idle-in-transaction timeout must not end
+                    // it (and with it the locks that spare these runs).
+                    sea_orm::sqlx::query("SET LOCAL idle_in_transaction_session_timeout = 0")
+                        .persistent(false)
+                        .execute(&mut *conn)
+                        .await
+                        .map_err(lock_err)?;
                 }
                 state.conn = Some(conn);
                 state.held.iter().copied().collect()
