@@ -485,6 +485,63 @@ async fn concurrent_runs_reserve_the_quota_and_only_as_many_as_fit_are_accepted(
     assert_eq!(scalar(&su, &runs).await, before + 1);
 }
 
+/// The quota is the organization's: an account manager, who sees only
+/// nike's runs, still counts adidas's runs in flight.
+#[tokio::test]
+async fn runs_in_flight_count_for_the_whole_organization_whatever_the_callers_clients() {
+    let (p, base) = provider().await;
+    *p.mode.lock().unwrap() = Mode::Hold;
+    let quota = strata_agents::RUN_TOKEN_RESERVATION;
+    let (app, w, su) = setup(
+        TestApp::builder()
+            .llm(patient_llm(&base))
+            .monthly_token_quota(quota)
+            .spawn()
+            .await,
+    )
+    .await;
+    let q = "mutation($c: ID!) { runAgent(input: {campaignId: $c, agent: BRAND_VOICE}) { id } }";
+    let runs = format!(
+        "SELECT count(*) FROM tenant_b.outputs WHERE org_id = '{}'",
+        w.agency1.id
+    );
+    let before = scalar(&su, &runs).await;
+    let strategist = app.token(w.strategist, Some(w.agency1.id));
+    let (_, a) = app
+        .graphql(
+            Some(&strategist),
+            q,
+            json!({ "c": w.adidas_campaigns[0].to_string() }),
+        )
+        .await;
+    assert_eq!(error_code(&a), None, "{a}");
+    assert_eq!(scalar(&su, &runs).await, before + 1);
+    let manager = app.token(w.account_manager, Some(w.agency1.id));
+    let (_, b) = app
+        .graphql(
+            Some(&manager),
+            q,
+            json!({ "c": w.nike_campaigns[0].to_string() }),
+        )
+        .await;
+    assert_eq!(error_code(&b), Some("RATE_LIMITED"), "{b}");
+    assert_eq!(
+        scalar(&su, &runs).await,
+        before + 1,
+        "a refused run writes nothing"
+    );
+    // The account manager's own reads still see only nike's runs.
+    let (_, mine) = app
+        .graphql(
+            Some(&manager),
+            "query($c: ID!) { campaign(id: $c) { outputs { totalCount } } }",
+            json!({ "c": w.adidas_campaigns[0].to_string() }),
+        )
+        .await;
+    assert!(mine["data"]["campaign"].is_null(), "{mine}");
+    p.gate.notify_waiters();
+}
+
 pub(crate) async fn ws_connect(
     app: &TestApp,
 ) -> tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>> {

@@ -393,26 +393,39 @@ pub async fn cancel(tx: &TenantTx, id: OutputId) -> Result<AgentRun, DomainError
     }
 }
 
-/// How many of the organization's runs (those the context sees) are QUEUED
-/// or RUNNING, whenever queued: their tokens will count in the month they
-/// end.
+/// How many of the organization's runs are QUEUED or RUNNING, whenever
+/// queued (their tokens will count in the month they end): all of them,
+/// whatever the context's client scope, because the quota is the
+/// organization's. The one counting statement runs as `app_maint`, which
+/// sees nothing of a run but its organization, id, status and times,
+/// filtered by the context's organization; the transaction is back in its
+/// runtime role right after.
 pub async fn unfinished(tx: &TenantTx) -> Result<u64, DomainError> {
     let (t, _) = table(tx);
-    let mut p = Params::new(tx);
-    let scope = p.scope(tx, "");
-    let sql = format!(
-        "SELECT count(*) AS n FROM {t} WHERE org_id = $1 \
-         AND status IN ('QUEUED', 'RUNNING'){scope}"
-    );
     #[derive(FromQueryResult)]
     struct Count {
         n: i64,
     }
-    let count = Count::find_by_statement(p.statement(sql))
-        .one(tx)
+    tx.execute_unprepared("SET LOCAL ROLE app_maint")
         .await
         .map_err(map_db_err)?;
-    Ok(count.map_or(0, |c| c.n.max(0) as u64))
+    let counted = Count::find_by_statement(Statement::from_sql_and_values(
+        DbBackend::Postgres,
+        format!(
+            "SELECT count(*) AS n FROM {t} WHERE org_id = $1 AND status IN ('QUEUED', 'RUNNING')"
+        ),
+        [tx.ctx().org_id().as_uuid().into()],
+    ))
+    .one(tx)
+    .await
+    .map_err(map_db_err)?;
+    tx.execute_unprepared(&format!(
+        "SET LOCAL ROLE {}",
+        crate::tx::runtime_role(tx.ctx().org_type())
+    ))
+    .await
+    .map_err(map_db_err)?;
+    Ok(counted.map_or(0, |c| c.n.max(0) as u64))
 }
 
 /// Tokens the organization used since `since` (for the monthly quota).
