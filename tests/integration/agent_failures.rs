@@ -35,8 +35,8 @@ use strata_tests::{TestApp, error_code};
 use tokio::net::{TcpListener, TcpSocket};
 use tokio::sync::Notify;
 
-use crate::agents::{brand_voice_answer, chunk, ended, ok, setup};
-use strata_tests::{scalar, text};
+use crate::agents::{brand_voice_answer, chunk, ended, setup};
+use strata_tests::{ok, scalar, text};
 
 /// The provider's API key; it must never reach a run's reason.
 const API_KEY: &str = "sk-failure-test-key-0123456789";

@@ -5,9 +5,9 @@
 
 use serde_json::{Value, json};
 use strata_tests::world::World;
-use strata_tests::{TestApp, error_code, scalar};
+use strata_tests::{TestApp, error_code, ok, scalar};
 
-use crate::agents::{ended, ok, provider, setup};
+use crate::agents::{ended, provider, setup};
 
 const RUN: &str =
     "mutation($input: RunAgentInput!) { runAgent(input: $input) { id status agent input } }";

@@ -18,17 +18,10 @@ use serde_json::{Value, json};
 use strata_graphql::Runner;
 use strata_tests::scalar;
 use strata_tests::world::World;
-use strata_tests::{TestApp, error_code};
+use strata_tests::{TestApp, error_code, ok};
 use tokio::sync::Notify;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-
-pub(crate) async fn ok(app: &TestApp, token: &str, q: &str, vars: Value) -> Value {
-    let (status, body) = app.graphql(Some(token), q, vars).await;
-    assert_eq!(status, 200, "{body}");
-    assert!(body.get("errors").is_none(), "{q}: {body}");
-    body["data"].clone()
-}
 
 pub(crate) async fn run(app: &TestApp, token: &str, campaign: &str, agent: &str) -> String {
     let data = ok(

@@ -10,19 +10,12 @@ use serde_json::{Value, json};
 use strata_domain::{CampaignId, UserId};
 use strata_tests::scalar;
 use strata_tests::world::World;
-use strata_tests::{TestApp, error_code};
+use strata_tests::{TestApp, error_code, ok};
 
 async fn setup() -> (TestApp, World, DatabaseConnection) {
     let app = TestApp::spawn().await;
     let (world, su) = World::on(&app).await;
     (app, world, su)
-}
-
-async fn ok(app: &TestApp, token: &str, q: &str, vars: Value) -> Value {
-    let (status, body) = app.graphql(Some(token), q, vars).await;
-    assert_eq!(status, 200, "{body}");
-    assert!(body.get("errors").is_none(), "{q}: {body}");
-    body["data"].clone()
 }
 
 fn ids(conn: &Value) -> BTreeSet<String> {

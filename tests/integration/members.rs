@@ -10,7 +10,7 @@ use sea_orm::DatabaseConnection;
 use serde_json::{Value, json};
 use strata_domain::{CampaignId, UserId};
 use strata_tests::world::World;
-use strata_tests::{TestApp, error_code, scalar, text};
+use strata_tests::{TestApp, error_code, ok, scalar, text};
 
 const TTL: Duration = Duration::from_secs(1);
 
@@ -18,13 +18,6 @@ async fn setup() -> (TestApp, World, DatabaseConnection) {
     let app = TestApp::builder().auth_cache_ttl(TTL).spawn().await;
     let (world, su) = World::on(&app).await;
     (app, world, su)
-}
-
-async fn ok(app: &TestApp, token: &str, q: &str, vars: Value) -> Value {
-    let (status, body) = app.graphql(Some(token), q, vars).await;
-    assert_eq!(status, 200, "{q}: {body}");
-    assert!(body.get("errors").is_none(), "{q}: {body}");
-    body["data"].clone()
 }
 
 fn strings<T: ToString>(items: &[T]) -> BTreeSet<String> {

@@ -545,6 +545,15 @@ pub async fn text(conn: &impl ConnectionTrait, sql: &str) -> Option<String> {
     first_value(conn, sql).await
 }
 
+/// The data of a query `token` sends to `app`, which must answer 200 with
+/// no errors.
+pub async fn ok(app: &TestApp, token: &str, q: &str, vars: serde_json::Value) -> serde_json::Value {
+    let (status, body) = app.graphql(Some(token), q, vars).await;
+    assert_eq!(status, 200, "{q}: {body}");
+    assert!(body.get("errors").is_none(), "{q}: {body}");
+    body["data"].clone()
+}
+
 /// The first column of every row of `sql`, as text.
 pub async fn texts(conn: &impl ConnectionTrait, sql: &str) -> Vec<String> {
     conn.query_all_raw(sea_orm::Statement::from_string(
