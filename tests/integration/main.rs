@@ -17,5 +17,6 @@ mod members;
 mod migrations;
 mod pgbouncer;
 mod rate_limits;
+mod sockets;
 mod startup;
 mod subscriptions;

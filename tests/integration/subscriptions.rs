@@ -19,7 +19,7 @@ use crate::agents::{
 
 /// A model server that accepts connections and never answers: runs against
 /// it stay RUNNING until the request timeout.
-async fn silent_provider() -> (String, tokio::task::JoinHandle<()>) {
+pub(crate) async fn silent_provider() -> (String, tokio::task::JoinHandle<()>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}/v1", listener.local_addr().unwrap());
     let task = tokio::spawn(async move {
@@ -29,6 +29,20 @@ async fn silent_provider() -> (String, tokio::task::JoinHandle<()>) {
         }
     });
     (base, task)
+}
+
+/// A provider configuration that waits two minutes for `base` to answer.
+pub(crate) fn patient(base: String) -> strata_agents::OpenAiConfig {
+    strata_agents::OpenAiConfig {
+        base_url: base,
+        model: "test-model".into(),
+        api_key: None,
+        request_timeout: Duration::from_secs(120),
+        stall_timeout: Duration::from_secs(120),
+        max_retries: 0,
+        initial_backoff: Duration::from_millis(10),
+        max_backoff: Duration::from_millis(50),
+    }
 }
 
 #[tokio::test]

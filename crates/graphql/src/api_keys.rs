@@ -196,6 +196,8 @@ impl ApiKeyMutation {
         state.tenant()?;
         let id: ApiKeyId = parse_id("id", &id)?;
         let tx = state.write_tx().await?;
-        Ok(ApiKey(in_savepoint(tx, api_keys::revoke(tx, id)).await?))
+        let key = ApiKey(in_savepoint(tx, api_keys::revoke(tx, id)).await?);
+        state.record(crate::state::Committed::ApiKeyRevoked);
+        Ok(key)
     }
 }

@@ -26,7 +26,7 @@ use std::sync::Arc;
 use async_graphql::{MergedObject, Schema};
 
 pub use error::{ErrorCode, domain_error};
-pub use limits::{Revalidate, SocketSession, operation_type};
+pub use limits::{Revalidate, SocketSession, Turn, operation_type};
 pub use runner::{Runner, RunnerConfig};
 pub use runs::Subscription;
 pub use state::{Committed, RequestState};

@@ -40,10 +40,21 @@ pub(crate) struct ShapeLimits {
 pub trait Revalidate: Send + Sync {
     /// The caller's context now, or `None` when it may no longer act.
     async fn current(&self) -> Option<strata_persistence::context::VerifiedContext>;
+
+    /// A turn to read the database for the caller now: charged to its
+    /// rate-limit buckets and taken through its organization's in-flight
+    /// gate, held until the read is done. `None` when the caller must wait:
+    /// the read is skipped until the next poll.
+    async fn turn(&self) -> Option<Turn>;
 }
 
+/// What [`Revalidate::turn`] hands out: held while a subscription reads.
+pub type Turn = Box<dyn std::any::Any + Send>;
+
 /// Marks a WebSocket connection's session data, counts its open
-/// subscriptions, and re-checks its caller.
+/// subscriptions, and re-checks its caller. Clones share the count: one
+/// session per connection, a clone in each of its subscriptions.
+#[derive(Clone)]
 pub struct SocketSession {
     open: Arc<AtomicUsize>,
     max: usize,

@@ -235,9 +235,9 @@ struct Watch {
     pending: Option<strata_domain::model::AgentRun>,
     last: Option<RunStatus>,
     done: bool,
-    /// Re-checks the caller (on a WebSocket), at most every [`POLL`].
+    /// Re-checks the caller (on a WebSocket) before every event and every
+    /// poll, and hands out the turns polls read the database with.
     check: Option<Arc<dyn crate::limits::Revalidate>>,
-    checked_at: tokio::time::Instant,
 }
 
 impl Drop for Watch {
@@ -247,27 +247,38 @@ impl Drop for Watch {
     }
 }
 
+/// The error a subscription ends with when its caller may no longer act.
+fn revoked() -> async_graphql::Error {
+    ErrorCode::Unauthenticated.error(
+        "the credential of this connection no longer allows access: reconnect with a valid one",
+    )
+}
+
 impl Watch {
-    /// Every [`POLL`], asks whether the caller may still act and with which
-    /// context, and whether the run is still visible to it; `Some` ends the
-    /// stream (with an error, or quietly when the run is no longer visible).
-    async fn revalidate(&mut self) -> Option<Option<Result<AgentRun>>> {
-        let check = self.check.as_ref()?;
-        if self.checked_at.elapsed() < POLL {
-            return None;
-        }
-        self.checked_at = tokio::time::Instant::now();
-        let Some(ctx) = check.current().await else {
-            return Some(Some(Err(ErrorCode::Unauthenticated.error(
-                "the credential of this connection no longer allows access: reconnect with a valid one",
-            ))));
+    /// Asks whether the caller may still act, and with which context; an
+    /// `Err` ends the stream. Without a check (not on a WebSocket) the
+    /// context stays the one the subscription started with.
+    async fn recheck(&mut self) -> Result<()> {
+        let Some(check) = &self.check else {
+            return Ok(());
         };
+        let ctx = check.current().await.ok_or_else(revoked)?;
         self.ctx = ctx;
-        match read_run(&self.db, &self.ctx, self.id).await {
-            Ok(Some(_)) => None,
-            Ok(None) => Some(None),
-            Err(e) => Some(Some(Err(domain_error(e)))),
-        }
+        Ok(())
+    }
+
+    /// Reads the run with the caller's current context, in a turn of the
+    /// caller's when on a WebSocket. `Ok(None)` when the read had to wait
+    /// for a turn; `Ok(Some(None))` when the run is no longer visible.
+    async fn poll(&self) -> Result<Option<Option<strata_domain::model::AgentRun>>, DomainError> {
+        let _turn = match &self.check {
+            Some(check) => match check.turn().await {
+                Some(turn) => Some(turn),
+                None => return Ok(None),
+            },
+            None => None,
+        };
+        read_run(&self.db, &self.ctx, self.id).await.map(Some)
     }
 
     async fn next(&mut self) -> Option<Result<AgentRun>> {
@@ -278,10 +289,6 @@ impl Watch {
             return Some(Ok(self.emit(run, None)));
         }
         loop {
-            if let Some(end) = self.revalidate().await {
-                self.done = true;
-                return end;
-            }
             let event = match &mut self.rx {
                 Some(rx) => tokio::select! {
                     ev = rx.recv() => Some(ev),
@@ -292,18 +299,24 @@ impl Watch {
                     None
                 }
             };
+            // Nothing goes out, and nothing is read, for a caller that may
+            // no longer act.
+            if let Err(e) = self.recheck().await {
+                self.done = true;
+                return Some(Err(e));
+            }
             match event {
                 Some(Ok(ev)) => return Some(Ok(self.emit(ev.run, ev.partial))),
                 Some(Err(broadcast::error::RecvError::Lagged(_))) => continue,
                 Some(Err(broadcast::error::RecvError::Closed)) => self.rx = None,
                 None => {}
             }
-            match read_run(&self.db, &self.ctx, self.id).await {
-                Ok(Some(run)) if Some(run.status) != self.last => {
+            match self.poll().await {
+                Ok(Some(Some(run))) if Some(run.status) != self.last => {
                     return Some(Ok(self.emit(run, None)));
                 }
-                Ok(Some(_)) => {}
-                Ok(None) => {
+                Ok(Some(Some(_)) | None) => {}
+                Ok(Some(None)) => {
                     self.done = true;
                     return None;
                 }
@@ -365,13 +378,15 @@ impl Subscription {
             last: None,
             done: false,
             check,
-            checked_at: tokio::time::Instant::now(),
         };
+        let mut watch = watch;
+        // The credential is checked as the subscription starts, whatever it
+        // was when the connection was acknowledged.
+        watch.recheck().await?;
         let current = read_run(&watch.db, &watch.ctx, id)
             .await
             .map_err(domain_error)?
             .ok_or_else(|| ErrorCode::NotFound.error("not found"))?;
-        let mut watch = watch;
         watch.pending = Some(current);
         Ok(stream::unfold((watch, slot), |(mut w, slot)| async move {
             let item = w.next().await?;

@@ -24,6 +24,9 @@ pub enum Committed {
     RunQueued(Box<strata_domain::model::AgentRun>),
     /// An agent run was cancelled: stop it.
     RunCancelled(strata_domain::OutputId),
+    /// An API key was revoked: open connections that use it re-check at
+    /// once.
+    ApiKeyRevoked,
 }
 
 pub(crate) struct Inner {

@@ -198,6 +198,9 @@ impl Application {
             verifier: Arc::new(verifier),
             users: UserCache::new(config.auth_cache_ttl),
             metrics: metrics_handle(),
+            socket_counts: Arc::default(),
+            revocations: Arc::default(),
+            auth_cache_ttl: config.auth_cache_ttl,
         };
         Ok(Self {
             listener,

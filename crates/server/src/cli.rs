@@ -198,6 +198,29 @@ struct ServeArgs {
     /// Subscriptions one WebSocket connection may hold at once.
     #[arg(long, env = "STRATA_MAX_SUBSCRIPTIONS", default_value_t = 20)]
     max_subscriptions: usize,
+    /// WebSockets one API key or user may hold open at once (per process).
+    #[arg(long, env = "STRATA_MAX_SOCKETS_PER_PRINCIPAL", default_value_t = 8)]
+    max_sockets_per_principal: usize,
+    /// How long a WebSocket may stay open without `connection_init`
+    /// (closed with 4408), e.g. 10s.
+    #[arg(long, env = "STRATA_WS_INIT_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    ws_init_timeout: Duration,
+    /// How often an idle WebSocket is pinged; one silent for two periods
+    /// is closed.
+    #[arg(long, env = "STRATA_WS_KEEPALIVE", default_value = "20s", value_parser = humantime::parse_duration)]
+    ws_keepalive: Duration,
+    /// Proxies (comma-separated CIDR blocks or addresses) whose
+    /// `Forwarded`/`X-Forwarded-For` headers name the client address;
+    /// unset: the TCP peer is the client.
+    #[arg(long, env = "STRATA_TRUSTED_PROXIES", default_value = "", value_parser = trusted_proxies)]
+    trusted_proxies: TrustedProxies,
+    /// Largest answer one request may produce, in bytes; larger ones are
+    /// refused with QUERY_TOO_COMPLEX.
+    #[arg(long, env = "STRATA_MAX_RESPONSE_BYTES", default_value_t = crate::config::DEFAULT_MAX_RESPONSE_BYTES)]
+    max_response_bytes: usize,
+    /// Longest a client may take to send a request's headers, e.g. 10s.
+    #[arg(long, env = "STRATA_HEADER_READ_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    header_read_timeout: Duration,
     /// Requests of one organization executing at once; more wait their
     /// turn, so no tenant holds every database connection [default: half
     /// the pool, at least 1].
@@ -293,6 +316,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 .global
                 .secret()
                 .context("STRATA_JWT_SECRET (or --jwt-secret) is required to mint a token")?;
+            check_secret(Some(&secret))?;
             let token = crate::auth::mint(
                 &secret,
                 user,
@@ -306,6 +330,31 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// The parsed `--trusted-proxies`.
+#[derive(Clone, Debug)]
+struct TrustedProxies(Vec<ipnet::IpNet>);
+
+fn trusted_proxies(s: &str) -> Result<TrustedProxies, String> {
+    crate::proxy::parse_trusted(s).map(TrustedProxies)
+}
+
+/// The shortest HS256 secret accepted: 256 bits, as RFC 7518 asks of an
+/// HS256 key.
+const MIN_SECRET_BYTES: usize = 32;
+
+fn check_secret(secret: Option<&SecretString>) -> anyhow::Result<()> {
+    use secrecy::ExposeSecret as _;
+    if let Some(s) = secret
+        && s.expose_secret().len() < MIN_SECRET_BYTES
+    {
+        anyhow::bail!(
+            "STRATA_JWT_SECRET is {} bytes long; an HS256 secret needs at least {MIN_SECRET_BYTES} (e.g. `openssl rand -base64 48`)",
+            s.expose_secret().len()
+        );
+    }
+    Ok(())
 }
 
 /// Connections the pool keeps open: as asked, else the whole pool; never
@@ -324,6 +373,13 @@ async fn serve(global: &Global, args: ServeArgs) -> anyhow::Result<()> {
             "STRATA_JWT_SECRET is required (or STRATA_JWKS_URL); for a local try-out use --demo, which makes a random one"
         ),
     };
+    check_secret(secret.as_ref())?;
+    if global.jwks_url().is_some() && (global.jwt_issuer.is_none() || global.jwt_audience.is_none())
+    {
+        tracing::warn!(
+            "JWKS is configured without --jwt-issuer or --jwt-audience: any token signed by that key set is accepted, whichever application it was issued for"
+        );
+    }
     let config = Config {
         database: global.database(),
         listen: args.listen,
@@ -374,6 +430,12 @@ async fn serve(global: &Global, args: ServeArgs) -> anyhow::Result<()> {
             persisted_queries: !args.disable_persisted_queries,
             allow_list: args.allow_list,
             max_subscriptions: args.max_subscriptions.max(1),
+            max_sockets_per_principal: args.max_sockets_per_principal.max(1),
+            ws_init_timeout: args.ws_init_timeout.max(Duration::from_millis(100)),
+            ws_keepalive: args.ws_keepalive.max(Duration::from_millis(100)),
+            trusted_proxies: args.trusted_proxies.0,
+            max_response_bytes: args.max_response_bytes.max(1024),
+            header_read_timeout: args.header_read_timeout.max(Duration::from_millis(100)),
             max_inflight_per_org: args.max_inflight_per_org.unwrap_or_else(|| {
                 usize::try_from(args.db_max_connections / 2)
                     .unwrap_or(1)

@@ -115,6 +115,19 @@ pub struct HttpConfig {
     /// Requests of one organization executing at once (others wait); 0 is
     /// no limit.
     pub max_inflight_per_org: usize,
+    /// WebSockets one API key or user may hold open at once.
+    pub max_sockets_per_principal: usize,
+    /// How long a WebSocket may stay open before `connection_init`.
+    pub ws_init_timeout: Duration,
+    /// How often an idle WebSocket is pinged (closed after two silent
+    /// periods).
+    pub ws_keepalive: Duration,
+    /// Proxies whose `Forwarded`/`X-Forwarded-For` name the client address.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// Largest answer built for one request, in bytes.
+    pub max_response_bytes: usize,
+    /// Longest a client may take to send a request's headers.
+    pub header_read_timeout: Duration,
 }
 
 impl Default for HttpConfig {
@@ -129,12 +142,21 @@ impl Default for HttpConfig {
             allow_list: None,
             max_subscriptions: 20,
             max_inflight_per_org: 8,
+            max_sockets_per_principal: 8,
+            ws_init_timeout: Duration::from_secs(10),
+            ws_keepalive: Duration::from_secs(20),
+            trusted_proxies: Vec::new(),
+            max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
+            header_read_timeout: Duration::from_secs(10),
         }
     }
 }
 
 /// The default of [`HttpConfig::body_read_timeout`].
 pub const DEFAULT_BODY_READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The default of [`HttpConfig::max_response_bytes`].
+pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 16 * 1024 * 1024;
 
 /// The default of [`Config::statement_timeout`].
 pub const DEFAULT_STATEMENT_TIMEOUT: Duration = Duration::from_secs(10);

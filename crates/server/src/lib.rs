@@ -13,8 +13,10 @@ pub mod config;
 pub mod documents;
 pub mod http;
 pub mod parsed;
+pub mod proxy;
 pub mod ratelimit;
 pub mod routes;
+pub mod socket;
 pub mod telemetry;
 
 pub use app::Application;

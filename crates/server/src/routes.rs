@@ -5,8 +5,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_graphql::http::GraphiQLSource;
-use async_graphql::{ErrorExtensionValues, ErrorExtensions as _, ServerError, Value};
-use async_graphql_axum::{GraphQLProtocol, GraphQLWebSocket};
+use async_graphql::{ErrorExtensionValues, ServerError, Value};
 use axum::Router;
 use std::net::SocketAddr;
 
@@ -57,6 +56,35 @@ pub struct AppState {
     pub parsed: Arc<crate::parsed::ParsedDocuments>,
     /// HTTP-level limits and options.
     pub http: Arc<HttpConfig>,
+    /// Open WebSockets per principal.
+    pub socket_counts: Arc<crate::socket::SocketCounts>,
+    /// Commits that revoked access, for sockets to re-check at once.
+    pub revocations: Arc<crate::socket::Revocations>,
+    /// How long resolved credentials are reused.
+    pub auth_cache_ttl: Duration,
+}
+
+impl AppState {
+    /// The WebSocket endpoint's options.
+    pub fn sockets(&self) -> crate::socket::SocketOptions {
+        crate::socket::SocketOptions {
+            init_timeout: self.http.ws_init_timeout,
+            keepalive: self.http.ws_keepalive,
+            max_per_principal: self.http.max_sockets_per_principal,
+            max_subscriptions: self.http.max_subscriptions,
+        }
+    }
+
+    /// The address a request comes from: the peer, or, when the peer is a
+    /// trusted proxy, the client it names in `Forwarded` or
+    /// `X-Forwarded-For`.
+    pub fn client_address(
+        &self,
+        peer: Option<std::net::IpAddr>,
+        headers: &HeaderMap,
+    ) -> Option<std::net::IpAddr> {
+        crate::proxy::client_address(&self.http.trusted_proxies, peer, headers)
+    }
 }
 
 /// The gateway's routes.
@@ -167,7 +195,7 @@ fn unauthenticated(media: &'static str) -> Response {
     resp
 }
 
-fn request_id(headers: &HeaderMap) -> String {
+pub(crate) fn request_id(headers: &HeaderMap) -> String {
     headers
         .get("x-request-id")
         .and_then(|v| v.to_str().ok())
@@ -202,7 +230,7 @@ fn requested_org(headers: &HeaderMap) -> Result<Option<OrgId>, AuthError> {
 }
 
 /// Resolves the caller into per-request state, or says why not.
-async fn authenticate(
+pub(crate) async fn authenticate(
     state: &AppState,
     headers: &HeaderMap,
     request_id: &str,
@@ -260,7 +288,11 @@ async fn after_commit(state: &AppState, rs: &RequestState, committed: Vec<Commit
         match event {
             // A changed or removed membership takes effect at once here;
             // other processes see it within the cache's time-to-live.
-            Committed::MembershipChanged(user) => state.users.invalidate_user(user).await,
+            Committed::MembershipChanged(user) => {
+                state.users.invalidate_user(user).await;
+                state.revocations.bump();
+            }
+            Committed::ApiKeyRevoked => state.revocations.bump(),
             Committed::RunQueued(run) => {
                 if let Some(ctx) = rs.context() {
                     state.runner.start(ctx.clone(), *run);
@@ -273,7 +305,7 @@ async fn after_commit(state: &AppState, rs: &RequestState, committed: Vec<Commit
 
 /// Gives every error a stable code: async-graphql's own parse, validation and
 /// limit errors carry none.
-fn ensure_codes(errors: &mut [ServerError]) {
+pub(crate) fn ensure_codes(errors: &mut [ServerError]) {
     for err in errors {
         let has_code = err
             .extensions
@@ -326,7 +358,7 @@ fn rate_limited(media: &'static str, limited: &Limited) -> Response {
     resp
 }
 
-fn caller(rs: &RequestState) -> Caller {
+pub(crate) fn caller(rs: &RequestState) -> Caller {
     let ctx = rs.context();
     Caller {
         api_key: ctx.and_then(|c| match c.actor() {
@@ -349,10 +381,11 @@ async fn graphql(State(state): State<AppState>, request: axum::extract::Request)
     let started = Instant::now();
     let (parts, body) = request.into_parts();
     let headers = &parts.headers;
-    let client_ip = parts
+    let peer = parts
         .extensions
         .get::<ConnectInfo<SocketAddr>>()
         .map(|c| c.0.ip());
+    let client_ip = state.client_address(peer, &parts.headers);
     let request_id = request_id(headers);
     let span = tracing::info_span!(
         "graphql",
@@ -365,10 +398,6 @@ async fn graphql(State(state): State<AppState>, request: axum::extract::Request)
             Ok(m) => m,
             Err(refusal) => return refusal_response(http::JSON, refusal),
         };
-        if let Err(limited) = state.limiter.check_address(client_ip) {
-            outcome("rate_limited");
-            return rate_limited(media, &limited);
-        }
         let limits = http::BodyLimits {
             max_bytes: state.http.max_body_bytes,
             max_batch: state.http.max_batch,
@@ -381,6 +410,14 @@ async fn graphql(State(state): State<AppState>, request: axum::extract::Request)
         let body = if headers.contains_key(axum::http::header::AUTHORIZATION) {
             Pending::Unread(body)
         } else {
+            // The address block applies on the failure path only: a request
+            // without a credential is one. A valid credential is never
+            // refused because of its neighbours' failures (behind a proxy
+            // every client may share one address).
+            if let Err(limited) = state.limiter.check_address(client_ip) {
+                outcome("rate_limited");
+                return rate_limited(media, &limited);
+            }
             match http::read(&parts.method, headers, parts.uri.query(), body, &limits).await {
                 Ok(incoming) => Pending::Read(incoming),
                 Err(refusal) => {
@@ -399,6 +436,10 @@ async fn graphql(State(state): State<AppState>, request: axum::extract::Request)
             Ok(rs) => rs,
             Err(Ok(reason)) => {
                 tracing::info!(reason = %reason, "authentication failed");
+                if let Err(limited) = state.limiter.check_address(client_ip) {
+                    outcome("rate_limited");
+                    return rate_limited(media, &limited);
+                }
                 state.limiter.authentication_failed(client_ip);
                 outcome("unauthenticated");
                 return unauthenticated(media);
@@ -673,106 +714,20 @@ async fn execute(
 
 async fn graphql_ws(
     State(state): State<AppState>,
+    extensions: axum::http::Extensions,
     headers: HeaderMap,
-    protocol: GraphQLProtocol,
     upgrade: WebSocketUpgrade,
 ) -> Response {
     // Subscriptions authenticate like HTTP requests: with the upgrade
     // request's Authorization header, or with `Authorization` (or `token`)
     // in the `connection_init` payload. Until one succeeds, nothing runs.
+    let client_ip = state.client_address(
+        extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0.ip()),
+        &headers,
+    );
     upgrade
-        .protocols(async_graphql::http::ALL_WEBSOCKET_PROTOCOLS)
-        .on_upgrade(move |socket| {
-            let schema = state.socket_schema.clone();
-            let max_subscriptions = state.http.max_subscriptions;
-            GraphQLWebSocket::new(socket, schema, protocol)
-                .on_connection_init(move |payload| async move {
-                    let mut headers = headers;
-                    if let Some(value) = init_credential(&payload) {
-                        match HeaderValue::from_str(&value) {
-                            Ok(v) => {
-                                headers.insert(header::AUTHORIZATION, v);
-                            }
-                            Err(_) => return Err(ws_refusal()),
-                        }
-                    }
-                    if let Some(org) = payload
-                        .get("X-Strata-Org")
-                        .or_else(|| payload.get("x-strata-org"))
-                        .and_then(|v| v.as_str())
-                        .and_then(|v| HeaderValue::from_str(v).ok())
-                    {
-                        headers.insert("x-strata-org", org);
-                    }
-                    let request_id = request_id(&headers);
-                    match authenticate(&state, &headers, &request_id).await {
-                        Ok(rs) => {
-                            if let Err(limited) = state.limiter.check(&caller(&rs), 1).await {
-                                return Err(async_graphql::Error::new(format!(
-                                    "rate limit of this {} exceeded: retry in {} s",
-                                    limited.scope,
-                                    limited.retry_after_secs()
-                                ))
-                                .extend_with(|_, e| e.set("code", "RATE_LIMITED")));
-                            }
-                            let mut data = async_graphql::Data::default();
-                            data.insert(rs);
-                            let check = Arc::new(SocketCheck {
-                                state: state.clone(),
-                                headers: headers.clone(),
-                                request_id: request_id.clone(),
-                            });
-                            data.insert(
-                                strata_graphql::SocketSession::new(max_subscriptions)
-                                    .with_check(check),
-                            );
-                            Ok(data)
-                        }
-                        Err(Ok(reason)) => {
-                            tracing::info!(reason = %reason, "subscription authentication failed");
-                            Err(ws_refusal())
-                        }
-                        Err(Err(e)) => Err(async_graphql::Error::new(
-                            strata_graphql::domain_error(e).message,
-                        )),
-                    }
-                })
-                .serve()
-        })
-}
-
-/// Re-authenticates a WebSocket's credential while its subscriptions run:
-/// an expired token, a revoked key or a removed membership ends them, and a
-/// changed role or client scope applies to what they read next.
-struct SocketCheck {
-    state: AppState,
-    headers: HeaderMap,
-    request_id: String,
-}
-
-#[async_trait::async_trait]
-impl strata_graphql::Revalidate for SocketCheck {
-    async fn current(&self) -> Option<strata_persistence::context::VerifiedContext> {
-        match authenticate(&self.state, &self.headers, &self.request_id).await {
-            Ok(rs) => rs.context().cloned(),
-            Err(_) => None,
-        }
-    }
-}
-
-/// The credential in a `connection_init` payload, as an Authorization value.
-fn init_credential(payload: &serde_json::Value) -> Option<String> {
-    let get = |k: &str| payload.get(k).and_then(|v| v.as_str()).map(str::trim);
-    if let Some(v) = get("Authorization").or_else(|| get("authorization")) {
-        return Some(v.to_owned());
-    }
-    get("token")
-        .or_else(|| get("authToken"))
-        .map(|t| format!("Bearer {t}"))
-}
-
-fn ws_refusal() -> async_graphql::Error {
-    async_graphql::Error::new(
-        "authentication required: send a valid token or API key in the connection_init payload ({\"Authorization\": \"Bearer ...\"}) or the Authorization header",
-    )
+        .protocols(["graphql-transport-ws"])
+        .on_upgrade(move |socket| crate::socket::serve(socket, state, headers, client_ip))
 }
