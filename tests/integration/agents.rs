@@ -41,7 +41,7 @@ pub(crate) async fn ended(app: &TestApp, token: &str, id: &str) -> Value {
         let data = ok(
             app,
             token,
-            "query($id: ID!) { agentRun(id: $id) { id status agent output error usage { totalTokens } } }",
+            "query($id: ID!) { agentRun(id: $id) { id status agent output error errorCode usage { totalTokens } } }",
             json!({ "id": id }),
         )
         .await;

@@ -91,6 +91,45 @@ impl AgentError {
         }
     }
 
+    /// The code tenants see for this failure: provider trouble is
+    /// `PROVIDER_UNAVAILABLE` (worth retrying) or `PROVIDER_REFUSED` (the
+    /// provider turned the request down); the rest keep [`AgentError::code`].
+    pub const fn public_code(&self) -> &'static str {
+        match self {
+            AgentError::HttpStatus { status, .. } if *status == 429 || *status >= 500 => {
+                "PROVIDER_UNAVAILABLE"
+            }
+            AgentError::HttpStatus { .. } => "PROVIDER_REFUSED",
+            AgentError::Unavailable { .. }
+            | AgentError::Timeout { .. }
+            | AgentError::StallTimeout { .. }
+            | AgentError::Protocol { .. } => "PROVIDER_UNAVAILABLE",
+            other => other.code(),
+        }
+    }
+
+    /// The reason stored with the run and shown to its tenant: the code and
+    /// a sentence of ours. Nothing the provider wrote (its error bodies can
+    /// name the operator's account or usage) is in it; that goes to the
+    /// operator's log only.
+    pub fn public_reason(&self) -> String {
+        let code = self.public_code();
+        match self {
+            AgentError::HttpStatus { status, .. } if *status == 429 || *status >= 500 => format!(
+                "{code}: the model provider is unavailable (HTTP {status}); try again later"
+            ),
+            AgentError::HttpStatus { status, .. } => {
+                format!("{code}: the model provider refused the request (HTTP {status})")
+            }
+            AgentError::Protocol { .. } => {
+                format!("{code}: the model provider's response was unreadable; try again later")
+            }
+            // The rest are our own words: how it failed to connect, how
+            // long it waited, what of the answer was refused.
+            other => format!("{code}: {other}"),
+        }
+    }
+
     /// The tokens a provider used although the run failed: those of an
     /// answer that came but was refused. `None` when no answer came.
     pub const fn billed_usage(&self) -> Option<Usage> {

@@ -110,6 +110,15 @@ impl AgentRun {
     async fn error(&self) -> Option<&str> {
         self.0.error.as_deref()
     }
+    /// The stable code of [`error`](Self::error) when it has one
+    /// (`PROVIDER_UNAVAILABLE`, `PROVIDER_REFUSED`, `PROVIDER_TIMEOUT`,
+    /// `INVALID_OUTPUT`, ...).
+    async fn error_code(&self) -> Option<&str> {
+        let error = self.0.error.as_deref()?;
+        let (code, _) = error.split_once(": ")?;
+        (!code.is_empty() && code.bytes().all(|b| b.is_ascii_uppercase() || b == b'_'))
+            .then_some(code)
+    }
     /// The text the model produced so far, while the run streams (only in
     /// `agentRun` subscription events).
     async fn partial_output(&self) -> Option<&str> {

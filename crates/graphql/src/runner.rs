@@ -301,7 +301,14 @@ impl Runner {
             Ok(None) => return, // cancelled while queued
             Err(e) => {
                 tracing::error!(run.id = %id, error = %e, "agent run could not start");
-                self.finish(&ctx, id, Err(e.to_string()), 0, 0).await;
+                self.finish(
+                    &ctx,
+                    id,
+                    Err("INTERNAL: the run could not start".into()),
+                    0,
+                    0,
+                )
+                .await;
                 return;
             }
         };
@@ -310,7 +317,7 @@ impl Runner {
         let agent_context = match agent_context {
             Ok(c) => c,
             Err(e) => {
-                self.finish(&ctx, id, Err(e.to_string()), 0, 0).await;
+                self.finish(&ctx, id, Err(e.public_reason()), 0, 0).await;
                 return;
             }
         };
@@ -384,13 +391,15 @@ impl Runner {
                 .await;
             }
             Err(e) => {
+                // The provider's own words go to the operator's log only.
+                tracing::warn!(run.id = %id, code = e.code(), error = %e, "agent run failed");
                 // An answer that came but was refused was still billed by
                 // the provider: its tokens stay with the run and count.
                 let billed = e.billed_usage().unwrap_or_default();
                 self.finish(
                     &ctx,
                     id,
-                    Err(e.to_string()),
+                    Err(e.public_reason()),
                     billed.prompt_tokens,
                     billed.completion_tokens,
                 )
