@@ -17,6 +17,7 @@ mod members;
 mod migrations;
 mod pgbouncer;
 mod rate_limits;
+mod security;
 mod sockets;
 mod startup;
 mod subscriptions;

@@ -187,6 +187,11 @@ pub fn parse_optional_text(
             field,
             format!("must be at most {max} characters long"),
         )),
+        // PostgreSQL text cannot hold NUL.
+        Some(t) if t.contains('\0') => Err(ValidationError::new(
+            field,
+            "must not contain NUL characters",
+        )),
         Some(t) => Ok(Some(t.to_owned())),
     }
 }
@@ -237,5 +242,10 @@ mod tests {
         assert!(CampaignName::parse("name", "   ").is_err());
         assert!(CampaignName::parse("name", &"x".repeat(201)).is_err());
         assert!(CampaignName::parse("name", "a\u{0}b").is_err());
+        assert!(parse_optional_text("objective", Some("a\u{0}b"), 100).is_err());
+        assert_eq!(
+            parse_optional_text("objective", Some(" two\nlines\t"), 100),
+            Ok(Some("two\nlines".to_owned()))
+        );
     }
 }

@@ -60,6 +60,15 @@ pub fn map_db_err(err: DbErr) -> DomainError {
                     // foreign_key_violation: the parent does not exist for
                     // this tenant, which is exactly "not found".
                     "23503" => return DomainError::NotFound,
+                    // character_not_in_repertoire, untranslatable_character:
+                    // text PostgreSQL cannot store (a NUL, `\u0000` in
+                    // JSON) is the caller's input, not our failure.
+                    "22021" | "22P05" => {
+                        return DomainError::Validation(strata_domain::ValidationError::new(
+                            "input",
+                            "must not contain NUL characters",
+                        ));
+                    }
                     // query_canceled: the request's statement timeout.
                     "57014" => return DomainError::TimedOut,
                     // too many connections, admin shutdown, cannot connect

@@ -161,11 +161,26 @@ impl Application {
             Some(url) => Some(crate::ratelimit::connect_redis(url).await?),
             None => None,
         };
+        let documents_redis = match &config.http.persisted_queries_redis_url {
+            Some(url) => Some(crate::ratelimit::connect_redis(url).await?),
+            None => redis.clone(),
+        };
         let documents = crate::documents::Documents::new(
             config.http.persisted_queries,
             config.http.allow_list.as_deref(),
-            redis.clone(),
+            documents_redis.clone(),
         )?;
+        let registrations = crate::ratelimit::RateLimiter::in_space(
+            crate::ratelimit::RateLimitConfig {
+                per_key: config.http.pq_registrations_per_principal,
+                per_user: config.http.pq_registrations_per_principal,
+                per_org: config.http.pq_registrations_per_org,
+                burst: 1,
+                ..crate::ratelimit::RateLimitConfig::off()
+            },
+            documents_redis,
+            "pq",
+        );
         let limiter = crate::ratelimit::RateLimiter::new(config.rate_limits.clone(), redis);
         {
             // In-memory buckets of callers who went quiet are dropped now
@@ -198,6 +213,7 @@ impl Application {
             verifier: Arc::new(verifier),
             users: UserCache::new(config.auth_cache_ttl),
             metrics: metrics_handle(),
+            registrations,
             socket_counts: Arc::default(),
             revocations: Arc::default(),
             auth_cache_ttl: config.auth_cache_ttl,

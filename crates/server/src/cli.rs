@@ -218,6 +218,29 @@ struct ServeArgs {
     /// refused with QUERY_TOO_COMPLEX.
     #[arg(long, env = "STRATA_MAX_RESPONSE_BYTES", default_value_t = crate::config::DEFAULT_MAX_RESPONSE_BYTES)]
     max_response_bytes: usize,
+    /// New persisted queries one API key or user may register (a rate, as
+    /// for the rate limits); 0 turns this limit off.
+    #[arg(
+        long,
+        env = "STRATA_PERSISTED_QUERY_REGISTRATIONS_PER_PRINCIPAL",
+        default_value = "100/h"
+    )]
+    persisted_query_registrations_per_principal: Rate,
+    /// New persisted queries one organization may register.
+    #[arg(
+        long,
+        env = "STRATA_PERSISTED_QUERY_REGISTRATIONS_PER_ORG",
+        default_value = "1000/h"
+    )]
+    persisted_query_registrations_per_org: Rate,
+    /// A Redis of its own for persisted queries (give it a `maxmemory` and
+    /// an LRU policy); unset: the one of --redis-url.
+    #[arg(
+        long,
+        env = "STRATA_PERSISTED_QUERIES_REDIS_URL",
+        hide_env_values = true
+    )]
+    persisted_queries_redis_url: Option<String>,
     /// Longest a client may take to send a request's headers, e.g. 10s.
     #[arg(long, env = "STRATA_HEADER_READ_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
     header_read_timeout: Duration,
@@ -436,6 +459,12 @@ async fn serve(global: &Global, args: ServeArgs) -> anyhow::Result<()> {
             trusted_proxies: args.trusted_proxies.0,
             max_response_bytes: args.max_response_bytes.max(1024),
             header_read_timeout: args.header_read_timeout.max(Duration::from_millis(100)),
+            pq_registrations_per_principal: args.persisted_query_registrations_per_principal,
+            pq_registrations_per_org: args.persisted_query_registrations_per_org,
+            persisted_queries_redis_url: args
+                .persisted_queries_redis_url
+                .filter(|u| !u.trim().is_empty())
+                .map(SecretString::from),
             max_inflight_per_org: args.max_inflight_per_org.unwrap_or_else(|| {
                 usize::try_from(args.db_max_connections / 2)
                     .unwrap_or(1)

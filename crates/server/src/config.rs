@@ -128,6 +128,12 @@ pub struct HttpConfig {
     pub max_response_bytes: usize,
     /// Longest a client may take to send a request's headers.
     pub header_read_timeout: Duration,
+    /// New persisted queries one API key or user may register.
+    pub pq_registrations_per_principal: crate::ratelimit::Rate,
+    /// New persisted queries one organization may register.
+    pub pq_registrations_per_org: crate::ratelimit::Rate,
+    /// A Redis of their own for persisted queries; unset: the shared one.
+    pub persisted_queries_redis_url: Option<SecretString>,
 }
 
 impl Default for HttpConfig {
@@ -148,6 +154,12 @@ impl Default for HttpConfig {
             trusted_proxies: Vec::new(),
             max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
             header_read_timeout: Duration::from_secs(10),
+            pq_registrations_per_principal: crate::ratelimit::Rate::per(
+                100,
+                Duration::from_secs(3600),
+            ),
+            pq_registrations_per_org: crate::ratelimit::Rate::per(1000, Duration::from_secs(3600)),
+            persisted_queries_redis_url: None,
         }
     }
 }

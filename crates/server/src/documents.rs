@@ -56,6 +56,59 @@ pub struct Registration {
 /// The longest text kept as a persisted query.
 pub const MAX_PERSISTED: usize = 64 * 1024;
 
+/// The most bytes of comments and extra whitespace a document may carry and
+/// still be kept: beyond this, padding would make a new key of the same
+/// operation at will. Such a document runs, but is not kept.
+pub const MAX_INSIGNIFICANT: usize = 2 * 1024;
+
+/// Bytes of a GraphQL document that change nothing: comments, and
+/// whitespace or commas beyond the one separator a token needs. Strings
+/// and block strings are read over, not counted.
+pub fn insignificant_bytes(text: &str) -> usize {
+    let bytes = text.as_bytes();
+    let mut n = 0;
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'#' => {
+                let end = bytes[i..]
+                    .iter()
+                    .position(|&b| b == b'\n' || b == b'\r')
+                    .map_or(bytes.len(), |p| i + p);
+                n += end - i;
+                i = end;
+            }
+            b' ' | b'\t' | b'\n' | b'\r' | b',' => {
+                let start = i;
+                while i < bytes.len() && matches!(bytes[i], b' ' | b'\t' | b'\n' | b'\r' | b',') {
+                    i += 1;
+                }
+                n += i - start - 1;
+            }
+            b'"' if bytes[i..].starts_with(b"\"\"\"") => {
+                i += 3;
+                while i < bytes.len() && !bytes[i..].starts_with(b"\"\"\"") {
+                    i += if bytes[i..].starts_with(b"\\\"\"\"") {
+                        4
+                    } else {
+                        1
+                    };
+                }
+                i += 3;
+            }
+            b'"' => {
+                i += 1;
+                while i < bytes.len() && bytes[i] != b'"' && bytes[i] != b'\n' {
+                    i += if bytes[i] == b'\\' { 2 } else { 1 };
+                }
+                i += 1;
+            }
+            _ => i += 1,
+        }
+    }
+    n
+}
+
 /// Where the text of persisted queries is kept.
 pub struct Documents {
     /// Automatic persisted queries accepted (and registered by clients).
@@ -157,6 +210,11 @@ impl Documents {
                 }
                 if request.query.len() > MAX_PERSISTED {
                     return Err(DocumentError::TooLong);
+                }
+                if insignificant_bytes(&request.query) > MAX_INSIGNIFICANT {
+                    metrics::counter!("strata_persisted_queries_not_kept_total", "reason" => "padding")
+                        .increment(1);
+                    return Ok(None);
                 }
                 Ok(Some(Registration {
                     hash,
@@ -308,6 +366,22 @@ fn load_manifest(path: &Path) -> anyhow::Result<HashMap<String, Arc<str>>> {
         path.display()
     );
     Ok(out)
+}
+
+#[cfg(test)]
+mod insignificant_tests {
+    use super::*;
+
+    #[test]
+    fn comments_and_extra_whitespace_count_and_strings_do_not() {
+        assert_eq!(insignificant_bytes("{ me { id } }"), 0);
+        assert_eq!(insignificant_bytes("{  me }"), 1);
+        assert_eq!(insignificant_bytes("{ me } # pad"), 5);
+        assert_eq!(insignificant_bytes("{ f(a: \"#  ,, \") }"), 0);
+        assert_eq!(insignificant_bytes("{ f(a: \"\"\" # x\n  \"\"\") }"), 0);
+        let padded = format!("{{ me }}\n#{}", "x".repeat(5000));
+        assert!(insignificant_bytes(&padded) > MAX_INSIGNIFICANT);
+    }
 }
 
 #[cfg(test)]

@@ -70,7 +70,11 @@ async fn asset(Path(file): Path<String>) -> Response {
             IMMUTABLE,
         ),
         "init.js" => (include_bytes!("../assets/graphiql/init.js"), JS, REVALIDATE),
-        "page.css" => (include_bytes!("../assets/graphiql/page.css"), CSS, REVALIDATE),
+        "page.css" => (
+            include_bytes!("../assets/graphiql/page.css"),
+            CSS,
+            REVALIDATE,
+        ),
         _ => return StatusCode::NOT_FOUND.into_response(),
     };
     (

@@ -11,6 +11,7 @@ pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod documents;
+pub mod graphiql;
 pub mod http;
 pub mod parsed;
 pub mod proxy;

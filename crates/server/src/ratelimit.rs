@@ -233,6 +233,9 @@ struct Inner {
     failures: Option<DefaultKeyedRateLimiter<IpAddr>>,
     /// Addresses refused until the given time, after too many failures.
     blocked: moka::sync::Cache<IpAddr, Instant>,
+    /// The Redis hash tag its bucket keys are under (`rl`, `pq`): limiters
+    /// sharing one Redis never share a bucket.
+    space: &'static str,
 }
 
 fn memory(
@@ -274,6 +277,16 @@ const REDIS_TIMEOUT: Duration = Duration::from_millis(250);
 impl RateLimiter {
     /// A limiter for `config`, keeping its buckets in `redis` when given.
     pub fn new(config: RateLimitConfig, redis: Option<redis::aio::ConnectionManager>) -> Self {
+        Self::in_space(config, redis, "rl")
+    }
+
+    /// A limiter whose Redis buckets live under the hash tag `space`,
+    /// apart from every other limiter's.
+    pub fn in_space(
+        config: RateLimitConfig,
+        redis: Option<redis::aio::ConnectionManager>,
+        space: &'static str,
+    ) -> Self {
         let b = config.burst;
         let inner = Inner {
             key: memory("api key", config.per_key, b),
@@ -286,6 +299,7 @@ impl RateLimiter {
                 .build(),
             config,
             redis,
+            space,
         };
         Self {
             inner: Arc::new(inner),
@@ -355,7 +369,10 @@ impl RateLimiter {
                 .iter()
                 .filter_map(|(limiter, id, prefix)| {
                     let (bucket, _) = limiter.as_ref()?;
-                    Some((*bucket, format!("strata:{{rl}}:{prefix}:{}", id.as_ref()?)))
+                    Some((
+                        *bucket,
+                        format!("strata:{{{}}}:{prefix}:{}", self.inner.space, id.as_ref()?),
+                    ))
                 })
                 .collect();
             // When Redis does not answer, this process's own buckets decide.

@@ -4,18 +4,17 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use async_graphql::http::GraphiQLSource;
 use async_graphql::{ErrorExtensionValues, ServerError, Value};
 use axum::Router;
 use std::net::SocketAddr;
 
 use axum::extract::{ConnectInfo, State, WebSocketUpgrade};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use metrics_exporter_prometheus::PrometheusHandle;
 use strata_domain::OrgId;
-use strata_graphql::{Committed, RequestState, StrataSchema};
+use strata_graphql::{Committed, ErrorCode, RequestState, StrataSchema};
 use strata_persistence::Db;
 use strata_persistence::context::ResolveError;
 use tracing::Instrument;
@@ -50,6 +49,9 @@ pub struct AppState {
     pub limiter: RateLimiter,
     /// Per-organization concurrency.
     pub gates: OrgGates,
+    /// Registrations of persisted queries per principal and organization
+    /// (buckets of their own, apart from the request limits).
+    pub registrations: RateLimiter,
     /// Persisted queries and the allow-list.
     pub documents: Arc<Documents>,
     /// Syntax trees of recently run query texts.
@@ -91,12 +93,12 @@ impl AppState {
 pub fn router(state: AppState) -> Router {
     let cors = cors_layer(&state.http.cors_origins);
     let router = Router::new()
-        .route("/", get(graphiql))
         .route("/graphql", get(graphql).post(graphql))
         .route("/graphql/ws", get(graphql_ws))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
+        .merge(crate::graphiql::routes())
         .with_state(state);
     match cors {
         Some(cors) => router.layer(cors),
@@ -137,16 +139,6 @@ fn cors_layer(origins: &[String]) -> Option<tower_http::cors::CorsLayer> {
     )
 }
 
-async fn graphiql() -> Html<String> {
-    Html(
-        GraphiQLSource::build()
-            .endpoint("/graphql")
-            .subscription_endpoint("/graphql/ws")
-            .title("Strata")
-            .finish(),
-    )
-}
-
 async fn healthz() -> &'static str {
     "ok"
 }
@@ -174,6 +166,59 @@ fn json_response(
     match serde_json::to_vec(body) {
         Ok(bytes) => (status, [(header::CONTENT_TYPE, media)], bytes).into_response(),
         Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+    }
+}
+
+/// Serializes an answer of at most `cap` bytes; a larger one is not sent
+/// but refused with `QUERY_TOO_COMPLEX`, as soon as serialization passes the
+/// cap (it is never held whole as bytes).
+fn capped_response(
+    status: StatusCode,
+    media: &'static str,
+    body: &impl serde::Serialize,
+    cap: usize,
+) -> Response {
+    let mut out = Capped {
+        bytes: Vec::with_capacity(cap.min(16 * 1024)),
+        cap,
+    };
+    match serde_json::to_writer(&mut out, body) {
+        Ok(()) => (status, [(header::CONTENT_TYPE, media)], out.bytes).into_response(),
+        Err(e) if e.is_io() => {
+            outcome("too_large");
+            tracing::info!(max_bytes = cap, "answer larger than the response cap");
+            json_response(
+                StatusCode::OK,
+                media,
+                &error_body(
+                    ErrorCode::QueryTooComplex.as_str(),
+                    &format!(
+                        "the answer is larger than the {cap} bytes a response may hold: ask for less (smaller pages, fewer fields)"
+                    ),
+                ),
+            )
+        }
+        Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+    }
+}
+
+/// A byte buffer that refuses to grow past its cap.
+struct Capped {
+    bytes: Vec<u8>,
+    cap: usize,
+}
+
+impl std::io::Write for Capped {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.bytes.len() + buf.len() > self.cap {
+            return Err(std::io::Error::other("response cap"));
+        }
+        self.bytes.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }
 
@@ -554,7 +599,17 @@ async fn graphql(State(state): State<AppState>, request: axum::extract::Request)
                 Ok(registration) => {
                     let answer = execute(&state, op_state, request, deadline).await;
                     if let (Answer::Result(_), Some(registration)) = (&answer, registration) {
-                        state.documents.register(registration).await;
+                        // Each new key is charged to its sender and its
+                        // organization; past that, the query ran but is
+                        // not kept.
+                        match state.registrations.check(&caller, 1).await {
+                            Ok(()) => state.documents.register(registration).await,
+                            Err(limited) => {
+                                tracing::info!(scope = limited.scope, "persisted query not kept");
+                                metrics::counter!("strata_persisted_queries_not_kept_total", "reason" => "rate")
+                                    .increment(1);
+                            }
+                        }
                     }
                     answer
                 }
@@ -565,7 +620,7 @@ async fn graphql(State(state): State<AppState>, request: axum::extract::Request)
         if batched {
             let timeout = state.http.request_timeout;
             let body: Vec<AnswerBody<'_>> = answers.iter().map(|a| a.body(timeout)).collect();
-            return json_response(StatusCode::OK, media, &body);
+            return capped_response(StatusCode::OK, media, &body, state.http.max_response_bytes);
         }
         let Some(answer) = answers.pop() else {
             return StatusCode::INTERNAL_SERVER_ERROR.into_response();
@@ -575,7 +630,12 @@ async fn graphql(State(state): State<AppState>, request: axum::extract::Request)
             Answer::TimedOut => StatusCode::GATEWAY_TIMEOUT,
             _ => StatusCode::OK,
         };
-        json_response(status, media, &answer.body(state.http.request_timeout))
+        capped_response(
+            status,
+            media,
+            &answer.body(state.http.request_timeout),
+            state.http.max_response_bytes,
+        )
     }
     .instrument(span)
     .await;

@@ -1,0 +1,240 @@
+//! Findings of the security review, one test each: client addresses behind
+//! a proxy, persisted queries that cannot fill the Redis holding the rate
+//! limits, NUL bytes in free text, the answer-size cap.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use strata_server::config::HttpConfig;
+use strata_server::ratelimit::{Rate, RateLimitConfig};
+use strata_tests::redis::RedisServer;
+use strata_tests::world::World;
+use strata_tests::{TestApp, error_code};
+
+async fn post(app: &TestApp, bearer: &str, headers: &[(&str, &str)], body: Value) -> (u16, Value) {
+    let mut req = reqwest::Client::new()
+        .post(format!("{}/graphql", app.base))
+        .bearer_auth(bearer)
+        .json(&body);
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let resp = req.send().await.unwrap();
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap_or(Value::Null))
+}
+
+const Q: &str = "{ organization { id } }";
+
+fn failures_limited() -> RateLimitConfig {
+    RateLimitConfig {
+        auth_failures_per_ip: Rate::per(1, Duration::from_secs(30)),
+        burst: 2,
+        ..RateLimitConfig::off()
+    }
+}
+
+#[tokio::test]
+async fn behind_a_proxy_one_clients_failures_refuse_neither_valid_credentials_nor_other_clients() {
+    // Without trusted proxies every client behind the ingress shares its
+    // address: the failing one is blocked, yet valid credentials still pass.
+    let app = TestApp::builder()
+        .rate_limits(failures_limited())
+        .spawn()
+        .await;
+    let (w, _su) = World::on(&app).await;
+    let good = app.token(w.sme1.owner, Some(w.sme1.id));
+    let attacker = [("x-forwarded-for", "203.0.113.66")];
+    let victim = [("x-forwarded-for", "198.51.100.7")];
+    for i in 0..5 {
+        post(
+            &app,
+            &format!("strata_bad{i}"),
+            &attacker,
+            json!({ "query": Q }),
+        )
+        .await;
+    }
+    let (s, body) = post(&app, "strata_bad9", &attacker, json!({ "query": Q })).await;
+    assert_eq!(s, 429, "{body}");
+    let (s, body) = post(&app, &good, &victim, json!({ "query": Q })).await;
+    assert_eq!(
+        s, 200,
+        "a valid credential is never refused for its neighbours: {body}"
+    );
+    // The forwarded address is not believed from an untrusted peer: the
+    // "other client" is the same address, and its failures are refused too.
+    let (s, _) = post(&app, "strata_other", &victim, json!({ "query": Q })).await;
+    assert_eq!(s, 429);
+
+    // With the loopback proxy trusted, each client is its own address.
+    let app = TestApp::builder()
+        .rate_limits(failures_limited())
+        .http(HttpConfig {
+            trusted_proxies: strata_server::proxy::parse_trusted("127.0.0.0/8, ::1").unwrap(),
+            ..HttpConfig::default()
+        })
+        .spawn()
+        .await;
+    for i in 0..5 {
+        post(
+            &app,
+            &format!("strata_bad{i}"),
+            &attacker,
+            json!({ "query": Q }),
+        )
+        .await;
+    }
+    let (s, _) = post(&app, "strata_bad9", &attacker, json!({ "query": Q })).await;
+    assert_eq!(s, 429);
+    let (s, body) = post(&app, "strata_typo", &victim, json!({ "query": Q })).await;
+    assert_eq!(s, 401, "another client's failure is its own: {body}");
+    // A client cannot pose as another by writing the header itself: the
+    // nearest address the trusted proxy appended decides.
+    let (s, _) = post(
+        &app,
+        "strata_bad10",
+        &[("x-forwarded-for", "198.51.100.7, 203.0.113.66")],
+        json!({ "query": Q }),
+    )
+    .await;
+    assert_eq!(s, 429);
+}
+
+#[tokio::test]
+async fn a_flood_of_persisted_query_registrations_neither_fills_redis_nor_touches_the_rate_limits()
+{
+    let redis = RedisServer::start().await;
+    let app = TestApp::builder()
+        .redis_url(redis.url.clone())
+        .rate_limits(RateLimitConfig {
+            per_user: Rate::per(1000, Duration::from_secs(3600)),
+            burst: 1,
+            ..RateLimitConfig::off()
+        })
+        .http(HttpConfig {
+            pq_registrations_per_principal: Rate::per(5, Duration::from_secs(3600)),
+            pq_registrations_per_org: Rate::per(8, Duration::from_secs(3600)),
+            ..HttpConfig::default()
+        })
+        .spawn()
+        .await;
+    let (w, _su) = World::on(&app).await;
+    let flooder = app.token(w.sme1.owner, Some(w.sme1.id));
+    let register = |text: String| {
+        let hash = strata_server::documents::sha256_hex(&text);
+        json!({ "query": text, "extensions": { "persistedQuery": { "version": 1, "sha256Hash": hash } } })
+    };
+    // Forty distinct documents of one operation, each made new by a
+    // comment: every one runs, five are kept.
+    for i in 0..40 {
+        let (s, body) = post(&app, &flooder, &[], register(format!("{Q} # {i}"))).await;
+        assert_eq!(s, 200, "{body}");
+        assert!(body["errors"].is_null(), "{body}");
+    }
+    // Padded documents run but are never kept.
+    let padded = format!("{Q}\n#{}", "x".repeat(8 * 1024));
+    let hash = strata_server::documents::sha256_hex(&padded);
+    let (_, body) = post(&app, &flooder, &[], register(padded)).await;
+    assert!(body["errors"].is_null(), "{body}");
+
+    let client = redis::Client::open(redis.url.as_str()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let kept: Vec<String> = redis::cmd("KEYS")
+        .arg("strata:apq:*")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(kept.len(), 5, "{kept:?}");
+    assert!(!kept.iter().any(|k| k.ends_with(&hash)));
+    let (_, body) = post(
+        &app,
+        &flooder,
+        &[],
+        json!({ "extensions": { "persistedQuery": { "version": 1, "sha256Hash": hash } } }),
+    )
+    .await;
+    assert!(
+        body.to_string().contains("PersistedQueryNotFound"),
+        "{body}"
+    );
+
+    // The organization's cap holds across its members: the next member
+    // keeps three, not five.
+    let member = app.token(w.sme1_admin, Some(w.sme1.id));
+    for i in 0..10 {
+        post(&app, &member, &[], register(format!("{Q} # member {i}"))).await;
+    }
+    let kept: Vec<String> = redis::cmd("KEYS")
+        .arg("strata:apq:*")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(kept.len(), 8, "{kept:?}");
+
+    // The request buckets counted requests, nothing else: 52 requests so
+    // far of the flooder's and the member's; their buckets live apart from
+    // the registrations'.
+    let rl: Vec<String> = redis::cmd("KEYS")
+        .arg("strata:{rl}:*")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(rl.len(), 2, "one bucket per user: {rl:?}");
+    let (s, body) = post(&app, &flooder, &[], json!({ "query": Q })).await;
+    assert_eq!(s, 200, "{body}");
+}
+
+#[tokio::test]
+async fn nul_bytes_in_free_text_are_bad_user_input_and_write_nothing() {
+    let app = TestApp::spawn().await;
+    let (w, su) = World::on(&app).await;
+    let token = app.token(w.sme1.owner, Some(w.sme1.id));
+    let before = strata_tests::scalar(&su, "SELECT count(*) FROM public.campaigns").await;
+    let (_, body) = app
+        .graphql(
+            Some(&token),
+            "mutation($o: String) { createCampaign(input: {name: \"nul\", objective: $o}) { id } }",
+            json!({ "o": "before\u{0}after" }),
+        )
+        .await;
+    assert_eq!(error_code(&body), Some("BAD_USER_INPUT"), "{body}");
+    let (_, body) = app
+        .graphql(
+            Some(&token),
+            "mutation($c: ID!) { runAgent(input: {campaignId: $c, agent: BRAND_VOICE, brandVoice: {channels: [\"a\u{0}b\"]}}) { id } }",
+            json!({ "c": w.sme1.campaigns[0].to_string() }),
+        )
+        .await;
+    assert_eq!(error_code(&body), Some("BAD_USER_INPUT"), "{body}");
+    assert_eq!(
+        strata_tests::scalar(&su, "SELECT count(*) FROM public.campaigns").await,
+        before
+    );
+}
+
+#[tokio::test]
+async fn an_answer_larger_than_the_cap_is_refused_as_too_complex() {
+    let app = TestApp::builder()
+        .http(HttpConfig {
+            max_response_bytes: 2048,
+            ..HttpConfig::default()
+        })
+        .spawn()
+        .await;
+    let (w, _su) = World::on(&app).await;
+    let token = app.token(w.agency1.owner, Some(w.agency1.id));
+    let (s, body) = app
+        .graphql(Some(&token), "{ organization { id } }", json!({}))
+        .await;
+    assert_eq!(s, 200, "{body}");
+    let big = (0..40)
+        .map(|i| format!("a{i}: campaigns(first: 50) {{ edges {{ node {{ id name }} }} }}"))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let (_, body) = app
+        .graphql(Some(&token), &format!("{{ {big} }}"), json!({}))
+        .await;
+    assert_eq!(error_code(&body), Some("QUERY_TOO_COMPLEX"), "{body}");
+    assert!(body["data"].is_null(), "{body}");
+}
