@@ -21,3 +21,4 @@ mod security;
 mod sockets;
 mod startup;
 mod subscriptions;
+mod tools;

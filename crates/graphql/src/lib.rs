@@ -26,7 +26,7 @@ use std::sync::Arc;
 use async_graphql::{MergedObject, Schema};
 
 pub use error::{ErrorCode, domain_error};
-pub use limits::{Revalidate, SocketSession, Turn, operation_type};
+pub use limits::{Revalidate, SocketSession, Turn, is_introspection_only, operation_type};
 pub use runner::{Runner, RunnerConfig};
 pub use runs::Subscription;
 pub use state::{Committed, RequestState};
@@ -103,6 +103,25 @@ pub fn socket_schema_with_runner(limits: &Limits, runner: Arc<Runner>) -> Strata
         .extension(shape_limits(limits))
         .data(runner)
         .finish()
+}
+
+/// The depth an introspection-only query may reach: the standard
+/// introspection query of graphql-js, which GraphiQL, code generators and
+/// API tools send, nests type references about a dozen levels deep.
+const INTROSPECTION_DEPTH: usize = 40;
+
+/// Builds the schema that runs queries selecting only introspection fields
+/// (see [`is_introspection_only`]): the same schema, with the depth and
+/// complexity limits raised so that every standard tool's introspection
+/// query passes. Such queries read no tenant data; the shape limits
+/// ([`check_shape`]) still apply to them.
+pub fn introspection_schema(limits: &Limits) -> StrataSchema {
+    let raised = Limits {
+        max_depth: limits.max_depth.max(INTROSPECTION_DEPTH),
+        max_complexity: limits.max_complexity.max(100_000),
+        ..limits.clone()
+    };
+    builder(&raised).finish()
 }
 
 /// Builds the schema without an agent runner (agent mutations then fail

@@ -204,6 +204,28 @@ pub fn operation_type(doc: &ExecutableDocument, name: Option<&str>) -> Option<Op
     }
 }
 
+/// Whether the operation `name` of `doc` is a query that selects only
+/// introspection fields (`__schema`, `__type`, `__typename`) at its root:
+/// such a query reads no tenant data, and tools send deep ones.
+pub fn is_introspection_only(doc: &ExecutableDocument, name: Option<&str>) -> bool {
+    let op = match (&doc.operations, name) {
+        (DocumentOperations::Single(op), _) => Some(op),
+        (DocumentOperations::Multiple(ops), Some(name)) => ops
+            .iter()
+            .find(|(n, _)| n.as_str() == name)
+            .map(|(_, op)| op),
+        (DocumentOperations::Multiple(ops), None) if ops.len() == 1 => ops.values().next(),
+        _ => None,
+    };
+    op.is_some_and(|op| {
+        op.node.ty == OperationType::Query
+            && !op.node.selection_set.node.items.is_empty()
+            && op.node.selection_set.node.items.iter().all(|sel| {
+                matches!(&sel.node, Selection::Field(f) if f.node.name.node.starts_with("__"))
+            })
+    })
+}
+
 /// Selections of every operation with fragments inlined, counted without
 /// inlining them: each fragment's size is computed once. Stops counting
 /// past `cap`; a fragment that spreads itself is an error.

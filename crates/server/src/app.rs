@@ -204,6 +204,7 @@ impl Application {
             http: Arc::new(config.http.clone()),
             db: database.db.clone(),
             schema: strata_graphql::schema_with_runner(&config.limits, runner.clone()),
+            introspection_schema: strata_graphql::introspection_schema(&config.limits),
             socket_schema: strata_graphql::socket_schema_with_runner(
                 &config.limits,
                 runner.clone(),

@@ -32,6 +32,8 @@ pub struct AppState {
     pub db: Db,
     /// The schema served over HTTP.
     pub schema: StrataSchema,
+    /// The schema that runs introspection-only queries (deeper limits).
+    pub introspection_schema: StrataSchema,
     /// The schema served over the WebSocket (the same, checking each
     /// operation's shape as it arrives).
     pub socket_schema: StrataSchema,
@@ -735,7 +737,16 @@ async fn execute(
         ensure_codes(&mut resp.errors);
         return Answer::RequestError(resp);
     }
-    let run = state.schema.execute(request.data(rs.clone()));
+    let operation = request.operation_name.clone();
+    let introspection = request
+        .parsed_query()
+        .is_ok_and(|doc| strata_graphql::is_introspection_only(doc, operation.as_deref()));
+    let schema = if introspection {
+        &state.introspection_schema
+    } else {
+        &state.schema
+    };
+    let run = schema.execute(request.data(rs.clone()));
     let mut resp = match tokio::time::timeout_at(deadline, run).await {
         Ok(resp) => resp,
         Err(_) => {
