@@ -20,6 +20,7 @@ mod m20261123_000008_inlinable_helpers;
 mod m20261124_000009_administration;
 mod m20261124_000010_gateway_reads_migration_status;
 mod m20261124_000011_administer_reads;
+mod m20261203_000012_read_only_usage;
 
 /// All migrations, in order.
 #[derive(Debug)]
@@ -40,6 +41,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261124_000009_administration::Migration),
             Box::new(m20261124_000010_gateway_reads_migration_status::Migration),
             Box::new(m20261124_000011_administer_reads::Migration),
+            Box::new(m20261203_000012_read_only_usage::Migration),
         ]
     }
 }

@@ -153,7 +153,14 @@ async fn migrations_go_up_down_and_up_again_on_an_empty_database() {
             .any(|i| i.starts_with("table ") && i.contains("app_sme="))
     );
 
-    // Newest first, each migration alone. Reading the audit log and the API
+    // Newest first, each migration alone. Read-only contexts may not write
+    // the token usage, and may once that is undone.
+    let usage_policies = "SELECT count(*) FROM pg_policies WHERE schemaname = 'public' \
+         AND tablename = 'token_usage' AND policyname LIKE 'writable_%'";
+    assert_eq!(strata_tests::scalar(&conn, usage_policies).await, 3);
+    Migrator::down(&conn, Some(1)).await.unwrap();
+    assert_eq!(strata_tests::scalar(&conn, usage_policies).await, 0);
+    // Reading the audit log and the API
     // keys takes an administering context, and no longer once that is
     // undone.
     assert_eq!(administer_reads(&conn).await, 2);

@@ -238,3 +238,134 @@ async fn an_answer_larger_than_the_cap_is_refused_as_too_complex() {
     assert_eq!(error_code(&body), Some("QUERY_TOO_COMPLEX"), "{body}");
     assert!(body["data"].is_null(), "{body}");
 }
+
+#[tokio::test]
+async fn a_read_only_context_cannot_write_token_usage_at_the_sql_level() {
+    use sea_orm::{ConnectionTrait, DbBackend, Statement, TransactionTrait, Value as SqlValue};
+    let app = TestApp::spawn().await;
+    let (w, su) = World::on(&app).await;
+    su.execute_unprepared(&format!(
+        "INSERT INTO public.token_usage (org_id, month, tokens, runs) VALUES ('{}', date_trunc('month', now())::date, 500, 3)",
+        w.sme1.id
+    ))
+    .await
+    .unwrap();
+    for (can_write, writes) in [(false, false), (true, true)] {
+        let txn = app.db.raw().begin().await.unwrap();
+        let values: Vec<SqlValue> = vec![
+            "app_sme".into(),
+            Some(w.sme1.id.as_uuid()).into(),
+            Option::<uuid::Uuid>::None.into(),
+            Vec::<uuid::Uuid>::new().into(),
+            true.into(),
+            can_write.into(),
+            Option::<String>::None.into(),
+            "test".into(),
+            false.into(),
+        ];
+        txn.execute_raw(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "SELECT app.begin_request($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            values,
+        ))
+        .await
+        .unwrap();
+        let reset = txn
+            .execute_unprepared("UPDATE public.token_usage SET tokens = 0")
+            .await
+            .map(|r| r.rows_affected());
+        let insert = txn
+            .execute_unprepared(&format!(
+                "INSERT INTO public.token_usage (org_id, month) VALUES ('{}', '2020-01-01')",
+                w.sme1.id
+            ))
+            .await;
+        if writes {
+            assert_eq!(reset.unwrap(), 1);
+            assert!(insert.is_ok());
+        } else {
+            // A read-only context sees the row but changes nothing.
+            assert_eq!(reset.unwrap_or(0), 0);
+            assert!(insert.is_err());
+        }
+        txn.rollback().await.unwrap();
+    }
+    assert_eq!(
+        strata_tests::scalar(&su, "SELECT sum(tokens)::bigint FROM public.token_usage").await,
+        500
+    );
+}
+
+#[tokio::test]
+async fn two_owners_removing_each_other_at_once_leave_one_owner() {
+    use sea_orm::ConnectionTrait;
+    let app = TestApp::spawn().await;
+    let (w, su) = World::on(&app).await;
+    let first = w.agency1.owner;
+    let first_token = app.token(first, Some(w.agency1.id));
+    for round in 0..6 {
+        // A second owner, added by the first.
+        let second = strata_domain::UserId::generate();
+        su.execute_unprepared(&format!(
+            "INSERT INTO public.users (id) VALUES ('{second}')"
+        ))
+        .await
+        .unwrap();
+        let (_, body) = app
+            .graphql(
+                Some(&first_token),
+                "mutation($u: ID!) { addMember(input: {userId: $u, role: OWNER}) { userId } }",
+                json!({ "u": second.to_string() }),
+            )
+            .await;
+        assert!(body["errors"].is_null(), "{body}");
+        let second_token = app.token(second, Some(w.agency1.id));
+        let remove = "mutation($u: ID!) { removeMember(userId: $u) }";
+        let (a, b) = tokio::join!(
+            app.graphql(
+                Some(&first_token),
+                remove,
+                json!({ "u": second.to_string() })
+            ),
+            app.graphql(
+                Some(&second_token),
+                remove,
+                json!({ "u": first.to_string() })
+            ),
+        );
+        let succeeded = [&a.1, &b.1]
+            .iter()
+            .filter(|b| b["errors"].is_null())
+            .count();
+        assert_eq!(succeeded, 1, "round {round}: {a:?} {b:?}");
+        let owners = strata_tests::scalar(
+            &su,
+            &format!(
+                "SELECT count(*) FROM public.memberships WHERE org_id = '{}' AND role = 'OWNER'",
+                w.agency1.id
+            ),
+        )
+        .await;
+        assert_eq!(owners, 1, "round {round}");
+        if !b.1["errors"].is_null() {
+            continue;
+        }
+        // The second owner won: it hands the organization back.
+        let (_, body) = app
+            .graphql(
+                Some(&second_token),
+                "mutation($u: ID!) { addMember(input: {userId: $u, role: OWNER}) { userId } }",
+                json!({ "u": first.to_string() }),
+            )
+            .await;
+        assert!(body["errors"].is_null(), "{body}");
+        let (_, body) = app
+            .graphql(
+                Some(&first_token),
+                remove,
+                json!({ "u": second.to_string() }),
+            )
+            .await;
+        assert!(body["errors"].is_null(), "{body}");
+    }
+}

@@ -202,14 +202,23 @@ pub async fn count(tx: &TenantTx) -> Result<u64, DomainError> {
         .map_err(map_db_err)
 }
 
+/// How many owners the organization has, with their rows locked until the
+/// transaction ends: two owners removing (or demoting) each other at once
+/// are serialized by the database, and the second sees the first's change,
+/// so the last owner stays whatever the timing.
 async fn owners(tx: &TenantTx) -> Result<u64, DomainError> {
-    use sea_orm::PaginatorTrait;
-    memberships::Entity::find()
+    use sea_orm::QuerySelect;
+    let locked = memberships::Entity::find()
+        .select_only()
+        .column(memberships::Column::UserId)
         .filter(memberships::Column::OrgId.eq(tx.ctx().org_id().as_uuid()))
         .filter(memberships::Column::Role.eq(Role::Owner.as_str()))
-        .count(tx)
+        .lock_exclusive()
+        .into_tuple::<uuid::Uuid>()
+        .all(tx)
         .await
-        .map_err(map_db_err)
+        .map_err(map_db_err)?;
+    Ok(u64::try_from(locked.len()).unwrap_or(u64::MAX))
 }
 
 async fn find(tx: &TenantTx, user: UserId) -> Result<memberships::Model, DomainError> {

@@ -1,0 +1,1 @@
+crate::sql_migration!("m20261203_000012_read_only_usage");
