@@ -369,3 +369,28 @@ async fn two_owners_removing_each_other_at_once_leave_one_owner() {
         assert!(body["errors"].is_null(), "{body}");
     }
 }
+
+#[tokio::test]
+async fn a_client_that_never_finishes_its_headers_is_disconnected() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = TestApp::builder()
+        .http(HttpConfig {
+            header_read_timeout: Duration::from_millis(500),
+            ..HttpConfig::default()
+        })
+        .spawn()
+        .await;
+    let addr = app.base.trim_start_matches("http://").to_owned();
+    let mut slow = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    slow.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    let mut buf = Vec::new();
+    // The server closes the connection (with or without a 408) well before
+    // this test would give up.
+    let read = tokio::time::timeout(Duration::from_secs(10), slow.read_to_end(&mut buf)).await;
+    assert!(read.is_ok(), "the connection was still open after 10 s");
+    assert!(!String::from_utf8_lossy(&buf).contains("200 OK"));
+    // A complete request on a fresh connection is served.
+    assert_eq!(app.get("/healthz").await, 200);
+}

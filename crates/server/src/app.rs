@@ -248,12 +248,13 @@ impl Application {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        let app = router(self.state).into_make_service_with_connect_info::<std::net::SocketAddr>();
-        let served = axum::serve(self.listener, app)
-            .with_graceful_shutdown(shutdown)
-            .await;
+        let opts = crate::serve::ServeOptions {
+            header_read_timeout: self.state.http.header_read_timeout,
+            shutdown_grace: self.state.http.shutdown_grace,
+        };
+        crate::serve::serve(self.listener, router(self.state), opts, shutdown).await;
         self.database.close().await;
-        served.context("server error")
+        Ok(())
     }
 }
 

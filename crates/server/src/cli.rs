@@ -241,6 +241,10 @@ struct ServeArgs {
         hide_env_values = true
     )]
     persisted_queries_redis_url: Option<String>,
+    /// Longest requests in flight may take to finish once SIGTERM or
+    /// Ctrl-C arrived, e.g. 30s.
+    #[arg(long, env = "STRATA_SHUTDOWN_GRACE", default_value = "30s", value_parser = humantime::parse_duration)]
+    shutdown_grace: Duration,
     /// Longest a client may take to send a request's headers, e.g. 10s.
     #[arg(long, env = "STRATA_HEADER_READ_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
     header_read_timeout: Duration,
@@ -459,6 +463,7 @@ async fn serve(global: &Global, args: ServeArgs) -> anyhow::Result<()> {
             trusted_proxies: args.trusted_proxies.0,
             max_response_bytes: args.max_response_bytes.max(1024),
             header_read_timeout: args.header_read_timeout.max(Duration::from_millis(100)),
+            shutdown_grace: args.shutdown_grace,
             pq_registrations_per_principal: args.persisted_query_registrations_per_principal,
             pq_registrations_per_org: args.persisted_query_registrations_per_org,
             persisted_queries_redis_url: args

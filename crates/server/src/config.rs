@@ -128,6 +128,8 @@ pub struct HttpConfig {
     pub max_response_bytes: usize,
     /// Longest a client may take to send a request's headers.
     pub header_read_timeout: Duration,
+    /// Longest requests in flight may take to finish after SIGTERM.
+    pub shutdown_grace: Duration,
     /// New persisted queries one API key or user may register.
     pub pq_registrations_per_principal: crate::ratelimit::Rate,
     /// New persisted queries one organization may register.
@@ -154,6 +156,7 @@ impl Default for HttpConfig {
             trusted_proxies: Vec::new(),
             max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
             header_read_timeout: Duration::from_secs(10),
+            shutdown_grace: Duration::from_secs(30),
             pq_registrations_per_principal: crate::ratelimit::Rate::per(
                 100,
                 Duration::from_secs(3600),

@@ -17,6 +17,7 @@ pub mod parsed;
 pub mod proxy;
 pub mod ratelimit;
 pub mod routes;
+pub mod serve;
 pub mod socket;
 pub mod telemetry;
 
