@@ -8,6 +8,7 @@ mod agents;
 mod api;
 mod api_keys;
 mod auth;
+mod browser;
 mod catalog;
 mod http;
 mod isolation;

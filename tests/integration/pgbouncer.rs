@@ -65,6 +65,12 @@ async fn read(app: &TestApp, p: &Principal, expected: &BTreeSet<String>) {
 
 #[tokio::test]
 async fn requests_and_agent_runs_through_pgbouncer_in_transaction_mode_stay_in_their_tenant() {
+    if !strata_tests::tier::available(
+        strata_tests::tier::Part::PgBouncer,
+        "requests_and_agent_runs_through_pgbouncer_in_transaction_mode_stay_in_their_tenant",
+    ) {
+        return;
+    }
     let test_db = TestDb::migrated().await;
     let su = test_db.superuser().await;
     let world = {

@@ -151,6 +151,12 @@ async fn an_api_keys_bucket_is_its_own_and_an_organizations_bucket_is_shared_by_
 
 #[tokio::test]
 async fn with_redis_two_gateways_share_one_bucket_and_persisted_queries() {
+    if !strata_tests::tier::available(
+        strata_tests::tier::Part::Redis,
+        "with_redis_two_gateways_share_one_bucket_and_persisted_queries",
+    ) {
+        return;
+    }
     let mut redis = RedisServer::start().await;
     let config = limits(OFF, HOURLY, OFF, 3);
     let a = TestApp::builder()
@@ -250,6 +256,12 @@ async fn an_address_that_keeps_failing_to_authenticate_is_refused_for_a_while() 
 /// sequence decides, never the clock.
 #[tokio::test]
 async fn the_redis_script_and_the_memory_buckets_decide_alike() {
+    if !strata_tests::tier::available(
+        strata_tests::tier::Part::Redis,
+        "the_redis_script_and_the_memory_buckets_decide_alike",
+    ) {
+        return;
+    }
     let redis = RedisServer::start().await;
     let conn =
         strata_server::ratelimit::connect_redis(&secrecy::SecretString::from(redis.url.clone()))

@@ -104,6 +104,12 @@ async fn behind_a_proxy_one_clients_failures_refuse_neither_valid_credentials_no
 #[tokio::test]
 async fn a_flood_of_persisted_query_registrations_neither_fills_redis_nor_touches_the_rate_limits()
 {
+    if !strata_tests::tier::available(
+        strata_tests::tier::Part::Redis,
+        "a_flood_of_persisted_query_registrations_neither_fills_redis_nor_touches_the_rate_limits",
+    ) {
+        return;
+    }
     let redis = RedisServer::start().await;
     let app = TestApp::builder()
         .redis_url(redis.url.clone())

@@ -9,6 +9,7 @@
 
 pub mod pgbouncer;
 pub mod redis;
+pub mod tier;
 pub mod world;
 
 use std::time::Duration;

@@ -23,7 +23,8 @@ pub struct PgBouncer {
     pub url: SecretString,
 }
 
-fn binary() -> String {
+/// The binary tests start.
+pub fn binary() -> String {
     if let Ok(b) = std::env::var("TEST_PGBOUNCER")
         && !b.is_empty()
     {

@@ -12,7 +12,8 @@ pub struct RedisServer {
     pub url: String,
 }
 
-fn binary() -> String {
+/// The binary tests start.
+pub fn binary() -> String {
     if let Ok(b) = std::env::var("TEST_REDIS_SERVER")
         && !b.is_empty()
     {

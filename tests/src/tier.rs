@@ -1,0 +1,84 @@
+//! Test tiers that need a part from outside the Rust toolchain (Redis,
+//! PgBouncer, Chromium with Node): on a machine without the part, such a
+//! test is skipped with one line saying what to install, so that the
+//! README's test command works on a fresh clone with only Rust and
+//! PostgreSQL. `.ci/run` installs every part and sets
+//! `STRATA_TEST_ALL_TIERS=1`, under which a missing part fails the test
+//! instead: CI runs every tier.
+
+use std::path::{Path, PathBuf};
+
+/// A part some tests need.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Part {
+    /// `redis-server`.
+    Redis,
+    /// `pgbouncer`.
+    PgBouncer,
+    /// Chromium, Node and the browser checks' packages.
+    Browser,
+}
+
+impl Part {
+    fn install(self) -> &'static str {
+        match self {
+            Part::Redis => "apt-get install redis-server (or set TEST_REDIS_SERVER)",
+            Part::PgBouncer => "apt-get install pgbouncer (or set TEST_PGBOUNCER)",
+            Part::Browser => {
+                "apt-get install chromium nodejs npm && npm ci --prefix tests/browser (or set CHROMIUM)"
+            }
+        }
+    }
+
+    fn present(self) -> bool {
+        match self {
+            Part::Redis => Path::new(&crate::redis::binary()).is_file(),
+            Part::PgBouncer => Path::new(&crate::pgbouncer::binary()).is_file(),
+            Part::Browser => {
+                Path::new(&chromium()).is_file()
+                    && which("node").is_some()
+                    && browser_dir().join("node_modules").is_dir()
+            }
+        }
+    }
+}
+
+/// Whether `part` is here. When it is not, prints one line naming what to
+/// install and returns `false` (the test then returns early), unless
+/// `STRATA_TEST_ALL_TIERS=1`, where it panics: CI must run every tier.
+pub fn available(part: Part, test: &str) -> bool {
+    if part.present() {
+        return true;
+    }
+    let line = format!(
+        "skipped {test}: {part:?} is missing; install it: {}",
+        part.install()
+    );
+    if std::env::var("STRATA_TEST_ALL_TIERS").is_ok_and(|v| v == "1") {
+        panic!("{line} (STRATA_TEST_ALL_TIERS=1 runs every tier)");
+    }
+    eprintln!("{line}");
+    false
+}
+
+/// The Chromium binary the browser checks drive.
+pub fn chromium() -> String {
+    std::env::var("CHROMIUM")
+        .ok()
+        .filter(|c| !c.is_empty())
+        .unwrap_or_else(|| "/usr/bin/chromium".into())
+}
+
+/// `tests/browser`, where the browser checks and their packages are.
+pub fn browser_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("browser")
+}
+
+/// The first `name` on `PATH`.
+pub fn which(name: &str) -> Option<PathBuf> {
+    std::env::var("PATH")
+        .unwrap_or_default()
+        .split(':')
+        .map(|d| Path::new(d).join(name))
+        .find(|p| p.is_file())
+}
