@@ -1,0 +1,492 @@
+-- The schema the migrations build, normalized from the catalog (tables,
+-- keys, indexes, Row-Level Security, policies, grants, functions).
+-- Generated: UPDATE_SCHEMA_SQL=1 cargo test -p strata-tests schema_sql
+
+CREATE TABLE public.agent_outputs -- owner strata_owner, row level security forced
+    org_id uuid NOT NULL
+    id uuid NOT NULL
+    org_type text NOT NULL DEFAULT 'SME'::text
+    campaign_id uuid NOT NULL
+    agent text NOT NULL
+    status text NOT NULL DEFAULT 'QUEUED'::text
+    input jsonb NOT NULL DEFAULT '{}'::jsonb
+    output jsonb
+    error text
+    prompt_tokens integer NOT NULL DEFAULT 0
+    completion_tokens integer NOT NULL DEFAULT 0
+    created_by uuid
+    created_at timestamp with time zone NOT NULL DEFAULT now()
+    started_at timestamp with time zone
+    finished_at timestamp with time zone
+    heartbeat_at timestamp with time zone
+  CONSTRAINT agent_outputs_completion_tokens_check CHECK ((completion_tokens >= 0))
+  CONSTRAINT agent_outputs_org_id_campaign_id_fkey FOREIGN KEY (org_id, campaign_id) REFERENCES campaigns(org_id, id) ON DELETE CASCADE
+  CONSTRAINT agent_outputs_org_id_org_type_fkey FOREIGN KEY (org_id, org_type) REFERENCES organizations(id, type) ON DELETE CASCADE
+  CONSTRAINT agent_outputs_org_type_check CHECK ((org_type = 'SME'::text))
+  CONSTRAINT agent_outputs_pkey PRIMARY KEY (org_id, id)
+  CONSTRAINT agent_outputs_prompt_tokens_check CHECK ((prompt_tokens >= 0))
+  CONSTRAINT agent_outputs_status_check CHECK ((status = ANY (ARRAY['QUEUED'::text, 'RUNNING'::text, 'SUCCEEDED'::text, 'FAILED'::text, 'CANCELLED'::text])))
+  CREATE INDEX agent_outputs_campaign_created_idx ON public.agent_outputs USING btree (org_id, campaign_id, created_at DESC, id DESC);
+  CREATE INDEX agent_outputs_unfinished_idx ON public.agent_outputs USING btree (org_id, id) WHERE (status = ANY (ARRAY['QUEUED'::text, 'RUNNING'::text]));
+  CREATE UNIQUE INDEX agent_outputs_pkey ON public.agent_outputs USING btree (org_id, id);
+  POLICY fail_unfinished_runs AS PERMISSIVE FOR UPDATE TO app_maint USING ((status = ANY (ARRAY['QUEUED'::text, 'RUNNING'::text]))) WITH CHECK ((status = 'FAILED'::text))
+  POLICY lease_unfinished_runs AS PERMISSIVE FOR SELECT TO app_lease USING ((status = ANY (ARRAY['QUEUED'::text, 'RUNNING'::text])))
+  POLICY renew_unfinished_runs AS PERMISSIVE FOR UPDATE TO app_lease USING ((status = ANY (ARRAY['QUEUED'::text, 'RUNNING'::text]))) WITH CHECK (((status = ANY (ARRAY['QUEUED'::text, 'RUNNING'::text])) AND (heartbeat_at = now())))
+  POLICY sme_org AS PERMISSIVE FOR ALL TO app_sme USING ((org_id = app.current_org_id())) WITH CHECK ((org_id = app.current_org_id()))
+  POLICY unfinished_runs AS PERMISSIVE FOR SELECT TO app_maint USING ((status = ANY (ARRAY['QUEUED'::text, 'RUNNING'::text, 'FAILED'::text])))
+  POLICY writable_delete AS RESTRICTIVE FOR DELETE TO app_agency, app_sme USING (app.can_write())
+  POLICY writable_insert AS RESTRICTIVE FOR INSERT TO app_agency, app_sme WITH CHECK (app.can_write())
+  POLICY writable_update AS RESTRICTIVE FOR UPDATE TO app_agency, app_sme USING (app.can_write()) WITH CHECK (app.can_write())
+  GRANT DELETE, INSERT, SELECT, UPDATE TO app_sme
+  GRANT DELETE, INSERT, REFERENCES, SELECT, TRIGGER, TRUNCATE, UPDATE TO strata_owner
+
+CREATE TABLE public.api_keys -- owner strata_owner, row level security forced
+    org_id uuid NOT NULL
+    id uuid NOT NULL
+    client_id uuid
+    name text NOT NULL
+    prefix text NOT NULL
+    key_hash text NOT NULL
+    read_only boolean NOT NULL DEFAULT false
+    expires_at timestamp with time zone
+    revoked_at timestamp with time zone
+    last_used_at timestamp with time zone
+    created_by uuid
+    created_at timestamp with time zone NOT NULL DEFAULT now()
+    org_type text NOT NULL
+  CONSTRAINT api_keys_client_fkey FOREIGN KEY (org_id, client_id) REFERENCES tenant_b.workspace_entities(org_id, id) ON DELETE CASCADE
+  CONSTRAINT api_keys_name_check CHECK (((length(name) >= 1) AND (length(name) <= 200)))
+  CONSTRAINT api_keys_org_hash_key UNIQUE (org_id, key_hash)
+  CONSTRAINT api_keys_org_id_fkey FOREIGN KEY (org_id) REFERENCES organizations(id) ON DELETE CASCADE
+  CONSTRAINT api_keys_org_type_check CHECK ((org_type = ANY (ARRAY['SME'::text, 'AGENCY'::text])))
+  CONSTRAINT api_keys_org_type_fkey FOREIGN KEY (org_id, org_type) REFERENCES organizations(id, type) ON DELETE CASCADE
+  CONSTRAINT api_keys_pkey PRIMARY KEY (org_id, id)
+  CREATE INDEX api_keys_hash_idx ON public.api_keys USING btree (key_hash);
+  CREATE INDEX api_keys_org_created_idx ON public.api_keys USING btree (org_id, created_at DESC, id DESC);
+  CREATE UNIQUE INDEX api_keys_org_hash_key ON public.api_keys USING btree (org_id, key_hash);
+  CREATE UNIQUE INDEX api_keys_pkey ON public.api_keys USING btree (org_id, id);
+  POLICY administer_delete AS RESTRICTIVE FOR DELETE TO app_agency, app_sme USING (app.can_administer())
+  POLICY administer_insert AS RESTRICTIVE FOR INSERT TO app_agency, app_sme WITH CHECK (app.can_administer())
+  POLICY administer_select AS RESTRICTIVE FOR SELECT TO app_agency, app_sme USING (app.can_administer())
+  POLICY administer_update AS RESTRICTIVE FOR UPDATE TO app_agency, app_sme WITH CHECK (app.can_administer())
+  POLICY presented_key AS PERMISSIVE FOR SELECT TO app_auth USING ((key_hash = app.current_api_key_hash()))
+  POLICY presented_key_touch AS PERMISSIVE FOR UPDATE TO app_auth USING ((key_hash = app.current_api_key_hash())) WITH CHECK ((key_hash = app.current_api_key_hash()))
+  POLICY tenant_org AS PERMISSIVE FOR ALL TO app_agency, app_sme USING ((org_id = app.current_org_id())) WITH CHECK ((org_id = app.current_org_id()))
+  POLICY writable_delete AS RESTRICTIVE FOR DELETE TO app_agency, app_sme USING (app.can_write())
+  POLICY writable_insert AS RESTRICTIVE FOR INSERT TO app_agency, app_sme WITH CHECK (app.can_write())
+  POLICY writable_update AS RESTRICTIVE FOR UPDATE TO app_agency, app_sme USING (app.can_write()) WITH CHECK (app.can_write())
+  GRANT INSERT, SELECT, UPDATE TO app_agency
+  GRANT SELECT TO app_auth
+  GRANT INSERT, SELECT, UPDATE TO app_sme
+  GRANT DELETE, INSERT, REFERENCES, SELECT, TRIGGER, TRUNCATE, UPDATE TO strata_owner
+
+CREATE TABLE public.audit_log -- owner strata_owner, row level security forced
+    org_id uuid NOT NULL
+    id uuid NOT NULL
+    client_id uuid
+    actor_user_id uuid
+    actor_api_key_id uuid
+    operation text NOT NULL
+    target_type text NOT NULL
+    target_id uuid
+    request_id text
+    details jsonb NOT NULL DEFAULT '{}'::jsonb
+    created_at timestamp with time zone NOT NULL DEFAULT now()
+  CONSTRAINT audit_log_org_id_fkey FOREIGN KEY (org_id) REFERENCES organizations(id) ON DELETE CASCADE
+  CONSTRAINT audit_log_pkey PRIMARY KEY (org_id, id)
+  CREATE INDEX audit_log_org_created_idx ON public.audit_log USING btree (org_id, created_at DESC, id DESC);
+  CREATE UNIQUE INDEX audit_log_pkey ON public.audit_log USING btree (org_id, id);
+  POLICY administer_select AS RESTRICTIVE FOR SELECT TO app_agency, app_sme USING (app.can_administer())
+  POLICY tenant_org AS PERMISSIVE FOR SELECT TO app_agency, app_sme USING ((org_id = app.current_org_id()))
+  POLICY tenant_org_insert AS PERMISSIVE FOR INSERT TO app_agency, app_sme WITH CHECK ((org_id = app.current_org_id()))
+  POLICY writable_delete AS RESTRICTIVE FOR DELETE TO app_agency, app_sme USING (app.can_write())
+  POLICY writable_insert AS RESTRICTIVE FOR INSERT TO app_agency, app_sme WITH CHECK (app.can_write())
+  POLICY writable_update AS RESTRICTIVE FOR UPDATE TO app_agency, app_sme USING (app.can_write()) WITH CHECK (app.can_write())
+  GRANT INSERT, SELECT TO app_agency
+  GRANT INSERT, SELECT TO app_sme
+  GRANT DELETE, INSERT, REFERENCES, SELECT, TRIGGER, TRUNCATE, UPDATE TO strata_owner
+
+CREATE TABLE public.brand_guidelines -- owner strata_owner, row level security forced
+    org_id uuid NOT NULL
+    org_type text NOT NULL DEFAULT 'SME'::text
+    content jsonb NOT NULL DEFAULT '{}'::jsonb
+    updated_at timestamp with time zone NOT NULL DEFAULT now()
+  CONSTRAINT brand_guidelines_content_check CHECK ((jsonb_typeof(content) = 'object'::text))
+  CONSTRAINT brand_guidelines_org_id_org_type_fkey FOREIGN KEY (org_id, org_type) REFERENCES organizations(id, type) ON DELETE CASCADE
+  CONSTRAINT brand_guidelines_org_type_check CHECK ((org_type = 'SME'::text))
+  CONSTRAINT brand_guidelines_pkey PRIMARY KEY (org_id)
+  CREATE UNIQUE INDEX brand_guidelines_pkey ON public.brand_guidelines USING btree (org_id);
+  POLICY sme_org AS PERMISSIVE FOR ALL TO app_sme USING ((org_id = app.current_org_id())) WITH CHECK ((org_id = app.current_org_id()))
+  POLICY writable_delete AS RESTRICTIVE FOR DELETE TO app_agency, app_sme USING (app.can_write())
+  POLICY writable_insert AS RESTRICTIVE FOR INSERT TO app_agency, app_sme WITH CHECK (app.can_write())
+  POLICY writable_update AS RESTRICTIVE FOR UPDATE TO app_agency, app_sme USING (app.can_write()) WITH CHECK (app.can_write())
+  GRANT DELETE, INSERT, SELECT, UPDATE TO app_sme
+  GRANT DELETE, INSERT, REFERENCES, SELECT, TRIGGER, TRUNCATE, UPDATE TO strata_owner
+
+CREATE TABLE public.campaigns -- owner strata_owner, row level security forced
+    org_id uuid NOT NULL
+    id uuid NOT NULL
+    org_type text NOT NULL DEFAULT 'SME'::text
+    name text NOT NULL
+    objective text
+    status text NOT NULL DEFAULT 'DRAFT'::text
+    created_at timestamp with time zone NOT NULL DEFAULT now()
+    updated_at timestamp with time zone NOT NULL DEFAULT now()
+  CONSTRAINT campaigns_name_check CHECK (((length(name) >= 1) AND (length(name) <= 200)))
+  CONSTRAINT campaigns_objective_check CHECK (((objective IS NULL) OR (length(objective) <= 4000)))
+  CONSTRAINT campaigns_org_id_org_type_fkey FOREIGN KEY (org_id, org_type) REFERENCES organizations(id, type) ON DELETE CASCADE
+  CONSTRAINT campaigns_org_type_check CHECK ((org_type = 'SME'::text))
+  CONSTRAINT campaigns_pkey PRIMARY KEY (org_id, id)
+  CONSTRAINT campaigns_status_check CHECK ((status = ANY (ARRAY['DRAFT'::text, 'ACTIVE'::text, 'PAUSED'::text, 'COMPLETED'::text, 'ARCHIVED'::text])))
+  CREATE INDEX campaigns_org_created_idx ON public.campaigns USING btree (org_id, created_at DESC, id DESC);
+  CREATE UNIQUE INDEX campaigns_pkey ON public.campaigns USING btree (org_id, id);
+  POLICY sme_org AS PERMISSIVE FOR ALL TO app_sme USING ((org_id = app.current_org_id())) WITH CHECK ((org_id = app.current_org_id()))
+  POLICY writable_delete AS RESTRICTIVE FOR DELETE TO app_agency, app_sme USING (app.can_write())
+  POLICY writable_insert AS RESTRICTIVE FOR INSERT TO app_agency, app_sme WITH CHECK (app.can_write())
+  POLICY writable_update AS RESTRICTIVE FOR UPDATE TO app_agency, app_sme USING (app.can_write()) WITH CHECK (app.can_write())
+  GRANT DELETE, INSERT, SELECT, UPDATE TO app_sme
+  GRANT DELETE, INSERT, REFERENCES, SELECT, TRIGGER, TRUNCATE, UPDATE TO strata_owner
+
+CREATE TABLE public.memberships -- owner strata_owner, row level security forced
+    org_id uuid NOT NULL
+    user_id uuid NOT NULL
+    org_type text NOT NULL
+    role text NOT NULL
+    created_at timestamp with time zone NOT NULL DEFAULT now()
+    updated_at timestamp with time zone NOT NULL DEFAULT now()
+  CONSTRAINT memberships_org_id_org_type_fkey FOREIGN KEY (org_id, org_type) REFERENCES organizations(id, type) ON DELETE CASCADE
+  CONSTRAINT memberships_org_type_check CHECK ((org_type = ANY (ARRAY['SME'::text, 'AGENCY'::text])))
+  CONSTRAINT memberships_pkey PRIMARY KEY (org_id, user_id)
+  CONSTRAINT memberships_role_check CHECK ((role = ANY (ARRAY['OWNER'::text, 'ADMIN'::text, 'STRATEGIST'::text, 'ACCOUNT_MANAGER'::text, 'VIEWER'::text])))
+  CONSTRAINT memberships_user_id_fkey FOREIGN KEY (user_id) REFERENCES users(id) ON DELETE CASCADE
+  CREATE INDEX memberships_org_created_idx ON public.memberships USING btree (org_id, created_at, user_id);
+  CREATE INDEX memberships_user_idx ON public.memberships USING btree (user_id);
+  CREATE UNIQUE INDEX memberships_pkey ON public.memberships USING btree (org_id, user_id);
+  POLICY administer_delete AS RESTRICTIVE FOR DELETE TO app_agency, app_sme USING (app.can_administer())
+  POLICY administer_insert AS RESTRICTIVE FOR INSERT TO app_agency, app_sme WITH CHECK (app.can_administer())
+  POLICY administer_update AS RESTRICTIVE FOR UPDATE TO app_agency, app_sme WITH CHECK (app.can_administer())
+  POLICY agency_org AS PERMISSIVE FOR ALL TO app_agency USING (((org_id = app.current_org_id()) AND (org_type = 'AGENCY'::text))) WITH CHECK (((org_id = app.current_org_id()) AND (org_type = 'AGENCY'::text)))
+  POLICY own_memberships AS PERMISSIVE FOR SELECT TO app_auth USING ((user_id = app.current_user_id()))
+  POLICY sme_org AS PERMISSIVE FOR ALL TO app_sme USING (((org_id = app.current_org_id()) AND (org_type = 'SME'::text))) WITH CHECK (((org_id = app.current_org_id()) AND (org_type = 'SME'::text)))
+  POLICY writable_delete AS RESTRICTIVE FOR DELETE TO app_agency, app_sme USING (app.can_write())
+  POLICY writable_insert AS RESTRICTIVE FOR INSERT TO app_agency, app_sme WITH CHECK (app.can_write())
+  POLICY writable_update AS RESTRICTIVE FOR UPDATE TO app_agency, app_sme USING (app.can_write()) WITH CHECK (app.can_write())
+  GRANT DELETE, INSERT, SELECT, UPDATE TO app_agency
+  GRANT SELECT TO app_auth
+  GRANT DELETE, INSERT, SELECT, UPDATE TO app_sme
+  GRANT DELETE, INSERT, REFERENCES, SELECT, TRIGGER, TRUNCATE, UPDATE TO strata_owner
+
+CREATE TABLE public.organizations -- owner strata_owner, row level security forced
+    id uuid NOT NULL
+    type text NOT NULL
+    name text NOT NULL
+    slug text NOT NULL
+    settings jsonb NOT NULL DEFAULT '{}'::jsonb
+    created_at timestamp with time zone NOT NULL DEFAULT now()
+    updated_at timestamp with time zone NOT NULL DEFAULT now()
+  CONSTRAINT organizations_id_type_key UNIQUE (id, type)
+  CONSTRAINT organizations_name_check CHECK (((length(name) >= 1) AND (length(name) <= 200)))
+  CONSTRAINT organizations_pkey PRIMARY KEY (id)
+  CONSTRAINT organizations_settings_check CHECK ((jsonb_typeof(settings) = 'object'::text))
+  CONSTRAINT organizations_slug_check CHECK ((slug ~ '^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$'::text))
+  CONSTRAINT organizations_slug_key UNIQUE (slug)
+  CONSTRAINT organizations_type_check CHECK ((type = ANY (ARRAY['SME'::text, 'AGENCY'::text])))
+  CREATE UNIQUE INDEX organizations_id_type_key ON public.organizations USING btree (id, type);
+  CREATE UNIQUE INDEX organizations_pkey ON public.organizations USING btree (id);
+  CREATE UNIQUE INDEX organizations_slug_key ON public.organizations USING btree (slug);
+  POLICY administer_delete AS RESTRICTIVE FOR DELETE TO app_agency, app_sme USING (app.can_administer())
+  POLICY administer_insert AS RESTRICTIVE FOR INSERT TO app_agency, app_sme WITH CHECK (app.can_administer())
+  POLICY administer_update AS RESTRICTIVE FOR UPDATE TO app_agency, app_sme WITH CHECK (app.can_administer())
+  POLICY agency_org AS PERMISSIVE FOR ALL TO app_agency USING (((id = app.current_org_id()) AND (type = 'AGENCY'::text))) WITH CHECK (((id = app.current_org_id()) AND (type = 'AGENCY'::text)))
+  POLICY sme_org AS PERMISSIVE FOR ALL TO app_sme USING (((id = app.current_org_id()) AND (type = 'SME'::text))) WITH CHECK (((id = app.current_org_id()) AND (type = 'SME'::text)))
+  POLICY writable_delete AS RESTRICTIVE FOR DELETE TO app_agency, app_sme USING (app.can_write())
+  POLICY writable_insert AS RESTRICTIVE FOR INSERT TO app_agency, app_sme WITH CHECK (app.can_write())
+  POLICY writable_update AS RESTRICTIVE FOR UPDATE TO app_agency, app_sme USING (app.can_write()) WITH CHECK (app.can_write())
+  GRANT INSERT, SELECT, UPDATE TO app_agency
+  GRANT INSERT, SELECT, UPDATE TO app_sme
+  GRANT DELETE, INSERT, REFERENCES, SELECT, TRIGGER, TRUNCATE, UPDATE TO strata_owner
+
+CREATE TABLE public.personas -- owner strata_owner, row level security forced
+    org_id uuid NOT NULL
+    id uuid NOT NULL
+    org_type text NOT NULL DEFAULT 'SME'::text
+    name text NOT NULL
+    description text
+    attributes jsonb NOT NULL DEFAULT '{}'::jsonb
+    created_at timestamp with time zone NOT NULL DEFAULT now()
+    updated_at timestamp with time zone NOT NULL DEFAULT now()
+  CONSTRAINT personas_attributes_check CHECK ((jsonb_typeof(attributes) = 'object'::text))
+  CONSTRAINT personas_description_check CHECK (((description IS NULL) OR (length(description) <= 4000)))
+  CONSTRAINT personas_name_check CHECK (((length(name) >= 1) AND (length(name) <= 200)))
+  CONSTRAINT personas_org_id_org_type_fkey FOREIGN KEY (org_id, org_type) REFERENCES organizations(id, type) ON DELETE CASCADE
+  CONSTRAINT personas_org_type_check CHECK ((org_type = 'SME'::text))
+  CONSTRAINT personas_pkey PRIMARY KEY (org_id, id)
+  CREATE INDEX personas_org_created_idx ON public.personas USING btree (org_id, created_at DESC, id DESC);
+  CREATE UNIQUE INDEX personas_pkey ON public.personas USING btree (org_id, id);
+  POLICY sme_org AS PERMISSIVE FOR ALL TO app_sme USING ((org_id = app.current_org_id())) WITH CHECK ((org_id = app.current_org_id()))
+  POLICY writable_delete AS RESTRICTIVE FOR DELETE TO app_agency, app_sme USING (app.can_write())
+  POLICY writable_insert AS RESTRICTIVE FOR INSERT TO app_agency, app_sme WITH CHECK (app.can_write())
+  POLICY writable_update AS RESTRICTIVE FOR UPDATE TO app_agency, app_sme USING (app.can_write()) WITH CHECK (app.can_write())
+  GRANT DELETE, INSERT, SELECT, UPDATE TO app_sme
+  GRANT DELETE, INSERT, REFERENCES, SELECT, TRIGGER, TRUNCATE, UPDATE TO strata_owner
+
+CREATE TABLE public.token_usage -- owner strata_owner, row level security forced
+    org_id uuid NOT NULL
+    month date NOT NULL
+    tokens bigint NOT NULL DEFAULT 0
+    runs bigint NOT NULL DEFAULT 0
+    updated_at timestamp with time zone NOT NULL DEFAULT now()
+  CONSTRAINT token_usage_month_check CHECK ((EXTRACT(day FROM month) = (1)::numeric))
+  CONSTRAINT token_usage_org_id_fkey FOREIGN KEY (org_id) REFERENCES organizations(id) ON DELETE CASCADE
+  CONSTRAINT token_usage_pkey PRIMARY KEY (org_id, month)
+  CONSTRAINT token_usage_runs_check CHECK ((runs >= 0))
+  CONSTRAINT token_usage_tokens_check CHECK ((tokens >= 0))
+  CREATE UNIQUE INDEX token_usage_pkey ON public.token_usage USING btree (org_id, month);
+  POLICY tenant_org AS PERMISSIVE FOR ALL TO app_agency, app_sme USING ((org_id = app.current_org_id())) WITH CHECK ((org_id = app.current_org_id()))
+  POLICY writable_delete AS RESTRICTIVE FOR DELETE TO app_agency, app_sme USING (app.can_write())
+  POLICY writable_insert AS RESTRICTIVE FOR INSERT TO app_agency, app_sme WITH CHECK (app.can_write())
+  POLICY writable_update AS RESTRICTIVE FOR UPDATE TO app_agency, app_sme USING (app.can_write()) WITH CHECK (app.can_write())
+  GRANT INSERT, SELECT, UPDATE TO app_agency
+  GRANT INSERT, SELECT, UPDATE TO app_sme
+  GRANT DELETE, INSERT, REFERENCES, SELECT, TRIGGER, TRUNCATE, UPDATE TO strata_owner
+
+CREATE TABLE public.users -- owner strata_owner, row level security forced
+    id uuid NOT NULL
+    email text
+    created_at timestamp with time zone NOT NULL DEFAULT now()
+    last_seen_at timestamp with time zone NOT NULL DEFAULT now()
+  CONSTRAINT users_email_check CHECK (((email IS NULL) OR (length(email) <= 320)))
+  CONSTRAINT users_pkey PRIMARY KEY (id)
+  CREATE UNIQUE INDEX users_pkey ON public.users USING btree (id);
+  POLICY own_user AS PERMISSIVE FOR ALL TO app_agency, app_auth, app_sme USING ((id = app.current_user_id())) WITH CHECK ((id = app.current_user_id()))
+  GRANT SELECT TO app_agency
+  GRANT INSERT, SELECT, UPDATE TO app_auth
+  GRANT SELECT TO app_sme
+  GRANT DELETE, INSERT, REFERENCES, SELECT, TRIGGER, TRUNCATE, UPDATE TO strata_owner
+
+CREATE TABLE tenant_b.campaigns -- owner strata_owner, row level security forced
+    org_id uuid NOT NULL
+    id uuid NOT NULL
+    client_id uuid NOT NULL
+    org_type text NOT NULL DEFAULT 'AGENCY'::text
+    name text NOT NULL
+    objective text
+    status text NOT NULL DEFAULT 'DRAFT'::text
+    created_at timestamp with time zone NOT NULL DEFAULT now()
+    updated_at timestamp with time zone NOT NULL DEFAULT now()
+  CONSTRAINT campaigns_name_check CHECK (((length(name) >= 1) AND (length(name) <= 200)))
+  CONSTRAINT campaigns_objective_check CHECK (((objective IS NULL) OR (length(objective) <= 4000)))
+  CONSTRAINT campaigns_org_client_id_key UNIQUE (org_id, client_id, id)
+  CONSTRAINT campaigns_org_id_client_id_fkey FOREIGN KEY (org_id, client_id) REFERENCES tenant_b.workspace_entities(org_id, id) ON DELETE CASCADE
+  CONSTRAINT campaigns_org_id_org_type_fkey FOREIGN KEY (org_id, org_type) REFERENCES organizations(id, type) ON DELETE CASCADE
+  CONSTRAINT campaigns_org_type_check CHECK ((org_type = 'AGENCY'::text))
+  CONSTRAINT campaigns_pkey PRIMARY KEY (org_id, id)
+  CONSTRAINT campaigns_status_check CHECK ((status = ANY (ARRAY['DRAFT'::text, 'ACTIVE'::text, 'PAUSED'::text, 'COMPLETED'::text, 'ARCHIVED'::text])))
+  CREATE INDEX campaigns_client_created_idx ON tenant_b.campaigns USING btree (org_id, client_id, created_at DESC, id DESC);
+  CREATE INDEX campaigns_org_created_idx ON tenant_b.campaigns USING btree (org_id, created_at DESC, id DESC);
+  CREATE UNIQUE INDEX campaigns_org_client_id_key ON tenant_b.campaigns USING btree (org_id, client_id, id);
+  CREATE UNIQUE INDEX campaigns_pkey ON tenant_b.campaigns USING btree (org_id, id);
+  POLICY agency_org AS PERMISSIVE FOR ALL TO app_agency USING ((org_id = app.current_org_id())) WITH CHECK ((org_id = app.current_org_id()))
+  POLICY client_scope AS RESTRICTIVE FOR ALL TO app_agency USING ((app.all_clients() OR (client_id = ANY (app.current_client_ids())))) WITH CHECK ((app.all_clients() OR (client_id = ANY (app.current_client_ids()))))
+  POLICY writable_delete AS RESTRICTIVE FOR DELETE TO app_agency, app_sme USING (app.can_write())
+  POLICY writable_insert AS RESTRICTIVE FOR INSERT TO app_agency, app_sme WITH CHECK (app.can_write())
+  POLICY writable_update AS RESTRICTIVE FOR UPDATE TO app_agency, app_sme USING (app.can_write()) WITH CHECK (app.can_write())
+  GRANT DELETE, INSERT, SELECT, UPDATE TO app_agency
+  GRANT DELETE, INSERT, REFERENCES, SELECT, TRIGGER, TRUNCATE, UPDATE TO strata_owner
+
+CREATE TABLE tenant_b.client_assignments -- owner strata_owner, row level security forced
+    org_id uuid NOT NULL
+    client_id uuid NOT NULL
+    user_id uuid NOT NULL
+    org_type text NOT NULL DEFAULT 'AGENCY'::text
+    created_at timestamp with time zone NOT NULL DEFAULT now()
+  CONSTRAINT client_assignments_org_id_client_id_fkey FOREIGN KEY (org_id, client_id) REFERENCES tenant_b.workspace_entities(org_id, id) ON DELETE CASCADE
+  CONSTRAINT client_assignments_org_id_org_type_fkey FOREIGN KEY (org_id, org_type) REFERENCES organizations(id, type) ON DELETE CASCADE
+  CONSTRAINT client_assignments_org_id_user_id_fkey FOREIGN KEY (org_id, user_id) REFERENCES memberships(org_id, user_id) ON DELETE CASCADE
+  CONSTRAINT client_assignments_org_type_check CHECK ((org_type = 'AGENCY'::text))
+  CONSTRAINT client_assignments_pkey PRIMARY KEY (org_id, client_id, user_id)
+  CREATE INDEX client_assignments_user_idx ON tenant_b.client_assignments USING btree (org_id, user_id);
+  CREATE INDEX client_assignments_user_only_idx ON tenant_b.client_assignments USING btree (user_id);
+  CREATE UNIQUE INDEX client_assignments_pkey ON tenant_b.client_assignments USING btree (org_id, client_id, user_id);
+  POLICY administer_delete AS RESTRICTIVE FOR DELETE TO app_agency, app_sme USING (app.can_administer())
+  POLICY administer_insert AS RESTRICTIVE FOR INSERT TO app_agency, app_sme WITH CHECK (app.can_administer())
+  POLICY administer_update AS RESTRICTIVE FOR UPDATE TO app_agency, app_sme WITH CHECK (app.can_administer())
+  POLICY agency_org AS PERMISSIVE FOR ALL TO app_agency USING ((org_id = app.current_org_id())) WITH CHECK ((org_id = app.current_org_id()))
+  POLICY client_scope AS RESTRICTIVE FOR ALL TO app_agency USING ((app.all_clients() OR (client_id = ANY (app.current_client_ids())))) WITH CHECK ((app.all_clients() OR (client_id = ANY (app.current_client_ids()))))
+  POLICY own_assignments AS PERMISSIVE FOR SELECT TO app_auth USING ((user_id = app.current_user_id()))
+  POLICY writable_delete AS RESTRICTIVE FOR DELETE TO app_agency, app_sme USING (app.can_write())
+  POLICY writable_insert AS RESTRICTIVE FOR INSERT TO app_agency, app_sme WITH CHECK (app.can_write())
+  POLICY writable_update AS RESTRICTIVE FOR UPDATE TO app_agency, app_sme USING (app.can_write()) WITH CHECK (app.can_write())
+  GRANT DELETE, INSERT, SELECT, UPDATE TO app_agency
+  GRANT SELECT TO app_auth
+  GRANT DELETE, INSERT, REFERENCES, SELECT, TRIGGER, TRUNCATE, UPDATE TO strata_owner
+
+CREATE TABLE tenant_b.entity_data -- owner strata_owner, row level security forced
+    org_id uuid NOT NULL
+    id uuid NOT NULL
+    client_id uuid NOT NULL
+    org_type text NOT NULL DEFAULT 'AGENCY'::text
+    kind text NOT NULL
+    name text
+    content jsonb NOT NULL DEFAULT '{}'::jsonb
+    created_at timestamp with time zone NOT NULL DEFAULT now()
+    updated_at timestamp with time zone NOT NULL DEFAULT now()
+  CONSTRAINT entity_data_content_check CHECK ((jsonb_typeof(content) = 'object'::text))
+  CONSTRAINT entity_data_kind_check CHECK ((kind = ANY (ARRAY['BRAND_GUIDELINES'::text, 'PERSONA'::text])))
+  CONSTRAINT entity_data_name_check CHECK (((name IS NULL) OR ((length(name) >= 1) AND (length(name) <= 200))))
+  CONSTRAINT entity_data_org_id_client_id_fkey FOREIGN KEY (org_id, client_id) REFERENCES tenant_b.workspace_entities(org_id, id) ON DELETE CASCADE
+  CONSTRAINT entity_data_org_id_org_type_fkey FOREIGN KEY (org_id, org_type) REFERENCES organizations(id, type) ON DELETE CASCADE
+  CONSTRAINT entity_data_org_type_check CHECK ((org_type = 'AGENCY'::text))
+  CONSTRAINT entity_data_pkey PRIMARY KEY (org_id, id)
+  CREATE INDEX entity_data_client_kind_idx ON tenant_b.entity_data USING btree (org_id, client_id, kind, created_at DESC, id DESC);
+  CREATE UNIQUE INDEX entity_data_one_guidelines_per_client ON tenant_b.entity_data USING btree (org_id, client_id) WHERE (kind = 'BRAND_GUIDELINES'::text);
+  CREATE UNIQUE INDEX entity_data_pkey ON tenant_b.entity_data USING btree (org_id, id);
+  POLICY agency_org AS PERMISSIVE FOR ALL TO app_agency USING ((org_id = app.current_org_id())) WITH CHECK ((org_id = app.current_org_id()))
+  POLICY client_scope AS RESTRICTIVE FOR ALL TO app_agency USING ((app.all_clients() OR (client_id = ANY (app.current_client_ids())))) WITH CHECK ((app.all_clients() OR (client_id = ANY (app.current_client_ids()))))
+  POLICY writable_delete AS RESTRICTIVE FOR DELETE TO app_agency, app_sme USING (app.can_write())
+  POLICY writable_insert AS RESTRICTIVE FOR INSERT TO app_agency, app_sme WITH CHECK (app.can_write())
+  POLICY writable_update AS RESTRICTIVE FOR UPDATE TO app_agency, app_sme USING (app.can_write()) WITH CHECK (app.can_write())
+  GRANT DELETE, INSERT, SELECT, UPDATE TO app_agency
+  GRANT DELETE, INSERT, REFERENCES, SELECT, TRIGGER, TRUNCATE, UPDATE TO strata_owner
+
+CREATE TABLE tenant_b.outputs -- owner strata_owner, row level security forced
+    org_id uuid NOT NULL
+    id uuid NOT NULL
+    client_id uuid NOT NULL
+    org_type text NOT NULL DEFAULT 'AGENCY'::text
+    campaign_id uuid NOT NULL
+    agent text NOT NULL
+    status text NOT NULL DEFAULT 'QUEUED'::text
+    input jsonb NOT NULL DEFAULT '{}'::jsonb
+    output jsonb
+    error text
+    prompt_tokens integer NOT NULL DEFAULT 0
+    completion_tokens integer NOT NULL DEFAULT 0
+    created_by uuid
+    created_at timestamp with time zone NOT NULL DEFAULT now()
+    started_at timestamp with time zone
+    finished_at timestamp with time zone
+    heartbeat_at timestamp with time zone
+  CONSTRAINT outputs_completion_tokens_check CHECK ((completion_tokens >= 0))
+  CONSTRAINT outputs_org_id_client_id_campaign_id_fkey FOREIGN KEY (org_id, client_id, campaign_id) REFERENCES tenant_b.campaigns(org_id, client_id, id) ON DELETE CASCADE
+  CONSTRAINT outputs_org_id_org_type_fkey FOREIGN KEY (org_id, org_type) REFERENCES organizations(id, type) ON DELETE CASCADE
+  CONSTRAINT outputs_org_type_check CHECK ((org_type = 'AGENCY'::text))
+  CONSTRAINT outputs_pkey PRIMARY KEY (org_id, id)
+  CONSTRAINT outputs_prompt_tokens_check CHECK ((prompt_tokens >= 0))
+  CONSTRAINT outputs_status_check CHECK ((status = ANY (ARRAY['QUEUED'::text, 'RUNNING'::text, 'SUCCEEDED'::text, 'FAILED'::text, 'CANCELLED'::text])))
+  CREATE INDEX outputs_campaign_created_idx ON tenant_b.outputs USING btree (org_id, campaign_id, created_at DESC, id DESC);
+  CREATE INDEX outputs_client_idx ON tenant_b.outputs USING btree (org_id, client_id);
+  CREATE INDEX outputs_unfinished_idx ON tenant_b.outputs USING btree (org_id, id) WHERE (status = ANY (ARRAY['QUEUED'::text, 'RUNNING'::text]));
+  CREATE UNIQUE INDEX outputs_pkey ON tenant_b.outputs USING btree (org_id, id);
+  POLICY agency_org AS PERMISSIVE FOR ALL TO app_agency USING ((org_id = app.current_org_id())) WITH CHECK ((org_id = app.current_org_id()))
+  POLICY client_scope AS RESTRICTIVE FOR ALL TO app_agency USING ((app.all_clients() OR (client_id = ANY (app.current_client_ids())))) WITH CHECK ((app.all_clients() OR (client_id = ANY (app.current_client_ids()))))
+  POLICY fail_unfinished_runs AS PERMISSIVE FOR UPDATE TO app_maint USING ((status = ANY (ARRAY['QUEUED'::text, 'RUNNING'::text]))) WITH CHECK ((status = 'FAILED'::text))
+  POLICY lease_unfinished_runs AS PERMISSIVE FOR SELECT TO app_lease USING ((status = ANY (ARRAY['QUEUED'::text, 'RUNNING'::text])))
+  POLICY renew_unfinished_runs AS PERMISSIVE FOR UPDATE TO app_lease USING ((status = ANY (ARRAY['QUEUED'::text, 'RUNNING'::text]))) WITH CHECK (((status = ANY (ARRAY['QUEUED'::text, 'RUNNING'::text])) AND (heartbeat_at = now())))
+  POLICY unfinished_runs AS PERMISSIVE FOR SELECT TO app_maint USING ((status = ANY (ARRAY['QUEUED'::text, 'RUNNING'::text, 'FAILED'::text])))
+  POLICY writable_delete AS RESTRICTIVE FOR DELETE TO app_agency, app_sme USING (app.can_write())
+  POLICY writable_insert AS RESTRICTIVE FOR INSERT TO app_agency, app_sme WITH CHECK (app.can_write())
+  POLICY writable_update AS RESTRICTIVE FOR UPDATE TO app_agency, app_sme USING (app.can_write()) WITH CHECK (app.can_write())
+  GRANT DELETE, INSERT, SELECT, UPDATE TO app_agency
+  GRANT DELETE, INSERT, REFERENCES, SELECT, TRIGGER, TRUNCATE, UPDATE TO strata_owner
+
+CREATE TABLE tenant_b.workspace_entities -- owner strata_owner, row level security forced
+    org_id uuid NOT NULL
+    id uuid NOT NULL
+    org_type text NOT NULL DEFAULT 'AGENCY'::text
+    name text NOT NULL
+    slug text NOT NULL
+    archived_at timestamp with time zone
+    created_at timestamp with time zone NOT NULL DEFAULT now()
+    updated_at timestamp with time zone NOT NULL DEFAULT now()
+  CONSTRAINT workspace_entities_name_check CHECK (((length(name) >= 1) AND (length(name) <= 200)))
+  CONSTRAINT workspace_entities_org_id_org_type_fkey FOREIGN KEY (org_id, org_type) REFERENCES organizations(id, type) ON DELETE CASCADE
+  CONSTRAINT workspace_entities_org_slug_key UNIQUE (org_id, slug)
+  CONSTRAINT workspace_entities_org_type_check CHECK ((org_type = 'AGENCY'::text))
+  CONSTRAINT workspace_entities_pkey PRIMARY KEY (org_id, id)
+  CONSTRAINT workspace_entities_slug_check CHECK ((slug ~ '^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$'::text))
+  CREATE INDEX workspace_entities_org_created_idx ON tenant_b.workspace_entities USING btree (org_id, created_at DESC, id DESC);
+  CREATE UNIQUE INDEX workspace_entities_org_slug_key ON tenant_b.workspace_entities USING btree (org_id, slug);
+  CREATE UNIQUE INDEX workspace_entities_pkey ON tenant_b.workspace_entities USING btree (org_id, id);
+  POLICY administer_delete AS RESTRICTIVE FOR DELETE TO app_agency, app_sme USING (app.can_administer())
+  POLICY administer_insert AS RESTRICTIVE FOR INSERT TO app_agency, app_sme WITH CHECK (app.can_administer())
+  POLICY administer_update AS RESTRICTIVE FOR UPDATE TO app_agency, app_sme WITH CHECK (app.can_administer())
+  POLICY agency_org AS PERMISSIVE FOR ALL TO app_agency USING ((org_id = app.current_org_id())) WITH CHECK ((org_id = app.current_org_id()))
+  POLICY client_scope AS RESTRICTIVE FOR ALL TO app_agency USING ((app.all_clients() OR (id = ANY (app.current_client_ids())))) WITH CHECK ((app.all_clients() OR (id = ANY (app.current_client_ids()))))
+  POLICY writable_delete AS RESTRICTIVE FOR DELETE TO app_agency, app_sme USING (app.can_write())
+  POLICY writable_insert AS RESTRICTIVE FOR INSERT TO app_agency, app_sme WITH CHECK (app.can_write())
+  POLICY writable_update AS RESTRICTIVE FOR UPDATE TO app_agency, app_sme USING (app.can_write()) WITH CHECK (app.can_write())
+  GRANT DELETE, INSERT, SELECT, UPDATE TO app_agency
+  GRANT DELETE, INSERT, REFERENCES, SELECT, TRIGGER, TRUNCATE, UPDATE TO strata_owner
+
+CREATE OR REPLACE FUNCTION app.all_clients()
+ RETURNS boolean
+ LANGUAGE sql
+ STABLE PARALLEL SAFE
+AS $function$ SELECT coalesce(nullif(pg_catalog.current_setting('app.all_clients', true), '')::pg_catalog.bool, false) $function$
+;
+
+CREATE OR REPLACE FUNCTION app.begin_request(p_role text, p_org_id uuid, p_user_id uuid, p_client_ids uuid[], p_all_clients boolean, p_can_write boolean, p_api_key_hash text, p_request_id text, p_can_administer boolean DEFAULT false)
+ RETURNS void
+ LANGUAGE plpgsql
+ SET search_path TO 'pg_catalog'
+AS $function$
+BEGIN
+    IF p_role NOT IN ('app_sme', 'app_agency', 'app_auth') THEN
+        RAISE EXCEPTION 'unknown runtime role' USING ERRCODE = '22023';
+    END IF;
+    EXECUTE format('SET LOCAL app.org_id = %L', coalesce(p_org_id::text, ''));
+    EXECUTE format('SET LOCAL app.user_id = %L', coalesce(p_user_id::text, ''));
+    EXECUTE format('SET LOCAL app.client_ids = %L', coalesce(p_client_ids, '{}'::uuid[])::text);
+    EXECUTE format('SET LOCAL app.all_clients = %L', coalesce(p_all_clients, false)::text);
+    EXECUTE format('SET LOCAL app.can_write = %L', coalesce(p_can_write, false)::text);
+    EXECUTE format('SET LOCAL app.can_administer = %L', coalesce(p_can_administer, false)::text);
+    EXECUTE format('SET LOCAL app.api_key_hash = %L', coalesce(p_api_key_hash, ''));
+    EXECUTE format('SET LOCAL app.request_id = %L', coalesce(p_request_id, ''));
+    EXECUTE format('SET LOCAL ROLE %I', p_role);
+END
+$function$
+;
+
+CREATE OR REPLACE FUNCTION app.can_administer()
+ RETURNS boolean
+ LANGUAGE sql
+ STABLE PARALLEL SAFE
+AS $function$ SELECT coalesce(nullif(pg_catalog.current_setting('app.can_administer', true), '')::pg_catalog.bool, false) $function$
+;
+
+CREATE OR REPLACE FUNCTION app.can_write()
+ RETURNS boolean
+ LANGUAGE sql
+ STABLE PARALLEL SAFE
+AS $function$ SELECT coalesce(nullif(pg_catalog.current_setting('app.can_write', true), '')::pg_catalog.bool, false) $function$
+;
+
+CREATE OR REPLACE FUNCTION app.current_api_key_hash()
+ RETURNS text
+ LANGUAGE sql
+ STABLE PARALLEL SAFE
+AS $function$ SELECT nullif(pg_catalog.current_setting('app.api_key_hash', true), '') $function$
+;
+
+CREATE OR REPLACE FUNCTION app.current_client_ids()
+ RETURNS uuid[]
+ LANGUAGE sql
+ STABLE PARALLEL SAFE
+AS $function$ SELECT coalesce(nullif(pg_catalog.current_setting('app.client_ids', true), '')::pg_catalog.uuid[], '{}'::pg_catalog.uuid[]) $function$
+;
+
+CREATE OR REPLACE FUNCTION app.current_org_id()
+ RETURNS uuid
+ LANGUAGE sql
+ STABLE PARALLEL SAFE
+AS $function$ SELECT nullif(pg_catalog.current_setting('app.org_id', true), '')::pg_catalog.uuid $function$
+;
+
+CREATE OR REPLACE FUNCTION app.current_user_id()
+ RETURNS uuid
+ LANGUAGE sql
+ STABLE PARALLEL SAFE
+AS $function$ SELECT nullif(pg_catalog.current_setting('app.user_id', true), '')::pg_catalog.uuid $function$
+;
+
