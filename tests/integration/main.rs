@@ -23,4 +23,5 @@ mod security;
 mod sockets;
 mod startup;
 mod subscriptions;
+mod tidy;
 mod tools;
