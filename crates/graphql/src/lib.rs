@@ -135,6 +135,9 @@ fn shape_limits(limits: &Limits) -> limits::ShapeLimits {
         max_aliases: limits.max_aliases,
         max_root_fields: limits.max_root_fields,
         max_selections: limits.max_selections,
+        // async-graphql counts the operation's own set too.
+        max_nesting: limits.max_recursive_depth,
+        max_directives: MAX_DIRECTIVES_PER_FIELD,
     }
 }
 

@@ -31,6 +31,10 @@ pub(crate) struct ShapeLimits {
     pub max_aliases: usize,
     pub max_root_fields: usize,
     pub max_selections: usize,
+    /// Nesting of selection sets, fragments followed.
+    pub max_nesting: usize,
+    /// Directives on one field.
+    pub max_directives: usize,
 }
 
 /// Answers, while a WebSocket stays open, whether its caller may still act
@@ -127,8 +131,24 @@ impl ShapeLimits {
     /// Parses the request's document (kept in the request, so execution
     /// does not parse it again) and checks its shape.
     pub(crate) fn check(&self, request: &mut Request) -> ServerResult<()> {
-        let doc = request.parsed_query()?;
+        let query = request.query.clone();
+        let doc = request.parsed_query().map_err(|e| parse_error(&query, e))?;
         let selections = expanded_selections(doc, self.max_selections)?;
+        // Counted once the expansion is known to be finite (a fragment that
+        // spreads itself was refused above).
+        let nesting = nesting(doc);
+        if nesting > self.max_nesting {
+            return Err(too_complex(format!(
+                "the operation nests selections {nesting} deep; at most {} are allowed",
+                self.max_nesting
+            )));
+        }
+        if most_directives(doc) > self.max_directives {
+            return Err(too_complex(format!(
+                "a field carries more than {} directives",
+                self.max_directives
+            )));
+        }
         if selections > self.max_selections {
             return Err(too_complex(format!(
                 "the operation expands to more than {} selections once its fragments are inlined",
@@ -274,6 +294,84 @@ fn expanded_selections(doc: &ExecutableDocument, cap: usize) -> ServerResult<usi
             .min(cap.saturating_add(1));
     }
     Ok(total)
+}
+
+/// A document that does not parse, coded by the parser's own error: past
+/// its nesting limit it is too complex, anything else is bad input. Only
+/// failures are parsed a second time, for the typed error.
+fn parse_error(query: &str, err: ServerError) -> ServerError {
+    use async_graphql::parser::Error;
+    let code = match async_graphql::parser::parse_query(query) {
+        Err(Error::RecursionLimitExceeded) => ErrorCode::QueryTooComplex,
+        _ => ErrorCode::BadUserInput,
+    };
+    let mut err = err;
+    let mut ext = err.extensions.take().unwrap_or_default();
+    ext.set("code", code.as_str());
+    err.extensions = Some(ext);
+    err
+}
+
+/// How deep the document's selection sets nest, fragments followed.
+fn nesting(doc: &ExecutableDocument) -> usize {
+    fn set_depth<'a>(
+        doc: &'a ExecutableDocument,
+        set: &'a Positioned<SelectionSet>,
+        memo: &mut HashMap<&'a Name, usize>,
+    ) -> usize {
+        let mut deepest = 0;
+        for sel in &set.node.items {
+            let d = match &sel.node {
+                Selection::Field(f) if f.node.selection_set.node.items.is_empty() => 0,
+                Selection::Field(f) => 1 + set_depth(doc, &f.node.selection_set, memo),
+                Selection::InlineFragment(i) => set_depth(doc, &i.node.selection_set, memo),
+                Selection::FragmentSpread(s) => {
+                    let name = &s.node.fragment_name.node;
+                    if let Some(d) = memo.get(name) {
+                        *d
+                    } else if let Some(frag) = doc.fragments.get(name) {
+                        // Marked before it is walked: a cycle counts as flat.
+                        memo.insert(name, 0);
+                        let d = set_depth(doc, &frag.node.selection_set, memo);
+                        memo.insert(name, d);
+                        d
+                    } else {
+                        0
+                    }
+                }
+            };
+            deepest = deepest.max(d);
+        }
+        deepest
+    }
+    let mut memo = HashMap::new();
+    doc.operations
+        .iter()
+        .map(|(_, op)| 1 + set_depth(doc, &op.node.selection_set, &mut memo))
+        .max()
+        .unwrap_or(0)
+}
+
+/// The most directives any one field of the document carries.
+fn most_directives(doc: &ExecutableDocument) -> usize {
+    fn walk(set: &Positioned<SelectionSet>) -> usize {
+        set.node
+            .items
+            .iter()
+            .map(|sel| match &sel.node {
+                Selection::Field(f) => f.node.directives.len().max(walk(&f.node.selection_set)),
+                Selection::InlineFragment(i) => walk(&i.node.selection_set),
+                Selection::FragmentSpread(_) => 0,
+            })
+            .max()
+            .unwrap_or(0)
+    }
+    doc.operations
+        .iter()
+        .map(|(_, op)| walk(&op.node.selection_set))
+        .chain(doc.fragments.values().map(|f| walk(&f.node.selection_set)))
+        .max()
+        .unwrap_or(0)
 }
 
 fn too_complex(message: String) -> ServerError {

@@ -13,6 +13,7 @@
 
 use axum::body::Body;
 use axum::http::{HeaderMap, Method, StatusCode, header};
+use strata_graphql::ErrorCode;
 
 /// The GraphQL-over-HTTP response media type.
 pub const GRAPHQL_RESPONSE: &str = "application/graphql-response+json";
@@ -25,13 +26,13 @@ pub struct Refusal {
     /// HTTP status.
     pub status: StatusCode,
     /// `extensions.code`.
-    pub code: &'static str,
+    pub code: ErrorCode,
     /// A message that says what to change.
     pub message: String,
 }
 
 impl Refusal {
-    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+    fn new(status: StatusCode, code: ErrorCode, message: impl Into<String>) -> Self {
         Self {
             status,
             code,
@@ -40,7 +41,7 @@ impl Refusal {
     }
 
     fn bad(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, "BAD_USER_INPUT", message)
+        Self::new(StatusCode::BAD_REQUEST, ErrorCode::BadUserInput, message)
     }
 }
 
@@ -119,7 +120,7 @@ pub fn response_type(headers: &HeaderMap) -> Result<&'static str, Refusal> {
     } else {
         Err(Refusal::new(
             StatusCode::NOT_ACCEPTABLE,
-            "BAD_USER_INPUT",
+            ErrorCode::BadUserInput,
             format!("responses are {GRAPHQL_RESPONSE} or {JSON}; the Accept header allows neither"),
         ))
     }
@@ -154,7 +155,7 @@ pub async fn read(
     let too_large = || {
         Refusal::new(
             StatusCode::PAYLOAD_TOO_LARGE,
-            "QUERY_TOO_COMPLEX",
+            ErrorCode::QueryTooComplex,
             format!("the request body is larger than {max_body} bytes"),
         )
     };
@@ -169,7 +170,7 @@ pub async fn read(
     let Ok(read) = read.await else {
         return Err(Refusal::new(
             StatusCode::REQUEST_TIMEOUT,
-            "BAD_USER_INPUT",
+            ErrorCode::BadUserInput,
             format!(
                 "the request body did not arrive within {} ms: send it at once",
                 limits.read_timeout.as_millis()
@@ -195,7 +196,7 @@ fn check_content_type(headers: &HeaderMap) -> Result<(), Refusal> {
     let unsupported = || {
         Refusal::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "BAD_USER_INPUT",
+            ErrorCode::BadUserInput,
             "POST /graphql takes a JSON body: send 'Content-Type: application/json'",
         )
     };
@@ -235,7 +236,7 @@ fn parse_body(bytes: &[u8], max_batch: usize) -> Result<Incoming, Refusal> {
         if batch.len() > max_batch {
             return Err(Refusal::new(
                 StatusCode::BAD_REQUEST,
-                "QUERY_TOO_COMPLEX",
+                ErrorCode::QueryTooComplex,
                 format!(
                     "the batch has {} operations; at most {max_batch} are allowed",
                     batch.len()
@@ -411,12 +412,15 @@ mod tests {
             parse_body(br#"[{"query":"{a}"},{"query":"{b}"}]"#, 1)
                 .unwrap_err()
                 .code,
-            "QUERY_TOO_COMPLEX"
+            ErrorCode::QueryTooComplex
         );
         assert_eq!(
             parse_body(b"{\"query\": \"\xff\"}", 1).unwrap_err().status,
             StatusCode::BAD_REQUEST
         );
-        assert_eq!(parse_body(b"{nope", 1).unwrap_err().code, "BAD_USER_INPUT");
+        assert_eq!(
+            parse_body(b"{nope", 1).unwrap_err().code,
+            ErrorCode::BadUserInput
+        );
     }
 }

@@ -14,6 +14,7 @@ pub mod documents;
 pub mod graphiql;
 pub mod http;
 pub mod parsed;
+pub mod pipeline;
 pub mod proxy;
 pub mod ratelimit;
 pub mod routes;

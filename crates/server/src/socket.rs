@@ -34,7 +34,8 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use uuid::Uuid;
 
-use crate::routes::{AppState, authenticate, caller, ensure_codes, request_id};
+use crate::pipeline::ensure_codes;
+use crate::routes::{AppState, authenticate, caller, request_id};
 use strata_graphql::ErrorCode;
 
 /// The protocol's close codes.

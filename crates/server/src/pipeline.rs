@@ -1,0 +1,681 @@
+//! `POST /graphql` and `GET /graphql` as a pipeline of stages: negotiate
+//! the answer's media type, admit the caller (authenticate and charge it),
+//! read its operations, prepare them (persisted documents, `GET` safety),
+//! take the organization's turn, run them. Each stage either hands the next
+//! what it needs or stops the request with a [`Rejection`], which carries
+//! its status, its stable [`ErrorCode`] and the outcome the metrics record;
+//! the outcome of every request is recorded in one place, [`graphql`].
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use async_graphql::{ErrorExtensionValues, ServerError, Value};
+use axum::extract::{ConnectInfo, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use strata_graphql::{ErrorCode, RequestState};
+use tracing::Instrument;
+
+use crate::documents::{DocumentError, Registration};
+use crate::http::{self, Incoming, Refusal};
+use crate::ratelimit::{Caller, Limited};
+use crate::routes::{AppState, after_commit, authenticate, caller, request_id};
+
+/// What a request's outcome is counted as in
+/// `strata_graphql_requests_total{outcome}`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Outcome {
+    /// Ran without errors.
+    Ok,
+    /// Ran with errors, or did not commit.
+    Error,
+    /// Refused as written: unreadable, invalid, over a limit.
+    BadRequest,
+    /// Refused by a rate limit or the address block.
+    RateLimited,
+    /// No valid credential.
+    Unauthenticated,
+    /// A dependency (the database) could not be asked.
+    Unavailable,
+    /// Out of time.
+    Timeout,
+    /// The answer was larger than a response may be.
+    TooLarge,
+}
+
+impl Outcome {
+    fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Ok => "ok",
+            Outcome::Error => "error",
+            Outcome::BadRequest => "bad_request",
+            Outcome::RateLimited => "rate_limited",
+            Outcome::Unauthenticated => "unauthenticated",
+            Outcome::Unavailable => "unavailable",
+            Outcome::Timeout => "timeout",
+            Outcome::TooLarge => "too_large",
+        }
+    }
+}
+
+/// Why a request stopped before any of its operations ran.
+#[derive(Debug)]
+pub(crate) struct Rejection {
+    status: StatusCode,
+    code: ErrorCode,
+    message: String,
+    outcome: Outcome,
+    /// Seconds until a retry may pass (`Retry-After`, `retryAfter`).
+    retry_after: Option<u64>,
+    /// Extra headers the status calls for (`WWW-Authenticate`, `Allow`).
+    headers: Vec<(header::HeaderName, HeaderValue)>,
+}
+
+impl Rejection {
+    fn new(
+        status: StatusCode,
+        code: ErrorCode,
+        message: impl Into<String>,
+        outcome: Outcome,
+    ) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+            outcome,
+            retry_after: None,
+            headers: Vec::new(),
+        }
+    }
+
+    fn unauthenticated() -> Self {
+        let mut r = Self::new(
+            StatusCode::UNAUTHORIZED,
+            ErrorCode::Unauthenticated,
+            "authentication required: send a valid token or API key for an organization you belong to in 'Authorization: Bearer ...'",
+            Outcome::Unauthenticated,
+        );
+        r.headers
+            .push((header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer")));
+        r
+    }
+
+    fn limited(limited: &Limited) -> Self {
+        let secs = limited.retry_after_secs();
+        tracing::info!(scope = limited.scope, "rate limited");
+        let mut r = Self::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            ErrorCode::RateLimited,
+            format!(
+                "rate limit of this {} exceeded: retry in {secs} s",
+                limited.scope
+            ),
+            Outcome::RateLimited,
+        );
+        r.retry_after = Some(secs);
+        r
+    }
+
+    fn unreadable(refusal: Refusal) -> Self {
+        tracing::info!(reason = %refusal.message, "unreadable graphql request");
+        Self::new(
+            refusal.status,
+            refusal.code,
+            refusal.message,
+            Outcome::BadRequest,
+        )
+    }
+
+    fn into_response(self, media: &'static str) -> Response {
+        let mut ext = serde_json::json!({ "code": self.code.as_str() });
+        if let (Some(secs), Some(map)) = (self.retry_after, ext.as_object_mut()) {
+            map.insert("retryAfter".into(), secs.into());
+        }
+        let body =
+            serde_json::json!({ "errors": [{ "message": self.message, "extensions": ext }] });
+        let mut resp = json_response(self.status, media, &body);
+        if let Some(secs) = self.retry_after
+            && let Ok(v) = HeaderValue::from_str(&secs.to_string())
+        {
+            resp.headers_mut().insert(header::RETRY_AFTER, v);
+        }
+        for (k, v) in self.headers {
+            resp.headers_mut().insert(k, v);
+        }
+        resp
+    }
+}
+
+/// The `/graphql` handler: runs the pipeline inside the request's span and
+/// records its outcome and duration.
+pub(crate) async fn graphql(
+    State(state): State<AppState>,
+    request: axum::extract::Request,
+) -> Response {
+    let started = Instant::now();
+    let (parts, body) = request.into_parts();
+    let request_id = request_id(&parts.headers);
+    let span = tracing::info_span!(
+        "graphql",
+        request.id = %request_id,
+        tenant.org_id = tracing::field::Empty,
+        tenant.org_type = tracing::field::Empty,
+    );
+    let (response, outcomes) = async {
+        let media = match http::response_type(&parts.headers) {
+            Ok(m) => m,
+            Err(refusal) => {
+                let r = Rejection::unreadable(refusal);
+                let outcome = r.outcome;
+                return (r.into_response(http::JSON), vec![outcome]);
+            }
+        };
+        match serve(&state, &parts, body, &request_id).await {
+            Ok(served) => served.into_response(&state, media),
+            Err(r) => {
+                let outcome = r.outcome;
+                (r.into_response(media), vec![outcome])
+            }
+        }
+    }
+    .instrument(span)
+    .await;
+    for outcome in outcomes {
+        metrics::counter!("strata_graphql_requests_total", "outcome" => outcome.as_str())
+            .increment(1);
+    }
+    metrics::histogram!("strata_graphql_request_duration_seconds")
+        .record(started.elapsed().as_secs_f64());
+    response
+}
+
+/// What a request's operations answered.
+struct Served {
+    batched: bool,
+    answers: Vec<Answer>,
+}
+
+impl Served {
+    fn into_response(self, state: &AppState, media: &'static str) -> (Response, Vec<Outcome>) {
+        let timeout = state.http.request_timeout;
+        let cap = state.http.max_response_bytes;
+        let mut outcomes: Vec<Outcome> = self.answers.iter().map(Answer::outcome).collect();
+        let resp = if self.batched {
+            let body: Vec<AnswerBody<'_>> = self.answers.iter().map(|a| a.body(timeout)).collect();
+            capped_response(StatusCode::OK, media, &body, cap)
+        } else {
+            let Some(answer) = self.answers.first() else {
+                return (StatusCode::INTERNAL_SERVER_ERROR.into_response(), outcomes);
+            };
+            let status = match answer {
+                Answer::RequestError(_) if media == http::GRAPHQL_RESPONSE => {
+                    StatusCode::BAD_REQUEST
+                }
+                Answer::TimedOut => StatusCode::GATEWAY_TIMEOUT,
+                _ => StatusCode::OK,
+            };
+            capped_response(status, media, &answer.body(timeout), cap)
+        };
+        match resp {
+            Ok(resp) => (resp, outcomes),
+            Err(r) => {
+                outcomes = vec![r.outcome];
+                (r.into_response(media), outcomes)
+            }
+        }
+    }
+}
+
+/// The stages, in order.
+async fn serve(
+    state: &AppState,
+    parts: &Parts,
+    body: axum::body::Body,
+    request_id: &str,
+) -> Result<Served, Rejection> {
+    let (rs, incoming) = admit(state, parts, body, request_id).await?;
+    let who = caller(&rs);
+    let (batched, mut requests) = operations(state, &who, incoming).await?;
+    let prepared = prepare(state, parts, &mut requests).await?;
+    // One deadline for the whole request, batches included; waiting for
+    // the organization's turn counts against it.
+    let deadline = tokio::time::Instant::now() + state.http.request_timeout;
+    let org = rs.context().map(|c| c.org_id().as_uuid());
+    let Some(_turn) = state.gates.enter(org, deadline).await else {
+        return Ok(Served {
+            batched: false,
+            answers: vec![Answer::TimedOut],
+        });
+    };
+    let answers = run(state, &rs, &who, requests, prepared, deadline).await;
+    Ok(Served { batched, answers })
+}
+
+/// A request's body: already read (requests without a credential are read
+/// before they are refused as unauthenticated), or still to be read.
+enum Pending {
+    Read(Incoming),
+    Unread(axum::body::Body),
+}
+
+/// Authenticates the caller and charges it one request, then reads the
+/// body. A request without any credential is answered as GraphQL over HTTP
+/// says (400, 413, 415, 405...) before the 401, and a refused one counts
+/// against its address like a failed login, so anonymous junk is not free
+/// either. A caller with a credential is charged before its body is read:
+/// a body that is refused costs its sender like any other request.
+async fn admit(
+    state: &AppState,
+    parts: &Parts,
+    body: axum::body::Body,
+    request_id: &str,
+) -> Result<(RequestState, Incoming), Rejection> {
+    let headers = &parts.headers;
+    let peer = parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip());
+    let client_ip = state.client_address(peer, headers);
+    let limits = body_limits(state);
+    let body = if headers.contains_key(header::AUTHORIZATION) {
+        Pending::Unread(body)
+    } else {
+        // The address block applies on the failure path only: a request
+        // without a credential is one. A valid credential is never refused
+        // because of its neighbours' failures (behind a proxy every client
+        // may share one address).
+        state
+            .limiter
+            .check_address(client_ip)
+            .map_err(|l| Rejection::limited(&l))?;
+        match http::read(&parts.method, headers, parts.uri.query(), body, &limits).await {
+            Ok(incoming) => Pending::Read(incoming),
+            Err(refusal) => {
+                state.limiter.authentication_failed(client_ip);
+                return Err(Rejection::unreadable(refusal));
+            }
+        }
+    };
+    let rs = match authenticate(state, headers, request_id).await {
+        Ok(rs) => rs,
+        Err(Ok(reason)) => {
+            tracing::info!(reason = %reason, "authentication failed");
+            state
+                .limiter
+                .check_address(client_ip)
+                .map_err(|l| Rejection::limited(&l))?;
+            state.limiter.authentication_failed(client_ip);
+            return Err(Rejection::unauthenticated());
+        }
+        Err(Err(e)) => {
+            let gql = strata_graphql::domain_error(e);
+            return Err(Rejection::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                ErrorCode::Internal,
+                gql.message,
+                Outcome::Unavailable,
+            ));
+        }
+    };
+    if let Some(ctx) = rs.context() {
+        let span = tracing::Span::current();
+        span.record("tenant.org_id", tracing::field::display(ctx.org_id()));
+        span.record("tenant.org_type", ctx.org_type().as_str());
+    }
+    state
+        .limiter
+        .check(&caller(&rs), 1)
+        .await
+        .map_err(|l| Rejection::limited(&l))?;
+    let incoming = match body {
+        Pending::Read(incoming) => incoming,
+        Pending::Unread(body) => {
+            http::read(&parts.method, headers, parts.uri.query(), body, &limits)
+                .await
+                .map_err(Rejection::unreadable)?
+        }
+    };
+    Ok((rs, incoming))
+}
+
+fn body_limits(state: &AppState) -> http::BodyLimits {
+    http::BodyLimits {
+        max_bytes: state.http.max_body_bytes,
+        max_batch: state.http.max_batch,
+        read_timeout: state.http.body_read_timeout,
+    }
+}
+
+/// The request's operations; a batch is charged one request per operation
+/// (the first was charged on admission).
+async fn operations(
+    state: &AppState,
+    who: &Caller,
+    incoming: Incoming,
+) -> Result<(bool, Vec<async_graphql::Request>), Rejection> {
+    let batched = matches!(incoming, Incoming::Batch(_));
+    let requests = match incoming {
+        Incoming::Single(r) => vec![*r],
+        Incoming::Batch(v) => v,
+    };
+    let cost = u32::try_from(requests.len()).unwrap_or(u32::MAX);
+    if state.limiter.max_cost().is_some_and(|max| cost > max) {
+        return Err(Rejection::new(
+            StatusCode::BAD_REQUEST,
+            ErrorCode::QueryTooComplex,
+            format!(
+                "the batch has {cost} operations, more than the rate limit ever allows at once"
+            ),
+            Outcome::BadRequest,
+        ));
+    }
+    if cost > 1 {
+        state
+            .limiter
+            .check(who, cost - 1)
+            .await
+            .map_err(|l| Rejection::limited(&l))?;
+    }
+    Ok((batched, requests))
+}
+
+/// Fills in persisted documents (new ones are kept only once their request
+/// proved valid) and refuses a mutation or subscription over `GET`.
+async fn prepare(
+    state: &AppState,
+    parts: &Parts,
+    requests: &mut [async_graphql::Request],
+) -> Result<Vec<Result<Option<Registration>, DocumentError>>, Rejection> {
+    let mut prepared = Vec::with_capacity(requests.len());
+    for r in requests.iter_mut() {
+        prepared.push(state.documents.resolve(r).await);
+    }
+    let is_get =
+        parts.method == axum::http::Method::GET || parts.method == axum::http::Method::HEAD;
+    if is_get && requests.first().is_some_and(http::is_unsafe_over_get) {
+        let mut r = Rejection::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            ErrorCode::BadUserInput,
+            "mutations and subscriptions are not run over GET: use POST (or the WebSocket for subscriptions)",
+            Outcome::BadRequest,
+        );
+        r.headers
+            .push((header::ALLOW, HeaderValue::from_static("POST")));
+        return Err(r);
+    }
+    Ok(prepared)
+}
+
+/// Runs each operation in its own transaction, as if sent alone, until the
+/// request's deadline.
+async fn run(
+    state: &AppState,
+    rs: &RequestState,
+    who: &Caller,
+    requests: Vec<async_graphql::Request>,
+    prepared: Vec<Result<Option<Registration>, DocumentError>>,
+    deadline: tokio::time::Instant,
+) -> Vec<Answer> {
+    let mut answers = Vec::with_capacity(requests.len());
+    let mut first = Some(rs.clone());
+    for (request, prepared) in requests.into_iter().zip(prepared) {
+        let op_state = first.take().unwrap_or_else(|| rs.sibling());
+        let answer = match prepared {
+            Err(e) => Answer::RequestError(document_error(&e)),
+            Ok(_) if tokio::time::Instant::now() >= deadline => Answer::TimedOut,
+            Ok(registration) => {
+                let answer = execute(state, op_state, request, deadline).await;
+                if let (Answer::Result(_), Some(registration)) = (&answer, registration) {
+                    register(state, who, registration).await;
+                }
+                answer
+            }
+        };
+        answers.push(answer);
+    }
+    answers
+}
+
+/// Keeps a new persisted query, charged to its sender and organization;
+/// past their budget the query ran but is not kept.
+async fn register(state: &AppState, who: &Caller, registration: Registration) {
+    match state.registrations.check(who, 1).await {
+        Ok(()) => state.documents.register(registration).await,
+        Err(limited) => {
+            tracing::info!(scope = limited.scope, "persisted query not kept");
+            metrics::counter!("strata_persisted_queries_not_kept_total", "reason" => "rate")
+                .increment(1);
+        }
+    }
+}
+
+/// What became of one operation.
+enum Answer {
+    /// It ran (possibly with field errors).
+    Result(async_graphql::Response),
+    /// Nothing ran: the document was refused before execution (does not
+    /// parse or validate, breaks a limit, unknown persisted query).
+    RequestError(async_graphql::Response),
+    /// It ran but its transaction did not commit: nothing it did stands.
+    Failed(async_graphql::Response),
+    /// It ran out of time and was rolled back, or was not started because
+    /// the request's time was up.
+    TimedOut,
+}
+
+impl Answer {
+    fn outcome(&self) -> Outcome {
+        match self {
+            Answer::Result(r) if r.errors.is_empty() => Outcome::Ok,
+            Answer::Result(_) | Answer::Failed(_) => Outcome::Error,
+            Answer::RequestError(_) => Outcome::BadRequest,
+            Answer::TimedOut => Outcome::Timeout,
+        }
+    }
+
+    /// The response body. A request error has no `data` entry at all, as
+    /// the GraphQL-over-HTTP specification asks. Serialized straight from
+    /// the response, never through an intermediate JSON tree.
+    fn body(&self, timeout: Duration) -> AnswerBody<'_> {
+        AnswerBody {
+            answer: self,
+            timeout,
+        }
+    }
+}
+
+struct AnswerBody<'a> {
+    answer: &'a Answer,
+    timeout: Duration,
+}
+
+impl serde::Serialize for AnswerBody<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        match self.answer {
+            Answer::Result(r) | Answer::Failed(r) => r.serialize(serializer),
+            Answer::RequestError(r) => {
+                let mut map = serializer.serialize_map(Some(1))?;
+                map.serialize_entry("errors", &r.errors)?;
+                map.end()
+            }
+            Answer::TimedOut => error_body(
+                ErrorCode::QueryTooComplex,
+                &format!(
+                    "the request took longer than the {} ms allowed and was rolled back: ask for less",
+                    self.timeout.as_millis()
+                ),
+            )
+            .serialize(serializer),
+        }
+    }
+}
+
+fn error_body(code: ErrorCode, message: &str) -> serde_json::Value {
+    serde_json::json!({ "errors": [{ "message": message, "extensions": { "code": code.as_str() } }] })
+}
+
+fn json_response(
+    status: StatusCode,
+    media: &'static str,
+    body: &impl serde::Serialize,
+) -> Response {
+    match serde_json::to_vec(body) {
+        Ok(bytes) => (status, [(header::CONTENT_TYPE, media)], bytes).into_response(),
+        Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+    }
+}
+
+/// Serializes an answer of at most `cap` bytes; a larger one is not sent
+/// but refused with `QUERY_TOO_COMPLEX`, as soon as serialization passes
+/// the cap (it is never held whole as bytes).
+fn capped_response(
+    status: StatusCode,
+    media: &'static str,
+    body: &impl serde::Serialize,
+    cap: usize,
+) -> Result<Response, Rejection> {
+    let mut out = Capped {
+        bytes: Vec::with_capacity(cap.min(16 * 1024)),
+        cap,
+    };
+    match serde_json::to_writer(&mut out, body) {
+        Ok(()) => Ok((status, [(header::CONTENT_TYPE, media)], out.bytes).into_response()),
+        Err(e) if e.is_io() => {
+            tracing::info!(max_bytes = cap, "answer larger than the response cap");
+            Err(Rejection::new(
+                StatusCode::OK,
+                ErrorCode::QueryTooComplex,
+                format!(
+                    "the answer is larger than the {cap} bytes a response may hold: ask for less (smaller pages, fewer fields)"
+                ),
+                Outcome::TooLarge,
+            ))
+        }
+        Err(_) => Ok(StatusCode::INTERNAL_SERVER_ERROR.into_response()),
+    }
+}
+
+/// A byte buffer that refuses to grow past its cap.
+struct Capped {
+    bytes: Vec<u8>,
+    cap: usize,
+}
+
+impl std::io::Write for Capped {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.bytes.len() + buf.len() > self.cap {
+            return Err(std::io::Error::other("response cap"));
+        }
+        self.bytes.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn document_error(e: &DocumentError) -> async_graphql::Response {
+    // Clients recognise PersistedQueryNotFound by its message and then send
+    // the text; the code stays one of the contract's.
+    let mut err = ServerError::new(e.to_string(), None);
+    let mut ext = ErrorExtensionValues::default();
+    ext.set("code", ErrorCode::BadUserInput.as_str());
+    err.extensions = Some(ext);
+    async_graphql::Response::from_errors(vec![err])
+}
+
+/// Gives every error a stable code. Ours carry one already; async-graphql's
+/// own carry none, and are told apart by where they come from, never by
+/// their wording: an error with a path is a resolver's that escaped its
+/// code (ours to fix, `INTERNAL`); a request error without a location is
+/// one of the schema's depth or complexity limits (`QUERY_TOO_COMPLEX`:
+/// async-graphql raises those for the document as a whole); one with a
+/// location is a validation rule's (`BAD_USER_INPUT`). Parse errors and the
+/// other shape limits are classified where they are raised
+/// (`strata_graphql::check_shape`).
+pub(crate) fn ensure_codes(errors: &mut [ServerError]) {
+    for err in errors {
+        let has_code = err
+            .extensions
+            .as_ref()
+            .is_some_and(|e| e.get("code").is_some());
+        if has_code {
+            continue;
+        }
+        let code = if !err.path.is_empty() {
+            ErrorCode::Internal
+        } else if err.locations.is_empty() {
+            ErrorCode::QueryTooComplex
+        } else {
+            ErrorCode::BadUserInput
+        };
+        let mut ext = err.extensions.take().unwrap_or_default();
+        ext.set("code", code.as_str());
+        err.extensions = Some(ext);
+    }
+}
+
+/// Runs one operation until `deadline`, then commits and acts on what
+/// committed. A timed-out operation is rolled back.
+async fn execute(
+    state: &AppState,
+    rs: RequestState,
+    request: async_graphql::Request,
+    deadline: tokio::time::Instant,
+) -> Answer {
+    let mut request = request;
+    state.parsed.prepare(&mut request);
+    if let Err(err) = strata_graphql::check_shape(&state.limits, &mut request) {
+        let mut resp = async_graphql::Response::from_errors(vec![err]);
+        ensure_codes(&mut resp.errors);
+        return Answer::RequestError(resp);
+    }
+    let operation = request.operation_name.clone();
+    let introspection = request
+        .parsed_query()
+        .is_ok_and(|doc| strata_graphql::is_introspection_only(doc, operation.as_deref()));
+    let schema = if introspection {
+        &state.introspection_schema
+    } else {
+        &state.schema
+    };
+    let run = schema.execute(request.data(rs.clone()));
+    let mut resp = match tokio::time::timeout_at(deadline, run).await {
+        Ok(resp) => resp,
+        Err(_) => {
+            tracing::warn!(
+                timeout_ms =
+                    u64::try_from(state.http.request_timeout.as_millis()).unwrap_or(u64::MAX),
+                "request timed out"
+            );
+            tokio::spawn(async move { rs.abort().await });
+            return Answer::TimedOut;
+        }
+    };
+    let request_error = http::is_request_error(&resp);
+    match rs.finish().await {
+        Ok(committed) => after_commit(state, &rs, committed).await,
+        Err(e) => {
+            // The transaction did not commit: nothing it did may be
+            // reported as done.
+            let gql = strata_graphql::domain_error(e);
+            let mut failed = async_graphql::Response::from_errors(vec![ServerError::new(
+                gql.message.clone(),
+                None,
+            )]);
+            failed.errors[0].extensions = gql.extensions;
+            failed.data = Value::Null;
+            ensure_codes(&mut failed.errors);
+            return Answer::Failed(failed);
+        }
+    }
+    ensure_codes(&mut resp.errors);
+    if request_error {
+        Answer::RequestError(resp)
+    } else {
+        Answer::Result(resp)
+    }
+}
