@@ -242,8 +242,8 @@ struct ServeArgs {
     )]
     persisted_queries_redis_url: Option<String>,
     /// Longest requests in flight may take to finish once SIGTERM or
-    /// Ctrl-C arrived, e.g. 30s.
-    #[arg(long, env = "STRATA_SHUTDOWN_GRACE", default_value = "30s", value_parser = humantime::parse_duration)]
+    /// Ctrl-C arrived, e.g. 20s.
+    #[arg(long, env = "STRATA_SHUTDOWN_GRACE", default_value = "20s", value_parser = humantime::parse_duration)]
     shutdown_grace: Duration,
     /// Longest a client may take to send a request's headers, e.g. 10s.
     #[arg(long, env = "STRATA_HEADER_READ_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]

@@ -156,7 +156,7 @@ impl Default for HttpConfig {
             trusted_proxies: Vec::new(),
             max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
             header_read_timeout: Duration::from_secs(10),
-            shutdown_grace: Duration::from_secs(30),
+            shutdown_grace: Duration::from_secs(20),
             pq_registrations_per_principal: crate::ratelimit::Rate::per(
                 100,
                 Duration::from_secs(3600),
