@@ -10,6 +10,7 @@ mod api_keys;
 mod auth;
 mod browser;
 mod catalog;
+mod cost;
 mod http;
 mod isolation;
 mod matrix;

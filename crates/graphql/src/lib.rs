@@ -9,6 +9,7 @@
 
 mod api_keys;
 mod content;
+pub mod cost;
 mod error;
 mod guard;
 mod leaves;

@@ -196,14 +196,18 @@ impl Application {
                 }
             });
         }
+        let schema = strata_graphql::schema_with_runner(&config.limits, runner.clone());
+        let cost = strata_graphql::cost::CostModel::from_sdl(&schema.sdl())
+            .map_err(|e| anyhow::anyhow!("the schema's cost model cannot be read: {e}"))?;
         let state = AppState {
+            cost: Arc::new(cost),
             gates: crate::ratelimit::OrgGates::new(config.http.max_inflight_per_org),
             limiter,
             documents: Arc::new(documents),
             parsed: Arc::new(crate::parsed::ParsedDocuments::new(PARSED_TEXT_BYTES)),
             http: Arc::new(config.http.clone()),
             db: database.db.clone(),
-            schema: strata_graphql::schema_with_runner(&config.limits, runner.clone()),
+            schema,
             introspection_schema: strata_graphql::introspection_schema(&config.limits),
             socket_schema: strata_graphql::socket_schema_with_runner(
                 &config.limits,

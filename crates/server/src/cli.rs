@@ -173,15 +173,16 @@ struct ServeArgs {
     /// any); unset sends no CORS headers.
     #[arg(long, env = "STRATA_CORS_ORIGINS", value_delimiter = ',')]
     cors_origins: Vec<String>,
-    /// Requests per API key: N a second, or N/PERIOD (e.g. 600/min, 10/1h);
-    /// 0 turns this limit off.
-    #[arg(long, env = "STRATA_RATE_LIMIT_PER_KEY", default_value = "50")]
+    /// Cost units per API key: N a second, or N/PERIOD (e.g. 600/min,
+    /// 10/1h); an operation costs the rows it may read (at least 1, see
+    /// `@cost`/`@listSize` in the schema); 0 turns this limit off.
+    #[arg(long, env = "STRATA_RATE_LIMIT_PER_KEY", default_value = "500")]
     rate_limit_per_key: Rate,
-    /// Requests per user, like --rate-limit-per-key.
-    #[arg(long, env = "STRATA_RATE_LIMIT_PER_USER", default_value = "50")]
+    /// Cost units per user, like --rate-limit-per-key.
+    #[arg(long, env = "STRATA_RATE_LIMIT_PER_USER", default_value = "500")]
     rate_limit_per_user: Rate,
-    /// Requests per organization, like --rate-limit-per-key.
-    #[arg(long, env = "STRATA_RATE_LIMIT_PER_ORG", default_value = "200")]
+    /// Cost units per organization, like --rate-limit-per-key.
+    #[arg(long, env = "STRATA_RATE_LIMIT_PER_ORG", default_value = "2000")]
     rate_limit_per_org: Rate,
     /// Periods of its rate a bucket holds (seconds, for a rate per second):
     /// the burst allowed after a quiet spell.

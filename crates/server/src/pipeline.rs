@@ -213,9 +213,19 @@ impl Served {
                     StatusCode::BAD_REQUEST
                 }
                 Answer::TimedOut => StatusCode::GATEWAY_TIMEOUT,
+                Answer::Limited(..) => StatusCode::TOO_MANY_REQUESTS,
                 _ => StatusCode::OK,
             };
-            capped_response(status, media, &answer.body(timeout), cap)
+            let resp = capped_response(status, media, &answer.body(timeout), cap);
+            match (answer, resp) {
+                (Answer::Limited(_, secs), Ok(mut resp)) => {
+                    if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
+                        resp.headers_mut().insert(header::RETRY_AFTER, v);
+                    }
+                    Ok(resp)
+                }
+                (_, resp) => resp,
+            }
         };
         match resp {
             Ok(resp) => (resp, outcomes),
@@ -425,7 +435,7 @@ async fn run(
             Err(e) => Answer::RequestError(document_error(&e)),
             Ok(_) if tokio::time::Instant::now() >= deadline => Answer::TimedOut,
             Ok(registration) => {
-                let answer = execute(state, op_state, request, deadline).await;
+                let answer = execute(state, op_state, who, request, deadline).await;
                 if let (Answer::Result(_), Some(registration)) = (&answer, registration) {
                     register(state, who, registration).await;
                 }
@@ -462,6 +472,9 @@ enum Answer {
     /// It ran out of time and was rolled back, or was not started because
     /// the request's time was up.
     TimedOut,
+    /// Its estimated cost was more than its caller's buckets held: nothing
+    /// ran. Seconds until it would pass.
+    Limited(async_graphql::Response, u64),
 }
 
 impl Answer {
@@ -471,6 +484,7 @@ impl Answer {
             Answer::Result(_) | Answer::Failed(_) => Outcome::Error,
             Answer::RequestError(_) => Outcome::BadRequest,
             Answer::TimedOut => Outcome::Timeout,
+            Answer::Limited(..) => Outcome::RateLimited,
         }
     }
 
@@ -495,7 +509,7 @@ impl serde::Serialize for AnswerBody<'_> {
         use serde::ser::SerializeMap;
         match self.answer {
             Answer::Result(r) | Answer::Failed(r) => r.serialize(serializer),
-            Answer::RequestError(r) => {
+            Answer::RequestError(r) | Answer::Limited(r, _) => {
                 let mut map = serializer.serialize_map(Some(1))?;
                 map.serialize_entry("errors", &r.errors)?;
                 map.end()
@@ -618,11 +632,82 @@ pub(crate) fn ensure_codes(errors: &mut [ServerError]) {
     }
 }
 
+/// Charges an operation's estimated cost (the rows it reads, from the
+/// schema's `@cost`/`@listSize`) to its caller's buckets, beyond the one
+/// unit every operation was charged on admission: one expensive query
+/// spends what a hundred cheap ones do. Free when no limit is on.
+async fn charge(
+    state: &AppState,
+    who: &Caller,
+    request: &mut async_graphql::Request,
+) -> Result<(), Answer> {
+    if !state.limiter.enabled() {
+        return Ok(());
+    }
+    let variables = std::mem::take(&mut request.variables);
+    let operation = request.operation_name.clone();
+    let estimate = request
+        .parsed_query()
+        .map(|doc| state.cost.estimate(doc, operation.as_deref(), &variables))
+        .unwrap_or(1);
+    request.variables = variables;
+    let cost = u32::try_from(estimate).unwrap_or(u32::MAX);
+    let refusal = |code: ErrorCode, message: String, extra: &[(&str, Value)]| {
+        let mut err = ServerError::new(message, None);
+        let mut ext = ErrorExtensionValues::default();
+        ext.set("code", code.as_str());
+        ext.set("cost", cost);
+        for (k, v) in extra {
+            ext.set(*k, v.clone());
+        }
+        err.extensions = Some(ext);
+        async_graphql::Response::from_errors(vec![err])
+    };
+    if let Some(max) = state.limiter.max_cost()
+        && cost > max
+    {
+        return Err(Answer::RequestError(refusal(
+            ErrorCode::QueryTooComplex,
+            format!(
+                "this operation costs {cost} units (rows it may read), more than the rate limit ever allows at once ({max}): ask for less"
+            ),
+            &[],
+        )));
+    }
+    if cost <= 1 {
+        return Ok(());
+    }
+    match state.limiter.check(who, cost - 1).await {
+        Ok(()) => Ok(()),
+        Err(limited) => {
+            let secs = limited.retry_after_secs();
+            // One unit was charged on admission and is spent either way.
+            let remaining = limited.remaining(cost - 1);
+            tracing::info!(scope = limited.scope, cost, "rate limited by cost");
+            Err(Answer::Limited(
+                refusal(
+                    ErrorCode::RateLimited,
+                    format!(
+                        "this operation costs {cost} units and this {}'s bucket holds {remaining} now: retry in {secs} s, or ask for less",
+                        limited.scope
+                    ),
+                    &[
+                        ("remaining", Value::from(remaining)),
+                        ("retryAfter", Value::from(secs)),
+                    ],
+                ),
+                secs,
+            ))
+        }
+    }
+}
+
 /// Runs one operation until `deadline`, then commits and acts on what
 /// committed. A timed-out operation is rolled back.
 async fn execute(
     state: &AppState,
     rs: RequestState,
+    who: &Caller,
     request: async_graphql::Request,
     deadline: tokio::time::Instant,
 ) -> Answer {
@@ -632,6 +717,9 @@ async fn execute(
         let mut resp = async_graphql::Response::from_errors(vec![err]);
         ensure_codes(&mut resp.errors);
         return Answer::RequestError(resp);
+    }
+    if let Err(refused) = charge(state, who, &mut request).await {
+        return refused;
     }
     let operation = request.operation_name.clone();
     let introspection = request

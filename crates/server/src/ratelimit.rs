@@ -170,9 +170,25 @@ pub struct Limited {
     pub retry_after: Duration,
     /// Which bucket refused it.
     pub scope: &'static str,
+    /// How long that bucket takes to earn one unit back (zero when no
+    /// bucket refused: the address block).
+    pub per_unit: Duration,
 }
 
 impl Limited {
+    /// The units the refusing bucket holds now, for a charge of `cost` that
+    /// it refused: the cost less what it still has to earn back.
+    pub fn remaining(&self, cost: u32) -> u64 {
+        if self.per_unit.is_zero() {
+            return 0;
+        }
+        let owed = self
+            .retry_after
+            .as_nanos()
+            .div_ceil(self.per_unit.as_nanos().max(1));
+        u64::from(cost).saturating_sub(u64::try_from(owed).unwrap_or(u64::MAX))
+    }
+
     /// `Retry-After` in whole seconds, at least one.
     pub fn retry_after_secs(&self) -> u64 {
         let nanos = self.retry_after.as_nanos();
@@ -328,6 +344,7 @@ impl RateLimiter {
             Some(until) if until > Instant::now() => Err(Limited {
                 retry_after: until - Instant::now(),
                 scope: "client address",
+                per_unit: Duration::ZERO,
             }),
             _ => Ok(()),
         }
@@ -401,6 +418,7 @@ impl RateLimiter {
                         retry_after: not_until
                             .wait_time_from(governor::clock::Clock::now(limiter.clock())),
                         scope: bucket.scope,
+                        per_unit: bucket.rate.emission(),
                     });
                 }
                 // More than the bucket can ever hold at once.
@@ -408,6 +426,7 @@ impl RateLimiter {
                     return Err(Limited {
                         retry_after: bucket.rate.emission().saturating_mul(cost),
                         scope: bucket.scope,
+                        per_unit: bucket.rate.emission(),
                     });
                 }
             }
@@ -442,13 +461,14 @@ impl RateLimiter {
         match reply {
             Ok(Ok((0, _))) => Some(Ok(())),
             Ok(Ok((wait_us, index))) => {
-                let scope = usize::try_from(index - 1)
+                let bucket = usize::try_from(index - 1)
                     .ok()
                     .and_then(|i| buckets.get(i))
-                    .map_or("organization", |(b, _)| b.scope);
+                    .map(|(b, _)| *b);
                 Some(Err(Limited {
                     retry_after: Duration::from_micros(u64::try_from(wait_us).unwrap_or(0)),
-                    scope,
+                    scope: bucket.map_or("organization", |b| b.scope),
+                    per_unit: bucket.map_or(Duration::ZERO, |b| b.rate.emission()),
                 }))
             }
             Ok(Err(e)) => {

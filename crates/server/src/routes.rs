@@ -30,6 +30,8 @@ pub struct AppState {
     pub db: Db,
     /// The schema served over HTTP.
     pub schema: StrataSchema,
+    /// What operations cost, read from the schema's SDL.
+    pub cost: Arc<strata_graphql::cost::CostModel>,
     /// The schema that runs introspection-only queries (deeper limits).
     pub introspection_schema: StrataSchema,
     /// The schema served over the WebSocket (the same, checking each
