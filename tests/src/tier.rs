@@ -17,6 +17,8 @@ pub enum Part {
     PgBouncer,
     /// Chromium, Node and the browser checks' packages.
     Browser,
+    /// Node and the client checks' packages (the stock `graphql-ws`).
+    Node,
 }
 
 impl Part {
@@ -27,6 +29,7 @@ impl Part {
             Part::Browser => {
                 "apt-get install chromium nodejs npm && npm ci --prefix tests/browser (or set CHROMIUM)"
             }
+            Part::Node => "apt-get install nodejs npm && npm ci --prefix tests/browser",
         }
     }
 
@@ -38,6 +41,9 @@ impl Part {
                 Path::new(&chromium()).is_file()
                     && which("node").is_some()
                     && browser_dir().join("node_modules").is_dir()
+            }
+            Part::Node => {
+                which("node").is_some() && browser_dir().join("node_modules/graphql-ws").is_dir()
             }
         }
     }
