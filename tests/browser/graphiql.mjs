@@ -18,6 +18,11 @@ import { chromium } from 'playwright-core';
 const TIMEOUT_MS = 30_000;
 
 const base = process.argv[2];
+// --demo: the gateway runs with --demo (a signed-in page with a picker);
+// --screenshot FILE: keep a picture of the demo page.
+const demo = process.argv.includes('--demo');
+const shotAt = process.argv.indexOf('--screenshot');
+const screenshot = shotAt > 0 ? process.argv[shotAt + 1] : null;
 if (!base) {
   console.error('usage: node graphiql.mjs <gateway base URL>');
   process.exit(2);
@@ -80,7 +85,8 @@ try {
   });
   page.on('response', (res) => {
     const path = new URL(res.url()).pathname;
-    if (isLocal(res.url()) && (path === '/' || path.startsWith('/graphiql/')) && res.status() >= 400) {
+    // demo.json is 404 on a gateway started without --demo, by design.
+    if (isLocal(res.url()) && (path === '/' || path.startsWith('/graphiql/')) && path !== '/graphiql/demo.json' && res.status() >= 400) {
       problems.push(`${res.status()} for ${res.url()}`);
     }
   });
@@ -93,6 +99,43 @@ try {
   }
   // Let the first schema fetch settle so late errors are seen too.
   await page.waitForLoadState('networkidle', { timeout: 5_000 }).catch(() => {});
+
+  if (demo) {
+    // Signed in as a demo user: a typed query runs and shows its answer,
+    // the docs pane lists Query, and another user sees another tenant.
+    const options = await page.$$eval('#demo-user option', (os) => os.map((o) => o.textContent));
+    if (options.length < 2) problems.push(`demo picker offers ${options.length} users`);
+    const ask = async () => {
+      await page.click('.graphiql-query-editor .CodeMirror');
+      await page.keyboard.press('Control+A');
+      await page.keyboard.press('Delete');
+      await page.keyboard.type('{ organization { name type } }');
+      await page.click('.graphiql-execute-button');
+      await page.waitForFunction(
+        () => (document.querySelector('.graphiql-response')?.textContent ?? '').includes('"type"'),
+        null,
+        { timeout: TIMEOUT_MS },
+      );
+      return page.$eval('.graphiql-response', (e) => e.textContent);
+    };
+    const first = await ask();
+    if (!/"organization"/.test(first)) problems.push(`no answer shown: ${first}`);
+    await page.click('[aria-label="Show Documentation Explorer"]');
+    await page.waitForSelector('.graphiql-doc-explorer', { timeout: TIMEOUT_MS });
+    const docs = await page.$eval('.graphiql-doc-explorer', (e) => e.textContent);
+    if (!docs.includes('Query')) problems.push(`the docs pane does not list Query: ${docs.slice(0, 200)}`);
+    if (screenshot) await page.screenshot({ path: screenshot });
+    const last = String(options.length - 1);
+    await page.selectOption('#demo-user', last);
+    await page.waitForSelector('.graphiql-query-editor .CodeMirror', { timeout: TIMEOUT_MS });
+    const other = await ask();
+    if (other === first) problems.push(`another demo user sees the same answer: ${other}`);
+  } else {
+    const picker = await page.$('#demo-user');
+    if (picker) problems.push('a demo picker without --demo');
+    const html = await page.content();
+    if (/Bearer ey/.test(html)) problems.push('a token in the page without --demo');
+  }
 } catch (err) {
   problems.push(`browser: ${err.message}`);
 } finally {

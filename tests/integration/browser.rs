@@ -15,10 +15,41 @@ async fn graphiql_renders_in_chromium_from_the_gateway_alone() {
         return;
     }
     let app = TestApp::spawn().await;
+    run_graphiql_check(&app, &[]).await;
+}
+
+#[tokio::test]
+async fn with_demo_graphiql_starts_signed_in_runs_a_query_and_switches_users() {
+    if !tier::available(
+        Part::Browser,
+        "with_demo_graphiql_starts_signed_in_runs_a_query_and_switches_users",
+    ) {
+        return;
+    }
+    let app = TestApp::builder().demo(true).spawn().await;
+    let shot = std::env::temp_dir().join(format!("strata-graphiql-{}.png", uuid::Uuid::new_v4()));
+    let shot_arg = shot.display().to_string();
+    run_graphiql_check(&app, &["--demo", "--screenshot", &shot_arg]).await;
+    assert!(shot.is_file(), "a screenshot of the demo page");
+    // KEEP_SCREENSHOT=docs/graphiql-demo.png refreshes the picture in the docs.
+    if let Ok(keep) = std::env::var("KEEP_SCREENSHOT") {
+        std::fs::copy(
+            &shot,
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("..")
+                .join(keep),
+        )
+        .expect("keep the screenshot");
+    }
+    let _ = std::fs::remove_file(shot);
+}
+
+async fn run_graphiql_check(app: &TestApp, args: &[&str]) {
     let script = tier::browser_dir().join("graphiql.mjs");
     let out = tokio::process::Command::new("node")
         .arg(&script)
         .arg(&app.base)
+        .args(args)
         .env("CHROMIUM", tier::chromium())
         .output()
         .await

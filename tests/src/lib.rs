@@ -235,6 +235,7 @@ pub struct TestAppBuilder {
     redis_url: Option<String>,
     statement_timeout: Option<Duration>,
     transaction_pooling: bool,
+    demo: bool,
 }
 
 impl Default for TestAppBuilder {
@@ -255,6 +256,7 @@ impl Default for TestAppBuilder {
             redis_url: None,
             statement_timeout: Some(strata_server::config::DEFAULT_STATEMENT_TIMEOUT),
             transaction_pooling: false,
+            demo: false,
         }
     }
 }
@@ -340,6 +342,13 @@ impl TestAppBuilder {
         self
     }
 
+    /// Seed the demo tenants and offer their users in GraphiQL, as
+    /// `serve --demo` does.
+    pub fn demo(mut self, on: bool) -> Self {
+        self.demo = on;
+        self
+    }
+
     /// The database URL leads to a pooler in transaction mode.
     pub fn transaction_pooling(mut self, on: bool) -> Self {
         self.transaction_pooling = on;
@@ -379,7 +388,7 @@ impl TestAppBuilder {
                 offline_piece_delay: Duration::ZERO,
             },
             migrate: false,
-            demo: false,
+            demo: self.demo,
             db_max_connections: 8,
             db_min_connections: 0,
             limits: self.limits.clone(),

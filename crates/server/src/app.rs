@@ -79,6 +79,7 @@ pub struct Application {
     state: AppState,
     database: Database,
     demo_users: Vec<DemoUser>,
+    demo_tokens: Vec<(DemoUser, String)>,
 }
 
 impl Application {
@@ -199,7 +200,18 @@ impl Application {
         let schema = strata_graphql::schema_with_runner(&config.limits, runner.clone());
         let cost = strata_graphql::cost::CostModel::from_sdl(&schema.sdl())
             .map_err(|e| anyhow::anyhow!("the schema's cost model cannot be read: {e}"))?;
+        let demo_tokens = demo_tokens(&config, &demo_users)?;
+        let demo = (!demo_tokens.is_empty()).then(|| {
+            let users: Vec<serde_json::Value> = demo_tokens
+                .iter()
+                .map(|(u, token)| {
+                    serde_json::json!({ "label": u.label, "email": u.email, "token": token })
+                })
+                .collect();
+            Arc::from(serde_json::Value::from(users).to_string())
+        });
         let state = AppState {
+            demo,
             cost: Arc::new(cost),
             gates: crate::ratelimit::OrgGates::new(config.http.max_inflight_per_org),
             limiter,
@@ -228,6 +240,7 @@ impl Application {
             state,
             database,
             demo_users,
+            demo_tokens,
         })
     }
 
@@ -239,6 +252,12 @@ impl Application {
     /// The demo users seeded by `--demo`.
     pub fn demo_users(&self) -> &[DemoUser] {
         &self.demo_users
+    }
+
+    /// The demo users with a token each (valid a day), with `--demo` and an
+    /// HS256 secret.
+    pub fn demo_tokens(&self) -> &[(DemoUser, String)] {
+        &self.demo_tokens
     }
 
     /// The pool (for tests and tooling).
@@ -260,6 +279,32 @@ impl Application {
         self.database.close().await;
         Ok(())
     }
+}
+
+/// How long the demo users' tokens are valid.
+const DEMO_TOKEN_TTL: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+
+/// A token for each demo user, minted with the HS256 secret (none without
+/// one, or without `--demo`).
+fn demo_tokens(config: &Config, users: &[DemoUser]) -> anyhow::Result<Vec<(DemoUser, String)>> {
+    let Some(secret) = config.jwt.secret.as_ref().filter(|_| config.demo) else {
+        return Ok(Vec::new());
+    };
+    users
+        .iter()
+        .map(|u| {
+            let token = crate::auth::mint(
+                secret,
+                u.user_id,
+                Some(u.org_id),
+                Some(&u.email),
+                DEMO_TOKEN_TTL,
+                config.jwt.issuer.as_deref(),
+                config.jwt.audience.as_deref(),
+            )?;
+            Ok((u.clone(), token))
+        })
+        .collect()
 }
 
 /// Resolves on SIGINT or SIGTERM.

@@ -493,34 +493,18 @@ async fn serve(global: &Global, args: ServeArgs) -> anyhow::Result<()> {
     };
     let app = Application::build(config).await?;
     let base = format!("http://{}:{}", args.listen.ip(), app.port());
-    if args.demo
-        && let Some(secret) = &secret
-    {
-        print_demo_tokens(&app, secret, global, &base)?;
+    if args.demo {
+        print_demo_tokens(&app, &base);
     }
     tracing::info!(address = %base, "strata is serving: GraphiQL at /, GraphQL at /graphql");
     app.run_until_stopped(shutdown_signal()).await
 }
 
-fn print_demo_tokens(
-    app: &Application,
-    secret: &SecretString,
-    global: &Global,
-    base: &str,
-) -> anyhow::Result<()> {
+fn print_demo_tokens(app: &Application, base: &str) {
     use std::fmt::Write as _;
     let mut out = String::new();
     let _ = writeln!(out, "\nStrata demo tenants (tokens valid for 24 hours)\n");
-    for u in app.demo_users() {
-        let token = crate::auth::mint(
-            secret,
-            u.user_id,
-            Some(u.org_id),
-            Some(&u.email),
-            Duration::from_secs(24 * 3600),
-            global.jwt_issuer.as_deref(),
-            global.jwt_audience.as_deref(),
-        )?;
+    for (u, token) in app.demo_tokens() {
         let _ = writeln!(
             out,
             "{:<28} {}\n  Authorization: Bearer {token}\n",
@@ -529,10 +513,9 @@ fn print_demo_tokens(
     }
     let _ = writeln!(
         out,
-        "GraphiQL: {base}/  (add the header above under Headers)\n"
+        "GraphiQL: {base}/  (signed in as the first of them; pick another at the top)\n"
     );
     print!("{out}");
-    Ok(())
 }
 
 async fn migrate(global: &Global, action: MigrateAction) -> anyhow::Result<()> {

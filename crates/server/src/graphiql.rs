@@ -5,6 +5,8 @@
 //! good; the page, its stylesheet and its start-up script are revalidated on
 //! every load. `assets/graphiql/README.md` says where each file comes from.
 
+use std::sync::Arc;
+
 use axum::Router;
 use axum::extract::Path;
 use axum::http::{StatusCode, header};
@@ -28,9 +30,32 @@ const IMMUTABLE: &str = "public, max-age=31536000, immutable";
 const REVALIDATE: &str = "no-cache";
 
 /// `GET /` (the GraphiQL page) and `GET /graphiql/{file}` (its assets).
-pub fn routes<S: Clone + Send + Sync + 'static>() -> Router<S> {
+/// With `demo` (the demo tenants' users and tokens, as JSON; only with
+/// `--demo`), `GET /graphiql/demo.json` hands them to the page, which
+/// starts signed in as the first and offers the others in a picker;
+/// without it that route is 404 and the page holds no token.
+pub fn routes<S: Clone + Send + Sync + 'static>(demo: Option<Arc<str>>) -> Router<S> {
     Router::new()
         .route("/", get(page))
+        .route(
+            "/graphiql/demo.json",
+            get(move || {
+                let demo = demo.clone();
+                async move {
+                    match demo {
+                        Some(json) => (
+                            [
+                                (header::CONTENT_TYPE, "application/json"),
+                                (header::CACHE_CONTROL, "no-store"),
+                            ],
+                            json.to_string(),
+                        )
+                            .into_response(),
+                        None => StatusCode::NOT_FOUND.into_response(),
+                    }
+                }
+            }),
+        )
         .route("/graphiql/{file}", get(asset))
 }
 

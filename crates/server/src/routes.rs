@@ -66,6 +66,9 @@ pub struct AppState {
     pub revocations: Arc<crate::socket::Revocations>,
     /// How long resolved credentials are reused.
     pub auth_cache_ttl: Duration,
+    /// With `--demo`: the demo users and their tokens, as JSON, for
+    /// GraphiQL's user picker.
+    pub demo: Option<Arc<str>>,
 }
 
 impl AppState {
@@ -103,7 +106,7 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
-        .merge(crate::graphiql::routes())
+        .merge(crate::graphiql::routes(state.demo.clone()))
         .with_state(state);
     match cors {
         Some(cors) => router.layer(cors),
