@@ -2,6 +2,10 @@
 //! the user (provisioned on first use) and their memberships, with client
 //! assignments. Runs as the `app_auth` role, which sees only the presenting
 //! user's own rows.
+//!
+//! Raw SQL, on purpose: this runs on every request, before any tenant
+//! context exists, as one hand-tuned statement per step (an insert-or-read
+//! CTE, an `array_agg ... FILTER` over a join) kept verbatim.
 
 use sea_orm::{ConnectionTrait, DbBackend, Statement};
 use strata_domain::model::{Membership, User};

@@ -490,6 +490,7 @@ impl TenantTx {
 
     /// Opens a savepoint: one mutation's changes, undone alone if it fails.
     pub async fn savepoint(&self) -> Result<(), DomainError> {
+        // Raw SQL: transaction control, which the query builder has no form for.
         self.execute_unprepared("SAVEPOINT strata_mutation")
             .await
             .map(|_| ())

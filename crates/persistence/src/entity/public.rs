@@ -27,27 +27,6 @@ pub mod organizations {
     impl ActiveModelBehavior for ActiveModel {}
 }
 
-/// `public.users`.
-pub mod users {
-    use sea_orm::entity::prelude::*;
-
-    #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
-    #[sea_orm(schema_name = "public", table_name = "users")]
-    pub struct Model {
-        #[sea_orm(primary_key, auto_increment = false)]
-        pub id: Uuid,
-        #[sea_orm(column_type = "Text", nullable)]
-        pub email: Option<String>,
-        pub created_at: DateTimeUtc,
-        pub last_seen_at: DateTimeUtc,
-    }
-
-    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
-    pub enum Relation {}
-
-    impl ActiveModelBehavior for ActiveModel {}
-}
-
 /// `public.memberships`.
 pub mod memberships {
     use sea_orm::entity::prelude::*;
@@ -183,40 +162,8 @@ pub mod agent_outputs {
         pub created_at: DateTimeUtc,
         pub started_at: Option<DateTimeUtc>,
         pub finished_at: Option<DateTimeUtc>,
-    }
-
-    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
-    pub enum Relation {}
-
-    impl ActiveModelBehavior for ActiveModel {}
-}
-
-/// `public.api_keys` (both tenant types).
-pub mod api_keys {
-    use sea_orm::entity::prelude::*;
-
-    #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
-    #[sea_orm(schema_name = "public", table_name = "api_keys")]
-    pub struct Model {
-        #[sea_orm(primary_key, auto_increment = false)]
-        pub org_id: Uuid,
-        #[sea_orm(primary_key, auto_increment = false)]
-        pub id: Uuid,
-        pub client_id: Option<Uuid>,
-        #[sea_orm(column_type = "Text")]
-        pub org_type: String,
-        #[sea_orm(column_type = "Text")]
-        pub name: String,
-        #[sea_orm(column_type = "Text")]
-        pub prefix: String,
-        #[sea_orm(column_type = "Text")]
-        pub key_hash: String,
-        pub read_only: bool,
-        pub expires_at: Option<DateTimeUtc>,
-        pub revoked_at: Option<DateTimeUtc>,
-        pub last_used_at: Option<DateTimeUtc>,
-        pub created_by: Option<Uuid>,
-        pub created_at: DateTimeUtc,
+        /// When the run's lease was last renewed.
+        pub heartbeat_at: Option<DateTimeUtc>,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -2,6 +2,10 @@
 //! in `public`). Owners and admins create, list and revoke them; a key itself
 //! never can. The secret exists only in the value `create` returns: the
 //! database keeps its SHA-256 hash and a short visible prefix.
+//!
+//! Raw SQL, on purpose: one table in `public` for both tenant types (no
+//! two-schema copy), and every statement, `RETURNING` included, names the
+//! columns it reads, so that `key_hash` is never read back.
 
 use chrono::{DateTime, Utc};
 use rand::distr::{Alphanumeric, SampleString};

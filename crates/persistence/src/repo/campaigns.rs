@@ -1,17 +1,19 @@
-//! Campaigns of both tenant types, through one implementation over the
-//! entity set of the context's organization type.
+//! Campaigns of both tenant types (`public.campaigns` for SMEs,
+//! `tenant_b.campaigns` for agencies): each statement written once over the
+//! two-schema primitive, with typed columns, and run on the copy of the
+//! context's organization type.
 
-use sea_orm::sea_query::{Expr, Query};
-use sea_orm::{
-    ColumnTrait, ConnectionTrait, EntityTrait, FromQueryResult, QueryFilter, QuerySelect, Select,
-};
+use sea_orm::sea_query::Expr;
+use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, FromQueryResult, QueryFilter, QuerySelect};
 use strata_domain::model::{Campaign, CampaignStatus};
 use strata_domain::{CampaignId, CampaignName, ClientId, DomainError, OrgId};
 use uuid::Uuid;
 
+use crate::entity::{public, tenant_b};
 use crate::error::map_db_err;
 use crate::repo::audit::{self, AuditEntry};
-use crate::repo::{EntitySet, Page, PageRequest, any_of, col, dispatch, limited_clients};
+use crate::repo::two_schema::{InSchema, TwoSchemaTable, dispatch};
+use crate::repo::{Page, PageRequest};
 use crate::tx::TenantTx;
 
 /// A campaign row of either schema.
@@ -50,78 +52,75 @@ pub struct CampaignFilter {
     pub client_id: Option<ClientId>,
 }
 
-const COLUMNS: [&str; 7] = [
-    "org_id",
-    "id",
-    "name",
-    "objective",
-    "status",
-    "created_at",
-    "updated_at",
+/// The columns both copies of a campaign have.
+#[derive(Clone, Copy, Debug)]
+enum Campaigns {
+    OrgId,
+    Id,
+    Name,
+    Objective,
+    Status,
+    CreatedAt,
+    UpdatedAt,
+}
+
+impl TwoSchemaTable for Campaigns {
+    type Sme = public::campaigns::Entity;
+    type Agency = tenant_b::campaigns::Entity;
+    const ORG_ID: Self = Self::OrgId;
+}
+
+impl InSchema<Campaigns> for public::campaigns::Entity {
+    const CLIENT_ID: Option<Self::Column> = None;
+
+    fn col(c: Campaigns) -> Self::Column {
+        use public::campaigns::Column as C;
+        match c {
+            Campaigns::OrgId => C::OrgId,
+            Campaigns::Id => C::Id,
+            Campaigns::Name => C::Name,
+            Campaigns::Objective => C::Objective,
+            Campaigns::Status => C::Status,
+            Campaigns::CreatedAt => C::CreatedAt,
+            Campaigns::UpdatedAt => C::UpdatedAt,
+        }
+    }
+}
+
+impl InSchema<Campaigns> for tenant_b::campaigns::Entity {
+    const CLIENT_ID: Option<Self::Column> = Some(tenant_b::campaigns::Column::ClientId);
+
+    fn col(c: Campaigns) -> Self::Column {
+        use tenant_b::campaigns::Column as C;
+        match c {
+            Campaigns::OrgId => C::OrgId,
+            Campaigns::Id => C::Id,
+            Campaigns::Name => C::Name,
+            Campaigns::Objective => C::Objective,
+            Campaigns::Status => C::Status,
+            Campaigns::CreatedAt => C::CreatedAt,
+            Campaigns::UpdatedAt => C::UpdatedAt,
+        }
+    }
+}
+
+/// The columns a [`Row`] reads (with `client_id`).
+const ROW: [Campaigns; 7] = [
+    Campaigns::OrgId,
+    Campaigns::Id,
+    Campaigns::Name,
+    Campaigns::Objective,
+    Campaigns::Status,
+    Campaigns::CreatedAt,
+    Campaigns::UpdatedAt,
 ];
 
-/// Selects the common columns of `S`'s campaigns, scoped to the context's
-/// organization, with `client_id` (NULL for SMEs).
-fn select<S: EntitySet>(tx: &TenantTx) -> Result<Select<S::Campaigns>, sea_orm::DbErr> {
-    let mut q = S::Campaigns::find().select_only();
-    for c in COLUMNS {
-        q = q.column(col::<S::Campaigns>(c)?);
-    }
-    q = if S::HAS_CLIENTS {
-        q.column(col::<S::Campaigns>("client_id")?)
-    } else {
-        q.column_as(Expr::cust("NULL::uuid"), "client_id")
-    };
-    scoped::<S>(tx, q)
-}
-
-/// Narrows `q` to the context's organization and, for a context limited to
-/// some clients, to those clients' campaigns.
-fn scoped<S: EntitySet>(
-    tx: &TenantTx,
-    q: Select<S::Campaigns>,
-) -> Result<Select<S::Campaigns>, sea_orm::DbErr> {
-    let q = q.filter(col::<S::Campaigns>("org_id")?.eq(tx.ctx().org_id().as_uuid()));
-    match client_scope::<S>(tx)? {
-        Some(scope) => Ok(q.filter(scope)),
-        None => Ok(q),
-    }
-}
-
-/// `client_id = ANY(<the context's clients>)` when the context sees only
-/// some clients of an agency.
-fn client_scope<S: EntitySet>(
-    tx: &TenantTx,
-) -> Result<Option<sea_orm::sea_query::Expr>, sea_orm::DbErr> {
-    match limited_clients(tx) {
-        Some(ids) if S::HAS_CLIENTS => Ok(Some(any_of(col::<S::Campaigns>("client_id")?, ids))),
-        _ => Ok(None),
-    }
-}
-
-/// Narrows `q` to `filter`, or to nothing when the filter names a client
-/// outside the context's scope (indistinguishable from a missing client).
-fn apply_filter<S: EntitySet>(
-    tx: &TenantTx,
-    q: Select<S::Campaigns>,
-    filter: &CampaignFilter,
-) -> Result<Option<Select<S::Campaigns>>, sea_orm::DbErr> {
-    match filter.client_id {
-        None => Ok(Some(q)),
-        Some(_) if !S::HAS_CLIENTS => Ok(None),
-        Some(c) if !tx.ctx().clients().includes(c) => Ok(None),
-        Some(c) => Ok(Some(
-            q.filter(col::<S::Campaigns>("client_id")?.eq(c.as_uuid())),
-        )),
-    }
-}
-
-async fn by_id_in<S: EntitySet>(
+async fn by_id_in<E: InSchema<Campaigns>>(
     tx: &TenantTx,
     id: CampaignId,
-) -> Result<Option<Campaign>, sea_orm::DbErr> {
-    let row = select::<S>(tx)?
-        .filter(col::<S::Campaigns>("id")?.eq(id.as_uuid()))
+) -> Result<Option<Campaign>, DbErr> {
+    let row = E::select(tx, &ROW)
+        .filter(E::col(Campaigns::Id).eq(id.as_uuid()))
         .into_model::<Row>()
         .one(tx)
         .await?;
@@ -130,18 +129,18 @@ async fn by_id_in<S: EntitySet>(
 
 /// A campaign by id, if visible to the context.
 pub async fn by_id(tx: &TenantTx, id: CampaignId) -> Result<Option<Campaign>, DomainError> {
-    dispatch!(tx, by_id_in(tx, id)).map_err(map_db_err)
+    dispatch!(tx, Campaigns, by_id_in(tx, id)).map_err(map_db_err)
 }
 
-async fn by_ids_in<S: EntitySet>(
+async fn by_ids_in<E: InSchema<Campaigns>>(
     tx: &TenantTx,
     ids: &[CampaignId],
-) -> Result<Vec<Campaign>, sea_orm::DbErr> {
+) -> Result<Vec<Campaign>, DbErr> {
     if ids.is_empty() {
         return Ok(Vec::new());
     }
-    let rows = select::<S>(tx)?
-        .filter(col::<S::Campaigns>("id")?.is_in(ids.iter().map(|c| c.as_uuid())))
+    let rows = E::select(tx, &ROW)
+        .filter(E::col(Campaigns::Id).is_in(ids.iter().map(|c| c.as_uuid())))
         .into_model::<Row>()
         .all(tx)
         .await?;
@@ -150,22 +149,23 @@ async fn by_ids_in<S: EntitySet>(
 
 /// Several campaigns by id (for loaders); invisible ones are left out.
 pub async fn by_ids(tx: &TenantTx, ids: &[CampaignId]) -> Result<Vec<Campaign>, DomainError> {
-    dispatch!(tx, by_ids_in(tx, ids)).map_err(map_db_err)
+    dispatch!(tx, Campaigns, by_ids_in(tx, ids)).map_err(map_db_err)
 }
 
-async fn list_in<S: EntitySet>(
+async fn list_in<E: InSchema<Campaigns>>(
     tx: &TenantTx,
     filter: &CampaignFilter,
     page: &PageRequest,
-) -> Result<Page<Campaign>, sea_orm::DbErr> {
-    let Some(q) = apply_filter::<S>(tx, select::<S>(tx)?, filter)? else {
+) -> Result<Page<Campaign>, DbErr> {
+    let Some(of_client) = E::of_client(tx, filter.client_id) else {
         return Ok(Page {
             items: Vec::new(),
             has_next_page: false,
         });
     };
-    let created = col::<S::Campaigns>("created_at")?;
-    let id = col::<S::Campaigns>("id")?;
+    let q = E::select(tx, &ROW).filter(of_client);
+    let created = E::col(Campaigns::CreatedAt);
+    let id = E::col(Campaigns::Id);
     let mut rows = super::newest_first(q, created, id, page)
         .into_model::<Row>()
         .all(tx)
@@ -184,31 +184,30 @@ pub async fn list(
     filter: &CampaignFilter,
     page: &PageRequest,
 ) -> Result<Page<Campaign>, DomainError> {
-    dispatch!(tx, list_in(tx, filter, page)).map_err(map_db_err)
+    dispatch!(tx, Campaigns, list_in(tx, filter, page)).map_err(map_db_err)
 }
 
-async fn count_in<S: EntitySet>(
+async fn count_in<E: InSchema<Campaigns>>(
     tx: &TenantTx,
     filter: &CampaignFilter,
-) -> Result<u64, sea_orm::DbErr> {
-    let q = scoped::<S>(tx, S::Campaigns::find())?;
-    match apply_filter::<S>(tx, q, filter)? {
-        Some(q) => {
-            let n: Option<i64> = q
-                .select_only()
-                .column_as(Expr::cust("count(*)"), "n")
-                .into_tuple()
-                .one(tx)
-                .await?;
-            Ok(n.unwrap_or(0).max(0) as u64)
-        }
-        None => Ok(0),
-    }
+) -> Result<u64, DbErr> {
+    let Some(of_client) = E::of_client(tx, filter.client_id) else {
+        return Ok(0);
+    };
+    let n: Option<i64> = E::find()
+        .select_only()
+        .column_as(Expr::cust("count(*)"), "n")
+        .filter(E::in_scope(tx))
+        .filter(of_client)
+        .into_tuple()
+        .one(tx)
+        .await?;
+    Ok(n.unwrap_or(0).max(0) as u64)
 }
 
 /// How many campaigns match `filter`.
 pub async fn count(tx: &TenantTx, filter: &CampaignFilter) -> Result<u64, DomainError> {
-    dispatch!(tx, count_in(tx, filter)).map_err(map_db_err)
+    dispatch!(tx, Campaigns, count_in(tx, filter)).map_err(map_db_err)
 }
 
 /// A new campaign, validated.
@@ -222,45 +221,25 @@ pub struct NewCampaign {
     pub objective: Option<String>,
 }
 
-async fn insert_in<S: EntitySet>(
+async fn insert_in<E: InSchema<Campaigns>>(
     tx: &TenantTx,
     id: CampaignId,
     new: &NewCampaign,
-) -> Result<Option<Campaign>, sea_orm::DbErr> {
-    let entity = S::Campaigns::default();
+) -> Result<Option<Campaign>, DbErr> {
     let now = chrono::Utc::now();
-    let mut columns = vec![
-        "org_id",
-        "id",
-        "name",
-        "objective",
-        "created_at",
-        "updated_at",
-    ];
-    let mut values: Vec<sea_orm::sea_query::SimpleExpr> = vec![
-        tx.ctx().org_id().as_uuid().into(),
-        id.as_uuid().into(),
-        new.name.as_str().into(),
-        new.objective.clone().into(),
-        now.into(),
-        now.into(),
-    ];
-    if S::HAS_CLIENTS {
-        columns.push("client_id");
-        values.push(new.client_id.map(|c| c.as_uuid()).into());
-    }
-    let mut cols = Vec::with_capacity(columns.len());
-    for c in &columns {
-        cols.push(col::<S::Campaigns>(c)?);
-    }
-    let mut insert = Query::insert();
-    insert
-        .into_table(sea_orm::EntityName::table_ref(&entity))
-        .columns(cols)
-        .values(values)
-        .map_err(|e| sea_orm::DbErr::Custom(e.to_string()))?;
+    let insert = E::insert_row(
+        tx,
+        new.client_id,
+        [
+            (E::col(Campaigns::Id), id.as_uuid().into()),
+            (E::col(Campaigns::Name), new.name.as_str().into()),
+            (E::col(Campaigns::Objective), new.objective.clone().into()),
+            (E::col(Campaigns::CreatedAt), now.into()),
+            (E::col(Campaigns::UpdatedAt), now.into()),
+        ],
+    )?;
     tx.execute(&insert).await?;
-    by_id_in::<S>(tx, id).await
+    by_id_in::<E>(tx, id).await
 }
 
 /// Creates a campaign and its audit row.
@@ -268,7 +247,7 @@ pub async fn create(tx: &TenantTx, new: NewCampaign) -> Result<Campaign, DomainE
     crate::repo::require_write(tx, "this role cannot create campaigns")?;
     crate::repo::content_client(tx, new.client_id).await?;
     let id = CampaignId::generate();
-    let created = dispatch!(tx, insert_in(tx, id, &new))
+    let created = dispatch!(tx, Campaigns, insert_in(tx, id, &new))
         .map_err(map_db_err)?
         .ok_or(DomainError::NotFound)?;
     audit::record(
@@ -296,31 +275,28 @@ pub struct CampaignChanges {
     pub status: Option<CampaignStatus>,
 }
 
-async fn update_in<S: EntitySet>(
+async fn update_in<E: InSchema<Campaigns>>(
     tx: &TenantTx,
     id: CampaignId,
     changes: &CampaignChanges,
-) -> Result<u64, sea_orm::DbErr> {
-    let entity = S::Campaigns::default();
-    let mut update = Query::update();
-    update.table(sea_orm::EntityName::table_ref(&entity));
-    update.value(col::<S::Campaigns>("updated_at")?, chrono::Utc::now());
+) -> Result<u64, DbErr> {
+    let mut update =
+        E::update_many().col_expr(E::col(Campaigns::UpdatedAt), chrono::Utc::now().into());
     if let Some(name) = &changes.name {
-        update.value(col::<S::Campaigns>("name")?, name.as_str());
+        update = update.col_expr(E::col(Campaigns::Name), name.as_str().into());
     }
     if let Some(objective) = &changes.objective {
-        update.value(col::<S::Campaigns>("objective")?, objective.clone());
+        update = update.col_expr(E::col(Campaigns::Objective), objective.clone().into());
     }
     if let Some(status) = changes.status {
-        update.value(col::<S::Campaigns>("status")?, status.as_str());
+        update = update.col_expr(E::col(Campaigns::Status), status.as_str().into());
     }
-    update
-        .and_where(col::<S::Campaigns>("org_id")?.eq(tx.ctx().org_id().as_uuid()))
-        .and_where(col::<S::Campaigns>("id")?.eq(id.as_uuid()));
-    if let Some(scope) = client_scope::<S>(tx)? {
-        update.and_where(scope);
-    }
-    Ok(tx.execute(&update).await?.rows_affected())
+    let done = update
+        .filter(E::in_scope(tx))
+        .filter(E::col(Campaigns::Id).eq(id.as_uuid()))
+        .exec(tx)
+        .await?;
+    Ok(done.rows_affected)
 }
 
 /// Updates a visible campaign and writes the audit row.
@@ -331,7 +307,7 @@ pub async fn update(
 ) -> Result<Campaign, DomainError> {
     crate::repo::require_write(tx, "this role cannot change campaigns")?;
     let current = by_id(tx, id).await?.ok_or(DomainError::NotFound)?;
-    let n = dispatch!(tx, update_in(tx, id, &changes)).map_err(map_db_err)?;
+    let n = dispatch!(tx, Campaigns, update_in(tx, id, &changes)).map_err(map_db_err)?;
     if n == 0 {
         return Err(DomainError::NotFound);
     }
@@ -355,17 +331,13 @@ pub async fn update(
     by_id(tx, id).await?.ok_or(DomainError::NotFound)
 }
 
-async fn delete_in<S: EntitySet>(tx: &TenantTx, id: CampaignId) -> Result<u64, sea_orm::DbErr> {
-    let entity = S::Campaigns::default();
-    let mut delete = Query::delete();
-    delete
-        .from_table(sea_orm::EntityName::table_ref(&entity))
-        .and_where(col::<S::Campaigns>("org_id")?.eq(tx.ctx().org_id().as_uuid()))
-        .and_where(col::<S::Campaigns>("id")?.eq(id.as_uuid()));
-    if let Some(scope) = client_scope::<S>(tx)? {
-        delete.and_where(scope);
-    }
-    Ok(tx.execute(&delete).await?.rows_affected())
+async fn delete_in<E: InSchema<Campaigns>>(tx: &TenantTx, id: CampaignId) -> Result<u64, DbErr> {
+    let done = E::delete_many()
+        .filter(E::in_scope(tx))
+        .filter(E::col(Campaigns::Id).eq(id.as_uuid()))
+        .exec(tx)
+        .await?;
+    Ok(done.rows_affected)
 }
 
 /// Deletes a visible campaign (and, by cascade, its runs and outputs) and
@@ -373,7 +345,7 @@ async fn delete_in<S: EntitySet>(tx: &TenantTx, id: CampaignId) -> Result<u64, s
 pub async fn delete(tx: &TenantTx, id: CampaignId) -> Result<(), DomainError> {
     crate::repo::require_write(tx, "this role cannot delete campaigns")?;
     let current = by_id(tx, id).await?.ok_or(DomainError::NotFound)?;
-    let n = dispatch!(tx, delete_in(tx, id)).map_err(map_db_err)?;
+    let n = dispatch!(tx, Campaigns, delete_in(tx, id)).map_err(map_db_err)?;
     if n == 0 {
         return Err(DomainError::NotFound);
     }

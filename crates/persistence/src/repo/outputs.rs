@@ -1,25 +1,34 @@
 //! Agent runs and their outputs: `public.agent_outputs` for SMEs,
 //! `tenant_b.outputs` for agencies. The two tables differ only by the
-//! agency's `client_id`, so one set of statements serves both, written once
-//! with the table and the client column filled in by organization type.
+//! agency's `client_id`, so each tenant statement is written once over the
+//! two-schema primitive, with typed columns, and runs on the copy of the
+//! context's organization type.
 //!
 //! Reads for many campaigns at once (a page of campaigns with their latest
 //! outputs) are one statement: a `LATERAL` join over the campaign ids, each
 //! side walking the `(org_id, campaign_id, created_at DESC, id DESC)` index
 //! with its own `LIMIT`.
+//!
+//! The lease maintenance (renewing leases, failing stale or orphaned runs)
+//! stays raw SQL: it runs across tenants as narrow roles, over both tables in
+//! one statement of `FOR UPDATE SKIP LOCKED` CTEs and advisory locks.
 
 use std::collections::HashMap;
 
-use sea_orm::{ConnectionTrait, DbBackend, FromQueryResult, Statement, Value};
-use strata_domain::model::{AgentRun, RunStatus, StoredJson};
-use strata_domain::{
-    CampaignId, ClientId, ClientScope, DomainError, OrgId, OrgType, OutputId, UserId,
+use sea_orm::sea_query::{Alias, Asterisk, Expr, Func, JoinType, Query};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DbBackend, DbErr, FromQueryResult, QueryFilter, QueryOrder,
+    QuerySelect, QueryTrait, Select, Statement, Value,
 };
+use strata_domain::model::{AgentRun, Campaign, RunStatus, StoredJson};
+use strata_domain::{CampaignId, ClientId, DomainError, OrgId, OutputId, UserId};
 use uuid::Uuid;
 
+use crate::entity::{public, tenant_b};
 use crate::error::map_db_err;
 use crate::repo::audit::{self, AuditEntry};
-use crate::repo::{Page, PageRequest, campaigns, require_write, uuid_array};
+use crate::repo::two_schema::{InSchema, TwoSchemaTable, dispatch};
+use crate::repo::{Page, PageRequest, any_of, campaigns, require_write, uuid_array};
 use crate::tx::{RequestTx, TenantTx};
 
 #[derive(Debug, FromQueryResult)]
@@ -65,46 +74,129 @@ impl From<Row> for AgentRun {
     }
 }
 
-/// The table and the client column of the context's organization type.
-fn table(tx: &TenantTx) -> (&'static str, &'static str) {
-    match tx.ctx().org_type() {
-        OrgType::Sme => ("public.agent_outputs", "NULL::uuid AS client_id"),
-        OrgType::Agency => ("tenant_b.outputs", "client_id"),
+/// The columns both copies of a run have.
+#[derive(Clone, Copy, Debug)]
+enum Runs {
+    OrgId,
+    Id,
+    CampaignId,
+    Agent,
+    Status,
+    Input,
+    Output,
+    Error,
+    PromptTokens,
+    CompletionTokens,
+    CreatedBy,
+    CreatedAt,
+    StartedAt,
+    FinishedAt,
+    HeartbeatAt,
+}
+
+impl TwoSchemaTable for Runs {
+    type Sme = public::agent_outputs::Entity;
+    type Agency = tenant_b::outputs::Entity;
+    const ORG_ID: Self = Self::OrgId;
+}
+
+impl InSchema<Runs> for public::agent_outputs::Entity {
+    const CLIENT_ID: Option<Self::Column> = None;
+
+    fn col(c: Runs) -> Self::Column {
+        use public::agent_outputs::Column as C;
+        match c {
+            Runs::OrgId => C::OrgId,
+            Runs::Id => C::Id,
+            Runs::CampaignId => C::CampaignId,
+            Runs::Agent => C::Agent,
+            Runs::Status => C::Status,
+            Runs::Input => C::Input,
+            Runs::Output => C::Output,
+            Runs::Error => C::Error,
+            Runs::PromptTokens => C::PromptTokens,
+            Runs::CompletionTokens => C::CompletionTokens,
+            Runs::CreatedBy => C::CreatedBy,
+            Runs::CreatedAt => C::CreatedAt,
+            Runs::StartedAt => C::StartedAt,
+            Runs::FinishedAt => C::FinishedAt,
+            Runs::HeartbeatAt => C::HeartbeatAt,
+        }
     }
 }
 
-const COLUMNS: &str = "org_id, id, campaign_id, agent, status, input, output::text AS output, error, \
-     prompt_tokens, completion_tokens, created_by, created_at, started_at, finished_at";
+impl InSchema<Runs> for tenant_b::outputs::Entity {
+    const CLIENT_ID: Option<Self::Column> = Some(tenant_b::outputs::Column::ClientId);
 
-/// Builds a statement's values and numbers its placeholders.
-struct Params(Vec<Value>);
-
-impl Params {
-    fn new(tx: &TenantTx) -> Self {
-        Self(vec![tx.ctx().org_id().as_uuid().into()])
-    }
-
-    /// Adds a value and returns its placeholder.
-    fn push(&mut self, v: impl Into<Value>) -> String {
-        self.0.push(v.into());
-        format!("${}", self.0.len())
-    }
-
-    /// The client-scope condition for an account manager (RLS holds the
-    /// same line; this keeps the plan narrow and the code honest).
-    fn scope(&mut self, tx: &TenantTx, alias: &str) -> String {
-        match (tx.ctx().org_type(), tx.ctx().clients()) {
-            (OrgType::Agency, ClientScope::Only(ids)) => {
-                let p = self.push(uuid_array(ids.iter().map(|c| c.as_uuid())));
-                format!(" AND {alias}client_id = ANY({p}::uuid[])")
-            }
-            _ => String::new(),
+    fn col(c: Runs) -> Self::Column {
+        use tenant_b::outputs::Column as C;
+        match c {
+            Runs::OrgId => C::OrgId,
+            Runs::Id => C::Id,
+            Runs::CampaignId => C::CampaignId,
+            Runs::Agent => C::Agent,
+            Runs::Status => C::Status,
+            Runs::Input => C::Input,
+            Runs::Output => C::Output,
+            Runs::Error => C::Error,
+            Runs::PromptTokens => C::PromptTokens,
+            Runs::CompletionTokens => C::CompletionTokens,
+            Runs::CreatedBy => C::CreatedBy,
+            Runs::CreatedAt => C::CreatedAt,
+            Runs::StartedAt => C::StartedAt,
+            Runs::FinishedAt => C::FinishedAt,
+            Runs::HeartbeatAt => C::HeartbeatAt,
         }
     }
+}
 
-    fn statement(self, sql: String) -> Statement {
-        Statement::from_sql_and_values(DbBackend::Postgres, sql, self.0)
-    }
+/// The columns a [`Row`] reads as they are (`output` is read as text,
+/// `client_id` comes with [`InSchema::select`]).
+const ROW: [Runs; 13] = [
+    Runs::OrgId,
+    Runs::Id,
+    Runs::CampaignId,
+    Runs::Agent,
+    Runs::Status,
+    Runs::Input,
+    Runs::Error,
+    Runs::PromptTokens,
+    Runs::CompletionTokens,
+    Runs::CreatedBy,
+    Runs::CreatedAt,
+    Runs::StartedAt,
+    Runs::FinishedAt,
+];
+
+/// Selects a [`Row`] from the runs the context may see.
+fn select<E: InSchema<Runs>>(tx: &TenantTx) -> Select<E> {
+    use sea_orm::sea_query::ExprTrait as _;
+    let output = E::col(Runs::Output);
+    E::select(tx, &ROW).column_as(output.into_expr().cast_as("text"), output)
+}
+
+/// `status` is one of `statuses`, spelt as literals: the partial indexes on
+/// unfinished runs match only a literal predicate.
+fn status_in<E: InSchema<Runs>>(statuses: &[RunStatus]) -> Expr {
+    use sea_orm::sea_query::ExprTrait as _;
+    E::col(Runs::Status)
+        .into_expr()
+        .is_in(statuses.iter().map(|s| Expr::Constant(s.as_str().into())))
+}
+
+/// Runs not ended yet.
+const UNFINISHED: [RunStatus; 2] = [RunStatus::Queued, RunStatus::Running];
+
+async fn by_ids_in<E: InSchema<Runs>>(
+    tx: &TenantTx,
+    ids: &[OutputId],
+) -> Result<Vec<AgentRun>, DbErr> {
+    let rows = select::<E>(tx)
+        .filter(any_of(E::col(Runs::Id), ids.iter().map(|i| i.as_uuid())))
+        .into_model::<Row>()
+        .all(tx)
+        .await?;
+    Ok(rows.into_iter().map(AgentRun::from).collect())
 }
 
 /// Runs by id (for loaders); invisible ones are left out.
@@ -112,18 +204,7 @@ pub async fn by_ids(tx: &TenantTx, ids: &[OutputId]) -> Result<Vec<AgentRun>, Do
     if ids.is_empty() {
         return Ok(Vec::new());
     }
-    let (t, client) = table(tx);
-    let mut p = Params::new(tx);
-    let ids = p.push(uuid_array(ids.iter().map(|i| i.as_uuid())));
-    let scope = p.scope(tx, "");
-    let sql = format!(
-        "SELECT {COLUMNS}, {client} FROM {t} WHERE org_id = $1 AND id = ANY({ids}::uuid[]){scope}"
-    );
-    let rows = Row::find_by_statement(p.statement(sql))
-        .all(tx)
-        .await
-        .map_err(map_db_err)?;
-    Ok(rows.into_iter().map(AgentRun::from).collect())
+    dispatch!(tx, Runs, by_ids_in(tx, ids)).map_err(map_db_err)
 }
 
 /// A run by id, if visible.
@@ -140,6 +221,63 @@ pub enum RunFilter {
     All,
 }
 
+impl RunFilter {
+    /// The statuses it keeps, or `None` for all.
+    fn statuses(self) -> Option<&'static [RunStatus]> {
+        match self {
+            RunFilter::Outputs => Some(&[RunStatus::Succeeded]),
+            RunFilter::All => None,
+        }
+    }
+}
+
+/// The rows of [`pages_for_campaigns`]: for each campaign id (`unnest` of
+/// one array parameter), a `LATERAL` subquery of its runs in the page,
+/// newest first.
+async fn pages_in<E: InSchema<Runs>>(
+    tx: &TenantTx,
+    campaign_ids: &[CampaignId],
+    filter: RunFilter,
+    page: &PageRequest,
+) -> Result<Vec<Row>, DbErr> {
+    use sea_orm::sea_query::ExprTrait as _;
+    let campaign = Alias::new("campaign");
+    let mut runs = select::<E>(tx).filter(
+        E::col(Runs::CampaignId)
+            .into_expr()
+            .eq(Expr::col((campaign.clone(), campaign.clone()))),
+    );
+    if let Some(statuses) = filter.statuses() {
+        runs = runs.filter(status_in::<E>(statuses));
+    }
+    let (created_at, id) = (E::col(Runs::CreatedAt), E::col(Runs::Id));
+    if let Some((at, after)) = page.after {
+        // A row comparison: a bound of the index scan, not a filter.
+        runs = runs.filter(
+            Expr::tuple([created_at.into_expr(), id.into_expr()])
+                .lt(Expr::tuple([Expr::value(at), Expr::value(after)])),
+        );
+    }
+    let runs = runs
+        .order_by_desc(created_at)
+        .order_by_desc(id)
+        .limit(page.limit + 1)
+        .into_query();
+    let ids = Expr::cust_with_values(
+        "$1::uuid[]",
+        [uuid_array(campaign_ids.iter().map(|c| c.as_uuid()))],
+    );
+    let run = Alias::new("run");
+    let mut pages = Query::select();
+    pages
+        .column((run.clone(), Asterisk))
+        .from_function(Func::cust("unnest").arg(ids), campaign)
+        .join_lateral(JoinType::InnerJoin, runs, run, Expr::cust("TRUE"));
+    Row::find_by_statement(tx.get_database_backend().build(&pages))
+        .all(tx)
+        .await
+}
+
 /// A page of each campaign's runs, newest first, in one statement.
 pub async fn pages_for_campaigns(
     tx: &TenantTx,
@@ -151,42 +289,7 @@ pub async fn pages_for_campaigns(
     if campaign_ids.is_empty() {
         return Ok(out);
     }
-    let (t, client) = table(tx);
-    let mut p = Params::new(tx);
-    let ids = p.push(uuid_array(campaign_ids.iter().map(|c| c.as_uuid())));
-    let status = match filter {
-        RunFilter::Outputs => " AND o.status = 'SUCCEEDED'",
-        RunFilter::All => "",
-    };
-    let after = match page.after {
-        Some((at, id)) => {
-            let at = p.push(at);
-            let id = p.push(id);
-            format!(" AND (o.created_at, o.id) < ({at}, {id})")
-        }
-        None => String::new(),
-    };
-    let scope = p.scope(tx, "o.");
-    let limit = p.push(i64::try_from(page.limit + 1).unwrap_or(i64::MAX));
-    let cols = COLUMNS
-        .split(", ")
-        .map(|c| format!("o.{}", c.trim()))
-        .collect::<Vec<_>>()
-        .join(", ");
-    let client = if client == "client_id" {
-        "o.client_id".to_owned()
-    } else {
-        client.to_owned()
-    };
-    let sql = format!(
-        "SELECT {cols}, {client} FROM unnest({ids}::uuid[]) AS c(id) \
-         CROSS JOIN LATERAL (SELECT * FROM {t} o WHERE o.org_id = $1 AND o.campaign_id = c.id\
-         {status}{after}{scope} ORDER BY o.created_at DESC, o.id DESC LIMIT {limit}) o"
-    );
-    let rows = Row::find_by_statement(p.statement(sql))
-        .all(tx)
-        .await
-        .map_err(map_db_err)?;
+    let rows = dispatch!(tx, Runs, pages_in(tx, campaign_ids, filter, page)).map_err(map_db_err)?;
     for row in rows {
         let run = AgentRun::from(row);
         out.entry(run.campaign_id)
@@ -206,6 +309,28 @@ pub async fn pages_for_campaigns(
     Ok(out)
 }
 
+async fn counts_in<E: InSchema<Runs>>(
+    tx: &TenantTx,
+    campaign_ids: &[CampaignId],
+    filter: RunFilter,
+) -> Result<HashMap<CampaignId, u64>, DbErr> {
+    let campaign = E::col(Runs::CampaignId);
+    let mut q = E::find()
+        .select_only()
+        .column(campaign)
+        .column_as(Expr::cust("count(*)"), "n")
+        .filter(E::in_scope(tx))
+        .filter(any_of(campaign, campaign_ids.iter().map(|c| c.as_uuid())));
+    if let Some(statuses) = filter.statuses() {
+        q = q.filter(status_in::<E>(statuses));
+    }
+    let rows: Vec<(Uuid, i64)> = q.group_by(campaign).into_tuple().all(tx).await?;
+    Ok(rows
+        .into_iter()
+        .map(|(c, n)| (CampaignId::from_uuid(c), n.max(0) as u64))
+        .collect())
+}
+
 /// How many runs each campaign has, in one statement.
 pub async fn counts_for_campaigns(
     tx: &TenantTx,
@@ -215,31 +340,7 @@ pub async fn counts_for_campaigns(
     if campaign_ids.is_empty() {
         return Ok(HashMap::new());
     }
-    let (t, _) = table(tx);
-    let mut p = Params::new(tx);
-    let ids = p.push(uuid_array(campaign_ids.iter().map(|c| c.as_uuid())));
-    let status = match filter {
-        RunFilter::Outputs => " AND status = 'SUCCEEDED'",
-        RunFilter::All => "",
-    };
-    let scope = p.scope(tx, "");
-    let sql = format!(
-        "SELECT campaign_id, count(*) AS n FROM {t} WHERE org_id = $1 \
-         AND campaign_id = ANY({ids}::uuid[]){status}{scope} GROUP BY campaign_id"
-    );
-    #[derive(FromQueryResult)]
-    struct Count {
-        campaign_id: Uuid,
-        n: i64,
-    }
-    let rows = Count::find_by_statement(p.statement(sql))
-        .all(tx)
-        .await
-        .map_err(map_db_err)?;
-    Ok(rows
-        .into_iter()
-        .map(|r| (CampaignId::from_uuid(r.campaign_id), r.n.max(0) as u64))
-        .collect())
+    dispatch!(tx, Runs, counts_in(tx, campaign_ids, filter)).map_err(map_db_err)
 }
 
 /// A run to start.
@@ -253,6 +354,30 @@ pub struct NewRun {
     pub input: serde_json::Value,
 }
 
+async fn insert_in<E: InSchema<Runs>>(
+    tx: &TenantTx,
+    id: OutputId,
+    campaign: &Campaign,
+    new: &NewRun,
+) -> Result<(), DbErr> {
+    let insert = E::insert_row(
+        tx,
+        campaign.client_id,
+        [
+            (E::col(Runs::Id), id.as_uuid().into()),
+            (E::col(Runs::CampaignId), campaign.id.as_uuid().into()),
+            (E::col(Runs::Agent), new.agent.into()),
+            (E::col(Runs::Input), new.input.clone().into()),
+            (
+                E::col(Runs::CreatedBy),
+                tx.ctx().actor().user_id().map(|u| u.as_uuid()).into(),
+            ),
+        ],
+    )?;
+    tx.execute(&insert).await?;
+    Ok(())
+}
+
 /// Queues a run for a visible campaign and writes its audit row.
 pub async fn create(tx: &TenantTx, new: NewRun) -> Result<AgentRun, DomainError> {
     require_write(tx, "this role cannot run agents")?;
@@ -260,22 +385,7 @@ pub async fn create(tx: &TenantTx, new: NewRun) -> Result<AgentRun, DomainError>
         .await?
         .ok_or(DomainError::NotFound)?;
     let id = OutputId::generate();
-    let (t, _) = table(tx);
-    let mut p = Params::new(tx);
-    let id_p = p.push(id.as_uuid());
-    let campaign_p = p.push(campaign.id.as_uuid());
-    let agent_p = p.push(new.agent);
-    let input_p = p.push(new.input.clone());
-    let by_p = p.push(tx.ctx().actor().user_id().map(|u| u.as_uuid()));
-    let (client_col, client_val) = match campaign.client_id {
-        Some(c) => (", client_id", format!(", {}", p.push(c.as_uuid()))),
-        None => ("", String::new()),
-    };
-    let sql = format!(
-        "INSERT INTO {t} (org_id, id, campaign_id, agent, input, created_by{client_col}) \
-         VALUES ($1, {id_p}, {campaign_p}, {agent_p}, {input_p}, {by_p}{client_val})"
-    );
-    tx.execute_raw(p.statement(sql)).await.map_err(map_db_err)?;
+    dispatch!(tx, Runs, insert_in(tx, id, &campaign, &new)).map_err(map_db_err)?;
     audit::record(
         tx,
         AuditEntry {
@@ -310,6 +420,55 @@ pub enum Transition {
     },
 }
 
+async fn transition_in<E: InSchema<Runs>>(
+    tx: &TenantTx,
+    id: OutputId,
+    to: &Transition,
+) -> Result<u64, DbErr> {
+    let now = Expr::current_timestamp();
+    let update = E::update_many();
+    let update = match to {
+        // Starting renews the run's lease too (see `renew_leases`).
+        Transition::Start => update
+            .col_expr(E::col(Runs::Status), RunStatus::Running.as_str().into())
+            .col_expr(E::col(Runs::StartedAt), now.clone())
+            .col_expr(E::col(Runs::HeartbeatAt), now),
+        Transition::Finish {
+            status,
+            output,
+            error,
+            prompt_tokens,
+            completion_tokens,
+        } => {
+            let started_at = E::col(Runs::StartedAt);
+            update
+                .col_expr(E::col(Runs::Status), status.as_str().into())
+                .col_expr(E::col(Runs::Output), output.clone().into())
+                .col_expr(E::col(Runs::Error), error.clone().into())
+                .col_expr(
+                    E::col(Runs::PromptTokens),
+                    i32::try_from(*prompt_tokens).unwrap_or(i32::MAX).into(),
+                )
+                .col_expr(
+                    E::col(Runs::CompletionTokens),
+                    i32::try_from(*completion_tokens).unwrap_or(i32::MAX).into(),
+                )
+                .col_expr(E::col(Runs::FinishedAt), now.clone())
+                .col_expr(
+                    started_at,
+                    Func::coalesce([started_at.into_expr(), now]).into(),
+                )
+        }
+    };
+    let done = update
+        .filter(E::in_scope(tx))
+        .filter(E::col(Runs::Id).eq(id.as_uuid()))
+        .filter(status_in::<E>(&UNFINISHED))
+        .exec(tx)
+        .await?;
+    Ok(done.rows_affected)
+}
+
 /// Moves a run on, if it has not ended yet; returns the run as it now is,
 /// or `None` if it was not visible or had already ended (a cancelled run is
 /// never overwritten by a late result).
@@ -318,39 +477,8 @@ pub async fn transition(
     id: OutputId,
     to: Transition,
 ) -> Result<Option<AgentRun>, DomainError> {
-    let (t, _) = table(tx);
-    let mut p = Params::new(tx);
-    let id_p = p.push(id.as_uuid());
-    let set = match to {
-        // Starting renews the run's lease too (see `renew_leases`).
-        Transition::Start => {
-            "status = 'RUNNING', started_at = now(), heartbeat_at = now()".to_owned()
-        }
-        Transition::Finish {
-            status,
-            output,
-            error,
-            prompt_tokens,
-            completion_tokens,
-        } => {
-            let status = p.push(status.as_str());
-            let output = p.push(output);
-            let error = p.push(error);
-            let pt = p.push(i32::try_from(prompt_tokens).unwrap_or(i32::MAX));
-            let ct = p.push(i32::try_from(completion_tokens).unwrap_or(i32::MAX));
-            format!(
-                "status = {status}, output = {output}, error = {error}, prompt_tokens = {pt}, \
-                 completion_tokens = {ct}, finished_at = now(), \
-                 started_at = coalesce(started_at, now())"
-            )
-        }
-    };
-    let sql = format!(
-        "UPDATE {t} SET {set} WHERE org_id = $1 AND id = {id_p} \
-         AND status IN ('QUEUED', 'RUNNING')"
-    );
-    let done = tx.execute_raw(p.statement(sql)).await.map_err(map_db_err)?;
-    if done.rows_affected() == 0 {
+    let moved = dispatch!(tx, Runs, transition_in(tx, id, &to)).map_err(map_db_err)?;
+    if moved == 0 {
         return Ok(None);
     }
     by_id(tx, id).await
@@ -393,6 +521,17 @@ pub async fn cancel(tx: &TenantTx, id: OutputId) -> Result<AgentRun, DomainError
     }
 }
 
+async fn unfinished_in<E: InSchema<Runs>>(tx: &TenantTx) -> Result<Option<i64>, DbErr> {
+    E::find()
+        .select_only()
+        .column_as(Expr::cust("count(*)"), "n")
+        .filter(E::in_org(tx))
+        .filter(status_in::<E>(&UNFINISHED))
+        .into_tuple()
+        .one(tx)
+        .await
+}
+
 /// How many of the organization's runs are QUEUED or RUNNING, whenever
 /// queued (their tokens will count in the month they end): all of them,
 /// whatever the context's client scope, because the quota is the
@@ -401,31 +540,37 @@ pub async fn cancel(tx: &TenantTx, id: OutputId) -> Result<AgentRun, DomainError
 /// filtered by the context's organization; the transaction is back in its
 /// runtime role right after.
 pub async fn unfinished(tx: &TenantTx) -> Result<u64, DomainError> {
-    let (t, _) = table(tx);
-    #[derive(FromQueryResult)]
-    struct Count {
-        n: i64,
-    }
+    // Raw SQL: a role switch, which the query builder has no statement for.
     tx.execute_unprepared("SET LOCAL ROLE app_maint")
         .await
         .map_err(map_db_err)?;
-    let counted = Count::find_by_statement(Statement::from_sql_and_values(
-        DbBackend::Postgres,
-        format!(
-            "SELECT count(*) AS n FROM {t} WHERE org_id = $1 AND status IN ('QUEUED', 'RUNNING')"
-        ),
-        [tx.ctx().org_id().as_uuid().into()],
-    ))
-    .one(tx)
-    .await
-    .map_err(map_db_err)?;
+    let counted = dispatch!(tx, Runs, unfinished_in(tx)).map_err(map_db_err)?;
     tx.execute_unprepared(&format!(
         "SET LOCAL ROLE {}",
         crate::tx::runtime_role(tx.ctx().org_type())
     ))
     .await
     .map_err(map_db_err)?;
-    Ok(counted.map_or(0, |c| c.n.max(0) as u64))
+    Ok(counted.map_or(0, |n| n.max(0) as u64))
+}
+
+async fn tokens_in<E: InSchema<Runs>>(
+    tx: &TenantTx,
+    since: chrono::DateTime<chrono::Utc>,
+) -> Result<Option<i64>, DbErr> {
+    use sea_orm::sea_query::ExprTrait as _;
+    let tokens = E::col(Runs::PromptTokens)
+        .into_expr()
+        .add(E::col(Runs::CompletionTokens).into_expr());
+    let sum = Func::coalesce([Func::sum(tokens).into(), Expr::Constant(0.into())]);
+    E::find()
+        .select_only()
+        .column_as(Expr::from(sum).cast_as("bigint"), "n")
+        .filter(E::in_org(tx))
+        .filter(E::col(Runs::CreatedAt).gte(since))
+        .into_tuple()
+        .one(tx)
+        .await
 }
 
 /// Tokens the organization used since `since` (for the monthly quota).
@@ -433,22 +578,8 @@ pub async fn tokens_used_since(
     tx: &TenantTx,
     since: chrono::DateTime<chrono::Utc>,
 ) -> Result<u64, DomainError> {
-    let (t, _) = table(tx);
-    let mut p = Params::new(tx);
-    let since = p.push(since);
-    let sql = format!(
-        "SELECT coalesce(sum(prompt_tokens + completion_tokens), 0)::bigint AS n \
-         FROM {t} WHERE org_id = $1 AND created_at >= {since}"
-    );
-    #[derive(FromQueryResult)]
-    struct Sum {
-        n: i64,
-    }
-    let sum = Sum::find_by_statement(p.statement(sql))
-        .one(tx)
-        .await
-        .map_err(map_db_err)?;
-    Ok(sum.map(|s| s.n.max(0) as u64).unwrap_or(0))
+    let sum = dispatch!(tx, Runs, tokens_in(tx, since)).map_err(map_db_err)?;
+    Ok(sum.map(|n| n.max(0) as u64).unwrap_or(0))
 }
 
 /// Renews the lease of runs this process holds (queued in its memory or

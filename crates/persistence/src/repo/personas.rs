@@ -1,93 +1,181 @@
 //! Personas: per SME (`public.personas`) or per agency client
 //! (`tenant_b.entity_data` of kind `PERSONA`, whose `content` holds the
-//! description and attributes).
+//! description and attributes). Each statement is written once over the
+//! two-schema primitive and runs on the copy of the context's organization
+//! type.
 
-use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
+use sea_orm::sea_query::Expr;
+use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, PaginatorTrait, QueryFilter};
 use strata_domain::model::Persona;
-use strata_domain::{ClientId, DomainError, JsonDocument, OrgId, OrgType, PersonaId, PersonaName};
+use strata_domain::{ClientId, DomainError, JsonDocument, OrgId, PersonaId, PersonaName};
 
-use crate::entity::public::personas as sme;
-use crate::entity::tenant_b::entity_data as agency;
+use crate::entity::{public, tenant_b};
 use crate::error::map_db_err;
 use crate::repo::audit::{self, AuditEntry};
-use crate::repo::{Page, PageRequest, client_visible, content_client, require_write};
+use crate::repo::two_schema::{InSchema, TwoSchemaTable, dispatch};
+use crate::repo::{Page, PageRequest, content_client, require_write};
 use crate::tx::TenantTx;
 
-const KIND: &str = "PERSONA";
+/// The columns both copies of a persona have.
+#[derive(Clone, Copy, Debug)]
+enum Personas {
+    OrgId,
+    Id,
+    Name,
+    CreatedAt,
+    UpdatedAt,
+}
 
-fn from_sme(m: sme::Model) -> Persona {
-    Persona {
-        id: PersonaId::from_uuid(m.id),
-        org_id: OrgId::from_uuid(m.org_id),
-        client_id: None,
-        name: m.name,
-        description: m.description,
-        attributes: m.attributes,
-        created_at: m.created_at,
-        updated_at: m.updated_at,
+impl TwoSchemaTable for Personas {
+    type Sme = public::personas::Entity;
+    type Agency = tenant_b::entity_data::Entity;
+    const ORG_ID: Self = Self::OrgId;
+}
+
+impl InSchema<Personas> for public::personas::Entity {
+    const CLIENT_ID: Option<Self::Column> = None;
+
+    fn col(c: Personas) -> Self::Column {
+        use public::personas::Column as C;
+        match c {
+            Personas::OrgId => C::OrgId,
+            Personas::Id => C::Id,
+            Personas::Name => C::Name,
+            Personas::CreatedAt => C::CreatedAt,
+            Personas::UpdatedAt => C::UpdatedAt,
+        }
     }
 }
 
-fn from_agency(m: agency::Model) -> Persona {
-    let description = m
-        .content
-        .get("description")
-        .and_then(|d| d.as_str())
-        .map(str::to_owned);
-    let attributes = m
-        .content
-        .get("attributes")
-        .cloned()
-        .unwrap_or_else(|| serde_json::json!({}));
-    Persona {
-        id: PersonaId::from_uuid(m.id),
-        org_id: OrgId::from_uuid(m.org_id),
-        client_id: Some(ClientId::from_uuid(m.client_id)),
-        name: m.name.unwrap_or_default(),
-        description,
-        attributes,
-        created_at: m.created_at,
-        updated_at: m.updated_at,
+impl InSchema<Personas> for tenant_b::entity_data::Entity {
+    const CLIENT_ID: Option<Self::Column> = Some(tenant_b::entity_data::Column::ClientId);
+    const KIND: Option<(Self::Column, &'static str)> =
+        Some((tenant_b::entity_data::Column::Kind, "PERSONA"));
+
+    fn col(c: Personas) -> Self::Column {
+        use tenant_b::entity_data::Column as C;
+        match c {
+            Personas::OrgId => C::OrgId,
+            Personas::Id => C::Id,
+            Personas::Name => C::Name,
+            Personas::CreatedAt => C::CreatedAt,
+            Personas::UpdatedAt => C::UpdatedAt,
+        }
     }
 }
 
-fn agency_content(description: Option<&str>, attributes: &serde_json::Value) -> serde_json::Value {
-    serde_json::json!({ "description": description, "attributes": attributes })
+/// How each copy holds what only personas have: a description and
+/// attributes, in columns of their own (SMEs) or in `content` (agencies).
+trait PersonaCopy: InSchema<Personas> {
+    /// The persona a row of this copy holds.
+    fn persona(m: Self::Model) -> Persona;
+
+    /// The columns and values that hold `description` and `attributes`.
+    fn details(
+        description: Option<&str>,
+        attributes: &serde_json::Value,
+    ) -> Vec<(Self::Column, Expr)>;
 }
 
-fn sme_scoped(tx: &TenantTx) -> sea_orm::Select<sme::Entity> {
-    sme::Entity::find().filter(sme::Column::OrgId.eq(tx.ctx().org_id().as_uuid()))
+impl PersonaCopy for public::personas::Entity {
+    fn persona(m: public::personas::Model) -> Persona {
+        Persona {
+            id: PersonaId::from_uuid(m.id),
+            org_id: OrgId::from_uuid(m.org_id),
+            client_id: None,
+            name: m.name,
+            description: m.description,
+            attributes: m.attributes,
+            created_at: m.created_at,
+            updated_at: m.updated_at,
+        }
+    }
+
+    fn details(
+        description: Option<&str>,
+        attributes: &serde_json::Value,
+    ) -> Vec<(Self::Column, Expr)> {
+        use public::personas::Column as C;
+        vec![
+            (C::Description, description.map(str::to_owned).into()),
+            (C::Attributes, attributes.clone().into()),
+        ]
+    }
 }
 
-fn agency_scoped(tx: &TenantTx, client: Option<ClientId>) -> sea_orm::Select<agency::Entity> {
-    let mut q = agency::Entity::find()
-        .filter(agency::Column::OrgId.eq(tx.ctx().org_id().as_uuid()))
-        .filter(agency::Column::Kind.eq(KIND));
-    if let Some(c) = client {
-        q = q.filter(agency::Column::ClientId.eq(c.as_uuid()));
+impl PersonaCopy for tenant_b::entity_data::Entity {
+    fn persona(m: tenant_b::entity_data::Model) -> Persona {
+        let description = m
+            .content
+            .get("description")
+            .and_then(|d| d.as_str())
+            .map(str::to_owned);
+        let attributes = m
+            .content
+            .get("attributes")
+            .cloned()
+            .unwrap_or_else(|| serde_json::json!({}));
+        Persona {
+            id: PersonaId::from_uuid(m.id),
+            org_id: OrgId::from_uuid(m.org_id),
+            client_id: Some(ClientId::from_uuid(m.client_id)),
+            name: m.name.unwrap_or_default(),
+            description,
+            attributes,
+            created_at: m.created_at,
+            updated_at: m.updated_at,
+        }
     }
-    if let strata_domain::ClientScope::Only(ids) = tx.ctx().clients() {
-        q = q.filter(agency::Column::ClientId.is_in(ids.iter().map(|c| c.as_uuid())));
+
+    fn details(
+        description: Option<&str>,
+        attributes: &serde_json::Value,
+    ) -> Vec<(Self::Column, Expr)> {
+        let content = serde_json::json!({ "description": description, "attributes": attributes });
+        vec![(tenant_b::entity_data::Column::Content, content.into())]
     }
-    q
+}
+
+async fn by_id_in<E: PersonaCopy>(tx: &TenantTx, id: PersonaId) -> Result<Option<Persona>, DbErr> {
+    let m = E::find()
+        .filter(E::in_scope(tx))
+        .filter(E::col(Personas::Id).eq(id.as_uuid()))
+        .one(tx)
+        .await?;
+    Ok(m.map(E::persona))
 }
 
 /// A persona by id, if visible.
 pub async fn by_id(tx: &TenantTx, id: PersonaId) -> Result<Option<Persona>, DomainError> {
-    match tx.ctx().org_type() {
-        OrgType::Sme => Ok(sme_scoped(tx)
-            .filter(sme::Column::Id.eq(id.as_uuid()))
-            .one(tx)
-            .await
-            .map_err(map_db_err)?
-            .map(from_sme)),
-        OrgType::Agency => Ok(agency_scoped(tx, None)
-            .filter(agency::Column::Id.eq(id.as_uuid()))
-            .one(tx)
-            .await
-            .map_err(map_db_err)?
-            .map(from_agency)),
-    }
+    dispatch!(tx, Personas, by_id_in(tx, id)).map_err(map_db_err)
+}
+
+async fn list_in<E: PersonaCopy>(
+    tx: &TenantTx,
+    client: Option<ClientId>,
+    page: &PageRequest,
+) -> Result<Page<Persona>, DbErr> {
+    let Some(of_client) = E::of_client(tx, client) else {
+        return Ok(Page {
+            items: Vec::new(),
+            has_next_page: false,
+        });
+    };
+    let q = E::find().filter(E::in_scope(tx)).filter(of_client);
+    let created = E::col(Personas::CreatedAt);
+    let id = E::col(Personas::Id);
+    let mut items: Vec<Persona> = super::newest_first(q, created, id, page)
+        .all(tx)
+        .await?
+        .into_iter()
+        .map(E::persona)
+        .collect();
+    let has_next_page = items.len() as u64 > page.limit;
+    items.truncate(page.limit as usize);
+    Ok(Page {
+        items,
+        has_next_page,
+    })
 }
 
 /// A page of personas (of one client, or of every visible client), newest
@@ -97,56 +185,26 @@ pub async fn list(
     client: Option<ClientId>,
     page: &PageRequest,
 ) -> Result<Page<Persona>, DomainError> {
-    if !client_visible(tx, client) {
-        return Ok(Page {
-            items: Vec::new(),
-            has_next_page: false,
-        });
-    }
-    let mut items: Vec<Persona> = match tx.ctx().org_type() {
-        OrgType::Sme => super::newest_first(
-            sme_scoped(tx),
-            sme::Column::CreatedAt,
-            sme::Column::Id,
-            page,
-        )
-        .all(tx)
-        .await
-        .map_err(map_db_err)?
-        .into_iter()
-        .map(from_sme)
-        .collect(),
-        OrgType::Agency => super::newest_first(
-            agency_scoped(tx, client),
-            agency::Column::CreatedAt,
-            agency::Column::Id,
-            page,
-        )
-        .all(tx)
-        .await
-        .map_err(map_db_err)?
-        .into_iter()
-        .map(from_agency)
-        .collect(),
+    dispatch!(tx, Personas, list_in(tx, client, page)).map_err(map_db_err)
+}
+
+async fn count_in<E: PersonaCopy>(tx: &TenantTx, client: Option<ClientId>) -> Result<u64, DbErr>
+where
+    E::Model: Send + Sync,
+{
+    let Some(of_client) = E::of_client(tx, client) else {
+        return Ok(0);
     };
-    let has_next_page = items.len() as u64 > page.limit;
-    items.truncate(page.limit as usize);
-    Ok(Page {
-        items,
-        has_next_page,
-    })
+    E::find()
+        .filter(E::in_scope(tx))
+        .filter(of_client)
+        .count(tx)
+        .await
 }
 
 /// How many personas [`list`] would page through.
 pub async fn count(tx: &TenantTx, client: Option<ClientId>) -> Result<u64, DomainError> {
-    if !client_visible(tx, client) {
-        return Ok(0);
-    }
-    match tx.ctx().org_type() {
-        OrgType::Sme => sme_scoped(tx).count(tx).await,
-        OrgType::Agency => agency_scoped(tx, client).count(tx).await,
-    }
-    .map_err(map_db_err)
+    dispatch!(tx, Personas, count_in(tx, client)).map_err(map_db_err)
 }
 
 /// A new persona, validated.
@@ -162,50 +220,42 @@ pub struct NewPersona {
     pub attributes: Option<JsonDocument>,
 }
 
+async fn insert_in<E: PersonaCopy>(
+    tx: &TenantTx,
+    id: PersonaId,
+    client: Option<ClientId>,
+    name: &str,
+    description: Option<&str>,
+    attributes: &serde_json::Value,
+) -> Result<(), DbErr> {
+    let now = chrono::Utc::now();
+    let mut values = vec![
+        (E::col(Personas::Id), id.as_uuid().into()),
+        (E::col(Personas::Name), name.into()),
+        (E::col(Personas::CreatedAt), now.into()),
+        (E::col(Personas::UpdatedAt), now.into()),
+    ];
+    values.extend(E::details(description, attributes));
+    tx.execute(&E::insert_row(tx, client, values)?).await?;
+    Ok(())
+}
+
 /// Creates a persona and its audit row.
 pub async fn create(tx: &TenantTx, new: NewPersona) -> Result<Persona, DomainError> {
     require_write(tx, "this role cannot create personas")?;
     let client = content_client(tx, new.client_id).await?;
     let id = PersonaId::generate();
-    let org = tx.ctx().org_id();
-    let now = chrono::Utc::now();
     let attributes = new
         .attributes
         .map(JsonDocument::into_value)
         .unwrap_or_else(|| serde_json::json!({}));
-    match client {
-        None => {
-            sme::Entity::insert(sme::ActiveModel {
-                org_id: Set(org.as_uuid()),
-                id: Set(id.as_uuid()),
-                org_type: Set(OrgType::Sme.as_str().to_owned()),
-                name: Set(new.name.as_str().to_owned()),
-                description: Set(new.description.clone()),
-                attributes: Set(attributes),
-                created_at: Set(now),
-                updated_at: Set(now),
-            })
-            .exec_without_returning(tx)
-            .await
-            .map_err(map_db_err)?;
-        }
-        Some(c) => {
-            agency::Entity::insert(agency::ActiveModel {
-                org_id: Set(org.as_uuid()),
-                id: Set(id.as_uuid()),
-                client_id: Set(c.as_uuid()),
-                org_type: Set(OrgType::Agency.as_str().to_owned()),
-                kind: Set(KIND.to_owned()),
-                name: Set(Some(new.name.as_str().to_owned())),
-                content: Set(agency_content(new.description.as_deref(), &attributes)),
-                created_at: Set(now),
-                updated_at: Set(now),
-            })
-            .exec_without_returning(tx)
-            .await
-            .map_err(map_db_err)?;
-        }
-    }
+    let description = new.description.as_deref();
+    dispatch!(
+        tx,
+        Personas,
+        insert_in(tx, id, client, new.name.as_str(), description, &attributes)
+    )
+    .map_err(map_db_err)?;
     audit::record(
         tx,
         AuditEntry {
@@ -231,6 +281,27 @@ pub struct PersonaChanges {
     pub attributes: Option<JsonDocument>,
 }
 
+async fn update_in<E: PersonaCopy>(
+    tx: &TenantTx,
+    id: PersonaId,
+    name: &str,
+    description: Option<&str>,
+    attributes: &serde_json::Value,
+) -> Result<u64, DbErr> {
+    let mut update = E::update_many()
+        .col_expr(E::col(Personas::Name), name.into())
+        .col_expr(E::col(Personas::UpdatedAt), chrono::Utc::now().into());
+    for (col, value) in E::details(description, attributes) {
+        update = update.col_expr(col, value);
+    }
+    let done = update
+        .filter(E::in_scope(tx))
+        .filter(E::col(Personas::Id).eq(id.as_uuid()))
+        .exec(tx)
+        .await?;
+    Ok(done.rows_affected)
+}
+
 /// Updates a visible persona and writes the audit row.
 pub async fn update(
     tx: &TenantTx,
@@ -248,40 +319,12 @@ pub async fn update(
         .attributes
         .map(JsonDocument::into_value)
         .unwrap_or(current.attributes.clone());
-    let now = chrono::Utc::now();
-    let org = tx.ctx().org_id().as_uuid();
-    match current.client_id {
-        None => {
-            sme::Entity::update_many()
-                .set(sme::ActiveModel {
-                    name: Set(name),
-                    description: Set(description),
-                    attributes: Set(attributes),
-                    updated_at: Set(now),
-                    ..Default::default()
-                })
-                .filter(sme::Column::OrgId.eq(org))
-                .filter(sme::Column::Id.eq(id.as_uuid()))
-                .exec(tx)
-                .await
-                .map_err(map_db_err)?;
-        }
-        Some(_) => {
-            agency::Entity::update_many()
-                .set(agency::ActiveModel {
-                    name: Set(Some(name)),
-                    content: Set(agency_content(description.as_deref(), &attributes)),
-                    updated_at: Set(now),
-                    ..Default::default()
-                })
-                .filter(agency::Column::OrgId.eq(org))
-                .filter(agency::Column::Id.eq(id.as_uuid()))
-                .filter(agency::Column::Kind.eq(KIND))
-                .exec(tx)
-                .await
-                .map_err(map_db_err)?;
-        }
-    }
+    dispatch!(
+        tx,
+        Personas,
+        update_in(tx, id, &name, description.as_deref(), &attributes)
+    )
+    .map_err(map_db_err)?;
     audit::record(
         tx,
         AuditEntry {
@@ -296,30 +339,20 @@ pub async fn update(
     by_id(tx, id).await?.ok_or(DomainError::NotFound)
 }
 
+async fn delete_in<E: PersonaCopy>(tx: &TenantTx, id: PersonaId) -> Result<u64, DbErr> {
+    let done = E::delete_many()
+        .filter(E::in_scope(tx))
+        .filter(E::col(Personas::Id).eq(id.as_uuid()))
+        .exec(tx)
+        .await?;
+    Ok(done.rows_affected)
+}
+
 /// Deletes a visible persona and writes the audit row.
 pub async fn delete(tx: &TenantTx, id: PersonaId) -> Result<(), DomainError> {
     require_write(tx, "this role cannot delete personas")?;
     let current = by_id(tx, id).await?.ok_or(DomainError::NotFound)?;
-    let org = tx.ctx().org_id().as_uuid();
-    let deleted = match current.client_id {
-        None => {
-            sme::Entity::delete_many()
-                .filter(sme::Column::OrgId.eq(org))
-                .filter(sme::Column::Id.eq(id.as_uuid()))
-                .exec(tx)
-                .await
-        }
-        Some(_) => {
-            agency::Entity::delete_many()
-                .filter(agency::Column::OrgId.eq(org))
-                .filter(agency::Column::Id.eq(id.as_uuid()))
-                .filter(agency::Column::Kind.eq(KIND))
-                .exec(tx)
-                .await
-        }
-    }
-    .map_err(map_db_err)?;
-    if deleted.rows_affected == 0 {
+    if dispatch!(tx, Personas, delete_in(tx, id)).map_err(map_db_err)? == 0 {
         return Err(DomainError::NotFound);
     }
     audit::record(

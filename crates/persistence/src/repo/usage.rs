@@ -1,5 +1,9 @@
 //! Token usage per organization and calendar month (UTC), for the agents'
 //! monthly quota. Every member's runs count, whatever clients they see.
+//!
+//! Raw SQL, on purpose: one table in `public` for both tenant types (no
+//! two-schema copy), read and written by an advisory lock and an additive
+//! upsert (`tokens = token_usage.tokens + EXCLUDED.tokens`) kept verbatim.
 
 use sea_orm::{ConnectionTrait, DbBackend, FromQueryResult, Statement};
 use strata_domain::DomainError;
