@@ -15,7 +15,7 @@ use axum::routing::post;
 use futures_util::{SinkExt, StreamExt};
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr, TransactionTrait};
 use serde_json::{Value, json};
-use strata_graphql::Runner;
+use strata_runner::Runner;
 use strata_tests::scalar;
 use strata_tests::world::World;
 use strata_tests::{TestApp, error_code, ok};

@@ -16,7 +16,6 @@ mod limits;
 mod loaders;
 mod mutation;
 mod query;
-pub mod runner;
 mod runs;
 mod state;
 mod types;
@@ -24,10 +23,10 @@ mod types;
 use std::sync::Arc;
 
 use async_graphql::{MergedObject, Schema};
+use strata_runner::Runner;
 
 pub use error::{ErrorCode, domain_error};
 pub use limits::{Revalidate, SocketSession, Turn, is_introspection_only, operation_type};
-pub use runner::{Runner, RunnerConfig};
 pub use runs::Subscription;
 pub use state::{Committed, RequestState};
 

@@ -1,5 +1,5 @@
 //! Agent runs: `runAgent`, `cancelAgentRun` and the `agentRun`
-//! subscription. Runs execute in the background ([`crate::runner`]); the
+//! subscription. Runs execute in the background ([`strata_runner`]); the
 //! mutations only record them, in the request's transaction, and the server
 //! hands them to the runner once that transaction commits.
 
@@ -16,13 +16,13 @@ use strata_persistence::context::VerifiedContext;
 use strata_persistence::repo::outputs::{self, NewRun};
 use strata_persistence::repo::usage;
 use strata_persistence::{Db, TenantTx};
+use strata_runner::{RunEvent, Runner};
 use tokio::sync::broadcast;
 
 use crate::content::{AgentKind, AgentRun};
 use crate::error::{ErrorCode, domain_error};
 use crate::mutation::in_savepoint;
 use crate::query::parse_id;
-use crate::runner::{RunEvent, Runner};
 use crate::state::{Committed, RequestState};
 
 /// Input of `runAgent`.

@@ -141,9 +141,9 @@ impl Application {
             )),
         };
         tracing::info!(provider = provider.name(), "agent provider ready");
-        let runner = strata_graphql::Runner::new(
+        let runner = strata_runner::Runner::new(
             database.db.clone(),
-            strata_graphql::RunnerConfig {
+            strata_runner::RunnerConfig {
                 provider,
                 model: None,
                 max_concurrent: config.agents.max_concurrent.max(1),

@@ -1,4 +1,11 @@
-//! Agent runs in the background.
+//! The agent-run orchestrator: executes queued agent runs in the
+//! background with bounded concurrency, publishes their progress to
+//! listeners, and keeps the leases that tell other gateways a run is still
+//! alive. It is a library of the gateway, not part of its API: it never
+//! names async-graphql or axum and never speaks HTTP. Callers hand it runs
+//! that are already stored and listen to its events; whatever queued them
+//! (the GraphQL API) stays out of this crate, so that the API can
+//! change without touching how runs execute.
 //!
 //! `runAgent` stores a QUEUED run (and its audit row) in the request's
 //! transaction; once that commits, the server hands the run to the
@@ -205,8 +212,9 @@ impl Runner {
             .subscribe()
     }
 
-    /// Drops a run's channel once nobody listens and nothing runs it.
-    pub(crate) fn release(&self, id: OutputId) {
+    /// Drops a run's channel once nobody listens and nothing runs it; a
+    /// listener calls it when it stops listening.
+    pub fn release(&self, id: OutputId) {
         let running = lock(&self.held).contains_key(&id);
         let mut channels = lock(&self.channels);
         if !running && channels.get(&id).is_some_and(|c| c.receiver_count() == 0) {
