@@ -1,6 +1,6 @@
 //! Persistence for Strata: SeaORM entities for the `public` (SME) and
-//! `tenant_b` (agency) schemas, the tenant transaction, repositories that
-//! dispatch by organization type, and the embedded PostgreSQL bootstrap.
+//! `tenant_b` (agency) schemas, the tenant transaction, and repositories that
+//! dispatch by organization type.
 //!
 //! The one rule of this crate: no statement touches tenant data outside a
 //! [`TenantTx`], and a `TenantTx` can only be begun from a
@@ -16,7 +16,6 @@ pub mod auth;
 pub mod context;
 mod db;
 pub mod demo;
-pub mod embedded;
 mod error;
 pub mod repo;
 mod tx;

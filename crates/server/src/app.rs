@@ -7,8 +7,8 @@ use std::sync::{Arc, OnceLock};
 use anyhow::Context as _;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use secrecy::SecretString;
+use strata_embedded::{EmbeddedOptions, EmbeddedPostgres};
 use strata_persistence::demo::DemoUser;
-use strata_persistence::embedded::{EmbeddedOptions, EmbeddedPostgres};
 use strata_persistence::{Db, PoolOptions};
 use tokio::net::TcpListener;
 

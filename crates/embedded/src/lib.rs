@@ -1,6 +1,11 @@
-//! A private PostgreSQL cluster started from the server binaries installed on
-//! the machine, for `strata serve` without a database URL and for the test
-//! harness. No downloads, no containers.
+//! A supervisor for a private PostgreSQL cluster started from the server
+//! binaries installed on the machine: for `strata serve` without a database
+//! URL, for the test harness and for the benchmarks. No downloads, no
+//! containers. It knows nothing of Strata's schema, tenants or roles: it
+//! starts a cluster, makes sure one database exists, hands out superuser
+//! URLs and stops the cluster with its owner. Migrations, pools and
+//! everything that touches data belong to its callers, which is why it
+//! does not depend on `strata-persistence`.
 //!
 //! The cluster runs under a small `sh` watchdog whose stdin is a pipe from
 //! this process: when the pipe closes (we stop it, exit, or are killed), the
