@@ -698,7 +698,7 @@ async fn runs_left_unfinished_by_a_crash_are_failed_through_a_role_that_sees_not
     // Nothing renews the leases of a crashed process's runs; with no stale
     // window at all, every unfinished run nobody holds has expired.
     let failed =
-        strata_persistence::repo::outputs::fail_stale(&app.db, "interrupted", Duration::ZERO, &[])
+        strata_persistence::maintenance::fail_stale(&app.db, "interrupted", Duration::ZERO, &[])
             .await
             .unwrap();
     assert_eq!(failed.len(), 2);

@@ -10,13 +10,17 @@
 //! [`strata_domain::TenantContext`] built elsewhere opens nothing. The
 //! transaction's first statement switches to the runtime role and sets the
 //! context transaction-locally; repositories still filter by the context's
-//! organization explicitly. This crate knows nothing of HTTP or GraphQL.
+//! organization explicitly. The one exception, [`maintenance`], reaches
+//! every organization's agent runs, and only their ids, status and times, as
+//! narrow roles that see no tenant content. This crate knows nothing of HTTP
+//! or GraphQL.
 
 pub mod auth;
 pub mod context;
 mod db;
 pub mod demo;
 mod error;
+pub mod maintenance;
 pub mod repo;
 mod tx;
 

@@ -31,7 +31,8 @@ use strata_agents::{AgentContext, AgentInput, AgentKind, DeltaSink, SharedProvid
 use strata_domain::model::{AgentRun, RunStatus};
 use strata_domain::{DomainError, OrgId, OutputId};
 use strata_persistence::context::VerifiedContext;
-use strata_persistence::repo::outputs::{self, RunLocks, Transition};
+use strata_persistence::maintenance::{self, RunLocks};
+use strata_persistence::repo::outputs::{self, Transition};
 use strata_persistence::repo::personas;
 use strata_persistence::repo::{PageRequest, brand, campaigns, clients, organizations, usage};
 use strata_persistence::{Db, TenantTx};
@@ -169,7 +170,7 @@ impl Runner {
     /// moment, wait for their lease to expire instead.
     pub async fn recover(&self) -> Result<u64, DomainError> {
         let held: Vec<OutputId> = lock(&self.held).keys().copied().collect();
-        let orphaned = outputs::fail_orphaned(&self.db, INTERRUPTED, &held).await?;
+        let orphaned = maintenance::fail_orphaned(&self.db, INTERRUPTED, &held).await?;
         for (org, id) in &orphaned {
             tracing::warn!(
                 run.id = %id,
@@ -186,14 +187,14 @@ impl Runner {
             .iter()
             .map(|(id, held)| (held.org, *id))
             .collect();
-        outputs::renew_leases(&self.db, &held).await
+        maintenance::renew_leases(&self.db, &held).await
     }
 
     /// Fails the runs whose lease expired, except those held here.
     async fn sweep(&self) -> Result<Vec<(OrgId, OutputId)>, DomainError> {
         let held: Vec<OutputId> = lock(&self.held).keys().copied().collect();
         let failed =
-            outputs::fail_stale(&self.db, INTERRUPTED, Self::LEASE_STALE_AFTER, &held).await?;
+            maintenance::fail_stale(&self.db, INTERRUPTED, Self::LEASE_STALE_AFTER, &held).await?;
         for (org, id) in &failed {
             tracing::warn!(
                 run.id = %id,
