@@ -8,17 +8,18 @@ use chrono::{DateTime, Utc};
 use serde_json::value::RawValue;
 use strata_domain::model;
 use strata_domain::values::parse_optional_text;
-use strata_domain::{CampaignId, ClientId, JsonDocument, PersonaId, PersonaName};
+use strata_domain::{CampaignId, ClientId, PersonaId, PersonaName};
 use strata_persistence::repo::outputs::RunFilter;
 use strata_persistence::repo::personas::{self, NewPersona, PersonaChanges};
 use strata_persistence::repo::{audit, brand};
 
+use crate::args::{bad, document, optional_client, parse_id};
 use crate::error::{ErrorCode, domain_error};
 use crate::loaders::RunPageKey;
-use crate::mutation::in_savepoint;
-use crate::query::parse_id;
+use crate::pagination::{Cursor, Totals, TotalsKind, connection, page_request};
+use crate::savepoint::in_savepoint;
 use crate::state::RequestState;
-use crate::types::{Client, Cursor, Totals, TotalsKind, connection, page_request};
+use crate::types::Client;
 
 /// The agents Strata runs.
 #[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
@@ -407,10 +408,6 @@ pub type AuditEntryConnection = Connection<Cursor, AuditEntry, Totals, EmptyFiel
 #[derive(Debug, Default)]
 pub struct ContentQuery;
 
-fn optional_client(client_id: Option<&ID>) -> Result<Option<ClientId>> {
-    client_id.map(|c| parse_id("clientId", c)).transpose()
-}
-
 #[Object]
 impl ContentQuery {
     /// Brand guidelines of the SME, or of a client of the agency; null when
@@ -432,7 +429,7 @@ impl ContentQuery {
 
     /// Personas of the SME, or of the agency's visible clients (optionally
     /// of one), newest first.
-    #[graphql(complexity = "crate::types::list_cost(first, child_complexity)")]
+    #[graphql(complexity = "crate::pagination::list_cost(first, child_complexity)")]
     async fn personas(
         &self,
         ctx: &Context<'_>,
@@ -471,7 +468,7 @@ impl ContentQuery {
 
     /// The organization's audit log, newest first (owners and admins).
     #[graphql(
-        complexity = "crate::types::list_cost(first, child_complexity)",
+        complexity = "crate::pagination::list_cost(first, child_complexity)",
         guard = r#"crate::guard::RoleGuard::administer("only owners and admins can read the audit log")"#
     )]
     async fn audit_log(
@@ -531,14 +528,6 @@ pub struct UpdatePersonaInput {
     pub attributes: Option<Json<serde_json::Value>>,
 }
 
-fn document(field: &'static str, value: serde_json::Value) -> Result<JsonDocument> {
-    JsonDocument::parse(field, value).map_err(|e| domain_error(e.into()))
-}
-
-fn bad_field(e: strata_domain::ValidationError) -> async_graphql::Error {
-    domain_error(e.into())
-}
-
 /// Content mutations.
 #[derive(Debug, Default)]
 pub struct ContentMutation;
@@ -574,9 +563,9 @@ impl ContentMutation {
     ) -> Result<Persona> {
         let new = NewPersona {
             client_id: optional_client(input.client_id.as_ref())?,
-            name: PersonaName::parse("name", &input.name).map_err(bad_field)?,
+            name: PersonaName::parse("name", &input.name).map_err(bad)?,
             description: parse_optional_text("description", input.description.as_deref(), 4000)
-                .map_err(bad_field)?,
+                .map_err(bad)?,
             attributes: input
                 .attributes
                 .map(|a| document("attributes", a.0))
@@ -601,12 +590,12 @@ impl ContentMutation {
                 .name
                 .map(|n| PersonaName::parse("name", &n))
                 .transpose()
-                .map_err(bad_field)?,
+                .map_err(bad)?,
             description: input
                 .description
                 .map(|d| parse_optional_text("description", Some(&d), 4000))
                 .transpose()
-                .map_err(bad_field)?,
+                .map_err(bad)?,
             attributes: input
                 .attributes
                 .map(|a| document("attributes", a.0))

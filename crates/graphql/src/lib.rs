@@ -8,6 +8,7 @@
 //! schema. This crate knows nothing of HTTP.
 
 mod api_keys;
+mod args;
 mod content;
 mod error;
 mod guard;
@@ -15,8 +16,11 @@ mod leaves;
 mod limits;
 mod loaders;
 mod mutation;
+mod pagination;
 mod query;
 mod runs;
+mod savepoint;
+mod session;
 mod state;
 mod types;
 
@@ -28,7 +32,8 @@ use strata_runner::Runner;
 pub use error::{ErrorCode, domain_error};
 pub use limits::{Revalidate, SocketSession, Turn, is_introspection_only, operation_type};
 pub use runs::Subscription;
-pub use state::{Committed, RequestState};
+pub use session::Committed;
+pub use state::RequestState;
 
 /// The query root: one part per area, each in its own module.
 #[derive(MergedObject, Default)]

@@ -3,21 +3,19 @@
 //! transaction (so a failed mutation leaves nothing behind while earlier
 //! ones in the same document stand), and writes its audit row there.
 
-use std::future::Future;
-
 use async_graphql::{Context, ID, InputObject, Object, Result};
 use strata_domain::{
-    CampaignId, CampaignName, ClientId, ClientName, DomainError, OrganizationName, Slug, UserId,
+    CampaignId, CampaignName, ClientId, ClientName, OrganizationName, Slug, UserId,
     values::parse_optional_text,
 };
-use strata_persistence::TenantTx;
 use strata_persistence::repo::campaigns::{self, CampaignChanges, NewCampaign};
 use strata_persistence::repo::clients::ClientChanges;
 use strata_persistence::repo::organizations::OrganizationChanges;
 use strata_persistence::repo::{clients, members, organizations};
 
+use crate::args::{bad, client_ids, parse_id};
 use crate::error::{ErrorCode, domain_error};
-use crate::query::parse_id;
+use crate::savepoint::in_savepoint;
 use crate::state::RequestState;
 use crate::types::{
     Campaign, CampaignStatus, Client, Membership, Organization, OrganizationType, Role,
@@ -164,31 +162,6 @@ pub struct UpdateOrganizationInput {
     pub branding: Option<BrandingInput>,
 }
 
-fn client_ids(ids: Option<Vec<ID>>) -> Result<Option<Vec<ClientId>>> {
-    ids.map(|ids| {
-        ids.iter()
-            .map(|c| parse_id::<ClientId>("clientIds", c))
-            .collect::<Result<Vec<_>>>()
-    })
-    .transpose()
-}
-
-fn bad(e: strata_domain::ValidationError) -> async_graphql::Error {
-    domain_error(e.into())
-}
-
-pub(crate) async fn in_savepoint<T>(
-    tx: &TenantTx,
-    work: impl Future<Output = Result<T, DomainError>>,
-) -> Result<T> {
-    tx.savepoint().await.map_err(domain_error)?;
-    let result = work.await;
-    tx.end_savepoint(result.is_ok())
-        .await
-        .map_err(domain_error)?;
-    result.map_err(domain_error)
-}
-
 /// Organization, member, client and campaign mutations.
 #[derive(Debug, Default)]
 pub struct CoreMutation;
@@ -233,7 +206,7 @@ impl CoreMutation {
         let client_ids = client_ids(input.client_ids)?.unwrap_or_default();
         let tx = state.write_tx().await?;
         let m = in_savepoint(tx, members::add(tx, user, input.role.into(), &client_ids)).await?;
-        state.record(crate::state::Committed::MembershipChanged(user));
+        state.record(crate::session::Committed::MembershipChanged(user));
         Ok(Membership::from(&m))
     }
 
@@ -384,7 +357,7 @@ impl CoreMutation {
             members::update(tx, user, input.role.map(Into::into), assigned.as_deref()),
         )
         .await?;
-        state.record(crate::state::Committed::MembershipChanged(user));
+        state.record(crate::session::Committed::MembershipChanged(user));
         Ok(Membership::from(&m))
     }
 
@@ -399,7 +372,7 @@ impl CoreMutation {
         state.tenant()?;
         let tx = state.write_tx().await?;
         in_savepoint(tx, members::remove(tx, user)).await?;
-        state.record(crate::state::Committed::MembershipChanged(user));
+        state.record(crate::session::Committed::MembershipChanged(user));
         Ok(user_id)
     }
 

@@ -1,27 +1,17 @@
 //! The query root.
 
-use std::str::FromStr;
-
 use async_graphql::{Context, ErrorExtensions, ID, Object, Result};
 use strata_domain::{CampaignId, ClientId, Slug};
 use strata_persistence::repo::campaigns::CampaignFilter;
 use strata_persistence::repo::{clients, organizations};
 
+use crate::args::parse_id;
 use crate::error::{ErrorCode, domain_error};
 use crate::state::RequestState;
 use crate::types::{
     Campaign, CampaignConnection, CampaignNode, Client, ClientConnection, MembershipConnection,
     Organization, Viewer, campaign_connection, client_connection, membership_connection,
 };
-
-/// Parses an id argument; a malformed one is bad input naming the field.
-pub(crate) fn parse_id<T: FromStr>(field: &'static str, id: &ID) -> Result<T> {
-    T::from_str(id.as_str()).map_err(|_| {
-        ErrorCode::BadUserInput
-            .error(format!("{field}: not a valid id"))
-            .extend_with(|_, e| e.set("field", field))
-    })
-}
 
 /// Identity, organization, client and campaign queries.
 #[derive(Debug, Default)]
@@ -45,7 +35,7 @@ impl CoreQuery {
     }
 
     /// The agency's clients visible to the caller (empty for SMEs).
-    #[graphql(complexity = "crate::types::list_cost(first, child_complexity)")]
+    #[graphql(complexity = "crate::pagination::list_cost(first, child_complexity)")]
     async fn clients(
         &self,
         ctx: &Context<'_>,
@@ -88,7 +78,7 @@ impl CoreQuery {
     }
 
     /// Campaigns visible to the caller, optionally of one client.
-    #[graphql(complexity = "crate::types::list_cost(first, child_complexity)")]
+    #[graphql(complexity = "crate::pagination::list_cost(first, child_complexity)")]
     async fn campaigns(
         &self,
         ctx: &Context<'_>,
@@ -118,7 +108,7 @@ impl CoreQuery {
     /// Members of the active organization, oldest first (owners and
     /// admins).
     #[graphql(
-        complexity = "crate::types::list_cost(first, child_complexity)",
+        complexity = "crate::pagination::list_cost(first, child_complexity)",
         guard = r#"crate::guard::RoleGuard::administer("only owners and admins can list members")"#
     )]
     async fn members(

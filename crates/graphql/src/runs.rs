@@ -19,11 +19,12 @@ use strata_persistence::{Db, TenantTx};
 use strata_runner::{RunEvent, Runner};
 use tokio::sync::broadcast;
 
+use crate::args::parse_id;
 use crate::content::{AgentKind, AgentRun};
 use crate::error::{ErrorCode, domain_error};
-use crate::mutation::in_savepoint;
-use crate::query::parse_id;
-use crate::state::{Committed, RequestState};
+use crate::savepoint::in_savepoint;
+use crate::session::Committed;
+use crate::state::RequestState;
 
 /// Input of `runAgent`.
 #[derive(InputObject, Debug)]
