@@ -1,159 +1,23 @@
-//! GraphQL object types, converted from domain types.
+//! The object types of an organization's content: clients, campaigns,
+//! personas and brand guidelines, with their connections. They refer to one
+//! another (a client's campaigns, personas and guidelines; a campaign's or a
+//! persona's client), which is why they share this module: kept with their
+//! areas, those modules would import each other. The root fields that reach
+//! them are in the area modules (`clients`, `campaigns`, `content`); other
+//! object types live with their area.
 
 use async_graphql::connection::{Connection, EmptyFields};
-use async_graphql::{Context, Enum, ID, Json, Object, Result, SimpleObject, Value};
+use async_graphql::{Context, Enum, ID, Json, Object, Result, Value};
 use chrono::{DateTime, Utc};
-use strata_domain::model;
+use serde_json::value::RawValue;
+use strata_domain::{ClientId, model};
 use strata_persistence::repo::campaigns::CampaignFilter;
 use strata_persistence::repo::outputs::RunFilter;
-use strata_persistence::repo::{Page, campaigns, clients};
+use strata_persistence::repo::{Page, campaigns, clients, personas};
 
-use crate::error::domain_error;
+use crate::error::{ErrorCode, domain_error};
 use crate::pagination::{Cursor, Totals, TotalsKind, connection, page_request};
 use crate::state::RequestState;
-
-/// SME or agency.
-#[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
-#[graphql(name = "OrganizationType", remote = "strata_domain::OrgType")]
-pub enum OrganizationType {
-    /// organization → campaigns → outputs.
-    Sme,
-    /// organization → clients → campaigns → outputs.
-    Agency,
-}
-
-/// A member's role.
-#[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
-#[graphql(remote = "strata_domain::Role")]
-pub enum Role {
-    /// Everything, including members, clients, settings and API keys.
-    Owner,
-    /// Everything an owner may do.
-    Admin,
-    /// All content of the organization.
-    Strategist,
-    /// Content of assigned clients only.
-    AccountManager,
-    /// Read only.
-    Viewer,
-}
-
-/// A user.
-#[derive(SimpleObject, Clone, Debug)]
-pub struct User {
-    /// The user's id (the token's `sub`).
-    pub id: ID,
-    /// E-mail, when a token carried one.
-    pub email: Option<String>,
-}
-
-impl From<&model::User> for User {
-    fn from(u: &model::User) -> Self {
-        Self {
-            id: ID(u.id.to_string()),
-            email: u.email.clone(),
-        }
-    }
-}
-
-/// A membership of a user in an organization.
-#[derive(SimpleObject, Clone, Debug)]
-pub struct Membership {
-    /// The member.
-    pub user_id: ID,
-    /// The organization.
-    pub organization_id: ID,
-    /// Its type.
-    pub organization_type: OrganizationType,
-    /// The member's role there.
-    pub role: Role,
-    /// Clients assigned to an account manager.
-    pub client_ids: Vec<ID>,
-    /// Since when.
-    pub created_at: DateTime<Utc>,
-}
-
-impl From<&model::Membership> for Membership {
-    fn from(m: &model::Membership) -> Self {
-        Self {
-            user_id: ID(m.user_id.to_string()),
-            organization_id: ID(m.org_id.to_string()),
-            organization_type: m.org_type.into(),
-            role: m.role.into(),
-            client_ids: m.client_ids.iter().map(|c| ID(c.to_string())).collect(),
-            created_at: m.created_at,
-        }
-    }
-}
-
-/// An organization.
-#[derive(Clone, Debug)]
-pub struct Organization(pub model::Organization);
-
-#[Object]
-impl Organization {
-    async fn id(&self) -> ID {
-        ID(self.0.id.to_string())
-    }
-    async fn name(&self) -> &str {
-        &self.0.name
-    }
-    async fn slug(&self) -> &str {
-        &self.0.slug
-    }
-    /// SME or AGENCY.
-    #[graphql(name = "type")]
-    async fn org_type(&self) -> OrganizationType {
-        self.0.org_type.into()
-    }
-    /// White-label branding and other settings.
-    async fn settings(&self) -> Json<serde_json::Value> {
-        Json(self.0.settings.clone())
-    }
-    async fn created_at(&self) -> DateTime<Utc> {
-        self.0.created_at
-    }
-}
-
-/// Who is calling, and where.
-#[derive(Clone, Debug)]
-pub struct Viewer;
-
-#[Object]
-impl Viewer {
-    /// The signed-in user (null for API keys).
-    async fn user(&self, ctx: &Context<'_>) -> Result<Option<User>> {
-        Ok(ctx.data::<RequestState>()?.user().map(User::from))
-    }
-    /// The active organization, if there is one.
-    async fn organization(&self, ctx: &Context<'_>) -> Result<Option<Organization>> {
-        let state = ctx.data::<RequestState>()?;
-        if state.context().is_none() {
-            return Ok(None);
-        }
-        let tx = state.read_tx().await?;
-        let org = strata_persistence::repo::organizations::current(tx)
-            .await
-            .map_err(domain_error)?;
-        Ok(Some(Organization(org)))
-    }
-    /// The role in the active organization.
-    async fn role(&self, ctx: &Context<'_>) -> Result<Option<Role>> {
-        Ok(ctx
-            .data::<RequestState>()?
-            .context()
-            .map(|c| c.role().into()))
-    }
-    /// Every organization the user belongs to.
-    async fn memberships(&self, ctx: &Context<'_>) -> Result<Vec<Membership>> {
-        Ok(ctx
-            .data::<RequestState>()?
-            .memberships()
-            .iter()
-            .map(Membership::from)
-            .collect())
-    }
-}
 
 /// An agency's client.
 #[derive(Clone, Debug)]
@@ -195,17 +59,14 @@ impl Client {
         .await
     }
     /// This client's brand guidelines, if saved.
-    async fn brand_guidelines(
-        &self,
-        ctx: &Context<'_>,
-    ) -> Result<Option<crate::content::BrandGuidelines>> {
+    async fn brand_guidelines(&self, ctx: &Context<'_>) -> Result<Option<BrandGuidelines>> {
         let state = ctx.data::<RequestState>()?;
         Ok(state
             .brand_loader()
             .load_one(self.0.id)
             .await
             .map_err(|e| (*e).clone())?
-            .map(crate::content::BrandGuidelines))
+            .map(BrandGuidelines))
     }
     /// This client's personas, newest first.
     #[graphql(complexity = "crate::pagination::list_cost(first, child_complexity)")]
@@ -214,8 +75,8 @@ impl Client {
         ctx: &Context<'_>,
         first: Option<i32>,
         after: Option<String>,
-    ) -> Result<crate::content::PersonaConnection> {
-        crate::content::persona_connection(ctx, Some(self.0.id), first, after).await
+    ) -> Result<PersonaConnection> {
+        persona_connection(ctx, Some(self.0.id), first, after).await
     }
 }
 
@@ -268,9 +129,9 @@ impl Campaign {
         ctx: &Context<'_>,
         first: Option<i32>,
         after: Option<String>,
-    ) -> Result<crate::content::AgentOutputConnection> {
-        crate::content::run_connection(ctx, self.0.id, RunFilter::Outputs, first, after, |r| {
-            crate::leaves::Leaves(crate::content::AgentOutput(r))
+    ) -> Result<crate::runs::AgentOutputConnection> {
+        crate::runs::run_connection(ctx, self.0.id, RunFilter::Outputs, first, after, |r| {
+            crate::leaves::Leaves(crate::runs::AgentOutput(r))
         })
         .await
     }
@@ -281,14 +142,14 @@ impl Campaign {
         ctx: &Context<'_>,
         first: Option<i32>,
         after: Option<String>,
-    ) -> Result<crate::content::AgentRunConnection> {
-        crate::content::run_connection(
+    ) -> Result<crate::runs::AgentRunConnection> {
+        crate::runs::run_connection(
             ctx,
             self.0.id,
             RunFilter::All,
             first,
             after,
-            crate::content::AgentRun::from,
+            crate::runs::AgentRun::from,
         )
         .await
     }
@@ -343,10 +204,6 @@ pub enum CampaignStatus {
 
 /// Campaigns, Relay style.
 pub type CampaignConnection = Connection<Cursor, CampaignNode, Totals, EmptyFields>;
-/// Clients, Relay style.
-pub type ClientConnection = Connection<Cursor, Client, Totals, EmptyFields>;
-/// Members, Relay style.
-pub type MembershipConnection = Connection<Cursor, Membership, Totals, EmptyFields>;
 
 /// Resolves a campaigns connection.
 pub async fn campaign_connection(
@@ -475,46 +332,101 @@ async fn prefetch(
     Ok(())
 }
 
-/// Resolves a clients connection.
-pub async fn client_connection(
+/// Brand guidelines of an SME or of one client.
+#[derive(Clone, Debug)]
+pub struct BrandGuidelines(pub model::BrandGuidelines);
+
+#[Object]
+impl BrandGuidelines {
+    /// The client (null for SMEs).
+    async fn client_id(&self) -> Option<ID> {
+        self.0.client_id.map(|c| ID(c.to_string()))
+    }
+    /// The guidelines: a JSON object (voice, colours, do's and don'ts, ...).
+    async fn content(&self) -> Result<Json<Box<RawValue>>> {
+        raw_json(&self.0.content)
+    }
+    async fn updated_at(&self) -> DateTime<Utc> {
+        self.0.updated_at
+    }
+}
+
+/// A persona of an SME or of one client.
+#[derive(Clone, Debug)]
+pub struct Persona(pub model::Persona);
+
+#[Object]
+impl Persona {
+    async fn id(&self) -> ID {
+        ID(self.0.id.to_string())
+    }
+    async fn name(&self) -> &str {
+        &self.0.name
+    }
+    async fn description(&self) -> Option<&str> {
+        self.0.description.as_deref()
+    }
+    /// Structured attributes (age range, goals, channels, ...).
+    async fn attributes(&self) -> Json<serde_json::Value> {
+        Json(self.0.attributes.clone())
+    }
+    /// The client's id (null for SMEs).
+    async fn client_id(&self) -> Option<ID> {
+        self.0.client_id.map(|c| ID(c.to_string()))
+    }
+    /// The client (null for SMEs).
+    async fn client(&self, ctx: &Context<'_>) -> Result<Option<Client>> {
+        let Some(id) = self.0.client_id else {
+            return Ok(None);
+        };
+        Ok(ctx
+            .data::<RequestState>()?
+            .client_loader()
+            .load_one(id)
+            .await
+            .map_err(|e| (*e).clone())?
+            .map(Client))
+    }
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+    async fn updated_at(&self) -> DateTime<Utc> {
+        self.0.updated_at
+    }
+}
+
+/// Personas, Relay style.
+pub type PersonaConnection = Connection<Cursor, Persona, Totals, EmptyFields>;
+
+/// Resolves a personas connection.
+pub(crate) async fn persona_connection(
     ctx: &Context<'_>,
+    client: Option<ClientId>,
     first: Option<i32>,
     after: Option<String>,
-) -> Result<ClientConnection> {
+) -> Result<PersonaConnection> {
     let page = page_request(first, after)?;
     let state = ctx.data::<RequestState>()?;
     state.tenant()?;
     let tx = state.read_tx().await?;
     let has_previous = page.after.is_some();
-    let result = clients::list(tx, &page).await.map_err(domain_error)?;
+    let found = personas::list(tx, client, &page)
+        .await
+        .map_err(domain_error)?;
     Ok(connection(
-        result,
-        TotalsKind::Clients,
-        |c| (c.created_at, c.id.as_uuid()),
-        Client,
+        found,
+        TotalsKind::Personas(client),
+        |p| (p.created_at, p.id.as_uuid()),
+        Persona,
         has_previous,
     ))
 }
 
-/// Resolves the members connection (oldest first).
-pub async fn membership_connection(
-    ctx: &Context<'_>,
-    first: Option<i32>,
-    after: Option<String>,
-) -> Result<MembershipConnection> {
-    let page = page_request(first, after)?;
-    let state = ctx.data::<RequestState>()?;
-    state.tenant()?;
-    let tx = state.read_tx().await?;
-    let has_previous = page.after.is_some();
-    let result = strata_persistence::repo::members::list(tx, &page)
-        .await
-        .map_err(domain_error)?;
-    Ok(connection(
-        result,
-        TotalsKind::Members,
-        |m| (m.created_at, m.user_id.as_uuid()),
-        |m| Membership::from(&m),
-        has_previous,
-    ))
+/// A stored JSON document as a `JSON` value passed through as text: written
+/// once into the response instead of being copied into GraphQL values node
+/// by node (outputs are kilobytes each, and a page holds hundreds).
+pub(crate) fn raw_json(value: &serde_json::Value) -> Result<Json<Box<RawValue>>> {
+    serde_json::value::to_raw_value(value)
+        .map(Json)
+        .map_err(|_| ErrorCode::Internal.error("internal error"))
 }
