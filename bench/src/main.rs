@@ -117,7 +117,7 @@ struct Args {
     /// Seed the dataset and stop.
     #[arg(long)]
     seed_only: bool,
-    /// Where to write the JSON report (default: <work-dir>/report.json).
+    /// Where to write the JSON report (default: `<work-dir>/report.json`).
     #[arg(long)]
     out: Option<PathBuf>,
 }

@@ -2,7 +2,7 @@
 //! the tenant transaction first and returns domain types.
 //!
 //! Content that exists in both schemas (campaigns, runs, ...) is served by one
-//! generic implementation over an [`EntitySet`]: the `public` entities for
+//! generic implementation over an `EntitySet`: the `public` entities for
 //! SMEs, the `tenant_b` entities for agencies. The organization type in the
 //! context picks the set; callers never do.
 
