@@ -19,7 +19,7 @@ use clap::Parser;
 use sea_orm::{ConnectionTrait, DatabaseConnection};
 use secrecy::SecretString;
 use serde_json::json;
-use strata_persistence::embedded::{EmbeddedOptions, EmbeddedPostgres};
+use strata_embedded::{EmbeddedOptions, EmbeddedPostgres};
 
 use crate::layout::{Layout, Tenant};
 use crate::load::{Request, Server, WrkOptions};

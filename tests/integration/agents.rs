@@ -15,7 +15,7 @@ use axum::routing::post;
 use futures_util::{SinkExt, StreamExt};
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr, TransactionTrait};
 use serde_json::{Value, json};
-use strata_graphql::Runner;
+use strata_runner::Runner;
 use strata_tests::scalar;
 use strata_tests::world::World;
 use strata_tests::{TestApp, error_code, ok};
@@ -698,7 +698,7 @@ async fn runs_left_unfinished_by_a_crash_are_failed_through_a_role_that_sees_not
     // Nothing renews the leases of a crashed process's runs; with no stale
     // window at all, every unfinished run nobody holds has expired.
     let failed =
-        strata_persistence::repo::outputs::fail_stale(&app.db, "interrupted", Duration::ZERO, &[])
+        strata_persistence::maintenance::fail_stale(&app.db, "interrupted", Duration::ZERO, &[])
             .await
             .unwrap();
     assert_eq!(failed.len(), 2);

@@ -17,7 +17,7 @@ use std::time::Duration;
 use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection};
 use secrecy::{ExposeSecret, SecretString};
 use strata_domain::{OrgId, UserId};
-use strata_persistence::embedded::{EmbeddedOptions, EmbeddedPostgres};
+use strata_embedded::{EmbeddedOptions, EmbeddedPostgres};
 use strata_persistence::{Db, MigratorTrait, PoolOptions};
 use tokio::sync::OnceCell;
 

@@ -8,11 +8,12 @@ use chrono::{DateTime, Utc};
 use strata_domain::{ApiKeyId, ClientId};
 use strata_persistence::repo::api_keys::{self, NewApiKey};
 
+use crate::args::parse_id;
 use crate::error::domain_error;
-use crate::mutation::in_savepoint;
-use crate::query::parse_id;
+use crate::pagination::{Cursor, cursor, page_request};
+use crate::savepoint::in_savepoint;
 use crate::state::RequestState;
-use crate::types::{Client, Cursor, cursor, page_request};
+use crate::types::Client;
 
 /// An API key (never its secret).
 #[derive(Clone, Debug)]
@@ -119,7 +120,7 @@ pub struct ApiKeyQuery;
 impl ApiKeyQuery {
     /// The active organization's API keys, newest first (OWNER/ADMIN).
     #[graphql(
-        complexity = "crate::types::list_cost(first, child_complexity)",
+        complexity = "crate::pagination::list_cost(first, child_complexity)",
         guard = r#"crate::guard::RoleGuard::administer("only owners and admins can list API keys")"#
     )]
     async fn api_keys(
@@ -197,7 +198,7 @@ impl ApiKeyMutation {
         let id: ApiKeyId = parse_id("id", &id)?;
         let tx = state.write_tx().await?;
         let key = ApiKey(in_savepoint(tx, api_keys::revoke(tx, id)).await?);
-        state.record(crate::state::Committed::ApiKeyRevoked);
+        state.record(crate::session::Committed::ApiKeyRevoked);
         Ok(key)
     }
 }

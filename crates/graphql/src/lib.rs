@@ -6,44 +6,89 @@
 //! credential resolved to a tenant context. GraphQL types are structs of
 //! this crate, converted from domain types; database rows never leak into the
 //! schema. This crate knows nothing of HTTP.
+//!
+//! Every mutation parses its input into domain types before touching the
+//! database, runs inside a savepoint of the request's transaction (so a
+//! failed mutation leaves nothing behind while earlier ones in the same
+//! document stand), and writes its audit row there.
+//!
+//! The modules are layered, and none imports a module that imports it
+//! back: helpers at the bottom (`error`, `args`, `cost`, `pagination`, `savepoint`,
+//! the request's `session`, `loaders` and `state`, `guard`, `limits`,
+//! `leaves`); above them `types`, the object types of an organization's
+//! content, which refer to one another; on top one module per area
+//! (`organization`, `members`, `clients`, `campaigns`, `content`, `runs`,
+//! `subscription`, `audit`, `api_keys`), each with its root fields, their
+//! inputs and the types only it returns. This file assembles the roots.
 
-mod api_keys;
-mod content;
+// Helpers, importing no module above them.
+mod args;
 pub mod cost;
 mod error;
 mod guard;
 mod leaves;
 mod limits;
 mod loaders;
-mod mutation;
-mod query;
-pub mod runner;
-mod runs;
+mod pagination;
+mod savepoint;
+mod session;
 mod state;
+
+// Object types that refer to one another.
 mod types;
+
+// One module per area: root fields, their inputs and the types only they
+// return.
+mod api_keys;
+mod audit;
+mod campaigns;
+mod clients;
+mod content;
+mod members;
+mod organization;
+mod runs;
+mod subscription;
 
 use std::sync::Arc;
 
 use async_graphql::{MergedObject, Schema};
+use strata_runner::Runner;
 
 pub use error::{ErrorCode, domain_error};
 pub use limits::{Revalidate, SocketSession, Turn, is_introspection_only, operation_type};
-pub use runner::{Runner, RunnerConfig};
-pub use runs::Subscription;
-pub use state::{Committed, RequestState};
+pub use session::Committed;
+pub use state::RequestState;
+pub use subscription::Subscription;
+
+// The parts of `Query` and `Mutation` are in the order of their fields in
+// `schema.graphql`. That order lists `createOrganization`, `addMember` and
+// `createClient` before the campaign mutations and the other organization,
+// member and client mutations after them, so each of those three areas
+// gives its first mutation a part of its own.
 
 /// The query root: one part per area, each in its own module.
 #[derive(MergedObject, Default)]
 pub struct Query(
-    query::CoreQuery,
+    organization::OrganizationQuery,
+    clients::ClientQuery,
+    campaigns::CampaignQuery,
+    members::MemberQuery,
     content::ContentQuery,
+    runs::RunQuery,
+    audit::AuditQuery,
     api_keys::ApiKeyQuery,
 );
 
 /// The mutation root: one part per area, each in its own module.
 #[derive(MergedObject, Default)]
 pub struct Mutation(
-    mutation::CoreMutation,
+    organization::CreateOrganizationMutation,
+    members::AddMemberMutation,
+    clients::CreateClientMutation,
+    campaigns::CampaignMutation,
+    clients::ClientMutation,
+    members::MemberMutation,
+    organization::OrganizationMutation,
     content::ContentMutation,
     runs::RunMutation,
     api_keys::ApiKeyMutation,

@@ -1,6 +1,7 @@
-//! DataLoaders, created per request by [`crate::RequestState`]. They read
-//! through the request's own tenant transaction; a loader shared across
-//! requests would be a cross-tenant cache.
+//! DataLoaders, created per request by [`crate::state::RequestState`]. They
+//! read through the request's own tenant transaction, that of its
+//! [`Session`]; a loader shared across requests would be a cross-tenant
+//! cache.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Weak};
@@ -11,16 +12,16 @@ use strata_domain::{CampaignId, ClientId, OutputId};
 use strata_persistence::repo::outputs::{self, RunFilter};
 use strata_persistence::repo::{Page, PageRequest, brand, campaigns, clients};
 
-use crate::state::{StateInner, tx};
+use crate::session::Session;
 
 /// Loads clients by id.
 pub struct ClientLoader {
-    pub(crate) state: Weak<StateInner>,
+    pub(crate) session: Weak<Session>,
 }
 
 /// Loads campaigns by id.
 pub struct CampaignLoader {
-    pub(crate) state: Weak<StateInner>,
+    pub(crate) session: Weak<Session>,
 }
 
 fn gone() -> Arc<async_graphql::Error> {
@@ -32,8 +33,8 @@ impl Loader<ClientId> for ClientLoader {
     type Error = Arc<async_graphql::Error>;
 
     async fn load(&self, keys: &[ClientId]) -> Result<HashMap<ClientId, Client>, Self::Error> {
-        let state = self.state.upgrade().ok_or_else(gone)?;
-        let tx = tx(&state, false).await.map_err(Arc::new)?;
+        let session = self.session.upgrade().ok_or_else(gone)?;
+        let tx = session.tx(false).await.map_err(Arc::new)?;
         let found = clients::by_ids(tx, keys)
             .await
             .map_err(|e| Arc::new(crate::error::domain_error(e)))?;
@@ -49,8 +50,8 @@ impl Loader<CampaignId> for CampaignLoader {
         &self,
         keys: &[CampaignId],
     ) -> Result<HashMap<CampaignId, Campaign>, Self::Error> {
-        let state = self.state.upgrade().ok_or_else(gone)?;
-        let tx = tx(&state, false).await.map_err(Arc::new)?;
+        let session = self.session.upgrade().ok_or_else(gone)?;
+        let tx = session.tx(false).await.map_err(Arc::new)?;
         let found = campaigns::by_ids(tx, keys)
             .await
             .map_err(|e| Arc::new(crate::error::domain_error(e)))?;
@@ -73,7 +74,7 @@ type PageShape = (RunFilter, u64, Option<(i64, uuid::Uuid)>);
 
 /// Loads pages of campaigns' runs.
 pub struct RunPageLoader {
-    pub(crate) state: Weak<StateInner>,
+    pub(crate) session: Weak<Session>,
 }
 
 impl Loader<RunPageKey> for RunPageLoader {
@@ -84,8 +85,8 @@ impl Loader<RunPageKey> for RunPageLoader {
         &self,
         keys: &[RunPageKey],
     ) -> Result<HashMap<RunPageKey, Page<AgentRun>>, Self::Error> {
-        let state = self.state.upgrade().ok_or_else(gone)?;
-        let tx = tx(&state, false).await.map_err(Arc::new)?;
+        let session = self.session.upgrade().ok_or_else(gone)?;
+        let tx = session.tx(false).await.map_err(Arc::new)?;
         let mut groups: HashMap<PageShape, Vec<CampaignId>> = HashMap::new();
         for k in keys {
             groups
@@ -126,7 +127,7 @@ impl Loader<RunPageKey> for RunPageLoader {
 
 /// Counts campaigns' runs.
 pub struct RunCountLoader {
-    pub(crate) state: Weak<StateInner>,
+    pub(crate) session: Weak<Session>,
 }
 
 impl Loader<(CampaignId, RunFilter)> for RunCountLoader {
@@ -137,8 +138,8 @@ impl Loader<(CampaignId, RunFilter)> for RunCountLoader {
         &self,
         keys: &[(CampaignId, RunFilter)],
     ) -> Result<HashMap<(CampaignId, RunFilter), u64>, Self::Error> {
-        let state = self.state.upgrade().ok_or_else(gone)?;
-        let tx = tx(&state, false).await.map_err(Arc::new)?;
+        let session = self.session.upgrade().ok_or_else(gone)?;
+        let tx = session.tx(false).await.map_err(Arc::new)?;
         let mut out = HashMap::with_capacity(keys.len());
         for filter in [RunFilter::Outputs, RunFilter::All] {
             let campaigns: Vec<CampaignId> = keys
@@ -162,7 +163,7 @@ impl Loader<(CampaignId, RunFilter)> for RunCountLoader {
 
 /// Loads agent runs by id.
 pub struct RunLoader {
-    pub(crate) state: Weak<StateInner>,
+    pub(crate) session: Weak<Session>,
 }
 
 impl Loader<OutputId> for RunLoader {
@@ -170,8 +171,8 @@ impl Loader<OutputId> for RunLoader {
     type Error = Arc<async_graphql::Error>;
 
     async fn load(&self, keys: &[OutputId]) -> Result<HashMap<OutputId, AgentRun>, Self::Error> {
-        let state = self.state.upgrade().ok_or_else(gone)?;
-        let tx = tx(&state, false).await.map_err(Arc::new)?;
+        let session = self.session.upgrade().ok_or_else(gone)?;
+        let tx = session.tx(false).await.map_err(Arc::new)?;
         let found = outputs::by_ids(tx, keys)
             .await
             .map_err(|e| Arc::new(crate::error::domain_error(e)))?;
@@ -181,7 +182,7 @@ impl Loader<OutputId> for RunLoader {
 
 /// Loads clients' brand guidelines.
 pub struct BrandLoader {
-    pub(crate) state: Weak<StateInner>,
+    pub(crate) session: Weak<Session>,
 }
 
 impl Loader<ClientId> for BrandLoader {
@@ -192,8 +193,8 @@ impl Loader<ClientId> for BrandLoader {
         &self,
         keys: &[ClientId],
     ) -> Result<HashMap<ClientId, BrandGuidelines>, Self::Error> {
-        let state = self.state.upgrade().ok_or_else(gone)?;
-        let tx = tx(&state, false).await.map_err(Arc::new)?;
+        let session = self.session.upgrade().ok_or_else(gone)?;
+        let tx = session.tx(false).await.map_err(Arc::new)?;
         let found = brand::by_clients(tx, keys)
             .await
             .map_err(|e| Arc::new(crate::error::domain_error(e)))?;

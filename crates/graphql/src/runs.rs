@@ -1,29 +1,274 @@
-//! Agent runs: `runAgent`, `cancelAgentRun` and the `agentRun`
-//! subscription. Runs execute in the background ([`crate::runner`]); the
-//! mutations only record them, in the request's transaction, and the server
-//! hands them to the runner once that transaction commits.
+//! Agent runs: the `agentRun` query, `runAgent` and `cancelAgentRun`, and
+//! the types of runs and their outputs. Runs execute in the background
+//! ([`strata_runner`]); the mutations only record them, in the request's
+//! transaction, and the server hands them to the runner once that
+//! transaction commits. The `agentRun` subscription is in
+//! [`crate::subscription`].
 
 use std::sync::Arc;
-use std::time::Duration;
 
-use async_graphql::futures_util::Stream;
-use async_graphql::futures_util::stream;
-use async_graphql::{Context, ErrorExtensions, ID, InputObject, Object, Result, Subscription};
-use strata_domain::model::RunStatus;
+use async_graphql::connection::{Connection, EmptyFields};
+use async_graphql::{Context, Enum, ErrorExtensions, ID, InputObject, Json, Object, Result};
+use chrono::{DateTime, Utc};
+use serde_json::value::RawValue;
+use strata_domain::model;
 use strata_domain::values::parse_optional_text;
-use strata_domain::{CampaignId, DomainError, OutputId};
-use strata_persistence::context::VerifiedContext;
-use strata_persistence::repo::outputs::{self, NewRun};
+use strata_domain::{CampaignId, OutputId};
+use strata_persistence::repo::outputs::{self, NewRun, RunFilter};
 use strata_persistence::repo::usage;
-use strata_persistence::{Db, TenantTx};
-use tokio::sync::broadcast;
+use strata_runner::Runner;
 
-use crate::content::{AgentKind, AgentRun};
+use crate::args::parse_id;
 use crate::error::{ErrorCode, domain_error};
-use crate::mutation::in_savepoint;
-use crate::query::parse_id;
-use crate::runner::{RunEvent, Runner};
-use crate::state::{Committed, RequestState};
+use crate::loaders::RunPageKey;
+use crate::pagination::{Cursor, Totals, TotalsKind, connection, page_request};
+use crate::savepoint::in_savepoint;
+use crate::session::Committed;
+use crate::state::RequestState;
+
+/// The agents Strata runs.
+#[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
+#[graphql(remote = "strata_agents::AgentKind")]
+pub enum AgentKind {
+    /// Positioning, SWOT, objectives and recommendations.
+    BusinessStrategy,
+    /// Tone of voice from the brand guidelines.
+    BrandVoice,
+    /// Target personas.
+    PersonaBuilder,
+    /// Channels, phases and KPIs for the campaign.
+    CampaignPlanner,
+}
+
+/// Where a run is in its life.
+#[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
+#[graphql(remote = "strata_domain::model::RunStatus")]
+pub enum AgentRunStatus {
+    /// Accepted, waiting for a worker.
+    Queued,
+    /// Talking to the model.
+    Running,
+    /// Finished with a validated output.
+    Succeeded,
+    /// Finished with an error.
+    Failed,
+    /// Stopped on request.
+    Cancelled,
+}
+
+fn agent_kind(run: &model::AgentRun) -> Result<AgentKind> {
+    run.agent
+        .parse::<strata_agents::AgentKind>()
+        .map(AgentKind::from)
+        .map_err(|_| ErrorCode::Internal.error("internal error"))
+}
+
+/// Tokens an agent run used.
+#[derive(async_graphql::SimpleObject, Clone, Copy, Debug)]
+pub struct TokenUsage {
+    /// Prompt tokens.
+    pub prompt_tokens: u32,
+    /// Completion tokens.
+    pub completion_tokens: u32,
+    /// Both.
+    pub total_tokens: u32,
+}
+
+fn usage(run: &model::AgentRun) -> TokenUsage {
+    TokenUsage {
+        prompt_tokens: run.prompt_tokens,
+        completion_tokens: run.completion_tokens,
+        total_tokens: run.prompt_tokens.saturating_add(run.completion_tokens),
+    }
+}
+
+/// An agent run: queued, running or ended.
+#[derive(Clone, Debug)]
+pub struct AgentRun(pub model::AgentRun, pub Option<std::sync::Arc<str>>);
+
+impl From<model::AgentRun> for AgentRun {
+    fn from(run: model::AgentRun) -> Self {
+        Self(run, None)
+    }
+}
+
+#[Object]
+impl AgentRun {
+    async fn id(&self) -> ID {
+        ID(self.0.id.to_string())
+    }
+    async fn status(&self) -> AgentRunStatus {
+        self.0.status.into()
+    }
+    async fn agent(&self) -> Result<AgentKind> {
+        agent_kind(&self.0)
+    }
+    /// The validated output, once the run succeeded.
+    async fn output(&self) -> Option<Json<&RawValue>> {
+        self.0.output.as_ref().map(|o| Json(o.raw()))
+    }
+    /// What was asked: `instructions`, and the agent's typed input under
+    /// its key (`personaBuilder`, ...) when one was given.
+    async fn input(&self) -> Json<&serde_json::Value> {
+        Json(&self.0.input)
+    }
+    /// Why the run failed or was cancelled.
+    async fn error(&self) -> Option<&str> {
+        self.0.error.as_deref()
+    }
+    /// The stable code of [`error`](Self::error) when it has one
+    /// (`PROVIDER_UNAVAILABLE`, `PROVIDER_REFUSED`, `PROVIDER_TIMEOUT`,
+    /// `INVALID_OUTPUT`, ...).
+    async fn error_code(&self) -> Option<&str> {
+        let error = self.0.error.as_deref()?;
+        let (code, _) = error.split_once(": ")?;
+        (!code.is_empty() && code.bytes().all(|b| b.is_ascii_uppercase() || b == b'_'))
+            .then_some(code)
+    }
+    /// The text the model produced so far, while the run streams (only in
+    /// `agentRun` subscription events).
+    async fn partial_output(&self) -> Option<&str> {
+        self.1.as_deref()
+    }
+    async fn campaign_id(&self) -> ID {
+        ID(self.0.campaign_id.to_string())
+    }
+    async fn client_id(&self) -> Option<ID> {
+        self.0.client_id.map(|c| ID(c.to_string()))
+    }
+    /// Tokens used so far.
+    async fn usage(&self) -> TokenUsage {
+        usage(&self.0)
+    }
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+    async fn started_at(&self) -> Option<DateTime<Utc>> {
+        self.0.started_at
+    }
+    async fn finished_at(&self) -> Option<DateTime<Utc>> {
+        self.0.finished_at
+    }
+    /// How long the run took, once it ended.
+    async fn latency_ms(&self) -> Option<i64> {
+        match (self.0.started_at, self.0.finished_at) {
+            (Some(s), Some(f)) => Some((f - s).num_milliseconds().max(0)),
+            _ => None,
+        }
+    }
+}
+
+/// A validated agent output (a run that succeeded).
+#[derive(Clone, Debug)]
+pub struct AgentOutput(pub model::AgentRun);
+
+#[Object]
+impl AgentOutput {
+    /// The id (the run's).
+    async fn id(&self) -> ID {
+        ID(self.0.id.to_string())
+    }
+    async fn agent(&self) -> Result<AgentKind> {
+        agent_kind(&self.0)
+    }
+    /// The output: a versioned JSON document whose shape depends on the
+    /// agent.
+    async fn content(&self) -> Result<Json<&RawValue>> {
+        match &self.0.output {
+            Some(o) => Ok(Json(o.raw())),
+            // Listed outputs have succeeded, so this does not happen; null
+            // is what a missing document reads as.
+            None => serde_json::from_str::<&'static RawValue>("null")
+                .map(Json)
+                .map_err(|_| ErrorCode::Internal.error("internal error")),
+        }
+    }
+    async fn campaign_id(&self) -> ID {
+        ID(self.0.campaign_id.to_string())
+    }
+    async fn usage(&self) -> TokenUsage {
+        usage(&self.0)
+    }
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+    /// The run that produced it.
+    async fn run(&self) -> AgentRun {
+        AgentRun::from(self.0.clone())
+    }
+}
+
+impl crate::leaves::ScalarFields for AgentOutput {
+    fn scalar(&self, name: &str) -> Option<async_graphql::Value> {
+        use async_graphql::{InputType, ScalarType, Value};
+        let r = &self.0;
+        Some(match name {
+            "id" => Value::String(r.id.to_string()),
+            // An agent this build does not know takes the general path,
+            // which reports it.
+            "agent" => InputType::to_value(&agent_kind(r).ok()?),
+            // As the JSON scalar resolves it.
+            "content" => match &r.output {
+                Some(o) => async_graphql::to_value(o.raw()).unwrap_or_default(),
+                None => Value::Null,
+            },
+            "campaignId" => Value::String(r.campaign_id.to_string()),
+            "createdAt" => ScalarType::to_value(&r.created_at),
+            _ => return None,
+        })
+    }
+
+    fn is_scalar(name: &str) -> bool {
+        matches!(
+            name,
+            "id" | "agent" | "content" | "campaignId" | "createdAt"
+        )
+    }
+}
+
+/// Agent outputs, Relay style; an output asked only for scalars is built
+/// directly.
+pub type AgentOutputConnection =
+    Connection<Cursor, crate::leaves::Leaves<AgentOutput>, Totals, EmptyFields>;
+/// Agent runs, Relay style.
+pub type AgentRunConnection = Connection<Cursor, AgentRun, Totals, EmptyFields>;
+
+/// Resolves a campaign's runs or outputs through the request's loader, so a
+/// page of campaigns costs one statement for all their outputs.
+pub(crate) async fn run_connection<N: async_graphql::OutputType>(
+    ctx: &Context<'_>,
+    campaign: CampaignId,
+    filter: RunFilter,
+    first: Option<i32>,
+    after: Option<String>,
+    wrap: impl Fn(model::AgentRun) -> N,
+) -> Result<Connection<Cursor, N, Totals, EmptyFields>> {
+    let page = page_request(first, after)?;
+    let state = ctx.data::<RequestState>()?;
+    let has_previous = page.after.is_some();
+    let key = RunPageKey {
+        campaign,
+        filter,
+        limit: page.limit,
+        after: page.after.map(|(at, id)| (at.timestamp_micros(), id)),
+    };
+    let found = state
+        .run_page_loader()
+        .load_one(key)
+        .await
+        .map_err(|e| (*e).clone())?
+        .unwrap_or(strata_persistence::repo::Page {
+            items: Vec::new(),
+            has_next_page: false,
+        });
+    Ok(connection(
+        found,
+        TotalsKind::Runs(campaign, filter),
+        |r| (r.created_at, r.id.as_uuid()),
+        wrap,
+        has_previous,
+    ))
+}
 
 /// Input of `runAgent`.
 #[derive(InputObject, Debug)]
@@ -141,9 +386,31 @@ impl RunAgentInput {
     }
 }
 
-fn runner<'a>(ctx: &'a Context<'_>) -> Result<&'a Arc<Runner>> {
+/// The schema's runner, or INTERNAL when the schema was built without one
+/// (see [`crate::schema`]).
+pub(crate) fn runner<'a>(ctx: &'a Context<'_>) -> Result<&'a Arc<Runner>> {
     ctx.data::<Arc<Runner>>()
         .map_err(|_| ErrorCode::Internal.error("agents are not available on this server"))
+}
+
+/// Run queries.
+#[derive(Debug, Default)]
+pub struct RunQuery;
+
+#[Object]
+impl RunQuery {
+    /// An agent run by id; null if it does not exist or is not visible.
+    async fn agent_run(&self, ctx: &Context<'_>, id: ID) -> Result<Option<AgentRun>> {
+        let id = parse_id("id", &id)?;
+        let state = ctx.data::<RequestState>()?;
+        state.tenant()?;
+        Ok(state
+            .run_loader()
+            .load_one(id)
+            .await
+            .map_err(|e| (*e).clone())?
+            .map(AgentRun::from))
+    }
 }
 
 /// Run mutations.
@@ -208,189 +475,5 @@ impl RunMutation {
         let run = in_savepoint(tx, outputs::cancel(tx, id)).await?;
         state.record(Committed::RunCancelled(id));
         Ok(AgentRun::from(run))
-    }
-}
-
-/// How often a subscription re-reads its run when no event arrives (runs
-/// executed by another gateway process publish nothing here).
-const POLL: Duration = Duration::from_secs(2);
-
-async fn read_run(
-    db: &Db,
-    ctx: &VerifiedContext,
-    id: OutputId,
-) -> Result<Option<strata_domain::model::AgentRun>, DomainError> {
-    let tx = TenantTx::begin_read_only(db, ctx).await?;
-    let run = outputs::by_id(&tx, id).await;
-    tx.commit().await?;
-    run
-}
-
-struct Watch {
-    rx: Option<broadcast::Receiver<RunEvent>>,
-    runner: Arc<Runner>,
-    db: Db,
-    ctx: VerifiedContext,
-    id: OutputId,
-    pending: Option<strata_domain::model::AgentRun>,
-    last: Option<RunStatus>,
-    done: bool,
-    /// Re-checks the caller (on a WebSocket) before every event and every
-    /// poll, and hands out the turns polls read the database with.
-    check: Option<Arc<dyn crate::limits::Revalidate>>,
-}
-
-impl Drop for Watch {
-    fn drop(&mut self) {
-        self.rx.take();
-        self.runner.release(self.id);
-    }
-}
-
-/// The error a subscription ends with when its caller may no longer act.
-fn revoked() -> async_graphql::Error {
-    ErrorCode::Unauthenticated.error(
-        "the credential of this connection no longer allows access: reconnect with a valid one",
-    )
-}
-
-impl Watch {
-    /// Asks whether the caller may still act, and with which context; an
-    /// `Err` ends the stream. Without a check (not on a WebSocket) the
-    /// context stays the one the subscription started with.
-    async fn recheck(&mut self) -> Result<()> {
-        let Some(check) = &self.check else {
-            return Ok(());
-        };
-        let ctx = check.current().await.ok_or_else(revoked)?;
-        self.ctx = ctx;
-        Ok(())
-    }
-
-    /// Reads the run with the caller's current context, in a turn of the
-    /// caller's when on a WebSocket. `Ok(None)` when the read had to wait
-    /// for a turn; `Ok(Some(None))` when the run is no longer visible.
-    async fn poll(&self) -> Result<Option<Option<strata_domain::model::AgentRun>>, DomainError> {
-        let _turn = match &self.check {
-            Some(check) => match check.turn().await {
-                Some(turn) => Some(turn),
-                None => return Ok(None),
-            },
-            None => None,
-        };
-        read_run(&self.db, &self.ctx, self.id).await.map(Some)
-    }
-
-    async fn next(&mut self) -> Option<Result<AgentRun>> {
-        if self.done {
-            return None;
-        }
-        if let Some(run) = self.pending.take() {
-            return Some(Ok(self.emit(run, None)));
-        }
-        loop {
-            let event = match &mut self.rx {
-                Some(rx) => tokio::select! {
-                    ev = rx.recv() => Some(ev),
-                    () = tokio::time::sleep(POLL) => None,
-                },
-                None => {
-                    tokio::time::sleep(POLL).await;
-                    None
-                }
-            };
-            // Nothing goes out, and nothing is read, for a caller that may
-            // no longer act.
-            if let Err(e) = self.recheck().await {
-                self.done = true;
-                return Some(Err(e));
-            }
-            match event {
-                Some(Ok(ev)) => return Some(Ok(self.emit(ev.run, ev.partial))),
-                Some(Err(broadcast::error::RecvError::Lagged(_))) => continue,
-                Some(Err(broadcast::error::RecvError::Closed)) => self.rx = None,
-                None => {}
-            }
-            match self.poll().await {
-                Ok(Some(Some(run))) if Some(run.status) != self.last => {
-                    return Some(Ok(self.emit(run, None)));
-                }
-                Ok(Some(Some(_)) | None) => {}
-                Ok(Some(None)) => {
-                    self.done = true;
-                    return None;
-                }
-                Err(e) => {
-                    self.done = true;
-                    return Some(Err(domain_error(e)));
-                }
-            }
-        }
-    }
-
-    fn emit(&mut self, run: strata_domain::model::AgentRun, partial: Option<Arc<str>>) -> AgentRun {
-        self.last = Some(run.status);
-        self.done = run.status.is_terminal();
-        AgentRun(run, partial)
-    }
-}
-
-/// Subscriptions.
-#[derive(Debug, Default)]
-pub struct Subscription;
-
-#[Subscription]
-impl Subscription {
-    /// A run's state as it changes, with the text streamed so far, until it
-    /// ends. The first event is the run as it is now.
-    async fn agent_run(
-        &self,
-        ctx: &Context<'_>,
-        id: ID,
-    ) -> Result<impl Stream<Item = Result<AgentRun>> + use<>> {
-        let id: OutputId = parse_id("id", &id)?;
-        let state = ctx.data::<RequestState>()?;
-        let tenant = state.tenant()?.clone();
-        let runner = runner(ctx)?.clone();
-        // On a WebSocket, a slot among the connection's subscriptions, held
-        // until the stream ends or is stopped.
-        let session = ctx.data_opt::<crate::limits::SocketSession>();
-        let check = session.and_then(crate::limits::SocketSession::check);
-        let slot = match session {
-            None => None,
-            Some(session) => Some(session.enter().ok_or_else(|| {
-                ErrorCode::RateLimited.error(format!(
-                    "at most {} subscriptions at once on one connection",
-                    session.max()
-                ))
-            })?),
-        };
-        let db = state.db().clone();
-        // Listen before reading, so no change falls between the two.
-        let rx = runner.subscribe(id);
-        let watch = Watch {
-            rx: Some(rx),
-            runner,
-            db,
-            ctx: tenant,
-            id,
-            pending: None,
-            last: None,
-            done: false,
-            check,
-        };
-        let mut watch = watch;
-        // The credential is checked as the subscription starts, whatever it
-        // was when the connection was acknowledged.
-        watch.recheck().await?;
-        let current = read_run(&watch.db, &watch.ctx, id)
-            .await
-            .map_err(domain_error)?
-            .ok_or_else(|| ErrorCode::NotFound.error("not found"))?;
-        watch.pending = Some(current);
-        Ok(stream::unfold((watch, slot), |(mut w, slot)| async move {
-            let item = w.next().await?;
-            Some((item, (w, slot)))
-        }))
     }
 }

@@ -1,5 +1,5 @@
-//! Per-request state: the resolved user, the tenant context and its
-//! transaction, and the request's loaders.
+//! Per-request state: the request's session (the resolved user, the tenant
+//! context and its transaction) and the request's loaders.
 
 use std::sync::Arc;
 
@@ -14,37 +14,14 @@ use crate::error::ErrorCode;
 use crate::loaders::{
     BrandLoader, CampaignLoader, ClientLoader, RunCountLoader, RunLoader, RunPageLoader,
 };
-
-/// Something a request did that matters once its transaction commits.
-#[derive(Clone, Debug)]
-pub enum Committed {
-    /// A member's role, assignments or membership changed.
-    MembershipChanged(strata_domain::UserId),
-    /// An agent run was queued: start it.
-    RunQueued(Box<strata_domain::model::AgentRun>),
-    /// An agent run was cancelled: stop it.
-    RunCancelled(strata_domain::OutputId),
-    /// An API key was revoked: open connections that use it re-check at
-    /// once.
-    ApiKeyRevoked,
-}
-
-pub(crate) struct Inner {
-    committed: std::sync::Mutex<Vec<Committed>>,
-    db: Db,
-    user: Option<User>,
-    memberships: Vec<Membership>,
-    context: Option<VerifiedContext>,
-    request_id: String,
-    tx: OnceCell<(Arc<TenantTx>, bool)>,
-}
+use crate::session::{Committed, Session};
 
 /// Everything a resolver may know about the request. Created per request by
 /// the server and attached to the GraphQL request; never shared between
 /// requests, and neither are its loaders.
 #[derive(Clone)]
 pub struct RequestState {
-    inner: Arc<Inner>,
+    session: Arc<Session>,
     loaders: Arc<Loaders>,
 }
 
@@ -60,7 +37,7 @@ struct Loaders {
 impl std::fmt::Debug for RequestState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RequestState")
-            .field("request_id", &self.inner.request_id)
+            .field("request_id", &self.session.request_id)
             .finish_non_exhaustive()
     }
 }
@@ -90,7 +67,7 @@ impl RequestState {
         context: Option<VerifiedContext>,
         request_id: String,
     ) -> Self {
-        let inner = Arc::new(Inner {
+        let session = Arc::new(Session {
             committed: std::sync::Mutex::new(Vec::new()),
             db,
             user,
@@ -99,81 +76,81 @@ impl RequestState {
             request_id,
             tx: OnceCell::new(),
         });
-        let weak = || Arc::downgrade(&inner);
+        let weak = || Arc::downgrade(&session);
         let loaders = Arc::new(Loaders {
             // Loaders that connections prefetch into (see `types::prefetch`)
             // keep what they were fed for the rest of the request.
             clients: DataLoader::with_cache(
-                ClientLoader { state: weak() },
+                ClientLoader { session: weak() },
                 tokio::spawn,
                 HashMapCache::default(),
             ),
-            campaigns: DataLoader::new(CampaignLoader { state: weak() }, tokio::spawn),
+            campaigns: DataLoader::new(CampaignLoader { session: weak() }, tokio::spawn),
             run_pages: DataLoader::with_cache(
-                RunPageLoader { state: weak() },
+                RunPageLoader { session: weak() },
                 tokio::spawn,
                 HashMapCache::default(),
             ),
             run_counts: DataLoader::with_cache(
-                RunCountLoader { state: weak() },
+                RunCountLoader { session: weak() },
                 tokio::spawn,
                 HashMapCache::default(),
             ),
-            runs: DataLoader::new(RunLoader { state: weak() }, tokio::spawn),
-            brand: DataLoader::new(BrandLoader { state: weak() }, tokio::spawn),
+            runs: DataLoader::new(RunLoader { session: weak() }, tokio::spawn),
+            brand: DataLoader::new(BrandLoader { session: weak() }, tokio::spawn),
         });
-        Self { inner, loaders }
+        Self { session, loaders }
     }
 
     /// New state for another operation of the same caller (a batch
     /// entry): the same user and context, its own transaction and loaders.
     pub fn sibling(&self) -> Self {
         Self::new(
-            self.inner.db.clone(),
-            self.inner.user.clone(),
-            self.inner.memberships.clone(),
-            self.inner.context.clone(),
-            self.inner.request_id.clone(),
+            self.session.db.clone(),
+            self.session.user.clone(),
+            self.session.memberships.clone(),
+            self.session.context.clone(),
+            self.session.request_id.clone(),
         )
     }
 
     /// The signed-in user's id, if a user (not a key) is calling.
     pub fn user_id(&self) -> Option<strata_domain::UserId> {
-        self.inner.user.as_ref().map(|u| u.id)
+        self.session.user.as_ref().map(|u| u.id)
     }
 
     /// Rolls the request's transaction back, if one began (a request that
     /// ran out of time).
     pub async fn abort(&self) {
-        if let Some((tx, _)) = self.inner.tx.get() {
+        if let Some((tx, _)) = self.session.tx.get() {
             let _ = tx.rollback().await;
         }
     }
 
     /// The database pool (for opening new organizations' transactions).
     pub(crate) fn db(&self) -> &Db {
-        &self.inner.db
+        &self.session.db
     }
 
     /// The signed-in user, if a user (not a key) is calling.
     pub(crate) fn user(&self) -> Option<&User> {
-        self.inner.user.as_ref()
+        self.session.user.as_ref()
     }
 
     /// The user's memberships.
     pub(crate) fn memberships(&self) -> &[Membership] {
-        &self.inner.memberships
+        &self.session.memberships
     }
 
     /// The request id.
     pub fn request_id(&self) -> &str {
-        &self.inner.request_id
+        &self.session.request_id
     }
 
     /// The tenant context, or a FORBIDDEN error explaining how to get one.
     pub(crate) fn tenant(&self) -> async_graphql::Result<&VerifiedContext> {
-        self.inner.context.as_ref().ok_or_else(|| {
-            if self.inner.memberships.is_empty() {
+        self.session.context.as_ref().ok_or_else(|| {
+            if self.session.memberships.is_empty() {
                 ErrorCode::Forbidden.error(
                     "you are not a member of any organization: create one or ask to be added",
                 )
@@ -187,17 +164,17 @@ impl RequestState {
 
     /// The tenant context, if any.
     pub fn context(&self) -> Option<&VerifiedContext> {
-        self.inner.context.as_ref()
+        self.session.context.as_ref()
     }
 
     /// The request's transaction for reading.
     pub(crate) async fn read_tx(&self) -> async_graphql::Result<&TenantTx> {
-        tx(&self.inner, false).await
+        self.session.tx(false).await
     }
 
     /// The request's transaction for writing.
     pub(crate) async fn write_tx(&self) -> async_graphql::Result<&TenantTx> {
-        tx(&self.inner, true).await
+        self.session.tx(true).await
     }
 
     pub(crate) fn client_loader(&self) -> &DataLoader<ClientLoader, HashMapCache> {
@@ -226,7 +203,7 @@ impl RequestState {
 
     /// Statements run by the request's transaction so far (0 if none began).
     pub fn statements(&self) -> u64 {
-        self.inner
+        self.session
             .tx
             .get()
             .map(|(t, _)| t.statements())
@@ -235,7 +212,7 @@ impl RequestState {
 
     /// Notes what must happen once the transaction commits.
     pub(crate) fn record(&self, event: Committed) {
-        self.inner
+        self.session
             .committed
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -246,7 +223,7 @@ impl RequestState {
     /// (failed mutations were rolled back to their savepoints), and returns
     /// what the committed mutations asked to happen next.
     pub async fn finish(&self) -> Result<Vec<Committed>, DomainError> {
-        if let Some((tx, _)) = self.inner.tx.get() {
+        if let Some((tx, _)) = self.session.tx.get() {
             // Statements sent in the request's transaction, the context
             // statement included (BEGIN and COMMIT are not counted).
             metrics::counter!("strata_sql_statements_total").increment(tx.statements());
@@ -254,37 +231,10 @@ impl RequestState {
         }
         Ok(std::mem::take(
             &mut *self
-                .inner
+                .session
                 .committed
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner),
         ))
     }
 }
-
-/// The transaction of `inner`, begun on first use. The first use decides its
-/// mode: a query only reads (READ ONLY), a mutation writes.
-pub(crate) async fn tx(inner: &Inner, write: bool) -> async_graphql::Result<&TenantTx> {
-    let ctx = inner
-        .context
-        .as_ref()
-        .ok_or_else(|| ErrorCode::Forbidden.error("no active organization"))?;
-    let (tx, writable) = inner
-        .tx
-        .get_or_try_init(|| async {
-            let tx = if write {
-                TenantTx::begin(&inner.db, ctx).await?
-            } else {
-                TenantTx::begin_read_only(&inner.db, ctx).await?
-            };
-            Ok::<_, DomainError>((Arc::new(tx), write))
-        })
-        .await
-        .map_err(crate::error::domain_error)?;
-    if write && !writable {
-        return Err(ErrorCode::Internal.error("internal error"));
-    }
-    Ok(tx)
-}
-
-pub(crate) type StateInner = Inner;

@@ -1,159 +1,23 @@
-//! GraphQL object types, converted from domain types.
+//! The object types of an organization's content: clients, campaigns,
+//! personas and brand guidelines, with their connections. They refer to one
+//! another (a client's campaigns, personas and guidelines; a campaign's or a
+//! persona's client), which is why they share this module: kept with their
+//! areas, those modules would import each other. The root fields that reach
+//! them are in the area modules (`clients`, `campaigns`, `content`); other
+//! object types live with their area.
 
-use async_graphql::connection::{Connection, Edge, EmptyFields, OpaqueCursor};
-use async_graphql::{Context, Enum, ID, Json, Object, Result, SimpleObject, Value};
+use async_graphql::connection::{Connection, EmptyFields};
+use async_graphql::{Context, Enum, ID, Json, Object, Result, Value};
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
-use strata_domain::model;
+use serde_json::value::RawValue;
+use strata_domain::{ClientId, model};
 use strata_persistence::repo::campaigns::CampaignFilter;
 use strata_persistence::repo::outputs::RunFilter;
-use strata_persistence::repo::{Page, PageRequest, campaigns, clients};
+use strata_persistence::repo::{Page, campaigns, clients, personas};
 
 use crate::error::{ErrorCode, domain_error};
+use crate::pagination::{Cursor, Totals, TotalsKind, connection, page_request};
 use crate::state::RequestState;
-
-/// SME or agency.
-#[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
-#[graphql(name = "OrganizationType", remote = "strata_domain::OrgType")]
-pub enum OrganizationType {
-    /// organization → campaigns → outputs.
-    Sme,
-    /// organization → clients → campaigns → outputs.
-    Agency,
-}
-
-/// A member's role.
-#[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
-#[graphql(remote = "strata_domain::Role")]
-pub enum Role {
-    /// Everything, including members, clients, settings and API keys.
-    Owner,
-    /// Everything an owner may do.
-    Admin,
-    /// All content of the organization.
-    Strategist,
-    /// Content of assigned clients only.
-    AccountManager,
-    /// Read only.
-    Viewer,
-}
-
-/// A user.
-#[derive(SimpleObject, Clone, Debug)]
-pub struct User {
-    /// The user's id (the token's `sub`).
-    pub id: ID,
-    /// E-mail, when a token carried one.
-    pub email: Option<String>,
-}
-
-impl From<&model::User> for User {
-    fn from(u: &model::User) -> Self {
-        Self {
-            id: ID(u.id.to_string()),
-            email: u.email.clone(),
-        }
-    }
-}
-
-/// A membership of a user in an organization.
-#[derive(SimpleObject, Clone, Debug)]
-pub struct Membership {
-    /// The member.
-    pub user_id: ID,
-    /// The organization.
-    pub organization_id: ID,
-    /// Its type.
-    pub organization_type: OrganizationType,
-    /// The member's role there.
-    pub role: Role,
-    /// Clients assigned to an account manager.
-    pub client_ids: Vec<ID>,
-    /// Since when.
-    pub created_at: DateTime<Utc>,
-}
-
-impl From<&model::Membership> for Membership {
-    fn from(m: &model::Membership) -> Self {
-        Self {
-            user_id: ID(m.user_id.to_string()),
-            organization_id: ID(m.org_id.to_string()),
-            organization_type: m.org_type.into(),
-            role: m.role.into(),
-            client_ids: m.client_ids.iter().map(|c| ID(c.to_string())).collect(),
-            created_at: m.created_at,
-        }
-    }
-}
-
-/// An organization.
-#[derive(Clone, Debug)]
-pub struct Organization(pub model::Organization);
-
-#[Object]
-impl Organization {
-    async fn id(&self) -> ID {
-        ID(self.0.id.to_string())
-    }
-    async fn name(&self) -> &str {
-        &self.0.name
-    }
-    async fn slug(&self) -> &str {
-        &self.0.slug
-    }
-    /// SME or AGENCY.
-    #[graphql(name = "type")]
-    async fn org_type(&self) -> OrganizationType {
-        self.0.org_type.into()
-    }
-    /// White-label branding and other settings.
-    async fn settings(&self) -> Json<serde_json::Value> {
-        Json(self.0.settings.clone())
-    }
-    async fn created_at(&self) -> DateTime<Utc> {
-        self.0.created_at
-    }
-}
-
-/// Who is calling, and where.
-#[derive(Clone, Debug)]
-pub struct Viewer;
-
-#[Object]
-impl Viewer {
-    /// The signed-in user (null for API keys).
-    async fn user(&self, ctx: &Context<'_>) -> Result<Option<User>> {
-        Ok(ctx.data::<RequestState>()?.user().map(User::from))
-    }
-    /// The active organization, if there is one.
-    async fn organization(&self, ctx: &Context<'_>) -> Result<Option<Organization>> {
-        let state = ctx.data::<RequestState>()?;
-        if state.context().is_none() {
-            return Ok(None);
-        }
-        let tx = state.read_tx().await?;
-        let org = strata_persistence::repo::organizations::current(tx)
-            .await
-            .map_err(domain_error)?;
-        Ok(Some(Organization(org)))
-    }
-    /// The role in the active organization.
-    async fn role(&self, ctx: &Context<'_>) -> Result<Option<Role>> {
-        Ok(ctx
-            .data::<RequestState>()?
-            .context()
-            .map(|c| c.role().into()))
-    }
-    /// Every organization the user belongs to.
-    async fn memberships(&self, ctx: &Context<'_>) -> Result<Vec<Membership>> {
-        Ok(ctx
-            .data::<RequestState>()?
-            .memberships()
-            .iter()
-            .map(Membership::from)
-            .collect())
-    }
-}
 
 /// An agency's client.
 #[derive(Clone, Debug)]
@@ -177,7 +41,7 @@ impl Client {
         self.0.created_at
     }
     /// This client's campaigns, newest first.
-    #[graphql(complexity = "crate::types::list_cost(first, child_complexity)")]
+    #[graphql(complexity = "crate::pagination::list_cost(first, child_complexity)")]
     async fn campaigns(
         &self,
         ctx: &Context<'_>,
@@ -195,27 +59,24 @@ impl Client {
         .await
     }
     /// This client's brand guidelines, if saved.
-    async fn brand_guidelines(
-        &self,
-        ctx: &Context<'_>,
-    ) -> Result<Option<crate::content::BrandGuidelines>> {
+    async fn brand_guidelines(&self, ctx: &Context<'_>) -> Result<Option<BrandGuidelines>> {
         let state = ctx.data::<RequestState>()?;
         Ok(state
             .brand_loader()
             .load_one(self.0.id)
             .await
             .map_err(|e| (*e).clone())?
-            .map(crate::content::BrandGuidelines))
+            .map(BrandGuidelines))
     }
     /// This client's personas, newest first.
-    #[graphql(complexity = "crate::types::list_cost(first, child_complexity)")]
+    #[graphql(complexity = "crate::pagination::list_cost(first, child_complexity)")]
     async fn personas(
         &self,
         ctx: &Context<'_>,
         first: Option<i32>,
         after: Option<String>,
-    ) -> Result<crate::content::PersonaConnection> {
-        crate::content::persona_connection(ctx, Some(self.0.id), first, after).await
+    ) -> Result<PersonaConnection> {
+        persona_connection(ctx, Some(self.0.id), first, after).await
     }
 }
 
@@ -262,33 +123,33 @@ impl Campaign {
         Ok(found.map(Client))
     }
     /// The agents' validated outputs for this campaign, newest first.
-    #[graphql(complexity = "crate::types::list_cost(first, child_complexity)")]
+    #[graphql(complexity = "crate::pagination::list_cost(first, child_complexity)")]
     async fn outputs(
         &self,
         ctx: &Context<'_>,
         first: Option<i32>,
         after: Option<String>,
-    ) -> Result<crate::content::AgentOutputConnection> {
-        crate::content::run_connection(ctx, self.0.id, RunFilter::Outputs, first, after, |r| {
-            crate::leaves::Leaves(crate::content::AgentOutput(r))
+    ) -> Result<crate::runs::AgentOutputConnection> {
+        crate::runs::run_connection(ctx, self.0.id, RunFilter::Outputs, first, after, |r| {
+            crate::leaves::Leaves(crate::runs::AgentOutput(r))
         })
         .await
     }
     /// Every agent run for this campaign, whatever its status, newest first.
-    #[graphql(complexity = "crate::types::list_cost(first, child_complexity)")]
+    #[graphql(complexity = "crate::pagination::list_cost(first, child_complexity)")]
     async fn runs(
         &self,
         ctx: &Context<'_>,
         first: Option<i32>,
         after: Option<String>,
-    ) -> Result<crate::content::AgentRunConnection> {
-        crate::content::run_connection(
+    ) -> Result<crate::runs::AgentRunConnection> {
+        crate::runs::run_connection(
             ctx,
             self.0.id,
             RunFilter::All,
             first,
             after,
-            crate::content::AgentRun::from,
+            crate::runs::AgentRun::from,
         )
         .await
     }
@@ -341,130 +202,8 @@ pub enum CampaignStatus {
     Archived,
 }
 
-/// A cursor position: the sort key of the last row seen.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct CursorKey {
-    t: i64,
-    id: uuid::Uuid,
-}
-
-/// The cursor type of every connection.
-pub type Cursor = OpaqueCursor<CursorKey>;
-
-/// Lazily counted totals.
-pub struct Totals {
-    kind: TotalsKind,
-}
-
-pub(crate) enum TotalsKind {
-    Clients,
-    Campaigns(CampaignFilter),
-    Personas(Option<strata_domain::ClientId>),
-    Runs(
-        strata_domain::CampaignId,
-        strata_persistence::repo::outputs::RunFilter,
-    ),
-    Audit,
-    Members,
-}
-
-#[Object]
-impl Totals {
-    /// How many items the connection has in all pages.
-    async fn total_count(&self, ctx: &Context<'_>) -> Result<u64> {
-        let state = ctx.data::<RequestState>()?;
-        if let TotalsKind::Runs(campaign, filter) = &self.kind {
-            return Ok(state
-                .run_count_loader()
-                .load_one((*campaign, *filter))
-                .await
-                .map_err(|e| (*e).clone())?
-                .unwrap_or(0));
-        }
-        let tx = state.read_tx().await?;
-        match &self.kind {
-            TotalsKind::Clients => clients::count(tx).await,
-            TotalsKind::Campaigns(f) => campaigns::count(tx, f).await,
-            TotalsKind::Personas(c) => strata_persistence::repo::personas::count(tx, *c).await,
-            TotalsKind::Audit => strata_persistence::repo::audit::count(tx).await,
-            TotalsKind::Members => strata_persistence::repo::members::count(tx).await,
-            TotalsKind::Runs(..) => Ok(0),
-        }
-        .map_err(domain_error)
-    }
-}
-
 /// Campaigns, Relay style.
 pub type CampaignConnection = Connection<Cursor, CampaignNode, Totals, EmptyFields>;
-/// Clients, Relay style.
-pub type ClientConnection = Connection<Cursor, Client, Totals, EmptyFields>;
-/// Members, Relay style.
-pub type MembershipConnection = Connection<Cursor, Membership, Totals, EmptyFields>;
-
-/// Default and maximum page sizes.
-pub const DEFAULT_PAGE: i32 = 20;
-/// The largest `first` accepted.
-pub const MAX_PAGE: i32 = 100;
-
-/// Parses `first`/`after` into a page request.
-pub fn page_request(first: Option<i32>, after: Option<String>) -> Result<PageRequest> {
-    let first = first.unwrap_or(DEFAULT_PAGE);
-    if !(0..=MAX_PAGE).contains(&first) {
-        return Err(ErrorCode::BadUserInput
-            .error(format!("first: must be between 0 and {MAX_PAGE}"))
-            .extend_with(|_, e| e.set("field", "first")));
-    }
-    let after = match after {
-        None => None,
-        Some(s) => {
-            let bad = || {
-                ErrorCode::BadUserInput
-                    .error("after: not a cursor of this connection")
-                    .extend_with(|_, e| e.set("field", "after"))
-            };
-            let key = <Cursor as async_graphql::connection::CursorType>::decode_cursor(&s)
-                .map_err(|_| bad())?;
-            let at = DateTime::<Utc>::from_timestamp_micros(key.t).ok_or_else(bad)?;
-            Some((at, key.id))
-        }
-    };
-    Ok(PageRequest {
-        after,
-        limit: first as u64,
-    })
-}
-
-use async_graphql::ErrorExtensions;
-
-pub(crate) fn cursor(at: DateTime<Utc>, id: uuid::Uuid) -> Cursor {
-    OpaqueCursor(CursorKey {
-        t: at.timestamp_micros(),
-        id,
-    })
-}
-
-pub(crate) fn connection<N, T>(
-    page: Page<T>,
-    kind: TotalsKind,
-    key: impl Fn(&T) -> (DateTime<Utc>, uuid::Uuid),
-    wrap: impl Fn(T) -> N,
-    has_previous: bool,
-) -> Connection<Cursor, N, Totals, EmptyFields>
-where
-    N: async_graphql::OutputType,
-{
-    let mut conn =
-        Connection::with_additional_fields(has_previous, page.has_next_page, Totals { kind });
-    conn.edges = page
-        .items
-        .into_iter()
-        .map(|item| {
-            let (at, id) = key(&item);
-            Edge::new(cursor(at, id), wrap(item))
-        })
-        .collect();
-    conn
-}
 
 /// Resolves a campaigns connection.
 pub async fn campaign_connection(
@@ -593,53 +332,101 @@ async fn prefetch(
     Ok(())
 }
 
-/// Resolves a clients connection.
-pub async fn client_connection(
-    ctx: &Context<'_>,
-    first: Option<i32>,
-    after: Option<String>,
-) -> Result<ClientConnection> {
-    let page = page_request(first, after)?;
-    let state = ctx.data::<RequestState>()?;
-    state.tenant()?;
-    let tx = state.read_tx().await?;
-    let has_previous = page.after.is_some();
-    let result = clients::list(tx, &page).await.map_err(domain_error)?;
-    Ok(connection(
-        result,
-        TotalsKind::Clients,
-        |c| (c.created_at, c.id.as_uuid()),
-        Client,
-        has_previous,
-    ))
+/// Brand guidelines of an SME or of one client.
+#[derive(Clone, Debug)]
+pub struct BrandGuidelines(pub model::BrandGuidelines);
+
+#[Object]
+impl BrandGuidelines {
+    /// The client (null for SMEs).
+    async fn client_id(&self) -> Option<ID> {
+        self.0.client_id.map(|c| ID(c.to_string()))
+    }
+    /// The guidelines: a JSON object (voice, colours, do's and don'ts, ...).
+    async fn content(&self) -> Result<Json<Box<RawValue>>> {
+        raw_json(&self.0.content)
+    }
+    async fn updated_at(&self) -> DateTime<Utc> {
+        self.0.updated_at
+    }
 }
 
-/// Resolves the members connection (oldest first).
-pub async fn membership_connection(
+/// A persona of an SME or of one client.
+#[derive(Clone, Debug)]
+pub struct Persona(pub model::Persona);
+
+#[Object]
+impl Persona {
+    async fn id(&self) -> ID {
+        ID(self.0.id.to_string())
+    }
+    async fn name(&self) -> &str {
+        &self.0.name
+    }
+    async fn description(&self) -> Option<&str> {
+        self.0.description.as_deref()
+    }
+    /// Structured attributes (age range, goals, channels, ...).
+    async fn attributes(&self) -> Json<serde_json::Value> {
+        Json(self.0.attributes.clone())
+    }
+    /// The client's id (null for SMEs).
+    async fn client_id(&self) -> Option<ID> {
+        self.0.client_id.map(|c| ID(c.to_string()))
+    }
+    /// The client (null for SMEs).
+    async fn client(&self, ctx: &Context<'_>) -> Result<Option<Client>> {
+        let Some(id) = self.0.client_id else {
+            return Ok(None);
+        };
+        Ok(ctx
+            .data::<RequestState>()?
+            .client_loader()
+            .load_one(id)
+            .await
+            .map_err(|e| (*e).clone())?
+            .map(Client))
+    }
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+    async fn updated_at(&self) -> DateTime<Utc> {
+        self.0.updated_at
+    }
+}
+
+/// Personas, Relay style.
+pub type PersonaConnection = Connection<Cursor, Persona, Totals, EmptyFields>;
+
+/// Resolves a personas connection.
+pub(crate) async fn persona_connection(
     ctx: &Context<'_>,
+    client: Option<ClientId>,
     first: Option<i32>,
     after: Option<String>,
-) -> Result<MembershipConnection> {
+) -> Result<PersonaConnection> {
     let page = page_request(first, after)?;
     let state = ctx.data::<RequestState>()?;
     state.tenant()?;
     let tx = state.read_tx().await?;
     let has_previous = page.after.is_some();
-    let result = strata_persistence::repo::members::list(tx, &page)
+    let found = personas::list(tx, client, &page)
         .await
         .map_err(domain_error)?;
     Ok(connection(
-        result,
-        TotalsKind::Members,
-        |m| (m.created_at, m.user_id.as_uuid()),
-        |m| Membership::from(&m),
+        found,
+        TotalsKind::Personas(client),
+        |p| (p.created_at, p.id.as_uuid()),
+        Persona,
         has_previous,
     ))
 }
 
-/// The complexity of a list field: its children once per item it may
-/// return (`first`, or the default page), plus the field itself.
-pub(crate) fn list_cost(first: Option<i32>, child_complexity: usize) -> usize {
-    let items = first.unwrap_or(DEFAULT_PAGE).clamp(0, MAX_PAGE);
-    1 + usize::try_from(items).unwrap_or(0) * child_complexity
+/// A stored JSON document as a `JSON` value passed through as text: written
+/// once into the response instead of being copied into GraphQL values node
+/// by node (outputs are kilobytes each, and a page holds hundreds).
+pub(crate) fn raw_json(value: &serde_json::Value) -> Result<Json<Box<RawValue>>> {
+    serde_json::value::to_raw_value(value)
+        .map(Json)
+        .map_err(|_| ErrorCode::Internal.error("internal error"))
 }

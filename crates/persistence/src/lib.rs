@@ -1,6 +1,6 @@
 //! Persistence for Strata: SeaORM entities for the `public` (SME) and
-//! `tenant_b` (agency) schemas, the tenant transaction, repositories that
-//! dispatch by organization type, and the embedded PostgreSQL bootstrap.
+//! `tenant_b` (agency) schemas, the tenant transaction, and repositories that
+//! dispatch by organization type.
 //!
 //! The one rule of this crate: no statement touches tenant data outside a
 //! [`TenantTx`], and a `TenantTx` can only be begun from a
@@ -10,14 +10,17 @@
 //! [`strata_domain::TenantContext`] built elsewhere opens nothing. The
 //! transaction's first statement switches to the runtime role and sets the
 //! context transaction-locally; repositories still filter by the context's
-//! organization explicitly. This crate knows nothing of HTTP or GraphQL.
+//! organization explicitly. The one exception, [`maintenance`], reaches
+//! every organization's agent runs, and only their ids, status and times, as
+//! narrow roles that see no tenant content. This crate knows nothing of HTTP
+//! or GraphQL.
 
 pub mod auth;
 pub mod context;
 mod db;
 pub mod demo;
-pub mod embedded;
 mod error;
+pub mod maintenance;
 pub mod repo;
 mod tx;
 

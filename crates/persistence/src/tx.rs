@@ -137,7 +137,7 @@ fn begin_message(s: &Settings<'_>, read_only: bool, timeout_ms: Option<u64>) -> 
 }
 
 /// Begins a plain transaction the driver tracks (for connections held
-/// across requests, see `repo::outputs::RunLocks`).
+/// across requests, see `maintenance::RunLocks`).
 pub(crate) async fn begin_plain(conn: &mut PoolConnection<Postgres>) -> Result<(), sqlx::Error> {
     TxManager::begin(conn, None).await
 }

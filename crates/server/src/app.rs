@@ -7,8 +7,8 @@ use std::sync::{Arc, OnceLock};
 use anyhow::Context as _;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use secrecy::SecretString;
+use strata_embedded::{EmbeddedOptions, EmbeddedPostgres};
 use strata_persistence::demo::DemoUser;
-use strata_persistence::embedded::{EmbeddedOptions, EmbeddedPostgres};
 use strata_persistence::{Db, PoolOptions};
 use tokio::net::TcpListener;
 
@@ -142,9 +142,9 @@ impl Application {
             )),
         };
         tracing::info!(provider = provider.name(), "agent provider ready");
-        let runner = strata_graphql::Runner::new(
+        let runner = strata_runner::Runner::new(
             database.db.clone(),
-            strata_graphql::RunnerConfig {
+            strata_runner::RunnerConfig {
                 provider,
                 model: None,
                 max_concurrent: config.agents.max_concurrent.max(1),

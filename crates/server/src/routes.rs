@@ -46,7 +46,7 @@ pub struct AppState {
     /// Metrics, rendered at `/metrics`.
     pub metrics: PrometheusHandle,
     /// Executes agent runs.
-    pub runner: Arc<strata_graphql::Runner>,
+    pub runner: Arc<strata_runner::Runner>,
     /// Per-tenant rate limits.
     pub limiter: RateLimiter,
     /// Per-organization concurrency.

@@ -373,8 +373,8 @@ fn two_gateway_processes_share_one_rate_limit_through_redis() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let dir = std::env::temp_dir().join(format!("strata-cli-redis-{}", std::process::id()));
     let pg = rt
-        .block_on(strata_persistence::embedded::EmbeddedPostgres::start(
-            &strata_persistence::embedded::EmbeddedOptions {
+        .block_on(strata_embedded::EmbeddedPostgres::start(
+            &strata_embedded::EmbeddedOptions {
                 data_dir: dir,
                 remove_on_exit: true,
                 database: "strata".into(),

@@ -10,15 +10,15 @@
 //! with its own `LIMIT`.
 //!
 //! The lease maintenance (renewing leases, failing stale or orphaned runs)
-//! stays raw SQL: it runs across tenants as narrow roles, over both tables in
-//! one statement of `FOR UPDATE SKIP LOCKED` CTEs and advisory locks.
+//! works across tenants as narrow roles and lives apart, in
+//! `crate::maintenance`.
 
 use std::collections::HashMap;
 
 use sea_orm::sea_query::{Alias, Asterisk, Expr, Func, JoinType, Query};
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DbBackend, DbErr, FromQueryResult, QueryFilter, QueryOrder,
-    QuerySelect, QueryTrait, Select, Statement, Value,
+    ColumnTrait, ConnectionTrait, DbErr, FromQueryResult, QueryFilter, QueryOrder, QuerySelect,
+    QueryTrait, Select,
 };
 use strata_domain::model::{AgentRun, Campaign, RunStatus, StoredJson};
 use strata_domain::{CampaignId, ClientId, DomainError, OrgId, OutputId, UserId};
@@ -29,7 +29,7 @@ use crate::error::map_db_err;
 use crate::repo::audit::{self, AuditEntry};
 use crate::repo::two_schema::{InSchema, TwoSchemaTable, dispatch};
 use crate::repo::{Page, PageRequest, any_of, campaigns, require_write, uuid_array};
-use crate::tx::{RequestTx, TenantTx};
+use crate::tx::TenantTx;
 
 #[derive(Debug, FromQueryResult)]
 struct Row {
@@ -428,7 +428,7 @@ async fn transition_in<E: InSchema<Runs>>(
     let now = Expr::current_timestamp();
     let update = E::update_many();
     let update = match to {
-        // Starting renews the run's lease too (see `renew_leases`).
+        // Starting renews the run's lease too (see `maintenance::renew_leases`).
         Transition::Start => update
             .col_expr(E::col(Runs::Status), RunStatus::Running.as_str().into())
             .col_expr(E::col(Runs::StartedAt), now.clone())
@@ -580,306 +580,4 @@ pub async fn tokens_used_since(
 ) -> Result<u64, DomainError> {
     let sum = dispatch!(tx, Runs, tokens_in(tx, since)).map_err(map_db_err)?;
     Ok(sum.map(|n| n.max(0) as u64).unwrap_or(0))
-}
-
-/// Renews the lease of runs this process holds (queued in its memory or
-/// executing), in both tables at once, as the narrow `app_lease` role: it
-/// sees only `org_id` and `id` of unfinished runs and may only set their
-/// `heartbeat_at` to `now()`. Rows another transaction is changing right now
-/// (a run ending, a cancellation) are skipped rather than waited for; the
-/// next renewal catches them. Returns how many leases were renewed.
-pub async fn renew_leases(db: &crate::Db, held: &[(OrgId, OutputId)]) -> Result<u64, DomainError> {
-    if held.is_empty() {
-        return Ok(0);
-    }
-    let orgs = uuid_array(held.iter().map(|(org, _)| org.as_uuid()));
-    let ids = uuid_array(held.iter().map(|(_, id)| id.as_uuid()));
-    let renew = |table: &str, name: &str| {
-        format!(
-            "{name}_rows AS (SELECT o.org_id, o.id FROM {table} o \
-             JOIN held h ON o.org_id = h.org_id AND o.id = h.id FOR UPDATE OF o SKIP LOCKED), \
-             {name} AS (UPDATE {table} o SET heartbeat_at = now() FROM {name}_rows r \
-             WHERE o.org_id = r.org_id AND o.id = r.id RETURNING o.id)"
-        )
-    };
-    let sql = format!(
-        "WITH held AS (SELECT * FROM unnest($1::uuid[], $2::uuid[]) AS h(org_id, id)), {}, {} \
-         SELECT count(*) AS n FROM (SELECT id FROM sme UNION ALL SELECT id FROM agency) r",
-        renew("public.agent_outputs", "sme"),
-        renew("tenant_b.outputs", "agency"),
-    );
-    #[derive(FromQueryResult)]
-    struct Count {
-        n: i64,
-    }
-    let renewed = as_role(db, "app_lease", |txn| async move {
-        Count::find_by_statement(Statement::from_sql_and_values(
-            DbBackend::Postgres,
-            sql,
-            [orgs.into(), ids.into()],
-        ))
-        .one(&txn)
-        .await
-        .map(|c| (txn, c))
-    })
-    .await?;
-    Ok(renewed.map_or(0, |c| c.n.max(0) as u64))
-}
-
-/// Fails every QUEUED or RUNNING run whose lease
-/// (`coalesce(heartbeat_at, started_at, created_at)`) is at least
-/// `stale_after` old, except those in `held`, in both tables at once, with
-/// `reason`. It runs as the narrow `app_maint` role, which sees nothing of
-/// a run but its ids, status and times and may only set an unfinished run
-/// FAILED. Rows another transaction is changing right now are skipped.
-/// Returns the runs it failed.
-pub async fn fail_stale(
-    db: &crate::Db,
-    reason: &str,
-    stale_after: std::time::Duration,
-    held: &[OutputId],
-) -> Result<Vec<(OrgId, OutputId)>, DomainError> {
-    let held = uuid_array(held.iter().map(|id| id.as_uuid()));
-    let fail = |table: &str, name: &str| {
-        format!(
-            "{name}_rows AS (SELECT org_id, id FROM {table} \
-             WHERE status IN ('QUEUED', 'RUNNING') \
-             AND coalesce(heartbeat_at, started_at, created_at) <= now() - make_interval(secs => $2) \
-             AND id <> ALL ($3::uuid[]) FOR UPDATE SKIP LOCKED), \
-             {name} AS (UPDATE {table} o SET status = 'FAILED', error = $1, finished_at = now() \
-             FROM {name}_rows r WHERE o.org_id = r.org_id AND o.id = r.id \
-             RETURNING o.org_id, o.id)"
-        )
-    };
-    let values = [reason.into(), stale_after.as_secs_f64().into(), held.into()];
-    fail_in_both_tables(db, fail, values).await
-}
-
-/// The class of the advisory locks that mark runs being executed (the first
-/// key of PostgreSQL's two-key advisory locks, so that they cannot meet
-/// locks other code takes with one key).
-pub const RUN_LOCK_CLASS: i32 = 0x5352_554e;
-
-/// The second key of a run's advisory lock: the last four bytes of its id.
-/// Two runs may share one; that only delays failing one of them, because a
-/// lock someone holds spares its runs.
-pub fn run_lock_key(id: OutputId) -> i32 {
-    let b = id.as_uuid().into_bytes();
-    i32::from_be_bytes([b[12], b[13], b[14], b[15]])
-}
-
-/// The same key computed by the database from a run's `id`.
-const SQL_LOCK_KEY: &str = "('x' || right(replace(id::text, '-', ''), 8))::bit(32)::int";
-
-/// Session-level advisory locks, on one connection of the pool, marking the
-/// runs this process executes: a run is RUNNING only while its executor
-/// holds its lock, and the lock goes with the executor's connection when the
-/// process stops, however it stops. [`fail_orphaned`] fails the RUNNING runs
-/// whose lock nobody holds. The connection is taken while at least one run
-/// is held and goes back to the pool, its locks released, when none is.
-///
-/// Behind a pooler in transaction mode a session outlives nothing but a
-/// transaction: the connection then stays inside a transaction while it
-/// holds locks (an idle one, holding no snapshot), which keeps the pooler
-/// from handing its server session to anyone else, and commits once the
-/// last lock is released.
-#[derive(Debug)]
-pub struct RunLocks {
-    db: crate::Db,
-    state: tokio::sync::Mutex<LockState>,
-}
-
-#[derive(Debug, Default)]
-struct LockState {
-    conn: Option<sea_orm::sqlx::pool::PoolConnection<sea_orm::sqlx::Postgres>>,
-    held: std::collections::HashSet<OutputId>,
-}
-
-impl RunLocks {
-    /// No locks yet, over `db`'s pool.
-    pub fn new(db: crate::Db) -> Self {
-        Self {
-            db,
-            state: tokio::sync::Mutex::new(LockState::default()),
-        }
-    }
-
-    /// Takes run `id`'s lock (waiting while a sweep looks at it). On a
-    /// connection newly taken, every run held is locked again.
-    pub async fn hold(&self, id: OutputId) -> Result<(), DomainError> {
-        let mut state = self.state.lock().await;
-        state.held.insert(id);
-        let ids: Vec<OutputId> = match state.conn {
-            Some(_) => vec![id],
-            None => {
-                let mut conn = self.db.pool().acquire().await.map_err(lock_err)?;
-                if self.db.transaction_pooling() {
-                    crate::tx::begin_plain(&mut conn).await.map_err(lock_err)?;
-                    // The transaction stays open while runs execute: a
-                    // server-wide idle-in-transaction timeout must not end
-                    // it (and with it the locks that spare these runs).
-                    sea_orm::sqlx::query("SET LOCAL idle_in_transaction_session_timeout = 0")
-                        .persistent(false)
-                        .execute(&mut *conn)
-                        .await
-                        .map_err(lock_err)?;
-                }
-                state.conn = Some(conn);
-                state.held.iter().copied().collect()
-            }
-        };
-        let keys: Vec<i32> = ids.into_iter().map(run_lock_key).collect();
-        let Some(conn) = state.conn.as_mut() else {
-            return Ok(());
-        };
-        let locked =
-            sea_orm::sqlx::query("SELECT pg_advisory_lock($1, k) FROM unnest($2::int[]) AS k")
-                .bind(RUN_LOCK_CLASS)
-                .bind(keys)
-                .persistent(!self.db.transaction_pooling())
-                .execute(&mut **conn)
-                .await;
-        if let Err(e) = locked {
-            // A broken connection lost its locks: the next call starts over.
-            if let Some(conn) = state.conn.take() {
-                let _ = conn.close().await;
-            }
-            return Err(lock_err(e));
-        }
-        Ok(())
-    }
-
-    /// Releases run `id`'s lock; with no run left, the connection too.
-    pub async fn release(&self, id: OutputId) {
-        let mut state = self.state.lock().await;
-        if !state.held.remove(&id) {
-            return;
-        }
-        let empty = state.held.is_empty();
-        let Some(conn) = state.conn.as_mut() else {
-            return;
-        };
-        let sql = if empty {
-            "SELECT pg_advisory_unlock_all()"
-        } else {
-            "SELECT pg_advisory_unlock($1, $2)"
-        };
-        let pooled = self.db.transaction_pooling();
-        let mut done = sea_orm::sqlx::query(sql)
-            .bind(RUN_LOCK_CLASS)
-            .bind(run_lock_key(id))
-            .persistent(!pooled)
-            .execute(&mut **conn)
-            .await;
-        if empty && pooled && done.is_ok() {
-            done = crate::tx::commit_plain(conn)
-                .await
-                .map(|()| Default::default());
-        }
-        match done {
-            Ok(_) if empty => drop(state.conn.take()),
-            Ok(_) => {}
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot release an agent run's lock; closing its connection");
-                if let Some(conn) = state.conn.take() {
-                    let _ = conn.close().await;
-                }
-                // The locks went with the connection; re-take the others'.
-                drop(state);
-                let rest: Vec<OutputId> = self.state.lock().await.held.drain().collect();
-                for id in rest {
-                    if let Err(e) = self.hold(id).await {
-                        tracing::warn!(error = %e, "cannot re-take an agent run's lock");
-                    }
-                }
-            }
-        }
-    }
-}
-
-fn lock_err(e: sea_orm::sqlx::Error) -> DomainError {
-    map_db_err(crate::tx::query_err(e))
-}
-
-/// Fails every RUNNING run whose advisory lock (see [`RunLocks`]) nobody
-/// holds, except those in `held`, in both tables at once, with `reason`:
-/// the process executing it stopped, however recently it renewed its
-/// lease. As the narrow `app_maint` role. Rows another transaction is
-/// changing right now are skipped; the locks it takes to look are
-/// transaction-level and go at its commit. Returns the runs it failed.
-pub async fn fail_orphaned(
-    db: &crate::Db,
-    reason: &str,
-    held: &[OutputId],
-) -> Result<Vec<(OrgId, OutputId)>, DomainError> {
-    let held = uuid_array(held.iter().map(|id| id.as_uuid()));
-    let fail = |table: &str, name: &str| {
-        format!(
-            "{name}_rows AS MATERIALIZED (SELECT org_id, id FROM {table} \
-             WHERE status = 'RUNNING' AND id <> ALL ($2::uuid[]) FOR UPDATE SKIP LOCKED), \
-             {name}_free AS MATERIALIZED (SELECT org_id, id FROM {name}_rows \
-             WHERE pg_try_advisory_xact_lock($3, {SQL_LOCK_KEY})), \
-             {name} AS (UPDATE {table} o SET status = 'FAILED', error = $1, finished_at = now() \
-             FROM {name}_free r WHERE o.org_id = r.org_id AND o.id = r.id \
-             AND o.status = 'RUNNING' RETURNING o.org_id, o.id)"
-        )
-    };
-    let values = [reason.into(), held.into(), RUN_LOCK_CLASS.into()];
-    fail_in_both_tables(db, fail, values).await
-}
-
-/// Runs, as `app_maint`, the failing statement `fail(table, name)` builds
-/// for each run table (a CTE named `name` returning the failed runs' ids)
-/// with `values`, and returns the runs failed in both.
-async fn fail_in_both_tables(
-    db: &crate::Db,
-    fail: impl Fn(&str, &str) -> String,
-    values: [Value; 3],
-) -> Result<Vec<(OrgId, OutputId)>, DomainError> {
-    let sql = format!(
-        "WITH {}, {} SELECT org_id, id FROM sme UNION ALL SELECT org_id, id FROM agency",
-        fail("public.agent_outputs", "sme"),
-        fail("tenant_b.outputs", "agency"),
-    );
-    #[derive(FromQueryResult)]
-    struct Failed {
-        org_id: Uuid,
-        id: Uuid,
-    }
-    let failed = as_role(db, "app_maint", |txn| async move {
-        Failed::find_by_statement(Statement::from_sql_and_values(
-            DbBackend::Postgres,
-            sql,
-            values,
-        ))
-        .all(&txn)
-        .await
-        .map(|rows| (txn, rows))
-    })
-    .await?;
-    Ok(failed
-        .into_iter()
-        .map(|r| (OrgId::from_uuid(r.org_id), OutputId::from_uuid(r.id)))
-        .collect())
-}
-
-/// Runs `work` in a transaction of its own as `role` (one of the narrow
-/// maintenance roles, never a tenant's), and commits. The transaction opens
-/// like a request's: `BEGIN` and the role in one message (the isolation
-/// level set twice refuses a connection still inside a transaction).
-async fn as_role<T, F, Fut>(db: &crate::Db, role: &'static str, work: F) -> Result<T, DomainError>
-where
-    F: FnOnce(RequestTx) -> Fut,
-    Fut: std::future::Future<Output = Result<(RequestTx, T), sea_orm::DbErr>>,
-{
-    let message = format!(
-        "BEGIN; SET TRANSACTION ISOLATION LEVEL SERIALIZABLE; \
-         SET TRANSACTION ISOLATION LEVEL READ COMMITTED; SET LOCAL ROLE {role}"
-    );
-    let txn = RequestTx::begin_with(db, message, false)
-        .await
-        .map_err(map_db_err)?;
-    let (txn, out) = work(txn).await.map_err(map_db_err)?;
-    txn.commit().await.map_err(map_db_err)?;
-    Ok(out)
 }

@@ -1,6 +1,11 @@
-//! A private PostgreSQL cluster started from the server binaries installed on
-//! the machine, for `strata serve` without a database URL and for the test
-//! harness. No downloads, no containers.
+//! A supervisor for a private PostgreSQL cluster started from the server
+//! binaries installed on the machine: for `strata serve` without a database
+//! URL, for the test harness and for the benchmarks. No downloads, no
+//! containers. It knows nothing of Strata's schema, tenants or roles: it
+//! starts a cluster, makes sure one database exists, hands out superuser
+//! URLs and stops the cluster with its owner. Migrations, pools and
+//! everything that touches data belong to its callers, which is why it
+//! does not depend on `strata-persistence`.
 //!
 //! The cluster runs under a small `sh` watchdog whose stdin is a pipe from
 //! this process: when the pipe closes (we stop it, exit, or are killed), the
@@ -24,8 +29,9 @@ use std::process::{Child, ChildStdin, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use rand::distr::{Alphanumeric, SampleString};
-use sea_orm::{ConnectOptions, ConnectionTrait, Database, DbBackend, Statement};
 use secrecy::{ExposeSecret, SecretString};
+use sqlx::postgres::{PgConnectOptions, PgConnection};
+use sqlx::{ConnectOptions, Connection};
 use thiserror::Error;
 
 /// Why the embedded cluster could not start. Each message is one line a user
@@ -512,23 +518,20 @@ if [ -n "$5" ]; then rm -rf "$5"; fi
     }
 
     async fn ensure_database(&self, name: &str) -> Result<(), EmbeddedError> {
-        let fail = |e: sea_orm::DbErr| EmbeddedError::Failed(e.to_string());
-        let mut co = ConnectOptions::new(self.admin_url.expose_secret().to_owned());
-        co.max_connections(1).sqlx_logging(false);
-        let admin = Database::connect(co).await.map_err(fail)?;
-        let exists = admin
-            .query_one_raw(Statement::from_sql_and_values(
-                DbBackend::Postgres,
-                "SELECT 1 AS one FROM pg_database WHERE datname = $1",
-                [name.into()],
-            ))
+        let fail = |e: sqlx::Error| EmbeddedError::Failed(e.to_string());
+        let mut admin = connect(&self.admin_url, CONNECT_TIMEOUT)
+            .await
+            .map_err(fail)?;
+        let exists = sqlx::query("SELECT 1 AS one FROM pg_database WHERE datname = $1")
+            .bind(name)
+            .fetch_optional(&mut admin)
             .await
             .map_err(fail)?
             .is_some();
         if !exists {
             let quoted = name.replace('"', "\"\"");
-            admin
-                .execute_unprepared(&format!("CREATE DATABASE \"{quoted}\""))
+            sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{quoted}\"")))
+                .execute(&mut admin)
                 .await
                 .map_err(fail)?;
         }
@@ -585,6 +588,27 @@ impl Drop for EmbeddedPostgres {
     }
 }
 
+/// How long opening a connection to a cluster that is up may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// One connection to `url`, opened within `within`. Its statements are not
+/// logged: they are the supervisor's own, not the application's, and the
+/// application's log should show only the application's.
+async fn connect(url: &SecretString, within: Duration) -> Result<PgConnection, sqlx::Error> {
+    let opts = url
+        .expose_secret()
+        .parse::<PgConnectOptions>()?
+        .disable_statement_logging();
+    tokio::time::timeout(within, PgConnection::connect_with(&opts))
+        .await
+        .map_err(|_| {
+            sqlx::Error::Io(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!("no connection within {} s", within.as_secs()),
+            ))
+        })?
+}
+
 async fn wait_ready(
     child: &mut Child,
     admin_url: &SecretString,
@@ -601,11 +625,7 @@ async fn wait_ready(
         if let Ok(Some(_)) = child.try_wait() {
             return Err(format!("postgres exited at start; see {}", log.display()));
         }
-        let mut co = ConnectOptions::new(admin_url.expose_secret().to_owned());
-        co.max_connections(1)
-            .connect_timeout(Duration::from_secs(2))
-            .sqlx_logging(false);
-        if let Ok(conn) = Database::connect(co).await {
+        if let Ok(conn) = connect(admin_url, Duration::from_secs(2)).await {
             let _ = conn.close().await;
             return Ok(());
         }
@@ -626,7 +646,7 @@ mod tests {
     use std::path::Path;
     use std::str::FromStr;
 
-    use sea_orm::sqlx::postgres::PgConnectOptions;
+    use sqlx::postgres::PgConnectOptions;
 
     use super::{
         EmbeddedError, cluster_url, fallback_name, find_bin_dir_in, socket_dir_for,

@@ -1,4 +1,11 @@
-//! Agent runs in the background.
+//! The agent-run orchestrator: executes queued agent runs in the
+//! background with bounded concurrency, publishes their progress to
+//! listeners, and keeps the leases that tell other gateways a run is still
+//! alive. It is a library of the gateway, not part of its API: it never
+//! names async-graphql or axum and never speaks HTTP. Callers hand it runs
+//! that are already stored and listen to its events; whatever queued them
+//! (the GraphQL API) stays out of this crate, so that the API can
+//! change without touching how runs execute.
 //!
 //! `runAgent` stores a QUEUED run (and its audit row) in the request's
 //! transaction; once that commits, the server hands the run to the
@@ -24,7 +31,8 @@ use strata_agents::{AgentContext, AgentInput, AgentKind, DeltaSink, SharedProvid
 use strata_domain::model::{AgentRun, RunStatus};
 use strata_domain::{DomainError, OrgId, OutputId};
 use strata_persistence::context::VerifiedContext;
-use strata_persistence::repo::outputs::{self, RunLocks, Transition};
+use strata_persistence::maintenance::{self, RunLocks};
+use strata_persistence::repo::outputs::{self, Transition};
 use strata_persistence::repo::personas;
 use strata_persistence::repo::{PageRequest, brand, campaigns, clients, organizations, usage};
 use strata_persistence::{Db, TenantTx};
@@ -162,7 +170,7 @@ impl Runner {
     /// moment, wait for their lease to expire instead.
     pub async fn recover(&self) -> Result<u64, DomainError> {
         let held: Vec<OutputId> = lock(&self.held).keys().copied().collect();
-        let orphaned = outputs::fail_orphaned(&self.db, INTERRUPTED, &held).await?;
+        let orphaned = maintenance::fail_orphaned(&self.db, INTERRUPTED, &held).await?;
         for (org, id) in &orphaned {
             tracing::warn!(
                 run.id = %id,
@@ -179,14 +187,14 @@ impl Runner {
             .iter()
             .map(|(id, held)| (held.org, *id))
             .collect();
-        outputs::renew_leases(&self.db, &held).await
+        maintenance::renew_leases(&self.db, &held).await
     }
 
     /// Fails the runs whose lease expired, except those held here.
     async fn sweep(&self) -> Result<Vec<(OrgId, OutputId)>, DomainError> {
         let held: Vec<OutputId> = lock(&self.held).keys().copied().collect();
         let failed =
-            outputs::fail_stale(&self.db, INTERRUPTED, Self::LEASE_STALE_AFTER, &held).await?;
+            maintenance::fail_stale(&self.db, INTERRUPTED, Self::LEASE_STALE_AFTER, &held).await?;
         for (org, id) in &failed {
             tracing::warn!(
                 run.id = %id,
@@ -205,8 +213,9 @@ impl Runner {
             .subscribe()
     }
 
-    /// Drops a run's channel once nobody listens and nothing runs it.
-    pub(crate) fn release(&self, id: OutputId) {
+    /// Drops a run's channel once nobody listens and nothing runs it; a
+    /// listener calls it when it stops listening.
+    pub fn release(&self, id: OutputId) {
         let running = lock(&self.held).contains_key(&id);
         let mut channels = lock(&self.channels);
         if !running && channels.get(&id).is_some_and(|c| c.receiver_count() == 0) {

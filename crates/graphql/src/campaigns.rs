@@ -1,0 +1,145 @@
+//! Campaigns: the `campaigns` and `campaign` queries, `createCampaign`,
+//! `updateCampaign` and `deleteCampaign`. The `Campaign` type is in
+//! [`crate::types`], with the content that refers to it.
+
+use async_graphql::{Context, ID, InputObject, Object, Result};
+use strata_domain::{CampaignId, CampaignName, ClientId, values::parse_optional_text};
+use strata_persistence::repo::campaigns::{self, CampaignChanges, CampaignFilter, NewCampaign};
+
+use crate::args::{bad, parse_id};
+use crate::savepoint::in_savepoint;
+use crate::state::RequestState;
+use crate::types::{
+    Campaign, CampaignConnection, CampaignNode, CampaignStatus, campaign_connection,
+};
+
+/// Input of `createCampaign`.
+#[derive(InputObject, Debug)]
+pub struct CreateCampaignInput {
+    /// Name.
+    pub name: String,
+    /// Required for agencies, forbidden for SMEs.
+    pub client_id: Option<ID>,
+    /// Objective.
+    pub objective: Option<String>,
+}
+
+/// Input of `updateCampaign`; omitted fields stay as they are.
+#[derive(InputObject, Debug)]
+pub struct UpdateCampaignInput {
+    /// The campaign.
+    pub id: ID,
+    /// New name.
+    pub name: Option<String>,
+    /// New objective (an empty string clears it).
+    pub objective: Option<String>,
+    /// New status.
+    pub status: Option<CampaignStatus>,
+}
+
+/// Campaign queries.
+#[derive(Debug, Default)]
+pub struct CampaignQuery;
+
+#[Object]
+impl CampaignQuery {
+    /// Campaigns visible to the caller, optionally of one client.
+    #[graphql(complexity = "crate::pagination::list_cost(first, child_complexity)")]
+    async fn campaigns(
+        &self,
+        ctx: &Context<'_>,
+        client_id: Option<ID>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> Result<CampaignConnection> {
+        let client_id = client_id
+            .map(|c| parse_id::<ClientId>("clientId", &c))
+            .transpose()?;
+        campaign_connection(ctx, CampaignFilter { client_id }, first, after).await
+    }
+
+    /// A campaign by id; null if it does not exist or is not visible.
+    async fn campaign(&self, ctx: &Context<'_>, id: ID) -> Result<Option<CampaignNode>> {
+        let id: CampaignId = parse_id("id", &id)?;
+        let state = ctx.data::<RequestState>()?;
+        state.tenant()?;
+        let found = state
+            .campaign_loader()
+            .load_one(id)
+            .await
+            .map_err(|e| (*e).clone())?;
+        Ok(found.map(|c| crate::leaves::Leaves(Campaign(c))))
+    }
+}
+
+/// Campaign mutations.
+#[derive(Debug, Default)]
+pub struct CampaignMutation;
+
+#[Object]
+impl CampaignMutation {
+    /// Creates a campaign (clientId required for agencies, forbidden for
+    /// SMEs).
+    #[graphql(guard = r#"crate::guard::RoleGuard::write("this role cannot create campaigns")"#)]
+    async fn create_campaign(
+        &self,
+        ctx: &Context<'_>,
+        input: CreateCampaignInput,
+    ) -> Result<Campaign> {
+        let state = ctx.data::<RequestState>()?;
+        state.tenant()?;
+        let new = NewCampaign {
+            name: CampaignName::parse("name", &input.name).map_err(bad)?,
+            client_id: input
+                .client_id
+                .map(|c| parse_id::<ClientId>("clientId", &c))
+                .transpose()?,
+            objective: parse_optional_text("objective", input.objective.as_deref(), 4000)
+                .map_err(bad)?,
+        };
+        let tx = state.write_tx().await?;
+        Ok(Campaign(
+            in_savepoint(tx, campaigns::create(tx, new)).await?,
+        ))
+    }
+
+    /// Changes a campaign.
+    #[graphql(guard = r#"crate::guard::RoleGuard::write("this role cannot change campaigns")"#)]
+    async fn update_campaign(
+        &self,
+        ctx: &Context<'_>,
+        input: UpdateCampaignInput,
+    ) -> Result<Campaign> {
+        let id: CampaignId = parse_id("id", &input.id)?;
+        let changes = CampaignChanges {
+            name: input
+                .name
+                .map(|n| CampaignName::parse("name", &n))
+                .transpose()
+                .map_err(bad)?,
+            objective: input
+                .objective
+                .map(|o| parse_optional_text("objective", Some(&o), 4000))
+                .transpose()
+                .map_err(bad)?,
+            status: input.status.map(Into::into),
+        };
+        let state = ctx.data::<RequestState>()?;
+        state.tenant()?;
+        let tx = state.write_tx().await?;
+        Ok(Campaign(
+            in_savepoint(tx, campaigns::update(tx, id, changes)).await?,
+        ))
+    }
+
+    /// Deletes a campaign with its runs and outputs; returns its id.
+    #[graphql(guard = r#"crate::guard::RoleGuard::write("this role cannot delete campaigns")"#)]
+    async fn delete_campaign(&self, ctx: &Context<'_>, id: ID) -> Result<ID> {
+        let campaign: CampaignId = parse_id("id", &id)?;
+        let state = ctx.data::<RequestState>()?;
+        state.tenant()?;
+        let tx = state.write_tx().await?;
+        in_savepoint(tx, campaigns::delete(tx, campaign)).await?;
+        Ok(id)
+    }
+}

@@ -1,0 +1,156 @@
+//! Members of the active organization, for owners and admins: the
+//! `members` query, `addMember`, `updateMember` and `removeMember`. A
+//! change of membership is recorded as [`Committed::MembershipChanged`] so
+//! that the server drops what it cached of the member once it commits.
+
+use async_graphql::connection::{Connection, EmptyFields};
+use async_graphql::{Context, ID, InputObject, Object, Result};
+use strata_domain::UserId;
+use strata_persistence::repo::members;
+
+use crate::args::{client_ids, parse_id};
+use crate::error::domain_error;
+use crate::organization::{Membership, Role};
+use crate::pagination::{Cursor, Totals, TotalsKind, connection, page_request};
+use crate::savepoint::in_savepoint;
+use crate::session::Committed;
+use crate::state::RequestState;
+
+/// Members, Relay style.
+pub type MembershipConnection = Connection<Cursor, Membership, Totals, EmptyFields>;
+
+/// Resolves the members connection (oldest first).
+pub async fn membership_connection(
+    ctx: &Context<'_>,
+    first: Option<i32>,
+    after: Option<String>,
+) -> Result<MembershipConnection> {
+    let page = page_request(first, after)?;
+    let state = ctx.data::<RequestState>()?;
+    state.tenant()?;
+    let tx = state.read_tx().await?;
+    let has_previous = page.after.is_some();
+    let result = strata_persistence::repo::members::list(tx, &page)
+        .await
+        .map_err(domain_error)?;
+    Ok(connection(
+        result,
+        TotalsKind::Members,
+        |m| (m.created_at, m.user_id.as_uuid()),
+        |m| Membership::from(&m),
+        has_previous,
+    ))
+}
+
+/// Input of `addMember`.
+#[derive(InputObject, Debug)]
+pub struct AddMemberInput {
+    /// The user to add.
+    pub user_id: ID,
+    /// Their role.
+    pub role: Role,
+    /// For account managers of an agency: the clients they may see.
+    pub client_ids: Option<Vec<ID>>,
+}
+
+/// Input of `updateMember`; omitted fields stay as they are.
+#[derive(InputObject, Debug)]
+pub struct UpdateMemberInput {
+    /// The member.
+    pub user_id: ID,
+    /// New role.
+    pub role: Option<Role>,
+    /// For account managers of an agency: the clients they may see (replaces
+    /// the current assignments).
+    pub client_ids: Option<Vec<ID>>,
+}
+
+/// Member queries.
+#[derive(Debug, Default)]
+pub struct MemberQuery;
+
+#[Object]
+impl MemberQuery {
+    /// Members of the active organization, oldest first (owners and
+    /// admins).
+    #[graphql(
+        complexity = "crate::pagination::list_cost(first, child_complexity)",
+        guard = r#"crate::guard::RoleGuard::administer("only owners and admins can list members")"#
+    )]
+    async fn members(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> Result<MembershipConnection> {
+        membership_connection(ctx, first, after).await
+    }
+}
+
+/// `addMember`, a part of its own: the schema lists it among the first
+/// mutations, and the other member mutations later.
+#[derive(Debug, Default)]
+pub struct AddMemberMutation;
+
+#[Object]
+impl AddMemberMutation {
+    /// Adds a member to the active organization (OWNER/ADMIN).
+    #[graphql(
+        guard = r#"crate::guard::RoleGuard::administer("only owners and admins can add members")"#
+    )]
+    async fn add_member(&self, ctx: &Context<'_>, input: AddMemberInput) -> Result<Membership> {
+        let state = ctx.data::<RequestState>()?;
+        state.tenant()?;
+        let user: UserId = parse_id("userId", &input.user_id)?;
+        let client_ids = client_ids(input.client_ids)?.unwrap_or_default();
+        let tx = state.write_tx().await?;
+        let m = in_savepoint(tx, members::add(tx, user, input.role.into(), &client_ids)).await?;
+        state.record(Committed::MembershipChanged(user));
+        Ok(Membership::from(&m))
+    }
+}
+
+/// Changes to members.
+#[derive(Debug, Default)]
+pub struct MemberMutation;
+
+#[Object]
+impl MemberMutation {
+    /// Changes a member's role or client assignments (OWNER/ADMIN).
+    #[graphql(
+        guard = r#"crate::guard::RoleGuard::administer("only owners and admins can change members")"#
+    )]
+    async fn update_member(
+        &self,
+        ctx: &Context<'_>,
+        input: UpdateMemberInput,
+    ) -> Result<Membership> {
+        let user: UserId = parse_id("userId", &input.user_id)?;
+        let assigned = client_ids(input.client_ids)?;
+        let state = ctx.data::<RequestState>()?;
+        state.tenant()?;
+        let tx = state.write_tx().await?;
+        let m = in_savepoint(
+            tx,
+            members::update(tx, user, input.role.map(Into::into), assigned.as_deref()),
+        )
+        .await?;
+        state.record(Committed::MembershipChanged(user));
+        Ok(Membership::from(&m))
+    }
+
+    /// Removes a member from the organization (OWNER/ADMIN); returns the
+    /// user's id.
+    #[graphql(
+        guard = r#"crate::guard::RoleGuard::administer("only owners and admins can remove members")"#
+    )]
+    async fn remove_member(&self, ctx: &Context<'_>, user_id: ID) -> Result<ID> {
+        let user: UserId = parse_id("userId", &user_id)?;
+        let state = ctx.data::<RequestState>()?;
+        state.tenant()?;
+        let tx = state.write_tx().await?;
+        in_savepoint(tx, members::remove(tx, user)).await?;
+        state.record(Committed::MembershipChanged(user));
+        Ok(user_id)
+    }
+}

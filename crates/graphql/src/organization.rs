@@ -1,0 +1,321 @@
+//! The organization and who is calling: the `me` and `organization`
+//! queries, `createOrganization` and `updateOrganization`, and the types
+//! they return (`Viewer`, `User`, `Membership`, `Organization`) with their
+//! enums.
+
+use async_graphql::{Context, Enum, ID, InputObject, Json, Object, Result, SimpleObject};
+use chrono::{DateTime, Utc};
+use strata_domain::{OrganizationName, Slug, UserId, model};
+use strata_persistence::repo::organizations::{self, OrganizationChanges};
+
+use crate::args::bad;
+use crate::error::{ErrorCode, domain_error};
+use crate::savepoint::in_savepoint;
+use crate::state::RequestState;
+
+/// SME or agency.
+#[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
+#[graphql(name = "OrganizationType", remote = "strata_domain::OrgType")]
+pub enum OrganizationType {
+    /// organization → campaigns → outputs.
+    Sme,
+    /// organization → clients → campaigns → outputs.
+    Agency,
+}
+
+/// A member's role.
+#[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
+#[graphql(remote = "strata_domain::Role")]
+pub enum Role {
+    /// Everything, including members, clients, settings and API keys.
+    Owner,
+    /// Everything an owner may do.
+    Admin,
+    /// All content of the organization.
+    Strategist,
+    /// Content of assigned clients only.
+    AccountManager,
+    /// Read only.
+    Viewer,
+}
+
+/// A user.
+#[derive(SimpleObject, Clone, Debug)]
+pub struct User {
+    /// The user's id (the token's `sub`).
+    pub id: ID,
+    /// E-mail, when a token carried one.
+    pub email: Option<String>,
+}
+
+impl From<&model::User> for User {
+    fn from(u: &model::User) -> Self {
+        Self {
+            id: ID(u.id.to_string()),
+            email: u.email.clone(),
+        }
+    }
+}
+
+/// A membership of a user in an organization.
+#[derive(SimpleObject, Clone, Debug)]
+pub struct Membership {
+    /// The member.
+    pub user_id: ID,
+    /// The organization.
+    pub organization_id: ID,
+    /// Its type.
+    pub organization_type: OrganizationType,
+    /// The member's role there.
+    pub role: Role,
+    /// Clients assigned to an account manager.
+    pub client_ids: Vec<ID>,
+    /// Since when.
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<&model::Membership> for Membership {
+    fn from(m: &model::Membership) -> Self {
+        Self {
+            user_id: ID(m.user_id.to_string()),
+            organization_id: ID(m.org_id.to_string()),
+            organization_type: m.org_type.into(),
+            role: m.role.into(),
+            client_ids: m.client_ids.iter().map(|c| ID(c.to_string())).collect(),
+            created_at: m.created_at,
+        }
+    }
+}
+
+/// An organization.
+#[derive(Clone, Debug)]
+pub struct Organization(pub model::Organization);
+
+#[Object]
+impl Organization {
+    async fn id(&self) -> ID {
+        ID(self.0.id.to_string())
+    }
+    async fn name(&self) -> &str {
+        &self.0.name
+    }
+    async fn slug(&self) -> &str {
+        &self.0.slug
+    }
+    /// SME or AGENCY.
+    #[graphql(name = "type")]
+    async fn org_type(&self) -> OrganizationType {
+        self.0.org_type.into()
+    }
+    /// White-label branding and other settings.
+    async fn settings(&self) -> Json<serde_json::Value> {
+        Json(self.0.settings.clone())
+    }
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+}
+
+/// Who is calling, and where.
+#[derive(Clone, Debug)]
+pub struct Viewer;
+
+#[Object]
+impl Viewer {
+    /// The signed-in user (null for API keys).
+    async fn user(&self, ctx: &Context<'_>) -> Result<Option<User>> {
+        Ok(ctx.data::<RequestState>()?.user().map(User::from))
+    }
+    /// The active organization, if there is one.
+    async fn organization(&self, ctx: &Context<'_>) -> Result<Option<Organization>> {
+        let state = ctx.data::<RequestState>()?;
+        if state.context().is_none() {
+            return Ok(None);
+        }
+        let tx = state.read_tx().await?;
+        let org = strata_persistence::repo::organizations::current(tx)
+            .await
+            .map_err(domain_error)?;
+        Ok(Some(Organization(org)))
+    }
+    /// The role in the active organization.
+    async fn role(&self, ctx: &Context<'_>) -> Result<Option<Role>> {
+        Ok(ctx
+            .data::<RequestState>()?
+            .context()
+            .map(|c| c.role().into()))
+    }
+    /// Every organization the user belongs to.
+    async fn memberships(&self, ctx: &Context<'_>) -> Result<Vec<Membership>> {
+        Ok(ctx
+            .data::<RequestState>()?
+            .memberships()
+            .iter()
+            .map(Membership::from)
+            .collect())
+    }
+}
+
+/// Input of `createOrganization`.
+#[derive(InputObject, Debug)]
+pub struct CreateOrganizationInput {
+    /// Display name.
+    pub name: String,
+    /// Globally unique slug.
+    pub slug: String,
+    /// SME or AGENCY.
+    #[graphql(name = "type")]
+    pub org_type: OrganizationType,
+}
+
+/// White-label branding of an organization.
+#[derive(InputObject, Debug, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BrandingInput {
+    /// Name shown instead of Strata's.
+    pub display_name: Option<String>,
+    /// HTTPS URL of the logo.
+    pub logo_url: Option<String>,
+    /// Primary colour, `#rrggbb`.
+    pub primary_color: Option<String>,
+    /// Secondary colour, `#rrggbb`.
+    pub secondary_color: Option<String>,
+    /// Contact address shown to clients.
+    pub support_email: Option<String>,
+}
+
+impl BrandingInput {
+    fn parse(self) -> Result<serde_json::Value> {
+        let field = |f: &'static str, m: &str| bad(strata_domain::ValidationError::new(f, m));
+        if let Some(n) = &self.display_name
+            && (n.trim().is_empty() || n.chars().count() > 200)
+        {
+            return Err(field(
+                "branding.displayName",
+                "must be 1 to 200 characters long",
+            ));
+        }
+        if let Some(u) = &self.logo_url
+            && (!u.starts_with("https://") || u.len() > 2048 || u.contains(char::is_whitespace))
+        {
+            return Err(field("branding.logoUrl", "must be an https:// URL"));
+        }
+        for (name, c) in [
+            ("branding.primaryColor", &self.primary_color),
+            ("branding.secondaryColor", &self.secondary_color),
+        ] {
+            if let Some(c) = c
+                && !(c.len() == 7
+                    && c.starts_with('#')
+                    && c[1..].bytes().all(|b| b.is_ascii_hexdigit()))
+            {
+                return Err(field(name, "must be a colour like #1a2b3c"));
+            }
+        }
+        if let Some(e) = &self.support_email
+            && (e.len() > 320 || !e.contains('@') || e.contains(char::is_whitespace))
+        {
+            return Err(field("branding.supportEmail", "must be an e-mail address"));
+        }
+        serde_json::to_value(&self).map_err(|_| ErrorCode::Internal.error("internal error"))
+    }
+}
+
+/// Input of `updateOrganization`; omitted fields stay as they are.
+#[derive(InputObject, Debug)]
+pub struct UpdateOrganizationInput {
+    /// New display name.
+    pub name: Option<String>,
+    /// New white-label branding (replaces the current one).
+    pub branding: Option<BrandingInput>,
+}
+
+/// Queries of the caller and the active organization.
+#[derive(Debug, Default)]
+pub struct OrganizationQuery;
+
+#[Object]
+impl OrganizationQuery {
+    /// The caller: user, memberships, active organization and role.
+    async fn me(&self) -> Viewer {
+        Viewer
+    }
+
+    /// The active organization.
+    async fn organization(&self, ctx: &Context<'_>) -> Result<Organization> {
+        let state = ctx.data::<RequestState>()?;
+        state.tenant()?;
+        let tx = state.read_tx().await?;
+        Ok(Organization(
+            organizations::current(tx).await.map_err(domain_error)?,
+        ))
+    }
+}
+
+/// `createOrganization`, a part of its own: the schema lists it first, before
+/// the other areas' mutations, and `updateOrganization` after them.
+#[derive(Debug, Default)]
+pub struct CreateOrganizationMutation;
+
+#[Object]
+impl CreateOrganizationMutation {
+    /// Creates an organization; the caller becomes its OWNER.
+    async fn create_organization(
+        &self,
+        ctx: &Context<'_>,
+        input: CreateOrganizationInput,
+    ) -> Result<Organization> {
+        let state = ctx.data::<RequestState>()?;
+        let user = state.user().ok_or_else(|| {
+            ErrorCode::Forbidden.error("only a signed-in user can create an organization")
+        })?;
+        let name = OrganizationName::parse("name", &input.name).map_err(bad)?;
+        let slug = Slug::parse("slug", &input.slug).map_err(bad)?;
+        // A new organization is its own tenant: its own transaction, under
+        // a fresh id.
+        let (org, _) = organizations::create(
+            state.db(),
+            UserId::from_uuid(user.id.as_uuid()),
+            input.org_type.into(),
+            &name,
+            &slug,
+            state.request_id(),
+        )
+        .await
+        .map_err(domain_error)?;
+        Ok(Organization(org))
+    }
+}
+
+/// Changes to the active organization.
+#[derive(Debug, Default)]
+pub struct OrganizationMutation;
+
+#[Object]
+impl OrganizationMutation {
+    /// Changes the active organization's name or white-label branding
+    /// (OWNER/ADMIN).
+    #[graphql(
+        guard = r#"crate::guard::RoleGuard::administer("only owners and admins can change the organization")"#
+    )]
+    async fn update_organization(
+        &self,
+        ctx: &Context<'_>,
+        input: UpdateOrganizationInput,
+    ) -> Result<Organization> {
+        let changes = OrganizationChanges {
+            name: input
+                .name
+                .map(|n| OrganizationName::parse("name", &n))
+                .transpose()
+                .map_err(bad)?,
+            branding: input.branding.map(BrandingInput::parse).transpose()?,
+        };
+        let state = ctx.data::<RequestState>()?;
+        state.tenant()?;
+        let tx = state.write_tx().await?;
+        Ok(Organization(
+            in_savepoint(tx, organizations::update(tx, changes)).await?,
+        ))
+    }
+}

@@ -1,0 +1,139 @@
+//! Relay-style pagination shared by every connection: the opaque cursor,
+//! `first`/`after` parsed into a page request, connections built from a
+//! page, their lazily counted totals, and the complexity a list field
+//! costs.
+
+use async_graphql::connection::{Connection, Edge, EmptyFields, OpaqueCursor};
+use async_graphql::{Context, ErrorExtensions, Object, Result};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use strata_persistence::repo::campaigns::CampaignFilter;
+use strata_persistence::repo::outputs::RunFilter;
+use strata_persistence::repo::{Page, PageRequest, audit, campaigns, clients, members, personas};
+
+use crate::error::{ErrorCode, domain_error};
+use crate::state::RequestState;
+
+/// A cursor position: the sort key of the last row seen.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct CursorKey {
+    t: i64,
+    id: uuid::Uuid,
+}
+
+/// The cursor type of every connection.
+pub type Cursor = OpaqueCursor<CursorKey>;
+
+/// Lazily counted totals.
+pub struct Totals {
+    kind: TotalsKind,
+}
+
+/// What a connection's total counts.
+pub(crate) enum TotalsKind {
+    Clients,
+    Campaigns(CampaignFilter),
+    Personas(Option<strata_domain::ClientId>),
+    Runs(strata_domain::CampaignId, RunFilter),
+    Audit,
+    Members,
+}
+
+#[Object]
+impl Totals {
+    /// How many items the connection has in all pages.
+    async fn total_count(&self, ctx: &Context<'_>) -> Result<u64> {
+        let state = ctx.data::<RequestState>()?;
+        if let TotalsKind::Runs(campaign, filter) = &self.kind {
+            return Ok(state
+                .run_count_loader()
+                .load_one((*campaign, *filter))
+                .await
+                .map_err(|e| (*e).clone())?
+                .unwrap_or(0));
+        }
+        let tx = state.read_tx().await?;
+        match &self.kind {
+            TotalsKind::Clients => clients::count(tx).await,
+            TotalsKind::Campaigns(f) => campaigns::count(tx, f).await,
+            TotalsKind::Personas(c) => personas::count(tx, *c).await,
+            TotalsKind::Audit => audit::count(tx).await,
+            TotalsKind::Members => members::count(tx).await,
+            TotalsKind::Runs(..) => Ok(0),
+        }
+        .map_err(domain_error)
+    }
+}
+
+/// Default and maximum page sizes.
+pub const DEFAULT_PAGE: i32 = 20;
+/// The largest `first` accepted.
+pub const MAX_PAGE: i32 = 100;
+
+/// Parses `first`/`after` into a page request.
+pub fn page_request(first: Option<i32>, after: Option<String>) -> Result<PageRequest> {
+    let first = first.unwrap_or(DEFAULT_PAGE);
+    if !(0..=MAX_PAGE).contains(&first) {
+        return Err(ErrorCode::BadUserInput
+            .error(format!("first: must be between 0 and {MAX_PAGE}"))
+            .extend_with(|_, e| e.set("field", "first")));
+    }
+    let after = match after {
+        None => None,
+        Some(s) => {
+            let bad = || {
+                ErrorCode::BadUserInput
+                    .error("after: not a cursor of this connection")
+                    .extend_with(|_, e| e.set("field", "after"))
+            };
+            let key = <Cursor as async_graphql::connection::CursorType>::decode_cursor(&s)
+                .map_err(|_| bad())?;
+            let at = DateTime::<Utc>::from_timestamp_micros(key.t).ok_or_else(bad)?;
+            Some((at, key.id))
+        }
+    };
+    Ok(PageRequest {
+        after,
+        limit: first as u64,
+    })
+}
+
+/// The cursor of a row sorted by `(at, id)`.
+pub(crate) fn cursor(at: DateTime<Utc>, id: uuid::Uuid) -> Cursor {
+    OpaqueCursor(CursorKey {
+        t: at.timestamp_micros(),
+        id,
+    })
+}
+
+/// A connection over `page`: each item wrapped by `wrap`, its cursor made
+/// of the sort key `key` returns, its total counted as `kind` says.
+pub(crate) fn connection<N, T>(
+    page: Page<T>,
+    kind: TotalsKind,
+    key: impl Fn(&T) -> (DateTime<Utc>, uuid::Uuid),
+    wrap: impl Fn(T) -> N,
+    has_previous: bool,
+) -> Connection<Cursor, N, Totals, EmptyFields>
+where
+    N: async_graphql::OutputType,
+{
+    let mut conn =
+        Connection::with_additional_fields(has_previous, page.has_next_page, Totals { kind });
+    conn.edges = page
+        .items
+        .into_iter()
+        .map(|item| {
+            let (at, id) = key(&item);
+            Edge::new(cursor(at, id), wrap(item))
+        })
+        .collect();
+    conn
+}
+
+/// The complexity of a list field: its children once per item it may
+/// return (`first`, or the default page), plus the field itself.
+pub(crate) fn list_cost(first: Option<i32>, child_complexity: usize) -> usize {
+    let items = first.unwrap_or(DEFAULT_PAGE).clamp(0, MAX_PAGE);
+    1 + usize::try_from(items).unwrap_or(0) * child_complexity
+}

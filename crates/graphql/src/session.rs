@@ -1,0 +1,76 @@
+//! What a request knows of its caller, and its transaction: the pool, the
+//! user and memberships, the verified tenant context, the request id, the
+//! tenant transaction begun on first use, and what must happen once it
+//! commits. [`crate::state::RequestState`] holds a session with the
+//! request's loaders; the loaders hold the session only weakly and read
+//! through its transaction. It is a module of its own so that the loaders
+//! need not import the state that holds them.
+
+use std::sync::Arc;
+
+use strata_domain::DomainError;
+use strata_domain::model::{Membership, User};
+use strata_persistence::context::VerifiedContext;
+use strata_persistence::{Db, TenantTx};
+use tokio::sync::OnceCell;
+
+use crate::error::{ErrorCode, domain_error};
+
+/// Something a request did that matters once its transaction commits.
+#[derive(Clone, Debug)]
+pub enum Committed {
+    /// A member's role, assignments or membership changed.
+    MembershipChanged(strata_domain::UserId),
+    /// An agent run was queued: start it.
+    RunQueued(Box<strata_domain::model::AgentRun>),
+    /// An agent run was cancelled: stop it.
+    RunCancelled(strata_domain::OutputId),
+    /// An API key was revoked: open connections that use it re-check at
+    /// once.
+    ApiKeyRevoked,
+}
+
+/// One request's caller and transaction.
+pub(crate) struct Session {
+    /// What the request's mutations asked to happen after the commit.
+    pub(crate) committed: std::sync::Mutex<Vec<Committed>>,
+    /// The pool.
+    pub(crate) db: Db,
+    /// The signed-in user, if a user (not a key) is calling.
+    pub(crate) user: Option<User>,
+    /// The user's memberships.
+    pub(crate) memberships: Vec<Membership>,
+    /// The tenant context, when the credential resolved to one.
+    pub(crate) context: Option<VerifiedContext>,
+    /// The request id.
+    pub(crate) request_id: String,
+    /// The transaction, once begun, and whether it may write.
+    pub(crate) tx: OnceCell<(Arc<TenantTx>, bool)>,
+}
+
+impl Session {
+    /// The transaction, begun on first use. The first use decides its
+    /// mode: a query only reads (READ ONLY), a mutation writes.
+    pub(crate) async fn tx(&self, write: bool) -> async_graphql::Result<&TenantTx> {
+        let ctx = self
+            .context
+            .as_ref()
+            .ok_or_else(|| ErrorCode::Forbidden.error("no active organization"))?;
+        let (tx, writable) = self
+            .tx
+            .get_or_try_init(|| async {
+                let tx = if write {
+                    TenantTx::begin(&self.db, ctx).await?
+                } else {
+                    TenantTx::begin_read_only(&self.db, ctx).await?
+                };
+                Ok::<_, DomainError>((Arc::new(tx), write))
+            })
+            .await
+            .map_err(domain_error)?;
+        if write && !writable {
+            return Err(ErrorCode::Internal.error("internal error"));
+        }
+        Ok(tx)
+    }
+}
