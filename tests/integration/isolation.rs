@@ -1108,7 +1108,8 @@ async fn only_an_administering_context_reads_the_audit_log_and_api_keys() {
         strata_persistence::repo::audit::record(
             &tx,
             strata_persistence::repo::audit::AuditEntry {
-                operation: "probeAudit",
+                // An operation the seeded strategist never performed.
+                action: strata_domain::Action::CancelAgentRun,
                 target_type: "Probe",
                 target_id: None,
                 client_id: None,
@@ -1133,7 +1134,7 @@ async fn only_an_administering_context_reads_the_audit_log_and_api_keys() {
                 &su,
                 &format!(
                     "SELECT count(*) FROM public.audit_log WHERE org_id = '{org}' \
-                     AND operation = 'probeAudit' AND actor_user_id = '{strategist}'"
+                     AND operation = 'cancelAgentRun' AND actor_user_id = '{strategist}'"
                 )
             )
             .await,

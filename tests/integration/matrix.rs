@@ -881,6 +881,11 @@ async fn role_matrix(
         }
         for step in steps {
             let who = format!("{} {} {}", org_type, r.role, step.name);
+            // The operation's row of the table: what it is refused with and
+            // what its audit rows say.
+            let op = step.name.split(' ').next().unwrap_or_default();
+            let action = strata_domain::Action::by_audit_name(op)
+                .unwrap_or_else(|| panic!("{op} is not in the table of operations"));
             let audit_before = scalar(su, "SELECT count(*) FROM public.audit_log").await;
             let target_before = strata_tests::text(su, &step.target).await;
             let (status, body) = app.graphql(Some(&token), &step.query, step.vars).await;
@@ -891,8 +896,32 @@ async fn role_matrix(
                 assert!(body.get("errors").is_none(), "{who}: {body}");
                 assert_eq!(audit_after, audit_before + 1, "{who} writes one audit row");
                 assert_ne!(target_after, target_before, "{who} changes its target");
+                let logged = strata_tests::text(
+                    su,
+                    "SELECT operation FROM public.audit_log ORDER BY created_at DESC, id DESC LIMIT 1",
+                )
+                .await;
+                assert_eq!(
+                    logged.as_deref(),
+                    action.audit_name(),
+                    "{who}: its audit row"
+                );
             } else {
                 assert_eq!(error_code(&body), Some("FORBIDDEN"), "{who}: {body}");
+                // Refused for the operation's permission (not a finer rule
+                // such as "only owners touch owners"): the table's words.
+                let by_permission = match action.permission() {
+                    strata_domain::Permission::Write => !r.content,
+                    strata_domain::Permission::Administer => !r.admin,
+                    strata_domain::Permission::User => false,
+                };
+                if step.name == op && by_permission {
+                    assert_eq!(
+                        body["errors"][0]["message"].as_str(),
+                        Some(action.refusal()),
+                        "{who}: {body}"
+                    );
+                }
                 assert!(body["data"].is_null(), "{who}: {body}");
                 assert_eq!(audit_after, audit_before, "{who} writes no audit row");
                 assert_eq!(

@@ -269,3 +269,33 @@ fn the_readmes_defaults_are_the_codes() {
     assert!(checked >= 20, "checked only {checked} defaults");
     assert!(problems.is_empty(), "{problems:#?}");
 }
+
+#[test]
+fn every_operations_words_are_written_once_in_the_table() {
+    let mut files = Vec::new();
+    for dir in crate_dirs() {
+        source_files(&dir.join("src"), &mut files);
+    }
+    let table = root().join("crates/domain/src/action.rs");
+    let mut problems = Vec::new();
+    for file in files.iter().filter(|f| **f != table) {
+        let text = std::fs::read_to_string(file).expect("read a source file");
+        for action in strata_domain::Action::ALL {
+            if text.contains(&format!("\"{}\"", action.refusal())) {
+                problems.push(format!(
+                    "{} spells the refusal of {action:?}",
+                    file.display()
+                ));
+            }
+            if let Some(name) = action.audit_name()
+                && text.contains(&format!("\"{name}\""))
+            {
+                problems.push(format!(
+                    "{} spells the audit name of {action:?}",
+                    file.display()
+                ));
+            }
+        }
+    }
+    assert!(problems.is_empty(), "{problems:#?}");
+}

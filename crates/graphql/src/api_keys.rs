@@ -121,7 +121,7 @@ impl ApiKeyQuery {
     /// The active organization's API keys, newest first (OWNER/ADMIN).
     #[graphql(
         complexity = "crate::pagination::list_cost(first, child_complexity)",
-        guard = r#"crate::guard::RoleGuard::administer("only owners and admins can list API keys")"#
+        guard = r#"crate::guard::ActionGuard(strata_domain::Action::ListApiKeys)"#
     )]
     async fn api_keys(
         &self,
@@ -156,9 +156,7 @@ pub struct ApiKeyMutation;
 impl ApiKeyMutation {
     /// Creates an API key for the active organization (OWNER/ADMIN),
     /// optionally limited to one client, read-only, or expiring.
-    #[graphql(
-        guard = r#"crate::guard::RoleGuard::administer("only owners and admins can create API keys")"#
-    )]
+    #[graphql(guard = r#"crate::guard::ActionGuard(strata_domain::Action::CreateApiKey)"#)]
     async fn create_api_key(
         &self,
         ctx: &Context<'_>,
@@ -189,9 +187,7 @@ impl ApiKeyMutation {
 
     /// Revokes an API key of the active organization (OWNER/ADMIN); it stops
     /// working at once.
-    #[graphql(
-        guard = r#"crate::guard::RoleGuard::administer("only owners and admins can revoke API keys")"#
-    )]
+    #[graphql(guard = r#"crate::guard::ActionGuard(strata_domain::Action::RevokeApiKey)"#)]
     async fn revoke_api_key(&self, ctx: &Context<'_>, id: ID) -> Result<ApiKey> {
         let state = ctx.data::<RequestState>()?;
         state.tenant()?;

@@ -70,7 +70,7 @@ impl AuditQuery {
     /// The organization's audit log, newest first (owners and admins).
     #[graphql(
         complexity = "crate::pagination::list_cost(first, child_complexity)",
-        guard = r#"crate::guard::RoleGuard::administer("only owners and admins can read the audit log")"#
+        guard = r#"crate::guard::ActionGuard(strata_domain::Action::ReadAuditLog)"#
     )]
     async fn audit_log(
         &self,

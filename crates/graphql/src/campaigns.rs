@@ -80,7 +80,7 @@ pub struct CampaignMutation;
 impl CampaignMutation {
     /// Creates a campaign (clientId required for agencies, forbidden for
     /// SMEs).
-    #[graphql(guard = r#"crate::guard::RoleGuard::write("this role cannot create campaigns")"#)]
+    #[graphql(guard = r#"crate::guard::ActionGuard(strata_domain::Action::CreateCampaign)"#)]
     async fn create_campaign(
         &self,
         ctx: &Context<'_>,
@@ -104,7 +104,7 @@ impl CampaignMutation {
     }
 
     /// Changes a campaign.
-    #[graphql(guard = r#"crate::guard::RoleGuard::write("this role cannot change campaigns")"#)]
+    #[graphql(guard = r#"crate::guard::ActionGuard(strata_domain::Action::UpdateCampaign)"#)]
     async fn update_campaign(
         &self,
         ctx: &Context<'_>,
@@ -133,7 +133,7 @@ impl CampaignMutation {
     }
 
     /// Deletes a campaign with its runs and outputs; returns its id.
-    #[graphql(guard = r#"crate::guard::RoleGuard::write("this role cannot delete campaigns")"#)]
+    #[graphql(guard = r#"crate::guard::ActionGuard(strata_domain::Action::DeleteCampaign)"#)]
     async fn delete_campaign(&self, ctx: &Context<'_>, id: ID) -> Result<ID> {
         let campaign: CampaignId = parse_id("id", &id)?;
         let state = ctx.data::<RequestState>()?;

@@ -116,9 +116,7 @@ pub struct CreateClientMutation;
 #[Object]
 impl CreateClientMutation {
     /// Creates a client (agencies; OWNER/ADMIN).
-    #[graphql(
-        guard = r#"crate::guard::RoleGuard::administer("only owners and admins can create clients")"#
-    )]
+    #[graphql(guard = r#"crate::guard::ActionGuard(strata_domain::Action::CreateClient)"#)]
     async fn create_client(&self, ctx: &Context<'_>, input: CreateClientInput) -> Result<Client> {
         let state = ctx.data::<RequestState>()?;
         state.tenant()?;
@@ -138,9 +136,7 @@ pub struct ClientMutation;
 #[Object]
 impl ClientMutation {
     /// Renames a client or changes its slug (agencies; OWNER/ADMIN).
-    #[graphql(
-        guard = r#"crate::guard::RoleGuard::administer("only owners and admins can change clients")"#
-    )]
+    #[graphql(guard = r#"crate::guard::ActionGuard(strata_domain::Action::UpdateClient)"#)]
     async fn update_client(&self, ctx: &Context<'_>, input: UpdateClientInput) -> Result<Client> {
         let id: ClientId = parse_id("id", &input.id)?;
         let changes = ClientChanges {
@@ -156,33 +152,29 @@ impl ClientMutation {
                 .map_err(bad)?,
             archived: None,
         };
-        client_change(ctx, id, changes, "updateClient").await
+        client_change(ctx, id, changes, strata_domain::Action::UpdateClient).await
     }
 
     /// Archives a client: it stays readable, marked archived (OWNER/ADMIN).
-    #[graphql(
-        guard = r#"crate::guard::RoleGuard::administer("only owners and admins can change clients")"#
-    )]
+    #[graphql(guard = r#"crate::guard::ActionGuard(strata_domain::Action::ArchiveClient)"#)]
     async fn archive_client(&self, ctx: &Context<'_>, id: ID) -> Result<Client> {
         let id: ClientId = parse_id("id", &id)?;
         let changes = ClientChanges {
             archived: Some(true),
             ..Default::default()
         };
-        client_change(ctx, id, changes, "archiveClient").await
+        client_change(ctx, id, changes, strata_domain::Action::ArchiveClient).await
     }
 
     /// Restores an archived client (OWNER/ADMIN).
-    #[graphql(
-        guard = r#"crate::guard::RoleGuard::administer("only owners and admins can change clients")"#
-    )]
+    #[graphql(guard = r#"crate::guard::ActionGuard(strata_domain::Action::RestoreClient)"#)]
     async fn restore_client(&self, ctx: &Context<'_>, id: ID) -> Result<Client> {
         let id: ClientId = parse_id("id", &id)?;
         let changes = ClientChanges {
             archived: Some(false),
             ..Default::default()
         };
-        client_change(ctx, id, changes, "restoreClient").await
+        client_change(ctx, id, changes, strata_domain::Action::RestoreClient).await
     }
 }
 
@@ -190,12 +182,12 @@ async fn client_change(
     ctx: &Context<'_>,
     id: ClientId,
     changes: ClientChanges,
-    operation: &'static str,
+    action: strata_domain::Action,
 ) -> Result<Client> {
     let state = ctx.data::<RequestState>()?;
     state.tenant()?;
     let tx = state.write_tx().await?;
     Ok(Client(
-        in_savepoint(tx, clients::update(tx, id, changes, operation)).await?,
+        in_savepoint(tx, clients::update(tx, id, changes, action)).await?,
     ))
 }

@@ -107,9 +107,7 @@ pub struct ContentMutation;
 #[Object]
 impl ContentMutation {
     /// Saves (replaces) the brand guidelines of the SME or of a client.
-    #[graphql(
-        guard = r#"crate::guard::RoleGuard::write("this role cannot change brand guidelines")"#
-    )]
+    #[graphql(guard = r#"crate::guard::ActionGuard(strata_domain::Action::SaveBrandGuidelines)"#)]
     async fn save_brand_guidelines(
         &self,
         ctx: &Context<'_>,
@@ -127,7 +125,7 @@ impl ContentMutation {
 
     /// Creates a persona (clientId required for agencies, forbidden for
     /// SMEs).
-    #[graphql(guard = r#"crate::guard::RoleGuard::write("this role cannot create personas")"#)]
+    #[graphql(guard = r#"crate::guard::ActionGuard(strata_domain::Action::CreatePersona)"#)]
     async fn create_persona(
         &self,
         ctx: &Context<'_>,
@@ -150,7 +148,7 @@ impl ContentMutation {
     }
 
     /// Updates a persona.
-    #[graphql(guard = r#"crate::guard::RoleGuard::write("this role cannot change personas")"#)]
+    #[graphql(guard = r#"crate::guard::ActionGuard(strata_domain::Action::UpdatePersona)"#)]
     async fn update_persona(
         &self,
         ctx: &Context<'_>,
@@ -182,7 +180,7 @@ impl ContentMutation {
     }
 
     /// Deletes a persona; returns its id.
-    #[graphql(guard = r#"crate::guard::RoleGuard::write("this role cannot delete personas")"#)]
+    #[graphql(guard = r#"crate::guard::ActionGuard(strata_domain::Action::DeletePersona)"#)]
     async fn delete_persona(&self, ctx: &Context<'_>, id: ID) -> Result<ID> {
         let persona: PersonaId = parse_id("id", &id)?;
         let state = ctx.data::<RequestState>()?;

@@ -75,7 +75,7 @@ impl MemberQuery {
     /// admins).
     #[graphql(
         complexity = "crate::pagination::list_cost(first, child_complexity)",
-        guard = r#"crate::guard::RoleGuard::administer("only owners and admins can list members")"#
+        guard = r#"crate::guard::ActionGuard(strata_domain::Action::ListMembers)"#
     )]
     async fn members(
         &self,
@@ -95,9 +95,7 @@ pub struct AddMemberMutation;
 #[Object]
 impl AddMemberMutation {
     /// Adds a member to the active organization (OWNER/ADMIN).
-    #[graphql(
-        guard = r#"crate::guard::RoleGuard::administer("only owners and admins can add members")"#
-    )]
+    #[graphql(guard = r#"crate::guard::ActionGuard(strata_domain::Action::AddMember)"#)]
     async fn add_member(&self, ctx: &Context<'_>, input: AddMemberInput) -> Result<Membership> {
         let state = ctx.data::<RequestState>()?;
         state.tenant()?;
@@ -117,9 +115,7 @@ pub struct MemberMutation;
 #[Object]
 impl MemberMutation {
     /// Changes a member's role or client assignments (OWNER/ADMIN).
-    #[graphql(
-        guard = r#"crate::guard::RoleGuard::administer("only owners and admins can change members")"#
-    )]
+    #[graphql(guard = r#"crate::guard::ActionGuard(strata_domain::Action::UpdateMember)"#)]
     async fn update_member(
         &self,
         ctx: &Context<'_>,
@@ -141,9 +137,7 @@ impl MemberMutation {
 
     /// Removes a member from the organization (OWNER/ADMIN); returns the
     /// user's id.
-    #[graphql(
-        guard = r#"crate::guard::RoleGuard::administer("only owners and admins can remove members")"#
-    )]
+    #[graphql(guard = r#"crate::guard::ActionGuard(strata_domain::Action::RemoveMember)"#)]
     async fn remove_member(&self, ctx: &Context<'_>, user_id: ID) -> Result<ID> {
         let user: UserId = parse_id("userId", &user_id)?;
         let state = ctx.data::<RequestState>()?;

@@ -295,9 +295,7 @@ pub struct OrganizationMutation;
 impl OrganizationMutation {
     /// Changes the active organization's name or white-label branding
     /// (OWNER/ADMIN).
-    #[graphql(
-        guard = r#"crate::guard::RoleGuard::administer("only owners and admins can change the organization")"#
-    )]
+    #[graphql(guard = r#"crate::guard::ActionGuard(strata_domain::Action::UpdateOrganization)"#)]
     async fn update_organization(
         &self,
         ctx: &Context<'_>,

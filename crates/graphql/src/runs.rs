@@ -421,7 +421,7 @@ pub struct RunMutation;
 impl RunMutation {
     /// Queues an agent run for a campaign; follow it with the `agentRun`
     /// query or subscription.
-    #[graphql(guard = r#"crate::guard::RoleGuard::write("this role cannot run agents")"#)]
+    #[graphql(guard = r#"crate::guard::ActionGuard(strata_domain::Action::RunAgent)"#)]
     async fn run_agent(&self, ctx: &Context<'_>, input: RunAgentInput) -> Result<AgentRun> {
         let campaign: CampaignId = parse_id("campaignId", &input.campaign_id)?;
         let instructions = parse_optional_text("instructions", input.instructions.as_deref(), 4000)
@@ -466,7 +466,7 @@ impl RunMutation {
     }
 
     /// Cancels a run that has not ended; an ended run is returned as it is.
-    #[graphql(guard = r#"crate::guard::RoleGuard::write("this role cannot cancel agent runs")"#)]
+    #[graphql(guard = r#"crate::guard::ActionGuard(strata_domain::Action::CancelAgentRun)"#)]
     async fn cancel_agent_run(&self, ctx: &Context<'_>, id: ID) -> Result<AgentRun> {
         let id: OutputId = parse_id("id", &id)?;
         let state = ctx.data::<RequestState>()?;

@@ -189,14 +189,6 @@ fn generate_secret() -> String {
     secret
 }
 
-fn require_admin(tx: &TenantTx, what: &'static str) -> Result<(), DomainError> {
-    if tx.ctx().can_administer() {
-        Ok(())
-    } else {
-        Err(DomainError::Forbidden(what))
-    }
-}
-
 fn statement(sql: &str, values: Vec<Value>) -> Statement {
     Statement::from_sql_and_values(DbBackend::Postgres, sql, values)
 }
@@ -204,7 +196,7 @@ fn statement(sql: &str, values: Vec<Value>) -> Statement {
 /// Creates a key in the context's organization (owners and admins) and its
 /// audit row; returns it with its secret.
 pub async fn create(tx: &TenantTx, new: NewApiKey) -> Result<CreatedApiKey, DomainError> {
-    require_admin(tx, "only owners and admins can create API keys")?;
+    crate::repo::require(tx, strata_domain::Action::CreateApiKey)?;
     let ctx = tx.ctx();
     match (ctx.org_type(), new.client_id) {
         (OrgType::Sme, Some(_)) => {
@@ -255,7 +247,7 @@ pub async fn create(tx: &TenantTx, new: NewApiKey) -> Result<CreatedApiKey, Doma
     audit::record(
         tx,
         AuditEntry {
-            operation: "createApiKey",
+            action: strata_domain::Action::CreateApiKey,
             target_type: "ApiKey",
             target_id: Some(id.as_uuid()),
             client_id: new.client_id,
@@ -276,7 +268,7 @@ pub async fn create(tx: &TenantTx, new: NewApiKey) -> Result<CreatedApiKey, Doma
 
 /// A page of the organization's keys, newest first (owners and admins).
 pub async fn list(tx: &TenantTx, page: &PageRequest) -> Result<Page<ApiKey>, DomainError> {
-    require_admin(tx, "only owners and admins can list API keys")?;
+    crate::repo::require(tx, strata_domain::Action::ListApiKeys)?;
     let limit = i64::try_from(page.limit).unwrap_or(i64::MAX - 1);
     let mut values: Vec<Value> = vec![tx.ctx().org_id().as_uuid().into(), (limit + 1).into()];
     let after = match page.after {
@@ -305,7 +297,7 @@ pub async fn list(tx: &TenantTx, page: &PageRequest) -> Result<Page<ApiKey>, Dom
 
 /// How many keys the organization has (owners and admins).
 pub async fn count(tx: &TenantTx) -> Result<u64, DomainError> {
-    require_admin(tx, "only owners and admins can list API keys")?;
+    crate::repo::require(tx, strata_domain::Action::ListApiKeys)?;
     let row = tx
         .query_one_raw(statement(
             "SELECT count(*) AS n FROM public.api_keys WHERE org_id = $1",
@@ -324,7 +316,7 @@ pub async fn count(tx: &TenantTx) -> Result<u64, DomainError> {
 /// audit row. Revoking a revoked key keeps the first revocation time. A key
 /// of another organization is "not found" and stays untouched.
 pub async fn revoke(tx: &TenantTx, id: ApiKeyId) -> Result<ApiKey, DomainError> {
-    require_admin(tx, "only owners and admins can revoke API keys")?;
+    crate::repo::require(tx, strata_domain::Action::RevokeApiKey)?;
     let sql = format!(
         "UPDATE public.api_keys SET revoked_at = coalesce(revoked_at, now()) \
          WHERE org_id = $1 AND id = $2 RETURNING {COLUMNS}"
@@ -341,7 +333,7 @@ pub async fn revoke(tx: &TenantTx, id: ApiKeyId) -> Result<ApiKey, DomainError> 
     audit::record(
         tx,
         AuditEntry {
-            operation: "revokeApiKey",
+            action: strata_domain::Action::RevokeApiKey,
             target_type: "ApiKey",
             target_id: Some(id.as_uuid()),
             client_id: key.client_id,

@@ -12,8 +12,8 @@ use crate::tx::TenantTx;
 /// What a mutation did.
 #[derive(Clone, Debug)]
 pub struct AuditEntry<'a> {
-    /// The GraphQL operation (`createCampaign`, ...).
-    pub operation: &'a str,
+    /// The operation; its audit name (`createCampaign`, ...) is written.
+    pub action: strata_domain::Action,
     /// The kind of object changed (`Campaign`, ...).
     pub target_type: &'a str,
     /// The object changed.
@@ -37,7 +37,7 @@ pub async fn record(tx: &TenantTx, entry: AuditEntry<'_>) -> Result<(), DomainEr
         client_id: Set(entry.client_id.map(|c| c.as_uuid())),
         actor_user_id: Set(ctx.actor().user_id().map(|u| u.as_uuid())),
         actor_api_key_id: Set(ctx.actor().api_key_id().map(|k| k.as_uuid())),
-        operation: Set(entry.operation.to_owned()),
+        operation: Set(entry.action.audit_name().unwrap_or("unknown").to_owned()),
         target_type: Set(entry.target_type.to_owned()),
         target_id: Set(entry.target_id),
         request_id: Set(Some(ctx.request_id().to_owned())),
@@ -58,7 +58,7 @@ pub async fn list(
 ) -> Result<crate::repo::Page<strata_domain::model::AuditRecord>, DomainError> {
     use sea_orm::{ColumnTrait, QueryFilter};
     use strata_domain::{ApiKeyId, UserId};
-    crate::repo::require_admin(tx, "only owners and admins can read the audit log")?;
+    crate::repo::require(tx, strata_domain::Action::ReadAuditLog)?;
     let q =
         audit_log::Entity::find().filter(audit_log::Column::OrgId.eq(tx.ctx().org_id().as_uuid()));
     let mut rows =
@@ -91,7 +91,7 @@ pub async fn list(
 /// How many audit rows the organization has (owners and admins).
 pub async fn count(tx: &TenantTx) -> Result<u64, DomainError> {
     use sea_orm::{ColumnTrait, PaginatorTrait, QueryFilter};
-    crate::repo::require_admin(tx, "only owners and admins can read the audit log")?;
+    crate::repo::require(tx, strata_domain::Action::ReadAuditLog)?;
     audit_log::Entity::find()
         .filter(audit_log::Column::OrgId.eq(tx.ctx().org_id().as_uuid()))
         .count(tx)

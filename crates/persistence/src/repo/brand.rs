@@ -13,7 +13,7 @@ use crate::entity::{public, tenant_b};
 use crate::error::map_db_err;
 use crate::repo::audit::{self, AuditEntry};
 use crate::repo::two_schema::{InSchema, TwoSchemaTable, dispatch};
-use crate::repo::{any_of, content_client, require_write};
+use crate::repo::{any_of, content_client};
 use crate::tx::TenantTx;
 
 /// The columns both copies of brand guidelines have.
@@ -198,7 +198,7 @@ pub async fn save(
     client: Option<ClientId>,
     content: JsonDocument,
 ) -> Result<BrandGuidelines, DomainError> {
-    require_write(tx, "this role cannot change brand guidelines")?;
+    crate::repo::require(tx, strata_domain::Action::SaveBrandGuidelines)?;
     let client = content_client(tx, client).await?;
     let org = tx.ctx().org_id();
     let now = chrono::Utc::now();
@@ -206,7 +206,7 @@ pub async fn save(
     audit::record(
         tx,
         AuditEntry {
-            operation: "saveBrandGuidelines",
+            action: strata_domain::Action::SaveBrandGuidelines,
             target_type: "BrandGuidelines",
             target_id: client.map(|c| c.as_uuid()).or(Some(org.as_uuid())),
             client_id: client,

@@ -244,7 +244,7 @@ async fn insert_in<E: InSchema<Campaigns>>(
 
 /// Creates a campaign and its audit row.
 pub async fn create(tx: &TenantTx, new: NewCampaign) -> Result<Campaign, DomainError> {
-    crate::repo::require_write(tx, "this role cannot create campaigns")?;
+    crate::repo::require(tx, strata_domain::Action::CreateCampaign)?;
     crate::repo::content_client(tx, new.client_id).await?;
     let id = CampaignId::generate();
     let created = dispatch!(tx, Campaigns, insert_in(tx, id, &new))
@@ -253,7 +253,7 @@ pub async fn create(tx: &TenantTx, new: NewCampaign) -> Result<Campaign, DomainE
     audit::record(
         tx,
         AuditEntry {
-            operation: "createCampaign",
+            action: strata_domain::Action::CreateCampaign,
             target_type: "Campaign",
             target_id: Some(id.as_uuid()),
             client_id: new.client_id,
@@ -305,7 +305,7 @@ pub async fn update(
     id: CampaignId,
     changes: CampaignChanges,
 ) -> Result<Campaign, DomainError> {
-    crate::repo::require_write(tx, "this role cannot change campaigns")?;
+    crate::repo::require(tx, strata_domain::Action::UpdateCampaign)?;
     let current = by_id(tx, id).await?.ok_or(DomainError::NotFound)?;
     let n = dispatch!(tx, Campaigns, update_in(tx, id, &changes)).map_err(map_db_err)?;
     if n == 0 {
@@ -314,7 +314,7 @@ pub async fn update(
     audit::record(
         tx,
         AuditEntry {
-            operation: "updateCampaign",
+            action: strata_domain::Action::UpdateCampaign,
             target_type: "Campaign",
             target_id: Some(id.as_uuid()),
             client_id: current.client_id,
@@ -343,7 +343,7 @@ async fn delete_in<E: InSchema<Campaigns>>(tx: &TenantTx, id: CampaignId) -> Res
 /// Deletes a visible campaign (and, by cascade, its runs and outputs) and
 /// writes the audit row.
 pub async fn delete(tx: &TenantTx, id: CampaignId) -> Result<(), DomainError> {
-    crate::repo::require_write(tx, "this role cannot delete campaigns")?;
+    crate::repo::require(tx, strata_domain::Action::DeleteCampaign)?;
     let current = by_id(tx, id).await?.ok_or(DomainError::NotFound)?;
     let n = dispatch!(tx, Campaigns, delete_in(tx, id)).map_err(map_db_err)?;
     if n == 0 {
@@ -352,7 +352,7 @@ pub async fn delete(tx: &TenantTx, id: CampaignId) -> Result<(), DomainError> {
     audit::record(
         tx,
         AuditEntry {
-            operation: "deleteCampaign",
+            action: strata_domain::Action::DeleteCampaign,
             target_type: "Campaign",
             target_id: Some(id.as_uuid()),
             client_id: current.client_id,

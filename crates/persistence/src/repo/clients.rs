@@ -118,11 +118,7 @@ pub async fn create(tx: &TenantTx, name: &ClientName, slug: &Slug) -> Result<Cli
     if !is_agency(tx) {
         return Err(DomainError::Forbidden("only agencies have clients"));
     }
-    if !tx.ctx().can_administer() {
-        return Err(DomainError::Forbidden(
-            "only owners and admins can create clients",
-        ));
-    }
+    crate::repo::require(tx, strata_domain::Action::CreateClient)?;
     let now = chrono::Utc::now();
     let id = ClientId::generate();
     let row = clients::ActiveModel {
@@ -141,7 +137,7 @@ pub async fn create(tx: &TenantTx, name: &ClientName, slug: &Slug) -> Result<Cli
     audit::record(
         tx,
         AuditEntry {
-            operation: "createClient",
+            action: strata_domain::Action::CreateClient,
             target_type: "Client",
             target_id: Some(row.id),
             client_id: Some(id),
@@ -163,18 +159,18 @@ pub struct ClientChanges {
     pub archived: Option<bool>,
 }
 
-/// Updates, archives or restores a visible client (administrators only) and
-/// writes the audit row under `operation`.
+/// Updates, archives or restores a visible client (administrators only) as
+/// `action`, which names its audit row.
 pub async fn update(
     tx: &TenantTx,
     id: ClientId,
     changes: ClientChanges,
-    operation: &'static str,
+    action: strata_domain::Action,
 ) -> Result<Client, DomainError> {
     if !is_agency(tx) {
         return Err(DomainError::NotFound);
     }
-    crate::repo::require_admin(tx, "only owners and admins can change clients")?;
+    crate::repo::require(tx, action)?;
     let current = by_id(tx, id).await?.ok_or(DomainError::NotFound)?;
     let now = chrono::Utc::now();
     let mut row = clients::ActiveModel {
@@ -198,7 +194,7 @@ pub async fn update(
     audit::record(
         tx,
         AuditEntry {
-            operation,
+            action,
             target_type: "Client",
             target_id: Some(id.as_uuid()),
             client_id: Some(id),

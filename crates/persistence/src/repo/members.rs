@@ -22,11 +22,7 @@ pub async fn add(
     client_ids: &[ClientId],
 ) -> Result<Membership, DomainError> {
     let ctx = tx.ctx();
-    if !ctx.can_administer() {
-        return Err(DomainError::Forbidden(
-            "only owners and admins can add members",
-        ));
-    }
+    strata_domain::Action::AddMember.check(ctx)?;
     if role == Role::Owner && ctx.role() != Role::Owner {
         return Err(DomainError::Forbidden("only owners can add owners"));
     }
@@ -48,7 +44,7 @@ pub async fn add(
     audit::record(
         tx,
         AuditEntry {
-            operation: "addMember",
+            action: strata_domain::Action::AddMember,
             target_type: "Membership",
             target_id: Some(user.as_uuid()),
             client_id: None,
@@ -137,11 +133,7 @@ fn dedup(ids: &[ClientId]) -> Vec<ClientId> {
 /// assignments: two statements whatever the page size.
 pub async fn list(tx: &TenantTx, page: &PageRequest) -> Result<Page<Membership>, DomainError> {
     let ctx = tx.ctx();
-    if !ctx.can_administer() {
-        return Err(DomainError::Forbidden(
-            "only owners and admins can list members",
-        ));
-    }
+    strata_domain::Action::ListMembers.check(ctx)?;
     let mut rows = super::oldest_first(
         memberships::Entity::find().filter(memberships::Column::OrgId.eq(ctx.org_id().as_uuid())),
         memberships::Column::CreatedAt,
@@ -194,7 +186,7 @@ pub async fn list(tx: &TenantTx, page: &PageRequest) -> Result<Page<Membership>,
 /// only).
 pub async fn count(tx: &TenantTx) -> Result<u64, DomainError> {
     use sea_orm::PaginatorTrait;
-    crate::repo::require_admin(tx, "only owners and admins can list members")?;
+    crate::repo::require(tx, strata_domain::Action::ListMembers)?;
     memberships::Entity::find()
         .filter(memberships::Column::OrgId.eq(tx.ctx().org_id().as_uuid()))
         .count(tx)
@@ -240,11 +232,7 @@ pub async fn update(
     client_ids: Option<&[ClientId]>,
 ) -> Result<Membership, DomainError> {
     let ctx = tx.ctx();
-    if !ctx.can_administer() {
-        return Err(DomainError::Forbidden(
-            "only owners and admins can change members",
-        ));
-    }
+    strata_domain::Action::UpdateMember.check(ctx)?;
     let current = find(tx, user).await?;
     let current_role = Role::parse(&current.role)
         .ok_or_else(|| DomainError::Internal(format!("unknown role {}", current.role).into()))?;
@@ -295,7 +283,7 @@ pub async fn update(
     audit::record(
         tx,
         AuditEntry {
-            operation: "updateMember",
+            action: strata_domain::Action::UpdateMember,
             target_type: "Membership",
             target_id: Some(user.as_uuid()),
             client_id: None,
@@ -320,11 +308,7 @@ pub async fn update(
 /// owners remove owners; the last owner cannot leave.
 pub async fn remove(tx: &TenantTx, user: UserId) -> Result<(), DomainError> {
     let ctx = tx.ctx();
-    if !ctx.can_administer() {
-        return Err(DomainError::Forbidden(
-            "only owners and admins can remove members",
-        ));
-    }
+    strata_domain::Action::RemoveMember.check(ctx)?;
     let current = find(tx, user).await?;
     if current.role == Role::Owner.as_str() {
         if ctx.role() != Role::Owner {
@@ -343,7 +327,7 @@ pub async fn remove(tx: &TenantTx, user: UserId) -> Result<(), DomainError> {
     audit::record(
         tx,
         AuditEntry {
-            operation: "removeMember",
+            action: strata_domain::Action::RemoveMember,
             target_type: "Membership",
             target_id: Some(user.as_uuid()),
             client_id: None,

@@ -116,22 +116,10 @@ pub(crate) fn limited_clients(tx: &TenantTx) -> Option<impl Iterator<Item = uuid
     }
 }
 
-/// Fails unless the context may change content.
-pub(crate) fn require_write(tx: &TenantTx, what: &'static str) -> Result<(), DomainError> {
-    if tx.ctx().can_write() {
-        Ok(())
-    } else {
-        Err(DomainError::Forbidden(what))
-    }
-}
-
-/// Fails unless the context may administer the organization.
-pub(crate) fn require_admin(tx: &TenantTx, what: &'static str) -> Result<(), DomainError> {
-    if tx.ctx().can_administer() {
-        Ok(())
-    } else {
-        Err(DomainError::Forbidden(what))
-    }
+/// Fails, with the operation's own refusal, unless the context may perform
+/// `action` (the table in `strata_domain::Action`).
+pub(crate) fn require(tx: &TenantTx, action: strata_domain::Action) -> Result<(), DomainError> {
+    action.check(tx.ctx())
 }
 
 /// Orders `query` oldest first by `(created_at, id)`, starts after the

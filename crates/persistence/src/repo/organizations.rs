@@ -97,7 +97,7 @@ async fn insert(
 ) -> Result<(Organization, Membership), DomainError> {
     let ctx: &TenantContext = tx.ctx();
     let user = ctx.actor().user_id().ok_or(DomainError::Forbidden(
-        "only a user can create an organization",
+        strata_domain::Action::CreateOrganization.refusal(),
     ))?;
     let now = chrono::Utc::now();
     let org = organizations::ActiveModel {
@@ -126,7 +126,7 @@ async fn insert(
     audit::record(
         tx,
         AuditEntry {
-            operation: "createOrganization",
+            action: strata_domain::Action::CreateOrganization,
             target_type: "Organization",
             target_id: Some(org.id),
             client_id: None,
@@ -160,7 +160,7 @@ pub async fn update(
     tx: &TenantTx,
     changes: OrganizationChanges,
 ) -> Result<Organization, DomainError> {
-    crate::repo::require_admin(tx, "only owners and admins can change the organization")?;
+    crate::repo::require(tx, strata_domain::Action::UpdateOrganization)?;
     let current = current(tx).await?;
     let mut settings = current.settings.clone();
     if let (Some(branding), Some(map)) = (&changes.branding, settings.as_object_mut()) {
@@ -182,7 +182,7 @@ pub async fn update(
     audit::record(
         tx,
         AuditEntry {
-            operation: "updateOrganization",
+            action: strata_domain::Action::UpdateOrganization,
             target_type: "Organization",
             target_id: Some(row.id),
             client_id: None,

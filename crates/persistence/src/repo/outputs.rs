@@ -28,7 +28,7 @@ use crate::entity::{public, tenant_b};
 use crate::error::map_db_err;
 use crate::repo::audit::{self, AuditEntry};
 use crate::repo::two_schema::{InSchema, TwoSchemaTable, dispatch};
-use crate::repo::{Page, PageRequest, any_of, campaigns, require_write, uuid_array};
+use crate::repo::{Page, PageRequest, any_of, campaigns, uuid_array};
 use crate::tx::TenantTx;
 
 #[derive(Debug, FromQueryResult)]
@@ -380,7 +380,7 @@ async fn insert_in<E: InSchema<Runs>>(
 
 /// Queues a run for a visible campaign and writes its audit row.
 pub async fn create(tx: &TenantTx, new: NewRun) -> Result<AgentRun, DomainError> {
-    require_write(tx, "this role cannot run agents")?;
+    crate::repo::require(tx, strata_domain::Action::RunAgent)?;
     let campaign = campaigns::by_id(tx, new.campaign_id)
         .await?
         .ok_or(DomainError::NotFound)?;
@@ -389,7 +389,7 @@ pub async fn create(tx: &TenantTx, new: NewRun) -> Result<AgentRun, DomainError>
     audit::record(
         tx,
         AuditEntry {
-            operation: "runAgent",
+            action: strata_domain::Action::RunAgent,
             target_type: "AgentRun",
             target_id: Some(id.as_uuid()),
             client_id: campaign.client_id,
@@ -487,7 +487,7 @@ pub async fn transition(
 /// Cancels a run that has not ended, writing the audit row; a run that
 /// already ended is returned unchanged.
 pub async fn cancel(tx: &TenantTx, id: OutputId) -> Result<AgentRun, DomainError> {
-    require_write(tx, "this role cannot cancel agent runs")?;
+    crate::repo::require(tx, strata_domain::Action::CancelAgentRun)?;
     let run = by_id(tx, id).await?.ok_or(DomainError::NotFound)?;
     if run.status.is_terminal() {
         return Ok(run);
@@ -507,7 +507,7 @@ pub async fn cancel(tx: &TenantTx, id: OutputId) -> Result<AgentRun, DomainError
     audit::record(
         tx,
         AuditEntry {
-            operation: "cancelAgentRun",
+            action: strata_domain::Action::CancelAgentRun,
             target_type: "AgentRun",
             target_id: Some(id.as_uuid()),
             client_id: run.client_id,

@@ -13,7 +13,7 @@ use crate::entity::{public, tenant_b};
 use crate::error::map_db_err;
 use crate::repo::audit::{self, AuditEntry};
 use crate::repo::two_schema::{InSchema, TwoSchemaTable, dispatch};
-use crate::repo::{Page, PageRequest, content_client, require_write};
+use crate::repo::{Page, PageRequest, content_client};
 use crate::tx::TenantTx;
 
 /// The columns both copies of a persona have.
@@ -242,7 +242,7 @@ async fn insert_in<E: PersonaCopy>(
 
 /// Creates a persona and its audit row.
 pub async fn create(tx: &TenantTx, new: NewPersona) -> Result<Persona, DomainError> {
-    require_write(tx, "this role cannot create personas")?;
+    crate::repo::require(tx, strata_domain::Action::CreatePersona)?;
     let client = content_client(tx, new.client_id).await?;
     let id = PersonaId::generate();
     let attributes = new
@@ -259,7 +259,7 @@ pub async fn create(tx: &TenantTx, new: NewPersona) -> Result<Persona, DomainErr
     audit::record(
         tx,
         AuditEntry {
-            operation: "createPersona",
+            action: strata_domain::Action::CreatePersona,
             target_type: "Persona",
             target_id: Some(id.as_uuid()),
             client_id: client,
@@ -308,7 +308,7 @@ pub async fn update(
     id: PersonaId,
     changes: PersonaChanges,
 ) -> Result<Persona, DomainError> {
-    require_write(tx, "this role cannot change personas")?;
+    crate::repo::require(tx, strata_domain::Action::UpdatePersona)?;
     let current = by_id(tx, id).await?.ok_or(DomainError::NotFound)?;
     let name = changes
         .name
@@ -328,7 +328,7 @@ pub async fn update(
     audit::record(
         tx,
         AuditEntry {
-            operation: "updatePersona",
+            action: strata_domain::Action::UpdatePersona,
             target_type: "Persona",
             target_id: Some(id.as_uuid()),
             client_id: current.client_id,
@@ -350,7 +350,7 @@ async fn delete_in<E: PersonaCopy>(tx: &TenantTx, id: PersonaId) -> Result<u64, 
 
 /// Deletes a visible persona and writes the audit row.
 pub async fn delete(tx: &TenantTx, id: PersonaId) -> Result<(), DomainError> {
-    require_write(tx, "this role cannot delete personas")?;
+    crate::repo::require(tx, strata_domain::Action::DeletePersona)?;
     let current = by_id(tx, id).await?.ok_or(DomainError::NotFound)?;
     if dispatch!(tx, Personas, delete_in(tx, id)).map_err(map_db_err)? == 0 {
         return Err(DomainError::NotFound);
@@ -358,7 +358,7 @@ pub async fn delete(tx: &TenantTx, id: PersonaId) -> Result<(), DomainError> {
     audit::record(
         tx,
         AuditEntry {
-            operation: "deletePersona",
+            action: strata_domain::Action::DeletePersona,
             target_type: "Persona",
             target_id: Some(id.as_uuid()),
             client_id: current.client_id,
