@@ -451,3 +451,107 @@ async fn subscriptions_are_charged_to_their_callers_buckets() {
         .await;
     assert_eq!(status, 200, "{body}");
 }
+
+/// Transactions the test database has run so far, by PostgreSQL's own
+/// counters. A pooled connection that went idle reports its counts only
+/// after PostgreSQL's idle flush interval (ten seconds), so the reading
+/// waits that long first: it then counts everything done before the call.
+async fn transactions(su: &sea_orm::DatabaseConnection) -> i64 {
+    tokio::time::sleep(Duration::from_secs(11)).await;
+    strata_tests::scalar(
+        su,
+        "SELECT (xact_commit + xact_rollback)::bigint FROM pg_stat_database WHERE datname = current_database()",
+    )
+    .await
+}
+
+#[tokio::test]
+async fn a_tenant_flooding_subscriptions_spends_its_own_budget_not_the_pool() {
+    let (base, _provider) = crate::subscriptions::silent_provider().await;
+    let app = TestApp::builder()
+        .llm(crate::subscriptions::patient(base))
+        .rate_limits(strata_server::ratelimit::RateLimitConfig {
+            per_user: strata_server::ratelimit::Rate::per(30, Duration::from_secs(3600)),
+            burst: 1,
+            ..strata_server::ratelimit::RateLimitConfig::off()
+        })
+        .spawn()
+        .await;
+    let (w, su) = World::on(&app).await;
+    let flooder = app.token(w.strategist, Some(w.agency1.id));
+    // A run that stays RUNNING: its subscriptions would poll for ever.
+    let id = run(
+        &app,
+        &flooder,
+        &w.nike_campaigns[0].to_string(),
+        "BRAND_VOICE",
+    )
+    .await;
+    // What the database does meanwhile anyway (the run's lease, the
+    // gateway's own upkeep), over the window measured below.
+    let before = transactions(&su).await;
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let idle = transactions(&su).await - before;
+    let mut sockets = Vec::new();
+    for _ in 0..8 {
+        sockets.push(ws_signed_in(&app, &flooder).await);
+    }
+    // A ninth socket is refused outright.
+    let mut ninth = ws_connect(&app).await;
+    send(
+        &mut ninth,
+        json!({"type": "connection_init", "payload": {"Authorization": format!("Bearer {flooder}")}}),
+    )
+    .await;
+    assert_eq!(until_closed(&mut ninth).await.0, Some(4429));
+    // Forty subscriptions: the bucket (30, of which 9 went on the sockets,
+    // the refused ninth included, and 1 on the run) admits 20, the rest are
+    // refused.
+    let mut admitted = 0;
+    let mut limited = 0;
+    for (i, socket) in sockets.iter_mut().enumerate() {
+        for j in 0..5 {
+            let sid = format!("{i}-{j}");
+            send(socket, subscribe(&sid, &id)).await;
+        }
+    }
+    for (i, socket) in sockets.iter_mut().enumerate() {
+        let mut seen = std::collections::HashSet::new();
+        while seen.len() < 5 {
+            let msg = crate::agents::next_json(socket).await.expect("an answer");
+            let Some(sid) = msg["id"]
+                .as_str()
+                .filter(|s| s.starts_with(&format!("{i}-")))
+            else {
+                continue;
+            };
+            if !seen.insert(sid.to_owned()) {
+                continue;
+            }
+            if msg.to_string().contains("RATE_LIMITED") {
+                limited += 1;
+            } else {
+                assert_eq!(msg["type"], "next", "{msg}");
+                admitted += 1;
+            }
+        }
+    }
+    assert_eq!((admitted, limited), (20, 20));
+    // Its bucket empty, the flooder's 20 open subscriptions poll no more:
+    // over six seconds (three poll periods) they would have read 60 times.
+    let before = transactions(&su).await;
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let during = transactions(&su).await - before;
+    assert!(
+        during <= idle + 5,
+        "{during} transactions while the flooder's subscriptions waited, {idle} without them"
+    );
+    // Another tenant is served throughout, from its own buckets.
+    let other = app.token(w.agency2.owner, Some(w.agency2.id));
+    for _ in 0..10 {
+        let (status, body) = app
+            .graphql(Some(&other), "{ organization { id } }", json!({}))
+            .await;
+        assert_eq!(status, 200, "{body}");
+    }
+}

@@ -77,10 +77,13 @@ impl Watch {
         Ok(())
     }
 
-    /// Reads the run with the caller's current context, in a turn of the
-    /// caller's when on a WebSocket. `Ok(None)` when the read had to wait
-    /// for a turn; `Ok(Some(None))` when the run is no longer visible.
-    async fn poll(&self) -> Result<Option<Option<strata_domain::model::AgentRun>>, DomainError> {
+    /// Reads the run with the caller's current context. On a WebSocket the
+    /// caller first takes a turn (charged to its buckets, through its
+    /// organization's gate), and only then is its credential checked again
+    /// and the run read: a caller out of budget costs the database nothing.
+    /// `Ok(None)` when it had to wait for a turn; `Ok(Some(None))` when the
+    /// run is no longer visible; `Err` ends the stream.
+    async fn poll(&mut self) -> Result<Option<Option<strata_domain::model::AgentRun>>> {
         let _turn = match &self.check {
             Some(check) => match check.turn().await {
                 Some(turn) => Some(turn),
@@ -88,7 +91,11 @@ impl Watch {
             },
             None => None,
         };
-        read_run(&self.db, &self.ctx, self.id).await.map(Some)
+        self.recheck().await?;
+        read_run(&self.db, &self.ctx, self.id)
+            .await
+            .map(Some)
+            .map_err(domain_error)
     }
 
     async fn next(&mut self) -> Option<Result<AgentRun>> {
@@ -109,14 +116,15 @@ impl Watch {
                     None
                 }
             };
-            // Nothing goes out, and nothing is read, for a caller that may
-            // no longer act.
-            if let Err(e) = self.recheck().await {
-                self.done = true;
-                return Some(Err(e));
-            }
             match event {
-                Some(Ok(ev)) => return Some(Ok(self.emit(ev.run, ev.partial))),
+                Some(Ok(ev)) => {
+                    // Nothing goes out to a caller that may no longer act.
+                    if let Err(e) = self.recheck().await {
+                        self.done = true;
+                        return Some(Err(e));
+                    }
+                    return Some(Ok(self.emit(ev.run, ev.partial)));
+                }
                 Some(Err(broadcast::error::RecvError::Lagged(_))) => continue,
                 Some(Err(broadcast::error::RecvError::Closed)) => self.rx = None,
                 None => {}
@@ -132,7 +140,7 @@ impl Watch {
                 }
                 Err(e) => {
                     self.done = true;
-                    return Some(Err(domain_error(e)));
+                    return Some(Err(e));
                 }
             }
         }

@@ -402,6 +402,7 @@ impl Connection {
             state: self.state.clone(),
             headers: self.headers.clone(),
             request_id,
+            caller: who,
             memo: Mutex::new(None),
         });
         let socket = SocketSession::new(opts.max_subscriptions).with_check(check.clone());
@@ -590,6 +591,9 @@ pub(crate) struct SocketCheck {
     state: AppState,
     headers: HeaderMap,
     request_id: String,
+    /// Who the connection's caller is charged as (its key or user, and its
+    /// organization do not change while it is open).
+    caller: crate::ratelimit::Caller,
     memo: Mutex<Option<Memo>>,
 }
 
@@ -649,19 +653,9 @@ impl strata_graphql::Revalidate for SocketCheck {
     }
 
     async fn turn(&self) -> Option<Turn> {
-        let ctx = self.current().await?;
-        let who = crate::ratelimit::Caller {
-            api_key: match ctx.actor() {
-                strata_domain::Actor::ApiKey(id) => Some(id.as_uuid()),
-                strata_domain::Actor::User(_) => None,
-            },
-            user: match ctx.actor() {
-                strata_domain::Actor::User(id) => Some(id.as_uuid()),
-                strata_domain::Actor::ApiKey(_) => None,
-            },
-            org: Some(ctx.org_id().as_uuid()),
-        };
-        if self.state.limiter.check(&who, 1).await.is_err() {
+        // Charged before anything else, the credential's check included: a
+        // caller out of budget costs the database nothing.
+        if self.state.limiter.check(&self.caller, 1).await.is_err() {
             metrics::counter!("strata_ws_polls_skipped_total", "reason" => "rate_limited")
                 .increment(1);
             return None;
@@ -670,12 +664,7 @@ impl strata_graphql::Revalidate for SocketCheck {
         // period: a busy organization polls less, and others not at all
         // less.
         let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
-        match self
-            .state
-            .gates
-            .enter(Some(ctx.org_id().as_uuid()), deadline)
-            .await
-        {
+        match self.state.gates.enter(self.caller.org, deadline).await {
             Some(permit) => Some(Box::new(permit)),
             None => {
                 metrics::counter!("strata_ws_polls_skipped_total", "reason" => "busy").increment(1);
