@@ -128,7 +128,7 @@ async fn no_policy_has_a_subselect_or_a_null_escape_and_helpers_are_stable() {
     let policies = rows(
         &conn,
         "SELECT schemaname || '.' || tablename || ' ' || policyname || ': ' || coalesce(qual, '') || ' / ' || coalesce(with_check, '')
-         FROM pg_policies WHERE schemaname IN ('public', 'tenant_b')",
+         FROM pg_policies WHERE schemaname IN ('public', 'tenant_b', 'app')",
     )
     .await;
     assert!(
@@ -679,7 +679,7 @@ async fn tenant_keys_foreign_keys_unique_constraints_and_indexes_all_lead_with_o
 
 /// Views in our schemas that do not run as the caller.
 const DEFINER_VIEWS: &str = "SELECT c.oid::regclass::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-    WHERE c.relkind IN ('v', 'm') AND n.nspname IN ('public', 'tenant_b', 'app')
+    WHERE c.relkind IN ('v', 'm') AND n.nspname IN ('public', 'tenant_b', 'app', 'reporting')
       AND NOT EXISTS (SELECT 1 FROM unnest(coalesce(c.reloptions, '{}')) o
                       WHERE lower(o) IN ('security_invoker=on', 'security_invoker=true', 'security_invoker=1', 'security_invoker=yes'))";
 

@@ -1,0 +1,1 @@
+crate::sql_migration!("m20261203_000013_reporting_views");
