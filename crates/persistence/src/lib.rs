@@ -19,6 +19,7 @@ pub mod demo;
 pub mod embedded;
 mod error;
 pub mod repo;
+pub mod reporting;
 mod tx;
 
 pub mod entity;
