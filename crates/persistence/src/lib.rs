@@ -10,7 +10,10 @@
 //! [`strata_domain::TenantContext`] built elsewhere opens nothing. The
 //! transaction's first statement switches to the runtime role and sets the
 //! context transaction-locally; repositories still filter by the context's
-//! organization explicitly. This crate knows nothing of HTTP or GraphQL.
+//! organization explicitly. The one exception is [`reporting`], the
+//! operator's command that manages reporting logins with the database URL
+//! that migrates: it writes their mapping and audit rows as `strata_owner`
+//! and reads no tenant row. This crate knows nothing of HTTP or GraphQL.
 
 pub mod auth;
 pub mod context;

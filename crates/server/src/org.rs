@@ -10,6 +10,13 @@ use crate::reporting::ReportingLoginArgs;
 pub enum OrgCommand {
     /// Create, rotate or revoke the PostgreSQL login an organization's BI
     /// tools read its `reporting` views with.
+    ///
+    /// Creates (or with --rotate gives a new password to) a PostgreSQL login
+    /// that reads the views of schema `reporting`: only this organization's
+    /// rows, only one client's with --client. Prints its connection string
+    /// once, on stdout. --revoke removes it. Each action is recorded in the
+    /// organization's audit log. Run it with the database URL that migrates:
+    /// it creates roles.
     ReportingLogin(ReportingLoginArgs),
 }
 

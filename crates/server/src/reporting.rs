@@ -14,13 +14,6 @@ use crate::config::DatabaseConfig;
 
 /// Arguments of `strata org reporting-login`.
 #[derive(Debug, clap::Args)]
-#[command(
-    long_about = "Creates (or with --rotate gives a new password to) the PostgreSQL login with which \
-                  an organization's SQL and BI tools read the views of schema `reporting`, only that \
-                  organization's rows (only one client's with --client), and prints its connection \
-                  string once; --revoke removes it. Each action is recorded in the organization's \
-                  audit log. Run it with the database URL that migrates: it creates roles."
-)]
 pub struct ReportingLoginArgs {
     /// The organization (uuid).
     org: OrgId,
