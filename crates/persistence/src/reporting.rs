@@ -295,9 +295,10 @@ pub async fn revoke(db: &Db, scope: Scope) -> Result<Revoked, ReportingError> {
 /// database.
 struct State {
     /// The role exists; `Some(true)` when it is a plain reporting login
-    /// (logs in, holds no attribute beyond that, is a member of a reporting
-    /// role only and has no members), `Some(false)` when it is anything
-    /// more.
+    /// (holds no attribute beyond logging in and is a member of a reporting
+    /// role only), `Some(false)` when it is anything more. Members of the
+    /// login itself (PostgreSQL 16 makes its creator one) gain nothing:
+    /// their `session_user` maps to no organization.
     role: Option<bool>,
     /// The role's oid, for ending its sessions.
     oid: Option<i64>,
@@ -325,8 +326,7 @@ async fn inspect(
             "SELECT r.oid::bigint AS oid,
                     NOT (r.rolsuper OR r.rolcreaterole OR r.rolcreatedb OR r.rolreplication OR r.rolbypassrls)
                     AND NOT EXISTS (SELECT 1 FROM pg_auth_members m JOIN pg_roles g ON g.oid = m.roleid
-                                    WHERE m.member = r.oid AND g.rolname NOT IN ($2, $3))
-                    AND NOT EXISTS (SELECT 1 FROM pg_auth_members m WHERE m.roleid = r.oid) AS plain
+                                    WHERE m.member = r.oid AND g.rolname NOT IN ($2, $3)) AS plain
              FROM pg_roles r WHERE r.rolname = $1",
             vec![
                 login.clone().into(),
