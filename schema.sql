@@ -2,6 +2,23 @@
 -- keys, indexes, Row-Level Security, policies, grants, functions).
 -- Generated: UPDATE_SCHEMA_SQL=1 cargo test -p strata-tests schema_sql
 
+CREATE TABLE app.reporting_logins -- owner strata_owner, row level security forced
+    login name NOT NULL
+    org_id uuid NOT NULL
+    client_id uuid
+    created_at timestamp with time zone NOT NULL DEFAULT now()
+    password_set_at timestamp with time zone NOT NULL DEFAULT now()
+  CONSTRAINT reporting_logins_org_client_key UNIQUE NULLS NOT DISTINCT (org_id, client_id)
+  CONSTRAINT reporting_logins_org_id_client_id_fkey FOREIGN KEY (org_id, client_id) REFERENCES tenant_b.workspace_entities(org_id, id) ON DELETE CASCADE
+  CONSTRAINT reporting_logins_org_id_fkey FOREIGN KEY (org_id) REFERENCES organizations(id) ON DELETE CASCADE
+  CONSTRAINT reporting_logins_pkey PRIMARY KEY (login)
+  CREATE UNIQUE INDEX reporting_logins_org_client_key ON app.reporting_logins USING btree (org_id, client_id) NULLS NOT DISTINCT;
+  CREATE UNIQUE INDEX reporting_logins_pkey ON app.reporting_logins USING btree (login);
+  POLICY manage_logins AS PERMISSIVE FOR ALL TO strata_owner USING (true) WITH CHECK (true)
+  POLICY own_login AS PERMISSIVE FOR SELECT TO app_reporting USING ((login = SESSION_USER))
+  GRANT DELETE, INSERT, REFERENCES, SELECT, TRIGGER, TRUNCATE, UPDATE TO strata_owner
+  GRANT SELECT (client_id, login, org_id) TO app_reporting
+
 CREATE TABLE public.agent_outputs -- owner strata_owner, row level security forced
     org_id uuid NOT NULL
     id uuid NOT NULL
@@ -32,6 +49,7 @@ CREATE TABLE public.agent_outputs -- owner strata_owner, row level security forc
   POLICY fail_unfinished_runs AS PERMISSIVE FOR UPDATE TO app_maint USING ((status = ANY (ARRAY['QUEUED'::text, 'RUNNING'::text]))) WITH CHECK ((status = 'FAILED'::text))
   POLICY lease_unfinished_runs AS PERMISSIVE FOR SELECT TO app_lease USING ((status = ANY (ARRAY['QUEUED'::text, 'RUNNING'::text])))
   POLICY renew_unfinished_runs AS PERMISSIVE FOR UPDATE TO app_lease USING ((status = ANY (ARRAY['QUEUED'::text, 'RUNNING'::text]))) WITH CHECK (((status = ANY (ARRAY['QUEUED'::text, 'RUNNING'::text])) AND (heartbeat_at = now())))
+  POLICY reporting_org AS PERMISSIVE FOR SELECT TO app_reporting USING ((org_id = app.reporting_org_id()))
   POLICY sme_org AS PERMISSIVE FOR ALL TO app_sme USING ((org_id = app.current_org_id())) WITH CHECK ((org_id = app.current_org_id()))
   POLICY unfinished_runs AS PERMISSIVE FOR SELECT TO app_maint USING ((status = ANY (ARRAY['QUEUED'::text, 'RUNNING'::text, 'FAILED'::text])))
   POLICY writable_delete AS RESTRICTIVE FOR DELETE TO app_agency, app_sme USING (app.can_write())
@@ -39,6 +57,11 @@ CREATE TABLE public.agent_outputs -- owner strata_owner, row level security forc
   POLICY writable_update AS RESTRICTIVE FOR UPDATE TO app_agency, app_sme USING (app.can_write()) WITH CHECK (app.can_write())
   GRANT DELETE, INSERT, SELECT, UPDATE TO app_sme
   GRANT DELETE, INSERT, REFERENCES, SELECT, TRIGGER, TRUNCATE, UPDATE TO strata_owner
+  GRANT SELECT (id, org_id) TO app_lease
+  GRANT UPDATE (heartbeat_at) TO app_lease
+  GRANT SELECT (created_at, heartbeat_at, id, org_id, started_at, status) TO app_maint
+  GRANT UPDATE (error, finished_at, status) TO app_maint
+  GRANT SELECT (agent, campaign_id, completion_tokens, created_at, error, finished_at, id, input, org_id, output, prompt_tokens, started_at, status) TO app_reporting
 
 CREATE TABLE public.api_keys -- owner strata_owner, row level security forced
     org_id uuid NOT NULL
@@ -79,6 +102,7 @@ CREATE TABLE public.api_keys -- owner strata_owner, row level security forced
   GRANT SELECT TO app_auth
   GRANT INSERT, SELECT, UPDATE TO app_sme
   GRANT DELETE, INSERT, REFERENCES, SELECT, TRIGGER, TRUNCATE, UPDATE TO strata_owner
+  GRANT UPDATE (last_used_at) TO app_auth
 
 CREATE TABLE public.audit_log -- owner strata_owner, row level security forced
     org_id uuid NOT NULL
@@ -97,6 +121,7 @@ CREATE TABLE public.audit_log -- owner strata_owner, row level security forced
   CREATE INDEX audit_log_org_created_idx ON public.audit_log USING btree (org_id, created_at DESC, id DESC);
   CREATE UNIQUE INDEX audit_log_pkey ON public.audit_log USING btree (org_id, id);
   POLICY administer_select AS RESTRICTIVE FOR SELECT TO app_agency, app_sme USING (app.can_administer())
+  POLICY reporting_login_audit AS PERMISSIVE FOR INSERT TO strata_owner WITH CHECK ((target_type = 'ReportingLogin'::text))
   POLICY tenant_org AS PERMISSIVE FOR SELECT TO app_agency, app_sme USING ((org_id = app.current_org_id()))
   POLICY tenant_org_insert AS PERMISSIVE FOR INSERT TO app_agency, app_sme WITH CHECK ((org_id = app.current_org_id()))
   POLICY writable_delete AS RESTRICTIVE FOR DELETE TO app_agency, app_sme USING (app.can_write())
@@ -116,12 +141,14 @@ CREATE TABLE public.brand_guidelines -- owner strata_owner, row level security f
   CONSTRAINT brand_guidelines_org_type_check CHECK ((org_type = 'SME'::text))
   CONSTRAINT brand_guidelines_pkey PRIMARY KEY (org_id)
   CREATE UNIQUE INDEX brand_guidelines_pkey ON public.brand_guidelines USING btree (org_id);
+  POLICY reporting_org AS PERMISSIVE FOR SELECT TO app_reporting USING ((org_id = app.reporting_org_id()))
   POLICY sme_org AS PERMISSIVE FOR ALL TO app_sme USING ((org_id = app.current_org_id())) WITH CHECK ((org_id = app.current_org_id()))
   POLICY writable_delete AS RESTRICTIVE FOR DELETE TO app_agency, app_sme USING (app.can_write())
   POLICY writable_insert AS RESTRICTIVE FOR INSERT TO app_agency, app_sme WITH CHECK (app.can_write())
   POLICY writable_update AS RESTRICTIVE FOR UPDATE TO app_agency, app_sme USING (app.can_write()) WITH CHECK (app.can_write())
   GRANT DELETE, INSERT, SELECT, UPDATE TO app_sme
   GRANT DELETE, INSERT, REFERENCES, SELECT, TRIGGER, TRUNCATE, UPDATE TO strata_owner
+  GRANT SELECT (content, org_id, updated_at) TO app_reporting
 
 CREATE TABLE public.campaigns -- owner strata_owner, row level security forced
     org_id uuid NOT NULL
@@ -140,12 +167,14 @@ CREATE TABLE public.campaigns -- owner strata_owner, row level security forced
   CONSTRAINT campaigns_status_check CHECK ((status = ANY (ARRAY['DRAFT'::text, 'ACTIVE'::text, 'PAUSED'::text, 'COMPLETED'::text, 'ARCHIVED'::text])))
   CREATE INDEX campaigns_org_created_idx ON public.campaigns USING btree (org_id, created_at DESC, id DESC);
   CREATE UNIQUE INDEX campaigns_pkey ON public.campaigns USING btree (org_id, id);
+  POLICY reporting_org AS PERMISSIVE FOR SELECT TO app_reporting USING ((org_id = app.reporting_org_id()))
   POLICY sme_org AS PERMISSIVE FOR ALL TO app_sme USING ((org_id = app.current_org_id())) WITH CHECK ((org_id = app.current_org_id()))
   POLICY writable_delete AS RESTRICTIVE FOR DELETE TO app_agency, app_sme USING (app.can_write())
   POLICY writable_insert AS RESTRICTIVE FOR INSERT TO app_agency, app_sme WITH CHECK (app.can_write())
   POLICY writable_update AS RESTRICTIVE FOR UPDATE TO app_agency, app_sme USING (app.can_write()) WITH CHECK (app.can_write())
   GRANT DELETE, INSERT, SELECT, UPDATE TO app_sme
   GRANT DELETE, INSERT, REFERENCES, SELECT, TRIGGER, TRUNCATE, UPDATE TO strata_owner
+  GRANT SELECT (created_at, id, name, objective, org_id, status, updated_at) TO app_reporting
 
 CREATE TABLE public.memberships -- owner strata_owner, row level security forced
     org_id uuid NOT NULL
@@ -223,12 +252,14 @@ CREATE TABLE public.personas -- owner strata_owner, row level security forced
   CONSTRAINT personas_pkey PRIMARY KEY (org_id, id)
   CREATE INDEX personas_org_created_idx ON public.personas USING btree (org_id, created_at DESC, id DESC);
   CREATE UNIQUE INDEX personas_pkey ON public.personas USING btree (org_id, id);
+  POLICY reporting_org AS PERMISSIVE FOR SELECT TO app_reporting USING ((org_id = app.reporting_org_id()))
   POLICY sme_org AS PERMISSIVE FOR ALL TO app_sme USING ((org_id = app.current_org_id())) WITH CHECK ((org_id = app.current_org_id()))
   POLICY writable_delete AS RESTRICTIVE FOR DELETE TO app_agency, app_sme USING (app.can_write())
   POLICY writable_insert AS RESTRICTIVE FOR INSERT TO app_agency, app_sme WITH CHECK (app.can_write())
   POLICY writable_update AS RESTRICTIVE FOR UPDATE TO app_agency, app_sme USING (app.can_write()) WITH CHECK (app.can_write())
   GRANT DELETE, INSERT, SELECT, UPDATE TO app_sme
   GRANT DELETE, INSERT, REFERENCES, SELECT, TRIGGER, TRUNCATE, UPDATE TO strata_owner
+  GRANT SELECT (attributes, created_at, description, id, name, org_id, updated_at) TO app_reporting
 
 CREATE TABLE public.token_usage -- owner strata_owner, row level security forced
     org_id uuid NOT NULL
@@ -264,6 +295,102 @@ CREATE TABLE public.users -- owner strata_owner, row level security forced
   GRANT SELECT TO app_sme
   GRANT DELETE, INSERT, REFERENCES, SELECT, TRIGGER, TRUNCATE, UPDATE TO strata_owner
 
+CREATE VIEW reporting.agent_outputs -- owner strata_owner, security_invoker=on
+    org_id uuid
+    client_id uuid
+    id uuid
+    campaign_id uuid
+    agent text
+    output jsonb
+    prompt_tokens integer
+    completion_tokens integer
+    created_at timestamp with time zone
+    finished_at timestamp with time zone
+    source_schema text
+  GRANT SELECT TO app_reporting
+  GRANT DELETE, INSERT, REFERENCES, SELECT, TRIGGER, TRUNCATE, UPDATE TO strata_owner
+
+CREATE VIEW reporting.agent_runs -- owner strata_owner, security_invoker=on
+    org_id uuid
+    client_id uuid
+    id uuid
+    campaign_id uuid
+    agent text
+    status text
+    input jsonb
+    output jsonb
+    error text
+    prompt_tokens integer
+    completion_tokens integer
+    created_at timestamp with time zone
+    started_at timestamp with time zone
+    finished_at timestamp with time zone
+    source_schema text
+  GRANT SELECT TO app_reporting
+  GRANT DELETE, INSERT, REFERENCES, SELECT, TRIGGER, TRUNCATE, UPDATE TO strata_owner
+
+CREATE VIEW reporting.brand_guidelines -- owner strata_owner, security_invoker=on
+    org_id uuid
+    client_id uuid
+    content jsonb
+    updated_at timestamp with time zone
+    source_schema text
+  GRANT SELECT TO app_reporting
+  GRANT DELETE, INSERT, REFERENCES, SELECT, TRIGGER, TRUNCATE, UPDATE TO strata_owner
+
+CREATE VIEW reporting.campaigns -- owner strata_owner, security_invoker=on
+    org_id uuid
+    client_id uuid
+    id uuid
+    name text
+    objective text
+    status text
+    created_at timestamp with time zone
+    updated_at timestamp with time zone
+    source_schema text
+  GRANT SELECT TO app_reporting
+  GRANT DELETE, INSERT, REFERENCES, SELECT, TRIGGER, TRUNCATE, UPDATE TO strata_owner
+
+CREATE VIEW reporting.clients -- owner strata_owner, security_invoker=on
+    org_id uuid
+    client_id uuid
+    name text
+    slug text
+    archived boolean
+    archived_at timestamp with time zone
+    created_at timestamp with time zone
+    updated_at timestamp with time zone
+    source_schema text
+  GRANT SELECT TO app_reporting
+  GRANT DELETE, INSERT, REFERENCES, SELECT, TRIGGER, TRUNCATE, UPDATE TO strata_owner
+
+CREATE VIEW reporting.personas -- owner strata_owner, security_invoker=on
+    org_id uuid
+    client_id uuid
+    id uuid
+    name text
+    description text
+    attributes jsonb
+    created_at timestamp with time zone
+    updated_at timestamp with time zone
+    source_schema text
+  GRANT SELECT TO app_reporting
+  GRANT DELETE, INSERT, REFERENCES, SELECT, TRIGGER, TRUNCATE, UPDATE TO strata_owner
+
+CREATE VIEW reporting.usage -- owner strata_owner, security_invoker=on
+    org_id uuid
+    client_id uuid
+    month date
+    agent text
+    runs bigint
+    succeeded_runs bigint
+    prompt_tokens bigint
+    completion_tokens bigint
+    tokens bigint
+    source_schema text
+  GRANT SELECT TO app_reporting
+  GRANT DELETE, INSERT, REFERENCES, SELECT, TRIGGER, TRUNCATE, UPDATE TO strata_owner
+
 CREATE TABLE tenant_b.campaigns -- owner strata_owner, row level security forced
     org_id uuid NOT NULL
     id uuid NOT NULL
@@ -288,11 +415,14 @@ CREATE TABLE tenant_b.campaigns -- owner strata_owner, row level security forced
   CREATE UNIQUE INDEX campaigns_pkey ON tenant_b.campaigns USING btree (org_id, id);
   POLICY agency_org AS PERMISSIVE FOR ALL TO app_agency USING ((org_id = app.current_org_id())) WITH CHECK ((org_id = app.current_org_id()))
   POLICY client_scope AS RESTRICTIVE FOR ALL TO app_agency USING ((app.all_clients() OR (client_id = ANY (app.current_client_ids())))) WITH CHECK ((app.all_clients() OR (client_id = ANY (app.current_client_ids()))))
+  POLICY reporting_client AS RESTRICTIVE FOR SELECT TO app_reporting_client USING ((client_id = app.reporting_client_id()))
+  POLICY reporting_org AS PERMISSIVE FOR SELECT TO app_reporting USING ((org_id = app.reporting_org_id()))
   POLICY writable_delete AS RESTRICTIVE FOR DELETE TO app_agency, app_sme USING (app.can_write())
   POLICY writable_insert AS RESTRICTIVE FOR INSERT TO app_agency, app_sme WITH CHECK (app.can_write())
   POLICY writable_update AS RESTRICTIVE FOR UPDATE TO app_agency, app_sme USING (app.can_write()) WITH CHECK (app.can_write())
   GRANT DELETE, INSERT, SELECT, UPDATE TO app_agency
   GRANT DELETE, INSERT, REFERENCES, SELECT, TRIGGER, TRUNCATE, UPDATE TO strata_owner
+  GRANT SELECT (client_id, created_at, id, name, objective, org_id, status, updated_at) TO app_reporting
 
 CREATE TABLE tenant_b.client_assignments -- owner strata_owner, row level security forced
     org_id uuid NOT NULL
@@ -343,11 +473,14 @@ CREATE TABLE tenant_b.entity_data -- owner strata_owner, row level security forc
   CREATE UNIQUE INDEX entity_data_pkey ON tenant_b.entity_data USING btree (org_id, id);
   POLICY agency_org AS PERMISSIVE FOR ALL TO app_agency USING ((org_id = app.current_org_id())) WITH CHECK ((org_id = app.current_org_id()))
   POLICY client_scope AS RESTRICTIVE FOR ALL TO app_agency USING ((app.all_clients() OR (client_id = ANY (app.current_client_ids())))) WITH CHECK ((app.all_clients() OR (client_id = ANY (app.current_client_ids()))))
+  POLICY reporting_client AS RESTRICTIVE FOR SELECT TO app_reporting_client USING ((client_id = app.reporting_client_id()))
+  POLICY reporting_org AS PERMISSIVE FOR SELECT TO app_reporting USING ((org_id = app.reporting_org_id()))
   POLICY writable_delete AS RESTRICTIVE FOR DELETE TO app_agency, app_sme USING (app.can_write())
   POLICY writable_insert AS RESTRICTIVE FOR INSERT TO app_agency, app_sme WITH CHECK (app.can_write())
   POLICY writable_update AS RESTRICTIVE FOR UPDATE TO app_agency, app_sme USING (app.can_write()) WITH CHECK (app.can_write())
   GRANT DELETE, INSERT, SELECT, UPDATE TO app_agency
   GRANT DELETE, INSERT, REFERENCES, SELECT, TRIGGER, TRUNCATE, UPDATE TO strata_owner
+  GRANT SELECT (client_id, content, created_at, id, kind, name, org_id, updated_at) TO app_reporting
 
 CREATE TABLE tenant_b.outputs -- owner strata_owner, row level security forced
     org_id uuid NOT NULL
@@ -383,12 +516,19 @@ CREATE TABLE tenant_b.outputs -- owner strata_owner, row level security forced
   POLICY fail_unfinished_runs AS PERMISSIVE FOR UPDATE TO app_maint USING ((status = ANY (ARRAY['QUEUED'::text, 'RUNNING'::text]))) WITH CHECK ((status = 'FAILED'::text))
   POLICY lease_unfinished_runs AS PERMISSIVE FOR SELECT TO app_lease USING ((status = ANY (ARRAY['QUEUED'::text, 'RUNNING'::text])))
   POLICY renew_unfinished_runs AS PERMISSIVE FOR UPDATE TO app_lease USING ((status = ANY (ARRAY['QUEUED'::text, 'RUNNING'::text]))) WITH CHECK (((status = ANY (ARRAY['QUEUED'::text, 'RUNNING'::text])) AND (heartbeat_at = now())))
+  POLICY reporting_client AS RESTRICTIVE FOR SELECT TO app_reporting_client USING ((client_id = app.reporting_client_id()))
+  POLICY reporting_org AS PERMISSIVE FOR SELECT TO app_reporting USING ((org_id = app.reporting_org_id()))
   POLICY unfinished_runs AS PERMISSIVE FOR SELECT TO app_maint USING ((status = ANY (ARRAY['QUEUED'::text, 'RUNNING'::text, 'FAILED'::text])))
   POLICY writable_delete AS RESTRICTIVE FOR DELETE TO app_agency, app_sme USING (app.can_write())
   POLICY writable_insert AS RESTRICTIVE FOR INSERT TO app_agency, app_sme WITH CHECK (app.can_write())
   POLICY writable_update AS RESTRICTIVE FOR UPDATE TO app_agency, app_sme USING (app.can_write()) WITH CHECK (app.can_write())
   GRANT DELETE, INSERT, SELECT, UPDATE TO app_agency
   GRANT DELETE, INSERT, REFERENCES, SELECT, TRIGGER, TRUNCATE, UPDATE TO strata_owner
+  GRANT SELECT (id, org_id) TO app_lease
+  GRANT UPDATE (heartbeat_at) TO app_lease
+  GRANT SELECT (created_at, heartbeat_at, id, org_id, started_at, status) TO app_maint
+  GRANT UPDATE (error, finished_at, status) TO app_maint
+  GRANT SELECT (agent, campaign_id, client_id, completion_tokens, created_at, error, finished_at, id, input, org_id, output, prompt_tokens, started_at, status) TO app_reporting
 
 CREATE TABLE tenant_b.workspace_entities -- owner strata_owner, row level security forced
     org_id uuid NOT NULL
@@ -413,11 +553,14 @@ CREATE TABLE tenant_b.workspace_entities -- owner strata_owner, row level securi
   POLICY administer_update AS RESTRICTIVE FOR UPDATE TO app_agency, app_sme WITH CHECK (app.can_administer())
   POLICY agency_org AS PERMISSIVE FOR ALL TO app_agency USING ((org_id = app.current_org_id())) WITH CHECK ((org_id = app.current_org_id()))
   POLICY client_scope AS RESTRICTIVE FOR ALL TO app_agency USING ((app.all_clients() OR (id = ANY (app.current_client_ids())))) WITH CHECK ((app.all_clients() OR (id = ANY (app.current_client_ids()))))
+  POLICY reporting_client AS RESTRICTIVE FOR SELECT TO app_reporting_client USING ((id = app.reporting_client_id()))
+  POLICY reporting_org AS PERMISSIVE FOR SELECT TO app_reporting USING ((org_id = app.reporting_org_id()))
   POLICY writable_delete AS RESTRICTIVE FOR DELETE TO app_agency, app_sme USING (app.can_write())
   POLICY writable_insert AS RESTRICTIVE FOR INSERT TO app_agency, app_sme WITH CHECK (app.can_write())
   POLICY writable_update AS RESTRICTIVE FOR UPDATE TO app_agency, app_sme USING (app.can_write()) WITH CHECK (app.can_write())
   GRANT DELETE, INSERT, SELECT, UPDATE TO app_agency
   GRANT DELETE, INSERT, REFERENCES, SELECT, TRIGGER, TRUNCATE, UPDATE TO strata_owner
+  GRANT SELECT (archived_at, created_at, id, name, org_id, slug, updated_at) TO app_reporting
 
 CREATE OR REPLACE FUNCTION app.all_clients()
  RETURNS boolean
@@ -488,5 +631,23 @@ CREATE OR REPLACE FUNCTION app.current_user_id()
  LANGUAGE sql
  STABLE PARALLEL SAFE
 AS $function$ SELECT nullif(pg_catalog.current_setting('app.user_id', true), '')::pg_catalog.uuid $function$
+;
+
+CREATE OR REPLACE FUNCTION app.reporting_client_id()
+ RETURNS uuid
+ LANGUAGE sql
+ STABLE PARALLEL SAFE
+AS $function$ SELECT l.client_id FROM app.reporting_logins AS l
+          WHERE l.login OPERATOR(pg_catalog.=) SESSION_USER $function$
+;
+
+CREATE OR REPLACE FUNCTION app.reporting_org_id()
+ RETURNS uuid
+ LANGUAGE sql
+ STABLE PARALLEL SAFE
+AS $function$ SELECT l.org_id FROM app.reporting_logins AS l
+          WHERE l.login OPERATOR(pg_catalog.=) SESSION_USER
+            AND (l.client_id IS NULL) OPERATOR(pg_catalog.<>)
+                pg_catalog.pg_has_role(CURRENT_USER, 'app_reporting_client', 'USAGE') $function$
 ;
 

@@ -21,6 +21,7 @@ mod m20261124_000009_administration;
 mod m20261124_000010_gateway_reads_migration_status;
 mod m20261124_000011_administer_reads;
 mod m20261203_000012_read_only_usage;
+mod m20261203_000013_reporting_views;
 
 /// All migrations, in order.
 #[derive(Debug)]
@@ -42,6 +43,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261124_000010_gateway_reads_migration_status::Migration),
             Box::new(m20261124_000011_administer_reads::Migration),
             Box::new(m20261203_000012_read_only_usage::Migration),
+            Box::new(m20261203_000013_reporting_views::Migration),
         ]
     }
 }

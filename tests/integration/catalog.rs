@@ -128,7 +128,7 @@ async fn no_policy_has_a_subselect_or_a_null_escape_and_helpers_are_stable() {
     let policies = rows(
         &conn,
         "SELECT schemaname || '.' || tablename || ' ' || policyname || ': ' || coalesce(qual, '') || ' / ' || coalesce(with_check, '')
-         FROM pg_policies WHERE schemaname IN ('public', 'tenant_b')",
+         FROM pg_policies WHERE schemaname IN ('public', 'tenant_b', 'app')",
     )
     .await;
     assert!(
@@ -679,7 +679,7 @@ async fn tenant_keys_foreign_keys_unique_constraints_and_indexes_all_lead_with_o
 
 /// Views in our schemas that do not run as the caller.
 const DEFINER_VIEWS: &str = "SELECT c.oid::regclass::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-    WHERE c.relkind IN ('v', 'm') AND n.nspname IN ('public', 'tenant_b', 'app')
+    WHERE c.relkind IN ('v', 'm') AND n.nspname IN ('public', 'tenant_b', 'app', 'reporting')
       AND NOT EXISTS (SELECT 1 FROM unnest(coalesce(c.reloptions, '{}')) o
                       WHERE lower(o) IN ('security_invoker=on', 'security_invoker=true', 'security_invoker=1', 'security_invoker=yes'))";
 
@@ -736,4 +736,192 @@ async fn rows_in(conn: &impl ConnectionTrait, sql: &str) -> Vec<String> {
         .into_iter()
         .map(|r| r.try_get_by_index::<String>(0).unwrap())
         .collect()
+}
+
+/// The reporting roles and every reporting login: NOLOGIN roles (logins
+/// only log in), no attribute beyond that, members of no runtime role, no
+/// write anywhere, SELECT only on the views and on the columns they read,
+/// and no function but the reporting helpers.
+#[tokio::test]
+async fn reporting_roles_and_logins_read_the_views_and_nothing_else() {
+    use strata_persistence::reporting::{self, Scope};
+    let db = TestDb::migrated().await;
+    let conn = db.superuser().await;
+    let pool = db.pool(1).await;
+    conn.execute_unprepared(
+        "INSERT INTO public.organizations (id, type, name, slug) VALUES
+           ('00000000-0000-0000-0000-00000000000a', 'AGENCY', 'a', 'catalog-a');
+         INSERT INTO tenant_b.workspace_entities (org_id, id, name, slug) VALUES
+           ('00000000-0000-0000-0000-00000000000a', '00000000-0000-0000-0000-00000000000c', 'c', 'c')",
+    )
+    .await
+    .unwrap();
+    let org_id = strata_domain::OrgId::from_uuid(uuid::Uuid::from_u128(0xa));
+    let client_id = strata_domain::ClientId::from_uuid(uuid::Uuid::from_u128(0xc));
+    for scope in [
+        Scope {
+            org_id,
+            client_id: None,
+        },
+        Scope {
+            org_id,
+            client_id: Some(client_id),
+        },
+    ] {
+        reporting::issue(&pool, scope, false).await.unwrap();
+    }
+    // Everything that can hold the reporting roles' privileges.
+    let readers = "SELECT r.rolname FROM pg_roles r
+         WHERE pg_has_role(r.oid, 'app_reporting', 'USAGE') AND NOT r.rolsuper";
+    let logins = rows(
+        &conn,
+        "SELECT l.login::text FROM app.reporting_logins l ORDER BY 1",
+    )
+    .await;
+    assert_eq!(logins.len(), 2);
+
+    let roles = rows(
+        &conn,
+        "SELECT rolname::text || ' ' || rolcanlogin FROM pg_roles
+         WHERE rolname IN ('app_reporting', 'app_reporting_client')
+           AND NOT (rolsuper OR rolbypassrls OR rolcreaterole OR rolcreatedb OR rolreplication)
+         ORDER BY 1",
+    )
+    .await;
+    assert_eq!(roles, ["app_reporting false", "app_reporting_client false"]);
+    let bad_logins = rows(
+        &conn,
+        "SELECT l.login::text FROM app.reporting_logins l JOIN pg_roles r ON r.rolname = l.login
+         WHERE NOT r.rolcanlogin OR r.rolsuper OR r.rolbypassrls OR r.rolcreaterole OR r.rolcreatedb
+            OR r.rolreplication OR NOT r.rolinherit
+            OR (SELECT array_agg(g.rolname::text) FROM pg_auth_members m JOIN pg_roles g ON g.oid = m.roleid
+                WHERE m.member = r.oid)
+               IS DISTINCT FROM ARRAY[CASE WHEN l.client_id IS NULL THEN 'app_reporting' ELSE 'app_reporting_client' END]",
+    )
+    .await;
+    assert!(
+        bad_logins.is_empty(),
+        "logins beyond reading: {bad_logins:?}"
+    );
+
+    // Members of no runtime role (so `SET ROLE` to one fails), and no
+    // runtime role or gateway a member of theirs.
+    let crossed = rows(
+        &conn,
+        &format!(
+            "SELECT r.rolname || ' ' || t.rolname FROM ({readers}) r
+             CROSS JOIN (VALUES ('app_sme'), ('app_agency'), ('app_auth'), ('app_maint'), ('app_lease'),
+                                ('strata_gateway'), ('strata_owner')) AS t(rolname)
+             WHERE pg_has_role(r.rolname, t.rolname, 'MEMBER') OR pg_has_role(t.rolname, 'app_reporting', 'MEMBER')"
+        ),
+    )
+    .await;
+    assert!(crossed.is_empty(), "roles crossed: {crossed:?}");
+
+    // No write, no dangerous privilege, on anything of ours.
+    let writes = rows(
+        &conn,
+        &format!(
+            "SELECT r.rolname || ' ' || p.priv || ' ' || c.oid::regclass::text
+             FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+             CROSS JOIN ({readers}) r
+             CROSS JOIN (VALUES ('INSERT'), ('UPDATE'), ('DELETE'), ('TRUNCATE'), ('REFERENCES'), ('TRIGGER')) AS p(priv)
+             WHERE c.relkind IN ('r', 'p', 'v') AND n.nspname IN ('public', 'tenant_b', 'app', 'reporting')
+               AND c.relname <> 'seaql_migrations'
+               AND (has_table_privilege(r.rolname, c.oid, p.priv)
+                    OR (p.priv IN ('INSERT', 'UPDATE', 'REFERENCES')
+                        AND has_any_column_privilege(r.rolname, c.oid, p.priv)))"
+        ),
+    )
+    .await;
+    assert!(writes.is_empty(), "writes: {writes:?}");
+
+    // Reads: the views whole; of the tables, only what the views show.
+    let mut whole = rows(
+        &conn,
+        "SELECT c.oid::regclass::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+         WHERE n.nspname IN ('public', 'tenant_b', 'app', 'reporting') AND c.relkind IN ('r', 'p', 'v')
+           AND has_table_privilege('app_reporting', c.oid, 'SELECT')",
+    )
+    .await;
+    whole.sort();
+    assert_eq!(
+        whole,
+        [
+            "reporting.agent_outputs",
+            "reporting.agent_runs",
+            "reporting.brand_guidelines",
+            "reporting.campaigns",
+            "reporting.clients",
+            "reporting.personas",
+            "reporting.usage"
+        ]
+    );
+    let mut tables = rows(
+        &conn,
+        "SELECT c.oid::regclass::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+         WHERE n.nspname IN ('public', 'tenant_b', 'app') AND c.relkind IN ('r', 'p')
+           AND has_any_column_privilege('app_reporting', c.oid, 'SELECT')",
+    )
+    .await;
+    tables.sort();
+    assert_eq!(
+        tables,
+        [
+            "agent_outputs",
+            "app.reporting_logins",
+            "brand_guidelines",
+            "campaigns",
+            "personas",
+            "tenant_b.campaigns",
+            "tenant_b.entity_data",
+            "tenant_b.outputs",
+            "tenant_b.workspace_entities"
+        ]
+    );
+    let hidden = rows(
+        &conn,
+        "SELECT table_schema || '.' || table_name || '.' || column_name FROM information_schema.column_privileges
+         WHERE grantee = 'app_reporting'
+           AND column_name IN ('created_by', 'heartbeat_at', 'org_type', 'password_set_at')",
+    )
+    .await;
+    assert!(hidden.is_empty(), "columns no view shows: {hidden:?}");
+
+    // Functions: the reporting helpers, nothing of the gateway's.
+    let mut functions = rows(
+        &conn,
+        &format!(
+            "SELECT DISTINCT p.oid::regprocedure::text FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+             CROSS JOIN ({readers}) r
+             WHERE n.nspname IN ('public', 'tenant_b', 'app', 'reporting')
+               AND has_function_privilege(r.rolname, p.oid, 'EXECUTE')"
+        ),
+    )
+    .await;
+    functions.sort();
+    assert_eq!(
+        functions,
+        ["app.reporting_client_id()", "app.reporting_org_id()"]
+    );
+    // Policies naming the reporting roles only read.
+    let policies = rows(
+        &conn,
+        "SELECT schemaname || '.' || tablename || ' ' || policyname || ' ' || cmd FROM pg_policies
+         WHERE roles && ARRAY['app_reporting', 'app_reporting_client']::name[] AND cmd <> 'SELECT'",
+    )
+    .await;
+    assert!(policies.is_empty(), "{policies:?}");
+    for scope in [
+        Scope {
+            org_id,
+            client_id: None,
+        },
+        Scope {
+            org_id,
+            client_id: Some(client_id),
+        },
+    ] {
+        reporting::revoke(&pool, scope).await.unwrap();
+    }
 }

@@ -19,6 +19,7 @@ mod members;
 mod migrations;
 mod pgbouncer;
 mod rate_limits;
+mod reporting;
 mod schema_sql;
 mod security;
 mod sockets;

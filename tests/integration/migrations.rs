@@ -66,6 +66,30 @@ async fn administer_reads(conn: &sea_orm::DatabaseConnection) -> i64 {
     .unwrap()
 }
 
+async fn reporting_views(conn: &sea_orm::DatabaseConnection) -> i64 {
+    strata_tests::scalar(
+        conn,
+        "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+         WHERE n.nspname = 'reporting' AND c.relkind = 'v' \
+         AND c.reloptions @> ARRAY['security_invoker=on'] \
+         AND has_table_privilege('app_reporting', c.oid, 'SELECT')",
+    )
+    .await
+}
+
+/// Policies and grants of the reporting roles.
+async fn reporting_reach(conn: &sea_orm::DatabaseConnection) -> i64 {
+    strata_tests::scalar(
+        conn,
+        "SELECT (SELECT count(*) FROM pg_policies \
+                 WHERE roles && ARRAY['app_reporting', 'app_reporting_client', 'strata_owner']::name[]) \
+              + (SELECT count(*) FROM information_schema.column_privileges WHERE grantee = 'app_reporting') \
+              + (SELECT count(*) FROM pg_namespace WHERE nspname IN ('app', 'tenant_b') \
+                 AND has_schema_privilege('app_reporting', oid, 'USAGE'))",
+    )
+    .await
+}
+
 async fn pinned_helpers(conn: &sea_orm::DatabaseConnection) -> i64 {
     conn.query_one_raw(Statement::from_string(
         DbBackend::Postgres,
@@ -85,7 +109,7 @@ async fn pinned_helpers(conn: &sea_orm::DatabaseConnection) -> i64 {
 /// our schemas, tables, columns and functions.
 async fn fingerprint(conn: &sea_orm::DatabaseConnection) -> Vec<String> {
     let sql = "
-        WITH ours AS (SELECT oid, nspname FROM pg_namespace WHERE nspname IN ('public', 'tenant_b', 'app'))
+        WITH ours AS (SELECT oid, nspname FROM pg_namespace WHERE nspname IN ('public', 'tenant_b', 'app', 'reporting'))
         SELECT 'schema ' || nspname || ' ' || coalesce(nspacl::text, '') FROM pg_namespace WHERE oid IN (SELECT oid FROM ours)
         UNION ALL
         SELECT 'table ' || c.oid::regclass::text || ' ' || c.relkind::text || ' owner=' || pg_get_userbyid(c.relowner)
@@ -153,8 +177,16 @@ async fn migrations_go_up_down_and_up_again_on_an_empty_database() {
             .any(|i| i.starts_with("table ") && i.contains("app_sme="))
     );
 
-    // Newest first, each migration alone. Read-only contexts may not write
-    // the token usage, and may once that is undone.
+    // Newest first, each migration alone. The reporting views, the tenant
+    // context of reporting logins and what their roles may read come and
+    // go.
+    assert_eq!(reporting_views(&conn).await, 7);
+    assert!(reporting_reach(&conn).await > 40);
+    Migrator::down(&conn, Some(1)).await.unwrap();
+    assert_eq!(reporting_views(&conn).await, 0);
+    assert_eq!(reporting_reach(&conn).await, 0);
+    // Read-only contexts may not write the token usage, and may once that
+    // is undone.
     let usage_policies = "SELECT count(*) FROM pg_policies WHERE schemaname = 'public' \
          AND tablename = 'token_usage' AND policyname LIKE 'writable_%'";
     assert_eq!(strata_tests::scalar(&conn, usage_policies).await, 3);
@@ -191,20 +223,24 @@ async fn migrations_go_up_down_and_up_again_on_an_empty_database() {
     assert_eq!(gateway_reads_migrations(&conn).await, 1);
     assert_eq!(administer_policies(&conn).await, 17);
     assert_eq!(administer_reads(&conn).await, 2);
+    assert_eq!(reporting_views(&conn).await, 7);
 
     Migrator::down(&conn, None).await.unwrap();
     assert_eq!(our_tables(&conn).await, 0);
     let schemas = conn
         .query_one_raw(Statement::from_string(
             DbBackend::Postgres,
-            "SELECT count(*) FROM pg_namespace WHERE nspname IN ('app', 'tenant_b')",
+            "SELECT count(*) FROM pg_namespace WHERE nspname IN ('app', 'tenant_b', 'reporting')",
         ))
         .await
         .unwrap()
         .unwrap()
         .try_get_by_index::<i64>(0)
         .unwrap();
-    assert_eq!(schemas, 0, "down removes the app and tenant_b schemas");
+    assert_eq!(
+        schemas, 0,
+        "down removes the app, tenant_b and reporting schemas"
+    );
 
     Migrator::up(&conn, None).await.unwrap();
     assert_eq!(our_tables(&conn).await, 15);

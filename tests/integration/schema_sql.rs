@@ -1,13 +1,14 @@
 //! `schema.sql` at the repository's root is the schema the migrations
-//! build, normalized from the catalog: tables with their columns, keys,
-//! indexes, Row-Level Security, policies and grants, and the functions of
-//! the `app` schema. It lets a reader see the policies on a table in one
-//! place; this test keeps it true (`UPDATE_SCHEMA_SQL=1` rewrites it).
+//! build, normalized from the catalog: tables and views with their columns,
+//! keys, indexes, Row-Level Security, policies and grants (of columns too),
+//! and the functions of the `app` schema. It lets a reader see the policies
+//! on a table in one place; this test keeps it true (`UPDATE_SCHEMA_SQL=1`
+//! rewrites it).
 
 use sea_orm::{ConnectionTrait, DatabaseConnection, Statement};
 use strata_tests::TestDb;
 
-const SCHEMAS: &str = "('public', 'tenant_b', 'app')";
+const SCHEMAS: &str = "('public', 'tenant_b', 'app', 'reporting')";
 
 async fn lines(conn: &DatabaseConnection, sql: &str) -> Vec<String> {
     conn.query_all_raw(Statement::from_string(
@@ -87,6 +88,18 @@ async fn normalized(conn: &DatabaseConnection) -> String {
                  WHERE (table_schema || '.' || table_name) = $T::regclass::text \
                     OR (table_schema = 'public' AND table_name = $T::regclass::text) \
                  GROUP BY grantee ORDER BY grantee",
+                "  ",
+            ),
+            (
+                "SELECT 'GRANT ' || c.privilege_type || ' (' || string_agg(c.column_name, ', ' ORDER BY c.column_name) \
+                 || ') TO ' || c.grantee \
+                 FROM information_schema.column_privileges c \
+                 WHERE ((c.table_schema || '.' || c.table_name) = $T::regclass::text \
+                        OR (c.table_schema = 'public' AND c.table_name = $T::regclass::text)) \
+                   AND NOT EXISTS (SELECT 1 FROM information_schema.role_table_grants t \
+                                   WHERE t.table_schema = c.table_schema AND t.table_name = c.table_name \
+                                     AND t.grantee = c.grantee AND t.privilege_type = c.privilege_type) \
+                 GROUP BY c.grantee, c.privilege_type ORDER BY c.grantee, c.privilege_type",
                 "  ",
             ),
         ] {

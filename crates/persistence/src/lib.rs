@@ -10,10 +10,12 @@
 //! [`strata_domain::TenantContext`] built elsewhere opens nothing. The
 //! transaction's first statement switches to the runtime role and sets the
 //! context transaction-locally; repositories still filter by the context's
-//! organization explicitly. The one exception, [`maintenance`], reaches
-//! every organization's agent runs, and only their ids, status and times, as
-//! narrow roles that see no tenant content. This crate knows nothing of HTTP
-//! or GraphQL.
+//! organization explicitly. Two exceptions: [`maintenance`] reaches every
+//! organization's agent runs, and only their ids, status and times, as
+//! narrow roles that see no tenant content; [`reporting`], the operator's
+//! command that manages reporting logins with the database URL that
+//! migrates, writes their mapping and audit rows as `strata_owner` and reads
+//! no tenant row. This crate knows nothing of HTTP or GraphQL.
 
 pub mod auth;
 pub mod context;
@@ -22,6 +24,7 @@ pub mod demo;
 mod error;
 pub mod maintenance;
 pub mod repo;
+pub mod reporting;
 mod tx;
 
 pub mod entity;

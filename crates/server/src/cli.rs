@@ -89,6 +89,14 @@ enum Command {
         #[arg(long, env = "STRATA_TOKEN_EMAIL")]
         email: Option<String>,
     },
+    // `strata org ...` (crate::org): organization administration with the
+    // database URL that migrates.
+    /// Administer an organization: its reporting logins.
+    Org {
+        /// What to do.
+        #[command(subcommand)]
+        command: crate::org::OrgCommand,
+    },
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -334,6 +342,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(args) => serve(&cli.global, args).await,
         Command::Migrate { action } => migrate(&cli.global, action).await,
+        Command::Org { command } => crate::org::run(&cli.global.database(), command).await,
         Command::Token {
             user,
             org,
