@@ -267,7 +267,7 @@ impl CreateOrganizationMutation {
     ) -> Result<Organization> {
         let state = ctx.data::<RequestState>()?;
         let user = state.user().ok_or_else(|| {
-            ErrorCode::Forbidden.error("only a signed-in user can create an organization")
+            ErrorCode::Forbidden.error(strata_domain::Action::CreateOrganization.refusal())
         })?;
         let name = OrganizationName::parse("name", &input.name).map_err(bad)?;
         let slug = Slug::parse("slug", &input.slug).map_err(bad)?;

@@ -43,8 +43,8 @@ pub const QUOTA_LOCK_CLASS: i32 = 0x5155_4f54;
 /// one organization run one after the other, each seeing the runs the
 /// previous one queued. Call it in the transaction that inserts the run.
 ///
-/// The runs counted are those the context sees: an account manager, who
-/// sees only their clients' runs, counts only those in flight.
+/// Every run of the organization in flight counts, whatever clients the
+/// caller sees (see `outputs::unfinished`).
 pub async fn within_quota(
     tx: &TenantTx,
     quota: u64,
