@@ -7,6 +7,7 @@ mod agent_inputs;
 mod agents;
 mod api;
 mod api_keys;
+mod audit;
 mod auth;
 mod browser;
 mod catalog;

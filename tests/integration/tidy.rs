@@ -217,14 +217,15 @@ fn the_readmes_defaults_are_the_codes() {
     use clap::CommandFactory as _;
     let readme = std::fs::read_to_string(root().join("README.md")).expect("read README.md");
     let cli = strata_server::cli::Cli::command();
-    let serve = cli
-        .find_subcommand("serve")
-        .expect("a serve command")
-        .clone();
+    assert!(cli.find_subcommand("serve").is_some(), "a serve command");
+    // The options of every command (serve's first), and the global ones.
+    let mut commands: Vec<clap::Command> = cli.get_subcommands().cloned().collect();
+    commands.sort_by_key(|c| c.get_name() != "serve");
     let default_of = |flag: &str| -> Option<String> {
         let name = flag.trim_start_matches("--");
-        serve
-            .get_arguments()
+        commands
+            .iter()
+            .flat_map(|c| c.get_arguments())
             .chain(cli.get_arguments())
             .find(|a| a.get_long() == Some(name))
             .map(|a| {

@@ -136,6 +136,12 @@ impl Db {
     /// Runs `sql` (no parameters) as one simple-protocol message: nothing is
     /// prepared, so it runs the same through a pooler in any mode.
     async fn simple_query(&self, sql: &'static str) -> Result<Vec<sea_orm::QueryResult>, DbErr> {
+        self.simple(sql.to_owned()).await
+    }
+
+    /// Runs `sql` (no parameters, possibly several statements) as one
+    /// simple-protocol message, returning the rows of every statement.
+    pub(crate) async fn simple(&self, sql: String) -> Result<Vec<sea_orm::QueryResult>, DbErr> {
         sea_orm::sqlx::raw_sql(sea_orm::sqlx::AssertSqlSafe(sql))
             .fetch_all(self.pool())
             .await

@@ -12,6 +12,7 @@
 //! context transaction-locally; repositories still filter by the context's
 //! organization explicitly. This crate knows nothing of HTTP or GraphQL.
 
+pub mod audit;
 pub mod auth;
 pub mod context;
 mod db;

@@ -123,6 +123,19 @@ impl Application {
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "cannot read the login role's privileges"),
         }
+        {
+            // The audit's catalog checks, in the background so that start-up
+            // does not wait for them; each finding is logged as a warning.
+            let db = database.db.clone();
+            tokio::spawn(async move {
+                match strata_persistence::audit::lint(&db).await {
+                    Ok(report) => crate::audit::log(&report),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot audit the database's isolation layer")
+                    }
+                }
+            });
+        }
         let demo_users = if config.demo {
             strata_persistence::demo::seed(&database.db)
                 .await

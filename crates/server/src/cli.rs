@@ -74,6 +74,10 @@ enum Command {
         #[arg(value_enum, default_value_t = MigrateAction::Up)]
         action: MigrateAction,
     },
+    /// Check the live database's isolation layer (RLS, roles, grants,
+    /// policies, keys, migrations); exit 0 when clean, 1 on findings, 2
+    /// when the audit could not run.
+    Audit(AuditArgs),
     /// Mint a development JWT signed with the configured HS256 secret.
     Token {
         /// The user id (uuid).
@@ -89,6 +93,25 @@ enum Command {
         #[arg(long, env = "STRATA_TOKEN_EMAIL")]
         email: Option<String>,
     },
+}
+
+#[derive(Debug, clap::Args)]
+struct AuditArgs {
+    /// Report format.
+    #[arg(long, env = "STRATA_AUDIT_FORMAT", value_enum, default_value_t = AuditFormat::Text)]
+    format: AuditFormat,
+    /// Also probe for leaks: canary organizations written and attacked as
+    /// each runtime role inside one transaction that is rolled back.
+    #[arg(long, env = "STRATA_AUDIT_PROBE")]
+    probe: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum AuditFormat {
+    /// One block per finding, for people.
+    Text,
+    /// One JSON document, for scripts.
+    Json,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -323,16 +346,18 @@ impl Global {
     }
 }
 
-/// Runs the parsed command line.
-pub async fn run(cli: Cli) -> anyhow::Result<()> {
+/// Runs the parsed command line; the exit status it returns is 0 unless a
+/// command says otherwise (`audit`).
+pub async fn run(cli: Cli) -> anyhow::Result<u8> {
     let format = cli
         .global
         .log_format
         .unwrap_or_else(crate::telemetry::default_format);
     crate::telemetry::init(&cli.global.log, format);
     match cli.command {
-        Command::Serve(args) => serve(&cli.global, args).await,
-        Command::Migrate { action } => migrate(&cli.global, action).await,
+        Command::Serve(args) => serve(&cli.global, args).await.map(|()| 0),
+        Command::Migrate { action } => migrate(&cli.global, action).await.map(|()| 0),
+        Command::Audit(args) => Ok(audit(&cli.global, &args).await),
         Command::Token {
             user,
             org,
@@ -354,7 +379,41 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 cli.global.jwt_audience.as_deref(),
             )?;
             println!("{token}");
-            Ok(())
+            Ok(0)
+        }
+    }
+}
+
+/// Runs `strata audit`, prints its report and returns its exit status.
+async fn audit(global: &Global, args: &AuditArgs) -> u8 {
+    let report = async {
+        let database = Database::open(
+            &global.database(),
+            &PoolOptions {
+                max_connections: 2,
+                ..PoolOptions::default()
+            },
+        )
+        .await?;
+        let report = strata_persistence::audit::run(&database.db, args.probe).await;
+        database.close().await;
+        report.map_err(|e| anyhow::anyhow!("{e}"))
+    }
+    .await;
+    match report {
+        Ok(report) => {
+            match args.format {
+                AuditFormat::Text => print!("{}", crate::audit::text(&report)),
+                AuditFormat::Json => println!("{}", crate::audit::json(&report)),
+            }
+            crate::audit::exit_status(&report)
+        }
+        Err(e) => {
+            if args.format == AuditFormat::Json {
+                println!("{}", crate::audit::json_error(&format!("{e:#}")));
+            }
+            eprintln!("strata: the audit could not run: {e:#}");
+            crate::audit::COULD_NOT_RUN
         }
     }
 }

@@ -7,6 +7,7 @@
 //! never lets a database error or internal detail reach a response.
 
 pub mod app;
+pub mod audit;
 pub mod auth;
 pub mod cli;
 pub mod config;

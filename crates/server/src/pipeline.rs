@@ -2,9 +2,9 @@
 //! the answer's media type, admit the caller (authenticate and charge it),
 //! read its operations, prepare them (persisted documents, `GET` safety),
 //! take the organization's turn, run them. Each stage either hands the next
-//! what it needs or stops the request with a [`Rejection`], which carries
+//! what it needs or stops the request with a `Rejection`, which carries
 //! its status, its stable [`ErrorCode`] and the outcome the metrics record;
-//! the outcome of every request is recorded in one place, [`graphql`].
+//! the outcome of every request is recorded in one place, `graphql`.
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};

@@ -458,3 +458,111 @@ fn two_gateway_processes_share_one_rate_limit_through_redis() {
     assert!(body.contains("RATE_LIMITED"), "{body}");
     assert!(retry.is_some());
 }
+
+/// `strata audit` on a real database: 0 when clean, 1 with a finding (its
+/// id in the JSON report), 2 when it cannot run.
+#[test]
+fn audit_exits_0_clean_1_on_findings_and_2_when_it_cannot_run() {
+    use sea_orm::ConnectionTrait as _;
+    use secrecy::ExposeSecret as _;
+
+    let out = strata()
+        .args(["audit", "--format", "json"])
+        .env(
+            "DATABASE_URL",
+            "postgres://nobody@127.0.0.1:1/none?connect_timeout=2",
+        )
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(report["error"].is_string(), "{report}");
+
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let dir = std::env::temp_dir().join(format!("strata-cli-audit-{}", std::process::id()));
+    let pg = rt
+        .block_on(strata_persistence::embedded::EmbeddedPostgres::start(
+            &strata_persistence::embedded::EmbeddedOptions {
+                data_dir: dir,
+                remove_on_exit: true,
+                database: "strata".into(),
+            },
+        ))
+        .expect("start PostgreSQL");
+    let url = pg.admin_url().expose_secret().to_owned();
+    let run = |args: &[&str]| {
+        strata()
+            .args(args)
+            .env("DATABASE_URL", &url)
+            .env("STRATA_LOG", "warn")
+            .output()
+            .unwrap()
+    };
+    let migrated = run(&["migrate", "up"]);
+    assert!(migrated.status.success(), "{migrated:?}");
+
+    let clean = run(&["audit"]);
+    let text = String::from_utf8_lossy(&clean.stdout);
+    assert_eq!(clean.status.code(), Some(0), "{text}");
+    assert!(text.contains("no findings"), "{text}");
+    let probed = run(&["audit", "--probe", "--format", "json"]);
+    assert_eq!(probed.status.code(), Some(0), "{probed:?}");
+
+    let db = rt
+        .block_on(strata_persistence::Db::connect(
+            pg.admin_url(),
+            &strata_persistence::PoolOptions::default(),
+        ))
+        .unwrap();
+    rt.block_on(
+        db.raw()
+            .execute_unprepared("ALTER TABLE tenant_b.campaigns NO FORCE ROW LEVEL SECURITY"),
+    )
+    .unwrap();
+    let tampered = run(&["audit", "--format", "json"]);
+    assert_eq!(tampered.status.code(), Some(1), "{tampered:?}");
+    let report: serde_json::Value = serde_json::from_slice(&tampered.stdout).unwrap();
+    let finding = &report["findings"][0];
+    assert_eq!(finding["id"], "rls.not_forced", "{report}");
+    assert_eq!(finding["object"], "tenant_b.campaigns", "{report}");
+    assert_eq!(finding["severity"], "critical", "{report}");
+    assert!(
+        finding["fix"]
+            .as_str()
+            .is_some_and(|f| f.contains("FORCE ROW LEVEL SECURITY")),
+        "{report}"
+    );
+
+    // `serve` runs the same lint at start and logs the finding as a warning.
+    let mut child = strata()
+        .args(["serve", "--listen", "127.0.0.1:0", "--no-migrate"])
+        .env("DATABASE_URL", &url)
+        .env(
+            "STRATA_JWT_SECRET",
+            "a-secret-for-this-test-only-0123456789",
+        )
+        .env("STRATA_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if line.contains("rls.not_forced") {
+                let _ = tx.send(line);
+            }
+        }
+    });
+    let warned = rx.recv_timeout(Duration::from_secs(60)).ok();
+    nix_kill_term(child.id());
+    let _ = child.wait();
+    let warned = warned.expect("a warning naming the finding");
+    let line: serde_json::Value = serde_json::from_str(&warned).unwrap();
+    assert_eq!(line["level"], "WARN", "{line}");
+    assert_eq!(line["audit.object"], "tenant_b.campaigns", "{line}");
+
+    rt.block_on(db.close());
+    rt.block_on(pg.stop());
+}
