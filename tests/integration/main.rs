@@ -11,6 +11,7 @@ mod audit;
 mod auth;
 mod browser;
 mod catalog;
+mod drift;
 mod http;
 mod isolation;
 mod matrix;

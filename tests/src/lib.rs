@@ -506,6 +506,25 @@ impl TestApp {
         (status, body)
     }
 
+    /// GETs a path; returns the status and the body as text.
+    pub async fn get_text(&self, path: &str) -> (u16, String) {
+        let resp = self
+            .client
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .expect("send request");
+        let status = resp.status().as_u16();
+        (status, resp.text().await.unwrap_or_default())
+    }
+
+    /// The value of the Prometheus series `series` (its name and labels
+    /// exactly as `/metrics` prints them), or 0 when absent.
+    pub async fn metric(&self, series: &str) -> f64 {
+        let (_, text) = self.get_text("/metrics").await;
+        metric_value(&text, series)
+    }
+
     /// GETs a path.
     pub async fn get(&self, path: &str) -> u16 {
         self.client
@@ -516,6 +535,17 @@ impl TestApp {
             .status()
             .as_u16()
     }
+}
+
+/// The value of the series `series` (name and labels as printed) in a
+/// Prometheus text exposition, or 0 when absent.
+pub fn metric_value(text: &str, series: &str) -> f64 {
+    text.lines()
+        .filter_map(|l| l.strip_prefix(series))
+        .filter_map(|rest| rest.strip_prefix(' '))
+        .filter_map(|v| v.trim().parse::<f64>().ok())
+        .next()
+        .unwrap_or(0.0)
 }
 
 /// The `extensions.code` of the first error, if any.

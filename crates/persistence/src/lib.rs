@@ -17,6 +17,7 @@ pub mod auth;
 pub mod context;
 mod db;
 pub mod demo;
+mod drift;
 pub mod embedded;
 mod error;
 pub mod repo;

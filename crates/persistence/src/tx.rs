@@ -516,24 +516,45 @@ impl ConnectionTrait for TenantTx {
         DbBackend::Postgres
     }
 
+    // Each refusal by the database is checked for drift (`crate::drift`).
     async fn execute_raw(&self, stmt: Statement) -> Result<ExecResult, DbErr> {
-        self.tx.execute_raw(stmt).await
+        let what = crate::drift::Statement::of(&stmt.sql);
+        let result = self.tx.execute_raw(stmt).await;
+        self.drift(&what, result)
     }
 
     async fn execute_unprepared(&self, sql: &str) -> Result<ExecResult, DbErr> {
-        self.tx.execute_unprepared(sql).await
+        let result = self.tx.execute_unprepared(sql).await;
+        self.drift(&crate::drift::Statement::of(sql), result)
     }
 
     async fn query_one_raw(&self, stmt: Statement) -> Result<Option<QueryResult>, DbErr> {
-        self.tx.query_one_raw(stmt).await
+        let what = crate::drift::Statement::of(&stmt.sql);
+        let result = self.tx.query_one_raw(stmt).await;
+        self.drift(&what, result)
     }
 
     async fn query_all_raw(&self, stmt: Statement) -> Result<Vec<QueryResult>, DbErr> {
-        self.tx.query_all_raw(stmt).await
+        let what = crate::drift::Statement::of(&stmt.sql);
+        let result = self.tx.query_all_raw(stmt).await;
+        self.drift(&what, result)
     }
 
     fn support_returning(&self) -> bool {
         true
+    }
+}
+
+impl TenantTx {
+    fn drift<T>(
+        &self,
+        what: &crate::drift::Statement,
+        result: Result<T, DbErr>,
+    ) -> Result<T, DbErr> {
+        if let Err(e) = &result {
+            what.check(e, &self.ctx);
+        }
+        result
     }
 }
 
