@@ -17,6 +17,7 @@ mod isolation;
 mod matrix;
 mod member_pages;
 mod members;
+mod metrics;
 mod migrations;
 mod pgbouncer;
 mod rate_limits;

@@ -506,6 +506,25 @@ impl TestApp {
         (status, body)
     }
 
+    /// Posts `body` (a GraphQL-over-HTTP request object) to `/graphql`;
+    /// returns the status and the JSON body.
+    pub async fn graphql_body(
+        &self,
+        token: Option<&str>,
+        body: &serde_json::Value,
+    ) -> (u16, serde_json::Value) {
+        let mut req = self
+            .client
+            .post(format!("{}/graphql", self.base))
+            .json(body);
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        let resp = req.send().await.expect("send graphql request");
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap_or(serde_json::Value::Null))
+    }
+
     /// GETs a path; returns the status and the body as text.
     pub async fn get_text(&self, path: &str) -> (u16, String) {
         let resp = self

@@ -25,7 +25,7 @@ mod tx;
 
 pub mod entity;
 
-pub use db::{Db, LoginRole, PoolOptions};
+pub use db::{Db, LoginRole, PoolOptions, PoolStatus, TenantMeter};
 pub use error::map_db_err;
 pub use tx::{AuthTx, TenantTx};
 

@@ -63,7 +63,20 @@ fn metrics_handle() -> PrometheusHandle {
     static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
     HANDLE
         .get_or_init(|| {
-            let recorder = PrometheusBuilder::new().build_recorder();
+            crate::meters::describe();
+            // Latencies as histograms (summaries cannot be aggregated
+            // across replicas).
+            let builder = PrometheusBuilder::new();
+            let recorder = builder
+                .set_buckets_for_metric(
+                    metrics_exporter_prometheus::Matcher::Suffix("_seconds".into()),
+                    &[
+                        0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+                        10.0, 30.0,
+                    ],
+                )
+                .unwrap_or_else(|_| PrometheusBuilder::new())
+                .build_recorder();
             let handle = recorder.handle();
             // Only the first application of a process installs the global
             // recorder; later ones (tests) share it.
@@ -97,7 +110,20 @@ impl Application {
             transaction_pooling: config.db_transaction_pooling,
             ..PoolOptions::default()
         };
-        let database = Database::open(&config.database, &pool).await?;
+        let mut database = Database::open(&config.database, &pool).await?;
+        let tenants = Arc::new(crate::meters::TopTenants::new(
+            config.http.metrics_top_tenants,
+        ));
+        {
+            let tenants = tenants.clone();
+            database.db =
+                database
+                    .db
+                    .clone()
+                    .with_tenant_meter(strata_persistence::TenantMeter::new(move |org, time| {
+                        tenants.db_time(org, time)
+                    }));
+        }
         if config.migrate {
             // Only a schema that is behind needs a role that may change it;
             // an up-to-date one lets the production login role (which may
@@ -231,6 +257,7 @@ impl Application {
             socket_counts: Arc::default(),
             revocations: Arc::default(),
             auth_cache_ttl: config.auth_cache_ttl,
+            tenants,
         };
         Ok(Self {
             listener,

@@ -268,6 +268,10 @@ struct ServeArgs {
     /// Ctrl-C arrived, e.g. 20s.
     #[arg(long, env = "STRATA_SHUTDOWN_GRACE", default_value = "20s", value_parser = humantime::parse_duration)]
     shutdown_grace: Duration,
+    /// Organizations with series of their own in the per-tenant metrics
+    /// (the heaviest by database time); the rest are summed as `other`.
+    #[arg(long, env = "STRATA_METRICS_TOP_TENANTS", default_value_t = crate::config::DEFAULT_METRICS_TOP_TENANTS)]
+    metrics_top_tenants: usize,
     /// Longest a client may take to send a request's headers, e.g. 10s.
     #[arg(long, env = "STRATA_HEADER_READ_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
     header_read_timeout: Duration,
@@ -523,6 +527,7 @@ async fn serve(global: &Global, args: ServeArgs) -> anyhow::Result<()> {
             max_response_bytes: args.max_response_bytes.max(1024),
             header_read_timeout: args.header_read_timeout.max(Duration::from_millis(100)),
             shutdown_grace: args.shutdown_grace,
+            metrics_top_tenants: args.metrics_top_tenants,
             pq_registrations_per_principal: args.persisted_query_registrations_per_principal,
             pq_registrations_per_org: args.persisted_query_registrations_per_org,
             persisted_queries_redis_url: args

@@ -14,6 +14,7 @@ pub mod config;
 pub mod documents;
 pub mod graphiql;
 pub mod http;
+pub mod meters;
 pub mod parsed;
 pub mod pipeline;
 pub mod proxy;

@@ -64,6 +64,8 @@ pub struct AppState {
     pub revocations: Arc<crate::socket::Revocations>,
     /// How long resolved credentials are reused.
     pub auth_cache_ttl: Duration,
+    /// Requests and database time per organization, for `/metrics`.
+    pub tenants: Arc<crate::meters::TopTenants>,
 }
 
 impl AppState {
@@ -154,11 +156,10 @@ async fn readyz(State(state): State<AppState>) -> Response {
 }
 
 async fn metrics(State(state): State<AppState>) -> Response {
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        state.metrics.render(),
-    )
-        .into_response()
+    crate::meters::pool(state.db.status());
+    let mut text = state.metrics.render();
+    text.push_str(&state.tenants.render());
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }
 
 pub(crate) fn request_id(headers: &HeaderMap) -> String {

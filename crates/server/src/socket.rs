@@ -179,6 +179,7 @@ pub async fn serve(
     headers: HeaderMap,
     client_ip: Option<IpAddr>,
 ) {
+    let _open = crate::meters::Raised::new("strata_ws_connections");
     let (mut sink, mut stream) = socket.split();
     let (out, mut outgoing) = mpsc::channel::<Out>(64);
     let writer = tokio::spawn(async move {
@@ -357,6 +358,7 @@ impl Connection {
             Ok(rs) => rs,
             Err(Ok(reason)) => {
                 tracing::info!(reason = %reason, "subscription authentication failed");
+                crate::meters::auth_failed(reason.class(), "ws");
                 if self.state.limiter.check_address(self.client_ip).is_err() {
                     return Err((close::TOO_MANY, "Too many failed authentications".into()));
                 }
@@ -370,6 +372,7 @@ impl Connection {
         };
         let who = caller(&rs);
         if let Err(limited) = self.state.limiter.check(&who, 1).await {
+            crate::meters::rate_limited(limited.scope, "ws");
             return Err((
                 close::TOO_MANY,
                 format!(
@@ -422,6 +425,7 @@ impl Connection {
             None => return tokio::spawn(async {}),
         };
         tokio::spawn(async move {
+            let _running = crate::meters::Raised::new("strata_ws_subscriptions");
             let send = |msg: Value| {
                 let out = out.clone();
                 async move {
@@ -452,6 +456,7 @@ impl Connection {
                         .await;
                 }
                 Err(Refused::Limited(limited)) => {
+                    crate::meters::rate_limited(limited.scope, "ws");
                     let secs = limited.retry_after_secs();
                     send(errors(
                         &id,
