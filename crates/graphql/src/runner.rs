@@ -246,15 +246,26 @@ impl Runner {
         let runner = self.clone();
         let org = ctx.org_id();
         metrics::gauge!("strata_agent_runs_in_flight").increment(1.0);
-        tokio::spawn(async move {
-            let id = run.id;
-            runner.execute(ctx, run, cancel).await;
-            runner.locks.release(id).await;
-            lock(&runner.held).remove(&id);
-            runner.prune_org(org);
-            runner.release(id);
-            metrics::gauge!("strata_agent_runs_in_flight").decrement(1.0);
-        });
+        // A child of the request that queued the run (for traces).
+        let span = tracing::trace_span!(
+            "agent.run",
+            otel.name = %format_args!("agent.run {}", run.agent.as_str()),
+            agent.kind = run.agent.as_str(),
+            run.id = %run.id,
+            tenant.org_id = %org,
+        );
+        tokio::spawn(tracing::Instrument::instrument(
+            async move {
+                let id = run.id;
+                runner.execute(ctx, run, cancel).await;
+                runner.locks.release(id).await;
+                lock(&runner.held).remove(&id);
+                runner.prune_org(org);
+                runner.release(id);
+                metrics::gauge!("strata_agent_runs_in_flight").decrement(1.0);
+            },
+            span,
+        ));
     }
 
     fn org_semaphore(&self, org: OrgId) -> Arc<Semaphore> {

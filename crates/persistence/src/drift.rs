@@ -46,6 +46,29 @@ impl Statement {
         Self { operation, table }
     }
 
+    /// A span for the statement (exported as a trace's database span when
+    /// traces are on; `TRACE` level, so free otherwise): `INSERT
+    /// public.campaigns`, the statement text with its literals replaced by
+    /// `?` (values are bound parameters anyway).
+    pub(crate) fn span(&self, sql: &str) -> tracing::Span {
+        let operation = match self.operation {
+            "insert" => "INSERT",
+            "update" => "UPDATE",
+            "delete" => "DELETE",
+            "select" => "SELECT",
+            _ => "OTHER",
+        };
+        tracing::trace_span!(
+            "db.statement",
+            otel.name = %format_args!("{operation}{}{}", if self.table.is_some() { " " } else { "" }, self.table.as_deref().unwrap_or("")),
+            otel.kind = "client",
+            db.system.name = "postgresql",
+            db.operation.name = operation,
+            db.collection.name = self.table.as_deref(),
+            db.query.text = %without_literals(sql),
+        )
+    }
+
     /// Counts and logs `err` if it is the database refusing this
     /// statement for `ctx`.
     pub(crate) fn check(&self, err: &DbErr, ctx: &TenantContext) {
@@ -73,6 +96,42 @@ impl Statement {
         )
         .increment(1);
     }
+}
+
+/// `sql` with its string and number literals replaced by `?`.
+pub(crate) fn without_literals(sql: &str) -> String {
+    let mut out = String::with_capacity(sql.len());
+    let mut chars = sql.chars().peekable();
+    let mut prev_ident = false;
+    while let Some(c) = chars.next() {
+        if c == '\'' {
+            // A string literal ('' inside is a quote): skip to its end.
+            while let Some(n) = chars.next() {
+                if n == '\'' {
+                    if chars.peek() == Some(&'\'') {
+                        chars.next();
+                    } else {
+                        break;
+                    }
+                }
+            }
+            out.push('?');
+            prev_ident = false;
+        } else if c.is_ascii_digit() && !prev_ident {
+            while chars
+                .peek()
+                .is_some_and(|n| n.is_ascii_digit() || *n == '.')
+            {
+                chars.next();
+            }
+            out.push('?');
+            prev_ident = false;
+        } else {
+            prev_ident = c.is_alphanumeric() || c == '_' || c == '$' || c == '"';
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// The database's message when `err` is SQLSTATE 42501.
@@ -120,6 +179,18 @@ mod tests {
         assert_eq!((s.operation, s.table), ("select", None));
         let s = Statement::of("SAVEPOINT x");
         assert_eq!(s.operation, "other");
+    }
+
+    #[test]
+    fn statement_text_in_traces_has_no_literals() {
+        assert_eq!(
+            without_literals("SELECT * FROM t WHERE a = 'x''y' AND b = 42 AND c = $1 LIMIT 21"),
+            "SELECT * FROM t WHERE a = ? AND b = ? AND c = $1 LIMIT ?"
+        );
+        assert_eq!(
+            without_literals(r#"SELECT "col1" FROM t2 WHERE x1 = 1.5"#),
+            r#"SELECT "col1" FROM t2 WHERE x1 = ?"#
+        );
     }
 
     #[test]

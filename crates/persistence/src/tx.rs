@@ -17,6 +17,7 @@ use sea_query_sqlx::SqlxValues;
 use sqlx_core::transaction::TransactionManager as _;
 use strata_domain::{ClientScope, DomainError, OrgType, TenantContext, UserId};
 use tokio::sync::Mutex;
+use tracing::Instrument as _;
 use uuid::Uuid;
 
 use crate::context::VerifiedContext;
@@ -554,40 +555,44 @@ impl ConnectionTrait for TenantTx {
         DbBackend::Postgres
     }
 
-    // Each refusal by the database is checked for drift (`crate::drift`).
+    // Each statement is timed for its tenant's database time, spanned for
+    // traces, and each refusal by the database checked for drift
+    // (`crate::drift`).
     async fn execute_raw(&self, stmt: Statement) -> Result<ExecResult, DbErr> {
-        let (what, started) = (
-            crate::drift::Statement::of(&stmt.sql),
-            std::time::Instant::now(),
-        );
-        let result = self.tx.execute_raw(stmt).await;
+        let what = crate::drift::Statement::of(&stmt.sql);
+        let span = what.span(&stmt.sql);
+        let started = std::time::Instant::now();
+        let result = self.tx.execute_raw(stmt).instrument(span).await;
         self.timed(started);
         self.drift(&what, result)
     }
 
     async fn execute_unprepared(&self, sql: &str) -> Result<ExecResult, DbErr> {
+        let what = crate::drift::Statement::of(sql);
         let started = std::time::Instant::now();
-        let result = self.tx.execute_unprepared(sql).await;
+        let result = self
+            .tx
+            .execute_unprepared(sql)
+            .instrument(what.span(sql))
+            .await;
         self.timed(started);
-        self.drift(&crate::drift::Statement::of(sql), result)
+        self.drift(&what, result)
     }
 
     async fn query_one_raw(&self, stmt: Statement) -> Result<Option<QueryResult>, DbErr> {
-        let (what, started) = (
-            crate::drift::Statement::of(&stmt.sql),
-            std::time::Instant::now(),
-        );
-        let result = self.tx.query_one_raw(stmt).await;
+        let what = crate::drift::Statement::of(&stmt.sql);
+        let span = what.span(&stmt.sql);
+        let started = std::time::Instant::now();
+        let result = self.tx.query_one_raw(stmt).instrument(span).await;
         self.timed(started);
         self.drift(&what, result)
     }
 
     async fn query_all_raw(&self, stmt: Statement) -> Result<Vec<QueryResult>, DbErr> {
-        let (what, started) = (
-            crate::drift::Statement::of(&stmt.sql),
-            std::time::Instant::now(),
-        );
-        let result = self.tx.query_all_raw(stmt).await;
+        let what = crate::drift::Statement::of(&stmt.sql);
+        let span = what.span(&stmt.sql);
+        let started = std::time::Instant::now();
+        let result = self.tx.query_all_raw(stmt).instrument(span).await;
         self.timed(started);
         self.drift(&what, result)
     }

@@ -357,8 +357,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
         .global
         .log_format
         .unwrap_or_else(crate::telemetry::default_format);
-    crate::telemetry::init(&cli.global.log, format);
-    match cli.command {
+    let telemetry = crate::telemetry::init(&cli.global.log, format);
+    let status = match cli.command {
         Command::Serve(args) => serve(&cli.global, args).await.map(|()| 0),
         Command::Migrate { action } => migrate(&cli.global, action).await.map(|()| 0),
         Command::Audit(args) => Ok(audit(&cli.global, &args).await),
@@ -385,7 +385,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
             println!("{token}");
             Ok(0)
         }
+    };
+    if telemetry.exporting() {
+        // Flushing waits for the exporter's task: off the runtime's threads.
+        let _ = tokio::task::spawn_blocking(move || telemetry.shutdown()).await;
     }
+    status
 }
 
 /// Runs `strata audit`, prints its report and returns its exit status.

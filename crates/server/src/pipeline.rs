@@ -162,7 +162,15 @@ pub(crate) async fn graphql(
         request.id = %request_id,
         tenant.org_id = tracing::field::Empty,
         tenant.org_type = tracing::field::Empty,
+        tenant.client_id = tracing::field::Empty,
+        otel.name = %format_args!("{} /graphql", parts.method),
+        otel.kind = "server",
+        otel.status_code = tracing::field::Empty,
+        http.request.method = %parts.method,
+        url.path = "/graphql",
+        http.response.status_code = tracing::field::Empty,
     );
+    crate::telemetry::continue_trace(&span, &parts.headers);
     let mut tally = Tally::default();
     let response = async {
         let media = match http::response_type(&parts.headers) {
@@ -181,8 +189,13 @@ pub(crate) async fn graphql(
             }
         }
     }
-    .instrument(span)
+    .instrument(span.clone())
     .await;
+    let status = response.status().as_u16();
+    span.record("http.response.status_code", status);
+    if status >= 500 {
+        span.record("otel.status_code", "ERROR");
+    }
     tally.record(&state, started.elapsed());
     response
 }
@@ -379,6 +392,11 @@ async fn admit(
         let span = tracing::Span::current();
         span.record("tenant.org_id", tracing::field::display(ctx.org_id()));
         span.record("tenant.org_type", ctx.org_type().as_str());
+        if let strata_domain::ClientScope::Only(ids) = ctx.clients()
+            && let [client] = ids.as_slice()
+        {
+            span.record("tenant.client_id", tracing::field::display(client));
+        }
     }
     state
         .limiter
@@ -707,22 +725,68 @@ async fn execute(
     operation: &mut String,
 ) -> Answer {
     let mut request = request;
-    state.parsed.prepare(&mut request);
-    if let Err(err) = strata_graphql::check_shape(&state.limits, &mut request) {
+    let checked =
+        tracing::trace_span!("graphql.parse", otel.name = "graphql.parse").in_scope(|| {
+            state.parsed.prepare(&mut request);
+            strata_graphql::check_shape(&state.limits, &mut request)
+        });
+    if let Err(err) = checked {
         let mut resp = async_graphql::Response::from_errors(vec![err]);
         ensure_codes(&mut resp.errors);
         return Answer::RequestError(resp);
     }
     let operation_name = request.operation_name.clone();
+    let mut kind = "query";
     let introspection = match request.parsed_query() {
         Ok(doc) => {
             if operation_name.is_none() {
                 *operation = crate::meters::operation_label(only_operation(doc).as_deref());
             }
+            kind = operation_type(doc, operation_name.as_deref());
             strata_graphql::is_introspection_only(doc, operation_name.as_deref())
         }
         Err(_) => false,
     };
+    // GraphQL semantic conventions: `{type} {name}`, the name and type as
+    // attributes (never the document or its variables).
+    let op_span = tracing::trace_span!(
+        "graphql.operation",
+        otel.name = %format_args!("{kind} {operation}"),
+        graphql.operation.name = %operation,
+        graphql.operation.type = kind,
+    );
+    execute_operation(state, rs, request, deadline, introspection)
+        .instrument(op_span)
+        .await
+}
+
+/// The type of the operation `name` picks in `doc` (`query`, `mutation`,
+/// `subscription`).
+fn operation_type(
+    doc: &async_graphql::parser::types::ExecutableDocument,
+    name: Option<&str>,
+) -> &'static str {
+    use async_graphql::parser::types::{DocumentOperations, OperationType};
+    let ty = match (&doc.operations, name) {
+        (DocumentOperations::Single(op), _) => Some(op.node.ty),
+        (DocumentOperations::Multiple(ops), Some(name)) => ops.get(name).map(|op| op.node.ty),
+        (DocumentOperations::Multiple(ops), None) => ops.values().next().map(|op| op.node.ty),
+    };
+    match ty {
+        Some(OperationType::Mutation) => "mutation",
+        Some(OperationType::Subscription) => "subscription",
+        _ => "query",
+    }
+}
+
+/// Runs a checked operation, commits and acts on what committed.
+async fn execute_operation(
+    state: &AppState,
+    rs: RequestState,
+    request: async_graphql::Request,
+    deadline: tokio::time::Instant,
+    introspection: bool,
+) -> Answer {
     let schema = if introspection {
         &state.introspection_schema
     } else {

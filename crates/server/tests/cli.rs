@@ -566,3 +566,277 @@ fn audit_exits_0_clean_1_on_findings_and_2_when_it_cannot_run() {
     rt.block_on(db.close());
     rt.block_on(pg.stop());
 }
+
+/// One span as the OTLP receiver got it.
+#[derive(Clone, Debug)]
+struct ReceivedSpan {
+    trace: String,
+    id: String,
+    parent: String,
+    name: String,
+    attributes: std::collections::HashMap<String, String>,
+}
+
+/// An OTLP/HTTP receiver in the test process: `POST /v1/traces` with a
+/// protobuf `ExportTraceServiceRequest`.
+async fn otlp_receiver(spans: std::sync::Arc<std::sync::Mutex<Vec<ReceivedSpan>>>) -> u16 {
+    use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+    use opentelemetry_proto::tonic::common::v1::any_value::Value as Any;
+    use prost::Message as _;
+
+    let app = axum::Router::new().route(
+        "/v1/traces",
+        axum::routing::post(move |body: axum::body::Bytes| {
+            let spans = spans.clone();
+            async move {
+                let request = ExportTraceServiceRequest::decode(body.as_ref()).unwrap();
+                let mut out = spans.lock().unwrap();
+                for rs in request.resource_spans {
+                    for ss in rs.scope_spans {
+                        for s in ss.spans {
+                            let attributes = s
+                                .attributes
+                                .iter()
+                                .map(|kv| {
+                                    let value =
+                                        match kv.value.as_ref().and_then(|v| v.value.as_ref()) {
+                                            Some(Any::StringValue(v)) => v.clone(),
+                                            Some(Any::IntValue(v)) => v.to_string(),
+                                            Some(Any::BoolValue(v)) => v.to_string(),
+                                            Some(Any::DoubleValue(v)) => v.to_string(),
+                                            other => format!("{other:?}"),
+                                        };
+                                    (kv.key.clone(), value)
+                                })
+                                .collect();
+                            out.push(ReceivedSpan {
+                                trace: hex(&s.trace_id),
+                                id: hex(&s.span_id),
+                                parent: hex(&s.parent_span_id),
+                                name: s.name,
+                                attributes,
+                            });
+                        }
+                    }
+                }
+                (
+                    [(axum::http::header::CONTENT_TYPE, "application/x-protobuf")],
+                    Vec::<u8>::new(),
+                )
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    port
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// An OpenAI-compatible model that answers one JSON body and remembers
+/// the `traceparent` of each call.
+async fn model_server(seen: std::sync::Arc<std::sync::Mutex<Vec<String>>>) -> u16 {
+    let app = axum::Router::new().route(
+        "/v1/chat/completions",
+        axum::routing::post(move |headers: axum::http::HeaderMap| {
+            let seen = seen.clone();
+            async move {
+                if let Some(tp) = headers.get("traceparent").and_then(|v| v.to_str().ok()) {
+                    seen.lock().unwrap().push(tp.to_owned());
+                }
+                axum::Json(serde_json::json!({
+                    "model": "test-model",
+                    "choices": [{ "index": 0, "finish_reason": "stop",
+                                  "message": { "role": "assistant", "content": "not the JSON asked for" } }],
+                    "usage": { "prompt_tokens": 12, "completion_tokens": 5 }
+                }))
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    port
+}
+
+/// With `OTEL_EXPORTER_OTLP_ENDPOINT` set, the gateway continues the
+/// caller's trace (`traceparent`), exports its spans (the request with
+/// the tenant's attributes, parse, the operation, each SQL statement, the
+/// agent run and its model call) with their parent/child links, and sends
+/// the trace on to the model provider.
+#[test]
+fn traces_continue_the_callers_trace_and_reach_an_otlp_receiver() {
+    use secrecy::ExposeSecret as _;
+    use std::sync::{Arc, Mutex};
+
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let spans = Arc::new(Mutex::new(Vec::<ReceivedSpan>::new()));
+    let traceparents = Arc::new(Mutex::new(Vec::<String>::new()));
+    let otlp = rt.block_on(otlp_receiver(spans.clone()));
+    let model = rt.block_on(model_server(traceparents.clone()));
+    let dir = std::env::temp_dir().join(format!("strata-cli-otel-{}", std::process::id()));
+    let pg = rt
+        .block_on(strata_persistence::embedded::EmbeddedPostgres::start(
+            &strata_persistence::embedded::EmbeddedOptions {
+                data_dir: dir,
+                remove_on_exit: true,
+                database: "strata".into(),
+            },
+        ))
+        .expect("start PostgreSQL");
+    let envs = vec![
+        ("DATABASE_URL", pg.url().expose_secret().to_owned()),
+        (
+            "OTEL_EXPORTER_OTLP_ENDPOINT",
+            format!("http://127.0.0.1:{otlp}"),
+        ),
+        ("OTEL_SERVICE_NAME", "strata-under-test".into()),
+        ("OTEL_BSP_SCHEDULE_DELAY", "100".into()),
+        (
+            "STRATA_LLM_BASE_URL",
+            format!("http://127.0.0.1:{model}/v1"),
+        ),
+        ("STRATA_LOG", "warn".into()),
+    ];
+    let (mut child, base, token) = serve(&envs, true);
+    let token = token.expect("a demo token");
+
+    let trace_a = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let caller_a = "00f067aa0ba902b7";
+    let trace_b = "5cf92f3577b34da6a3ce929d0e0e4737";
+    let caller_b = "11f067aa0ba902b8";
+    let client = reqwest::Client::new();
+    let post = |traceparent: String, query: &'static str, variables: serde_json::Value| {
+        let (client, base, token) = (client.clone(), base.clone(), token.clone());
+        async move {
+            client
+                .post(format!("{base}/graphql"))
+                .bearer_auth(&token)
+                .header("traceparent", traceparent)
+                .json(&serde_json::json!({ "query": query, "variables": variables }))
+                .send()
+                .await
+                .unwrap()
+                .json::<serde_json::Value>()
+                .await
+                .unwrap()
+        }
+    };
+    let found = rt.block_on(async {
+        let campaigns = post(
+            format!("00-{trace_a}-{caller_a}-01"),
+            "query Campaigns { campaigns(first: 1) { edges { node { id } } } }",
+            serde_json::json!({}),
+        )
+        .await;
+        let campaign = campaigns["data"]["campaigns"]["edges"][0]["node"]["id"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{campaigns}"))
+            .to_owned();
+        let run = post(
+            format!("00-{trace_b}-{caller_b}-01"),
+            "mutation Run($c: ID!) { runAgent(input: {campaignId: $c, agent: BUSINESS_STRATEGY}) { id } }",
+            serde_json::json!({ "c": campaign }),
+        )
+        .await;
+        assert!(run["data"]["runAgent"]["id"].is_string(), "{run}");
+        for _ in 0..150 {
+            let done = spans
+                .lock()
+                .unwrap()
+                .iter()
+                .any(|s| s.trace == trace_b && s.name.starts_with("chat "));
+            if done {
+                // The spans of the run's end follow in the next batch.
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        false
+    });
+    nix_kill_term(child.id());
+    let _ = child.wait();
+    rt.block_on(pg.stop());
+    let spans = spans.lock().unwrap().clone();
+    assert!(found, "no model call span arrived: {spans:#?}");
+
+    let one = |pred: &dyn Fn(&ReceivedSpan) -> bool, what: &str| -> ReceivedSpan {
+        spans
+            .iter()
+            .find(|s| pred(s))
+            .cloned()
+            .unwrap_or_else(|| panic!("no {what} span in {spans:#?}"))
+    };
+    // The request continues the caller's trace, with the tenant on it.
+    let request = one(
+        &|s| s.trace == trace_a && s.name == "POST /graphql",
+        "request",
+    );
+    assert_eq!(request.parent, caller_a);
+    assert!(
+        request.attributes.contains_key("tenant.org_id"),
+        "{request:?}"
+    );
+    assert!(
+        request.attributes.contains_key("tenant.org_type"),
+        "{request:?}"
+    );
+    assert_eq!(request.attributes["http.response.status_code"], "200");
+    let parse = one(
+        &|s| s.trace == trace_a && s.name == "graphql.parse",
+        "parse",
+    );
+    assert_eq!(parse.parent, request.id);
+    let operation = one(
+        &|s| s.trace == trace_a && s.name == "query Campaigns",
+        "operation",
+    );
+    assert_eq!(operation.parent, request.id);
+    assert_eq!(operation.attributes["graphql.operation.name"], "Campaigns");
+    assert_eq!(operation.attributes["graphql.operation.type"], "query");
+    let sql = one(
+        &|s| s.trace == trace_a && s.parent == operation.id && s.name.starts_with("SELECT"),
+        "SQL statement",
+    );
+    assert_eq!(sql.attributes["db.system.name"], "postgresql");
+    assert!(!sql.attributes["db.query.text"].contains('\''), "{sql:?}");
+
+    // The agent run is a child of the mutation that queued it, its model
+    // call a child of the run, and the provider got that call's context.
+    let mutation = one(
+        &|s| s.trace == trace_b && s.name == "mutation Run",
+        "mutation",
+    );
+    let run = one(
+        &|s| s.trace == trace_b && s.name.starts_with("agent.run"),
+        "agent run",
+    );
+    assert_eq!(run.parent, mutation.id);
+    let call = one(
+        &|s| s.trace == trace_b && s.name.starts_with("chat "),
+        "model call",
+    );
+    assert_eq!(call.parent, run.id);
+    assert_eq!(call.attributes["gen_ai.usage.input_tokens"], "12");
+    let sent = traceparents.lock().unwrap().clone();
+    assert!(
+        sent.contains(&format!("00-{trace_b}-{}-01", call.id)),
+        "traceparent sent to the model: {sent:?}, call span {}",
+        call.id
+    );
+
+    // Never a credential on a span.
+    let secret_part = token.rsplit('.').next().unwrap_or_default().to_owned();
+    for s in &spans {
+        for (k, v) in &s.attributes {
+            assert!(
+                !v.contains(&secret_part) && !v.contains("Bearer") && !k.contains("authorization"),
+                "{s:?}"
+            );
+        }
+    }
+}
