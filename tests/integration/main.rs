@@ -11,6 +11,7 @@ mod audit;
 mod auth;
 mod browser;
 mod catalog;
+mod deploy;
 mod drift;
 mod http;
 mod isolation;

@@ -258,6 +258,7 @@ impl Application {
             revocations: Arc::default(),
             auth_cache_ttl: config.auth_cache_ttl,
             tenants,
+            drain: crate::serve::Drain::default(),
         };
         Ok(Self {
             listener,
@@ -292,7 +293,8 @@ impl Application {
             header_read_timeout: self.state.http.header_read_timeout,
             shutdown_grace: self.state.http.shutdown_grace,
         };
-        crate::serve::serve(self.listener, router(self.state), opts, shutdown).await;
+        let drain = self.state.drain.clone();
+        crate::serve::serve(self.listener, router(self.state), opts, shutdown, drain).await;
         self.database.close().await;
         Ok(())
     }

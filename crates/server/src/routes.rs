@@ -66,6 +66,8 @@ pub struct AppState {
     pub auth_cache_ttl: Duration,
     /// Requests and database time per organization, for `/metrics`.
     pub tenants: Arc<crate::meters::TopTenants>,
+    /// Shutdown, for WebSockets to close with 1001.
+    pub drain: crate::serve::Drain,
 }
 
 impl AppState {
@@ -291,6 +293,9 @@ async fn graphql_ws(
     // Subscriptions authenticate like HTTP requests: with the upgrade
     // request's Authorization header, or with `Authorization` (or `token`)
     // in the `connection_init` payload. Until one succeeds, nothing runs.
+    if state.drain.is_stopping() {
+        return (StatusCode::SERVICE_UNAVAILABLE, "shutting down").into_response();
+    }
     let client_ip = state.client_address(
         extensions
             .get::<ConnectInfo<SocketAddr>>()

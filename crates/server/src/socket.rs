@@ -15,7 +15,9 @@
 //! connection was acknowledged, 4403 a credential that is refused (at
 //! `connection_init`, or revoked while the socket is open), 4408 no
 //! `connection_init` in time, 4409 a subscription id already in use, 4429 a
-//! second `connection_init`, a caller over its rate or over its sockets.
+//! second `connection_init`, a caller over its rate or over its sockets;
+//! 1001 a peer that stopped answering pings, or the server shutting down
+//! (SIGTERM: every socket is closed before the process exits).
 //! Reasons stay within the 123 bytes a close frame may carry.
 
 use std::collections::HashMap;
@@ -46,7 +48,7 @@ mod close {
     pub const INIT_TIMEOUT: u16 = 4408;
     pub const DUPLICATE_ID: u16 = 4409;
     pub const TOO_MANY: u16 = 4429;
-    /// The peer stopped answering pings.
+    /// The peer stopped answering pings, or the server is shutting down.
     pub const GOING_AWAY: u16 = 1001;
 }
 
@@ -180,6 +182,7 @@ pub async fn serve(
     client_ip: Option<IpAddr>,
 ) {
     let _open = crate::meters::Raised::new("strata_ws_connections");
+    let _held = state.drain.hold();
     let (mut sink, mut stream) = socket.split();
     let (out, mut outgoing) = mpsc::channel::<Out>(64);
     let writer = tokio::spawn(async move {
@@ -254,10 +257,15 @@ impl Connection {
         keepalive.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut heard = tokio::time::Instant::now();
         let (done_tx, mut done_rx) = mpsc::unbounded_channel::<String>();
+        let drain = self.state.drain.clone();
         loop {
             let acked = self.session.is_some();
             let frame = tokio::select! {
                 frame = stream.next() => frame,
+                () = drain.stopping() => {
+                    self.close(close::GOING_AWAY, "the server is shutting down").await;
+                    return;
+                }
                 () = tokio::time::sleep_until(init_deadline), if !acked => {
                     self.close(close::INIT_TIMEOUT, "Connection initialisation timeout").await;
                     return;

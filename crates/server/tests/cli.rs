@@ -840,3 +840,97 @@ fn traces_continue_the_callers_trace_and_reach_an_otlp_receiver() {
         }
     }
 }
+
+/// SIGTERM: the gateway stops accepting, finishes the request in flight,
+/// closes WebSockets with 1001 and exits 0.
+#[test]
+fn sigterm_finishes_requests_in_flight_closes_websockets_with_1001_and_exits_0() {
+    use futures_util::{SinkExt as _, StreamExt as _};
+    use secrecy::ExposeSecret as _;
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    use tokio_tungstenite::tungstenite::Message;
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
+
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let dir = std::env::temp_dir().join(format!("strata-cli-drain-{}", std::process::id()));
+    let pg = rt
+        .block_on(strata_persistence::embedded::EmbeddedPostgres::start(
+            &strata_persistence::embedded::EmbeddedOptions {
+                data_dir: dir,
+                remove_on_exit: true,
+                database: "strata".into(),
+            },
+        ))
+        .expect("start PostgreSQL");
+    let envs = vec![
+        ("DATABASE_URL", pg.url().expose_secret().to_owned()),
+        ("STRATA_SHUTDOWN_GRACE", "15s".into()),
+        ("STRATA_LOG", "warn".into()),
+    ];
+    let (mut child, base, token) = serve(&envs, true);
+    let token = token.expect("a demo token");
+    let addr = base.trim_start_matches("http://").to_owned();
+
+    let (response, close) = rt.block_on(async {
+        // A WebSocket, acknowledged.
+        let mut request = format!("ws://{addr}/graphql/ws").into_client_request().unwrap();
+        request.headers_mut().insert(
+            "Sec-WebSocket-Protocol",
+            "graphql-transport-ws".parse().unwrap(),
+        );
+        let (mut socket, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+        socket
+            .send(Message::text(
+                serde_json::json!({"type": "connection_init", "payload": {"Authorization": format!("Bearer {token}")}})
+                    .to_string(),
+            ))
+            .await
+            .unwrap();
+        let ack = socket.next().await.unwrap().unwrap();
+        assert!(ack.to_string().contains("connection_ack"), "{ack}");
+
+        // A request in flight: its body half sent.
+        let body = serde_json::json!({ "query": "{ me { role } }" }).to_string();
+        let (first, second) = body.split_at(body.len() / 2);
+        let mut http = tokio::net::TcpStream::connect(&addr).await.unwrap();
+        http.write_all(
+            format!(
+                "POST /graphql HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\n\
+                 Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{first}",
+                body.len()
+            )
+            .as_bytes(),
+        )
+        .await
+        .unwrap();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+
+        nix_kill_term(child.id());
+        // The socket is closed with 1001.
+        let close = tokio::time::timeout(Duration::from_secs(10), async {
+            while let Some(Ok(msg)) = socket.next().await {
+                if let Message::Close(frame) = msg {
+                    return frame.map(|f| u16::from(f.code));
+                }
+            }
+            None
+        })
+        .await
+        .expect("the socket was closed in time");
+        // The request in flight still gets its answer.
+        http.write_all(second.as_bytes()).await.unwrap();
+        let mut response = Vec::new();
+        let _ = tokio::time::timeout(Duration::from_secs(10), http.read_to_end(&mut response)).await;
+        (String::from_utf8_lossy(&response).into_owned(), close)
+    });
+    let status = child.wait().unwrap();
+    // New connections are refused once it stopped.
+    let refused = std::net::TcpStream::connect(&addr).is_err();
+    rt.block_on(pg.stop());
+
+    assert_eq!(close, Some(1001));
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    assert!(response.contains("\"role\""), "{response}");
+    assert!(status.success(), "exit status {status:?}");
+    assert!(refused, "the gateway still accepts connections");
+}
