@@ -13,6 +13,7 @@ mod browser;
 mod catalog;
 mod deploy;
 mod drift;
+mod faults;
 mod http;
 mod isolation;
 mod matrix;
