@@ -217,14 +217,15 @@ fn the_readmes_defaults_are_the_codes() {
     use clap::CommandFactory as _;
     let readme = std::fs::read_to_string(root().join("README.md")).expect("read README.md");
     let cli = strata_server::cli::Cli::command();
-    let serve = cli
-        .find_subcommand("serve")
-        .expect("a serve command")
-        .clone();
+    assert!(cli.find_subcommand("serve").is_some(), "a serve command");
+    // The options of every command (serve's first), and the global ones.
+    let mut commands: Vec<clap::Command> = cli.get_subcommands().cloned().collect();
+    commands.sort_by_key(|c| c.get_name() != "serve");
     let default_of = |flag: &str| -> Option<String> {
         let name = flag.trim_start_matches("--");
-        serve
-            .get_arguments()
+        commands
+            .iter()
+            .flat_map(|c| c.get_arguments())
             .chain(cli.get_arguments())
             .find(|a| a.get_long() == Some(name))
             .map(|a| {
@@ -268,6 +269,80 @@ fn the_readmes_defaults_are_the_codes() {
     }
     assert!(checked >= 20, "checked only {checked} defaults");
     assert!(problems.is_empty(), "{problems:#?}");
+}
+
+/// The metric names the code emits: the first string after a `counter!`,
+/// `gauge!` or `histogram!` macro (the `describe_*!` ones included), and
+/// the series the server renders itself (`# TYPE` lines).
+fn emitted_metrics() -> std::collections::BTreeSet<String> {
+    let mut files = Vec::new();
+    for dir in crate_dirs() {
+        source_files(&dir.join("src"), &mut files);
+    }
+    let mut names = std::collections::BTreeSet::new();
+    for file in files {
+        let text = std::fs::read_to_string(&file).expect("read a source file");
+        for mac in ["counter!(", "gauge!(", "histogram!("] {
+            for (at, _) in text.match_indices(mac) {
+                let rest = text[at + mac.len()..].trim_start();
+                if let Some(lit) = rest.strip_prefix('"')
+                    && let Some(end) = lit.find('"')
+                    && lit[..end].starts_with("strata_")
+                {
+                    names.insert(lit[..end].to_owned());
+                }
+            }
+        }
+        for (at, _) in text.match_indices("# TYPE strata_") {
+            let name: String = text[at + 7..]
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect();
+            names.insert(name);
+        }
+    }
+    names
+}
+
+#[test]
+fn every_metric_is_in_operations_md_and_the_dashboard_names_only_real_ones() {
+    let names = emitted_metrics();
+    assert!(names.len() >= 20, "found the metrics: {names:?}");
+    let ops = std::fs::read_to_string(root().join("docs/OPERATIONS.md")).expect("OPERATIONS.md");
+    let undocumented: Vec<_> = names
+        .iter()
+        .filter(|n| !ops.contains(&format!("`{n}`")))
+        .collect();
+    assert!(
+        undocumented.is_empty(),
+        "metrics docs/OPERATIONS.md does not list: {undocumented:?}"
+    );
+    let dashboard = std::fs::read_to_string(root().join("deploy/grafana/strata.json"))
+        .expect("the Grafana dashboard");
+    let parsed: serde_json::Value = serde_json::from_str(&dashboard).expect("dashboard JSON");
+    assert!(parsed["panels"].as_array().is_some_and(|p| p.len() >= 10));
+    let mut used = std::collections::BTreeSet::new();
+    for (at, _) in dashboard.match_indices("strata_") {
+        let name: String = dashboard[at..]
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .collect();
+        let base = ["_bucket", "_count", "_sum"]
+            .iter()
+            .find_map(|s| name.strip_suffix(s))
+            .unwrap_or(&name)
+            .to_owned();
+        used.insert(base);
+    }
+    used.remove("strata_"); // none expected, but never a metric
+    let unknown: Vec<_> = used
+        .iter()
+        .filter(|n| !names.contains(*n) && !n.ends_with("gateway"))
+        .collect();
+    assert!(
+        unknown.is_empty(),
+        "the dashboard queries unknown metrics: {unknown:?}"
+    );
 }
 
 #[test]

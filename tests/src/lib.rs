@@ -515,6 +515,44 @@ impl TestApp {
         (status, body)
     }
 
+    /// Posts `body` (a GraphQL-over-HTTP request object) to `/graphql`;
+    /// returns the status and the JSON body.
+    pub async fn graphql_body(
+        &self,
+        token: Option<&str>,
+        body: &serde_json::Value,
+    ) -> (u16, serde_json::Value) {
+        let mut req = self
+            .client
+            .post(format!("{}/graphql", self.base))
+            .json(body);
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        let resp = req.send().await.expect("send graphql request");
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap_or(serde_json::Value::Null))
+    }
+
+    /// GETs a path; returns the status and the body as text.
+    pub async fn get_text(&self, path: &str) -> (u16, String) {
+        let resp = self
+            .client
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .expect("send request");
+        let status = resp.status().as_u16();
+        (status, resp.text().await.unwrap_or_default())
+    }
+
+    /// The value of the Prometheus series `series` (its name and labels
+    /// exactly as `/metrics` prints them), or 0 when absent.
+    pub async fn metric(&self, series: &str) -> f64 {
+        let (_, text) = self.get_text("/metrics").await;
+        metric_value(&text, series)
+    }
+
     /// GETs a path.
     pub async fn get(&self, path: &str) -> u16 {
         self.client
@@ -525,6 +563,17 @@ impl TestApp {
             .status()
             .as_u16()
     }
+}
+
+/// The value of the series `series` (name and labels as printed) in a
+/// Prometheus text exposition, or 0 when absent.
+pub fn metric_value(text: &str, series: &str) -> f64 {
+    text.lines()
+        .filter_map(|l| l.strip_prefix(series))
+        .filter_map(|rest| rest.strip_prefix(' '))
+        .filter_map(|v| v.trim().parse::<f64>().ok())
+        .next()
+        .unwrap_or(0.0)
 }
 
 /// The `extensions.code` of the first error, if any.

@@ -35,6 +35,11 @@ impl RedisServer {
             .and_then(|l| l.local_addr())
             .map(|a| a.port())
             .expect("a free port");
+        Self::start_on(port).await
+    }
+
+    /// Starts one on `port` (a Redis started again where one was stopped).
+    pub async fn start_on(port: u16) -> Self {
         let child = Command::new(binary())
             .args([
                 "--port",
@@ -66,6 +71,16 @@ impl RedisServer {
             tokio::time::sleep(Duration::from_millis(25)).await;
         }
         panic!("redis-server did not start listening on port {port}");
+    }
+
+    /// The port it listens on.
+    pub fn port(&self) -> u16 {
+        self.url
+            .trim_end_matches('/')
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .unwrap_or(0)
     }
 
     /// Stops the server (to test what happens when Redis goes away).

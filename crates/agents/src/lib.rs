@@ -26,6 +26,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument as _;
 
 mod context;
 mod draft;
@@ -142,7 +143,29 @@ async fn run(
         max_tokens: Some(prompt::max_tokens(kind)),
         offline_draft: Some(offline_draft(kind, context).to_value()),
     };
-    let completion = provider.complete(&request, sink, cancel).await?;
+    // One span per model call, with the GenAI semantic conventions'
+    // attributes: the model and the token counts, never the messages.
+    let span = tracing::trace_span!(
+        "gen_ai.chat",
+        otel.name = %format_args!("chat {}", request.model),
+        otel.kind = "client",
+        gen_ai.operation.name = "chat",
+        gen_ai.system = provider.name(),
+        gen_ai.request.model = %request.model,
+        gen_ai.response.model = tracing::field::Empty,
+        gen_ai.usage.input_tokens = tracing::field::Empty,
+        gen_ai.usage.output_tokens = tracing::field::Empty,
+    );
+    let completion = provider
+        .complete(&request, sink, cancel)
+        .instrument(span.clone())
+        .await?;
+    span.record("gen_ai.response.model", completion.model.as_str());
+    span.record("gen_ai.usage.input_tokens", completion.usage.prompt_tokens);
+    span.record(
+        "gen_ai.usage.output_tokens",
+        completion.usage.completion_tokens,
+    );
     // The provider used (and billed) the answer's tokens even if it is
     // refused: the error carries them.
     let output = AgentOutput::parse(kind, &completion.text)

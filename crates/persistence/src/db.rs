@@ -1,10 +1,12 @@
 //! The connection pool.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbErr};
 use secrecy::{ExposeSecret, SecretString};
-use strata_domain::DomainError;
+use strata_domain::{DomainError, OrgId};
 
 use crate::error::map_db_err;
 
@@ -69,6 +71,42 @@ impl LoginRole {
     }
 }
 
+/// Receives the database time of each tenant transaction when it ends:
+/// the organization and the time its statements (its `BEGIN` and `COMMIT`
+/// included) took.
+#[derive(Clone)]
+pub struct TenantMeter(Arc<dyn Fn(OrgId, Duration) + Send + Sync>);
+
+impl TenantMeter {
+    /// A meter calling `f`.
+    pub fn new(f: impl Fn(OrgId, Duration) + Send + Sync + 'static) -> Self {
+        Self(Arc::new(f))
+    }
+
+    pub(crate) fn record(&self, org: OrgId, time: Duration) {
+        (self.0)(org, time);
+    }
+}
+
+impl std::fmt::Debug for TenantMeter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TenantMeter")
+    }
+}
+
+/// The pool's connections at one moment.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PoolStatus {
+    /// Open connections, idle or in use.
+    pub open: u32,
+    /// Open connections nobody uses.
+    pub idle: u32,
+    /// Requests waiting for a connection.
+    pub waiting: u64,
+    /// The pool's upper bound.
+    pub max: u32,
+}
+
 /// A pool of connections to Strata's database.
 #[derive(Clone, Debug)]
 pub struct Db {
@@ -77,6 +115,10 @@ pub struct Db {
     statement_timeout_ms: Option<u64>,
     /// See [`PoolOptions::transaction_pooling`].
     transaction_pooling: bool,
+    /// Request transactions waiting for a connection.
+    waiting: Arc<AtomicU64>,
+    /// Where tenant transactions report their database time.
+    meter: Option<TenantMeter>,
 }
 
 impl Db {
@@ -102,7 +144,44 @@ impl Db {
                 .filter(|t| !t.is_zero())
                 .map(|t| u64::try_from(t.as_millis()).unwrap_or(u64::MAX).max(1)),
             transaction_pooling: opts.transaction_pooling,
+            waiting: Arc::default(),
+            meter: None,
         })
+    }
+
+    /// Reports each tenant transaction's database time to `meter`.
+    pub fn with_tenant_meter(mut self, meter: TenantMeter) -> Self {
+        self.meter = Some(meter);
+        self
+    }
+
+    pub(crate) fn meter(&self) -> Option<&TenantMeter> {
+        self.meter.as_ref()
+    }
+
+    /// Counts a request transaction waiting for a connection until the
+    /// returned guard is dropped.
+    pub(crate) fn wait(&self) -> impl Drop + use<> {
+        struct Waiting(Arc<AtomicU64>);
+        impl Drop for Waiting {
+            fn drop(&mut self) {
+                self.0.fetch_sub(1, Ordering::Relaxed);
+            }
+        }
+        self.waiting.fetch_add(1, Ordering::Relaxed);
+        Waiting(self.waiting.clone())
+    }
+
+    /// The pool's connections now.
+    pub fn status(&self) -> PoolStatus {
+        let pool = self.pool();
+        let idle = u32::try_from(pool.num_idle()).unwrap_or(u32::MAX);
+        PoolStatus {
+            open: pool.size(),
+            idle,
+            waiting: self.waiting.load(Ordering::Relaxed),
+            max: pool.options().get_max_connections(),
+        }
     }
 
     /// The raw connection, as the login role with no tenant context: for
@@ -136,6 +215,12 @@ impl Db {
     /// Runs `sql` (no parameters) as one simple-protocol message: nothing is
     /// prepared, so it runs the same through a pooler in any mode.
     async fn simple_query(&self, sql: &'static str) -> Result<Vec<sea_orm::QueryResult>, DbErr> {
+        self.simple(sql.to_owned()).await
+    }
+
+    /// Runs `sql` (no parameters, possibly several statements) as one
+    /// simple-protocol message, returning the rows of every statement.
+    pub(crate) async fn simple(&self, sql: String) -> Result<Vec<sea_orm::QueryResult>, DbErr> {
         sea_orm::sqlx::raw_sql(sea_orm::sqlx::AssertSqlSafe(sql))
             .fetch_all(self.pool())
             .await

@@ -17,10 +17,12 @@
 //! migrates, writes their mapping and audit rows as `strata_owner` and reads
 //! no tenant row. This crate knows nothing of HTTP or GraphQL.
 
+pub mod audit;
 pub mod auth;
 pub mod context;
 mod db;
 pub mod demo;
+mod drift;
 mod error;
 pub mod maintenance;
 pub mod repo;
@@ -29,7 +31,7 @@ mod tx;
 
 pub mod entity;
 
-pub use db::{Db, LoginRole, PoolOptions};
+pub use db::{Db, LoginRole, PoolOptions, PoolStatus, TenantMeter};
 pub use error::map_db_err;
 pub use tx::{AuthTx, TenantTx};
 

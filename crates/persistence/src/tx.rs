@@ -17,6 +17,7 @@ use sea_query_sqlx::SqlxValues;
 use sqlx_core::transaction::TransactionManager as _;
 use strata_domain::{ClientScope, DomainError, OrgType, TenantContext, UserId};
 use tokio::sync::Mutex;
+use tracing::Instrument as _;
 use uuid::Uuid;
 
 use crate::context::VerifiedContext;
@@ -166,6 +167,11 @@ fn exec_err(err: sqlx::Error) -> DbErr {
     }
 }
 
+/// Nanoseconds since `started`.
+fn nanos(started: std::time::Instant) -> u64 {
+    u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX)
+}
+
 fn finished() -> DbErr {
     DbErr::Custom("the transaction has already finished".into())
 }
@@ -247,7 +253,12 @@ impl RequestTx {
         message: String,
         read_only: bool,
     ) -> Result<Self, DbErr> {
-        let conn = db.pool().acquire().await.map_err(query_err)?;
+        let asked = std::time::Instant::now();
+        let conn = {
+            let _waiting = db.wait();
+            db.pool().acquire().await.map_err(query_err)?
+        };
+        metrics::histogram!("strata_db_pool_acquire_seconds").record(asked.elapsed().as_secs_f64());
         let mut in_flight = InFlight(Some(conn));
         // The driver refuses a custom BEGIN on a connection it knows to be
         // inside a transaction, checks that the server is inside one
@@ -413,6 +424,20 @@ impl ConnectionTrait for RequestTx {
 pub struct TenantTx {
     tx: RequestTx,
     ctx: TenantContext,
+    /// Time spent in the database so far, in nanoseconds.
+    db_nanos: AtomicU64,
+    meter: Option<crate::db::TenantMeter>,
+}
+
+impl Drop for TenantTx {
+    fn drop(&mut self) {
+        if let Some(meter) = &self.meter {
+            meter.record(
+                self.ctx.org_id(),
+                std::time::Duration::from_nanos(*self.db_nanos.get_mut()),
+            );
+        }
+    }
 }
 
 impl std::fmt::Debug for TenantTx {
@@ -457,13 +482,21 @@ impl TenantTx {
             api_key_hash: None,
             request_id: ctx.request_id(),
         };
+        let started = std::time::Instant::now();
         let tx = RequestTx::begin(db, &settings, read_only)
             .await
             .map_err(map_db_err)?;
         Ok(Self {
             tx,
             ctx: ctx.clone(),
+            db_nanos: AtomicU64::new(nanos(started)),
+            meter: db.meter().cloned(),
         })
+    }
+
+    /// Adds the time since `started` to the transaction's database time.
+    fn timed(&self, started: std::time::Instant) {
+        self.db_nanos.fetch_add(nanos(started), Ordering::Relaxed);
     }
 
     /// The context this transaction serves.
@@ -480,12 +513,18 @@ impl TenantTx {
     /// transaction has nothing to commit: it is rolled back instead, with
     /// no round trip of its own.
     pub async fn commit(&self) -> Result<(), DomainError> {
-        self.tx.commit().await.map_err(map_db_err)
+        let started = std::time::Instant::now();
+        let result = self.tx.commit().await.map_err(map_db_err);
+        self.timed(started);
+        result
     }
 
     /// Rolls back. Later use of this transaction fails.
     pub async fn rollback(&self) -> Result<(), DomainError> {
-        self.tx.rollback().await.map_err(map_db_err)
+        let started = std::time::Instant::now();
+        let result = self.tx.rollback().await.map_err(map_db_err);
+        self.timed(started);
+        result
     }
 
     /// Opens a savepoint: one mutation's changes, undone alone if it fails.
@@ -517,24 +556,63 @@ impl ConnectionTrait for TenantTx {
         DbBackend::Postgres
     }
 
+    // Each statement is timed for its tenant's database time, spanned for
+    // traces, and each refusal by the database checked for drift
+    // (`crate::drift`).
     async fn execute_raw(&self, stmt: Statement) -> Result<ExecResult, DbErr> {
-        self.tx.execute_raw(stmt).await
+        let what = crate::drift::Statement::of(&stmt.sql);
+        let span = what.span(&stmt.sql);
+        let started = std::time::Instant::now();
+        let result = self.tx.execute_raw(stmt).instrument(span).await;
+        self.timed(started);
+        self.drift(&what, result)
     }
 
     async fn execute_unprepared(&self, sql: &str) -> Result<ExecResult, DbErr> {
-        self.tx.execute_unprepared(sql).await
+        let what = crate::drift::Statement::of(sql);
+        let started = std::time::Instant::now();
+        let result = self
+            .tx
+            .execute_unprepared(sql)
+            .instrument(what.span(sql))
+            .await;
+        self.timed(started);
+        self.drift(&what, result)
     }
 
     async fn query_one_raw(&self, stmt: Statement) -> Result<Option<QueryResult>, DbErr> {
-        self.tx.query_one_raw(stmt).await
+        let what = crate::drift::Statement::of(&stmt.sql);
+        let span = what.span(&stmt.sql);
+        let started = std::time::Instant::now();
+        let result = self.tx.query_one_raw(stmt).instrument(span).await;
+        self.timed(started);
+        self.drift(&what, result)
     }
 
     async fn query_all_raw(&self, stmt: Statement) -> Result<Vec<QueryResult>, DbErr> {
-        self.tx.query_all_raw(stmt).await
+        let what = crate::drift::Statement::of(&stmt.sql);
+        let span = what.span(&stmt.sql);
+        let started = std::time::Instant::now();
+        let result = self.tx.query_all_raw(stmt).instrument(span).await;
+        self.timed(started);
+        self.drift(&what, result)
     }
 
     fn support_returning(&self) -> bool {
         true
+    }
+}
+
+impl TenantTx {
+    fn drift<T>(
+        &self,
+        what: &crate::drift::Statement,
+        result: Result<T, DbErr>,
+    ) -> Result<T, DbErr> {
+        if let Err(e) = &result {
+            what.check(e, &self.ctx);
+        }
+        result
     }
 }
 

@@ -254,14 +254,27 @@ impl Runner {
             .or_insert_with(|| broadcast::channel(64).0);
         let runner = self.clone();
         let org = ctx.org_id();
-        tokio::spawn(async move {
-            let id = run.id;
-            runner.execute(ctx, run, cancel).await;
-            runner.locks.release(id).await;
-            lock(&runner.held).remove(&id);
-            runner.prune_org(org);
-            runner.release(id);
-        });
+        metrics::gauge!("strata_agent_runs_in_flight").increment(1.0);
+        // A child of the request that queued the run (for traces).
+        let span = tracing::trace_span!(
+            "agent.run",
+            otel.name = %format_args!("agent.run {}", run.agent.as_str()),
+            agent.kind = run.agent.as_str(),
+            run.id = %run.id,
+            tenant.org_id = %org,
+        );
+        tokio::spawn(tracing::Instrument::instrument(
+            async move {
+                let id = run.id;
+                runner.execute(ctx, run, cancel).await;
+                runner.locks.release(id).await;
+                lock(&runner.held).remove(&id);
+                runner.prune_org(org);
+                runner.release(id);
+                metrics::gauge!("strata_agent_runs_in_flight").decrement(1.0);
+            },
+            span,
+        ));
     }
 
     fn org_semaphore(&self, org: OrgId) -> Arc<Semaphore> {
@@ -618,6 +631,13 @@ async fn keep_leases(runner: Weak<Runner>, stop: CancellationToken) {
 }
 
 fn metrics_for(run: &AgentRun) {
+    let kind = run.agent.as_str().to_owned();
+    metrics::counter!("strata_agent_runs_total", "kind" => kind.clone(), "status" => run.status.as_str().to_owned())
+        .increment(1);
+    for (direction, tokens) in [("in", run.prompt_tokens), ("out", run.completion_tokens)] {
+        metrics::counter!("strata_agent_tokens_total", "kind" => kind.clone(), "direction" => direction)
+            .increment(u64::from(tokens));
+    }
     tracing::info!(
         run.id = %run.id,
         run.status = run.status.as_str(),

@@ -63,7 +63,20 @@ fn metrics_handle() -> PrometheusHandle {
     static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
     HANDLE
         .get_or_init(|| {
-            let recorder = PrometheusBuilder::new().build_recorder();
+            crate::meters::describe();
+            // Latencies as histograms (summaries cannot be aggregated
+            // across replicas).
+            let builder = PrometheusBuilder::new();
+            let recorder = builder
+                .set_buckets_for_metric(
+                    metrics_exporter_prometheus::Matcher::Suffix("_seconds".into()),
+                    &[
+                        0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+                        10.0, 30.0,
+                    ],
+                )
+                .unwrap_or_else(|_| PrometheusBuilder::new())
+                .build_recorder();
             let handle = recorder.handle();
             // Only the first application of a process installs the global
             // recorder; later ones (tests) share it.
@@ -98,7 +111,20 @@ impl Application {
             transaction_pooling: config.db_transaction_pooling,
             ..PoolOptions::default()
         };
-        let database = Database::open(&config.database, &pool).await?;
+        let mut database = Database::open(&config.database, &pool).await?;
+        let tenants = Arc::new(crate::meters::TopTenants::new(
+            config.http.metrics_top_tenants,
+        ));
+        {
+            let tenants = tenants.clone();
+            database.db =
+                database
+                    .db
+                    .clone()
+                    .with_tenant_meter(strata_persistence::TenantMeter::new(move |org, time| {
+                        tenants.db_time(org, time)
+                    }));
+        }
         if config.migrate {
             // Only a schema that is behind needs a role that may change it;
             // an up-to-date one lets the production login role (which may
@@ -123,6 +149,19 @@ impl Application {
             ),
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "cannot read the login role's privileges"),
+        }
+        {
+            // The audit's catalog checks, in the background so that start-up
+            // does not wait for them; each finding is logged as a warning.
+            let db = database.db.clone();
+            tokio::spawn(async move {
+                match strata_persistence::audit::lint(&db).await {
+                    Ok(report) => crate::audit::log(&report),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot audit the database's isolation layer")
+                    }
+                }
+            });
         }
         let demo_users = if config.demo {
             strata_persistence::demo::seed(&database.db)
@@ -234,6 +273,8 @@ impl Application {
             socket_counts: Arc::default(),
             revocations: Arc::default(),
             auth_cache_ttl: config.auth_cache_ttl,
+            tenants,
+            drain: crate::serve::Drain::default(),
         };
         Ok(Self {
             listener,
@@ -275,7 +316,8 @@ impl Application {
             header_read_timeout: self.state.http.header_read_timeout,
             shutdown_grace: self.state.http.shutdown_grace,
         };
-        crate::serve::serve(self.listener, router(self.state), opts, shutdown).await;
+        let drain = self.state.drain.clone();
+        crate::serve::serve(self.listener, router(self.state), opts, shutdown, drain).await;
         self.database.close().await;
         Ok(())
     }

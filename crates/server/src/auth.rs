@@ -120,6 +120,19 @@ pub enum AuthError {
     NotAMember,
 }
 
+impl AuthError {
+    /// The reason's class, a bounded label for metrics.
+    pub fn class(&self) -> &'static str {
+        match self {
+            AuthError::Missing => "missing",
+            AuthError::Malformed => "malformed",
+            AuthError::InvalidToken(_) => "invalid_token",
+            AuthError::InvalidApiKey => "invalid_api_key",
+            AuthError::NotAMember => "not_a_member",
+        }
+    }
+}
+
 fn invalid(reason: impl Into<String>) -> AuthError {
     AuthError::InvalidToken(reason.into())
 }

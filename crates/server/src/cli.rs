@@ -74,6 +74,10 @@ enum Command {
         #[arg(value_enum, default_value_t = MigrateAction::Up)]
         action: MigrateAction,
     },
+    /// Check the live database's isolation layer (RLS, roles, grants,
+    /// policies, keys, migrations); exit 0 when clean, 1 on findings, 2
+    /// when the audit could not run.
+    Audit(AuditArgs),
     /// Mint a development JWT signed with the configured HS256 secret.
     Token {
         /// The user id (uuid).
@@ -97,6 +101,25 @@ enum Command {
         #[command(subcommand)]
         command: crate::org::OrgCommand,
     },
+}
+
+#[derive(Debug, clap::Args)]
+struct AuditArgs {
+    /// Report format.
+    #[arg(long, env = "STRATA_AUDIT_FORMAT", value_enum, default_value_t = AuditFormat::Text)]
+    format: AuditFormat,
+    /// Also probe for leaks: canary organizations written and attacked as
+    /// each runtime role inside one transaction that is rolled back.
+    #[arg(long, env = "STRATA_AUDIT_PROBE")]
+    probe: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum AuditFormat {
+    /// One block per finding, for people.
+    Text,
+    /// One JSON document, for scripts.
+    Json,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -254,6 +277,10 @@ struct ServeArgs {
     /// Ctrl-C arrived, e.g. 20s.
     #[arg(long, env = "STRATA_SHUTDOWN_GRACE", default_value = "20s", value_parser = humantime::parse_duration)]
     shutdown_grace: Duration,
+    /// Organizations with series of their own in the per-tenant metrics
+    /// (the heaviest by database time); the rest are summed as `other`.
+    #[arg(long, env = "STRATA_METRICS_TOP_TENANTS", default_value_t = crate::config::DEFAULT_METRICS_TOP_TENANTS)]
+    metrics_top_tenants: usize,
     /// Longest a client may take to send a request's headers, e.g. 10s.
     #[arg(long, env = "STRATA_HEADER_READ_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
     header_read_timeout: Duration,
@@ -332,17 +359,21 @@ impl Global {
     }
 }
 
-/// Runs the parsed command line.
-pub async fn run(cli: Cli) -> anyhow::Result<()> {
+/// Runs the parsed command line; the exit status it returns is 0 unless a
+/// command says otherwise (`audit`).
+pub async fn run(cli: Cli) -> anyhow::Result<u8> {
     let format = cli
         .global
         .log_format
         .unwrap_or_else(crate::telemetry::default_format);
-    crate::telemetry::init(&cli.global.log, format);
-    match cli.command {
-        Command::Serve(args) => serve(&cli.global, args).await,
-        Command::Migrate { action } => migrate(&cli.global, action).await,
-        Command::Org { command } => crate::org::run(&cli.global.database(), command).await,
+    let telemetry = crate::telemetry::init(&cli.global.log, format);
+    let status = match cli.command {
+        Command::Serve(args) => serve(&cli.global, args).await.map(|()| 0),
+        Command::Migrate { action } => migrate(&cli.global, action).await.map(|()| 0),
+        Command::Audit(args) => Ok(audit(&cli.global, &args).await),
+        Command::Org { command } => crate::org::run(&cli.global.database(), command)
+            .await
+            .map(|()| 0),
         Command::Token {
             user,
             org,
@@ -364,7 +395,46 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 cli.global.jwt_audience.as_deref(),
             )?;
             println!("{token}");
-            Ok(())
+            Ok(0)
+        }
+    };
+    if telemetry.exporting() {
+        // Flushing waits for the exporter's task: off the runtime's threads.
+        let _ = tokio::task::spawn_blocking(move || telemetry.shutdown()).await;
+    }
+    status
+}
+
+/// Runs `strata audit`, prints its report and returns its exit status.
+async fn audit(global: &Global, args: &AuditArgs) -> u8 {
+    let report = async {
+        let database = Database::open(
+            &global.database(),
+            &PoolOptions {
+                max_connections: 2,
+                ..PoolOptions::default()
+            },
+        )
+        .await?;
+        let report = strata_persistence::audit::run(&database.db, args.probe).await;
+        database.close().await;
+        report.map_err(|e| anyhow::anyhow!("{e}"))
+    }
+    .await;
+    match report {
+        Ok(report) => {
+            match args.format {
+                AuditFormat::Text => print!("{}", crate::audit::text(&report)),
+                AuditFormat::Json => println!("{}", crate::audit::json(&report)),
+            }
+            crate::audit::exit_status(&report)
+        }
+        Err(e) => {
+            if args.format == AuditFormat::Json {
+                println!("{}", crate::audit::json_error(&format!("{e:#}")));
+            }
+            eprintln!("strata: the audit could not run: {e:#}");
+            crate::audit::COULD_NOT_RUN
         }
     }
 }
@@ -474,6 +544,7 @@ async fn serve(global: &Global, args: ServeArgs) -> anyhow::Result<()> {
             max_response_bytes: args.max_response_bytes.max(1024),
             header_read_timeout: args.header_read_timeout.max(Duration::from_millis(100)),
             shutdown_grace: args.shutdown_grace,
+            metrics_top_tenants: args.metrics_top_tenants,
             pq_registrations_per_principal: args.persisted_query_registrations_per_principal,
             pq_registrations_per_org: args.persisted_query_registrations_per_org,
             persisted_queries_redis_url: args

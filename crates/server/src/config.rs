@@ -136,6 +136,8 @@ pub struct HttpConfig {
     pub pq_registrations_per_org: crate::ratelimit::Rate,
     /// A Redis of their own for persisted queries; unset: the shared one.
     pub persisted_queries_redis_url: Option<SecretString>,
+    /// Organizations given series of their own in the per-tenant metrics.
+    pub metrics_top_tenants: usize,
 }
 
 impl Default for HttpConfig {
@@ -163,9 +165,13 @@ impl Default for HttpConfig {
             ),
             pq_registrations_per_org: crate::ratelimit::Rate::per(1000, Duration::from_secs(3600)),
             persisted_queries_redis_url: None,
+            metrics_top_tenants: DEFAULT_METRICS_TOP_TENANTS,
         }
     }
 }
+
+/// The default of [`HttpConfig::metrics_top_tenants`].
+pub const DEFAULT_METRICS_TOP_TENANTS: usize = 20;
 
 /// The default of [`HttpConfig::body_read_timeout`].
 pub const DEFAULT_BODY_READ_TIMEOUT: Duration = Duration::from_secs(10);

@@ -7,12 +7,14 @@
 //! never lets a database error or internal detail reach a response.
 
 pub mod app;
+pub mod audit;
 pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod documents;
 pub mod graphiql;
 pub mod http;
+pub mod meters;
 pub mod org;
 pub mod parsed;
 pub mod pipeline;

@@ -2,9 +2,9 @@
 //! the answer's media type, admit the caller (authenticate and charge it),
 //! read its operations, prepare them (persisted documents, `GET` safety),
 //! take the organization's turn, run them. Each stage either hands the next
-//! what it needs or stops the request with a [`Rejection`], which carries
+//! what it needs or stops the request with a `Rejection`, which carries
 //! its status, its stable [`ErrorCode`] and the outcome the metrics record;
-//! the outcome of every request is recorded in one place, [`graphql`].
+//! the outcome of every request is recorded in one place, `graphql`.
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -102,6 +102,7 @@ impl Rejection {
     }
 
     fn limited(limited: &Limited) -> Self {
+        crate::meters::rate_limited(limited.scope, "http");
         let secs = limited.retry_after_secs();
         tracing::info!(scope = limited.scope, "rate limited");
         let mut r = Self::new(
@@ -161,52 +162,111 @@ pub(crate) async fn graphql(
         request.id = %request_id,
         tenant.org_id = tracing::field::Empty,
         tenant.org_type = tracing::field::Empty,
+        tenant.client_id = tracing::field::Empty,
+        otel.name = %format_args!("{} /graphql", parts.method),
+        otel.kind = "server",
+        otel.status_code = tracing::field::Empty,
+        http.request.method = %parts.method,
+        url.path = "/graphql",
+        http.response.status_code = tracing::field::Empty,
     );
-    let (response, outcomes) = async {
+    crate::telemetry::continue_trace(&span, &parts.headers);
+    let mut tally = Tally::default();
+    let response = async {
         let media = match http::response_type(&parts.headers) {
             Ok(m) => m,
             Err(refusal) => {
                 let r = Rejection::unreadable(refusal);
-                let outcome = r.outcome;
-                return (r.into_response(http::JSON), vec![outcome]);
+                tally.refused(r.outcome);
+                return r.into_response(http::JSON);
             }
         };
-        match serve(&state, &parts, body, &request_id).await {
-            Ok(served) => served.into_response(&state, media),
+        match serve(&state, &parts, body, &request_id, &mut tally).await {
+            Ok(served) => served.into_response(&state, media, &mut tally),
             Err(r) => {
-                let outcome = r.outcome;
-                (r.into_response(media), vec![outcome])
+                tally.refused(r.outcome);
+                r.into_response(media)
             }
         }
     }
-    .instrument(span)
+    .instrument(span.clone())
     .await;
-    for outcome in outcomes {
-        metrics::counter!("strata_graphql_requests_total", "outcome" => outcome.as_str())
-            .increment(1);
+    let status = response.status().as_u16();
+    span.record("http.response.status_code", status);
+    if status >= 500 {
+        span.record("otel.status_code", "ERROR");
     }
-    metrics::histogram!("strata_graphql_request_duration_seconds")
-        .record(started.elapsed().as_secs_f64());
+    tally.record(&state, started.elapsed());
     response
+}
+
+/// What a request is counted as: its organization, once known, and each
+/// operation's outcome, name and time.
+#[derive(Debug, Default)]
+struct Tally {
+    org: Option<(strata_domain::OrgId, &'static str)>,
+    /// Outcome, operation label, time (none: the whole request's).
+    ops: Vec<(Outcome, String, Option<Duration>)>,
+}
+
+impl Tally {
+    /// The request was refused before any operation ran.
+    fn refused(&mut self, outcome: Outcome) {
+        self.ops = vec![(outcome, "none".to_owned(), None)];
+    }
+
+    /// Records the request's metrics, in one place.
+    fn record(self, state: &AppState, elapsed: Duration) {
+        let org_type = self.org.map_or("none", |(_, t)| t);
+        for (outcome, operation, time) in self.ops {
+            metrics::counter!("strata_graphql_requests_total", "outcome" => outcome.as_str())
+                .increment(1);
+            metrics::counter!(
+                "strata_graphql_operations_total",
+                "operation" => operation.clone(),
+                "org_type" => org_type,
+                "outcome" => outcome.as_str()
+            )
+            .increment(1);
+            metrics::histogram!(
+                "strata_graphql_operation_duration_seconds",
+                "operation" => operation,
+                "org_type" => org_type
+            )
+            .record(time.unwrap_or(elapsed).as_secs_f64());
+        }
+        metrics::histogram!("strata_graphql_request_duration_seconds")
+            .record(elapsed.as_secs_f64());
+        if let Some((org, _)) = self.org {
+            state.tenants.request(org);
+        }
+    }
 }
 
 /// What a request's operations answered.
 struct Served {
     batched: bool,
     answers: Vec<Answer>,
+    /// Each answer's operation label and time.
+    ran: Vec<(String, Option<Duration>)>,
 }
 
 impl Served {
-    fn into_response(self, state: &AppState, media: &'static str) -> (Response, Vec<Outcome>) {
+    fn into_response(self, state: &AppState, media: &'static str, tally: &mut Tally) -> Response {
         let timeout = state.http.request_timeout;
         let cap = state.http.max_response_bytes;
-        let mut outcomes: Vec<Outcome> = self.answers.iter().map(Answer::outcome).collect();
+        tally.ops = self
+            .answers
+            .iter()
+            .zip(self.ran)
+            .map(|(a, (op, time))| (a.outcome(), op, time))
+            .collect();
         let resp = if self.batched {
             let body: Vec<AnswerBody<'_>> = self.answers.iter().map(|a| a.body(timeout)).collect();
             capped_response(StatusCode::OK, media, &body, cap)
         } else {
             let Some(answer) = self.answers.first() else {
-                return (StatusCode::INTERNAL_SERVER_ERROR.into_response(), outcomes);
+                return StatusCode::INTERNAL_SERVER_ERROR.into_response();
             };
             let status = match answer {
                 Answer::RequestError(_) if media == http::GRAPHQL_RESPONSE => {
@@ -228,10 +288,12 @@ impl Served {
             }
         };
         match resp {
-            Ok(resp) => (resp, outcomes),
+            Ok(resp) => resp,
             Err(r) => {
-                outcomes = vec![r.outcome];
-                (r.into_response(media), outcomes)
+                for op in &mut tally.ops {
+                    op.0 = r.outcome;
+                }
+                r.into_response(media)
             }
         }
     }
@@ -243,8 +305,10 @@ async fn serve(
     parts: &Parts,
     body: axum::body::Body,
     request_id: &str,
+    tally: &mut Tally,
 ) -> Result<Served, Rejection> {
     let (rs, incoming) = admit(state, parts, body, request_id).await?;
+    tally.org = rs.context().map(|c| (c.org_id(), c.org_type().as_str()));
     let who = caller(&rs);
     let (batched, mut requests) = operations(state, &who, incoming).await?;
     let prepared = prepare(state, parts, &mut requests).await?;
@@ -256,10 +320,15 @@ async fn serve(
         return Ok(Served {
             batched: false,
             answers: vec![Answer::TimedOut],
+            ran: vec![(label(requests.first()), None)],
         });
     };
-    let answers = run(state, &rs, &who, requests, prepared, deadline).await;
-    Ok(Served { batched, answers })
+    let (answers, ran) = run(state, &rs, &who, requests, prepared, deadline).await;
+    Ok(Served {
+        batched,
+        answers,
+        ran,
+    })
 }
 
 /// A request's body: already read (requests without a credential are read
@@ -311,6 +380,7 @@ async fn admit(
         Ok(rs) => rs,
         Err(Ok(reason)) => {
             tracing::info!(reason = %reason, "authentication failed");
+            crate::meters::auth_failed(reason.class(), "http");
             state
                 .limiter
                 .check_address(client_ip)
@@ -332,6 +402,11 @@ async fn admit(
         let span = tracing::Span::current();
         span.record("tenant.org_id", tracing::field::display(ctx.org_id()));
         span.record("tenant.org_type", ctx.org_type().as_str());
+        if let strata_domain::ClientScope::Only(ids) = ctx.clients()
+            && let [client] = ids.as_slice()
+        {
+            span.record("tenant.client_id", tracing::field::display(client));
+        }
     }
     state
         .limiter
@@ -426,16 +501,19 @@ async fn run(
     requests: Vec<async_graphql::Request>,
     prepared: Vec<Result<Option<Registration>, DocumentError>>,
     deadline: tokio::time::Instant,
-) -> Vec<Answer> {
+) -> (Vec<Answer>, Vec<(String, Option<Duration>)>) {
     let mut answers = Vec::with_capacity(requests.len());
+    let mut ran = Vec::with_capacity(requests.len());
     let mut first = Some(rs.clone());
     for (request, prepared) in requests.into_iter().zip(prepared) {
         let op_state = first.take().unwrap_or_else(|| rs.sibling());
+        let mut operation = label(Some(&request));
+        let began = Instant::now();
         let answer = match prepared {
             Err(e) => Answer::RequestError(document_error(&e)),
             Ok(_) if tokio::time::Instant::now() >= deadline => Answer::TimedOut,
             Ok(registration) => {
-                let answer = execute(state, op_state, who, request, deadline).await;
+                let answer = execute(state, op_state, who, request, deadline, &mut operation).await;
                 if let (Answer::Result(_), Some(registration)) = (&answer, registration) {
                     register(state, who, registration).await;
                 }
@@ -443,8 +521,25 @@ async fn run(
             }
         };
         answers.push(answer);
+        ran.push((operation, Some(began.elapsed())));
     }
-    answers
+    (answers, ran)
+}
+
+/// The metrics label of a request's operation, from its `operationName`
+/// (see [`execute`] for documents without one).
+fn label(request: Option<&async_graphql::Request>) -> String {
+    crate::meters::operation_label(request.and_then(|r| r.operation_name.as_deref()))
+}
+
+/// The name of a parsed document's only operation, if it has one.
+fn only_operation(doc: &async_graphql::parser::types::ExecutableDocument) -> Option<String> {
+    match &doc.operations {
+        async_graphql::parser::types::DocumentOperations::Multiple(ops) if ops.len() == 1 => {
+            ops.keys().next().map(|n| n.to_string())
+        }
+        _ => None,
+    }
 }
 
 /// Keeps a new persisted query, charged to its sender and organization;
@@ -703,17 +798,24 @@ async fn charge(
 }
 
 /// Runs one operation until `deadline`, then commits and acts on what
-/// committed. A timed-out operation is rolled back.
+/// committed. A timed-out operation is rolled back. A document sent
+/// without `operationName` gets its only operation's name as `operation`
+/// (the metrics label), once it passed the shape checks.
 async fn execute(
     state: &AppState,
     rs: RequestState,
     who: &Caller,
     request: async_graphql::Request,
     deadline: tokio::time::Instant,
+    operation: &mut String,
 ) -> Answer {
     let mut request = request;
-    state.parsed.prepare(&mut request);
-    if let Err(err) = strata_graphql::check_shape(&state.limits, &mut request) {
+    let checked =
+        tracing::trace_span!("graphql.parse", otel.name = "graphql.parse").in_scope(|| {
+            state.parsed.prepare(&mut request);
+            strata_graphql::check_shape(&state.limits, &mut request)
+        });
+    if let Err(err) = checked {
         let mut resp = async_graphql::Response::from_errors(vec![err]);
         ensure_codes(&mut resp.errors);
         return Answer::RequestError(resp);
@@ -721,10 +823,58 @@ async fn execute(
     if let Err(refused) = charge(state, who, &mut request).await {
         return refused;
     }
-    let operation = request.operation_name.clone();
-    let introspection = request
-        .parsed_query()
-        .is_ok_and(|doc| strata_graphql::is_introspection_only(doc, operation.as_deref()));
+    let operation_name = request.operation_name.clone();
+    let mut kind = "query";
+    let introspection = match request.parsed_query() {
+        Ok(doc) => {
+            if operation_name.is_none() {
+                *operation = crate::meters::operation_label(only_operation(doc).as_deref());
+            }
+            kind = operation_type(doc, operation_name.as_deref());
+            strata_graphql::is_introspection_only(doc, operation_name.as_deref())
+        }
+        Err(_) => false,
+    };
+    // GraphQL semantic conventions: `{type} {name}`, the name and type as
+    // attributes (never the document or its variables).
+    let op_span = tracing::trace_span!(
+        "graphql.operation",
+        otel.name = %format_args!("{kind} {operation}"),
+        graphql.operation.name = %operation,
+        graphql.operation.type = kind,
+    );
+    execute_operation(state, rs, request, deadline, introspection)
+        .instrument(op_span)
+        .await
+}
+
+/// The type of the operation `name` picks in `doc` (`query`, `mutation`,
+/// `subscription`).
+fn operation_type(
+    doc: &async_graphql::parser::types::ExecutableDocument,
+    name: Option<&str>,
+) -> &'static str {
+    use async_graphql::parser::types::{DocumentOperations, OperationType};
+    let ty = match (&doc.operations, name) {
+        (DocumentOperations::Single(op), _) => Some(op.node.ty),
+        (DocumentOperations::Multiple(ops), Some(name)) => ops.get(name).map(|op| op.node.ty),
+        (DocumentOperations::Multiple(ops), None) => ops.values().next().map(|op| op.node.ty),
+    };
+    match ty {
+        Some(OperationType::Mutation) => "mutation",
+        Some(OperationType::Subscription) => "subscription",
+        _ => "query",
+    }
+}
+
+/// Runs a checked operation, commits and acts on what committed.
+async fn execute_operation(
+    state: &AppState,
+    rs: RequestState,
+    request: async_graphql::Request,
+    deadline: tokio::time::Instant,
+    introspection: bool,
+) -> Answer {
     let schema = if introspection {
         &state.introspection_schema
     } else {

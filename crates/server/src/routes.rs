@@ -69,6 +69,10 @@ pub struct AppState {
     /// With `--demo`: the demo users and their tokens, as JSON, for
     /// GraphiQL's user picker.
     pub demo: Option<Arc<str>>,
+    /// Requests and database time per organization, for `/metrics`.
+    pub tenants: Arc<crate::meters::TopTenants>,
+    /// Shutdown, for WebSockets to close with 1001.
+    pub drain: crate::serve::Drain,
 }
 
 impl AppState {
@@ -159,11 +163,10 @@ async fn readyz(State(state): State<AppState>) -> Response {
 }
 
 async fn metrics(State(state): State<AppState>) -> Response {
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        state.metrics.render(),
-    )
-        .into_response()
+    crate::meters::pool(state.db.status());
+    let mut text = state.metrics.render();
+    text.push_str(&state.tenants.render());
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }
 
 pub(crate) fn request_id(headers: &HeaderMap) -> String {
@@ -295,6 +298,9 @@ async fn graphql_ws(
     // Subscriptions authenticate like HTTP requests: with the upgrade
     // request's Authorization header, or with `Authorization` (or `token`)
     // in the `connection_init` payload. Until one succeeds, nothing runs.
+    if state.drain.is_stopping() {
+        return (StatusCode::SERVICE_UNAVAILABLE, "shutting down").into_response();
+    }
     let client_ip = state.client_address(
         extensions
             .get::<ConnectInfo<SocketAddr>>()

@@ -1,6 +1,8 @@
 //! The accept loop: HTTP/1.1 and HTTP/2 connections served with hyper,
 //! each with a deadline for its request headers, and drained on shutdown
-//! within a grace period.
+//! within a grace period: no new connection is accepted, requests in
+//! flight finish, and WebSockets (which hyper no longer watches once
+//! upgraded) are told through [`Drain`] to close with 1001.
 //!
 //! `axum::serve` sets no timer on its connections, so a client that sends
 //! its headers one byte at a time holds a connection and a task for as long
@@ -9,6 +11,8 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use axum::Router;
@@ -21,7 +25,61 @@ use hyper_util::server::conn::auto::Builder;
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
 use tower::ServiceExt as _;
+
+/// Tells long-lived connections (WebSockets) that the gateway is stopping,
+/// and lets shutdown wait until they closed.
+#[derive(Clone, Debug, Default)]
+pub struct Drain {
+    stopping: CancellationToken,
+    open: Arc<(AtomicUsize, Notify)>,
+}
+
+/// One open long-lived connection; released when dropped.
+#[derive(Debug)]
+pub struct Held(Arc<(AtomicUsize, Notify)>);
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        self.0.0.fetch_sub(1, Ordering::SeqCst);
+        self.0.1.notify_waiters();
+    }
+}
+
+impl Drain {
+    /// Counts a connection as open until the guard is dropped.
+    pub fn hold(&self) -> Held {
+        self.open.0.fetch_add(1, Ordering::SeqCst);
+        Held(self.open.clone())
+    }
+
+    /// Resolves once shutdown began.
+    pub async fn stopping(&self) {
+        self.stopping.cancelled().await;
+    }
+
+    /// Whether shutdown began.
+    pub fn is_stopping(&self) -> bool {
+        self.stopping.is_cancelled()
+    }
+
+    fn begin(&self) {
+        self.stopping.cancel();
+    }
+
+    /// Resolves once every held connection closed.
+    async fn closed(&self) {
+        loop {
+            let notified = self.open.1.notified();
+            if self.open.0.load(Ordering::SeqCst) == 0 {
+                return;
+            }
+            notified.await;
+        }
+    }
+}
 
 /// How connections are served.
 #[derive(Clone, Copy, Debug)]
@@ -40,6 +98,7 @@ pub async fn serve(
     router: Router,
     opts: ServeOptions,
     shutdown: impl Future<Output = ()> + Send + 'static,
+    drain: Drain,
 ) {
     let mut builder = Builder::new(TokioExecutor::new());
     builder
@@ -82,8 +141,13 @@ pub async fn serve(
         });
     }
     drop(listener);
+    drain.begin();
+    let drained = async {
+        graceful.shutdown().await;
+        drain.closed().await;
+    };
     tokio::select! {
-        () = graceful.shutdown() => {}
+        () = drained => {}
         () = tokio::time::sleep(opts.shutdown_grace) => {
             tracing::warn!(
                 grace_ms = u64::try_from(opts.shutdown_grace.as_millis()).unwrap_or(u64::MAX),

@@ -15,7 +15,9 @@
 //! connection was acknowledged, 4403 a credential that is refused (at
 //! `connection_init`, or revoked while the socket is open), 4408 no
 //! `connection_init` in time, 4409 a subscription id already in use, 4429 a
-//! second `connection_init`, a caller over its rate or over its sockets.
+//! second `connection_init`, a caller over its rate or over its sockets;
+//! 1001 a peer that stopped answering pings, or the server shutting down
+//! (SIGTERM: every socket is closed before the process exits).
 //! Reasons stay within the 123 bytes a close frame may carry.
 
 use std::collections::HashMap;
@@ -46,7 +48,7 @@ mod close {
     pub const INIT_TIMEOUT: u16 = 4408;
     pub const DUPLICATE_ID: u16 = 4409;
     pub const TOO_MANY: u16 = 4429;
-    /// The peer stopped answering pings.
+    /// The peer stopped answering pings, or the server is shutting down.
     pub const GOING_AWAY: u16 = 1001;
 }
 
@@ -179,6 +181,8 @@ pub async fn serve(
     headers: HeaderMap,
     client_ip: Option<IpAddr>,
 ) {
+    let _open = crate::meters::Raised::new("strata_ws_connections");
+    let _held = state.drain.hold();
     let (mut sink, mut stream) = socket.split();
     let (out, mut outgoing) = mpsc::channel::<Out>(64);
     let writer = tokio::spawn(async move {
@@ -253,10 +257,15 @@ impl Connection {
         keepalive.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut heard = tokio::time::Instant::now();
         let (done_tx, mut done_rx) = mpsc::unbounded_channel::<String>();
+        let drain = self.state.drain.clone();
         loop {
             let acked = self.session.is_some();
             let frame = tokio::select! {
                 frame = stream.next() => frame,
+                () = drain.stopping() => {
+                    self.close(close::GOING_AWAY, "the server is shutting down").await;
+                    return;
+                }
                 () = tokio::time::sleep_until(init_deadline), if !acked => {
                     self.close(close::INIT_TIMEOUT, "Connection initialisation timeout").await;
                     return;
@@ -357,6 +366,7 @@ impl Connection {
             Ok(rs) => rs,
             Err(Ok(reason)) => {
                 tracing::info!(reason = %reason, "subscription authentication failed");
+                crate::meters::auth_failed(reason.class(), "ws");
                 if self.state.limiter.check_address(self.client_ip).is_err() {
                     return Err((close::TOO_MANY, "Too many failed authentications".into()));
                 }
@@ -370,6 +380,7 @@ impl Connection {
         };
         let who = caller(&rs);
         if let Err(limited) = self.state.limiter.check(&who, 1).await {
+            crate::meters::rate_limited(limited.scope, "ws");
             return Err((
                 close::TOO_MANY,
                 format!(
@@ -423,6 +434,7 @@ impl Connection {
             None => return tokio::spawn(async {}),
         };
         tokio::spawn(async move {
+            let _running = crate::meters::Raised::new("strata_ws_subscriptions");
             let send = |msg: Value| {
                 let out = out.clone();
                 async move {
@@ -453,6 +465,7 @@ impl Connection {
                         .await;
                 }
                 Err(Refused::Limited(limited)) => {
+                    crate::meters::rate_limited(limited.scope, "ws");
                     let secs = limited.retry_after_secs();
                     send(errors(
                         &id,

@@ -271,3 +271,29 @@ pub fn build_provider(config: Option<OpenAiConfig>) -> Result<Arc<dyn LlmProvide
         None => Arc::new(OfflineProvider::new()),
     })
 }
+
+/// The W3C trace context of the current span, as request headers
+/// (`traceparent`, `tracestate`); empty unless traces are exported (the
+/// global propagator is then set).
+pub(crate) fn trace_context() -> reqwest::header::HeaderMap {
+    use tracing_opentelemetry::OpenTelemetrySpanExt as _;
+
+    struct Injector<'a>(&'a mut reqwest::header::HeaderMap);
+    impl opentelemetry::propagation::Injector for Injector<'_> {
+        fn set(&mut self, key: &str, value: String) {
+            if let (Ok(name), Ok(value)) = (
+                reqwest::header::HeaderName::from_bytes(key.as_bytes()),
+                reqwest::header::HeaderValue::from_str(&value),
+            ) {
+                self.0.insert(name, value);
+            }
+        }
+    }
+
+    let mut headers = reqwest::header::HeaderMap::new();
+    let context = tracing::Span::current().context();
+    opentelemetry::global::get_text_map_propagator(|p| {
+        p.inject_context(&context, &mut Injector(&mut headers));
+    });
+    headers
+}

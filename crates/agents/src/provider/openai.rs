@@ -120,6 +120,9 @@ impl OpenAiProvider {
             if let Some(key) = &self.config.api_key {
                 request = request.bearer_auth(key.expose_secret());
             }
+            // The trace of the model call goes with it (`traceparent`),
+            // when traces are exported.
+            request = request.headers(super::trace_context());
             let sent = cancellable(
                 cancel,
                 tokio::time::timeout(self.config.request_timeout, request.send()),
