@@ -167,6 +167,7 @@ impl Pg {
             data_dir: args.data_dir.clone(),
             remove_on_exit: false,
             database: "postgres".into(),
+            ..Default::default()
         };
         let mut embedded = EmbeddedPostgres::start(&opts).await?;
         let admin = seed::connect(

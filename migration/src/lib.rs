@@ -9,6 +9,8 @@
 
 pub use sea_orm_migration::prelude::*;
 
+pub mod citus;
+
 mod m20261122_000001_roles_and_helpers;
 mod m20261122_000002_public_tables;
 mod m20261122_000003_tenant_b_tables;
@@ -22,6 +24,7 @@ mod m20261124_000010_gateway_reads_migration_status;
 mod m20261124_000011_administer_reads;
 mod m20261203_000012_read_only_usage;
 mod m20261203_000013_reporting_views;
+mod m20261203_000014_distribute;
 
 /// All migrations, in order.
 #[derive(Debug)]
@@ -44,6 +47,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261124_000011_administer_reads::Migration),
             Box::new(m20261203_000012_read_only_usage::Migration),
             Box::new(m20261203_000013_reporting_views::Migration),
+            Box::new(m20261203_000014_distribute::Migration),
         ]
     }
 }
@@ -65,19 +69,19 @@ macro_rules! sql_migration {
         #[async_trait::async_trait]
         impl MigrationTrait for Migration {
             async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-                manager
-                    .get_connection()
-                    .execute_unprepared(include_str!(concat!("sql/", $name, ".up.sql")))
-                    .await
-                    .map(|_| ())
+                $crate::citus::run_file(
+                    manager.get_connection(),
+                    include_str!(concat!("sql/", $name, ".up.sql")),
+                )
+                .await
             }
 
             async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-                manager
-                    .get_connection()
-                    .execute_unprepared(include_str!(concat!("sql/", $name, ".down.sql")))
-                    .await
-                    .map(|_| ())
+                $crate::citus::run_file(
+                    manager.get_connection(),
+                    include_str!(concat!("sql/", $name, ".down.sql")),
+                )
+                .await
             }
         }
     };

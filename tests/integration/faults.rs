@@ -65,6 +65,7 @@ async fn postgres_stopped_and_started_under_load_the_gateway_recovers_and_writes
         data_dir: dir.clone(),
         remove_on_exit,
         database: "strata".into(),
+        ..Default::default()
     };
     let first = EmbeddedPostgres::start(&options(false)).await.unwrap();
     let direct = url::Url::parse(first.admin_url().expose_secret()).unwrap();

@@ -11,6 +11,7 @@ mod audit;
 mod auth;
 mod browser;
 mod catalog;
+mod citus;
 mod cost;
 mod deploy;
 mod drift;

@@ -7,6 +7,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+pub mod citus;
 pub mod pgbouncer;
 pub mod redis;
 pub mod tier;
@@ -23,13 +24,25 @@ use tokio::sync::OnceCell;
 
 struct Server {
     /// Superuser URL of the maintenance database, with the database name at
-    /// the end so other databases' URLs can be derived.
+    /// the end so other databases' URLs can be derived. On Citus, the
+    /// coordinator's.
     admin_url: String,
+    /// On Citus, the workers' maintenance databases: every test database
+    /// exists on every node under the same name.
+    workers: Vec<String>,
     template: String,
-    _cluster: Option<EmbeddedPostgres>,
+    _cluster: Vec<EmbeddedPostgres>,
+}
+
+impl Server {
+    /// Every node's maintenance database, the coordinator's first.
+    fn nodes(&self) -> impl Iterator<Item = &str> {
+        std::iter::once(self.admin_url.as_str()).chain(self.workers.iter().map(String::as_str))
+    }
 }
 
 static SERVER: OnceCell<Server> = OnceCell::const_new();
+static CITUS: OnceCell<Server> = OnceCell::const_new();
 
 fn with_database(url: &str, name: &str) -> String {
     let mut u = url::Url::parse(url).expect("a valid database url");
@@ -43,50 +56,111 @@ async fn admin(url: &str) -> DatabaseConnection {
     Database::connect(co).await.expect("connect as admin")
 }
 
-async fn server() -> &'static Server {
-    SERVER
-        .get_or_init(|| async {
-            init_logs();
-            let (admin_url, cluster) = match std::env::var("TEST_DATABASE_URL") {
-                Ok(url) if !url.is_empty() => (url, None),
-                _ => {
-                    let dir = std::env::temp_dir().join(format!(
-                        "strata-test-{}-{}",
-                        std::process::id(),
-                        uuid::Uuid::new_v4().simple()
-                    ));
-                    let pg = EmbeddedPostgres::start(&EmbeddedOptions {
-                        data_dir: dir,
-                        remove_on_exit: true,
-                        database: "postgres".into(),
-                    })
-                    .await
-                    .expect("start the test PostgreSQL cluster");
-                    (pg.admin_url().expose_secret().to_owned(), Some(pg))
-                }
-            };
-            let template = format!(
-                "strata_template_{}_{}",
-                std::process::id(),
-                &uuid::Uuid::new_v4().simple().to_string()[..8]
-            );
-            let conn = admin(&admin_url).await;
-            conn.execute_unprepared(&format!("CREATE DATABASE {template}"))
-                .await
-                .expect("create template database");
-            conn.close().await.ok();
-            let tconn = admin(&with_database(&admin_url, &template)).await;
-            strata_persistence::Migrator::up(&tconn, None)
-                .await
-                .expect("migrate the template database");
-            tconn.close().await.ok();
-            Server {
-                admin_url,
-                template,
-                _cluster: cluster,
-            }
-        })
+/// Which PostgreSQL a test database lives on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    /// One PostgreSQL (the embedded cluster or `TEST_DATABASE_URL`).
+    Single,
+    /// A Citus coordinator with two workers ([`citus`]).
+    Citus,
+}
+
+impl Backend {
+    /// The backend of [`TestDb::migrated`]: Citus under
+    /// `STRATA_TEST_CITUS=1` (CI runs the isolation suites again so),
+    /// otherwise one PostgreSQL.
+    pub fn default_for_tests() -> Self {
+        if std::env::var("STRATA_TEST_CITUS").is_ok_and(|v| v == "1") {
+            Backend::Citus
+        } else {
+            Backend::Single
+        }
+    }
+}
+
+async fn server(backend: Backend) -> &'static Server {
+    match backend {
+        Backend::Single => SERVER.get_or_init(single_server).await,
+        Backend::Citus => CITUS.get_or_init(citus_server).await,
+    }
+}
+
+async fn single_server() -> Server {
+    init_logs();
+    let (admin_url, cluster) = match std::env::var("TEST_DATABASE_URL") {
+        Ok(url) if !url.is_empty() => (url, vec![]),
+        _ => {
+            let pg = EmbeddedPostgres::start(&EmbeddedOptions {
+                data_dir: private_dir("strata-test"),
+                remove_on_exit: true,
+                database: "postgres".into(),
+                ..Default::default()
+            })
+            .await
+            .expect("start the test PostgreSQL cluster");
+            (pg.admin_url().expose_secret().to_owned(), vec![pg])
+        }
+    };
+    let template = template_name();
+    let conn = admin(&admin_url).await;
+    conn.execute_unprepared(&format!("CREATE DATABASE {template}"))
         .await
+        .expect("create template database");
+    conn.close().await.ok();
+    let tconn = admin(&with_database(&admin_url, &template)).await;
+    strata_persistence::Migrator::up(&tconn, None)
+        .await
+        .expect("migrate the template database");
+    tconn.close().await.ok();
+    Server {
+        admin_url,
+        workers: vec![],
+        template,
+        _cluster: cluster,
+    }
+}
+
+async fn citus_server() -> Server {
+    init_logs();
+    assert!(
+        citus::installed(),
+        "the Citus tier needs the citus extension: {}",
+        citus::INSTALL
+    );
+    let (nodes, urls) = citus::start_nodes().await;
+    let ports: Vec<u16> = nodes.iter().map(EmbeddedPostgres::port).collect();
+    let template = template_name();
+    citus::create_database(&urls, &ports, &template).await;
+    let tconn = admin(&with_database(&urls[0], &template)).await;
+    strata_persistence::Migrator::up(&tconn, None)
+        .await
+        .expect("migrate the template database on Citus");
+    tconn.close().await.ok();
+    citus::close_to_connections(&urls, &template).await;
+    let mut urls = urls.into_iter();
+    Server {
+        admin_url: urls.next().expect("a coordinator"),
+        workers: urls.collect(),
+        template,
+        _cluster: nodes,
+    }
+}
+
+/// A new directory under the system's temporary directory, for a cluster.
+pub fn private_dir(prefix: &str) -> std::path::PathBuf {
+    std::env::temp_dir().join(format!(
+        "{prefix}-{}-{}",
+        std::process::id(),
+        uuid::Uuid::new_v4().simple()
+    ))
+}
+
+fn template_name() -> String {
+    format!(
+        "strata_template_{}_{}",
+        std::process::id(),
+        &uuid::Uuid::new_v4().simple().to_string()[..8]
+    )
 }
 
 fn init_logs() {
@@ -105,38 +179,66 @@ pub struct TestDb {
     /// Its name.
     pub name: String,
     admin_url: String,
+    /// On Citus, the workers' maintenance databases (the database exists
+    /// on each).
+    workers: Vec<String>,
     /// Dropped with this handle (false for handles of a database another
     /// handle owns).
     owned: bool,
 }
 
 impl TestDb {
-    /// A fresh database cloned from the migrated template.
+    /// A fresh database cloned from the migrated template, on the
+    /// [default backend](Backend::default_for_tests).
     pub async fn migrated() -> Self {
-        let s = server().await;
+        Self::migrated_on(Backend::default_for_tests()).await
+    }
+
+    /// A fresh database cloned from the migrated template on `backend`.
+    pub async fn migrated_on(backend: Backend) -> Self {
+        let s = server(backend).await;
         Self::create(s, Some(&s.template)).await
     }
 
-    /// A fresh, empty database (no migrations).
+    /// A fresh, empty database (no migrations) on the default backend; on
+    /// Citus it has the extension and knows its workers.
     pub async fn empty() -> Self {
-        Self::create(server().await, None).await
+        Self::empty_on(Backend::default_for_tests()).await
+    }
+
+    /// A fresh, empty database on `backend`.
+    pub async fn empty_on(backend: Backend) -> Self {
+        let s = server(backend).await;
+        let db = Self::create(s, None).await;
+        if backend == Backend::Citus {
+            let urls: Vec<String> = s.nodes().map(str::to_owned).collect();
+            let ports: Vec<u16> = s._cluster.iter().map(EmbeddedPostgres::port).collect();
+            citus::join(&urls, &ports, &db.name).await;
+        }
+        db
+    }
+
+    /// Whether this database is on Citus.
+    pub fn is_citus(&self) -> bool {
+        !self.workers.is_empty()
     }
 
     async fn create(s: &Server, template: Option<&str>) -> Self {
         let name = format!("strata_test_{}", uuid::Uuid::new_v4().simple());
-        let conn = admin(&s.admin_url).await;
         let sql = match template {
             Some(t) => format!("CREATE DATABASE {name} TEMPLATE {t}"),
             None => format!("CREATE DATABASE {name}"),
         };
-        conn.execute_unprepared(&sql)
-            .await
-            .expect("create test database");
-        conn.close().await.ok();
+        for node in s.nodes() {
+            let conn = admin(node).await;
+            citus::retry_while_busy(&conn, &sql, template).await;
+            conn.close().await.ok();
+        }
         Self {
             url: SecretString::from(with_database(&s.admin_url, &name)),
             name,
             admin_url: s.admin_url.clone(),
+            workers: s.workers.clone(),
             owned: true,
         }
     }
@@ -147,6 +249,7 @@ impl TestDb {
             url: self.url.clone(),
             name: self.name.clone(),
             admin_url: self.admin_url.clone(),
+            workers: self.workers.clone(),
             owned: false,
         }
     }
@@ -178,7 +281,9 @@ impl Drop for TestDb {
         if !self.owned {
             return;
         }
-        let admin_url = self.admin_url.clone();
+        let nodes: Vec<String> = std::iter::once(self.admin_url.clone())
+            .chain(self.workers.iter().cloned())
+            .collect();
         let name = self.name.clone();
         // Dropping needs async I/O; do it on a short-lived runtime of its own.
         let _ = std::thread::spawn(move || {
@@ -187,11 +292,15 @@ impl Drop for TestDb {
                 .build()
             {
                 rt.block_on(async {
-                    let conn = admin(&admin_url).await;
-                    let _ = conn
-                        .execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                        .await;
-                    conn.close().await.ok();
+                    for node in nodes {
+                        let conn = admin(&node).await;
+                        let _ = conn
+                            .execute_unprepared(&format!(
+                                "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+                            ))
+                            .await;
+                        conn.close().await.ok();
+                    }
                 });
             }
         })
@@ -223,6 +332,7 @@ pub struct TestAppBuilder {
     secret: Option<String>,
     jwks_url: Option<String>,
     issuer: Option<String>,
+    claims: strata_server::config::ClaimNames,
     audience: Option<String>,
     auth_cache_ttl: Duration,
     llm: Option<strata_agents::OpenAiConfig>,
@@ -244,6 +354,7 @@ impl Default for TestAppBuilder {
             secret: Some(SECRET.to_owned()),
             jwks_url: None,
             issuer: None,
+            claims: Default::default(),
             audience: None,
             auth_cache_ttl: strata_server::config::DEFAULT_AUTH_CACHE_TTL,
             llm: None,
@@ -277,6 +388,12 @@ impl TestAppBuilder {
     /// Require this `iss` (and put it in [`TestApp::token`]'s tokens).
     pub fn issuer(mut self, issuer: impl Into<String>) -> Self {
         self.issuer = Some(issuer.into());
+        self
+    }
+
+    /// Read the organization, e-mail and name from these claims.
+    pub fn claims(mut self, claims: strata_server::config::ClaimNames) -> Self {
+        self.claims = claims;
         self
     }
 
@@ -378,6 +495,7 @@ impl TestAppBuilder {
                 jwks_url: self.jwks_url.clone(),
                 issuer: self.issuer.clone(),
                 audience: self.audience.clone(),
+                claims: self.claims.clone(),
             },
             auth_cache_ttl: self.auth_cache_ttl,
             agents: strata_server::config::AgentsConfig {

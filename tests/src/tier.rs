@@ -19,6 +19,8 @@ pub enum Part {
     Browser,
     /// Node and the client checks' packages (the stock `graphql-ws`).
     Node,
+    /// The citus extension, for a coordinator and two workers.
+    Citus,
 }
 
 impl Part {
@@ -30,6 +32,7 @@ impl Part {
                 "apt-get install chromium nodejs npm && npm ci --prefix tests/browser (or set CHROMIUM)"
             }
             Part::Node => "apt-get install nodejs npm && npm ci --prefix tests/browser",
+            Part::Citus => crate::citus::INSTALL,
         }
     }
 
@@ -45,6 +48,7 @@ impl Part {
             Part::Node => {
                 which("node").is_some() && browser_dir().join("node_modules/graphql-ws").is_dir()
             }
+            Part::Citus => crate::citus::installed(),
         }
     }
 }

@@ -62,7 +62,7 @@ pub enum EmbeddedError {
 }
 
 /// Where and how to run the cluster.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct EmbeddedOptions {
     /// Directory holding the cluster (`pgdata/`) and its password.
     pub data_dir: PathBuf,
@@ -70,6 +70,15 @@ pub struct EmbeddedOptions {
     pub remove_on_exit: bool,
     /// Database to create and return a URL for.
     pub database: String,
+    /// Further server settings, each `name=value`, given to `postgres -c`
+    /// at every start (`shared_preload_libraries=citus`, say).
+    pub settings: Vec<String>,
+    /// Let connections over loopback TCP in without a password, whatever
+    /// their role. Only for a private cluster whose nodes connect to each
+    /// other as the session's role (a Citus coordinator and its workers);
+    /// chosen when the cluster is first initialised. The Unix-domain socket
+    /// still asks for the password.
+    pub trust_loopback: bool,
 }
 
 /// A running private cluster.
@@ -169,7 +178,10 @@ fn command(program: impl AsRef<std::ffi::OsStr>, user: Option<&RunAs>, cwd: &Pat
         .env_remove("PGPORT")
         .env_remove("PGHOST");
     if let Some(u) = user {
-        cmd.uid(u.uid).gid(u.gid);
+        // The server's own client connections (an extension's, between
+        // Citus nodes) look for certificates under $HOME, which must be
+        // the cluster user's, not ours.
+        cmd.uid(u.uid).gid(u.gid).env("HOME", cwd);
     }
     cmd
 }
@@ -408,8 +420,12 @@ impl EmbeddedPostgres {
                     "UTF8",
                     "--locale=C",
                     "--auth-local=scram-sha-256",
-                    "--auth-host=scram-sha-256",
                 ])
+                .arg(if opts.trust_loopback {
+                    "--auth-host=trust"
+                } else {
+                    "--auth-host=scram-sha-256"
+                })
                 .arg(format!("--pwfile={}", pwfile.display()))
                 .stdin(Stdio::null())
                 .output()
@@ -479,15 +495,17 @@ impl EmbeddedPostgres {
         opts: &EmbeddedOptions,
     ) -> Result<(Child, ChildStdin), EmbeddedError> {
         // $1 postgres, $2 PGDATA, $3 port, $4 log, $5 directory to remove,
-        // $6 unix_socket_directories (empty: no socket).
+        // $6 unix_socket_directories (empty: no socket), then further
+        // `-c name=value` arguments.
         const WATCHDOG: &str = r#"
-"$1" -D "$2" -p "$3" -c listen_addresses=127.0.0.1 -c "unix_socket_directories=$6" \
-     -c max_connections=200 -c fsync=off -c synchronous_commit=off >>"$4" 2>&1 &
+bin=$1; pgdata=$2; port=$3; log=$4; remove=$5; sockets=$6; shift 6
+"$bin" -D "$pgdata" -p "$port" -c listen_addresses=127.0.0.1 -c "unix_socket_directories=$sockets" \
+     -c max_connections=200 -c fsync=off -c synchronous_commit=off "$@" >>"$log" 2>&1 &
 pid=$!
 read _ignored
 kill -INT "$pid" 2>/dev/null
 wait "$pid"
-if [ -n "$5" ]; then rm -rf "$5"; fi
+if [ -n "$remove" ]; then rm -rf "$remove"; fi
 "#;
         let remove = if opts.remove_on_exit {
             paths.data_dir.as_os_str().to_owned()
@@ -504,6 +522,7 @@ if [ -n "$5" ]; then rm -rf "$5"; fi
             .arg(paths.log)
             .arg(remove)
             .arg(socket_directories_setting(paths.socket_dir))
+            .args(opts.settings.iter().flat_map(|s| ["-c", s.as_str()]))
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -554,6 +573,14 @@ if [ -n "$5" ]; then rm -rf "$5"; fi
     /// [`Self::admin_url`] over loopback TCP, for comparing the transports.
     pub fn tcp_admin_url(&self) -> &SecretString {
         &self.tcp_admin_url
+    }
+
+    /// The TCP port the cluster listens on (127.0.0.1).
+    pub fn port(&self) -> u16 {
+        self.tcp_admin_url
+            .expose_secret()
+            .parse::<PgConnectOptions>()
+            .map_or(0, |o| o.get_port())
     }
 
     /// Where the cluster lives.

@@ -28,7 +28,7 @@ pub async fn provision_user(
         DbBackend::Postgres,
         r#"WITH ins AS (
                INSERT INTO public.users (id, email) VALUES ($1, $2)
-               ON CONFLICT (id) DO UPDATE SET email = excluded.email, last_seen_at = now()
+               ON CONFLICT (id) DO UPDATE SET email = excluded.email, last_seen_at = excluded.last_seen_at
                    WHERE excluded.email IS NOT NULL AND users.email IS DISTINCT FROM excluded.email
                RETURNING id, email, created_at
            )
@@ -51,26 +51,28 @@ pub async fn provision_user(
 }
 
 /// The user's memberships, each with its client assignments.
+///
+/// Two statements rather than one outer join: memberships are read before
+/// any organization is known (on Citus a reference table, present on every
+/// node), client assignments are an agency's rows (distributed by
+/// organization), and Citus plans no outer join from the one to the other.
+/// The second statement runs only for a user with an agency membership and
+/// names those organizations, so it reaches only their shards.
 pub async fn memberships(tx: &AuthTx, user: UserId) -> Result<Vec<Membership>, DomainError> {
     let stmt = Statement::from_sql_and_values(
         DbBackend::Postgres,
-        r#"SELECT m.org_id, m.org_type, m.role, m.created_at,
-                  coalesce(array_agg(ca.client_id ORDER BY ca.client_id)
-                           FILTER (WHERE ca.client_id IS NOT NULL), '{}') AS client_ids
+        r#"SELECT m.org_id, m.org_type, m.role, m.created_at
            FROM public.memberships m
-           LEFT JOIN tenant_b.client_assignments ca
-                  ON ca.org_id = m.org_id AND ca.user_id = m.user_id
            WHERE m.user_id = $1
-           GROUP BY m.org_id, m.org_type, m.role, m.created_at
            ORDER BY m.created_at, m.org_id"#,
         [user.as_uuid().into()],
     );
     let rows = tx.conn().query_all_raw(stmt).await.map_err(map_db_err)?;
-    rows.into_iter()
+    let mut out = rows
+        .into_iter()
         .map(|row| {
             let org_type: String = row.try_get("", "org_type").map_err(map_db_err)?;
             let role: String = row.try_get("", "role").map_err(map_db_err)?;
-            let client_ids: Vec<Uuid> = row.try_get("", "client_ids").map_err(map_db_err)?;
             Ok(Membership {
                 org_id: OrgId::from_uuid(row.try_get("", "org_id").map_err(map_db_err)?),
                 org_type: OrgType::parse(&org_type).ok_or_else(|| {
@@ -79,11 +81,34 @@ pub async fn memberships(tx: &AuthTx, user: UserId) -> Result<Vec<Membership>, D
                 user_id: user,
                 role: Role::parse(&role)
                     .ok_or_else(|| DomainError::Internal(format!("unknown role {role}").into()))?,
-                client_ids: client_ids.into_iter().map(ClientId::from_uuid).collect(),
+                client_ids: Vec::new(),
                 created_at: row.try_get("", "created_at").map_err(map_db_err)?,
             })
         })
-        .collect()
+        .collect::<Result<Vec<_>, DomainError>>()?;
+    let agencies: Vec<Uuid> = out
+        .iter()
+        .filter(|m| m.org_type == OrgType::Agency)
+        .map(|m| m.org_id.as_uuid())
+        .collect();
+    if agencies.is_empty() {
+        return Ok(out);
+    }
+    let stmt = Statement::from_sql_and_values(
+        DbBackend::Postgres,
+        r#"SELECT org_id, client_id FROM tenant_b.client_assignments
+           WHERE org_id = ANY($1) AND user_id = $2
+           ORDER BY org_id, client_id"#,
+        [agencies.into(), user.as_uuid().into()],
+    );
+    for row in tx.conn().query_all_raw(stmt).await.map_err(map_db_err)? {
+        let org: Uuid = row.try_get("", "org_id").map_err(map_db_err)?;
+        let client: Uuid = row.try_get("", "client_id").map_err(map_db_err)?;
+        if let Some(m) = out.iter_mut().find(|m| m.org_id.as_uuid() == org) {
+            m.client_ids.push(ClientId::from_uuid(client));
+        }
+    }
+    Ok(out)
 }
 
 /// A presented API key, as `app_auth` sees it (only the row whose hash was

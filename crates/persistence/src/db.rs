@@ -119,6 +119,8 @@ pub struct Db {
     waiting: Arc<AtomicU64>,
     /// Where tenant transactions report their database time.
     meter: Option<TenantMeter>,
+    /// The database is a Citus coordinator: see [`Db::is_citus`].
+    citus: bool,
 }
 
 impl Db {
@@ -137,8 +139,12 @@ impl Db {
             .test_before_acquire_if_idle_for(Duration::from_secs(30))
             .sqlx_logging(false);
         let conn = Database::connect(co).await?;
+        // Unreadable (a database not yet created, say) counts as plain
+        // PostgreSQL; the extension is created before Strata migrates.
+        let citus = migration::citus::is_citus(&conn).await.unwrap_or(false);
         Ok(Self {
             conn,
+            citus,
             statement_timeout_ms: opts
                 .statement_timeout
                 .filter(|t| !t.is_zero())
@@ -208,6 +214,15 @@ impl Db {
 
     /// Whether a pooler in transaction mode sits between the pool and the
     /// database: see [`PoolOptions::transaction_pooling`].
+    /// Whether the database is a Citus coordinator. Transactions then
+    /// open with `app.begin_request()`, whose `SET LOCAL`s Citus forwards
+    /// to the workers one by one (it forwards a `SET LOCAL` by the text of
+    /// the message that held it, and the usual first message holds ten
+    /// statements).
+    pub fn is_citus(&self) -> bool {
+        self.citus
+    }
+
     pub(crate) fn transaction_pooling(&self) -> bool {
         self.transaction_pooling
     }

@@ -31,6 +31,9 @@ pub async fn renew_leases(db: &Db, held: &[(OrgId, OutputId)]) -> Result<u64, Do
     }
     let orgs = uuid_array(held.iter().map(|(org, _)| org.as_uuid()));
     let ids = uuid_array(held.iter().map(|(_, id)| id.as_uuid()));
+    if db.is_citus() {
+        return citus::renew_leases(db, orgs, ids).await;
+    }
     let renew = |table: &str, name: &str| {
         format!(
             "{name}_rows AS (SELECT o.org_id, o.id FROM {table} o \
@@ -77,6 +80,9 @@ pub async fn fail_stale(
     held: &[OutputId],
 ) -> Result<Vec<(OrgId, OutputId)>, DomainError> {
     let held = uuid_array(held.iter().map(|id| id.as_uuid()));
+    if db.is_citus() {
+        return citus::fail_stale(db, reason, stale_after, held).await;
+    }
     let fail = |table: &str, name: &str| {
         format!(
             "{name}_rows AS (SELECT org_id, id FROM {table} \
@@ -250,6 +256,9 @@ pub async fn fail_orphaned(
     held: &[OutputId],
 ) -> Result<Vec<(OrgId, OutputId)>, DomainError> {
     let held = uuid_array(held.iter().map(|id| id.as_uuid()));
+    if db.is_citus() {
+        return citus::fail_orphaned(db, reason, held).await;
+    }
     let fail = |table: &str, name: &str| {
         format!(
             "{name}_rows AS MATERIALIZED (SELECT org_id, id FROM {table} \
@@ -309,14 +318,171 @@ where
     F: FnOnce(RequestTx) -> Fut,
     Fut: std::future::Future<Output = Result<(RequestTx, T), sea_orm::DbErr>>,
 {
-    let message = format!(
-        "BEGIN; SET TRANSACTION ISOLATION LEVEL SERIALIZABLE; \
-         SET TRANSACTION ISOLATION LEVEL READ COMMITTED; SET LOCAL ROLE {role}"
-    );
+    // On Citus, `set_config()`: a `SET LOCAL` would reach the workers as
+    // the whole message, and the workers are reached as the role anyway.
+    let message = if db.is_citus() {
+        format!(
+            "{}; SELECT pg_catalog.set_config('role', '{role}', true)",
+            crate::tx::begin_statements(false)
+        )
+    } else {
+        format!(
+            "{}; SET LOCAL ROLE {role}",
+            crate::tx::begin_statements(false)
+        )
+    };
     let txn = RequestTx::begin_with(db, message, false)
         .await
         .map_err(map_db_err)?;
     let (txn, out) = work(txn).await.map_err(map_db_err)?;
     txn.commit().await.map_err(map_db_err)?;
     Ok(out)
+}
+
+/// The sweeps on a Citus coordinator, where the run tables are distributed:
+/// Citus runs no `FOR UPDATE` across shards, so rows another transaction is
+/// changing are waited for rather than skipped (a run's end is one short
+/// transaction), and the advisory locks that mark executing runs, which
+/// live on the coordinator, are tried there, on the candidates the workers
+/// returned, before the update names those runs one by one.
+mod citus {
+    use sea_orm::{ConnectionTrait, DbBackend, FromQueryResult, Statement, Value};
+    use strata_domain::{DomainError, OrgId, OutputId};
+    use uuid::Uuid;
+
+    use super::{RUN_LOCK_CLASS, SQL_LOCK_KEY, as_role};
+    use crate::Db;
+    use crate::repo::uuid_array;
+
+    const TABLES: [&str; 2] = ["public.agent_outputs", "tenant_b.outputs"];
+
+    #[derive(FromQueryResult)]
+    struct Run {
+        org_id: Uuid,
+        id: Uuid,
+    }
+
+    fn statement(sql: String, values: Vec<Value>) -> Statement {
+        Statement::from_sql_and_values(DbBackend::Postgres, sql, values)
+    }
+
+    pub(super) async fn renew_leases(
+        db: &Db,
+        orgs: String,
+        ids: String,
+    ) -> Result<u64, DomainError> {
+        as_role(db, "app_lease", |txn| async move {
+            let mut n = 0;
+            for table in TABLES {
+                n += txn
+                    .execute_raw(statement(
+                        format!(
+                            "UPDATE {table} SET heartbeat_at = now() \
+                             WHERE org_id = ANY ($1::uuid[]) AND id = ANY ($2::uuid[])"
+                        ),
+                        vec![orgs.clone().into(), ids.clone().into()],
+                    ))
+                    .await?
+                    .rows_affected();
+            }
+            Ok((txn, n))
+        })
+        .await
+    }
+
+    pub(super) async fn fail_stale(
+        db: &Db,
+        reason: &str,
+        stale_after: std::time::Duration,
+        held: String,
+    ) -> Result<Vec<(OrgId, OutputId)>, DomainError> {
+        let reason = reason.to_owned();
+        as_role(db, "app_maint", |txn| async move {
+            let mut failed = Vec::new();
+            for table in TABLES {
+                failed.extend(
+                    Run::find_by_statement(statement(
+                        format!(
+                            "UPDATE {table} SET status = 'FAILED', error = $1, finished_at = now() \
+                             WHERE status IN ('QUEUED', 'RUNNING') \
+                             AND coalesce(heartbeat_at, started_at, created_at) \
+                                 <= now() - make_interval(secs => $2) \
+                             AND id <> ALL ($3::uuid[]) RETURNING org_id, id"
+                        ),
+                        vec![
+                            reason.clone().into(),
+                            stale_after.as_secs_f64().into(),
+                            held.clone().into(),
+                        ],
+                    ))
+                    .all(&txn)
+                    .await?,
+                );
+            }
+            Ok((txn, pairs(failed)))
+        })
+        .await
+    }
+
+    pub(super) async fn fail_orphaned(
+        db: &Db,
+        reason: &str,
+        held: String,
+    ) -> Result<Vec<(OrgId, OutputId)>, DomainError> {
+        let reason = reason.to_owned();
+        as_role(db, "app_maint", |txn| async move {
+            let mut failed = Vec::new();
+            for table in TABLES {
+                let running = Run::find_by_statement(statement(
+                    format!(
+                        "SELECT org_id, id FROM {table} \
+                         WHERE status = 'RUNNING' AND id <> ALL ($1::uuid[])"
+                    ),
+                    vec![held.clone().into()],
+                ))
+                .all(&txn)
+                .await?;
+                if running.is_empty() {
+                    continue;
+                }
+                // On the coordinator: a lock taken here is held to commit,
+                // so the run's executor cannot take it meanwhile.
+                let free = Run::find_by_statement(statement(
+                    format!(
+                        "SELECT org_id, id FROM unnest($1::uuid[], $2::uuid[]) AS r(org_id, id) \
+                         WHERE pg_try_advisory_xact_lock($3, {SQL_LOCK_KEY})"
+                    ),
+                    vec![
+                        uuid_array(running.iter().map(|r| r.org_id)).into(),
+                        uuid_array(running.iter().map(|r| r.id)).into(),
+                        RUN_LOCK_CLASS.into(),
+                    ],
+                ))
+                .all(&txn)
+                .await?;
+                for run in free {
+                    failed.extend(
+                        Run::find_by_statement(statement(
+                            format!(
+                                "UPDATE {table} SET status = 'FAILED', error = $1, finished_at = now() \
+                                 WHERE org_id = $2 AND id = $3 AND status = 'RUNNING' \
+                                 RETURNING org_id, id"
+                            ),
+                            vec![reason.clone().into(), run.org_id.into(), run.id.into()],
+                        ))
+                        .all(&txn)
+                        .await?,
+                    );
+                }
+            }
+            Ok((txn, pairs(failed)))
+        })
+        .await
+    }
+
+    fn pairs(runs: Vec<Run>) -> Vec<(OrgId, OutputId)> {
+        runs.into_iter()
+            .map(|r| (OrgId::from_uuid(r.org_id), OutputId::from_uuid(r.id)))
+            .collect()
+    }
 }

@@ -97,13 +97,7 @@ const fn bool_text(b: bool) -> &'static str {
 /// transaction and committing its writes.
 fn begin_message(s: &Settings<'_>, read_only: bool, timeout_ms: Option<u64>) -> String {
     let mut sql = String::with_capacity(640);
-    sql.push_str(if read_only {
-        "BEGIN READ ONLY; SET TRANSACTION ISOLATION LEVEL SERIALIZABLE; \
-         SET TRANSACTION ISOLATION LEVEL REPEATABLE READ"
-    } else {
-        "BEGIN; SET TRANSACTION ISOLATION LEVEL SERIALIZABLE; \
-         SET TRANSACTION ISOLATION LEVEL READ COMMITTED"
-    });
+    sql.push_str(begin_statements(read_only));
     let uuid_text = |u: Option<Uuid>| u.map(|u| u.to_string()).unwrap_or_default();
     push_set(&mut sql, "app.org_id", &uuid_text(s.org_id));
     push_set(&mut sql, "app.user_id", &uuid_text(s.user_id));
@@ -134,6 +128,70 @@ fn begin_message(s: &Settings<'_>, read_only: bool, timeout_ms: Option<u64>) -> 
     }
     sql.push_str("; SET LOCAL ROLE ");
     sql.push_str(s.role);
+    sql
+}
+
+/// `BEGIN` and the isolation level set twice (see [`begin_message`]).
+pub(crate) const fn begin_statements(read_only: bool) -> &'static str {
+    if read_only {
+        "BEGIN READ ONLY; SET TRANSACTION ISOLATION LEVEL SERIALIZABLE; \
+         SET TRANSACTION ISOLATION LEVEL REPEATABLE READ"
+    } else {
+        "BEGIN; SET TRANSACTION ISOLATION LEVEL SERIALIZABLE; \
+         SET TRANSACTION ISOLATION LEVEL READ COMMITTED"
+    }
+}
+
+/// [`begin_message`] for a Citus coordinator: the same settings, set by
+/// `app.begin_request()`, whose `SET LOCAL`s each reach the workers as a
+/// statement of their own once `citus.propagate_set_commands` is `local`
+/// (turned on with `set_config()`, after the isolation level: Citus
+/// forwards a `SET` by the text of the message that held it, which here
+/// holds the call itself); the statement timeout with `set_config()`,
+/// which stays on the coordinator (whose cancel stops the workers' parts).
+/// The workers' part of a transaction runs at Citus's own isolation level,
+/// `READ COMMITTED`.
+fn begin_message_citus(s: &Settings<'_>, read_only: bool, timeout_ms: Option<u64>) -> String {
+    let uuid_text = |u: Option<Uuid>| u.map(|u| u.to_string()).unwrap_or_default();
+    let mut list = String::from("{");
+    for (i, id) in s.client_ids.unwrap_or_default().iter().enumerate() {
+        if i > 0 {
+            list.push(',');
+        }
+        list.push_str(&id.as_uuid().to_string());
+    }
+    list.push('}');
+    let mut sql = String::with_capacity(640);
+    sql.push_str(begin_statements(read_only));
+    sql.push_str(
+        "; SELECT pg_catalog.set_config('citus.propagate_set_commands', 'local', true)\
+         ; SELECT app.begin_request(",
+    );
+    push_literal(&mut sql, s.role);
+    for (value, cast) in [
+        (uuid_text(s.org_id), "::uuid"),
+        (uuid_text(s.user_id), "::uuid"),
+        (list, "::uuid[]"),
+        (bool_text(s.client_ids.is_none()).to_owned(), "::boolean"),
+        (bool_text(s.can_write).to_owned(), "::boolean"),
+        (s.api_key_hash.unwrap_or_default().to_owned(), "::text"),
+        (s.request_id.to_owned(), "::text"),
+        (bool_text(s.can_administer).to_owned(), "::boolean"),
+    ] {
+        sql.push_str(", ");
+        if value.is_empty() && cast == "::uuid" {
+            sql.push_str("NULL::uuid");
+        } else {
+            push_literal(&mut sql, &value);
+            sql.push_str(cast);
+        }
+    }
+    sql.push(')');
+    if let Some(ms) = timeout_ms {
+        sql.push_str("; SELECT pg_catalog.set_config('statement_timeout', ");
+        push_literal(&mut sql, &format!("{ms}ms"));
+        sql.push_str(", true)");
+    }
     sql
 }
 
@@ -243,7 +301,11 @@ pub(crate) struct RequestTx {
 
 impl RequestTx {
     async fn begin(db: &Db, settings: &Settings<'_>, read_only: bool) -> Result<Self, DbErr> {
-        let message = begin_message(settings, read_only, db.statement_timeout_ms());
+        let message = if db.is_citus() {
+            begin_message_citus(settings, read_only, db.statement_timeout_ms())
+        } else {
+            begin_message(settings, read_only, db.statement_timeout_ms())
+        };
         Self::begin_with(db, message, read_only).await
     }
 
@@ -700,5 +762,31 @@ mod tests {
         assert!(sql.contains(r"SET LOCAL app.request_id = E'a''b\\c;_SET_ROLE_x_'"));
         assert!(sql.contains("SET LOCAL statement_timeout = E'250ms'"));
         assert!(sql.ends_with("; SET LOCAL ROLE app_auth"));
+    }
+
+    #[test]
+    fn the_citus_first_message_calls_begin_request_with_literals() {
+        let ids = [strata_domain::ClientId::from_uuid(Uuid::nil())];
+        let settings = Settings {
+            role: "app_agency",
+            org_id: Some(Uuid::nil()),
+            user_id: None,
+            client_ids: Some(&ids),
+            can_write: true,
+            can_administer: false,
+            api_key_hash: None,
+            request_id: "r'1",
+        };
+        let sql = begin_message_citus(&settings, false, Some(250));
+        assert_eq!(
+            sql,
+            "BEGIN; SET TRANSACTION ISOLATION LEVEL SERIALIZABLE; \
+             SET TRANSACTION ISOLATION LEVEL READ COMMITTED; \
+             SELECT pg_catalog.set_config('citus.propagate_set_commands', 'local', true); \
+             SELECT app.begin_request(E'app_agency', E'00000000-0000-0000-0000-000000000000'::uuid, \
+             NULL::uuid, E'{00000000-0000-0000-0000-000000000000}'::uuid[], E'false'::boolean, \
+             E'true'::boolean, E''::text, E'r''1'::text, E'false'::boolean); \
+             SELECT pg_catalog.set_config('statement_timeout', E'250ms', true)"
+        );
     }
 }

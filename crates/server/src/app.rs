@@ -38,6 +38,7 @@ impl Database {
                     data_dir: dir.clone(),
                     remove_on_exit: false,
                     database: "strata".into(),
+                    ..Default::default()
                 })
                 .await?;
                 tracing::info!(data_dir = %pg.data_dir().display(), "embedded postgresql started");

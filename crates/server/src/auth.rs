@@ -24,6 +24,7 @@ use strata_persistence::Db;
 use strata_persistence::context::{self, LoadedUser, ResolveError, ResolvedUser};
 
 use crate::config::JwtConfig;
+use uuid::Uuid;
 
 /// Clock skew allowed on `exp` and `nbf`, in seconds.
 const LEEWAY_SECS: u64 = 30;
@@ -72,20 +73,42 @@ pub struct Claims {
     pub aud: Option<String>,
 }
 
-/// The claims Strata reads from a verified token. `exp`, `nbf`, `iss` and
-/// `aud` are checked by the validation, whatever their shape (`aud` may be a
-/// list), and not read again.
-#[derive(Deserialize)]
-struct TokenClaims {
-    sub: String,
-    /// Read again only to know how long the verified token may be
-    /// remembered.
-    #[serde(default)]
-    exp: Option<f64>,
-    #[serde(default)]
-    org_id: Option<String>,
-    #[serde(default)]
-    email: Option<String>,
+/// Longest `sub` accepted: identity providers' subjects are short
+/// (`auth0|64f0...`, a Google number, a Keycloak UUID).
+const SUB_MAX_LEN: usize = 255;
+
+/// Names the user ids that Strata derives from a non-UUID `sub` (UUID v5
+/// of the issuer and subject), so that the same subject always maps to the
+/// same user.
+const SUBJECT_NAMESPACE: Uuid = Uuid::from_u128(0x5f1d_7c2e_93a4_4b0e_8d61_2c7a_0e94_b3f5);
+
+/// The user id for a token's subject: a UUID `sub` is the user id itself
+/// (users who signed in with such tokens keep their rows); any other
+/// subject maps to a stable UUID derived from the issuer and the subject,
+/// so two providers' equal subjects stay two users.
+pub fn user_id_for_subject(issuer: Option<&str>, sub: &str) -> UserId {
+    if let Ok(id) = sub.parse::<UserId>() {
+        return id;
+    }
+    let mut name = Vec::with_capacity(issuer.map_or(0, str::len) + 1 + sub.len());
+    name.extend_from_slice(issuer.unwrap_or_default().as_bytes());
+    name.push(0);
+    name.extend_from_slice(sub.as_bytes());
+    UserId::from_uuid(Uuid::new_v5(&SUBJECT_NAMESPACE, &name))
+}
+
+/// A string claim by name: `None` when absent, null or empty; an error
+/// when present with another type.
+fn string_claim<'a>(
+    claims: &'a serde_json::Map<String, serde_json::Value>,
+    name: &str,
+) -> Result<Option<&'a str>, AuthError> {
+    match claims.get(name) {
+        None | Some(serde_json::Value::Null) => Ok(None),
+        Some(serde_json::Value::String(s)) if s.is_empty() => Ok(None),
+        Some(serde_json::Value::String(s)) => Ok(Some(s)),
+        Some(_) => Err(invalid(format!("{name} is not a string"))),
+    }
 }
 
 /// A verified user credential.
@@ -97,6 +120,11 @@ pub struct VerifiedUser {
     pub org_id: Option<OrgId>,
     /// E-mail, if the token carried one.
     pub email: Option<String>,
+    /// Whether the provider verified that e-mail (`email_verified`), when
+    /// the token says.
+    pub email_verified: Option<bool>,
+    /// Display name, if the token carried one.
+    pub name: Option<String>,
 }
 
 /// Why a credential was refused. The variants are for logs; clients see one
@@ -157,6 +185,8 @@ pub struct Verifier {
     hs256: Option<DecodingKey>,
     jwks: Option<Arc<Jwks>>,
     validations: Validations,
+    /// Which claims carry the organization, e-mail and name.
+    claims: crate::config::ClaimNames,
     /// Tokens verified in the last few seconds, by their exact text, with
     /// the instant their `exp` passes. Checking a signature and decoding
     /// the claims is most of the cost of authenticating a request, and
@@ -235,6 +265,7 @@ impl Verifier {
                 .map(|s| DecodingKey::from_secret(s.expose_secret().as_bytes())),
             jwks,
             validations: Validations::new(cfg),
+            claims: cfg.claims.clone(),
             verified: None,
         })
     }
@@ -333,26 +364,44 @@ impl Verifier {
             .validations
             .get(header.alg)
             .ok_or_else(|| invalid("algorithm not accepted"))?;
-        let claims = jsonwebtoken::decode::<TokenClaims>(token, key, validation)
-            .map_err(|e| invalid(e.to_string()))?
-            .claims;
-        let user_id = claims
-            .sub
-            .parse::<UserId>()
-            .map_err(|_| invalid("sub is not a uuid"))?;
-        let org_id = claims
-            .org_id
-            .as_deref()
+        let claims = jsonwebtoken::decode::<serde_json::Map<String, serde_json::Value>>(
+            token, key, validation,
+        )
+        .map_err(|e| invalid(e.to_string()))?
+        .claims;
+        let sub = string_claim(&claims, "sub")?.ok_or_else(|| invalid("sub is empty"))?;
+        if sub.len() > SUB_MAX_LEN || sub.chars().any(char::is_control) {
+            return Err(invalid("sub is too long or holds control characters"));
+        }
+        let issuer = string_claim(&claims, "iss").ok().flatten();
+        let user_id = user_id_for_subject(issuer, sub);
+        let org_id = string_claim(&claims, &self.claims.org)?
             .map(str::parse::<OrgId>)
             .transpose()
-            .map_err(|_| invalid("org_id is not a uuid"))?;
+            .map_err(|_| invalid(format!("{} is not a uuid", self.claims.org)))?;
+        let email = string_claim(&claims, &self.claims.email)?
+            .filter(|e| e.len() <= 320 && e.contains('@'))
+            .map(str::to_owned);
+        let email_verified = match claims.get("email_verified") {
+            Some(serde_json::Value::Bool(b)) => Some(*b),
+            // Some providers (Cognito, older Okta) send it as a string.
+            Some(serde_json::Value::String(s)) => Some(s == "true"),
+            _ => None,
+        };
+        let name = string_claim(&claims, &self.claims.name)
+            .ok()
+            .flatten()
+            .map(|n| n.chars().take(200).collect::<String>());
+        let exp = claims.get("exp").and_then(serde_json::Value::as_f64);
         Ok((
             VerifiedUser {
                 user_id,
                 org_id,
-                email: claims.email.filter(|e| !e.is_empty() && e.len() <= 320),
+                email,
+                email_verified,
+                name,
             },
-            claims.exp,
+            exp,
         ))
     }
 }
@@ -783,6 +832,7 @@ mod tests {
             jwks_url: None,
             issuer: None,
             audience: None,
+            claims: Default::default(),
         };
         let v = Verifier::new(&cfg).expect("valid config").remember_for(ttl);
         (v, secret)

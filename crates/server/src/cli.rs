@@ -54,6 +54,30 @@ struct Global {
     /// Required token audience (`aud`).
     #[arg(long, env = "STRATA_JWT_AUDIENCE", global = true)]
     jwt_audience: Option<String>,
+    /// Claim naming the organization (a namespaced URL claim works too).
+    #[arg(
+        long,
+        env = "STRATA_JWT_ORG_CLAIM",
+        default_value = "org_id",
+        global = true
+    )]
+    jwt_org_claim: String,
+    /// Claim carrying the user's e-mail.
+    #[arg(
+        long,
+        env = "STRATA_JWT_EMAIL_CLAIM",
+        default_value = "email",
+        global = true
+    )]
+    jwt_email_claim: String,
+    /// Claim carrying the user's display name.
+    #[arg(
+        long,
+        env = "STRATA_JWT_NAME_CLAIM",
+        default_value = "name",
+        global = true
+    )]
+    jwt_name_claim: String,
     /// Tracing filter.
     #[arg(long, env = "STRATA_LOG", default_value = "info", global = true)]
     log: String,
@@ -344,6 +368,11 @@ impl Global {
             jwks_url: self.jwks_url(),
             issuer: self.jwt_issuer.clone(),
             audience: self.jwt_audience.clone(),
+            claims: crate::config::ClaimNames {
+                org: self.jwt_org_claim.clone(),
+                email: self.jwt_email_claim.clone(),
+                name: self.jwt_name_claim.clone(),
+            },
         }
     }
 

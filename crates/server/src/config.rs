@@ -37,6 +37,32 @@ pub struct JwtConfig {
     pub issuer: Option<String>,
     /// Required `aud`, when set.
     pub audience: Option<String>,
+    /// Which claims carry the organization, e-mail and name.
+    pub claims: ClaimNames,
+}
+
+/// The names of the claims Strata reads beside `sub`, `exp` and
+/// `email_verified`. Identity providers differ: Auth0 puts custom claims
+/// under a namespace URL (`https://example.com/org_id`), Keycloak and Okta
+/// under names of the operator's choosing.
+#[derive(Clone, Debug)]
+pub struct ClaimNames {
+    /// The organization the token names (default `org_id`).
+    pub org: String,
+    /// The user's e-mail (default `email`).
+    pub email: String,
+    /// The user's display name (default `name`).
+    pub name: String,
+}
+
+impl Default for ClaimNames {
+    fn default() -> Self {
+        Self {
+            org: "org_id".into(),
+            email: "email".into(),
+            name: "name".into(),
+        }
+    }
 }
 
 /// How agent runs execute.

@@ -378,6 +378,7 @@ fn two_gateway_processes_share_one_rate_limit_through_redis() {
                 data_dir: dir,
                 remove_on_exit: true,
                 database: "strata".into(),
+                ..Default::default()
             },
         ))
         .expect("start PostgreSQL");
@@ -486,6 +487,7 @@ fn audit_exits_0_clean_1_on_findings_and_2_when_it_cannot_run() {
                 data_dir: dir,
                 remove_on_exit: true,
                 database: "strata".into(),
+                ..Default::default()
             },
         ))
         .expect("start PostgreSQL");
@@ -684,6 +686,7 @@ fn traces_continue_the_callers_trace_and_reach_an_otlp_receiver() {
                 data_dir: dir,
                 remove_on_exit: true,
                 database: "strata".into(),
+                ..Default::default()
             },
         ))
         .expect("start PostgreSQL");
@@ -859,6 +862,7 @@ fn sigterm_finishes_requests_in_flight_closes_websockets_with_1001_and_exits_0()
                 data_dir: dir,
                 remove_on_exit: true,
                 database: "strata".into(),
+                ..Default::default()
             },
         ))
         .expect("start PostgreSQL");

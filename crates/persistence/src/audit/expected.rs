@@ -83,6 +83,8 @@ pub async fn catalog_lines(cat: &impl Catalog) -> Result<Vec<String>, DbErr> {
            FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
            CROSS JOIN LATERAL aclexplode(coalesce(c.relacl, acldefault(CASE WHEN c.relkind = 'S' THEN 's' ELSE 'r' END::\"char\", c.relowner))) a
           WHERE c.relkind IN ('r', 'p', 'v', 'm', 'S') AND n.nspname IN ('public', 'tenant_b', 'app') AND {ours}
+            AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass
+                            AND d.objid = c.oid AND d.deptype = 'e')
          UNION ALL
          SELECT 'column ' || {who} || ' ' || {priv_} || ' ' || n.nspname || '.' || c.relname || '.' || att.attname
            FROM pg_attribute att JOIN pg_class c ON c.oid = att.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace
@@ -94,6 +96,8 @@ pub async fn catalog_lines(cat: &impl Catalog) -> Result<Vec<String>, DbErr> {
            FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
            CROSS JOIN LATERAL aclexplode(coalesce(p.proacl, acldefault('f', p.proowner))) a
           WHERE n.nspname IN ('public', 'tenant_b', 'app') AND {ours}
+            AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_proc'::regclass
+                            AND d.objid = p.oid AND d.deptype = 'e')
          UNION ALL
          SELECT 'schema ' || {who} || ' ' || {priv_} || ' ' || n.nspname
            FROM pg_namespace n
@@ -117,4 +121,92 @@ pub fn render(lines: &[String]) -> String {
         out.push('\n');
     }
     out
+}
+
+/// A policy line: `policy <table> <name> <PERMISSIVE|RESTRICTIVE> <cmd> to
+/// <roles> using (<expr>) check (<expr>)`, read back.
+fn parse_policy(line: &str) -> Option<(String, migration::citus::Policy)> {
+    let rest = line.strip_prefix("policy ")?;
+    let mut words = rest.splitn(6, ' ');
+    let table = words.next()?.to_owned();
+    let name = words.next()?.to_owned();
+    let permissive = words.next()? == "PERMISSIVE";
+    let cmd = words.next()?.to_owned();
+    if words.next()? != "to" {
+        return None;
+    }
+    let tail = words.next()?;
+    let (roles, exprs) = tail.split_once(" using (")?;
+    let (using, check) = exprs.rsplit_once(") check (")?;
+    let check = check.strip_suffix(')')?;
+    let some = |e: &str| (!e.is_empty()).then(|| e.to_owned());
+    Some((
+        table,
+        migration::citus::Policy {
+            name,
+            permissive,
+            cmd,
+            roles: roles.split(',').map(str::to_owned).collect(),
+            using: some(using),
+            check: some(check),
+        },
+    ))
+}
+
+fn policy_line(table: &str, p: &migration::citus::Policy) -> String {
+    let mut roles = p.roles.clone();
+    roles.sort();
+    format!(
+        "policy {table} {} {} {} to {} using ({}) check ({})",
+        p.name,
+        if p.permissive {
+            "PERMISSIVE"
+        } else {
+            "RESTRICTIVE"
+        },
+        p.cmd,
+        roles.join(","),
+        p.using.as_deref().unwrap_or(""),
+        p.check.as_deref().unwrap_or("")
+    )
+}
+
+/// The expected lines as a Citus coordinator has them: every table's
+/// restrictive policies folded into its permissive ones, as the migrations
+/// do there ([`migration::citus::fold_restrictive`]).
+pub fn folded_for_citus(lines: &[String], related: impl Fn(&str, &str) -> bool) -> Vec<String> {
+    let mut out: Vec<String> = Vec::with_capacity(lines.len());
+    let mut by_table: std::collections::BTreeMap<String, Vec<migration::citus::Policy>> =
+        std::collections::BTreeMap::new();
+    for line in lines {
+        match parse_policy(line) {
+            Some((table, p)) => by_table.entry(table).or_default().push(p),
+            None => out.push(line.clone()),
+        }
+    }
+    for (table, policies) in by_table {
+        for p in migration::citus::fold_restrictive(&policies, &related) {
+            out.push(policy_line(&table, &p));
+        }
+    }
+    out
+}
+
+/// `line` without parentheses or spaces inside its expressions: the
+/// catalog prints a folded policy's expressions with parentheses of its
+/// own choosing.
+pub fn without_parentheses(line: &str) -> String {
+    if !line.starts_with("policy ") {
+        return line.to_owned();
+    }
+    match line.split_once(" using ") {
+        Some((head, exprs)) => {
+            let exprs: String = exprs
+                .chars()
+                .filter(|c| !matches!(c, '(' | ')' | ' '))
+                .collect();
+            format!("{head} using {exprs}")
+        }
+        None => line.to_owned(),
+    }
 }

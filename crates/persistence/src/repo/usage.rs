@@ -73,7 +73,7 @@ pub async fn record(tx: &TenantTx, tokens: u64) -> Result<(), DomainError> {
          VALUES ($1, date_trunc('month', now() AT TIME ZONE 'UTC')::date, $2, 1) \
          ON CONFLICT (org_id, month) DO UPDATE \
          SET tokens = public.token_usage.tokens + EXCLUDED.tokens, \
-             runs = public.token_usage.runs + 1, updated_at = now()",
+             runs = public.token_usage.runs + 1, updated_at = EXCLUDED.updated_at",
         [
             tx.ctx().org_id().as_uuid().into(),
             i64::try_from(tokens).unwrap_or(i64::MAX).into(),

@@ -1,0 +1,165 @@
+//! On a Citus coordinator, distributes the schema: what a request reads
+//! before it knows its organization (organizations, users, memberships, API
+//! keys, reporting logins) becomes a reference table, present on every
+//! node; every tenant table of both schemas is distributed by `org_id`, all
+//! co-located, so one organization's rows of every table sit on one node and
+//! a single-tenant request is a router query. On plain PostgreSQL it does
+//! nothing.
+//!
+//! Citus copies a table's policies to its shards without `AS RESTRICTIVE`,
+//! so the restrictive policies are first folded into the permissive ones
+//! (`citus::fold_restrictive`): the same rows pass, with permissive
+//! policies only. `down` puts the original policies back once the tables
+//! are local again.
+//!
+//! Citus allows no foreign key from a reference table to a distributed one,
+//! so the two that go from a reference table to a client
+//! (`api_keys_client_fkey`, `reporting_logins_org_id_client_id_fkey`) are
+//! dropped here and restored by `down`; the repositories check those client
+//! ids in the same transaction (see `deploy/README.md`).
+
+use sea_orm_migration::prelude::*;
+
+use sea_orm_migration::sea_orm::{ConnectionTrait, DbBackend, Statement};
+
+use crate::citus::is_citus;
+
+#[derive(Debug)]
+pub struct Migration;
+
+impl MigrationName for Migration {
+    fn name(&self) -> &str {
+        "m20261203_000014_distribute"
+    }
+}
+
+/// Reference tables, in foreign-key order.
+pub const REFERENCE_TABLES: [&str; 5] = [
+    "public.organizations",
+    "public.users",
+    "public.memberships",
+    "public.api_keys",
+    "app.reporting_logins",
+];
+
+/// Tables distributed by `org_id`, in foreign-key order; the first anchors
+/// the co-location group.
+pub const DISTRIBUTED_TABLES: [&str; 11] = [
+    "tenant_b.workspace_entities",
+    "public.campaigns",
+    "public.brand_guidelines",
+    "public.personas",
+    "public.agent_outputs",
+    "public.audit_log",
+    "public.token_usage",
+    "tenant_b.client_assignments",
+    "tenant_b.entity_data",
+    "tenant_b.campaigns",
+    "tenant_b.outputs",
+];
+
+const UP: &str = r#"
+ALTER TABLE public.api_keys DROP CONSTRAINT api_keys_client_fkey;
+ALTER TABLE app.reporting_logins DROP CONSTRAINT reporting_logins_org_id_client_id_fkey;
+"#;
+
+const DOWN: &str = r#"
+ALTER TABLE public.api_keys
+    ADD CONSTRAINT api_keys_client_fkey FOREIGN KEY (org_id, client_id)
+    REFERENCES tenant_b.workspace_entities (org_id, id) ON DELETE CASCADE;
+ALTER TABLE app.reporting_logins
+    ADD CONSTRAINT reporting_logins_org_id_client_id_fkey FOREIGN KEY (org_id, client_id)
+    REFERENCES tenant_b.workspace_entities (org_id, id) ON DELETE CASCADE;
+"#;
+
+/// The foreign keys whose referenced table is one of
+/// [`DISTRIBUTED_TABLES`]: (table, quoted name, definition).
+async fn foreign_keys_between_tenant_tables<C: ConnectionTrait>(
+    conn: &C,
+) -> Result<Vec<(String, String, String)>, DbErr> {
+    let list = DISTRIBUTED_TABLES
+        .iter()
+        .map(|t| format!("'{t}'"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let rows = conn
+        .query_all_raw(Statement::from_string(
+            DbBackend::Postgres,
+            format!(
+                "SELECT format('%I.%I', n.nspname, c.relname) AS tbl, quote_ident(k.conname) AS name, \
+                        pg_get_constraintdef(k.oid) AS def \
+                   FROM pg_constraint k \
+                   JOIN pg_class c ON c.oid = k.conrelid JOIN pg_namespace n ON n.oid = c.relnamespace \
+                   JOIN pg_class f ON f.oid = k.confrelid JOIN pg_namespace fn ON fn.oid = f.relnamespace \
+                  WHERE k.contype = 'f' AND format('%I.%I', fn.nspname, f.relname) IN ({list}) \
+                  ORDER BY 1, 2"
+            ),
+        ))
+        .await?;
+    rows.iter()
+        .map(|r| {
+            Ok((
+                r.try_get("", "tbl")?,
+                r.try_get("", "name")?,
+                r.try_get("", "def")?,
+            ))
+        })
+        .collect()
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for Migration {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        let conn = manager.get_connection();
+        if !is_citus(conn).await? {
+            return Ok(());
+        }
+        conn.execute_unprepared(UP).await?;
+        // A local table may not reference a distributed one, nor the other
+        // way round: the foreign keys between tenant tables go while the
+        // tables are distributed one by one, and come back unchanged.
+        let keys = foreign_keys_between_tenant_tables(conn).await?;
+        for (table, name, _) in &keys {
+            conn.execute_unprepared(&format!("ALTER TABLE {table} DROP CONSTRAINT {name}"))
+                .await?;
+        }
+        // Citus drops `AS RESTRICTIVE` when it copies a policy to a shard:
+        // no policy may be restrictive (see `citus::fold_restrictive`).
+        for t in REFERENCE_TABLES.iter().chain(DISTRIBUTED_TABLES.iter()) {
+            crate::citus::fold_table(conn, t).await?;
+        }
+        for t in REFERENCE_TABLES {
+            conn.execute_unprepared(&format!("SELECT create_reference_table('{t}')"))
+                .await?;
+        }
+        let anchor = DISTRIBUTED_TABLES[0];
+        for t in DISTRIBUTED_TABLES {
+            let colocate = if t == anchor { "none" } else { anchor };
+            conn.execute_unprepared(&format!(
+                "SELECT create_distributed_table('{t}', 'org_id', colocate_with => '{colocate}')"
+            ))
+            .await?;
+        }
+        for (table, name, def) in &keys {
+            conn.execute_unprepared(&format!("ALTER TABLE {table} ADD CONSTRAINT {name} {def}"))
+                .await?;
+        }
+        Ok(())
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        let conn = manager.get_connection();
+        if !is_citus(conn).await? {
+            return Ok(());
+        }
+        // Every table is linked to organizations by a foreign key: one call
+        // turns them all back into local tables.
+        conn.execute_unprepared(
+            "SELECT undistribute_table('public.organizations', cascade_via_foreign_keys => true)",
+        )
+        .await?;
+        crate::citus::restore_unfolded(conn).await?;
+        conn.execute_unprepared(DOWN).await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,348 @@
+//! The schema on Citus (a coordinator and two workers started by the
+//! harness): what the migrations distribute, that every shard keeps its
+//! row-level security, that `strata audit` finds the distributed schema
+//! sound, that migrations go down and up again, and that a request of one
+//! tenant is a router query. The isolation suites themselves run again on
+//! Citus under `STRATA_TEST_CITUS=1` (`.ci/run` does).
+
+use sea_orm::{ConnectionTrait, DatabaseConnection};
+use strata_persistence::{Migrator, MigratorTrait};
+use strata_tests::tier::{Part, available};
+use strata_tests::{Backend, TestDb, scalar, texts};
+
+/// Tables of both schemas that hold a tenant's rows (have `org_id`).
+async fn tenant_tables(su: &DatabaseConnection) -> Vec<String> {
+    texts(
+        su,
+        "SELECT n.nspname || '.' || c.relname FROM pg_class c
+         JOIN pg_namespace n ON n.oid = c.relnamespace
+         JOIN pg_attribute a ON a.attrelid = c.oid AND a.attname = 'org_id' AND NOT a.attisdropped
+         WHERE c.relkind IN ('r', 'p') AND n.nspname IN ('public', 'tenant_b')
+         ORDER BY 1",
+    )
+    .await
+}
+
+/// A distributed database as the migrations leave it.
+async fn distributed() -> TestDb {
+    TestDb::migrated_on(Backend::Citus).await
+}
+
+#[tokio::test]
+async fn tenant_tables_are_distributed_by_org_id_and_colocated_lookups_are_reference_tables() {
+    if !available(Part::Citus, "citus") {
+        return;
+    }
+    let db = distributed().await;
+    let su = db.superuser().await;
+    let reference = [
+        "public.api_keys",
+        "public.memberships",
+        "public.organizations",
+        "public.users",
+    ];
+    let tables = tenant_tables(&su).await;
+    assert!(tables.len() >= 13, "tenant tables: {tables:?}");
+    let mut colocations = std::collections::BTreeSet::new();
+    for table in &tables {
+        let kind = strata_tests::text(
+            &su,
+            &format!(
+                "SELECT partmethod::text || ':' || coalesce(column_to_column_name(logicalrelid, partkey), '') \
+                 || ':' || colocationid FROM pg_dist_partition WHERE logicalrelid = '{table}'::regclass"
+            ),
+        )
+        .await
+        .unwrap_or_else(|| panic!("{table} is not known to Citus"));
+        if reference.contains(&table.as_str()) {
+            assert!(
+                kind.starts_with("n:"),
+                "{table} should be a reference table: {kind}"
+            );
+        } else {
+            let mut parts = kind.split(':');
+            assert_eq!(parts.next(), Some("h"), "{table}: {kind}");
+            assert_eq!(parts.next(), Some("org_id"), "{table}: {kind}");
+            colocations.insert(parts.next().unwrap_or_default().to_owned());
+        }
+    }
+    assert_eq!(
+        colocations.len(),
+        1,
+        "one co-location group: {colocations:?}"
+    );
+    for table in ["public.organizations", "public.users"] {
+        let kind = strata_tests::text(
+            &su,
+            &format!("SELECT partmethod::text FROM pg_dist_partition WHERE logicalrelid = '{table}'::regclass"),
+        )
+        .await;
+        assert_eq!(kind.as_deref(), Some("n"), "{table}");
+    }
+    // Shards live on both workers.
+    let nodes = scalar(
+        &su,
+        "SELECT count(DISTINCT nodeport) FROM pg_dist_shard_placement p
+         JOIN pg_dist_shard s USING (shardid)
+         WHERE s.logicalrelid = 'public.campaigns'::regclass",
+    )
+    .await;
+    assert_eq!(nodes, 2, "campaigns' shards are on both workers");
+}
+
+#[tokio::test]
+async fn every_shard_has_row_level_security_enabled_and_forced_and_no_lost_restrictive_policy() {
+    if !available(Part::Citus, "citus") {
+        return;
+    }
+    let db = distributed().await;
+    let su = db.superuser().await;
+    // One row per placement of every distributed or reference table of
+    // ours: whether the shard has RLS enabled and forced.
+    let placements = texts(
+        &su,
+        "SELECT p.result FROM pg_dist_partition d,
+           LATERAL run_command_on_placements(d.logicalrelid,
+             $$SELECT relrowsecurity::text || relforcerowsecurity::text FROM pg_class WHERE oid = '%s'::regclass$$) p
+         WHERE d.logicalrelid::text NOT LIKE 'pg_%'",
+    )
+    .await;
+    assert!(placements.len() > 20, "placements: {}", placements.len());
+    assert!(
+        placements.iter().all(|r| r == "truetrue"),
+        "a shard without forced RLS: {placements:?}"
+    );
+    // Citus recreates a restrictive policy on the shards as a permissive
+    // one, which would widen it; the migrations fold them, so no node has
+    // any restrictive policy left, and every shard has policies.
+    let restrictive = texts(
+        &su,
+        "SELECT result FROM run_command_on_all_nodes(
+           $$SELECT count(*) FROM pg_policy WHERE NOT polpermissive$$)",
+    )
+    .await;
+    assert_eq!(
+        restrictive,
+        vec!["0", "0", "0"],
+        "restrictive policies per node"
+    );
+    let unpoliced = texts(
+        &su,
+        "SELECT p.result FROM pg_dist_partition d,
+           LATERAL run_command_on_placements(d.logicalrelid,
+             $$SELECT count(*) FROM pg_policy WHERE polrelid = '%s'::regclass$$) p
+         WHERE d.logicalrelid::text NOT LIKE 'pg_%'",
+    )
+    .await;
+    assert!(
+        !unpoliced.iter().any(|n| n == "0"),
+        "a shard without policies: {unpoliced:?}"
+    );
+    // The runtime roles exist on every node and may log in there (queries
+    // reach the workers as the role that runs them).
+    let roles = texts(
+        &su,
+        "SELECT result FROM run_command_on_all_nodes(
+           $$SELECT count(*) FROM pg_roles WHERE rolcanlogin AND rolname IN
+             ('strata_owner', 'app_sme', 'app_agency', 'app_auth', 'app_maint', 'app_lease')$$)",
+    )
+    .await;
+    assert_eq!(roles, vec!["6", "6", "6"], "runtime roles per node");
+}
+
+#[tokio::test]
+async fn strata_audit_finds_the_distributed_schema_sound() {
+    if !available(Part::Citus, "citus") {
+        return;
+    }
+    let db = distributed().await;
+    let pool = db.pool(2).await;
+    assert!(pool.is_citus());
+    let report = strata_persistence::audit::run(&pool, true).await.unwrap();
+    let findings: Vec<String> = report
+        .findings
+        .iter()
+        .map(|f| format!("{} {}: {}", f.id, f.object, f.message))
+        .collect();
+    assert!(findings.is_empty(), "audit on Citus: {findings:#?}");
+    // The lint knows where it is.
+    assert!(
+        report.notes.iter().any(|n| n.contains("Citus")),
+        "{:?}",
+        report.notes
+    );
+
+    // What only the shards show is found: one shard's RLS turned off on a
+    // worker behind the coordinator's back, and a restrictive policy.
+    let su = db.superuser().await;
+    let done = texts(
+        &su,
+        "SELECT success::text FROM run_command_on_placements('tenant_b.campaigns',
+           $$ALTER TABLE %s NO FORCE ROW LEVEL SECURITY$$)",
+    )
+    .await;
+    assert!(
+        !done.is_empty() && done.iter().all(|d| d == "true"),
+        "{done:?}"
+    );
+    let report = strata_persistence::audit::run(&pool, false).await.unwrap();
+    let shard_findings: Vec<&str> = report
+        .findings
+        .iter()
+        .filter(|f| f.id == "citus.shard_rls")
+        .map(|f| f.object.as_str())
+        .collect();
+    assert!(
+        !shard_findings.is_empty()
+            && shard_findings
+                .iter()
+                .all(|o| o.starts_with("tenant_b.campaigns")),
+        "{:?}",
+        report.findings
+    );
+    let done = texts(
+        &su,
+        "SELECT success::text FROM run_command_on_placements('public.organizations',
+           $$CREATE POLICY tampered ON %s AS RESTRICTIVE USING (true)$$)",
+    )
+    .await;
+    assert!(
+        !done.is_empty() && done.iter().all(|d| d == "true"),
+        "{done:?}"
+    );
+    let report = strata_persistence::audit::run(&pool, false).await.unwrap();
+    assert!(
+        report.has("citus.restrictive_policy"),
+        "{:?}",
+        report.findings
+    );
+}
+
+#[tokio::test]
+async fn migrations_go_down_and_up_again_on_citus() {
+    if !available(Part::Citus, "citus") {
+        return;
+    }
+    let db = TestDb::empty_on(Backend::Citus).await;
+    let su = db.superuser().await;
+    Migrator::up(&su, None).await.unwrap();
+    let tables = tenant_tables(&su).await;
+    let distributed =
+        "SELECT count(*) FROM pg_dist_partition WHERE logicalrelid::text NOT LIKE 'pg_%'";
+    assert!(scalar(&su, distributed).await >= tables.len() as i64);
+    Migrator::down(&su, None).await.unwrap();
+    assert!(tenant_tables(&su).await.is_empty(), "down leaves no table");
+    assert_eq!(scalar(&su, distributed).await, 0);
+    // Nothing of ours is left on the workers either.
+    let left = texts(
+        &su,
+        "SELECT result FROM run_command_on_workers(
+           $$SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+             WHERE n.nspname IN ('tenant_b') OR c.relname LIKE 'campaigns%'$$)",
+    )
+    .await;
+    assert_eq!(left, vec!["0", "0"], "shards left on the workers");
+    Migrator::up(&su, None).await.unwrap();
+    assert_eq!(tenant_tables(&su).await, tables);
+    assert!(scalar(&su, distributed).await >= tables.len() as i64);
+}
+
+/// Every node of an `EXPLAIN (FORMAT JSON)` answer that has a node type,
+/// the workers' remote plans included.
+fn plan_nodes(value: &serde_json::Value, out: &mut Vec<serde_json::Value>) {
+    match value {
+        serde_json::Value::Object(map) => {
+            if map.contains_key("Node Type") {
+                out.push(value.clone());
+            }
+            map.values().for_each(|v| plan_nodes(v, out));
+        }
+        serde_json::Value::Array(items) => items.iter().for_each(|v| plan_nodes(v, out)),
+        _ => {}
+    }
+}
+
+/// A single tenant's requests touch one shard: the main shapes, run as the
+/// runtime role inside a request transaction with its context, plan as
+/// router queries (one task) that find the tenant's rows.
+#[tokio::test]
+async fn one_tenants_requests_are_router_queries() {
+    use strata_domain::{ClientId, OrgId, Role, UserId};
+    use strata_persistence::TenantTx;
+    if !available(Part::Citus, "citus") {
+        return;
+    }
+    let db = distributed().await;
+    let su = db.superuser().await;
+    let pool = db.pool(1).await;
+    let sme = OrgId::generate();
+    let agency = OrgId::generate();
+    let client = ClientId::generate();
+    let (owner, manager) = (UserId::generate(), UserId::generate());
+    su.execute_unprepared(&format!(
+        "INSERT INTO public.organizations (id, type, name, slug) VALUES
+           ('{sme}', 'SME', 's', 'router-sme-{sme}'), ('{agency}', 'AGENCY', 'a', 'router-agency-{agency}');
+         INSERT INTO public.users (id) VALUES ('{owner}'), ('{manager}');
+         INSERT INTO public.memberships (org_id, user_id, org_type, role) VALUES
+           ('{sme}', '{owner}', 'SME', 'OWNER'), ('{agency}', '{owner}', 'AGENCY', 'OWNER'),
+           ('{agency}', '{manager}', 'AGENCY', 'ACCOUNT_MANAGER');
+         INSERT INTO tenant_b.workspace_entities (org_id, id, name, slug) VALUES ('{agency}', '{client}', 'c', 'c');
+         INSERT INTO tenant_b.client_assignments (org_id, client_id, user_id) VALUES ('{agency}', '{client}', '{manager}');
+         INSERT INTO public.campaigns (org_id, id, name) SELECT '{sme}', gen_random_uuid(), 'c' || g FROM generate_series(1, 5) g;
+         INSERT INTO tenant_b.campaigns (org_id, id, client_id, name)
+           SELECT '{agency}', gen_random_uuid(), '{client}', 'c' || g FROM generate_series(1, 5) g;"
+    ))
+    .await
+    .unwrap();
+    let _ = Role::Owner;
+    let cases = [
+        (owner, sme, vec![
+            "SELECT * FROM public.campaigns WHERE org_id = '{org}' ORDER BY created_at DESC, id DESC LIMIT 21".to_owned(),
+            "SELECT count(*) FROM public.campaigns WHERE org_id = '{org}'".to_owned(),
+        ]),
+        (owner, agency, vec![
+            "SELECT * FROM tenant_b.campaigns WHERE org_id = '{org}' ORDER BY created_at DESC, id DESC LIMIT 21".to_owned(),
+            "SELECT * FROM tenant_b.workspace_entities WHERE org_id = '{org}' ORDER BY created_at DESC, id DESC LIMIT 21".to_owned(),
+        ]),
+        (manager, agency, vec![
+            format!("SELECT * FROM tenant_b.campaigns WHERE org_id = '{{org}}' AND client_id = ANY('{{{{{client}}}}}'::uuid[]) ORDER BY created_at DESC, id DESC LIMIT 21"),
+            format!("SELECT c.*, w.name FROM tenant_b.campaigns c JOIN tenant_b.workspace_entities w ON w.org_id = c.org_id AND w.id = c.client_id WHERE c.org_id = '{{org}}' AND c.client_id = '{client}'"),
+        ]),
+    ];
+    for (user, org, queries) in cases {
+        let ctx = strata_persistence::context::resolve_for(&pool, user, Some(org), "plan")
+            .await
+            .unwrap();
+        let tx = TenantTx::begin_read_only(&pool, &ctx).await.unwrap();
+        for query in queries {
+            let query = query.replace("{org}", &org.to_string());
+            let found = scalar(&tx, &format!("SELECT count(*) FROM ({query}) q")).await;
+            assert!(found > 0, "no rows for {query}");
+            let plan: serde_json::Value = tx
+                .query_one_raw(sea_orm::Statement::from_string(
+                    sea_orm::DbBackend::Postgres,
+                    format!("EXPLAIN (FORMAT JSON) {query}"),
+                ))
+                .await
+                .unwrap()
+                .unwrap()
+                .try_get_by_index(0)
+                .unwrap();
+            let text = plan.to_string();
+            assert!(
+                text.contains("\"Task Count\":1"),
+                "not a router query: {query}\n{plan:#}"
+            );
+            let mut nodes = Vec::new();
+            plan_nodes(&plan, &mut nodes);
+            assert!(
+                !nodes.iter().any(|n| n["Node Type"] == "Seq Scan"
+                    && n["Relation Name"]
+                        .as_str()
+                        .is_some_and(|r| r.starts_with("campaigns"))),
+                "sequential scan of a shard in {query}:\n{plan:#}"
+            );
+        }
+        tx.commit().await.unwrap();
+    }
+}
