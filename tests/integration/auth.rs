@@ -716,3 +716,188 @@ async fn audited_request_ids(
         .map(|r| r.try_get_by_index(0).unwrap())
         .collect()
 }
+
+/// Tokens shaped like those of the common identity providers, signed with
+/// RS256 or ES256 by keys from the test's JWKS endpoint: any `sub` maps to
+/// a user (a UUID `sub` is the user id itself; another is derived from the
+/// issuer and subject, the same each time and different per issuer), the
+/// organization comes from the configured (here namespaced) claim, and the
+/// e-mail from the token.
+#[tokio::test]
+async fn tokens_of_common_identity_providers_sign_in_with_configured_claim_names() {
+    use strata_server::auth::user_id_for_subject;
+    let rsa = Signer::rsa(RSA_1, "rsa-1");
+    let ec = Signer::ec(EC_1, "ec-1");
+    let jwks = JwksServer::start(&[&rsa, &ec]).await;
+    const ORG_CLAIM: &str = "https://strata.example/org_id";
+    let app = TestApp::builder()
+        .without_secret()
+        .jwks_url(&jwks.url)
+        .claims(strata_server::config::ClaimNames {
+            org: ORG_CLAIM.into(),
+            email: "email".into(),
+            name: "name".into(),
+        })
+        .spawn()
+        .await;
+    let (w, su) = World::on(&app).await;
+    let org = w.sme1.id;
+    let exp = now() + 600;
+    let keycloak_id = UserId::generate();
+    let supabase_id = UserId::generate();
+    let cases: Vec<(&str, &Signer, Value)> = vec![
+        (
+            "Auth0",
+            &rsa,
+            json!({
+                "iss": "https://strata-test.eu.auth0.com/", "sub": "auth0|64f0a1b2c3d4e5f6a7b8c9d0",
+                "aud": ["strata-gateway", "https://strata-test.eu.auth0.com/userinfo"],
+                "exp": exp, "iat": now(), "azp": "abc", "scope": "openid profile email",
+                ORG_CLAIM: org.to_string(), "email": "ana@example.com", "email_verified": true, "name": "Ana",
+            }),
+        ),
+        (
+            "Okta",
+            &rsa,
+            json!({
+                "ver": 1, "iss": "https://dev-1234.okta.com/oauth2/default", "sub": "00u1a2b3c4D5E6F7G8h9",
+                "aud": "api://default", "exp": exp, "iat": now(), "cid": "0oa1", "uid": "00u1a2b3c4D5E6F7G8h9",
+                "scp": ["openid", "email"], ORG_CLAIM: org.to_string(), "email": "bo@example.com",
+            }),
+        ),
+        (
+            "Keycloak",
+            &ec,
+            json!({
+                "iss": "https://sso.example.com/realms/agency", "sub": keycloak_id.to_string(),
+                "aud": "account", "typ": "Bearer", "azp": "strata", "exp": exp, "iat": now(),
+                "realm_access": { "roles": ["offline_access"] }, "preferred_username": "cy",
+                ORG_CLAIM: org.to_string(), "email": "cy@example.com", "email_verified": false, "name": "Cy",
+            }),
+        ),
+        (
+            "Google",
+            &rsa,
+            json!({
+                "iss": "https://accounts.google.com", "sub": "110169484474386276334", "azp": "1.apps",
+                "aud": "1.apps", "exp": exp, "iat": now(), "hd": "example.com",
+                ORG_CLAIM: org.to_string(), "email": "di@example.com", "email_verified": "true", "name": "Di",
+            }),
+        ),
+        (
+            "Supabase",
+            &ec,
+            json!({
+                "iss": "https://abcd.supabase.co/auth/v1", "sub": supabase_id.to_string(), "aud": "authenticated",
+                "exp": exp, "iat": now(), "role": "authenticated", "aal": "aal1", "session_id": "s",
+                "app_metadata": { "provider": "email" }, "is_anonymous": false,
+                ORG_CLAIM: org.to_string(), "email": "ed@example.com",
+            }),
+        ),
+    ];
+    for (provider, signer, claims) in &cases {
+        let iss = claims["iss"].as_str();
+        let sub = claims["sub"].as_str().unwrap();
+        let user = user_id_for_subject(iss, sub);
+        // The organization's owner adds the user as a member, as an
+        // invitation would.
+        su.execute_unprepared(&format!(
+            "INSERT INTO public.users (id) VALUES ('{user}') ON CONFLICT DO NOTHING;
+             INSERT INTO public.memberships (org_id, user_id, org_type, role) VALUES ('{org}', '{user}', 'SME', 'VIEWER')"
+        ))
+        .await
+        .unwrap();
+        let token = signer.sign(claims);
+        let (status, body) = app
+            .graphql(
+                Some(&token),
+                "{ me { user { id email } organization { id } role } }",
+                json!({}),
+            )
+            .await;
+        assert_eq!(status, 200, "{provider}: {body}");
+        let me = &body["data"]["me"];
+        assert_eq!(me["user"]["id"], user.to_string(), "{provider}: {body}");
+        assert_eq!(me["user"]["email"], claims["email"], "{provider}: {body}");
+        assert_eq!(
+            me["organization"]["id"],
+            org.to_string(),
+            "{provider}: {body}"
+        );
+        assert_eq!(me["role"], "VIEWER", "{provider}: {body}");
+        // The same token again is the same user.
+        let (_, again) = me_of(&app, &token).await;
+        assert_eq!(again, user.to_string(), "{provider}");
+    }
+    // A UUID subject keeps its user; any other is derived, per issuer.
+    assert_eq!(
+        user_id_for_subject(
+            Some("https://sso.example.com/realms/agency"),
+            &keycloak_id.to_string()
+        ),
+        keycloak_id
+    );
+    assert_ne!(
+        user_id_for_subject(Some("https://a.example/"), "user-1"),
+        user_id_for_subject(Some("https://b.example/"), "user-1"),
+    );
+    // Without the configured claim the token names no organization: the
+    // plain `org_id` claim is not read when another name is configured.
+    let google = &cases[3].2;
+    let mut plain = google.clone();
+    plain.as_object_mut().unwrap().remove(ORG_CLAIM);
+    plain["org_id"] = json!(w.sme2.id.to_string());
+    let (status, body) = app
+        .graphql(
+            Some(&rsa.sign(&plain)),
+            "{ me { organization { id } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body["data"]["me"]["organization"]["id"],
+        org.to_string(),
+        "{body}"
+    );
+
+    // Subjects Strata refuses: empty, longer than 255 characters, holding
+    // control characters, not a string; an organization claim that is
+    // not a UUID.
+    for (what, patch) in [
+        ("empty sub", json!({ "sub": "" })),
+        ("long sub", json!({ "sub": "x".repeat(256) })),
+        ("control character", json!({ "sub": "auth0|a\nb" })),
+        ("numeric sub", json!({ "sub": 12345 })),
+        ("org claim not a uuid", json!({ ORG_CLAIM: "acme" })),
+    ] {
+        let mut c = google.clone();
+        for (k, v) in patch.as_object().unwrap() {
+            c[k] = v.clone();
+        }
+        let (status, body) = me(&app, &rsa.sign(&c)).await;
+        assert_refused(what, status, &body);
+    }
+    // A new subject of the longest length signs in (and is provisioned,
+    // with no organization yet).
+    let mut longest = google.clone();
+    longest["sub"] = json!("y".repeat(255));
+    longest.as_object_mut().unwrap().remove(ORG_CLAIM);
+    let (status, id) = me_of(&app, &rsa.sign(&longest)).await;
+    assert_eq!(status, 200, "a 255-character sub signs in");
+    assert_eq!(
+        id,
+        user_id_for_subject(Some("https://accounts.google.com"), &"y".repeat(255)).to_string()
+    );
+}
+
+async fn me_of(app: &TestApp, token: &str) -> (u16, String) {
+    let (status, body) = me(app, token).await;
+    (
+        status,
+        body["data"]["me"]["user"]["id"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned(),
+    )
+}

@@ -346,3 +346,116 @@ async fn one_tenants_requests_are_router_queries() {
         tx.commit().await.unwrap();
     }
 }
+
+/// Rows of `org` in each placement of `table`, by node port (only
+/// placements that hold some).
+async fn rows_by_port(
+    su: &DatabaseConnection,
+    table: &str,
+    org: strata_domain::OrgId,
+) -> Vec<(i32, i64)> {
+    let rows = su
+        .query_all_raw(sea_orm::Statement::from_string(
+            sea_orm::DbBackend::Postgres,
+            format!(
+                "SELECT nodeport, result::bigint AS n FROM run_command_on_placements('{table}',
+                   $$SELECT count(*) FROM %s WHERE org_id = '{org}'$$)
+                 WHERE result::bigint > 0 ORDER BY 1"
+            ),
+        ))
+        .await
+        .unwrap();
+    rows.iter()
+        .map(|r| {
+            (
+                r.try_get("", "nodeport").unwrap(),
+                r.try_get("", "n").unwrap(),
+            )
+        })
+        .collect()
+}
+
+/// `strata org place` moves one agency's rows of every table to the
+/// worker it names, alone in its shard group, and the API answers as
+/// before, for that agency and for the other tenants.
+#[tokio::test]
+async fn an_agency_placed_on_a_worker_has_its_rows_there_only_and_the_api_is_unchanged() {
+    use strata_persistence::placement::{self, PlacementError};
+    if !available(Part::Citus, "citus") {
+        return;
+    }
+    let app = strata_tests::TestApp::builder()
+        .backend(Backend::Citus)
+        .spawn()
+        .await;
+    let (w, su) = strata_tests::world::World::on(&app).await;
+    let agency = w.agency1.id;
+    let query =
+        "{ clients(first: 20) { nodes { id name campaigns(first: 20) { nodes { id name } } } } }";
+    let owner = app.token(w.agency1.owner, Some(agency));
+    let other = app.token(w.agency2.owner, Some(w.agency2.id));
+    let before = strata_tests::ok(&app, &owner, query, serde_json::json!({})).await;
+    let other_before = strata_tests::ok(&app, &other, query, serde_json::json!({})).await;
+
+    let pool = app.test_db.pool(2).await;
+    let was = placement::locate(&pool, agency).await.unwrap();
+    // Whichever worker does not hold it now.
+    let workers = texts(
+        &su,
+        "SELECT nodename || ':' || nodeport FROM pg_dist_node WHERE groupid <> 0 ORDER BY nodeport",
+    )
+    .await;
+    let target = workers.iter().find(|n| **n != was.node).unwrap().clone();
+    let (host, port) = target.rsplit_once(':').unwrap();
+    let port: u16 = port.parse().unwrap();
+    let placed = placement::place(&pool, agency, host, port).await.unwrap();
+    assert_eq!(placed.after.node, target);
+    assert!(placed.after.isolated, "{placed:?}");
+
+    // Every table's rows of the agency are on that worker, nowhere else;
+    // the other agency's stay where they were.
+    for table in [
+        "tenant_b.workspace_entities",
+        "tenant_b.campaigns",
+        "tenant_b.client_assignments",
+        "public.audit_log",
+    ] {
+        let found = rows_by_port(&su, table, agency).await;
+        assert!(!found.is_empty(), "{table}: no rows of the agency");
+        assert!(
+            found.iter().all(|(p, _)| i32::from(port) == *p),
+            "{table}: rows of the agency outside {target}: {found:?}"
+        );
+    }
+    let after = strata_tests::ok(&app, &owner, query, serde_json::json!({})).await;
+    assert_eq!(before, after, "the agency's answer changed");
+    let other_after = strata_tests::ok(&app, &other, query, serde_json::json!({})).await;
+    assert_eq!(other_before, other_after, "another agency's answer changed");
+    // The account manager still sees nike only, from the new node.
+    let am = app.token(w.account_manager, Some(agency));
+    let seen = strata_tests::ok(
+        &app,
+        &am,
+        "{ clients(first: 20) { nodes { id } } }",
+        serde_json::json!({}),
+    )
+    .await;
+    assert_eq!(
+        seen["clients"]["nodes"].as_array().unwrap().len(),
+        1,
+        "{seen}"
+    );
+    assert_eq!(seen["clients"]["nodes"][0]["id"], w.nike.to_string());
+
+    // Again: nothing to do. And what cannot be placed says why.
+    let again = placement::place(&pool, agency, host, port).await.unwrap();
+    assert_eq!(again.before, again.after);
+    assert!(matches!(
+        placement::place(&pool, agency, "127.0.0.1", 1).await,
+        Err(PlacementError::NoSuchNode(_))
+    ));
+    assert!(matches!(
+        placement::place(&pool, strata_domain::OrgId::generate(), host, port).await,
+        Err(PlacementError::NoSuchOrg(_))
+    ));
+}

@@ -285,8 +285,14 @@ impl Drop for TestDb {
             .chain(self.workers.iter().cloned())
             .collect();
         let name = self.name.clone();
-        // Dropping needs async I/O; do it on a short-lived runtime of its own.
-        let _ = std::thread::spawn(move || {
+        // Dropping needs async I/O; do it on a short-lived runtime of its
+        // own, in a thread nobody waits for: this drop runs inside the
+        // test's runtime, which must go on to finish (or drop) what the
+        // gateway still has in flight -- a connection half-way through
+        // authentication would otherwise hold `DROP DATABASE` until the
+        // server's authentication timeout. The cluster goes with the test
+        // process anyway.
+        std::thread::spawn(move || {
             if let Ok(rt) = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
@@ -303,8 +309,7 @@ impl Drop for TestDb {
                     }
                 });
             }
-        })
-        .join();
+        });
     }
 }
 
@@ -346,6 +351,7 @@ pub struct TestAppBuilder {
     statement_timeout: Option<Duration>,
     transaction_pooling: bool,
     demo: bool,
+    backend: Backend,
 }
 
 impl Default for TestAppBuilder {
@@ -368,6 +374,7 @@ impl Default for TestAppBuilder {
             statement_timeout: Some(strata_server::config::DEFAULT_STATEMENT_TIMEOUT),
             transaction_pooling: false,
             demo: false,
+            backend: Backend::default_for_tests(),
         }
     }
 }
@@ -472,6 +479,12 @@ impl TestAppBuilder {
         self
     }
 
+    /// The database's backend (one PostgreSQL or Citus).
+    pub fn backend(mut self, backend: Backend) -> Self {
+        self.backend = backend;
+        self
+    }
+
     /// Starts the gateway on port 0 against a fresh migrated database.
     pub async fn spawn(self) -> TestApp {
         self.try_spawn().await.expect("build the application")
@@ -520,7 +533,7 @@ impl TestAppBuilder {
 
     /// Like [`TestAppBuilder::spawn`], returning the start-up error.
     pub async fn try_spawn(self) -> anyhow::Result<TestApp> {
-        let test_db = TestDb::migrated().await;
+        let test_db = TestDb::migrated_on(self.backend).await;
         let config = self.config(test_db.url.clone());
         self.launch(config, test_db).await
     }

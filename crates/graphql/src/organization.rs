@@ -42,7 +42,8 @@ pub enum Role {
 /// A user.
 #[derive(SimpleObject, Clone, Debug)]
 pub struct User {
-    /// The user's id (the token's `sub`).
+    /// Strata's id for the user: the token's `sub` when it is a UUID,
+    /// otherwise one derived from the token's issuer and `sub`.
     pub id: ID,
     /// E-mail, when a token carried one.
     pub email: Option<String>,

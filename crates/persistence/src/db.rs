@@ -212,8 +212,6 @@ impl Db {
         self.statement_timeout_ms
     }
 
-    /// Whether a pooler in transaction mode sits between the pool and the
-    /// database: see [`PoolOptions::transaction_pooling`].
     /// Whether the database is a Citus coordinator. Transactions then
     /// open with `app.begin_request()`, whose `SET LOCAL`s Citus forwards
     /// to the workers one by one (it forwards a `SET LOCAL` by the text of
@@ -223,6 +221,8 @@ impl Db {
         self.citus
     }
 
+    /// Whether a pooler in transaction mode sits between the pool and the
+    /// database: see [`PoolOptions::transaction_pooling`].
     pub(crate) fn transaction_pooling(&self) -> bool {
         self.transaction_pooling
     }

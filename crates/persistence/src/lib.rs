@@ -15,7 +15,9 @@
 //! narrow roles that see no tenant content; [`reporting`], the operator's
 //! command that manages reporting logins with the database URL that
 //! migrates, writes their mapping and audit rows as `strata_owner` and reads
-//! no tenant row. This crate knows nothing of HTTP or GraphQL.
+//! no tenant row; [`placement`], the operator's command that moves an
+//! organization between Citus workers, reads Citus's metadata and whether
+//! the organization exists. This crate knows nothing of HTTP or GraphQL.
 
 pub mod audit;
 pub mod auth;
@@ -25,6 +27,7 @@ pub mod demo;
 mod drift;
 mod error;
 pub mod maintenance;
+pub mod placement;
 pub mod repo;
 pub mod reporting;
 mod tx;

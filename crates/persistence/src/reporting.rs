@@ -190,6 +190,25 @@ pub async fn issue(db: &Db, scope: Scope, rotate: bool) -> Result<Issued, Report
         ))
         .await?;
     }
+    if let (Some(client), true, false) = (scope.client_id, db.is_citus(), state.mapped) {
+        // On Citus the foreign key to the client is gone (none may go from
+        // a reference table to a distributed one): look, as the migrating
+        // superuser, whether the organization has that client.
+        let found = txn
+            .query_one_raw(Statement::from_sql_and_values(
+                DbBackend::Postgres,
+                "SELECT 1 AS one FROM tenant_b.workspace_entities WHERE org_id = $1 AND id = $2",
+                [scope.org_id.as_uuid().into(), client.as_uuid().into()],
+            ))
+            .await?
+            .is_some();
+        if !found {
+            return Err(ReportingError::NoSuchClient {
+                org: scope.org_id,
+                client,
+            });
+        }
+    }
     txn.execute_unprepared("SET LOCAL ROLE strata_owner")
         .await?;
     if state.mapped {
@@ -257,6 +276,25 @@ pub async fn revoke(db: &Db, scope: Scope) -> Result<Revoked, ReportingError> {
                 .await?;
         }
         None => {}
+    }
+    if let (Some(client), true, false) = (scope.client_id, db.is_citus(), state.mapped) {
+        // On Citus the foreign key to the client is gone (none may go from
+        // a reference table to a distributed one): look, as the migrating
+        // superuser, whether the organization has that client.
+        let found = txn
+            .query_one_raw(Statement::from_sql_and_values(
+                DbBackend::Postgres,
+                "SELECT 1 AS one FROM tenant_b.workspace_entities WHERE org_id = $1 AND id = $2",
+                [scope.org_id.as_uuid().into(), client.as_uuid().into()],
+            ))
+            .await?
+            .is_some();
+        if !found {
+            return Err(ReportingError::NoSuchClient {
+                org: scope.org_id,
+                client,
+            });
+        }
     }
     txn.execute_unprepared("SET LOCAL ROLE strata_owner")
         .await?;

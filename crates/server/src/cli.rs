@@ -119,7 +119,8 @@ enum Command {
     },
     // `strata org ...` (crate::org): organization administration with the
     // database URL that migrates.
-    /// Administer an organization: its reporting logins.
+    /// Administer an organization: its reporting logins, its placement on
+    /// Citus.
     Org {
         /// What to do.
         #[command(subcommand)]

@@ -18,6 +18,7 @@ pub mod meters;
 pub mod org;
 pub mod parsed;
 pub mod pipeline;
+pub mod placement;
 pub mod proxy;
 pub mod ratelimit;
 pub mod reporting;

@@ -18,11 +18,20 @@ pub enum OrgCommand {
     /// organization's audit log. Run it with the database URL that migrates:
     /// it creates roles.
     ReportingLogin(ReportingLoginArgs),
+    /// Move an organization's rows to a Citus worker.
+    ///
+    /// On a Citus coordinator, moves the shard group holding the
+    /// organization's rows of every table to the worker --node names,
+    /// isolating it into a shard group of its own first when it shares one.
+    /// Writes to that organization wait while its shards are copied. Run it
+    /// with the database URL that migrates.
+    Place(crate::placement::PlaceArgs),
 }
 
 /// Runs `command` against `database`.
 pub async fn run(database: &DatabaseConfig, command: OrgCommand) -> anyhow::Result<()> {
     match command {
         OrgCommand::ReportingLogin(args) => crate::reporting::run(database, args).await,
+        OrgCommand::Place(args) => crate::placement::run(database, args).await,
     }
 }
