@@ -32,4 +32,5 @@ mod sockets;
 mod startup;
 mod subscriptions;
 mod tidy;
+mod tls;
 mod tools;
