@@ -149,6 +149,27 @@ pub struct Policy {
 
 const COMMANDS: [&str; 4] = ["SELECT", "INSERT", "UPDATE", "DELETE"];
 
+/// What a lease renewal may write on one PostgreSQL: exactly the
+/// transaction's `now()`.
+const RENEWED_NOW: &str = "heartbeat_at = now()";
+/// The same on Citus: the coordinator evaluates the `now()` a statement
+/// writes, the workers' policies their own transactions' `now()`, which
+/// begin a moment later; a minute either way still keeps a lease from being
+/// pushed into the future or back-dated.
+const RENEWED_NOW_DISTRIBUTED: &str =
+    "heartbeat_at >= now() - '00:01:00'::interval AND heartbeat_at <= now() + '00:01:00'::interval";
+
+/// `p` as it must be on Citus's shards: a check that compares a written
+/// time with `now()` allows the moment between the coordinator's and the
+/// worker's transaction start.
+pub fn distributed(p: &Policy) -> Policy {
+    let mut p = p.clone();
+    p.check = p
+        .check
+        .map(|c| c.replace(RENEWED_NOW, RENEWED_NOW_DISTRIBUTED));
+    p
+}
+
 /// One table's policies with every restrictive policy folded into the
 /// permissive ones, so that the table has permissive policies only and
 /// lets exactly the same rows through for every role and command.
@@ -291,7 +312,7 @@ pub async fn policies_of<C: ConnectionTrait>(conn: &C, table: &str) -> Result<Ve
 /// Replaces `table`'s policies with [`fold_restrictive`]'s.
 pub async fn fold_table<C: ConnectionTrait>(conn: &C, table: &str) -> Result<(), DbErr> {
     let before = policies_of(conn, table).await?;
-    if before.iter().all(|p| p.permissive) {
+    if before.iter().all(|p| p.permissive && distributed(p) == *p) {
         return Ok(());
     }
     let mut roles: Vec<String> = before.iter().flat_map(|p| p.roles.clone()).collect();
@@ -316,9 +337,12 @@ pub async fn fold_table<C: ConnectionTrait>(conn: &C, table: &str) -> Result<(),
             }
         }
     }
-    let after = fold_restrictive(&before, |a, b| {
+    let after: Vec<Policy> = fold_restrictive(&before, |a, b| {
         related_pairs.iter().any(|(x, y)| x == a && y == b)
-    });
+    })
+    .iter()
+    .map(distributed)
+    .collect();
     // `down` puts them back as they were (`restore_unfolded`).
     conn.execute_unprepared(UNFOLDED_TABLE).await?;
     for p in &before {

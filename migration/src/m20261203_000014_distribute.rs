@@ -107,6 +107,29 @@ async fn foreign_keys_between_tenant_tables<C: ConnectionTrait>(
         .collect()
 }
 
+/// The grants on the `reporting` views, as statements. Citus re-creates
+/// the views that depend on a table it distributes or undistributes, and a
+/// re-created view has only its owner's privileges: these statements give
+/// the rest back.
+async fn view_grants<C: ConnectionTrait>(conn: &C) -> Result<Vec<String>, DbErr> {
+    let rows = conn
+        .query_all_raw(Statement::from_string(
+            DbBackend::Postgres,
+            "SELECT format('GRANT %s ON %s TO %s', a.privilege_type, c.oid::regclass, \
+                    CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(pg_get_userbyid(a.grantee)) END) AS stmt \
+               FROM pg_class c, aclexplode(c.relacl) a \
+              WHERE c.relnamespace = 'reporting'::regnamespace AND c.relkind = 'v' AND a.grantee <> c.relowner \
+             UNION ALL \
+             SELECT format('GRANT %s (%I) ON %s TO %s', a.privilege_type, t.attname, c.oid::regclass, \
+                    CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(pg_get_userbyid(a.grantee)) END) \
+               FROM pg_class c JOIN pg_attribute t ON t.attrelid = c.oid AND t.attnum > 0, aclexplode(t.attacl) a \
+              WHERE c.relnamespace = 'reporting'::regnamespace AND c.relkind = 'v' AND a.grantee <> c.relowner \
+              ORDER BY 1",
+        ))
+        .await?;
+    rows.iter().map(|r| r.try_get("", "stmt")).collect()
+}
+
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
@@ -115,6 +138,7 @@ impl MigrationTrait for Migration {
             return Ok(());
         }
         conn.execute_unprepared(UP).await?;
+        let grants = view_grants(conn).await?;
         // A local table may not reference a distributed one, nor the other
         // way round: the foreign keys between tenant tables go while the
         // tables are distributed one by one, and come back unchanged.
@@ -144,6 +168,9 @@ impl MigrationTrait for Migration {
             conn.execute_unprepared(&format!("ALTER TABLE {table} ADD CONSTRAINT {name} {def}"))
                 .await?;
         }
+        for grant in &grants {
+            conn.execute_unprepared(grant).await?;
+        }
         Ok(())
     }
 
@@ -152,12 +179,16 @@ impl MigrationTrait for Migration {
         if !is_citus(conn).await? {
             return Ok(());
         }
+        let grants = view_grants(conn).await?;
         // Every table is linked to organizations by a foreign key: one call
         // turns them all back into local tables.
         conn.execute_unprepared(
             "SELECT undistribute_table('public.organizations', cascade_via_foreign_keys => true)",
         )
         .await?;
+        for grant in &grants {
+            conn.execute_unprepared(grant).await?;
+        }
         crate::citus::restore_unfolded(conn).await?;
         conn.execute_unprepared(DOWN).await?;
         Ok(())

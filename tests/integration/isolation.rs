@@ -34,6 +34,9 @@ async fn begin_as(
         Option::<String>::None.into(),
         "test".into(),
     ];
+    txn.execute_unprepared(strata_tests::CITUS_PROPAGATE)
+        .await
+        .unwrap();
     txn.execute_raw(Statement::from_sql_and_values(
         DbBackend::Postgres,
         "SELECT app.begin_request($1, $2, $3, $4, $5, $6, $7, $8)",
@@ -1072,6 +1075,9 @@ async fn only_an_administering_context_reads_the_audit_log_and_api_keys() {
                 "test".into(),
                 can_administer.into(),
             ];
+            txn.execute_unprepared(strata_tests::CITUS_PROPAGATE)
+                .await
+                .unwrap();
             txn.execute_raw(Statement::from_sql_and_values(
                 DbBackend::Postgres,
                 "SELECT app.begin_request($1, $2, $3, $4, $5, $6, $7, $8, $9)",

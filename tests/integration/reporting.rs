@@ -969,8 +969,10 @@ async fn the_views_use_org_id_indexes_without_subplans_at_volume() {
     let db = test_db.pool(2).await;
     let su = test_db.superuser().await;
     let orgs = 200;
+    // `enable_local_execution`: see `catalog.rs`'s `seed_volume`.
     su.execute_unprepared(&format!(
-        "INSERT INTO public.organizations (id, type, name, slug)
+        "SET citus.enable_local_execution TO off;
+         INSERT INTO public.organizations (id, type, name, slug)
            SELECT md5('sme-' || o)::uuid, 'SME', 'sme ' || o, 'rpt-sme-' || o FROM generate_series(1, {orgs}) o
            UNION ALL
            SELECT md5('agency-' || o)::uuid, 'AGENCY', 'agency ' || o, 'rpt-agency-' || o FROM generate_series(1, {orgs}) o;

@@ -269,6 +269,9 @@ async fn a_read_only_context_cannot_write_token_usage_at_the_sql_level() {
             "test".into(),
             false.into(),
         ];
+        txn.execute_unprepared(strata_tests::CITUS_PROPAGATE)
+            .await
+            .unwrap();
         txn.execute_raw(Statement::from_sql_and_values(
             DbBackend::Postgres,
             "SELECT app.begin_request($1, $2, $3, $4, $5, $6, $7, $8, $9)",

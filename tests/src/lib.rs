@@ -313,6 +313,15 @@ impl Drop for TestDb {
     }
 }
 
+/// Run first in a transaction that sets a tenant context statement by
+/// statement (as the gateway's Citus path does in its first message): on a
+/// Citus coordinator the `SET LOCAL`s of `app.begin_request()` then reach
+/// the workers; on one PostgreSQL it sets a placeholder and does nothing.
+/// Without it, a context-less shard would show nothing, and an isolation
+/// test would pass for the wrong reason.
+pub const CITUS_PROPAGATE: &str =
+    "SELECT pg_catalog.set_config('citus.propagate_set_commands', 'local', true)";
+
 /// The HS256 secret test apps use.
 pub const SECRET: &str = "test-secret-that-is-long-enough-for-hs256-use";
 
@@ -759,17 +768,5 @@ pub async fn texts(conn: &impl ConnectionTrait, sql: &str) -> Vec<String> {
 
 /// The SQLSTATE and the constraint (if any) of a database error.
 pub fn sqlstate(err: &sea_orm::DbErr) -> (Option<String>, Option<String>) {
-    use sea_orm::{DbErr, RuntimeErr};
-    match err {
-        DbErr::Exec(RuntimeErr::SqlxError(e)) | DbErr::Query(RuntimeErr::SqlxError(e)) => {
-            match e.as_database_error() {
-                Some(db) => (
-                    db.code().map(|c| c.into_owned()),
-                    db.constraint().map(str::to_owned),
-                ),
-                None => (None, None),
-            }
-        }
-        _ => (None, None),
-    }
+    strata_persistence::database_error_parts(err)
 }

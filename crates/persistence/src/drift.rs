@@ -139,7 +139,8 @@ fn refusal(err: &DbErr) -> Option<String> {
     match err {
         DbErr::Exec(RuntimeErr::SqlxError(e)) | DbErr::Query(RuntimeErr::SqlxError(e)) => {
             let db = e.as_database_error()?;
-            (db.code().as_deref() == Some("42501")).then(|| db.message().to_owned())
+            let (code, _) = crate::error::database_error_parts(err);
+            (code.as_deref() == Some("42501")).then(|| db.message().to_owned())
         }
         _ => None,
     }

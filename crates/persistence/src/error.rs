@@ -31,6 +31,52 @@ const UNIQUE_FIELDS: &[(&str, &str, &str)] = &[
     ),
 ];
 
+/// The SQLSTATE and the constraint of a database error, as one PostgreSQL
+/// would report them. A Citus coordinator relays a worker's error with the
+/// shard's constraint name (`campaigns_pkey_102008`), no constraint field,
+/// and sometimes `XX000` in place of the worker's code; both are read back
+/// from the message then.
+pub fn database_error_parts(err: &DbErr) -> (Option<String>, Option<String>) {
+    let (DbErr::Exec(RuntimeErr::SqlxError(e)) | DbErr::Query(RuntimeErr::SqlxError(e))) = err
+    else {
+        return (None, None);
+    };
+    let Some(db) = e.as_database_error() else {
+        return (None, None);
+    };
+    let code = db.code().map(|c| c.into_owned());
+    let message = db.message();
+    let constraint = db.constraint().map(str::to_owned).or_else(|| {
+        let (_, rest) = message.split_once("constraint \"")?;
+        let (name, _) = rest.split_once('"')?;
+        Some(without_shard_suffix(name).to_owned())
+    });
+    let relayed = [
+        ("violates foreign key constraint", "23503"),
+        ("violates unique constraint", "23505"),
+        ("violates check constraint", "23514"),
+        ("violates not-null constraint", "23502"),
+        ("violates row-level security policy", "42501"),
+    ];
+    let code = match code.as_deref() {
+        Some("XX000") | None => relayed
+            .iter()
+            .find(|(text, _)| message.contains(text))
+            .map(|(_, c)| (*c).to_owned())
+            .or(code),
+        _ => code,
+    };
+    (code, constraint)
+}
+
+/// A shard's name for a constraint without Citus's `_<shard id>`.
+fn without_shard_suffix(name: &str) -> &str {
+    match name.rsplit_once('_') {
+        Some((base, id)) if !id.is_empty() && id.bytes().all(|b| b.is_ascii_digit()) => base,
+        _ => name,
+    }
+}
+
 /// Maps a database error to a domain error.
 pub fn map_db_err(err: DbErr) -> DomainError {
     match &err {
@@ -42,9 +88,10 @@ pub fn map_db_err(err: DbErr) -> DomainError {
     }
     if let DbErr::Exec(RuntimeErr::SqlxError(e)) | DbErr::Query(RuntimeErr::SqlxError(e)) = &err {
         match e.as_ref() {
-            sqlx::Error::Database(db) => {
-                let code = db.code().map(|c| c.into_owned()).unwrap_or_default();
-                let constraint = db.constraint().unwrap_or_default();
+            sqlx::Error::Database(_) => {
+                let (code, constraint) = database_error_parts(&err);
+                let code = code.unwrap_or_default();
+                let constraint = constraint.unwrap_or_default();
                 match code.as_str() {
                     // unique_violation
                     "23505" => {

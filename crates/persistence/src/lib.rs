@@ -35,7 +35,7 @@ mod tx;
 pub mod entity;
 
 pub use db::{Db, LoginRole, PoolOptions, PoolStatus, TenantMeter};
-pub use error::map_db_err;
+pub use error::{database_error_parts, map_db_err};
 pub use tx::{AuthTx, TenantTx};
 
 /// Re-exported so callers can name migration entry points without a direct

@@ -10,8 +10,8 @@
 //!
 //! [`TenantTx`]: crate::TenantTx
 
-use sea_orm::{DbBackend, FromQueryResult, Statement, Value};
-use strata_domain::{DomainError, OrgId, OutputId};
+use sea_orm::{ConnectionTrait, DbBackend, FromQueryResult, Statement, Value};
+use strata_domain::{DomainError, OrgId, OrgType, OutputId};
 use uuid::Uuid;
 
 use crate::Db;
@@ -307,6 +307,44 @@ async fn fail_in_both_tables(
         .into_iter()
         .map(|r| (OrgId::from_uuid(r.org_id), OutputId::from_uuid(r.id)))
         .collect())
+}
+
+/// How many of `org`'s runs are QUEUED or RUNNING, counted as `app_maint`
+/// in a transaction of its own: the quota check's count on Citus, where a
+/// request's transaction cannot switch to another role on the workers
+/// (Citus opens a worker connection per role and replays the
+/// transaction's every `SET LOCAL` on it). The caller holds the
+/// organization's quota lock, so the runs it counts are every run another
+/// check let through.
+pub(crate) async fn unfinished_of(
+    db: &Db,
+    org: OrgId,
+    org_type: OrgType,
+) -> Result<u64, DomainError> {
+    let table = match org_type {
+        OrgType::Sme => "public.agent_outputs",
+        OrgType::Agency => "tenant_b.outputs",
+    };
+    let sql = format!(
+        "SELECT count(*) AS n FROM {table} WHERE org_id = $1 AND status IN ('QUEUED', 'RUNNING')"
+    );
+    let org = org.as_uuid();
+    let n = as_role(db, "app_maint", |txn| async move {
+        let row = txn
+            .query_one_raw(Statement::from_sql_and_values(
+                DbBackend::Postgres,
+                sql,
+                [Value::from(org)],
+            ))
+            .await?;
+        let n = match row {
+            Some(r) => r.try_get::<i64>("", "n")?,
+            None => 0,
+        };
+        Ok((txn, n))
+    })
+    .await?;
+    Ok(u64::try_from(n).unwrap_or(0))
 }
 
 /// Runs `work` in a transaction of its own as `role` (one of the narrow

@@ -20,7 +20,7 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use hmac::{Hmac, Mac};
 use rand::distr::{Alphanumeric, SampleString};
 use sea_orm::{
-    ConnectionTrait, DatabaseTransaction, DbBackend, DbErr, RuntimeErr, Statement, TransactionTrait,
+    ConnectionTrait, DatabaseTransaction, DbBackend, DbErr, Statement, TransactionTrait,
 };
 use secrecy::{ExposeSecret, SecretString};
 use sha2::{Digest, Sha256};
@@ -483,12 +483,8 @@ async fn one<T: sea_orm::TryGetable>(
 
 /// The constraint of a foreign-key violation, if `err` is one.
 fn foreign_key(err: &DbErr) -> Option<String> {
-    match err {
-        DbErr::Exec(RuntimeErr::SqlxError(e)) | DbErr::Query(RuntimeErr::SqlxError(e)) => {
-            let db = e.as_database_error()?;
-            (db.code().as_deref() == Some("23503"))
-                .then(|| db.constraint().unwrap_or_default().to_owned())
-        }
+    match crate::error::database_error_parts(err) {
+        (Some(code), constraint) if code == "23503" => Some(constraint.unwrap_or_default()),
         _ => None,
     }
 }

@@ -486,6 +486,9 @@ impl ConnectionTrait for RequestTx {
 pub struct TenantTx {
     tx: RequestTx,
     ctx: TenantContext,
+    /// The pool, on a Citus coordinator only: the few statements that must
+    /// run as another role run in a transaction of their own there.
+    citus: Option<Db>,
     /// Time spent in the database so far, in nanoseconds.
     db_nanos: AtomicU64,
     meter: Option<crate::db::TenantMeter>,
@@ -551,9 +554,15 @@ impl TenantTx {
         Ok(Self {
             tx,
             ctx: ctx.clone(),
+            citus: db.is_citus().then(|| db.clone()),
             db_nanos: AtomicU64::new(nanos(started)),
             meter: db.meter().cloned(),
         })
+    }
+
+    /// The pool, when the database is a Citus coordinator.
+    pub(crate) fn citus(&self) -> Option<&Db> {
+        self.citus.as_ref()
     }
 
     /// Adds the time since `started` to the transaction's database time.

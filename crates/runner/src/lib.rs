@@ -593,7 +593,9 @@ impl Runner {
                 metrics_for(&run);
                 self.publish(&run, None);
             }
-            Err(e) => tracing::error!(run.id = %id, error = %e, "agent run could not be stored"),
+            Err(e) => {
+                tracing::error!(run.id = %id, error = %e, detail = ?e, "agent run could not be stored")
+            }
         }
     }
 }

@@ -186,7 +186,7 @@ pub fn folded_for_citus(lines: &[String], related: impl Fn(&str, &str) -> bool) 
     }
     for (table, policies) in by_table {
         for p in migration::citus::fold_restrictive(&policies, &related) {
-            out.push(policy_line(&table, &p));
+            out.push(policy_line(&table, &migration::citus::distributed(&p)));
         }
     }
     out

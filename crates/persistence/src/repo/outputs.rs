@@ -440,7 +440,18 @@ async fn transition_in<E: InSchema<Runs>>(
             prompt_tokens,
             completion_tokens,
         } => {
-            let started_at = E::col(Runs::StartedAt);
+            // A run that ends without having started (cancelled while
+            // queued) starts and ends at once. Two statements, not
+            // `coalesce(started_at, now())`: Citus refuses a non-immutable
+            // function inside COALESCE or CASE in an UPDATE.
+            E::update_many()
+                .col_expr(E::col(Runs::StartedAt), now.clone())
+                .filter(E::in_scope(tx))
+                .filter(E::col(Runs::Id).eq(id.as_uuid()))
+                .filter(status_in::<E>(&UNFINISHED))
+                .filter(E::col(Runs::StartedAt).is_null())
+                .exec(tx)
+                .await?;
             update
                 .col_expr(E::col(Runs::Status), status.as_str().into())
                 .col_expr(E::col(Runs::Output), output.clone().into())
@@ -453,11 +464,7 @@ async fn transition_in<E: InSchema<Runs>>(
                     E::col(Runs::CompletionTokens),
                     i32::try_from(*completion_tokens).unwrap_or(i32::MAX).into(),
                 )
-                .col_expr(E::col(Runs::FinishedAt), now.clone())
-                .col_expr(
-                    started_at,
-                    Func::coalesce([started_at.into_expr(), now]).into(),
-                )
+                .col_expr(E::col(Runs::FinishedAt), now)
         }
     };
     let done = update
@@ -540,6 +547,10 @@ async fn unfinished_in<E: InSchema<Runs>>(tx: &TenantTx) -> Result<Option<i64>, 
 /// filtered by the context's organization; the transaction is back in its
 /// runtime role right after.
 pub async fn unfinished(tx: &TenantTx) -> Result<u64, DomainError> {
+    if let Some(db) = tx.citus() {
+        let ctx = tx.ctx();
+        return crate::maintenance::unfinished_of(db, ctx.org_id(), ctx.org_type()).await;
+    }
     // Raw SQL: a role switch, which the query builder has no statement for.
     tx.execute_unprepared("SET LOCAL ROLE app_maint")
         .await
