@@ -25,6 +25,19 @@ const RUNTIME_ROLES: [&str; 6] = [
     "app_lease",
 ];
 
+/// Makes every worker's `app.reporting_logins` hold the coordinator's rows
+/// (one statement; `success` and `result` per worker). The reporting
+/// policies' helpers read the table inside shard queries, where Citus
+/// allows no distributed or reference table, so each node keeps an
+/// ordinary copy, written whole each time so a failed copy is mended by the
+/// next.
+pub const COPY_LOGINS_TO_WORKERS: &str = "SELECT r.success, r.result FROM run_command_on_workers(
+   'BEGIN; DELETE FROM app.reporting_logins; '
+   || coalesce((SELECT 'INSERT INTO app.reporting_logins (login, org_id, client_id, created_at, password_set_at) VALUES '
+        || string_agg(format('(%L, %L, %L, %L, %L)', login, org_id, client_id, created_at, password_set_at), ', ')
+        || '; ' FROM app.reporting_logins), '')
+   || 'COMMIT') r";
+
 /// Schemas whose objects Strata's migrations create.
 const SCHEMAS: &str = "'app', 'tenant_b', 'reporting', 'public'";
 

@@ -13,10 +13,12 @@
 //! are local again.
 //!
 //! Citus allows no foreign key from a reference table to a distributed one,
-//! so the two that go from a reference table to a client
-//! (`api_keys_client_fkey`, `reporting_logins_org_id_client_id_fkey`) are
-//! dropped here and restored by `down`; the repositories check those client
-//! ids in the same transaction (see `deploy/README.md`).
+//! so `api_keys_client_fkey` is dropped here and restored by `down`; the
+//! repository checks the client id in the same transaction.
+//! `app.reporting_logins` stays an ordinary table, copied to every worker
+//! (the reporting policies read it inside shard queries, where Citus allows
+//! no distributed or reference table), without its foreign keys, which
+//! `strata org reporting-login` checks instead (see `deploy/README.md`).
 
 use sea_orm_migration::prelude::*;
 
@@ -34,12 +36,11 @@ impl MigrationName for Migration {
 }
 
 /// Reference tables, in foreign-key order.
-pub const REFERENCE_TABLES: [&str; 5] = [
+pub const REFERENCE_TABLES: [&str; 4] = [
     "public.organizations",
     "public.users",
     "public.memberships",
     "public.api_keys",
-    "app.reporting_logins",
 ];
 
 /// Tables distributed by `org_id`, in foreign-key order; the first anchors
@@ -61,9 +62,36 @@ pub const DISTRIBUTED_TABLES: [&str; 11] = [
 const UP: &str = r#"
 ALTER TABLE public.api_keys DROP CONSTRAINT api_keys_client_fkey;
 ALTER TABLE app.reporting_logins DROP CONSTRAINT reporting_logins_org_id_client_id_fkey;
+ALTER TABLE app.reporting_logins DROP CONSTRAINT reporting_logins_org_id_fkey;
 "#;
 
+/// `app.reporting_logins` on every worker: an ordinary table, as on the
+/// coordinator, which `strata org reporting-login` keeps equal to the
+/// coordinator's. The reporting policies' helpers read it inside shard
+/// queries, where Citus allows no distributed (or reference) table.
+const WORKER_LOGINS: &str = "SELECT run_command_on_workers($w$
+CREATE TABLE IF NOT EXISTS app.reporting_logins (
+    login            name PRIMARY KEY,
+    org_id           uuid NOT NULL,
+    client_id        uuid,
+    created_at       timestamptz NOT NULL DEFAULT now(),
+    password_set_at  timestamptz NOT NULL DEFAULT now(),
+    CONSTRAINT reporting_logins_org_client_key UNIQUE NULLS NOT DISTINCT (org_id, client_id)
+);
+ALTER TABLE app.reporting_logins OWNER TO strata_owner;
+ALTER TABLE app.reporting_logins ENABLE ROW LEVEL SECURITY;
+ALTER TABLE app.reporting_logins FORCE ROW LEVEL SECURITY;
+DROP POLICY IF EXISTS own_login ON app.reporting_logins;
+CREATE POLICY own_login ON app.reporting_logins FOR SELECT TO app_reporting
+    USING (login = session_user);
+GRANT SELECT (login, org_id, client_id) ON app.reporting_logins TO app_reporting;
+$w$)";
+
 const DOWN: &str = r#"
+SELECT run_command_on_workers('DROP TABLE IF EXISTS app.reporting_logins');
+ALTER TABLE app.reporting_logins
+    ADD CONSTRAINT reporting_logins_org_id_fkey FOREIGN KEY (org_id)
+    REFERENCES public.organizations (id) ON DELETE CASCADE;
 ALTER TABLE public.api_keys
     ADD CONSTRAINT api_keys_client_fkey FOREIGN KEY (org_id, client_id)
     REFERENCES tenant_b.workspace_entities (org_id, id) ON DELETE CASCADE;
@@ -171,6 +199,9 @@ impl MigrationTrait for Migration {
         for grant in &grants {
             conn.execute_unprepared(grant).await?;
         }
+        conn.execute_unprepared(WORKER_LOGINS).await?;
+        conn.execute_unprepared(crate::citus::COPY_LOGINS_TO_WORKERS)
+            .await?;
         Ok(())
     }
 

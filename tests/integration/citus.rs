@@ -267,7 +267,7 @@ fn plan_nodes(value: &serde_json::Value, out: &mut Vec<serde_json::Value>) {
 /// router queries (one task) that find the tenant's rows.
 #[tokio::test]
 async fn one_tenants_requests_are_router_queries() {
-    use strata_domain::{ClientId, OrgId, Role, UserId};
+    use strata_domain::{ClientId, OrgId, UserId};
     use strata_persistence::TenantTx;
     if !available(Part::Citus, "citus") {
         return;
@@ -294,7 +294,6 @@ async fn one_tenants_requests_are_router_queries() {
     ))
     .await
     .unwrap();
-    let _ = Role::Owner;
     let cases = [
         (owner, sme, vec![
             "SELECT * FROM public.campaigns WHERE org_id = '{org}' ORDER BY created_at DESC, id DESC LIMIT 21".to_owned(),

@@ -116,7 +116,7 @@ fn certificates(dir: &Path) {
     // PostgreSQL reads the key as the cluster's user and wants it private.
     let owner = Command::new("id").args(["-u", "postgres"]).output().ok();
     let uid = owner
-        .filter(|o| o.status.success() && unsafe_is_root())
+        .filter(|o| o.status.success() && running_as_root())
         .and_then(|o| {
             String::from_utf8_lossy(&o.stdout)
                 .trim()
@@ -135,7 +135,7 @@ fn certificates(dir: &Path) {
     }
 }
 
-fn unsafe_is_root() -> bool {
+fn running_as_root() -> bool {
     Command::new("id")
         .arg("-u")
         .output()

@@ -190,6 +190,21 @@ pub async fn issue(db: &Db, scope: Scope, rotate: bool) -> Result<Issued, Report
         ))
         .await?;
     }
+    if db.is_citus() && !state.mapped {
+        // No foreign key to the organization on Citus (see
+        // `copy_to_workers`): look, as the migrating superuser.
+        let found = txn
+            .query_one_raw(Statement::from_sql_and_values(
+                DbBackend::Postgres,
+                "SELECT 1 AS one FROM public.organizations WHERE id = $1",
+                [scope.org_id.as_uuid().into()],
+            ))
+            .await?
+            .is_some();
+        if !found {
+            return Err(ReportingError::NoSuchOrganization(scope.org_id));
+        }
+    }
     if let (Some(client), true, false) = (scope.client_id, db.is_citus(), state.mapped) {
         // On Citus the foreign key to the client is gone (none may go from
         // a reference table to a distributed one): look, as the migrating
@@ -250,6 +265,7 @@ pub async fn issue(db: &Db, scope: Scope, rotate: bool) -> Result<Issued, Report
     };
     audit(&txn, scope, operation, &login).await?;
     txn.commit().await?;
+    copy_to_workers(db).await?;
     let sessions_ended = if exists {
         end_sessions(db, state.oid).await
     } else {
@@ -321,6 +337,7 @@ pub async fn revoke(db: &Db, scope: Scope) -> Result<Revoked, ReportingError> {
         Err(e) => return Err(e),
     };
     txn.commit().await?;
+    copy_to_workers(db).await?;
     let sessions_ended = end_sessions(db, state.oid).await;
     Ok(Revoked {
         login,
@@ -479,6 +496,32 @@ async fn one<T: sea_orm::TryGetable>(
     .await?
     .ok_or_else(|| DbErr::RecordNotFound(sql.to_owned()))?
     .try_get_by_index(0)
+}
+
+/// On a Citus coordinator, makes every worker's `app.reporting_logins`
+/// hold the coordinator's rows (`migration::citus::COPY_LOGINS_TO_WORKERS`;
+/// the distribution migration creates the copies).
+async fn copy_to_workers(db: &Db) -> Result<(), ReportingError> {
+    if !db.is_citus() {
+        return Ok(());
+    }
+    let copied = db
+        .raw()
+        .query_all_raw(Statement::from_string(
+            DbBackend::Postgres,
+            migration::citus::COPY_LOGINS_TO_WORKERS,
+        ))
+        .await?;
+    for row in copied {
+        let success: bool = row.try_get("", "success")?;
+        if !success {
+            let result: String = row.try_get("", "result")?;
+            return Err(ReportingError::Database(DbErr::Custom(format!(
+                "the login was saved on the coordinator but not copied to a worker ({result}); run the command again"
+            ))));
+        }
+    }
+    Ok(())
 }
 
 /// The constraint of a foreign-key violation, if `err` is one.

@@ -41,6 +41,16 @@ fn serve_without_a_secret_exits_non_zero_with_one_line() {
 }
 
 #[test]
+fn serve_with_an_hs256_secret_under_32_bytes_exits_non_zero_with_one_line() {
+    fails_with_one_line(
+        strata()
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .env("STRATA_JWT_SECRET", "only-31-bytes-of-secret-here-x!"),
+        "at least 32",
+    );
+}
+
+#[test]
 fn serve_with_a_bad_database_url_exits_non_zero_with_one_line() {
     fails_with_one_line(
         strata()
