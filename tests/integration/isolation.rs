@@ -98,7 +98,7 @@ async fn each_runtime_role_with_one_orgs_context_sees_no_row_of_another_org_in_a
         let txn = begin_as(&db, role, Some(org), &[], true).await;
         // An administering context: the audit log and the API keys show
         // their rows to no other.
-        txn.execute_unprepared("SELECT set_config('app.can_administer', 'true', true)")
+        txn.execute_unprepared("SET LOCAL app.can_administer = 'true'")
             .await
             .unwrap();
         let mut own_rows = 0;
@@ -178,12 +178,19 @@ async fn without_context_every_table_is_empty_and_writes_fail_on_fresh_and_reuse
         // organization: the organization policies alone must refuse.
         for role in ["app_sme", "app_agency"] {
             let txn = one.raw().begin().await.unwrap();
-            txn.execute_unprepared(&format!(
-                "SET LOCAL app.can_write = 'true'; SET LOCAL app.all_clients = 'true'; \
-                 SET LOCAL app.can_administer = 'true'; SET LOCAL ROLE {role}"
-            ))
-            .await
-            .unwrap();
+            // One statement each: Citus forwards a `SET LOCAL` as the text
+            // of the message that held it.
+            txn.execute_unprepared(strata_tests::CITUS_PROPAGATE)
+                .await
+                .unwrap();
+            for set in [
+                "SET LOCAL app.can_write = 'true'".to_owned(),
+                "SET LOCAL app.all_clients = 'true'".to_owned(),
+                "SET LOCAL app.can_administer = 'true'".to_owned(),
+                format!("SET LOCAL ROLE {role}"),
+            ] {
+                txn.execute_unprepared(&set).await.unwrap();
+            }
             for (table, _) in readable_tables(&su, role).await {
                 let n = scalar(&txn, &format!("SELECT count(*) FROM {table}")).await;
                 assert_eq!(
@@ -223,7 +230,7 @@ async fn without_context_every_table_is_empty_and_writes_fail_on_fresh_and_reuse
     txn.rollback().await.unwrap();
     let txn = begin_as(&one, "app_agency", Some(w.agency1.id), &[], true).await;
     // Clients and their assignments are an administrator's to write.
-    txn.execute_unprepared("SELECT set_config('app.can_administer', 'true', true)")
+    txn.execute_unprepared("SET LOCAL app.can_administer = 'true'")
         .await
         .unwrap();
     for (table, insert) in tenant_b_inserts(&su, &w).await {
