@@ -450,16 +450,14 @@ async fn citus_shards(cat: &impl Catalog, f: &mut Vec<Finding>) -> Result<(), Db
     }
     let restrictive = pairs(
         cat,
-        &format!(
-            "SELECT (SELECT n.nodename || ':' || n.nodeport FROM pg_dist_node n WHERE n.nodeid = r.nodeid), r.result
+        "SELECT (SELECT n.nodename || ':' || n.nodeport FROM pg_dist_node n WHERE n.nodeid = r.nodeid), r.result
              FROM run_command_on_all_nodes(
                $q$SELECT coalesce(string_agg(polrelid::regclass::text || ' ' || polname, ', '), '')
                   FROM pg_policy p JOIN pg_class c ON c.oid = p.polrelid
                   JOIN pg_namespace n ON n.oid = c.relnamespace
                   WHERE NOT p.polpermissive AND n.nspname IN ('public', 'tenant_b', 'app', 'reporting')$q$) r
              WHERE r.result <> ''
-             ORDER BY 1"
-        ),
+             ORDER BY 1",
     )
     .await?;
     for (node, policies) in restrictive {
