@@ -145,6 +145,24 @@ async fn each_tampering_is_reported_with_its_id_and_exit_status_1() {
             "INSERT INTO seaql_migrations (version, applied_at) VALUES ('m29990101_000001_from_the_future', 0)",
             &["migrations.unknown"],
         ),
+        // Reporting: a role slipped into the reporting group without the
+        // command, a login that skips policies or is also a runtime role,
+        // and the group role itself widened.
+        (
+            "CREATE ROLE audit_stray_reader LOGIN IN ROLE app_reporting",
+            &["reporting.login"],
+        ),
+        (
+            "CREATE ROLE audit_rpt_login LOGIN BYPASSRLS IN ROLE app_reporting;
+             INSERT INTO app.reporting_logins (login, org_id) SELECT 'audit_rpt_login', id FROM public.organizations LIMIT 1",
+            &["reporting.login"],
+        ),
+        (
+            "CREATE ROLE audit_rpt_login2 LOGIN IN ROLE app_reporting, app_sme",
+            &["reporting.login"],
+        ),
+        ("GRANT app_agency TO app_reporting", &["reporting.group"]),
+        ("ALTER ROLE app_reporting_client LOGIN", &["reporting.group"]),
     ];
     for (tampering, expected) in cases {
         let txn = conn.begin().await.unwrap();

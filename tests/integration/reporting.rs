@@ -470,6 +470,14 @@ async fn each_view_shows_a_login_exactly_what_graphql_shows_an_owner_or_the_clie
             assert_eq!(others, 0, "{name}: {view}");
         }
     }
+    // The logins the command made are what `strata audit` expects.
+    let report = strata_persistence::audit::lint(&su).await.unwrap();
+    let reporting: Vec<_> = report
+        .findings
+        .iter()
+        .filter(|f| f.id.starts_with("reporting."))
+        .collect();
+    assert!(reporting.is_empty(), "{reporting:#?}");
 }
 
 /// What an attempt to widen a session must leave exactly as it was.

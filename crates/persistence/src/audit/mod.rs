@@ -315,6 +315,7 @@ pub async fn lint(cat: &impl Catalog) -> Result<Report, DbErr> {
     let f = &mut report.findings;
     row_level_security(cat, f).await?;
     roles(cat, f, citus).await?;
+    reporting_logins(cat, f).await?;
     login_role(cat, &mut report).await?;
     let f = &mut report.findings;
     grants(cat, f).await?;
@@ -468,6 +469,88 @@ async fn citus_shards(cat: &impl Catalog, f: &mut Vec<Finding>) -> Result<(), Db
             "a restrictive policy on Citus: its shards carry it as a permissive one, which lets through what it should refuse",
             "fold it into the table's permissive policies (as the migrations do) and drop it",
         ));
+    }
+    Ok(())
+}
+
+/// The reporting roles and the logins of `strata org reporting-login`: the
+/// two group roles cannot log in and hold nothing but each other; every
+/// role in them is a login that the command made (a row in
+/// `app.reporting_logins`, or a name of the command's, which another
+/// database of the cluster may own: roles are cluster-wide), skips no
+/// policy, and is a member of nothing else, so it can neither see past its
+/// organization nor become a runtime role.
+async fn reporting_logins(cat: &impl Catalog, f: &mut Vec<Finding>) -> Result<(), DbErr> {
+    let ours = texts(
+        cat,
+        "SELECT 1::text FROM pg_roles WHERE rolname = 'app_reporting'
+           AND to_regclass('app.reporting_logins') IS NOT NULL",
+    )
+    .await?;
+    if ours.is_empty() {
+        return Ok(());
+    }
+    // The group roles: no login, no bypass, and app_reporting_client a
+    // member of app_reporting only.
+    let groups = pairs(
+        cat,
+        "SELECT r.rolname::text,
+                concat_ws(', ',
+                  CASE WHEN r.rolcanlogin THEN 'can log in' END,
+                  CASE WHEN r.rolsuper OR r.rolbypassrls THEN 'skips row-level security' END,
+                  (SELECT 'is a member of ' || string_agg(g.rolname, ', ' ORDER BY g.rolname)
+                     FROM pg_auth_members m JOIN pg_roles g ON g.oid = m.roleid
+                    WHERE m.member = r.oid
+                      AND NOT (r.rolname = 'app_reporting_client' AND g.rolname = 'app_reporting')))
+           FROM pg_roles r WHERE r.rolname IN ('app_reporting', 'app_reporting_client')",
+    )
+    .await?;
+    for (role, problem) in groups {
+        if !problem.is_empty() {
+            f.push(Finding::new(
+                "reporting.group",
+                Severity::Critical,
+                &role,
+                format!("the reporting group role {problem}: every reporting login inherits it"),
+                format!("ALTER ROLE {role} NOLOGIN NOSUPERUSER NOBYPASSRLS; then revoke what it was granted"),
+            ));
+        }
+    }
+    // Every member of the groups, directly or not.
+    let members = pairs(
+        cat,
+        "WITH RECURSIVE inside(oid) AS (
+             SELECT m.member FROM pg_auth_members m JOIN pg_roles g ON g.oid = m.roleid
+              WHERE g.rolname IN ('app_reporting', 'app_reporting_client')
+             UNION
+             SELECT m.member FROM pg_auth_members m JOIN inside i ON m.roleid = i.oid)
+         SELECT r.rolname::text,
+                concat_ws(', ',
+                  CASE WHEN r.rolname NOT LIKE 'strata\\_report\\_%'
+                        AND NOT EXISTS (SELECT 1 FROM app.reporting_logins l WHERE l.login = r.rolname)
+                       THEN 'is no login of strata org reporting-login' END,
+                  CASE WHEN r.rolsuper OR r.rolbypassrls THEN 'skips row-level security' END,
+                  CASE WHEN r.rolcreaterole OR r.rolcreatedb OR r.rolreplication
+                       THEN 'may create roles or databases, or replicate' END,
+                  (SELECT 'is also a member of ' || string_agg(g.rolname, ', ' ORDER BY g.rolname)
+                     FROM pg_auth_members m JOIN pg_roles g ON g.oid = m.roleid
+                    WHERE m.member = r.oid AND g.rolname NOT IN ('app_reporting', 'app_reporting_client')))
+           FROM pg_roles r
+          WHERE r.oid IN (SELECT oid FROM inside)
+            AND r.rolname NOT IN ('app_reporting', 'app_reporting_client')
+          ORDER BY 1",
+    )
+    .await?;
+    for (login, problem) in members {
+        if !problem.is_empty() {
+            f.push(Finding::new(
+                "reporting.login",
+                Severity::Critical,
+                &login,
+                format!("a role in the reporting groups {problem}: it may read past its organization's rows"),
+                format!("strata org reporting-login <org> --revoke (or DROP ROLE {login}) and create it again"),
+            ));
+        }
     }
     Ok(())
 }
