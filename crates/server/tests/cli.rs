@@ -51,6 +51,33 @@ fn serve_with_an_hs256_secret_under_32_bytes_exits_non_zero_with_one_line() {
 }
 
 #[test]
+fn serve_with_jwks_but_no_issuer_or_audience_warns_at_start() {
+    // The database URL is bad so that the process stops right after the
+    // checks of its configuration.
+    let out = strata()
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .env("STRATA_JWKS_URL", "http://127.0.0.1:9/.well-known/jwks.json")
+        .env("DATABASE_URL", "not a url")
+        .output()
+        .expect("run strata");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("JWKS is configured without --jwt-issuer or --jwt-audience"),
+        "{stderr}"
+    );
+    let out = strata()
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .env("STRATA_JWKS_URL", "http://127.0.0.1:9/.well-known/jwks.json")
+        .env("STRATA_JWT_ISSUER", "https://id.example.test/")
+        .env("STRATA_JWT_AUDIENCE", "strata")
+        .env("DATABASE_URL", "not a url")
+        .output()
+        .expect("run strata");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("JWKS is configured without"), "{stderr}");
+}
+
+#[test]
 fn serve_with_a_bad_database_url_exits_non_zero_with_one_line() {
     fails_with_one_line(
         strata()
