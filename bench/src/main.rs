@@ -3,6 +3,7 @@
 //! wrk, and reports throughput, latency, errors, SQL statements, CPU and
 //! memory per request shape, as a table and as JSON.
 
+mod citus;
 mod layout;
 mod load;
 mod rawsql;
@@ -104,6 +105,11 @@ struct Args {
     /// Peer gateway to compare with: `postgraphile`.
     #[arg(long)]
     peer: Option<String>,
+    /// Also measure the read shapes on a local Citus cluster (a coordinator
+    /// and two workers) holding the same dataset, as target
+    /// `strata-citus`, alternating with one PostgreSQL.
+    #[arg(long)]
+    citus: bool,
     /// Tenant scaling: organization counts to compare (e.g. 1000,100000).
     /// One gateway per dataset; the datasets alternate within each round.
     #[arg(long, value_delimiter = ',')]
@@ -372,6 +378,21 @@ impl Bench {
     async fn start_gateway(&self, layout: Layout, label: &str) -> Result<Server> {
         self.start_gateway_from(&self.args.gateway, layout, label)
             .await
+    }
+
+    async fn start_gateway_at(&self, binary: &Path, url: &str, label: &str) -> Result<Server> {
+        let port = load::free_port()?;
+        let log = self.args.work_dir.join(format!("{label}.log"));
+        Server::start(
+            label,
+            self.gateway_command(binary, url, port),
+            port,
+            "/readyz",
+            &log,
+            true,
+            Duration::from_secs(60),
+        )
+        .await
     }
 
     async fn start_gateway_from(
@@ -866,6 +887,25 @@ async fn main_dataset(bench: &mut Bench, layout: Layout, shapes: &[Shape]) -> Re
         }
         None => None,
     };
+    let citus = match bench.args.citus {
+        true => {
+            let cluster = citus::Cluster::start(&bench.args.work_dir).await?;
+            cluster.seed(&db, layout).await?;
+            let server = bench
+                .start_gateway_at(
+                    &bench.args.gateway.clone(),
+                    &cluster.url(&db)?,
+                    "gateway-citus",
+                )
+                .await?;
+            let read: Vec<Shape> = shapes.iter().copied().filter(|s| !s.writes()).collect();
+            let run = bench
+                .prepare(server, Target::Strata, "strata-citus", layout, &read)
+                .await?;
+            Some((cluster, run))
+        }
+        false => None,
+    };
     let peer = match &bench.args.peer {
         Some(_) => {
             let server = bench.start_peer(layout).await?;
@@ -887,6 +927,13 @@ async fn main_dataset(bench: &mut Bench, layout: Layout, shapes: &[Shape]) -> Re
                     .measure(baseline, shape, "rls-on", round, layout.orgs)
                     .await?;
             }
+            if let Some((_, run)) = &citus
+                && !shape.writes()
+            {
+                bench
+                    .measure(run, shape, "rls-on", round, layout.orgs)
+                    .await?;
+            }
             if bench.args.rls_off && !shape.writes() {
                 bench.set_rls(&db, false).await?;
                 let r = bench
@@ -905,6 +952,10 @@ async fn main_dataset(bench: &mut Bench, layout: Layout, shapes: &[Shape]) -> Re
     drop(peer);
     drop(baseline);
     drop(strata);
+    if let Some((cluster, run)) = citus {
+        drop(run);
+        cluster.stop().await;
+    }
     if bench.args.raw_sql {
         bench.raw_sql(layout, shapes).await?;
     }

@@ -90,18 +90,7 @@ pub async fn ensure(
         .execute_unprepared(&format!("CREATE DATABASE {}", ident(name)))
         .await?;
 
-    let db = strata_persistence::Db::connect(
-        &SecretString::from(url.to_owned()),
-        &strata_persistence::PoolOptions::default(),
-    )
-    .await
-    .context("cannot connect to the new database")?;
-    db.migrate().await.context("migrating the new database")?;
-    db.close().await;
-
-    let conn = connect(url, 1).await?;
-    load(&conn, url, layout).await?;
-    conn.close().await?;
+    migrate_and_load(url, layout).await?;
 
     admin
         .execute_unprepared(&format!(
@@ -114,6 +103,23 @@ pub async fn ensure(
         "dataset: {name} ready in {:.1} s",
         started.elapsed().as_secs_f64()
     );
+    Ok(())
+}
+
+/// Migrates the empty database at `url` and loads `layout` into it.
+pub async fn migrate_and_load(url: &str, layout: Layout) -> Result<()> {
+    let db = strata_persistence::Db::connect(
+        &SecretString::from(url.to_owned()),
+        &strata_persistence::PoolOptions::default(),
+    )
+    .await
+    .context("cannot connect to the new database")?;
+    db.migrate().await.context("migrating the new database")?;
+    db.close().await;
+
+    let conn = connect(url, 1).await?;
+    load(&conn, url, layout).await?;
+    conn.close().await?;
     Ok(())
 }
 

@@ -58,8 +58,23 @@ pub(crate) async fn run_file<C: ConnectionTrait>(conn: &C, sql: &str) -> Result<
     if !is_citus(conn).await? {
         return conn.execute_unprepared(sql).await.map(|_| ());
     }
+    sequential(conn).await?;
     conn.execute_unprepared(&without_owner_switch(sql)).await?;
     hand_to_owner(conn).await
+}
+
+/// Makes the rest of the migration's transaction send its multi-shard
+/// commands one shard at a time. A migration writes reference tables, whose
+/// copy on the coordinator Citus writes locally, and then DDL on
+/// distributed tables, which Citus would run in parallel over connections:
+/// a transaction may not do the second after the first ("a local execution
+/// has accessed a placement").
+pub async fn sequential<C: ConnectionTrait>(conn: &C) -> Result<(), DbErr> {
+    conn.execute_unprepared(
+        "SELECT pg_catalog.set_config('citus.multi_shard_modify_mode', 'sequential', true)",
+    )
+    .await
+    .map(|_| ())
 }
 
 /// The file without its `SET LOCAL ROLE strata_owner;` and `RESET ROLE;`

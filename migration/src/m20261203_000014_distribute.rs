@@ -165,6 +165,7 @@ impl MigrationTrait for Migration {
         if !is_citus(conn).await? {
             return Ok(());
         }
+        crate::citus::sequential(conn).await?;
         conn.execute_unprepared(UP).await?;
         let grants = view_grants(conn).await?;
         // A local table may not reference a distributed one, nor the other
@@ -210,6 +211,7 @@ impl MigrationTrait for Migration {
         if !is_citus(conn).await? {
             return Ok(());
         }
+        crate::citus::sequential(conn).await?;
         let grants = view_grants(conn).await?;
         // Every table is linked to organizations by a foreign key: one call
         // turns them all back into local tables.

@@ -56,7 +56,10 @@ fn serve_with_jwks_but_no_issuer_or_audience_warns_at_start() {
     // checks of its configuration.
     let out = strata()
         .args(["serve", "--listen", "127.0.0.1:0"])
-        .env("STRATA_JWKS_URL", "http://127.0.0.1:9/.well-known/jwks.json")
+        .env(
+            "STRATA_JWKS_URL",
+            "http://127.0.0.1:9/.well-known/jwks.json",
+        )
         .env("DATABASE_URL", "not a url")
         .output()
         .expect("run strata");
@@ -67,7 +70,10 @@ fn serve_with_jwks_but_no_issuer_or_audience_warns_at_start() {
     );
     let out = strata()
         .args(["serve", "--listen", "127.0.0.1:0"])
-        .env("STRATA_JWKS_URL", "http://127.0.0.1:9/.well-known/jwks.json")
+        .env(
+            "STRATA_JWKS_URL",
+            "http://127.0.0.1:9/.well-known/jwks.json",
+        )
         .env("STRATA_JWT_ISSUER", "https://id.example.test/")
         .env("STRATA_JWT_AUDIENCE", "strata")
         .env("DATABASE_URL", "not a url")
