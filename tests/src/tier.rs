@@ -67,7 +67,17 @@ pub fn available(part: Part, test: &str) -> bool {
     if std::env::var("STRATA_TEST_ALL_TIERS").is_ok_and(|v| v == "1") {
         panic!("{line} (STRATA_TEST_ALL_TIERS=1 runs every tier)");
     }
-    eprintln!("{line}");
+    // Once per part and test process: the Citus tier alone is a module
+    // of tests.
+    static SAID: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+    let key = format!("{part:?}");
+    let mut said = SAID
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if !said.contains(&key) {
+        said.push(key);
+        eprintln!("{line} (and every other test that needs it)");
+    }
     false
 }
 
