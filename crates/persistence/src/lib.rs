@@ -19,6 +19,7 @@
 //! organization between Citus workers, reads Citus's metadata and whether
 //! the organization exists. This crate knows nothing of HTTP or GraphQL.
 
+mod array;
 pub mod audit;
 pub mod auth;
 pub mod context;

@@ -15,8 +15,8 @@ use strata_domain::{DomainError, OrgId, OrgType, OutputId};
 use uuid::Uuid;
 
 use crate::Db;
+use crate::array::uuid_array;
 use crate::error::map_db_err;
-use crate::repo::uuid_array;
 use crate::tx::RequestTx;
 
 /// Renews the lease of runs this process holds (queued in its memory or
@@ -390,7 +390,7 @@ mod citus {
 
     use super::{RUN_LOCK_CLASS, SQL_LOCK_KEY, as_role};
     use crate::Db;
-    use crate::repo::uuid_array;
+    use crate::array::uuid_array;
 
     const TABLES: [&str; 2] = ["public.agent_outputs", "tenant_b.outputs"];
 

@@ -76,20 +76,7 @@ pub(crate) fn client_visible(tx: &TenantTx, client_id: Option<ClientId>) -> bool
     }
 }
 
-/// A PostgreSQL array literal of ids, bound as one text parameter and cast
-/// with `::uuid[]`, so a statement's text does not vary with the number of
-/// ids (one prepared statement whatever the page size).
-pub(crate) fn uuid_array(ids: impl IntoIterator<Item = uuid::Uuid>) -> String {
-    let mut s = String::from("{");
-    for (i, id) in ids.into_iter().enumerate() {
-        if i > 0 {
-            s.push(',');
-        }
-        s.push_str(&id.to_string());
-    }
-    s.push('}');
-    s
-}
+pub(crate) use crate::array::uuid_array;
 
 /// `column = ANY($n::uuid[])`, the array bound as one parameter (see
 /// [`uuid_array`]); an empty list matches nothing.
