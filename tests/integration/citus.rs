@@ -458,3 +458,82 @@ async fn an_agency_placed_on_a_worker_has_its_rows_there_only_and_the_api_is_unc
         Err(PlacementError::NoSuchOrg(_))
     ));
 }
+
+/// `strata serve --demo` on Citus: the demo seeds through the coordinator
+/// (twice: it resumes), and each demo user reads its own organization; an
+/// agency's account manager sees only its assigned client, a viewer cannot
+/// write, and nobody reads another organization.
+#[tokio::test]
+async fn the_demo_seeds_on_citus_and_each_demo_user_stays_in_its_tenant() {
+    use strata_domain::Role;
+    if !available(Part::Citus, "citus") {
+        return;
+    }
+    let app = strata_tests::TestApp::builder()
+        .backend(Backend::Citus)
+        .spawn()
+        .await;
+    let users = strata_persistence::demo::seed(&app.db).await.unwrap();
+    let again = strata_persistence::demo::seed(&app.db).await.unwrap();
+    assert_eq!(users.len(), again.len());
+    assert!(users.len() >= 4, "{users:?}");
+    let orgs: std::collections::BTreeSet<_> = users.iter().map(|u| u.org_id).collect();
+    assert!(orgs.len() >= 2, "two demo organizations at least");
+    let read = "{ organization { id } campaigns(first: 50) { nodes { id } } }";
+    for u in &users {
+        let token = app.token(u.user_id, Some(u.org_id));
+        let data = strata_tests::ok(&app, &token, read, serde_json::json!({})).await;
+        assert_eq!(
+            data["organization"]["id"],
+            u.org_id.to_string(),
+            "{}",
+            u.label
+        );
+        for other in orgs.iter().filter(|o| **o != u.org_id) {
+            let token = app.token(u.user_id, Some(*other));
+            let (status, body) = app.graphql(Some(&token), read, serde_json::json!({})).await;
+            assert!(
+                status == 401 || body["data"]["organization"].is_null(),
+                "{} reads {other}: {body}",
+                u.label
+            );
+        }
+        if u.role == Role::Viewer {
+            let (_, body) = app
+                .graphql(
+                    Some(&app.token(u.user_id, Some(u.org_id))),
+                    "mutation { createCampaign(input: {name: \"x\"}) { id } }",
+                    serde_json::json!({}),
+                )
+                .await;
+            assert_eq!(strata_tests::error_code(&body), Some("FORBIDDEN"), "{body}");
+        }
+    }
+    // The account manager's campaigns are a strict part of the owner's.
+    let of = |role: Role| {
+        users
+            .iter()
+            .find(|u| u.role == role && u.label.starts_with("agency"))
+            .cloned()
+    };
+    if let (Some(owner), Some(manager)) = (of(Role::Owner), of(Role::AccountManager)) {
+        let count = async |u: &strata_persistence::demo::DemoUser| {
+            let token = app.token(u.user_id, Some(u.org_id));
+            strata_tests::ok(
+                &app,
+                &token,
+                "{ clients(first: 50) { nodes { id } } }",
+                serde_json::json!({}),
+            )
+            .await["clients"]["nodes"]
+                .as_array()
+                .unwrap()
+                .len()
+        };
+        let (all, assigned) = (count(&owner).await, count(&manager).await);
+        assert!(
+            assigned >= 1 && assigned < all,
+            "owner {all}, account manager {assigned}"
+        );
+    }
+}
