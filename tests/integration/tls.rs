@@ -193,6 +193,9 @@ async fn encrypted(url: &SecretString) -> Result<bool, String> {
 
 #[tokio::test]
 async fn sslmode_means_what_it_means_for_libpq_with_v1_and_chained_certificates() {
+    if !strata_tests::tier::available(strata_tests::tier::Part::OpenSsl, "tls") {
+        return;
+    }
     let dir: PathBuf = strata_tests::private_dir("strata-certs");
     certificates(&dir);
     let root = |name: &str| dir.join(name).display().to_string();

@@ -21,6 +21,8 @@ pub enum Part {
     Node,
     /// The citus extension, for a coordinator and two workers.
     Citus,
+    /// The `openssl` command, which makes the TLS tests' certificates.
+    OpenSsl,
 }
 
 impl Part {
@@ -33,6 +35,7 @@ impl Part {
             }
             Part::Node => "apt-get install nodejs npm && npm ci --prefix tests/browser",
             Part::Citus => crate::citus::INSTALL,
+            Part::OpenSsl => "apt-get install openssl",
         }
     }
 
@@ -49,6 +52,7 @@ impl Part {
                 which("node").is_some() && browser_dir().join("node_modules/graphql-ws").is_dir()
             }
             Part::Citus => crate::citus::installed(),
+            Part::OpenSsl => which("openssl").is_some(),
         }
     }
 }
