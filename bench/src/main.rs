@@ -380,7 +380,14 @@ impl Bench {
             .await
     }
 
+    /// A gateway from `binary` on the database at `url`.
     async fn start_gateway_at(&self, binary: &Path, url: &str, label: &str) -> Result<Server> {
+        if !binary.is_file() {
+            bail!(
+                "{} not found: build it with cargo build --release -p strata-server",
+                binary.display()
+            );
+        }
         let port = load::free_port()?;
         let log = self.args.work_dir.join(format!("{label}.log"));
         Server::start(
@@ -401,25 +408,8 @@ impl Bench {
         layout: Layout,
         label: &str,
     ) -> Result<Server> {
-        if !binary.is_file() {
-            bail!(
-                "{} not found: build it with cargo build --release -p strata-server",
-                binary.display()
-            );
-        }
-        let port = load::free_port()?;
-        let url = self.pg.url(&db_name(layout));
-        let log = self.args.work_dir.join(format!("{label}.log"));
-        Server::start(
-            label,
-            self.gateway_command(binary, &url, port),
-            port,
-            "/readyz",
-            &log,
-            true,
-            Duration::from_secs(60),
-        )
-        .await
+        self.start_gateway_at(binary, &self.pg.url(&db_name(layout)), label)
+            .await
     }
 
     async fn start_peer(&self, layout: Layout) -> Result<Server> {

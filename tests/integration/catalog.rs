@@ -203,34 +203,6 @@ async fn the_run_maintenance_roles_hold_only_the_columns_and_policies_they_need(
     assert_eq!(members.len(), 2, "strata_gateway may switch to {members:?}");
 }
 
-/// Every node of an `EXPLAIN (FORMAT JSON)` plan, depth first: anything
-/// with a node type, so on Citus the workers' remote plans too.
-fn plan_nodes(plan: &serde_json::Value) -> Vec<&serde_json::Value> {
-    let mut out = Vec::new();
-    let mut stack = vec![plan];
-    while let Some(value) = stack.pop() {
-        match value {
-            serde_json::Value::Object(map) => {
-                if map.contains_key("Node Type") {
-                    out.push(value);
-                }
-                stack.extend(map.values());
-            }
-            serde_json::Value::Array(items) => stack.extend(items),
-            _ => {}
-        }
-    }
-    out
-}
-
-/// A shard's relation or index name without Citus's `_<shard id>`.
-fn unsharded(name: &str) -> &str {
-    match name.rsplit_once('_') {
-        Some((base, id)) if !id.is_empty() && id.bytes().all(|b| b.is_ascii_digit()) => base,
-        _ => name,
-    }
-}
-
 /// Seeds `orgs` SMEs and `orgs` agencies, each with `per_org` campaigns and
 /// one run per campaign (agencies: ten clients, campaigns spread over
 /// them), as the superuser, and refreshes the planner's statistics. Ids are
@@ -407,31 +379,28 @@ async fn main_queries_use_org_id_indexes_without_subplans() {
             let found =
                 strata_tests::scalar(&tx, &format!("SELECT count(*) FROM ({query}) q")).await;
             assert!(found > 0, "{who}: no rows for {query}");
-            let plan: serde_json::Value = tx
-                .query_one_raw(Statement::from_string(
-                    DbBackend::Postgres,
-                    format!("EXPLAIN (FORMAT JSON) {query}"),
-                ))
-                .await
-                .unwrap()
-                .unwrap()
-                .try_get_by_index(0)
-                .unwrap();
+            let plan = strata_tests::plan::explain(&tx, &query).await;
             let text = plan.to_string();
             assert!(
                 !text.contains("SubPlan") && !text.contains("InitPlan"),
                 "{who}: sub-plan in the plan of {query}:\n{plan:#}"
             );
-            let nodes = plan_nodes(&plan);
+            let nodes = strata_tests::plan::nodes(&plan);
             let mut used = Vec::new();
             for node in &nodes {
-                if let Some(rel) = node["Relation Name"].as_str().map(unsharded) {
+                if let Some(rel) = node["Relation Name"]
+                    .as_str()
+                    .map(strata_tests::plan::unsharded)
+                {
                     assert!(
                         !(tenant_tables.contains(rel) && node["Node Type"] == "Seq Scan"),
                         "{who}: sequential scan of {rel} in {query}:\n{plan:#}"
                     );
                 }
-                if let Some(index) = node["Index Name"].as_str().map(unsharded) {
+                if let Some(index) = node["Index Name"]
+                    .as_str()
+                    .map(strata_tests::plan::unsharded)
+                {
                     used.push(index.to_owned());
                 }
             }

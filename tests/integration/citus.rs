@@ -247,21 +247,6 @@ async fn migrations_go_down_and_up_again_on_citus() {
     assert!(scalar(&su, distributed).await >= tables.len() as i64);
 }
 
-/// Every node of an `EXPLAIN (FORMAT JSON)` answer that has a node type,
-/// the workers' remote plans included.
-fn plan_nodes(value: &serde_json::Value, out: &mut Vec<serde_json::Value>) {
-    match value {
-        serde_json::Value::Object(map) => {
-            if map.contains_key("Node Type") {
-                out.push(value.clone());
-            }
-            map.values().for_each(|v| plan_nodes(v, out));
-        }
-        serde_json::Value::Array(items) => items.iter().for_each(|v| plan_nodes(v, out)),
-        _ => {}
-    }
-}
-
 /// A single tenant's requests touch one shard: the main shapes, run as the
 /// runtime role inside a request transaction with its context, plan as
 /// router queries (one task) that find the tenant's rows.
@@ -317,23 +302,13 @@ async fn one_tenants_requests_are_router_queries() {
             let query = query.replace("{org}", &org.to_string());
             let found = scalar(&tx, &format!("SELECT count(*) FROM ({query}) q")).await;
             assert!(found > 0, "no rows for {query}");
-            let plan: serde_json::Value = tx
-                .query_one_raw(sea_orm::Statement::from_string(
-                    sea_orm::DbBackend::Postgres,
-                    format!("EXPLAIN (FORMAT JSON) {query}"),
-                ))
-                .await
-                .unwrap()
-                .unwrap()
-                .try_get_by_index(0)
-                .unwrap();
+            let plan = strata_tests::plan::explain(&tx, &query).await;
             let text = plan.to_string();
             assert!(
                 text.contains("\"Task Count\":1"),
                 "not a router query: {query}\n{plan:#}"
             );
-            let mut nodes = Vec::new();
-            plan_nodes(&plan, &mut nodes);
+            let nodes = strata_tests::plan::nodes(&plan);
             assert!(
                 !nodes.iter().any(|n| n["Node Type"] == "Seq Scan"
                     && n["Relation Name"]

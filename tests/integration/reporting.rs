@@ -967,34 +967,6 @@ async fn a_reporting_login_through_pgbouncer_in_transaction_mode_reads_only_its_
     }
 }
 
-/// Every node of an `EXPLAIN (FORMAT JSON)` plan: anything with a node
-/// type, so on Citus the workers' remote plans too.
-fn plan_nodes(plan: &Value) -> Vec<&Value> {
-    let mut out = Vec::new();
-    let mut stack = vec![plan];
-    while let Some(value) = stack.pop() {
-        match value {
-            Value::Object(map) => {
-                if map.contains_key("Node Type") {
-                    out.push(value);
-                }
-                stack.extend(map.values());
-            }
-            Value::Array(items) => stack.extend(items),
-            _ => {}
-        }
-    }
-    out
-}
-
-/// A shard's index name without Citus's `_<shard id>`.
-fn unsharded(name: &str) -> &str {
-    match name.rsplit_once('_') {
-        Some((base, id)) if !id.is_empty() && id.bytes().all(|b| b.is_ascii_digit()) => base,
-        _ => name,
-    }
-}
-
 /// The BI query of docs/REPORTING.md: tokens and runs by client and month.
 pub const BY_CLIENT_AND_MONTH: &str = "SELECT coalesce(c.name, '(organization)') AS client, u.month, \
     sum(u.runs) AS runs, sum(u.tokens) AS tokens \
@@ -1104,12 +1076,15 @@ async fn the_views_use_org_id_indexes_without_subplans_at_volume() {
                 "{name}: sub-plan in the plan of {query}:\n{plan:#}"
             );
             let mut used = Vec::new();
-            for node in plan_nodes(&plan) {
+            for node in strata_tests::plan::nodes(&plan) {
                 assert_ne!(
                     node["Node Type"], "Seq Scan",
                     "{name}: sequential scan in {query}:\n{plan:#}"
                 );
-                if let Some(index) = node["Index Name"].as_str().map(unsharded) {
+                if let Some(index) = node["Index Name"]
+                    .as_str()
+                    .map(strata_tests::plan::unsharded)
+                {
                     used.push(index.to_owned());
                 }
                 // The helpers are index keys, evaluated once per scan:

@@ -9,6 +9,7 @@
 
 pub mod citus;
 pub mod pgbouncer;
+pub mod plan;
 pub mod redis;
 pub mod tier;
 pub mod world;

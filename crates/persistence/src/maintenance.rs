@@ -10,14 +10,14 @@
 //!
 //! [`TenantTx`]: crate::TenantTx
 
-use sea_orm::{ConnectionTrait, DbBackend, FromQueryResult, Statement, Value};
-use strata_domain::{DomainError, OrgId, OrgType, OutputId};
+use sea_orm::{DbBackend, FromQueryResult, Statement, Value};
+use strata_domain::{DomainError, OrgId, OutputId};
 use uuid::Uuid;
 
 use crate::Db;
 use crate::array::uuid_array;
 use crate::error::map_db_err;
-use crate::tx::RequestTx;
+use crate::tx::as_role;
 
 /// Renews the lease of runs this process holds (queued in its memory or
 /// executing), in both tables at once, as the narrow `app_lease` role: it
@@ -309,74 +309,6 @@ async fn fail_in_both_tables(
         .collect())
 }
 
-/// How many of `org`'s runs are QUEUED or RUNNING, counted as `app_maint`
-/// in a transaction of its own: the quota check's count on Citus, where a
-/// request's transaction cannot switch to another role on the workers
-/// (Citus opens a worker connection per role and replays the
-/// transaction's every `SET LOCAL` on it). The caller holds the
-/// organization's quota lock, so the runs it counts are every run another
-/// check let through.
-pub(crate) async fn unfinished_of(
-    db: &Db,
-    org: OrgId,
-    org_type: OrgType,
-) -> Result<u64, DomainError> {
-    let table = match org_type {
-        OrgType::Sme => "public.agent_outputs",
-        OrgType::Agency => "tenant_b.outputs",
-    };
-    let sql = format!(
-        "SELECT count(*) AS n FROM {table} WHERE org_id = $1 AND status IN ('QUEUED', 'RUNNING')"
-    );
-    let org = org.as_uuid();
-    let n = as_role(db, "app_maint", |txn| async move {
-        let row = txn
-            .query_one_raw(Statement::from_sql_and_values(
-                DbBackend::Postgres,
-                sql,
-                [Value::from(org)],
-            ))
-            .await?;
-        let n = match row {
-            Some(r) => r.try_get::<i64>("", "n")?,
-            None => 0,
-        };
-        Ok((txn, n))
-    })
-    .await?;
-    Ok(u64::try_from(n).unwrap_or(0))
-}
-
-/// Runs `work` in a transaction of its own as `role` (one of the narrow
-/// maintenance roles, never a tenant's), and commits. The transaction opens
-/// like a request's: `BEGIN` and the role in one message (the isolation
-/// level set twice refuses a connection still inside a transaction).
-async fn as_role<T, F, Fut>(db: &Db, role: &'static str, work: F) -> Result<T, DomainError>
-where
-    F: FnOnce(RequestTx) -> Fut,
-    Fut: std::future::Future<Output = Result<(RequestTx, T), sea_orm::DbErr>>,
-{
-    // On Citus, `set_config()`: a `SET LOCAL` would reach the workers as
-    // the whole message, and the workers are reached as the role anyway.
-    let message = if db.is_citus() {
-        format!(
-            "{}; SELECT pg_catalog.set_config('role', '{role}', true)",
-            crate::tx::begin_statements(false)
-        )
-    } else {
-        format!(
-            "{}; SET LOCAL ROLE {role}",
-            crate::tx::begin_statements(false)
-        )
-    };
-    let txn = RequestTx::begin_with(db, message, false)
-        .await
-        .map_err(map_db_err)?;
-    let (txn, out) = work(txn).await.map_err(map_db_err)?;
-    txn.commit().await.map_err(map_db_err)?;
-    Ok(out)
-}
-
 /// The sweeps on a Citus coordinator, where the run tables are distributed:
 /// Citus runs no `FOR UPDATE` across shards, so rows another transaction is
 /// changing are waited for rather than skipped (a run's end is one short
@@ -388,9 +320,10 @@ mod citus {
     use strata_domain::{DomainError, OrgId, OutputId};
     use uuid::Uuid;
 
-    use super::{RUN_LOCK_CLASS, SQL_LOCK_KEY, as_role};
+    use super::{RUN_LOCK_CLASS, SQL_LOCK_KEY};
     use crate::Db;
     use crate::array::uuid_array;
+    use crate::tx::as_role;
 
     const TABLES: [&str; 2] = ["public.agent_outputs", "tenant_b.outputs"];
 

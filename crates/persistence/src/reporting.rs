@@ -160,6 +160,11 @@ pub async fn issue(db: &Db, scope: Scope, rotate: bool) -> Result<Issued, Report
     if exists && !rotate {
         return Err(ReportingError::Exists(login));
     }
+    if db.is_citus() && !state.mapped {
+        // No foreign keys from the mapping on Citus (see
+        // `copy_to_workers`): the migrating superuser looks instead.
+        check_scope_exists(&txn, scope).await?;
+    }
     let password = SecretString::from(Alphanumeric.sample_string(&mut rand::rng(), PASSWORD_CHARS));
     let verifier = scram_verifier(password.expose_secret(), &rand::random::<[u8; 16]>())?;
     let (group, other) = match scope.client_id {
@@ -189,40 +194,6 @@ pub async fn issue(db: &Db, scope: Scope, rotate: bool) -> Result<Issued, Report
              ALTER ROLE {login} SET statement_timeout = '{STATEMENT_TIMEOUT}'"
         ))
         .await?;
-    }
-    if db.is_citus() && !state.mapped {
-        // No foreign key to the organization on Citus (see
-        // `copy_to_workers`): look, as the migrating superuser.
-        let found = txn
-            .query_one_raw(Statement::from_sql_and_values(
-                DbBackend::Postgres,
-                "SELECT 1 AS one FROM public.organizations WHERE id = $1",
-                [scope.org_id.as_uuid().into()],
-            ))
-            .await?
-            .is_some();
-        if !found {
-            return Err(ReportingError::NoSuchOrganization(scope.org_id));
-        }
-    }
-    if let (Some(client), true, false) = (scope.client_id, db.is_citus(), state.mapped) {
-        // On Citus the foreign key to the client is gone (none may go from
-        // a reference table to a distributed one): look, as the migrating
-        // superuser, whether the organization has that client.
-        let found = txn
-            .query_one_raw(Statement::from_sql_and_values(
-                DbBackend::Postgres,
-                "SELECT 1 AS one FROM tenant_b.workspace_entities WHERE org_id = $1 AND id = $2",
-                [scope.org_id.as_uuid().into(), client.as_uuid().into()],
-            ))
-            .await?
-            .is_some();
-        if !found {
-            return Err(ReportingError::NoSuchClient {
-                org: scope.org_id,
-                client,
-            });
-        }
     }
     txn.execute_unprepared("SET LOCAL ROLE strata_owner")
         .await?;
@@ -292,25 +263,6 @@ pub async fn revoke(db: &Db, scope: Scope) -> Result<Revoked, ReportingError> {
                 .await?;
         }
         None => {}
-    }
-    if let (Some(client), true, false) = (scope.client_id, db.is_citus(), state.mapped) {
-        // On Citus the foreign key to the client is gone (none may go from
-        // a reference table to a distributed one): look, as the migrating
-        // superuser, whether the organization has that client.
-        let found = txn
-            .query_one_raw(Statement::from_sql_and_values(
-                DbBackend::Postgres,
-                "SELECT 1 AS one FROM tenant_b.workspace_entities WHERE org_id = $1 AND id = $2",
-                [scope.org_id.as_uuid().into(), client.as_uuid().into()],
-            ))
-            .await?
-            .is_some();
-        if !found {
-            return Err(ReportingError::NoSuchClient {
-                org: scope.org_id,
-                client,
-            });
-        }
     }
     txn.execute_unprepared("SET LOCAL ROLE strata_owner")
         .await?;
@@ -496,6 +448,40 @@ async fn one<T: sea_orm::TryGetable>(
     .await?
     .ok_or_else(|| DbErr::RecordNotFound(sql.to_owned()))?
     .try_get_by_index(0)
+}
+
+/// That `scope`'s organization, and client if any, exist (read as the
+/// migrating superuser, which row-level security does not filter).
+async fn check_scope_exists(txn: &DatabaseTransaction, scope: Scope) -> Result<(), ReportingError> {
+    let org = scope.org_id.as_uuid();
+    let (sql, values): (&str, Vec<sea_orm::Value>) = match scope.client_id {
+        None => (
+            "SELECT 1 AS one FROM public.organizations WHERE id = $1",
+            vec![org.into()],
+        ),
+        Some(client) => (
+            "SELECT 1 AS one FROM public.organizations o \
+               JOIN tenant_b.workspace_entities w ON w.org_id = o.id \
+              WHERE o.id = $1 AND w.id = $2",
+            vec![org.into(), client.as_uuid().into()],
+        ),
+    };
+    let found = txn
+        .query_one_raw(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            sql,
+            values,
+        ))
+        .await?
+        .is_some();
+    match (found, scope.client_id) {
+        (true, _) => Ok(()),
+        (false, Some(client)) => Err(ReportingError::NoSuchClient {
+            org: scope.org_id,
+            client,
+        }),
+        (false, None) => Err(ReportingError::NoSuchOrganization(scope.org_id)),
+    }
 }
 
 /// On a Citus coordinator, makes every worker's `app.reporting_logins`

@@ -101,14 +101,8 @@ fn begin_message(s: &Settings<'_>, read_only: bool, timeout_ms: Option<u64>) -> 
     let uuid_text = |u: Option<Uuid>| u.map(|u| u.to_string()).unwrap_or_default();
     push_set(&mut sql, "app.org_id", &uuid_text(s.org_id));
     push_set(&mut sql, "app.user_id", &uuid_text(s.user_id));
-    let mut list = String::from("{");
-    for (i, id) in s.client_ids.unwrap_or_default().iter().enumerate() {
-        if i > 0 {
-            list.push(',');
-        }
-        list.push_str(&id.as_uuid().to_string());
-    }
-    list.push('}');
+    let list =
+        crate::array::uuid_array(s.client_ids.unwrap_or_default().iter().map(|c| c.as_uuid()));
     push_set(&mut sql, "app.client_ids", &list);
     push_set(
         &mut sql,
@@ -153,14 +147,8 @@ pub(crate) const fn begin_statements(read_only: bool) -> &'static str {
 /// `READ COMMITTED`.
 fn begin_message_citus(s: &Settings<'_>, read_only: bool, timeout_ms: Option<u64>) -> String {
     let uuid_text = |u: Option<Uuid>| u.map(|u| u.to_string()).unwrap_or_default();
-    let mut list = String::from("{");
-    for (i, id) in s.client_ids.unwrap_or_default().iter().enumerate() {
-        if i > 0 {
-            list.push(',');
-        }
-        list.push_str(&id.as_uuid().to_string());
-    }
-    list.push('}');
+    let list =
+        crate::array::uuid_array(s.client_ids.unwrap_or_default().iter().map(|c| c.as_uuid()));
     let mut sql = String::with_capacity(640);
     sql.push_str(begin_statements(read_only));
     sql.push_str(
@@ -193,6 +181,38 @@ fn begin_message_citus(s: &Settings<'_>, read_only: bool, timeout_ms: Option<u64
         sql.push_str(", true)");
     }
     sql
+}
+
+/// Runs `work` in a transaction of its own as `role` (one of the narrow
+/// maintenance roles, never a tenant's: the run maintenance and the
+/// quota's count on Citus), and commits. The transaction opens
+/// like a request's: `BEGIN` and the role in one message (the isolation
+/// level set twice refuses a connection still inside a transaction).
+pub(crate) async fn as_role<T, F, Fut>(
+    db: &Db,
+    role: &'static str,
+    work: F,
+) -> Result<T, DomainError>
+where
+    F: FnOnce(RequestTx) -> Fut,
+    Fut: std::future::Future<Output = Result<(RequestTx, T), sea_orm::DbErr>>,
+{
+    // On Citus, `set_config()`: a `SET LOCAL` would reach the workers as
+    // the whole message, and the workers are reached as the role anyway.
+    let message = if db.is_citus() {
+        format!(
+            "{}; SELECT pg_catalog.set_config('role', '{role}', true)",
+            begin_statements(false)
+        )
+    } else {
+        format!("{}; SET LOCAL ROLE {role}", begin_statements(false))
+    };
+    let txn = RequestTx::begin_with(db, message, false)
+        .await
+        .map_err(crate::error::map_db_err)?;
+    let (txn, out) = work(txn).await.map_err(crate::error::map_db_err)?;
+    txn.commit().await.map_err(crate::error::map_db_err)?;
+    Ok(out)
 }
 
 /// Begins a plain transaction the driver tracks (for connections held

@@ -17,19 +17,20 @@ use std::collections::HashMap;
 
 use sea_orm::sea_query::{Alias, Asterisk, Expr, Func, JoinType, Query};
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DbErr, FromQueryResult, QueryFilter, QueryOrder, QuerySelect,
-    QueryTrait, Select,
+    ColumnTrait, ConnectionTrait, DbBackend, DbErr, FromQueryResult, QueryFilter, QueryOrder,
+    QuerySelect, QueryTrait, Select, Statement, Value,
 };
 use strata_domain::model::{AgentRun, Campaign, RunStatus, StoredJson};
-use strata_domain::{CampaignId, ClientId, DomainError, OrgId, OutputId, UserId};
+use strata_domain::{CampaignId, ClientId, DomainError, OrgId, OrgType, OutputId, UserId};
 use uuid::Uuid;
 
+use crate::Db;
 use crate::entity::{public, tenant_b};
 use crate::error::map_db_err;
 use crate::repo::audit::{self, AuditEntry};
 use crate::repo::two_schema::{InSchema, TwoSchemaTable, dispatch};
 use crate::repo::{Page, PageRequest, any_of, campaigns, uuid_array};
-use crate::tx::TenantTx;
+use crate::tx::{TenantTx, as_role};
 
 #[derive(Debug, FromQueryResult)]
 struct Row {
@@ -539,6 +540,40 @@ async fn unfinished_in<E: InSchema<Runs>>(tx: &TenantTx) -> Result<Option<i64>, 
         .await
 }
 
+/// How many of `org`'s runs are QUEUED or RUNNING, counted as `app_maint`
+/// in a transaction of its own: the quota check's count on Citus, where a
+/// request's transaction cannot switch to another role on the workers
+/// (Citus opens a worker connection per role and replays the
+/// transaction's every `SET LOCAL` on it). The caller holds the
+/// organization's quota lock, so the runs it counts are every run another
+/// check let through.
+async fn unfinished_of(db: &Db, org: OrgId, org_type: OrgType) -> Result<u64, DomainError> {
+    let table = match org_type {
+        OrgType::Sme => "public.agent_outputs",
+        OrgType::Agency => "tenant_b.outputs",
+    };
+    let sql = format!(
+        "SELECT count(*) AS n FROM {table} WHERE org_id = $1 AND status IN ('QUEUED', 'RUNNING')"
+    );
+    let org = org.as_uuid();
+    let n = as_role(db, "app_maint", |txn| async move {
+        let row = txn
+            .query_one_raw(Statement::from_sql_and_values(
+                DbBackend::Postgres,
+                sql,
+                [Value::from(org)],
+            ))
+            .await?;
+        let n = match row {
+            Some(r) => r.try_get::<i64>("", "n")?,
+            None => 0,
+        };
+        Ok((txn, n))
+    })
+    .await?;
+    Ok(u64::try_from(n).unwrap_or(0))
+}
+
 /// How many of the organization's runs are QUEUED or RUNNING, whenever
 /// queued (their tokens will count in the month they end): all of them,
 /// whatever the context's client scope, because the quota is the
@@ -549,7 +584,7 @@ async fn unfinished_in<E: InSchema<Runs>>(tx: &TenantTx) -> Result<Option<i64>, 
 pub async fn unfinished(tx: &TenantTx) -> Result<u64, DomainError> {
     if let Some(db) = tx.citus() {
         let ctx = tx.ctx();
-        return crate::maintenance::unfinished_of(db, ctx.org_id(), ctx.org_type()).await;
+        return unfinished_of(db, ctx.org_id(), ctx.org_type()).await;
     }
     // Raw SQL: a role switch, which the query builder has no statement for.
     tx.execute_unprepared("SET LOCAL ROLE app_maint")
