@@ -1,7 +1,7 @@
 //! Surviving faults: PostgreSQL stopped and started again under a load of
 //! reads and writes. The gateway is not restarted: `/graphql` answers
 //! again once the database is back, every request of the outage got a
-//! quick "unavailable, retry" answer (no hang, no generic internal error),
+//! quick `UNAVAILABLE` answer (no hang, no `INTERNAL`),
 //! and no mutation is half written (each campaign has its audit row).
 //!
 //! Redis stopped under load: each replica's own buckets limit, and the
@@ -42,16 +42,21 @@ async fn relay(backend: Arc<AtomicU16>) -> u16 {
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Got {
     Ok,
-    /// Unavailable: 503, or an error saying to retry later.
+    /// Unavailable: every error coded `UNAVAILABLE` (HTTP 503 when no data
+    /// could be returned).
     Unavailable,
     Other(String),
 }
 
 fn judge(status: u16, body: &serde_json::Value) -> Got {
-    let message = body["errors"][0]["message"].as_str().unwrap_or_default();
+    let errors = body["errors"].as_array().cloned().unwrap_or_default();
+    let all_unavailable = !errors.is_empty()
+        && errors
+            .iter()
+            .all(|e| e["extensions"]["code"] == "UNAVAILABLE");
     if status == 200 && body.get("errors").is_none() {
         Got::Ok
-    } else if status == 503 || message.contains("unavailable") {
+    } else if all_unavailable && (status == 503 || (status == 200 && body.get("data").is_some())) {
         Got::Unavailable
     } else {
         Got::Other(format!("{status} {body}"))

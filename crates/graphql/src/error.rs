@@ -19,9 +19,9 @@ pub enum ErrorCode {
     QueryTooComplex,
     /// A rate limit or quota was exceeded.
     RateLimited,
-    /// A dependency is unavailable; retrying later may succeed. Sent as
-    /// `INTERNAL` (the contract's code for every failure of ours), with a
-    /// message that says retrying may help.
+    /// A dependency (the database) is unreachable; retrying later may
+    /// succeed. `UNAVAILABLE`, an addition to the contract's codes, so a
+    /// client can tell an outage worth retrying from a fault of ours.
     Unavailable,
     /// Anything else; the message tells nothing about internals.
     Internal,
@@ -37,7 +37,7 @@ impl ErrorCode {
             ErrorCode::BadUserInput => "BAD_USER_INPUT",
             ErrorCode::QueryTooComplex => "QUERY_TOO_COMPLEX",
             ErrorCode::RateLimited => "RATE_LIMITED",
-            ErrorCode::Unavailable => "INTERNAL",
+            ErrorCode::Unavailable => "UNAVAILABLE",
             ErrorCode::Internal => "INTERNAL",
         }
     }

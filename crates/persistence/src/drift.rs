@@ -5,6 +5,12 @@
 //! refusal is logged as an error with the operation, the table and the
 //! tenant, and counted in `strata_isolation_drift_total{operation,table}`;
 //! the request still fails as an internal error (`map_db_err`).
+//!
+//! The same for the quieter refusal: an `UPDATE` or `DELETE` of a row the
+//! repository has just read in the same transaction that changed no row
+//! while the row is still visible (the write policy filtered what the read
+//! policy shows). The repositories report it through [`filtered`]
+//! (`crate::repo::wrote_one`).
 
 use sea_orm::{DbErr, RuntimeErr};
 use strata_domain::TenantContext;
@@ -80,22 +86,38 @@ impl Statement {
             .clone()
             .or_else(|| table_in(&message))
             .unwrap_or_else(|| "unknown".to_owned());
-        tracing::error!(
-            drift.operation = self.operation,
-            drift.table = %table,
-            tenant.org_id = %ctx.org_id(),
-            tenant.org_type = ctx.org_type().as_str(),
-            request.id = ctx.request_id(),
-            error = %message,
-            "the database refused what the application allowed (isolation drift)"
-        );
-        metrics::counter!(
-            "strata_isolation_drift_total",
-            "operation" => self.operation,
-            "table" => table
-        )
-        .increment(1);
+        record(ctx, self.operation, table, &message);
     }
+}
+
+/// Counts and logs a write of one visible row that the database filtered
+/// to none for `ctx`, and returns the request's internal error.
+pub(crate) fn filtered(
+    ctx: &TenantContext,
+    operation: &'static str,
+    table: String,
+) -> strata_domain::DomainError {
+    let message = format!("{operation} of a visible row of {table} changed no row");
+    record(ctx, operation, table, &message);
+    strata_domain::DomainError::Internal(Box::new(std::io::Error::other(message)))
+}
+
+fn record(ctx: &TenantContext, operation: &'static str, table: String, message: &str) {
+    tracing::error!(
+        drift.operation = operation,
+        drift.table = %table,
+        tenant.org_id = %ctx.org_id(),
+        tenant.org_type = ctx.org_type().as_str(),
+        request.id = ctx.request_id(),
+        error = %message,
+        "the database refused what the application allowed (isolation drift)"
+    );
+    metrics::counter!(
+        "strata_isolation_drift_total",
+        "operation" => operation,
+        "table" => table
+    )
+    .increment(1);
 }
 
 /// `sql` with its string and number literals replaced by `?`.

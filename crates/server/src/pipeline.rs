@@ -392,7 +392,7 @@ async fn admit(
             let gql = strata_graphql::domain_error(e);
             return Err(Rejection::new(
                 StatusCode::SERVICE_UNAVAILABLE,
-                ErrorCode::Internal,
+                ErrorCode::Unavailable,
                 gql.message,
                 Outcome::Unavailable,
             ));

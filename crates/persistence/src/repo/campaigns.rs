@@ -12,7 +12,7 @@ use uuid::Uuid;
 use crate::entity::{public, tenant_b};
 use crate::error::map_db_err;
 use crate::repo::audit::{self, AuditEntry};
-use crate::repo::two_schema::{InSchema, TwoSchemaTable, dispatch};
+use crate::repo::two_schema::{InSchema, TwoSchemaTable, dispatch, table_name};
 use crate::repo::{Page, PageRequest};
 use crate::tx::TenantTx;
 
@@ -309,7 +309,8 @@ pub async fn update(
     let current = by_id(tx, id).await?.ok_or(DomainError::NotFound)?;
     let n = dispatch!(tx, Campaigns, update_in(tx, id, &changes)).map_err(map_db_err)?;
     if n == 0 {
-        return Err(DomainError::NotFound);
+        let table = table_name::<Campaigns>(tx);
+        return Err(crate::repo::not_written(tx, "update", table, by_id(tx, id)).await);
     }
     audit::record(
         tx,
@@ -347,7 +348,8 @@ pub async fn delete(tx: &TenantTx, id: CampaignId) -> Result<(), DomainError> {
     let current = by_id(tx, id).await?.ok_or(DomainError::NotFound)?;
     let n = dispatch!(tx, Campaigns, delete_in(tx, id)).map_err(map_db_err)?;
     if n == 0 {
-        return Err(DomainError::NotFound);
+        let table = table_name::<Campaigns>(tx);
+        return Err(crate::repo::not_written(tx, "delete", table, by_id(tx, id)).await);
     }
     audit::record(
         tx,

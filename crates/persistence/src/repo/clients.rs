@@ -190,7 +190,14 @@ pub async fn update(
         Some(false) => row.archived_at = Set(None),
         _ => {}
     }
-    let updated = row.update(tx).await.map_err(map_db_err)?;
+    let updated = match row.update(tx).await {
+        Ok(updated) => updated,
+        Err(sea_orm::DbErr::RecordNotUpdated) => {
+            let table = crate::repo::table_of::<clients::Entity>();
+            return Err(crate::repo::not_written(tx, "update", table, by_id(tx, id)).await);
+        }
+        Err(e) => return Err(map_db_err(e)),
+    };
     audit::record(
         tx,
         AuditEntry {

@@ -66,6 +66,35 @@ pub(crate) async fn content_client(
     }
 }
 
+/// Why an `UPDATE` or `DELETE` of one row of `table` that this transaction
+/// has just read changed no row. While the row is still visible
+/// (`still_visible`, run only now) the database's write policy filtered
+/// what its read policy shows: drift, answered as an internal error
+/// ([`crate::drift::filtered`]). When the row is gone (a concurrent
+/// transaction deleted it) the answer is "not found".
+pub(crate) async fn not_written<T>(
+    tx: &TenantTx,
+    operation: &'static str,
+    table: String,
+    still_visible: impl std::future::Future<Output = Result<Option<T>, DomainError>>,
+) -> DomainError {
+    match still_visible.await {
+        Ok(Some(_)) => crate::drift::filtered(tx.ctx(), operation, table),
+        Ok(None) => DomainError::NotFound,
+        Err(e) => e,
+    }
+}
+
+/// `schema.table` of entity `E`.
+pub(crate) fn table_of<E: EntityTrait>() -> String {
+    let e = E::default();
+    format!(
+        "{}.{}",
+        sea_orm::EntityName::schema_name(&e).unwrap_or("public"),
+        sea_orm::EntityName::table_name(&e)
+    )
+}
+
 /// Whether a read filtered by `client_id` can match anything in `tx`: SMEs
 /// have no clients, and a client outside the scope matches nothing.
 pub(crate) fn client_visible(tx: &TenantTx, client_id: Option<ClientId>) -> bool {

@@ -177,8 +177,16 @@ pub async fn update(
         ..Default::default()
     }
     .update(tx)
-    .await
-    .map_err(map_db_err)?;
+    .await;
+    let row = match row {
+        Ok(row) => row,
+        Err(sea_orm::DbErr::RecordNotUpdated) => {
+            let table = crate::repo::table_of::<organizations::Entity>();
+            let visible = async { self::current(tx).await.map(Some) };
+            return Err(crate::repo::not_written(tx, "update", table, visible).await);
+        }
+        Err(e) => return Err(map_db_err(e)),
+    };
     audit::record(
         tx,
         AuditEntry {

@@ -12,7 +12,7 @@ use strata_domain::{ClientId, DomainError, JsonDocument, OrgId, PersonaId, Perso
 use crate::entity::{public, tenant_b};
 use crate::error::map_db_err;
 use crate::repo::audit::{self, AuditEntry};
-use crate::repo::two_schema::{InSchema, TwoSchemaTable, dispatch};
+use crate::repo::two_schema::{InSchema, TwoSchemaTable, dispatch, table_name};
 use crate::repo::{Page, PageRequest, content_client};
 use crate::tx::TenantTx;
 
@@ -319,12 +319,16 @@ pub async fn update(
         .attributes
         .map(JsonDocument::into_value)
         .unwrap_or(current.attributes.clone());
-    dispatch!(
+    let n = dispatch!(
         tx,
         Personas,
         update_in(tx, id, &name, description.as_deref(), &attributes)
     )
     .map_err(map_db_err)?;
+    if n == 0 {
+        let table = table_name::<Personas>(tx);
+        return Err(crate::repo::not_written(tx, "update", table, by_id(tx, id)).await);
+    }
     audit::record(
         tx,
         AuditEntry {
@@ -352,8 +356,10 @@ async fn delete_in<E: PersonaCopy>(tx: &TenantTx, id: PersonaId) -> Result<u64, 
 pub async fn delete(tx: &TenantTx, id: PersonaId) -> Result<(), DomainError> {
     crate::repo::require(tx, strata_domain::Action::DeletePersona)?;
     let current = by_id(tx, id).await?.ok_or(DomainError::NotFound)?;
-    if dispatch!(tx, Personas, delete_in(tx, id)).map_err(map_db_err)? == 0 {
-        return Err(DomainError::NotFound);
+    let n = dispatch!(tx, Personas, delete_in(tx, id)).map_err(map_db_err)?;
+    if n == 0 {
+        let table = table_name::<Personas>(tx);
+        return Err(crate::repo::not_written(tx, "delete", table, by_id(tx, id)).await);
     }
     audit::record(
         tx,

@@ -127,6 +127,15 @@ pub(crate) trait InSchema<T: TwoSchemaTable>: EntityTrait {
     }
 }
 
+/// `schema.table` of the copy of `T` that holds the content of `tx`'s
+/// organization type.
+pub(crate) fn table_name<T: TwoSchemaTable>(tx: &TenantTx) -> String {
+    match tx.ctx().org_type() {
+        strata_domain::OrgType::Sme => crate::repo::table_of::<T::Sme>(),
+        strata_domain::OrgType::Agency => crate::repo::table_of::<T::Agency>(),
+    }
+}
+
 /// The name [`InSchema::select`] gives the SME copy's `NULL` client, the
 /// agency column's own name, so row types read `client_id` from both.
 const CLIENT_ID_ALIAS: &str = "client_id";
