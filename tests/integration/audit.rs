@@ -234,7 +234,9 @@ async fn the_probe_reports_what_a_hand_made_policy_leaks() {
     su.execute_unprepared(
         "CREATE POLICY open_door ON tenant_b.campaigns TO app_agency USING (true);
          DROP POLICY client_scope ON tenant_b.outputs;
-         CREATE POLICY anyone_writes ON public.personas TO app_sme USING (true) WITH CHECK (true)",
+         CREATE POLICY anyone_writes ON public.personas TO app_sme USING (true) WITH CHECK (true);
+         GRANT SELECT ON public.agent_outputs TO app_auth;
+         CREATE POLICY auth_peeks ON public.agent_outputs FOR SELECT TO app_auth USING (true)",
     )
     .await
     .unwrap();
@@ -252,6 +254,7 @@ async fn the_probe_reports_what_a_hand_made_policy_leaks() {
         ("probe.write", "public.personas"),
         ("probe.client_read", "tenant_b.outputs"),
         ("probe.client_write", "tenant_b.outputs"),
+        ("probe.read", "public.agent_outputs"),
     ] {
         assert!(leaks.contains(&expected), "{expected:?} in {leaks:?}");
     }
@@ -259,6 +262,13 @@ async fn the_probe_reports_what_a_hand_made_policy_leaks() {
         !leaks.iter().any(|(_, t)| *t == "public.campaigns"),
         "only the opened tables leak: {leaks:?}"
     );
+    // The credential-resolving role is probed like the tenant roles.
+    let peek = report
+        .findings
+        .iter()
+        .find(|f| f.id == "probe.read" && f.object == "public.agent_outputs")
+        .unwrap();
+    assert!(format!("{peek:?}").contains("app_auth"), "{peek:#?}");
     assert!(report.has("policy.unexpected") && report.has("policy.missing"));
     assert_eq!(exit_status(&report), 1);
 }

@@ -4,7 +4,7 @@
 //! organizations of both types (two SMEs and two agencies, the agencies
 //! with two clients each), each with an owner and a row in every tenant
 //! table it knows, written through the runtime roles as requests write
-//! them. Then, as each runtime role (`app_sme`, `app_agency`) with each
+//! them. Then, as each runtime role (`app_sme`, `app_agency`, `app_auth`) with each
 //! canary's context, it tries, in every table of ours found from the
 //! catalog (so a new table is covered without code), to read, update and
 //! delete rows of any other organization (canaries and real tenants
@@ -31,6 +31,12 @@ use crate::db::Db;
 /// A request id the probe's statements carry (visible in
 /// `pg_stat_activity` while it runs).
 const REQUEST_ID: &str = "strata-audit-probe";
+
+/// The roles requests run as, each tried with every canary's context: the
+/// tenant roles and `app_auth`, which resolves credentials (the
+/// maintenance roles take no tenant context; their grants are compared
+/// with the migrations' instead).
+const RUNTIME_ROLES: [&str; 3] = ["app_sme", "app_agency", "app_auth"];
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Kind {
@@ -202,9 +208,10 @@ async fn run(txn: &DatabaseTransaction) -> Result<Report, DbErr> {
         ));
     }
 
-    // Every runtime role with every canary's context, against the rows of
-    // every other organization.
-    for role in [Kind::Sme.role(), Kind::Agency.role()] {
+    // Every runtime role a request runs as (the tenant roles, and the
+    // credential-resolving role) with every canary's context, against the
+    // rows of every other organization.
+    for role in RUNTIME_ROLES {
         for (ci, c) in canaries.iter().enumerate() {
             begin_as(txn, c, role, None).await?;
             let who = format!("as {role} with the context of {}", c.label);
@@ -274,9 +281,10 @@ async fn run(txn: &DatabaseTransaction) -> Result<Report, DbErr> {
     txn.execute_unprepared("RESET ROLE").await?;
     report.findings = aggregate(std::mem::take(&mut report.findings));
     report.notes.push(format!(
-        "probe: {} canary organizations, {} tables, as app_sme and app_agency with each canary's context",
+        "probe: {} canary organizations, {} tables, as {} with each canary's context",
         canaries.len(),
-        tables.len()
+        tables.len(),
+        RUNTIME_ROLES.join(", ")
     ));
     report.sort();
     Ok(report)
