@@ -7,6 +7,12 @@
 //! A hash the server does not know answers `PersistedQueryNotFound`; the
 //! client then sends hash and text together, and the server checks the hash
 //! before it keeps the text.
+//!
+//! Automatic persisted queries are kept per organization: a hash another
+//! tenant registered is unknown to everyone else, exactly like a hash
+//! nobody registered (query texts may carry another tenant's ids or names,
+//! and whether a text was sent is itself something to keep). A manifest's
+//! operations, the deployment's own, are everyone's.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -49,8 +55,17 @@ pub enum DocumentError {
 /// charged and found valid: registration is never anonymous.
 #[derive(Debug)]
 pub struct Registration {
-    hash: String,
+    key: String,
     text: Arc<str>,
+}
+
+/// Whose persisted queries a request reads and adds to: its organization's,
+/// or those of requests without one.
+fn scoped(scope: Option<uuid::Uuid>, hash: &str) -> String {
+    match scope {
+        Some(org) => format!("{org}:{hash}"),
+        None => format!("-:{hash}"),
+    }
 }
 
 /// The longest text kept as a persisted query.
@@ -175,12 +190,14 @@ impl Documents {
         self.allow_list.is_some()
     }
 
-    /// Fills in the text of a persisted query, or refuses the request. A new
-    /// persisted query comes back as a [`Registration`], to be kept with
-    /// [`Documents::register`] once the request has proven itself.
+    /// Fills in the text of a persisted query of `scope` (the caller's
+    /// organization), or refuses the request. A new persisted query comes
+    /// back as a [`Registration`], to be kept with [`Documents::register`]
+    /// once the request has proven itself.
     pub async fn resolve(
         &self,
         request: &mut async_graphql::Request,
+        scope: Option<uuid::Uuid>,
     ) -> Result<Option<Registration>, DocumentError> {
         let persisted = match request.extensions.get("persistedQuery") {
             None => None,
@@ -217,7 +234,7 @@ impl Documents {
                     return Ok(None);
                 }
                 Ok(Some(Registration {
-                    hash,
+                    key: scoped(scope, &hash),
                     text: Arc::from(request.query.as_str()),
                 }))
             }
@@ -234,7 +251,7 @@ impl Documents {
                 if !self.apq {
                     return Err(DocumentError::NotSupported);
                 }
-                match self.load(&hash).await {
+                match self.load(&scoped(scope, &hash), &hash).await {
                     Some(text) => {
                         request.query = text.to_string();
                         Ok(None)
@@ -248,13 +265,13 @@ impl Documents {
     /// Keeps a persisted query sent by a request that was authenticated and
     /// whose document was valid.
     pub async fn register(&self, registration: Registration) {
-        self.store(registration.hash, registration.text).await;
+        self.store(registration.key, registration.text).await;
     }
 
-    async fn store(&self, hash: String, text: Arc<str>) {
+    async fn store(&self, key: String, text: Arc<str>) {
         if let Some(redis) = &self.redis {
             let mut conn = redis.clone();
-            let key = format!("strata:apq:{hash}");
+            let key = format!("strata:apq:{key}");
             let mut cmd = redis::cmd("SET");
             cmd.arg(&key)
                 .arg(text.as_ref())
@@ -267,22 +284,23 @@ impl Documents {
                 Err(_) => tracing::warn!("storing a persisted query in Redis timed out"),
             }
         }
-        self.cache.insert(hash, text).await;
+        self.cache.insert(key, text).await;
     }
 
-    async fn load(&self, hash: &str) -> Option<Arc<str>> {
-        if let Some(text) = self.cache.get(hash).await {
+    /// The text kept under `key` (a scoped `hash`).
+    async fn load(&self, key: &str, hash: &str) -> Option<Arc<str>> {
+        if let Some(text) = self.cache.get(key).await {
             return Some(text);
         }
         let redis = self.redis.as_ref()?;
         let mut conn = redis.clone();
         let mut cmd = redis::cmd("GET");
-        cmd.arg(format!("strata:apq:{hash}"));
+        cmd.arg(format!("strata:apq:{key}"));
         let get = cmd.query_async::<Option<String>>(&mut conn);
         match tokio::time::timeout(Duration::from_millis(250), get).await {
             Ok(Ok(Some(text))) if sha256_hex(&text) == hash => {
                 let text: Arc<str> = Arc::from(text);
-                self.cache.insert(hash.to_owned(), text.clone()).await;
+                self.cache.insert(key.to_owned(), text.clone()).await;
                 Some(text)
             }
             Ok(Ok(_)) => None,
@@ -399,7 +417,7 @@ mod tests {
     }
 
     async fn refused(docs: &Documents, r: &mut async_graphql::Request) -> DocumentError {
-        docs.resolve(r).await.unwrap_err()
+        docs.resolve(r, None).await.unwrap_err()
     }
 
     #[tokio::test]
@@ -417,7 +435,7 @@ mod tests {
             DocumentError::HashMismatch
         );
         let registration = docs
-            .resolve(&mut request(q, Some(&h)))
+            .resolve(&mut request(q, Some(&h)), None)
             .await
             .unwrap()
             .unwrap();
@@ -428,8 +446,16 @@ mod tests {
         );
         docs.register(registration).await;
         let mut r = request("", Some(&h));
-        assert!(docs.resolve(&mut r).await.unwrap().is_none());
+        assert!(docs.resolve(&mut r, None).await.unwrap().is_none());
         assert_eq!(r.query, q);
+        // Another organization's hash is as unknown as any.
+        let mut theirs = request("", Some(&h));
+        assert_eq!(
+            docs.resolve(&mut theirs, Some(uuid::Uuid::new_v4()))
+                .await
+                .unwrap_err(),
+            DocumentError::NotFound
+        );
         let long = format!(
             "{{ me {{ user {{ id }} }} }} #{}",
             "x".repeat(MAX_PERSISTED)
@@ -459,9 +485,19 @@ mod tests {
         )
         .unwrap();
         let docs = Documents::new(true, Some(&file), None).unwrap();
-        assert!(docs.resolve(&mut request(q, None)).await.unwrap().is_none());
+        assert!(
+            docs.resolve(&mut request(q, None), None)
+                .await
+                .unwrap()
+                .is_none()
+        );
         let mut by_id = request("", Some(&sha256_hex(q)));
-        assert!(docs.resolve(&mut by_id).await.unwrap().is_none());
+        assert!(
+            docs.resolve(&mut by_id, Some(uuid::Uuid::new_v4()))
+                .await
+                .unwrap()
+                .is_none()
+        );
         assert_eq!(by_id.query, q);
         let other = "{ organization { id } }";
         assert_eq!(

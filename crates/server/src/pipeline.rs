@@ -311,7 +311,7 @@ async fn serve(
     tally.org = rs.context().map(|c| (c.org_id(), c.org_type().as_str()));
     let who = caller(&rs);
     let (batched, mut requests) = operations(state, &who, incoming).await?;
-    let prepared = prepare(state, parts, &mut requests).await?;
+    let prepared = prepare(state, parts, &who, &mut requests).await?;
     // One deadline for the whole request, batches included; waiting for
     // the organization's turn counts against it.
     let deadline = tokio::time::Instant::now() + state.http.request_timeout;
@@ -470,11 +470,12 @@ async fn operations(
 async fn prepare(
     state: &AppState,
     parts: &Parts,
+    who: &Caller,
     requests: &mut [async_graphql::Request],
 ) -> Result<Vec<Result<Option<Registration>, DocumentError>>, Rejection> {
     let mut prepared = Vec::with_capacity(requests.len());
     for r in requests.iter_mut() {
-        prepared.push(state.documents.resolve(r).await);
+        prepared.push(state.documents.resolve(r, who.org).await);
     }
     let is_get =
         parts.method == axum::http::Method::GET || parts.method == axum::http::Method::HEAD;

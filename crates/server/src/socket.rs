@@ -558,7 +558,8 @@ impl Subscribe {
                 "the subscribe payload must be {\"query\": String, \"variables\"?: Object, \"operationName\"?: String, \"extensions\"?: Object}".into(),
             )
         })?;
-        if let Err(e) = state.documents.resolve(&mut request).await {
+        let scope = rs.context().map(|c| c.org_id().as_uuid());
+        if let Err(e) = state.documents.resolve(&mut request, scope).await {
             return Err(Refused::Request(ErrorCode::BadUserInput, e.to_string()));
         }
         state.parsed.prepare(&mut request);
