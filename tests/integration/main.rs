@@ -16,6 +16,7 @@ mod cost;
 mod deploy;
 mod drift;
 mod faults;
+mod fuzz;
 mod http;
 mod isolation;
 mod matrix;

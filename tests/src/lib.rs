@@ -509,6 +509,15 @@ impl TestAppBuilder {
             .expect("build the second application")
     }
 
+    /// Starts a second gateway on `other`'s database reached at `url` (a
+    /// pooler in front of it, say), with this builder's settings.
+    pub async fn spawn_beside_on(self, other: &TestApp, url: SecretString) -> TestApp {
+        let config = self.config(url);
+        self.launch(config, other.test_db.shared())
+            .await
+            .expect("build the second application")
+    }
+
     fn config(&self, url: SecretString) -> strata_server::Config {
         strata_server::Config {
             database: strata_server::config::DatabaseConfig::Url(url),
