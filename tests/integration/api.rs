@@ -679,7 +679,7 @@ async fn outputs_asked_only_for_scalars_answer_exactly_as_the_general_path_does(
     )
     .await
     .unwrap();
-    let fields = "__typename id agent content campaignId createdAt again: content";
+    let fields = "__typename id runId agent content campaignId createdAt again: content";
     for token in [
         app.token(w.agency1.owner, Some(w.agency1.id)),
         app.token(w.sme1.owner, Some(w.sme1.id)),

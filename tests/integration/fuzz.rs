@@ -430,6 +430,16 @@ fn tables_of(stem: &str) -> &'static [&'static str] {
         "apiKey" => &["api_keys"],
         "user" | "member" | "members" => &["users"],
         "organization" => &["organizations"],
+        "node" | "nodes" => &[
+            "organizations",
+            "workspace_entities",
+            "campaigns",
+            "personas",
+            "entity_data:persona",
+            "agent_outputs",
+            "outputs",
+            "api_keys",
+        ],
         _ => &[],
     }
 }
@@ -742,6 +752,16 @@ fn cursor_nowhere(cursor: &str, rows: &BTreeSet<String>) -> Option<String> {
     Some(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(parts.to_string()))
 }
 
+/// The opaque node id of an object without a UUID of its own.
+fn opaque(kind: &str, ids: &[Uuid]) -> String {
+    let mut text = kind.to_owned();
+    for id in ids {
+        text.push(':');
+        text.push_str(&id.to_string());
+    }
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(text)
+}
+
 /// Every `cursor` and `endCursor`/`startCursor` in a response.
 fn cursors_in(v: &Value, out: &mut Vec<String>) {
     match v {
@@ -769,13 +789,30 @@ fn masked(answer: &Value, value: &str) -> String {
     answer.to_string().replace(value, "<value>")
 }
 
-/// The ids in `text` that `secret` holds.
+/// The ids in `text` that `secret` holds, also inside opaque (base64url)
+/// ids and cursors.
 fn leaked(text: &str, secret: &BTreeSet<String>) -> Vec<String> {
-    text.split(|c: char| !(c.is_ascii_hexdigit() || c == '-'))
-        .filter(|w| w.len() == 36)
-        .filter(|w| secret.contains(&w.to_ascii_lowercase()))
-        .map(str::to_owned)
-        .collect()
+    let plain = |t: &str| -> Vec<String> {
+        t.split(|c: char| !(c.is_ascii_hexdigit() || c == '-'))
+            .filter(|w| w.len() == 36)
+            .filter(|w| secret.contains(&w.to_ascii_lowercase()))
+            .map(str::to_owned)
+            .collect()
+    };
+    let mut found = plain(text);
+    for token in text.split(|c: char| !(c.is_ascii_alphanumeric() || c == '-' || c == '_')) {
+        if token.len() < 24 {
+            continue;
+        }
+        if let Some(inner) = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(token)
+            .ok()
+            .and_then(|b| String::from_utf8(b).ok())
+        {
+            found.extend(plain(&inner));
+        }
+    }
+    found
 }
 
 /// A checksum of every table of ours, to see that nothing changed.
@@ -1054,6 +1091,8 @@ async fn no_generated_operation_leaks_another_tenants_or_clients_rows() {
         "query client(slug)",
         "query persona(id)",
         "query campaigns(clientId)",
+        "query node(id)",
+        "query nodes(ids)",
     ] {
         assert!(
             answered.contains(must),
@@ -1108,7 +1147,20 @@ async fn no_generated_operation_leaks_another_tenants_or_clients_rows() {
                             &matching
                         };
                         let Some(row) = rng.pick(pool) else { continue };
-                        (row.id.to_string(), rng.uuid().to_string())
+                        // Now and then the opaque id of a membership or an
+                        // output, against one of the same kind that exists
+                        // nowhere.
+                        match (rng.below(3), row.label.as_str()) {
+                            (0, "users") => (
+                                opaque("Membership", &[row.org, row.id]),
+                                opaque("Membership", &[row.org, rng.uuid()]),
+                            ),
+                            (0, "agent_outputs" | "outputs") => (
+                                opaque("AgentOutput", &[row.id]),
+                                opaque("AgentOutput", &[rng.uuid()]),
+                            ),
+                            _ => (row.id.to_string(), rng.uuid().to_string()),
+                        }
                     }
                     ValueKind::Slug => {
                         let slugs: Vec<&String> =

@@ -26,6 +26,7 @@ mod metrics;
 mod migrations;
 mod pgbouncer;
 mod rate_limits;
+mod relay;
 mod reporting;
 mod schema_sql;
 mod security;

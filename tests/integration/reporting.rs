@@ -223,7 +223,7 @@ const GRAPHQL: &str = "{
   campaigns(first: 20) { edges { node { id name status clientId
     runs(first: 20) { edges { node { id status agent campaignId clientId createdAt
                                      usage { promptTokens completionTokens } } } }
-    outputs(first: 20) { edges { node { id agent campaignId } } } } } }
+    outputs(first: 20) { edges { node { runId agent campaignId } } } } } }
   clients(first: 20) { edges { node { id name slug archived brandGuidelines { clientId content } } } }
   personas(first: 20) { edges { node { id name description clientId } } }
 }";
@@ -283,7 +283,7 @@ async fn from_graphql(
         for o in nodes(&c["outputs"]) {
             views.entry("agent_outputs").or_default().push(format!(
                 "{}|{}|{}|{}",
-                s(&o["id"]),
+                s(&o["runId"]),
                 s(&o["agent"]),
                 s(&o["campaignId"]),
                 s(&c["clientId"])

@@ -49,7 +49,9 @@ impl Part {
                     && browser_dir().join("node_modules").is_dir()
             }
             Part::Node => {
-                which("node").is_some() && browser_dir().join("node_modules/graphql-ws").is_dir()
+                which("node").is_some()
+                    && browser_dir().join("node_modules/graphql-ws").is_dir()
+                    && browser_dir().join("node_modules/relay-compiler").is_dir()
             }
             Part::Citus => crate::citus::installed(),
             Part::OpenSsl => which("openssl").is_some(),

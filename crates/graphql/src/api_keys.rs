@@ -21,7 +21,7 @@ pub struct ApiKey(pub api_keys::ApiKey);
 
 #[Object]
 impl ApiKey {
-    async fn id(&self) -> ID {
+    pub(crate) async fn id(&self) -> ID {
         ID(self.0.id.to_string())
     }
     /// A name to recognise it by.

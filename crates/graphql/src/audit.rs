@@ -18,7 +18,7 @@ pub struct AuditEntry(pub model::AuditRecord);
 
 #[Object]
 impl AuditEntry {
-    async fn id(&self) -> ID {
+    pub(crate) async fn id(&self) -> ID {
         ID(self.0.id.to_string())
     }
     /// The mutation (`createCampaign`, ...).

@@ -15,16 +15,18 @@
 //! The modules are layered, and none imports a module that imports it
 //! back: helpers at the bottom (`error`, `args`, `cost`, `pagination`, `savepoint`,
 //! the request's `session`, `loaders` and `state`, `guard`, `limits`,
-//! `leaves`); above them `types`, the object types of an organization's
+//! `leaves`, `global_id`); above them `types`, the object types of an organization's
 //! content, which refer to one another; on top one module per area
 //! (`organization`, `members`, `clients`, `campaigns`, `content`, `runs`,
-//! `subscription`, `audit`, `api_keys`), each with its root fields, their
+//! `subscription`, `audit`, `api_keys`, and `node`, over the others'
+//! types), each with its root fields, their
 //! inputs and the types only it returns. This file assembles the roots.
 
 // Helpers, importing no module above them.
 mod args;
 pub mod cost;
 mod error;
+mod global_id;
 mod guard;
 mod leaves;
 mod limits;
@@ -45,6 +47,7 @@ mod campaigns;
 mod clients;
 mod content;
 mod members;
+mod node;
 mod organization;
 mod runs;
 mod subscription;
@@ -77,6 +80,7 @@ pub struct Query(
     runs::RunQuery,
     audit::AuditQuery,
     api_keys::ApiKeyQuery,
+    node::NodeQuery,
 );
 
 /// The mutation root: one part per area, each in its own module.

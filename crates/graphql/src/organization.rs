@@ -60,7 +60,10 @@ impl From<&model::User> for User {
 
 /// A membership of a user in an organization.
 #[derive(SimpleObject, Clone, Debug)]
+#[graphql(complex)]
 pub struct Membership {
+    #[graphql(skip)]
+    pub(crate) node_id: ID,
     /// The member.
     pub user_id: ID,
     /// The organization.
@@ -78,6 +81,10 @@ pub struct Membership {
 impl From<&model::Membership> for Membership {
     fn from(m: &model::Membership) -> Self {
         Self {
+            node_id: crate::global_id::opaque(
+                "Membership",
+                &[m.org_id.as_uuid(), m.user_id.as_uuid()],
+            ),
             user_id: ID(m.user_id.to_string()),
             organization_id: ID(m.org_id.to_string()),
             organization_type: m.org_type.into(),
@@ -88,13 +95,21 @@ impl From<&model::Membership> for Membership {
     }
 }
 
+#[async_graphql::ComplexObject]
+impl Membership {
+    /// The membership's own id.
+    pub(crate) async fn id(&self) -> ID {
+        self.node_id.clone()
+    }
+}
+
 /// An organization.
 #[derive(Clone, Debug)]
 pub struct Organization(pub model::Organization);
 
 #[Object]
 impl Organization {
-    async fn id(&self) -> ID {
+    pub(crate) async fn id(&self) -> ID {
         ID(self.0.id.to_string())
     }
     async fn name(&self) -> &str {

@@ -94,7 +94,7 @@ impl From<model::AgentRun> for AgentRun {
 
 #[Object]
 impl AgentRun {
-    async fn id(&self) -> ID {
+    pub(crate) async fn id(&self) -> ID {
         ID(self.0.id.to_string())
     }
     async fn status(&self) -> AgentRunStatus {
@@ -164,8 +164,12 @@ pub struct AgentOutput(pub model::AgentRun);
 
 #[Object]
 impl AgentOutput {
-    /// The id (the run's).
-    async fn id(&self) -> ID {
+    /// The output's own id (`runId` is its run's).
+    pub(crate) async fn id(&self) -> ID {
+        crate::global_id::opaque("AgentOutput", &[self.0.id.as_uuid()])
+    }
+    /// The run that produced it.
+    async fn run_id(&self) -> ID {
         ID(self.0.id.to_string())
     }
     async fn agent(&self) -> Result<AgentKind> {
@@ -203,7 +207,10 @@ impl crate::leaves::ScalarFields for AgentOutput {
         use async_graphql::{InputType, ScalarType, Value};
         let r = &self.0;
         Some(match name {
-            "id" => Value::String(r.id.to_string()),
+            "id" => Value::String(
+                crate::global_id::opaque("AgentOutput", &[r.id.as_uuid()]).to_string(),
+            ),
+            "runId" => Value::String(r.id.to_string()),
             // An agent this build does not know takes the general path,
             // which reports it.
             "agent" => InputType::to_value(&agent_kind(r).ok()?),
@@ -221,7 +228,7 @@ impl crate::leaves::ScalarFields for AgentOutput {
     fn is_scalar(name: &str) -> bool {
         matches!(
             name,
-            "id" | "agent" | "content" | "campaignId" | "createdAt"
+            "id" | "runId" | "agent" | "content" | "campaignId" | "createdAt"
         )
     }
 }
@@ -401,7 +408,7 @@ pub struct RunQuery;
 impl RunQuery {
     /// An agent run by id; null if it does not exist or is not visible.
     async fn agent_run(&self, ctx: &Context<'_>, id: ID) -> Result<Option<AgentRun>> {
-        let id = parse_id("id", &id)?;
+        let id = crate::global_id::run_id("id", &id)?;
         let state = ctx.data::<RequestState>()?;
         state.tenant()?;
         Ok(state
@@ -468,7 +475,7 @@ impl RunMutation {
     /// Cancels a run that has not ended; an ended run is returned as it is.
     #[graphql(guard = r#"crate::guard::ActionGuard(strata_domain::Action::CancelAgentRun)"#)]
     async fn cancel_agent_run(&self, ctx: &Context<'_>, id: ID) -> Result<AgentRun> {
-        let id: OutputId = parse_id("id", &id)?;
+        let id: OutputId = crate::global_id::run_id("id", &id)?;
         let state = ctx.data::<RequestState>()?;
         state.tenant()?;
         let tx = state.write_tx().await?;

@@ -16,7 +16,6 @@ use strata_persistence::{Db, TenantTx};
 use strata_runner::{RunEvent, Runner};
 use tokio::sync::broadcast;
 
-use crate::args::parse_id;
 use crate::error::{ErrorCode, domain_error};
 use crate::runs::{AgentRun, runner};
 use crate::state::RequestState;
@@ -166,7 +165,7 @@ impl Subscription {
         ctx: &Context<'_>,
         id: ID,
     ) -> Result<impl Stream<Item = Result<AgentRun>> + use<>> {
-        let id: OutputId = parse_id("id", &id)?;
+        let id: OutputId = crate::global_id::run_id("id", &id)?;
         let state = ctx.data::<RequestState>()?;
         let tenant = state.tenant()?.clone();
         let runner = runner(ctx)?.clone();

@@ -25,7 +25,7 @@ pub struct Client(pub model::Client);
 
 #[Object]
 impl Client {
-    async fn id(&self) -> ID {
+    pub(crate) async fn id(&self) -> ID {
         ID(self.0.id.to_string())
     }
     async fn name(&self) -> &str {
@@ -86,7 +86,7 @@ pub struct Campaign(pub model::Campaign);
 
 #[Object]
 impl Campaign {
-    async fn id(&self) -> ID {
+    pub(crate) async fn id(&self) -> ID {
         ID(self.0.id.to_string())
     }
     async fn name(&self) -> &str {
@@ -357,7 +357,7 @@ pub struct Persona(pub model::Persona);
 
 #[Object]
 impl Persona {
-    async fn id(&self) -> ID {
+    pub(crate) async fn id(&self) -> ID {
         ID(self.0.id.to_string())
     }
     async fn name(&self) -> &str {

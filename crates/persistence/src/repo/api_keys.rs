@@ -295,6 +295,21 @@ pub async fn list(tx: &TenantTx, page: &PageRequest) -> Result<Page<ApiKey>, Dom
     })
 }
 
+/// One of the organization's keys (owners and admins); `None` when it has
+/// no such key.
+pub async fn by_id(tx: &TenantTx, id: ApiKeyId) -> Result<Option<ApiKey>, DomainError> {
+    crate::repo::require(tx, strata_domain::Action::ListApiKeys)?;
+    let sql = format!("SELECT {COLUMNS} FROM public.api_keys WHERE org_id = $1 AND id = $2");
+    let row = Row::find_by_statement(statement(
+        &sql,
+        vec![tx.ctx().org_id().as_uuid().into(), id.as_uuid().into()],
+    ))
+    .one(tx)
+    .await
+    .map_err(map_db_err)?;
+    Ok(row.map(ApiKey::from))
+}
+
 /// How many keys the organization has (owners and admins).
 pub async fn count(tx: &TenantTx) -> Result<u64, DomainError> {
     crate::repo::require(tx, strata_domain::Action::ListApiKeys)?;

@@ -57,7 +57,6 @@ pub async fn list(
     page: &crate::repo::PageRequest,
 ) -> Result<crate::repo::Page<strata_domain::model::AuditRecord>, DomainError> {
     use sea_orm::{ColumnTrait, QueryFilter};
-    use strata_domain::{ApiKeyId, UserId};
     crate::repo::require(tx, strata_domain::Action::ReadAuditLog)?;
     let q =
         audit_log::Entity::find().filter(audit_log::Column::OrgId.eq(tx.ctx().org_id().as_uuid()));
@@ -69,23 +68,42 @@ pub async fn list(
     let has_next_page = rows.len() as u64 > page.limit;
     rows.truncate(page.limit as usize);
     Ok(crate::repo::Page {
-        items: rows
-            .into_iter()
-            .map(|r| strata_domain::model::AuditRecord {
-                id: r.id,
-                client_id: r.client_id.map(ClientId::from_uuid),
-                actor_user_id: r.actor_user_id.map(UserId::from_uuid),
-                actor_api_key_id: r.actor_api_key_id.map(ApiKeyId::from_uuid),
-                operation: r.operation,
-                target_type: r.target_type,
-                target_id: r.target_id,
-                request_id: r.request_id,
-                details: r.details,
-                created_at: r.created_at,
-            })
-            .collect(),
+        items: rows.into_iter().map(record_of).collect(),
         has_next_page,
     })
+}
+
+/// One row of the organization's audit log (owners and admins); `None`
+/// when it has no such row.
+pub async fn by_id(
+    tx: &TenantTx,
+    id: uuid::Uuid,
+) -> Result<Option<strata_domain::model::AuditRecord>, DomainError> {
+    use sea_orm::{ColumnTrait, QueryFilter};
+    crate::repo::require(tx, strata_domain::Action::ReadAuditLog)?;
+    let row = audit_log::Entity::find()
+        .filter(audit_log::Column::OrgId.eq(tx.ctx().org_id().as_uuid()))
+        .filter(audit_log::Column::Id.eq(id))
+        .one(tx)
+        .await
+        .map_err(map_db_err)?;
+    Ok(row.map(record_of))
+}
+
+fn record_of(r: audit_log::Model) -> strata_domain::model::AuditRecord {
+    use strata_domain::{ApiKeyId, UserId};
+    strata_domain::model::AuditRecord {
+        id: r.id,
+        client_id: r.client_id.map(ClientId::from_uuid),
+        actor_user_id: r.actor_user_id.map(UserId::from_uuid),
+        actor_api_key_id: r.actor_api_key_id.map(ApiKeyId::from_uuid),
+        operation: r.operation,
+        target_type: r.target_type,
+        target_id: r.target_id,
+        request_id: r.request_id,
+        details: r.details,
+        created_at: r.created_at,
+    }
 }
 
 /// How many audit rows the organization has (owners and admins).

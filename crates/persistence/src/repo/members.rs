@@ -145,6 +145,33 @@ pub async fn list(tx: &TenantTx, page: &PageRequest) -> Result<Page<Membership>,
     .map_err(map_db_err)?;
     let has_next_page = rows.len() as u64 > page.limit;
     rows.truncate(usize::try_from(page.limit).unwrap_or(usize::MAX));
+    let items = with_assignments(tx, rows).await?;
+    Ok(Page {
+        items,
+        has_next_page,
+    })
+}
+
+/// A member of the context's organization (owners and admins only), with
+/// their client assignments; `None` when the user is not one.
+pub async fn by_user(tx: &TenantTx, user: UserId) -> Result<Option<Membership>, DomainError> {
+    strata_domain::Action::ListMembers.check(tx.ctx())?;
+    let rows = memberships::Entity::find()
+        .filter(memberships::Column::OrgId.eq(tx.ctx().org_id().as_uuid()))
+        .filter(memberships::Column::UserId.eq(user.as_uuid()))
+        .all(tx)
+        .await
+        .map_err(map_db_err)?;
+    Ok(with_assignments(tx, rows).await?.pop())
+}
+
+/// Memberships of the context's organization with their client
+/// assignments, read in one statement.
+async fn with_assignments(
+    tx: &TenantTx,
+    rows: Vec<memberships::Model>,
+) -> Result<Vec<Membership>, DomainError> {
+    let ctx = tx.ctx();
     let assignments = if ctx.org_type() == OrgType::Agency && !rows.is_empty() {
         client_assignments::Entity::find()
             .filter(client_assignments::Column::OrgId.eq(ctx.org_id().as_uuid()))
@@ -156,8 +183,7 @@ pub async fn list(tx: &TenantTx, page: &PageRequest) -> Result<Page<Membership>,
     } else {
         Vec::new()
     };
-    let items = rows
-        .into_iter()
+    rows.into_iter()
         .map(|m| {
             let client_ids = assignments
                 .iter()
@@ -175,11 +201,7 @@ pub async fn list(tx: &TenantTx, page: &PageRequest) -> Result<Page<Membership>,
                 created_at: m.created_at,
             })
         })
-        .collect::<Result<Vec<_>, DomainError>>()?;
-    Ok(Page {
-        items,
-        has_next_page,
-    })
+        .collect::<Result<Vec<_>, DomainError>>()
 }
 
 /// How many members the context's organization has (owners and admins
