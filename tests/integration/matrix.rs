@@ -77,6 +77,33 @@ async fn every_principal_reads_exactly_its_own_campaigns_through_every_query() {
                 p.name
             );
         }
+        // Through `node` and `nodes`: the same.
+        let all: Vec<String> = everyone.iter().map(ToString::to_string).collect();
+        let data = ok(
+            &app,
+            &token,
+            "query($ids: [ID!]!) { nodes(ids: $ids) { ... on Campaign { id } } }",
+            json!({ "ids": all }),
+        )
+        .await;
+        for (c, node) in everyone.iter().zip(data["nodes"].as_array().unwrap()) {
+            assert_eq!(
+                node.is_null(),
+                !p.campaigns.contains(c),
+                "{} node {c}",
+                p.name
+            );
+        }
+        for c in everyone.iter().filter(|c| !p.campaigns.contains(c)) {
+            let data = ok(
+                &app,
+                &token,
+                "query($id: ID!) { node(id: $id) { id } }",
+                json!({ "id": c.to_string() }),
+            )
+            .await;
+            assert!(data["node"].is_null(), "{} node {c}", p.name);
+        }
     }
 }
 
