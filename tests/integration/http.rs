@@ -446,7 +446,7 @@ async fn persisted_queries_are_registered_by_hash_and_reused() {
     let (_, _, body) = post_raw(&app, Some(&t), json_ct, None, wrong).await;
     assert_eq!(error_code(&body), Some("BAD_USER_INPUT"), "{body}");
 
-    let (s, _, body) = post_raw(&app, Some(&t), json_ct, None, register).await;
+    let (s, _, body) = post_raw(&app, Some(&t), json_ct, None, register.clone()).await;
     assert_eq!(s, 200);
     assert_eq!(body["data"]["organization"]["id"], w.sme1.id.to_string());
 
@@ -456,9 +456,22 @@ async fn persisted_queries_are_registered_by_hash_and_reused() {
         w.sme1.id.to_string(),
         "{body}"
     );
-    // Over GET too, the usual way to make persisted queries cacheable; and
-    // another tenant running the same document sees its own data.
+    // Over GET too, the usual way to make persisted queries cacheable.
+    let (s, _, body) = split(get_raw(&app, &t, &[("extensions", &ext.to_string())]).await).await;
+    assert_eq!(s, 200, "{body}");
+    assert_eq!(body["data"]["organization"]["id"], w.sme1.id.to_string());
+    // Persisted queries are kept per organization: another tenant's hash
+    // is unknown, as one nobody registered is; once it sends the text
+    // itself, it runs the document on its own data.
     let other = app.token(w.sme2.owner, Some(w.sme2.id));
+    let (_, _, body) =
+        split(get_raw(&app, &other, &[("extensions", &ext.to_string())]).await).await;
+    assert_eq!(
+        body["errors"][0]["message"], "PersistedQueryNotFound",
+        "{body}"
+    );
+    let (_, _, body) = post_raw(&app, Some(&other), json_ct, None, register.clone()).await;
+    assert_eq!(body["data"]["organization"]["id"], w.sme2.id.to_string());
     let (s, _, body) =
         split(get_raw(&app, &other, &[("extensions", &ext.to_string())]).await).await;
     assert_eq!(s, 200, "{body}");

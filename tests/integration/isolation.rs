@@ -318,8 +318,8 @@ async fn a_pool_of_one_connection_serves_a_b_nobody_and_a_after_an_error_each_it
         .await
         .unwrap();
     let page = PageRequest {
-        after: None,
         limit: 100,
+        ..Default::default()
     };
     let ids = |p: &strata_persistence::repo::Page<strata_domain::model::Campaign>| {
         p.items.iter().map(|c| c.id).collect::<Vec<_>>()
@@ -381,8 +381,8 @@ async fn an_account_manager_context_sees_only_assigned_clients_rows() {
     assert_eq!(ctx.clients(), &ClientScope::Only(vec![w.nike]));
     let tx = TenantTx::begin(&db, &ctx).await.unwrap();
     let page = PageRequest {
-        after: None,
         limit: 100,
+        ..Default::default()
     };
     let visible = clients::list(&tx, &page).await.unwrap();
     assert_eq!(
@@ -808,8 +808,8 @@ async fn the_repositories_filter_by_client_scope_even_when_the_database_would_sh
         );
     }
     let page = PageRequest {
-        after: None,
         limit: 100,
+        ..Default::default()
     };
     let all = CampaignFilter::default();
 

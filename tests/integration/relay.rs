@@ -305,3 +305,218 @@ export const query = graphql`
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Walks `path` (a connection under `query`'s data) backward, `last: 2`
+/// at a time, and returns the ids in list order with each page's flags.
+async fn walk_backward(app: &TestApp, token: &str, field: &str, vars: &Value) -> Vec<String> {
+    let query = operation(&field.replace("ARGS", "last: 2, before: $before"));
+    let mut ids: Vec<String> = Vec::new();
+    let mut before: Option<String> = None;
+    loop {
+        let mut v = vars.clone();
+        v["before"] = json!(before);
+        let data = ok(app, token, &query, v).await;
+        let conn = connection_in(&data);
+        let page: Vec<String> = conn["edges"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["node"]["id"].as_str().unwrap().to_owned())
+            .collect();
+        assert!(page.len() <= 2, "{conn}");
+        assert_eq!(
+            conn["pageInfo"]["hasNextPage"].as_bool(),
+            Some(before.is_some()),
+            "{field}: {conn}"
+        );
+        let more = conn["pageInfo"]["hasPreviousPage"].as_bool().unwrap();
+        let mut all = page.clone();
+        all.extend(ids);
+        ids = all;
+        if !more {
+            return ids;
+        }
+        assert_eq!(page.len(), 2, "a full page before the start: {conn}");
+        before = conn["pageInfo"]["startCursor"].as_str().map(str::to_owned);
+    }
+}
+
+/// A query of `body`, declaring the variables it uses.
+fn operation(body: &str) -> String {
+    let declared: Vec<String> = [
+        ("$campaign", "ID"),
+        ("$client", "ID"),
+        ("$before", "String"),
+        ("$lower", "String"),
+        ("$upper", "String"),
+    ]
+    .iter()
+    .filter(|(n, _)| body.contains(n))
+    .map(|(n, t)| format!("{n}: {t}"))
+    .collect();
+    if declared.is_empty() {
+        format!("{{ {body} }}")
+    } else {
+        format!("query({}) {{ {body} }}", declared.join(", "))
+    }
+}
+
+/// The one connection in `data`, however deep.
+fn connection_in(data: &Value) -> &Value {
+    let mut v = data;
+    loop {
+        if v.get("edges").is_some() {
+            return v;
+        }
+        let Some(next) = v
+            .as_object()
+            .and_then(|o| o.values().find(|x| x.is_object()))
+        else {
+            panic!("no connection in {data}");
+        };
+        v = next;
+    }
+}
+
+#[tokio::test]
+async fn every_connection_pages_backward_with_last_and_before_as_it_pages_forward() {
+    let app = TestApp::spawn().await;
+    let (w, _su) = World::on(&app).await;
+    let owner = app.token(w.agency1.owner, Some(w.agency1.id));
+    for _ in 0..3 {
+        ok(
+            &app,
+            &owner,
+            "mutation { createApiKey(input: {name: \"page\"}) { key { id } } }",
+            json!({}),
+        )
+        .await;
+    }
+    let campaign = w.nike_campaigns[0].to_string();
+    // A few items in every connection.
+    for i in 0..3 {
+        ok(
+            &app,
+            &owner,
+            &format!("mutation {{ createClient(input: {{name: \"Page {i}\", slug: \"page-{i}\"}}) {{ id }} }}"),
+            json!({}),
+        )
+        .await;
+        ok(
+            &app,
+            &owner,
+            "mutation($c: ID!) { createPersona(input: {clientId: $c, name: \"page\"}) { id } }",
+            json!({ "c": w.nike.to_string() }),
+        )
+        .await;
+        ok(
+            &app,
+            &owner,
+            "mutation($c: ID!) { createCampaign(input: {clientId: $c, name: \"page\"}) { id } }",
+            json!({ "c": w.nike.to_string() }),
+        )
+        .await;
+        let run = ok(
+            &app,
+            &owner,
+            "mutation($c: ID!) { runAgent(input: {campaignId: $c, agent: BRAND_VOICE}) { id } }",
+            json!({ "c": campaign }),
+        )
+        .await;
+        let id = run["runAgent"]["id"].as_str().unwrap().to_owned();
+        // Offline runs end at once; wait for each to succeed.
+        for _ in 0..200 {
+            let got = ok(
+                &app,
+                &owner,
+                "query($id: ID!) { agentRun(id: $id) { status } }",
+                json!({ "id": id }),
+            )
+            .await;
+            if got["agentRun"]["status"] == "SUCCEEDED" {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+    let edges = "edges { cursor node { id } } pageInfo { hasNextPage hasPreviousPage startCursor endCursor }";
+    let fields = [
+        format!("clients(ARGS) {{ {edges} }}"),
+        format!("campaigns(ARGS) {{ {edges} }}"),
+        format!("campaigns(clientId: $client, ARGS) {{ {edges} }}"),
+        format!("personas(ARGS) {{ {edges} }}"),
+        format!("members(ARGS) {{ {edges} }}"),
+        format!("auditLog(ARGS) {{ {edges} }}"),
+        format!("apiKeys(ARGS) {{ {edges} }}"),
+        format!("campaign(id: $campaign) {{ runs(ARGS) {{ {edges} }} }}"),
+        format!("campaign(id: $campaign) {{ outputs(ARGS) {{ {edges} }} }}"),
+    ];
+    for field in &fields {
+        let vars = json!({ "campaign": campaign, "client": w.nike.to_string() });
+        let forward_query = operation(&field.replace("ARGS", "first: 100"));
+        let data = ok(&app, &owner, &forward_query, vars.clone()).await;
+        let conn = connection_in(&data);
+        let forward: Vec<String> = conn["edges"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["node"]["id"].as_str().unwrap().to_owned())
+            .collect();
+        assert!(
+            forward.len() >= 3,
+            "{field} has a few items to page: {conn}"
+        );
+        let backward = walk_backward(&app, &owner, field, &vars).await;
+        assert_eq!(backward, forward, "{field}");
+
+        // A window between two cursors, from either end.
+        let cursors: Vec<&str> = conn["edges"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["cursor"].as_str().unwrap())
+            .collect();
+        let n = cursors.len();
+        for args in ["first: 100", "last: 100"] {
+            let q = operation(
+                &field.replace("ARGS", &format!("{args}, after: $lower, before: $upper")),
+            );
+            let mut v = vars.clone();
+            v["lower"] = json!(cursors[0]);
+            v["upper"] = json!(cursors[n - 1]);
+            let data = ok(&app, &owner, &q, v).await;
+            let inner: Vec<String> = connection_in(&data)["edges"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|e| e["node"]["id"].as_str().unwrap().to_owned())
+                .collect();
+            assert_eq!(inner, forward[1..n - 1], "{field} {args}");
+        }
+    }
+
+    // One count, not both; counts within bounds.
+    for (args, field) in [
+        ("first: 2, last: 2", "last"),
+        ("last: 101", "last"),
+        ("last: -1", "last"),
+    ] {
+        let (_, body) = app
+            .graphql(
+                Some(&owner),
+                &format!("{{ campaigns({args}) {{ edges {{ node {{ id }} }} }} }}"),
+                json!({}),
+            )
+            .await;
+        assert_eq!(error_code(&body), Some("BAD_USER_INPUT"), "{args}: {body}");
+        assert_eq!(body["errors"][0]["extensions"]["field"], field, "{body}");
+    }
+    let (_, body) = app
+        .graphql(
+            Some(&owner),
+            "{ campaigns(last: 2, before: \"nonsense\") { edges { node { id } } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(body["errors"][0]["extensions"]["field"], "before", "{body}");
+}

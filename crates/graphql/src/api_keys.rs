@@ -10,6 +10,7 @@ use strata_persistence::repo::api_keys::{self, NewApiKey};
 
 use crate::args::parse_id;
 use crate::error::domain_error;
+use crate::pagination::Paging;
 use crate::pagination::{Cursor, cursor, page_request};
 use crate::savepoint::in_savepoint;
 use crate::state::RequestState;
@@ -120,7 +121,7 @@ pub struct ApiKeyQuery;
 impl ApiKeyQuery {
     /// The active organization's API keys, newest first (OWNER/ADMIN).
     #[graphql(
-        complexity = "crate::pagination::list_cost(first, child_complexity)",
+        complexity = "crate::pagination::list_cost(first, last, child_complexity)",
         guard = r#"crate::guard::ActionGuard(strata_domain::Action::ListApiKeys)"#
     )]
     async fn api_keys(
@@ -128,14 +129,21 @@ impl ApiKeyQuery {
         ctx: &Context<'_>,
         first: Option<i32>,
         after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
     ) -> Result<ApiKeyConnection> {
-        let page = page_request(first, after)?;
+        let page = page_request(&Paging {
+            first,
+            after,
+            last,
+            before,
+        })?;
         let state = ctx.data::<RequestState>()?;
         state.tenant()?;
         let tx = state.read_tx().await?;
         let result = api_keys::list(tx, &page).await.map_err(domain_error)?;
         let mut conn = Connection::with_additional_fields(
-            page.after.is_some(),
+            result.has_previous_page,
             result.has_next_page,
             ApiKeyTotals,
         );

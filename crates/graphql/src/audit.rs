@@ -9,6 +9,7 @@ use strata_domain::model;
 use strata_persistence::repo::audit;
 
 use crate::error::domain_error;
+use crate::pagination::Paging;
 use crate::pagination::{Cursor, Totals, TotalsKind, connection, page_request};
 use crate::state::RequestState;
 
@@ -69,7 +70,7 @@ pub struct AuditQuery;
 impl AuditQuery {
     /// The organization's audit log, newest first (owners and admins).
     #[graphql(
-        complexity = "crate::pagination::list_cost(first, child_complexity)",
+        complexity = "crate::pagination::list_cost(first, last, child_complexity)",
         guard = r#"crate::guard::ActionGuard(strata_domain::Action::ReadAuditLog)"#
     )]
     async fn audit_log(
@@ -77,19 +78,24 @@ impl AuditQuery {
         ctx: &Context<'_>,
         first: Option<i32>,
         after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
     ) -> Result<AuditEntryConnection> {
-        let page = page_request(first, after)?;
+        let page = page_request(&Paging {
+            first,
+            after,
+            last,
+            before,
+        })?;
         let state = ctx.data::<RequestState>()?;
         state.tenant()?;
         let tx = state.read_tx().await?;
-        let has_previous = page.after.is_some();
         let found = audit::list(tx, &page).await.map_err(domain_error)?;
         Ok(connection(
             found,
             TotalsKind::Audit,
             |a| (a.created_at, a.id),
             AuditEntry,
-            has_previous,
         ))
     }
 }

@@ -7,6 +7,7 @@ use strata_domain::{CampaignId, CampaignName, ClientId, values::parse_optional_t
 use strata_persistence::repo::campaigns::{self, CampaignChanges, CampaignFilter, NewCampaign};
 
 use crate::args::{bad, parse_id};
+use crate::pagination::Paging;
 use crate::savepoint::in_savepoint;
 use crate::state::RequestState;
 use crate::types::{
@@ -44,18 +45,30 @@ pub struct CampaignQuery;
 #[Object]
 impl CampaignQuery {
     /// Campaigns visible to the caller, optionally of one client.
-    #[graphql(complexity = "crate::pagination::list_cost(first, child_complexity)")]
+    #[graphql(complexity = "crate::pagination::list_cost(first, last, child_complexity)")]
     async fn campaigns(
         &self,
         ctx: &Context<'_>,
         client_id: Option<ID>,
         first: Option<i32>,
         after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
     ) -> Result<CampaignConnection> {
         let client_id = client_id
             .map(|c| parse_id::<ClientId>("clientId", &c))
             .transpose()?;
-        campaign_connection(ctx, CampaignFilter { client_id }, first, after).await
+        campaign_connection(
+            ctx,
+            CampaignFilter { client_id },
+            Paging {
+                first,
+                after,
+                last,
+                before,
+            },
+        )
+        .await
     }
 
     /// A campaign by id; null if it does not exist or is not visible.

@@ -9,6 +9,7 @@ use strata_persistence::repo::clients::{self, ClientChanges};
 
 use crate::args::{bad, parse_id};
 use crate::error::{ErrorCode, domain_error};
+use crate::pagination::Paging;
 use crate::pagination::{Cursor, Totals, TotalsKind, connection, page_request};
 use crate::savepoint::in_savepoint;
 use crate::state::RequestState;
@@ -18,23 +19,17 @@ use crate::types::Client;
 pub type ClientConnection = Connection<Cursor, Client, Totals, EmptyFields>;
 
 /// Resolves a clients connection.
-pub async fn client_connection(
-    ctx: &Context<'_>,
-    first: Option<i32>,
-    after: Option<String>,
-) -> Result<ClientConnection> {
-    let page = page_request(first, after)?;
+pub async fn client_connection(ctx: &Context<'_>, paging: Paging) -> Result<ClientConnection> {
+    let page = page_request(&paging)?;
     let state = ctx.data::<RequestState>()?;
     state.tenant()?;
     let tx = state.read_tx().await?;
-    let has_previous = page.after.is_some();
     let result = clients::list(tx, &page).await.map_err(domain_error)?;
     Ok(connection(
         result,
         TotalsKind::Clients,
         |c| (c.created_at, c.id.as_uuid()),
         Client,
-        has_previous,
     ))
 }
 
@@ -65,14 +60,25 @@ pub struct ClientQuery;
 #[Object]
 impl ClientQuery {
     /// The agency's clients visible to the caller (empty for SMEs).
-    #[graphql(complexity = "crate::pagination::list_cost(first, child_complexity)")]
+    #[graphql(complexity = "crate::pagination::list_cost(first, last, child_complexity)")]
     async fn clients(
         &self,
         ctx: &Context<'_>,
         first: Option<i32>,
         after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
     ) -> Result<ClientConnection> {
-        client_connection(ctx, first, after).await
+        client_connection(
+            ctx,
+            Paging {
+                first,
+                after,
+                last,
+                before,
+            },
+        )
+        .await
     }
 
     /// A client by id or slug; null if it does not exist or is not visible.

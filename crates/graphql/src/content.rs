@@ -11,6 +11,7 @@ use strata_persistence::repo::personas::{self, NewPersona, PersonaChanges};
 
 use crate::args::{bad, document, optional_client, parse_id};
 use crate::error::domain_error;
+use crate::pagination::Paging;
 use crate::savepoint::in_savepoint;
 use crate::state::RequestState;
 use crate::types::{BrandGuidelines, Persona, PersonaConnection, persona_connection};
@@ -40,16 +41,28 @@ impl ContentQuery {
 
     /// Personas of the SME, or of the agency's visible clients (optionally
     /// of one), newest first.
-    #[graphql(complexity = "crate::pagination::list_cost(first, child_complexity)")]
+    #[graphql(complexity = "crate::pagination::list_cost(first, last, child_complexity)")]
     async fn personas(
         &self,
         ctx: &Context<'_>,
         client_id: Option<ID>,
         first: Option<i32>,
         after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
     ) -> Result<PersonaConnection> {
         let client = optional_client(client_id.as_ref())?;
-        persona_connection(ctx, client, first, after).await
+        persona_connection(
+            ctx,
+            client,
+            Paging {
+                first,
+                after,
+                last,
+                before,
+            },
+        )
+        .await
     }
 
     /// A persona by id; null if it does not exist or is not visible.

@@ -65,12 +65,46 @@ impl Loader<CampaignId> for CampaignLoader {
 pub struct RunPageKey {
     pub(crate) campaign: CampaignId,
     pub(crate) filter: RunFilter,
-    pub(crate) limit: u64,
-    pub(crate) after: Option<(i64, uuid::Uuid)>,
+    pub(crate) page: PageShape,
 }
 
-/// What a page of runs looks like, apart from its campaign.
-type PageShape = (RunFilter, u64, Option<(i64, uuid::Uuid)>);
+/// A page request as a key: its cursors in microseconds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct PageShape {
+    limit: u64,
+    after: Option<(i64, uuid::Uuid)>,
+    before: Option<(i64, uuid::Uuid)>,
+    from_end: bool,
+}
+
+impl PageShape {
+    /// The shape of `page`.
+    pub(crate) fn of(page: &PageRequest) -> Self {
+        let micros = |k: Option<strata_persistence::repo::Key>| {
+            k.map(|(at, id)| (at.timestamp_micros(), id))
+        };
+        Self {
+            limit: page.limit,
+            after: micros(page.after),
+            before: micros(page.before),
+            from_end: page.from_end,
+        }
+    }
+
+    fn request(&self) -> PageRequest {
+        let key = |k: Option<(i64, uuid::Uuid)>| {
+            k.and_then(|(t, id)| {
+                chrono::DateTime::<chrono::Utc>::from_timestamp_micros(t).map(|at| (at, id))
+            })
+        };
+        PageRequest {
+            after: key(self.after),
+            before: key(self.before),
+            limit: self.limit,
+            from_end: self.from_end,
+        }
+    }
+}
 
 /// Loads pages of campaigns' runs.
 pub struct RunPageLoader {
@@ -87,35 +121,28 @@ impl Loader<RunPageKey> for RunPageLoader {
     ) -> Result<HashMap<RunPageKey, Page<AgentRun>>, Self::Error> {
         let session = self.session.upgrade().ok_or_else(gone)?;
         let tx = session.tx(false).await.map_err(Arc::new)?;
-        let mut groups: HashMap<PageShape, Vec<CampaignId>> = HashMap::new();
+        let mut groups: HashMap<(RunFilter, PageShape), Vec<CampaignId>> = HashMap::new();
         for k in keys {
             groups
-                .entry((k.filter, k.limit, k.after))
+                .entry((k.filter, k.page))
                 .or_default()
                 .push(k.campaign);
         }
         let mut out = HashMap::with_capacity(keys.len());
-        for ((filter, limit, after), campaigns) in groups {
-            let page = PageRequest {
-                after: after.and_then(|(t, id)| {
-                    chrono::DateTime::<chrono::Utc>::from_timestamp_micros(t).map(|at| (at, id))
-                }),
-                limit,
-            };
+        for ((filter, shape), campaigns) in groups {
+            let page = shape.request();
             let mut found = outputs::pages_for_campaigns(tx, &campaigns, filter, &page)
                 .await
                 .map_err(|e| Arc::new(crate::error::domain_error(e)))?;
             for campaign in campaigns {
-                let value = found.remove(&campaign).unwrap_or(Page {
-                    items: Vec::new(),
-                    has_next_page: false,
-                });
+                let value = found
+                    .remove(&campaign)
+                    .unwrap_or_else(|| page.page(Vec::new()));
                 out.insert(
                     RunPageKey {
                         campaign,
                         filter,
-                        limit,
-                        after,
+                        page: shape,
                     },
                     value,
                 );

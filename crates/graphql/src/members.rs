@@ -11,6 +11,7 @@ use strata_persistence::repo::members;
 use crate::args::{client_ids, parse_id};
 use crate::error::domain_error;
 use crate::organization::{Membership, Role};
+use crate::pagination::Paging;
 use crate::pagination::{Cursor, Totals, TotalsKind, connection, page_request};
 use crate::savepoint::in_savepoint;
 use crate::session::Committed;
@@ -22,14 +23,12 @@ pub type MembershipConnection = Connection<Cursor, Membership, Totals, EmptyFiel
 /// Resolves the members connection (oldest first).
 pub async fn membership_connection(
     ctx: &Context<'_>,
-    first: Option<i32>,
-    after: Option<String>,
+    paging: Paging,
 ) -> Result<MembershipConnection> {
-    let page = page_request(first, after)?;
+    let page = page_request(&paging)?;
     let state = ctx.data::<RequestState>()?;
     state.tenant()?;
     let tx = state.read_tx().await?;
-    let has_previous = page.after.is_some();
     let result = strata_persistence::repo::members::list(tx, &page)
         .await
         .map_err(domain_error)?;
@@ -38,7 +37,6 @@ pub async fn membership_connection(
         TotalsKind::Members,
         |m| (m.created_at, m.user_id.as_uuid()),
         |m| Membership::from(&m),
-        has_previous,
     ))
 }
 
@@ -74,7 +72,7 @@ impl MemberQuery {
     /// Members of the active organization, oldest first (owners and
     /// admins).
     #[graphql(
-        complexity = "crate::pagination::list_cost(first, child_complexity)",
+        complexity = "crate::pagination::list_cost(first, last, child_complexity)",
         guard = r#"crate::guard::ActionGuard(strata_domain::Action::ListMembers)"#
     )]
     async fn members(
@@ -82,8 +80,19 @@ impl MemberQuery {
         ctx: &Context<'_>,
         first: Option<i32>,
         after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
     ) -> Result<MembershipConnection> {
-        membership_connection(ctx, first, after).await
+        membership_connection(
+            ctx,
+            Paging {
+                first,
+                after,
+                last,
+                before,
+            },
+        )
+        .await
     }
 }
 

@@ -70,32 +70,63 @@ pub const DEFAULT_PAGE: i32 = 20;
 /// The largest `first` accepted.
 pub const MAX_PAGE: i32 = 100;
 
-/// Parses `first`/`after` into a page request.
-pub fn page_request(first: Option<i32>, after: Option<String>) -> Result<PageRequest> {
-    let first = first.unwrap_or(DEFAULT_PAGE);
-    if !(0..=MAX_PAGE).contains(&first) {
-        return Err(ErrorCode::BadUserInput
-            .error(format!("first: must be between 0 and {MAX_PAGE}"))
-            .extend_with(|_, e| e.set("field", "first")));
-    }
-    let after = match after {
-        None => None,
-        Some(s) => {
-            let bad = || {
-                ErrorCode::BadUserInput
-                    .error("after: not a cursor of this connection")
-                    .extend_with(|_, e| e.set("field", "after"))
-            };
-            let key = <Cursor as async_graphql::connection::CursorType>::decode_cursor(&s)
-                .map_err(|_| bad())?;
-            let at = DateTime::<Utc>::from_timestamp_micros(key.t).ok_or_else(bad)?;
-            Some((at, key.id))
+/// A connection's paging arguments, as given.
+#[derive(Clone, Debug, Default)]
+pub struct Paging {
+    /// Items from the start (or `after`).
+    pub first: Option<i32>,
+    /// Items after this cursor.
+    pub after: Option<String>,
+    /// Items from the end (or `before`).
+    pub last: Option<i32>,
+    /// Items before this cursor.
+    pub before: Option<String>,
+}
+
+/// Parses paging arguments into a page request: `first` items after
+/// `after`, or the `last` items before `before` (both cursors may bound
+/// either), 20 from the start when neither count is given.
+pub fn page_request(p: &Paging) -> Result<PageRequest> {
+    let count = |name: &'static str, n: i32| {
+        if (0..=MAX_PAGE).contains(&n) {
+            Ok(n as u64)
+        } else {
+            Err(ErrorCode::BadUserInput
+                .error(format!("{name}: must be between 0 and {MAX_PAGE}"))
+                .extend_with(move |_, e| e.set("field", name)))
         }
     };
+    let (limit, from_end) = match (p.first, p.last) {
+        (Some(_), Some(_)) => {
+            return Err(ErrorCode::BadUserInput
+                .error("last: give first or last, not both")
+                .extend_with(|_, e| e.set("field", "last")));
+        }
+        (None, Some(n)) => (count("last", n)?, true),
+        (first, None) => (count("first", first.unwrap_or(DEFAULT_PAGE))?, false),
+    };
     Ok(PageRequest {
-        after,
-        limit: first as u64,
+        after: key("after", p.after.as_deref())?,
+        before: key("before", p.before.as_deref())?,
+        limit,
+        from_end,
     })
+}
+
+/// The position a cursor argument names.
+fn key(name: &'static str, cursor: Option<&str>) -> Result<Option<strata_persistence::repo::Key>> {
+    let Some(s) = cursor else {
+        return Ok(None);
+    };
+    let bad = || {
+        ErrorCode::BadUserInput
+            .error(format!("{name}: not a cursor of this connection"))
+            .extend_with(move |_, e| e.set("field", name))
+    };
+    let key =
+        <Cursor as async_graphql::connection::CursorType>::decode_cursor(s).map_err(|_| bad())?;
+    let at = DateTime::<Utc>::from_timestamp_micros(key.t).ok_or_else(bad)?;
+    Ok(Some((at, key.id)))
 }
 
 /// The cursor of a row sorted by `(at, id)`.
@@ -113,13 +144,15 @@ pub(crate) fn connection<N, T>(
     kind: TotalsKind,
     key: impl Fn(&T) -> (DateTime<Utc>, uuid::Uuid),
     wrap: impl Fn(T) -> N,
-    has_previous: bool,
 ) -> Connection<Cursor, N, Totals, EmptyFields>
 where
     N: async_graphql::OutputType,
 {
-    let mut conn =
-        Connection::with_additional_fields(has_previous, page.has_next_page, Totals { kind });
+    let mut conn = Connection::with_additional_fields(
+        page.has_previous_page,
+        page.has_next_page,
+        Totals { kind },
+    );
     conn.edges = page
         .items
         .into_iter()
@@ -132,8 +165,8 @@ where
 }
 
 /// The complexity of a list field: its children once per item it may
-/// return (`first`, or the default page), plus the field itself.
-pub(crate) fn list_cost(first: Option<i32>, child_complexity: usize) -> usize {
-    let items = first.unwrap_or(DEFAULT_PAGE).clamp(0, MAX_PAGE);
+/// return (`first` or `last`, or the default page), plus the field itself.
+pub(crate) fn list_cost(first: Option<i32>, last: Option<i32>, child_complexity: usize) -> usize {
+    let items = first.or(last).unwrap_or(DEFAULT_PAGE).clamp(0, MAX_PAGE);
     1 + usize::try_from(items).unwrap_or(0) * child_complexity
 }

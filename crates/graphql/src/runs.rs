@@ -21,6 +21,7 @@ use strata_runner::Runner;
 use crate::args::parse_id;
 use crate::error::{ErrorCode, domain_error};
 use crate::loaders::RunPageKey;
+use crate::pagination::Paging;
 use crate::pagination::{Cursor, Totals, TotalsKind, connection, page_request};
 use crate::savepoint::in_savepoint;
 use crate::session::Committed;
@@ -246,34 +247,27 @@ pub(crate) async fn run_connection<N: async_graphql::OutputType>(
     ctx: &Context<'_>,
     campaign: CampaignId,
     filter: RunFilter,
-    first: Option<i32>,
-    after: Option<String>,
+    paging: Paging,
     wrap: impl Fn(model::AgentRun) -> N,
 ) -> Result<Connection<Cursor, N, Totals, EmptyFields>> {
-    let page = page_request(first, after)?;
+    let page = page_request(&paging)?;
     let state = ctx.data::<RequestState>()?;
-    let has_previous = page.after.is_some();
     let key = RunPageKey {
         campaign,
         filter,
-        limit: page.limit,
-        after: page.after.map(|(at, id)| (at.timestamp_micros(), id)),
+        page: crate::loaders::PageShape::of(&page),
     };
     let found = state
         .run_page_loader()
         .load_one(key)
         .await
         .map_err(|e| (*e).clone())?
-        .unwrap_or(strata_persistence::repo::Page {
-            items: Vec::new(),
-            has_next_page: false,
-        });
+        .unwrap_or_else(|| page.page(Vec::new()));
     Ok(connection(
         found,
         TotalsKind::Runs(campaign, filter),
         |r| (r.created_at, r.id.as_uuid()),
         wrap,
-        has_previous,
     ))
 }
 

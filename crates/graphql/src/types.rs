@@ -13,9 +13,10 @@ use serde_json::value::RawValue;
 use strata_domain::{ClientId, model};
 use strata_persistence::repo::campaigns::CampaignFilter;
 use strata_persistence::repo::outputs::RunFilter;
-use strata_persistence::repo::{Page, campaigns, clients, personas};
+use strata_persistence::repo::{campaigns, clients, personas};
 
 use crate::error::{ErrorCode, domain_error};
+use crate::pagination::Paging;
 use crate::pagination::{Cursor, Totals, TotalsKind, connection, page_request};
 use crate::state::RequestState;
 
@@ -41,20 +42,26 @@ impl Client {
         self.0.created_at
     }
     /// This client's campaigns, newest first.
-    #[graphql(complexity = "crate::pagination::list_cost(first, child_complexity)")]
+    #[graphql(complexity = "crate::pagination::list_cost(first, last, child_complexity)")]
     async fn campaigns(
         &self,
         ctx: &Context<'_>,
         first: Option<i32>,
         after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
     ) -> Result<CampaignConnection> {
         campaign_connection(
             ctx,
             CampaignFilter {
                 client_id: Some(self.0.id),
             },
-            first,
-            after,
+            Paging {
+                first,
+                after,
+                last,
+                before,
+            },
         )
         .await
     }
@@ -69,14 +76,26 @@ impl Client {
             .map(BrandGuidelines))
     }
     /// This client's personas, newest first.
-    #[graphql(complexity = "crate::pagination::list_cost(first, child_complexity)")]
+    #[graphql(complexity = "crate::pagination::list_cost(first, last, child_complexity)")]
     async fn personas(
         &self,
         ctx: &Context<'_>,
         first: Option<i32>,
         after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
     ) -> Result<PersonaConnection> {
-        persona_connection(ctx, Some(self.0.id), first, after).await
+        persona_connection(
+            ctx,
+            Some(self.0.id),
+            Paging {
+                first,
+                after,
+                last,
+                before,
+            },
+        )
+        .await
     }
 }
 
@@ -123,32 +142,49 @@ impl Campaign {
         Ok(found.map(Client))
     }
     /// The agents' validated outputs for this campaign, newest first.
-    #[graphql(complexity = "crate::pagination::list_cost(first, child_complexity)")]
+    #[graphql(complexity = "crate::pagination::list_cost(first, last, child_complexity)")]
     async fn outputs(
         &self,
         ctx: &Context<'_>,
         first: Option<i32>,
         after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
     ) -> Result<crate::runs::AgentOutputConnection> {
-        crate::runs::run_connection(ctx, self.0.id, RunFilter::Outputs, first, after, |r| {
-            crate::leaves::Leaves(crate::runs::AgentOutput(r))
-        })
+        crate::runs::run_connection(
+            ctx,
+            self.0.id,
+            RunFilter::Outputs,
+            Paging {
+                first,
+                after,
+                last,
+                before,
+            },
+            |r| crate::leaves::Leaves(crate::runs::AgentOutput(r)),
+        )
         .await
     }
     /// Every agent run for this campaign, whatever its status, newest first.
-    #[graphql(complexity = "crate::pagination::list_cost(first, child_complexity)")]
+    #[graphql(complexity = "crate::pagination::list_cost(first, last, child_complexity)")]
     async fn runs(
         &self,
         ctx: &Context<'_>,
         first: Option<i32>,
         after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
     ) -> Result<crate::runs::AgentRunConnection> {
         crate::runs::run_connection(
             ctx,
             self.0.id,
             RunFilter::All,
-            first,
-            after,
+            Paging {
+                first,
+                after,
+                last,
+                before,
+            },
             crate::runs::AgentRun::from,
         )
         .await
@@ -209,14 +245,12 @@ pub type CampaignConnection = Connection<Cursor, CampaignNode, Totals, EmptyFiel
 pub async fn campaign_connection(
     ctx: &Context<'_>,
     filter: CampaignFilter,
-    first: Option<i32>,
-    after: Option<String>,
+    paging: Paging,
 ) -> Result<CampaignConnection> {
-    let page = page_request(first, after)?;
+    let page = page_request(&paging)?;
     let state = ctx.data::<RequestState>()?;
     state.tenant()?;
     let tx = state.read_tx().await?;
-    let has_previous = page.after.is_some();
     let result = campaigns::list(tx, &filter, &page)
         .await
         .map_err(domain_error)?;
@@ -226,7 +260,6 @@ pub async fn campaign_connection(
         TotalsKind::Campaigns(filter),
         |c| (c.created_at, c.id.as_uuid()),
         |c| crate::leaves::Leaves(Campaign(c)),
-        has_previous,
     ))
 }
 
@@ -273,30 +306,41 @@ async fn prefetch(
                 continue;
             };
             let arg = |n: &str| args.iter().find(|(k, _)| k.as_str() == n).map(|(_, v)| v);
-            let first = match arg("first") {
-                None | Some(async_graphql::Value::Null) => None,
-                Some(async_graphql::Value::Number(n)) => {
-                    match n.as_i64().and_then(|n| i32::try_from(n).ok()) {
-                        Some(n) => Some(n),
-                        None => continue,
-                    }
-                }
-                Some(_) => continue,
+            let count = |n: &str| match arg(n) {
+                None | Some(async_graphql::Value::Null) => Ok(None),
+                Some(async_graphql::Value::Number(v)) => v
+                    .as_i64()
+                    .and_then(|v| i32::try_from(v).ok())
+                    .map(Some)
+                    .ok_or(()),
+                Some(_) => Err(()),
             };
-            let after = match arg("after") {
-                None | Some(async_graphql::Value::Null) => None,
-                Some(async_graphql::Value::String(s)) => Some(s.clone()),
-                Some(_) => continue,
+            let cursor = |n: &str| match arg(n) {
+                None | Some(async_graphql::Value::Null) => Ok(None),
+                Some(async_graphql::Value::String(s)) => Ok(Some(s.clone())),
+                Some(_) => Err(()),
+            };
+            let (Ok(first), Ok(after), Ok(last), Ok(before)) = (
+                count("first"),
+                cursor("after"),
+                count("last"),
+                cursor("before"),
+            ) else {
+                continue;
             };
             // A bad argument is reported by the field's own resolver.
-            let Ok(page) = page_request(first, after) else {
+            let Ok(page) = page_request(&Paging {
+                first,
+                after,
+                last,
+                before,
+            }) else {
                 continue;
             };
             let key_of = |c| crate::loaders::RunPageKey {
                 campaign: c,
                 filter,
-                limit: page.limit,
-                after: page.after.map(|(at, id)| (at.timestamp_micros(), id)),
+                page: crate::loaders::PageShape::of(&page),
             };
             if seen.contains(&key_of(ids[0])) {
                 continue;
@@ -309,11 +353,8 @@ async fn prefetch(
             let fed: Vec<_> = ids
                 .iter()
                 .map(|c| {
-                    let page = pages.remove(c).unwrap_or(Page {
-                        items: Vec::new(),
-                        has_next_page: false,
-                    });
-                    (key_of(*c), page)
+                    let found = pages.remove(c).unwrap_or_else(|| page.page(Vec::new()));
+                    (key_of(*c), found)
                 })
                 .collect();
             state.run_page_loader().feed_many(fed).await;
@@ -402,14 +443,12 @@ pub type PersonaConnection = Connection<Cursor, Persona, Totals, EmptyFields>;
 pub(crate) async fn persona_connection(
     ctx: &Context<'_>,
     client: Option<ClientId>,
-    first: Option<i32>,
-    after: Option<String>,
+    paging: Paging,
 ) -> Result<PersonaConnection> {
-    let page = page_request(first, after)?;
+    let page = page_request(&paging)?;
     let state = ctx.data::<RequestState>()?;
     state.tenant()?;
     let tx = state.read_tx().await?;
-    let has_previous = page.after.is_some();
     let found = personas::list(tx, client, &page)
         .await
         .map_err(domain_error)?;
@@ -418,7 +457,6 @@ pub(crate) async fn persona_connection(
         TotalsKind::Personas(client),
         |p| (p.created_at, p.id.as_uuid()),
         Persona,
-        has_previous,
     ))
 }
 

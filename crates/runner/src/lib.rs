@@ -455,8 +455,8 @@ impl Runner {
             };
             let guidelines = brand::get(&tx, campaign.client_id).await?;
             let page = PageRequest {
-                after: None,
                 limit: 20,
+                ..Default::default()
             };
             let personas = match campaign.client_id {
                 Some(c) => personas::list(&tx, Some(c), &page).await?.items,

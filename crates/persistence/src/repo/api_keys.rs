@@ -271,28 +271,31 @@ pub async fn list(tx: &TenantTx, page: &PageRequest) -> Result<Page<ApiKey>, Dom
     crate::repo::require(tx, strata_domain::Action::ListApiKeys)?;
     let limit = i64::try_from(page.limit).unwrap_or(i64::MAX - 1);
     let mut values: Vec<Value> = vec![tx.ctx().org_id().as_uuid().into(), (limit + 1).into()];
-    let after = match page.after {
-        Some((at, id)) => {
+    // Newest first: rows after a key are older, rows before it newer.
+    let mut bounds = String::new();
+    for (key, older) in [(page.after, true), (page.before, false)] {
+        if let Some((at, id)) = key {
+            let n = values.len();
             values.push(at.into());
             values.push(id.into());
-            "AND (created_at < $3 OR (created_at = $3 AND id < $4))"
+            let op = if older { '<' } else { '>' };
+            bounds.push_str(&format!(
+                " AND (created_at {op} ${a} OR (created_at = ${a} AND id {op} ${b}))",
+                a = n + 1,
+                b = n + 2
+            ));
         }
-        None => "",
-    };
+    }
+    let order = if page.fetch_desc() { "DESC" } else { "ASC" };
     let sql = format!(
-        "SELECT {COLUMNS} FROM public.api_keys WHERE org_id = $1 {after} \
-         ORDER BY created_at DESC, id DESC LIMIT $2"
+        "SELECT {COLUMNS} FROM public.api_keys WHERE org_id = $1{bounds} \
+         ORDER BY created_at {order}, id {order} LIMIT $2"
     );
-    let mut rows = Row::find_by_statement(statement(&sql, values))
+    let rows = Row::find_by_statement(statement(&sql, values))
         .all(tx)
         .await
         .map_err(map_db_err)?;
-    let has_next_page = rows.len() as u64 > page.limit;
-    rows.truncate(page.limit as usize);
-    Ok(Page {
-        items: rows.into_iter().map(ApiKey::from).collect(),
-        has_next_page,
-    })
+    Ok(page.page(rows).map(ApiKey::from))
 }
 
 /// One of the organization's keys (owners and admins); `None` when it has

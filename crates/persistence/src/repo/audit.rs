@@ -60,17 +60,11 @@ pub async fn list(
     crate::repo::require(tx, strata_domain::Action::ReadAuditLog)?;
     let q =
         audit_log::Entity::find().filter(audit_log::Column::OrgId.eq(tx.ctx().org_id().as_uuid()));
-    let mut rows =
-        super::newest_first(q, audit_log::Column::CreatedAt, audit_log::Column::Id, page)
-            .all(tx)
-            .await
-            .map_err(map_db_err)?;
-    let has_next_page = rows.len() as u64 > page.limit;
-    rows.truncate(page.limit as usize);
-    Ok(crate::repo::Page {
-        items: rows.into_iter().map(record_of).collect(),
-        has_next_page,
-    })
+    let rows = super::newest_first(q, audit_log::Column::CreatedAt, audit_log::Column::Id, page)
+        .all(tx)
+        .await
+        .map_err(map_db_err)?;
+    Ok(page.page(rows).map(record_of))
 }
 
 /// One row of the organization's audit log (owners and admins); `None`

@@ -158,24 +158,16 @@ async fn list_in<E: InSchema<Campaigns>>(
     page: &PageRequest,
 ) -> Result<Page<Campaign>, DbErr> {
     let Some(of_client) = E::of_client(tx, filter.client_id) else {
-        return Ok(Page {
-            items: Vec::new(),
-            has_next_page: false,
-        });
+        return Ok(Page::empty());
     };
     let q = E::select(tx, &ROW).filter(of_client);
     let created = E::col(Campaigns::CreatedAt);
     let id = E::col(Campaigns::Id);
-    let mut rows = super::newest_first(q, created, id, page)
+    let rows = super::newest_first(q, created, id, page)
         .into_model::<Row>()
         .all(tx)
         .await?;
-    let has_next_page = rows.len() as u64 > page.limit;
-    rows.truncate(page.limit as usize);
-    Ok(Page {
-        items: rows.into_iter().map(Campaign::from).collect(),
-        has_next_page,
-    })
+    Ok(page.page(rows).map(Campaign::from))
 }
 
 /// A page of campaigns, newest first.

@@ -83,12 +83,9 @@ pub async fn by_slug(tx: &TenantTx, slug: &Slug) -> Result<Option<Client>, Domai
 /// A page of the context's clients, newest first.
 pub async fn list(tx: &TenantTx, page: &PageRequest) -> Result<Page<Client>, DomainError> {
     if !is_agency(tx) {
-        return Ok(Page {
-            items: Vec::new(),
-            has_next_page: false,
-        });
+        return Ok(Page::empty());
     }
-    let mut rows = super::newest_first(
+    let rows = super::newest_first(
         scoped(tx),
         clients::Column::CreatedAt,
         clients::Column::Id,
@@ -97,12 +94,7 @@ pub async fn list(tx: &TenantTx, page: &PageRequest) -> Result<Page<Client>, Dom
     .all(tx)
     .await
     .map_err(map_db_err)?;
-    let has_next_page = rows.len() as u64 > page.limit;
-    rows.truncate(page.limit as usize);
-    Ok(Page {
-        items: rows.into_iter().map(to_domain).collect(),
-        has_next_page,
-    })
+    Ok(page.page(rows).map(to_domain))
 }
 
 /// How many clients the context sees.

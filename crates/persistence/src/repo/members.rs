@@ -134,7 +134,7 @@ fn dedup(ids: &[ClientId]) -> Vec<ClientId> {
 pub async fn list(tx: &TenantTx, page: &PageRequest) -> Result<Page<Membership>, DomainError> {
     let ctx = tx.ctx();
     strata_domain::Action::ListMembers.check(ctx)?;
-    let mut rows = super::oldest_first(
+    let rows = super::oldest_first(
         memberships::Entity::find().filter(memberships::Column::OrgId.eq(ctx.org_id().as_uuid())),
         memberships::Column::CreatedAt,
         memberships::Column::UserId,
@@ -143,12 +143,15 @@ pub async fn list(tx: &TenantTx, page: &PageRequest) -> Result<Page<Membership>,
     .all(tx)
     .await
     .map_err(map_db_err)?;
-    let has_next_page = rows.len() as u64 > page.limit;
-    rows.truncate(usize::try_from(page.limit).unwrap_or(usize::MAX));
-    let items = with_assignments(tx, rows).await?;
-    Ok(Page {
+    let Page {
         items,
         has_next_page,
+        has_previous_page,
+    } = page.page(rows);
+    Ok(Page {
+        items: with_assignments(tx, items).await?,
+        has_next_page,
+        has_previous_page,
     })
 }
 

@@ -24,22 +24,85 @@ pub mod personas;
 pub(crate) mod two_schema;
 pub mod usage;
 
-/// A page request: keyset pagination on `(created_at, id)`, newest first.
+/// A position in a list: the `(created_at, id)` of a row.
+pub type Key = (chrono::DateTime<chrono::Utc>, uuid::Uuid);
+
+/// A page request: keyset pagination on `(created_at, id)`, in the list's
+/// own order (newest first for most lists), between two cursors, counted
+/// from the start (`first`) or from the end (`last`).
 #[derive(Clone, Debug, Default)]
 pub struct PageRequest {
-    /// Return rows strictly after this key.
-    pub after: Option<(chrono::DateTime<chrono::Utc>, uuid::Uuid)>,
+    /// Return rows strictly after this key, in the list's order.
+    pub after: Option<Key>,
+    /// Return rows strictly before this key, in the list's order.
+    pub before: Option<Key>,
     /// At most this many rows.
     pub limit: u64,
+    /// The `limit` rows nearest the end (or `before`) instead of the
+    /// start (or `after`).
+    pub from_end: bool,
 }
 
-/// A page of results.
+impl PageRequest {
+    /// The page of `rows`, fetched by [`oldest_first`], [`newest_first`]
+    /// or in [`PageRequest::fetch_desc`]'s order with one row more than
+    /// the page holds: cut to the page, in the list's order.
+    pub fn page<T>(&self, mut rows: Vec<T>) -> Page<T> {
+        let more = rows.len() as u64 > self.limit;
+        rows.truncate(usize::try_from(self.limit).unwrap_or(usize::MAX));
+        if self.from_end {
+            rows.reverse();
+            Page {
+                items: rows,
+                // The row at `before` follows (unless deleted meanwhile).
+                has_next_page: self.before.is_some(),
+                has_previous_page: more,
+            }
+        } else {
+            Page {
+                items: rows,
+                has_next_page: more,
+                has_previous_page: self.after.is_some(),
+            }
+        }
+    }
+
+    /// Whether a list kept newest first is fetched newest first: yes,
+    /// unless the page counts from its end.
+    pub(crate) fn fetch_desc(&self) -> bool {
+        !self.from_end
+    }
+}
+
+/// A page of results, in the list's order.
 #[derive(Clone, Debug)]
 pub struct Page<T> {
     /// The rows.
     pub items: Vec<T>,
     /// Whether more rows follow.
     pub has_next_page: bool,
+    /// Whether rows come before.
+    pub has_previous_page: bool,
+}
+
+impl<T> Page<T> {
+    /// A page with no rows.
+    pub fn empty() -> Self {
+        Self {
+            items: Vec::new(),
+            has_next_page: false,
+            has_previous_page: false,
+        }
+    }
+
+    /// The same page with each row mapped.
+    pub fn map<U>(self, f: impl FnMut(T) -> U) -> Page<U> {
+        Page {
+            items: self.items.into_iter().map(f).collect(),
+            has_next_page: self.has_next_page,
+            has_previous_page: self.has_previous_page,
+        }
+    }
 }
 
 /// The client that content written in `tx` belongs to: required (and
@@ -162,8 +225,9 @@ pub(crate) fn newest_first<E: EntityTrait>(
     keyset(query, created_at, id, page, sea_orm::Order::Desc)
 }
 
-/// Keyset pagination on `(created_at, id)` in `order`: the rows after the
-/// cursor in that order, one more than the page holds.
+/// Keyset pagination on `(created_at, id)` in `order`: the rows between
+/// the page's cursors in that order, one more than the page holds, fetched
+/// from the end when the page counts from there.
 fn keyset<E: EntityTrait>(
     query: sea_orm::Select<E>,
     created_at: E::Column,
@@ -172,22 +236,33 @@ fn keyset<E: EntityTrait>(
     order: sea_orm::Order,
 ) -> sea_orm::Select<E> {
     use sea_orm::{ColumnTrait, Condition, Order, QueryFilter, QueryOrder, QuerySelect};
-    let query = match page.after {
-        Some((at, after_id)) => {
-            let (past_at, past_id) = match order {
-                Order::Asc => (created_at.gt(at), id.gt(after_id)),
-                _ => (created_at.lt(at), id.lt(after_id)),
-            };
-            query.filter(
-                Condition::any()
-                    .add(past_at)
-                    .add(Condition::all().add(created_at.eq(at)).add(past_id)),
-            )
-        }
-        None => query,
+    let asc = matches!(order, Order::Asc);
+    // Rows past `key` in the list's order (`later`), or before it.
+    let beyond = |key: Key, later: bool| {
+        let (at, key_id) = key;
+        let (past_at, past_id) = if later == asc {
+            (created_at.gt(at), id.gt(key_id))
+        } else {
+            (created_at.lt(at), id.lt(key_id))
+        };
+        Condition::any()
+            .add(past_at)
+            .add(Condition::all().add(created_at.eq(at)).add(past_id))
+    };
+    let mut query = query;
+    if let Some(key) = page.after {
+        query = query.filter(beyond(key, true));
+    }
+    if let Some(key) = page.before {
+        query = query.filter(beyond(key, false));
+    }
+    let fetch = if page.from_end == asc {
+        Order::Desc
+    } else {
+        Order::Asc
     };
     query
-        .order_by(created_at, order.clone())
-        .order_by(id, order)
+        .order_by(created_at, fetch.clone())
+        .order_by(id, fetch)
         .limit(page.limit + 1)
 }

@@ -252,18 +252,21 @@ async fn pages_in<E: InSchema<Runs>>(
         runs = runs.filter(status_in::<E>(statuses));
     }
     let (created_at, id) = (E::col(Runs::CreatedAt), E::col(Runs::Id));
-    if let Some((at, after)) = page.after {
-        // A row comparison: a bound of the index scan, not a filter.
-        runs = runs.filter(
-            Expr::tuple([created_at.into_expr(), id.into_expr()])
-                .lt(Expr::tuple([Expr::value(at), Expr::value(after)])),
-        );
+    // Row comparisons: bounds of the index scan, not filters. Newest
+    // first: rows after a key are older, rows before it newer.
+    let row = || Expr::tuple([created_at.into_expr(), id.into_expr()]);
+    if let Some((at, key)) = page.after {
+        runs = runs.filter(row().lt(Expr::tuple([Expr::value(at), Expr::value(key)])));
     }
-    let runs = runs
-        .order_by_desc(created_at)
-        .order_by_desc(id)
-        .limit(page.limit + 1)
-        .into_query();
+    if let Some((at, key)) = page.before {
+        runs = runs.filter(row().gt(Expr::tuple([Expr::value(at), Expr::value(key)])));
+    }
+    let runs = if page.fetch_desc() {
+        runs.order_by_desc(created_at).order_by_desc(id)
+    } else {
+        runs.order_by_asc(created_at).order_by_asc(id)
+    };
+    let runs = runs.limit(page.limit + 1).into_query();
     let ids = Expr::cust_with_values(
         "$1::uuid[]",
         [uuid_array(campaign_ids.iter().map(|c| c.as_uuid()))],
@@ -286,28 +289,19 @@ pub async fn pages_for_campaigns(
     filter: RunFilter,
     page: &PageRequest,
 ) -> Result<HashMap<CampaignId, Page<AgentRun>>, DomainError> {
-    let mut out: HashMap<CampaignId, Page<AgentRun>> = HashMap::new();
     if campaign_ids.is_empty() {
-        return Ok(out);
+        return Ok(HashMap::new());
     }
     let rows = dispatch!(tx, Runs, pages_in(tx, campaign_ids, filter, page)).map_err(map_db_err)?;
+    let mut fetched: HashMap<CampaignId, Vec<AgentRun>> = HashMap::new();
     for row in rows {
         let run = AgentRun::from(row);
-        out.entry(run.campaign_id)
-            .or_insert_with(|| Page {
-                items: Vec::new(),
-                has_next_page: false,
-            })
-            .items
-            .push(run);
+        fetched.entry(run.campaign_id).or_default().push(run);
     }
-    for page_of in out.values_mut() {
-        if page_of.items.len() as u64 > page.limit {
-            page_of.items.truncate(page.limit as usize);
-            page_of.has_next_page = true;
-        }
-    }
-    Ok(out)
+    Ok(fetched
+        .into_iter()
+        .map(|(campaign, runs)| (campaign, page.page(runs)))
+        .collect())
 }
 
 async fn counts_in<E: InSchema<Runs>>(

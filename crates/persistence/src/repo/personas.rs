@@ -156,26 +156,13 @@ async fn list_in<E: PersonaCopy>(
     page: &PageRequest,
 ) -> Result<Page<Persona>, DbErr> {
     let Some(of_client) = E::of_client(tx, client) else {
-        return Ok(Page {
-            items: Vec::new(),
-            has_next_page: false,
-        });
+        return Ok(Page::empty());
     };
     let q = E::find().filter(E::in_scope(tx)).filter(of_client);
     let created = E::col(Personas::CreatedAt);
     let id = E::col(Personas::Id);
-    let mut items: Vec<Persona> = super::newest_first(q, created, id, page)
-        .all(tx)
-        .await?
-        .into_iter()
-        .map(E::persona)
-        .collect();
-    let has_next_page = items.len() as u64 > page.limit;
-    items.truncate(page.limit as usize);
-    Ok(Page {
-        items,
-        has_next_page,
-    })
+    let rows = super::newest_first(q, created, id, page).all(tx).await?;
+    Ok(page.page(rows).map(E::persona))
 }
 
 /// A page of personas (of one client, or of every visible client), newest
