@@ -24,6 +24,7 @@ mod member_pages;
 mod members;
 mod metrics;
 mod migrations;
+mod nested;
 mod pgbouncer;
 mod rate_limits;
 mod relay;

@@ -7,10 +7,10 @@ use std::collections::HashMap;
 use std::sync::{Arc, Weak};
 
 use async_graphql::dataloader::Loader;
-use strata_domain::model::{AgentRun, BrandGuidelines, Campaign, Client};
+use strata_domain::model::{AgentRun, BrandGuidelines, Campaign, Client, Persona};
 use strata_domain::{CampaignId, ClientId, OutputId};
 use strata_persistence::repo::outputs::{self, RunFilter};
-use strata_persistence::repo::{Page, PageRequest, brand, campaigns, clients};
+use strata_persistence::repo::{Page, PageRequest, brand, campaigns, clients, personas};
 
 use crate::session::Session;
 
@@ -229,5 +229,124 @@ impl Loader<ClientId> for BrandLoader {
             .into_iter()
             .filter_map(|b| b.client_id.map(|c| (c, b)))
             .collect())
+    }
+}
+
+/// Which of a client's lists.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ClientList {
+    /// Its campaigns.
+    Campaigns,
+    /// Its personas.
+    Personas,
+}
+
+/// A page of one client's campaigns or personas. Keys that share list and
+/// page are loaded in one statement.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct ClientPageKey {
+    pub(crate) client: ClientId,
+    pub(crate) list: ClientList,
+    pub(crate) page: PageShape,
+}
+
+/// A page of a client's list.
+#[derive(Clone, Debug)]
+pub enum ClientPage {
+    /// Campaigns.
+    Campaigns(Page<Campaign>),
+    /// Personas.
+    Personas(Page<Persona>),
+}
+
+/// Loads pages of clients' campaigns and personas.
+pub struct ClientPageLoader {
+    pub(crate) session: Weak<Session>,
+}
+
+impl Loader<ClientPageKey> for ClientPageLoader {
+    type Value = ClientPage;
+    type Error = Arc<async_graphql::Error>;
+
+    async fn load(
+        &self,
+        keys: &[ClientPageKey],
+    ) -> Result<HashMap<ClientPageKey, ClientPage>, Self::Error> {
+        let session = self.session.upgrade().ok_or_else(gone)?;
+        let tx = session.tx(false).await.map_err(Arc::new)?;
+        let mut groups: HashMap<(ClientList, PageShape), Vec<ClientId>> = HashMap::new();
+        for k in keys {
+            groups.entry((k.list, k.page)).or_default().push(k.client);
+        }
+        let failed = |e| Arc::new(crate::error::domain_error(e));
+        let mut out = HashMap::with_capacity(keys.len());
+        for ((list, shape), ids) in groups {
+            let page = shape.request();
+            let key = |client| ClientPageKey {
+                client,
+                list,
+                page: shape,
+            };
+            match list {
+                ClientList::Campaigns => {
+                    let mut found = campaigns::pages_for_clients(tx, &ids, &page)
+                        .await
+                        .map_err(failed)?;
+                    for c in ids {
+                        let p = found.remove(&c).unwrap_or_else(|| page.page(Vec::new()));
+                        out.insert(key(c), ClientPage::Campaigns(p));
+                    }
+                }
+                ClientList::Personas => {
+                    let mut found = personas::pages_for_clients(tx, &ids, &page)
+                        .await
+                        .map_err(failed)?;
+                    for c in ids {
+                        let p = found.remove(&c).unwrap_or_else(|| page.page(Vec::new()));
+                        out.insert(key(c), ClientPage::Personas(p));
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Loads how many campaigns or personas clients have.
+pub struct ClientCountLoader {
+    pub(crate) session: Weak<Session>,
+}
+
+impl Loader<(ClientId, ClientList)> for ClientCountLoader {
+    type Value = u64;
+    type Error = Arc<async_graphql::Error>;
+
+    async fn load(
+        &self,
+        keys: &[(ClientId, ClientList)],
+    ) -> Result<HashMap<(ClientId, ClientList), u64>, Self::Error> {
+        let session = self.session.upgrade().ok_or_else(gone)?;
+        let tx = session.tx(false).await.map_err(Arc::new)?;
+        let failed = |e| Arc::new(crate::error::domain_error(e));
+        let mut out = HashMap::with_capacity(keys.len());
+        for list in [ClientList::Campaigns, ClientList::Personas] {
+            let ids: Vec<ClientId> = keys
+                .iter()
+                .filter(|(_, l)| *l == list)
+                .map(|(c, _)| *c)
+                .collect();
+            if ids.is_empty() {
+                continue;
+            }
+            let counts = match list {
+                ClientList::Campaigns => campaigns::counts_for_clients(tx, &ids).await,
+                ClientList::Personas => personas::counts_for_clients(tx, &ids).await,
+            }
+            .map_err(failed)?;
+            for c in ids {
+                out.insert((c, list), counts.get(&c).copied().unwrap_or(0));
+            }
+        }
+        Ok(out)
     }
 }

@@ -35,6 +35,8 @@ pub(crate) enum TotalsKind {
     Campaigns(CampaignFilter),
     Personas(Option<strata_domain::ClientId>),
     Runs(strata_domain::CampaignId, RunFilter),
+    /// A client's campaigns or personas.
+    OfClient(strata_domain::ClientId, crate::loaders::ClientList),
     Audit,
     Members,
 }
@@ -52,6 +54,14 @@ impl Totals {
                 .map_err(|e| (*e).clone())?
                 .unwrap_or(0));
         }
+        if let TotalsKind::OfClient(client, list) = &self.kind {
+            return Ok(state
+                .client_count_loader()
+                .load_one((*client, *list))
+                .await
+                .map_err(|e| (*e).clone())?
+                .unwrap_or(0));
+        }
         let tx = state.read_tx().await?;
         match &self.kind {
             TotalsKind::Clients => clients::count(tx).await,
@@ -59,7 +69,7 @@ impl Totals {
             TotalsKind::Personas(c) => personas::count(tx, *c).await,
             TotalsKind::Audit => audit::count(tx).await,
             TotalsKind::Members => members::count(tx).await,
-            TotalsKind::Runs(..) => Ok(0),
+            TotalsKind::Runs(..) | TotalsKind::OfClient(..) => Ok(0),
         }
         .map_err(domain_error)
     }

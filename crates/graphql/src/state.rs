@@ -12,7 +12,8 @@ use tokio::sync::OnceCell;
 
 use crate::error::ErrorCode;
 use crate::loaders::{
-    BrandLoader, CampaignLoader, ClientLoader, RunCountLoader, RunLoader, RunPageLoader,
+    BrandLoader, CampaignLoader, ClientCountLoader, ClientLoader, ClientPageLoader, RunCountLoader,
+    RunLoader, RunPageLoader,
 };
 use crate::session::{Committed, Session};
 
@@ -32,6 +33,8 @@ struct Loaders {
     run_counts: DataLoader<RunCountLoader, HashMapCache>,
     runs: DataLoader<RunLoader>,
     brand: DataLoader<BrandLoader>,
+    client_pages: DataLoader<ClientPageLoader, HashMapCache>,
+    client_counts: DataLoader<ClientCountLoader, HashMapCache>,
 }
 
 impl std::fmt::Debug for RequestState {
@@ -93,6 +96,16 @@ impl RequestState {
             ),
             run_counts: DataLoader::with_cache(
                 RunCountLoader { session: weak() },
+                tokio::spawn,
+                HashMapCache::default(),
+            ),
+            client_pages: DataLoader::with_cache(
+                ClientPageLoader { session: weak() },
+                tokio::spawn,
+                HashMapCache::default(),
+            ),
+            client_counts: DataLoader::with_cache(
+                ClientCountLoader { session: weak() },
                 tokio::spawn,
                 HashMapCache::default(),
             ),
@@ -195,6 +208,14 @@ impl RequestState {
 
     pub(crate) fn run_loader(&self) -> &DataLoader<RunLoader> {
         &self.loaders.runs
+    }
+
+    pub(crate) fn client_page_loader(&self) -> &DataLoader<ClientPageLoader, HashMapCache> {
+        &self.loaders.client_pages
+    }
+
+    pub(crate) fn client_count_loader(&self) -> &DataLoader<ClientCountLoader, HashMapCache> {
+        &self.loaders.client_counts
     }
 
     pub(crate) fn brand_loader(&self) -> &DataLoader<BrandLoader> {

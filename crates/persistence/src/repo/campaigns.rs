@@ -197,6 +197,69 @@ async fn count_in<E: InSchema<Campaigns>>(
     Ok(n.unwrap_or(0).max(0) as u64)
 }
 
+async fn pages_for_clients_in<E: InSchema<Campaigns>>(
+    tx: &TenantTx,
+    clients: &[ClientId],
+    page: &PageRequest,
+) -> Result<Vec<Row>, DbErr> {
+    let Some(client) = E::CLIENT_ID else {
+        return Ok(Vec::new());
+    };
+    let ids: Vec<Uuid> = clients
+        .iter()
+        .filter(|c| crate::repo::client_visible(tx, Some(**c)))
+        .map(|c| c.as_uuid())
+        .collect();
+    let created = (E::col(Campaigns::CreatedAt), E::col(Campaigns::Id));
+    crate::repo::pages_per_parent(tx, E::select(tx, &ROW), client, &ids, created, page).await
+}
+
+/// A page of each client's campaigns, newest first, in one statement (a
+/// client outside the context's scope has none).
+pub async fn pages_for_clients(
+    tx: &TenantTx,
+    clients: &[ClientId],
+    page: &PageRequest,
+) -> Result<std::collections::HashMap<ClientId, Page<Campaign>>, DomainError> {
+    let rows =
+        dispatch!(tx, Campaigns, pages_for_clients_in(tx, clients, page)).map_err(map_db_err)?;
+    let mut fetched: std::collections::HashMap<ClientId, Vec<Campaign>> =
+        std::collections::HashMap::new();
+    for row in rows {
+        let c = Campaign::from(row);
+        if let Some(client) = c.client_id {
+            fetched.entry(client).or_default().push(c);
+        }
+    }
+    Ok(fetched
+        .into_iter()
+        .map(|(client, rows)| (client, page.page(rows)))
+        .collect())
+}
+
+async fn counts_for_clients_in<E: InSchema<Campaigns>>(
+    tx: &TenantTx,
+    clients: &[ClientId],
+) -> Result<std::collections::HashMap<Uuid, u64>, DbErr> {
+    let Some(client) = E::CLIENT_ID else {
+        return Ok(std::collections::HashMap::new());
+    };
+    let ids: Vec<Uuid> = clients.iter().map(|c| c.as_uuid()).collect();
+    crate::repo::counts_per_parent(tx, E::find().filter(E::in_scope(tx)), client, &ids).await
+}
+
+/// How many campaigns each client has, in one statement.
+pub async fn counts_for_clients(
+    tx: &TenantTx,
+    clients: &[ClientId],
+) -> Result<std::collections::HashMap<ClientId, u64>, DomainError> {
+    Ok(dispatch!(tx, Campaigns, counts_for_clients_in(tx, clients))
+        .map_err(map_db_err)?
+        .into_iter()
+        .map(|(c, n)| (ClientId::from_uuid(c), n))
+        .collect())
+}
+
 /// How many campaigns match `filter`.
 pub async fn count(tx: &TenantTx, filter: &CampaignFilter) -> Result<u64, DomainError> {
     dispatch!(tx, Campaigns, count_in(tx, filter)).map_err(map_db_err)

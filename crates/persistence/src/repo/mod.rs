@@ -225,6 +225,64 @@ pub(crate) fn newest_first<E: EntityTrait>(
     keyset(query, created_at, id, page, sea_orm::Order::Desc)
 }
 
+/// The same page of `query`'s rows for each of `parents`, in one statement:
+/// `query` bound to `parent = <each id>` (an `unnest` of one array
+/// parameter) as a `LATERAL` subquery, paged like [`newest_first`]. The
+/// rows come parent by parent, each parent's in fetch order; group them
+/// and cut each group with [`PageRequest::page`].
+pub(crate) async fn pages_per_parent<E, R>(
+    tx: &TenantTx,
+    query: sea_orm::Select<E>,
+    parent: E::Column,
+    parents: &[uuid::Uuid],
+    (created_at, id): (E::Column, E::Column),
+    page: &PageRequest,
+) -> Result<Vec<R>, sea_orm::DbErr>
+where
+    E: EntityTrait,
+    R: sea_orm::FromQueryResult,
+{
+    use sea_orm::sea_query::{Alias, Asterisk, Expr, ExprTrait as _, Func, JoinType, Query};
+    use sea_orm::{ConnectionTrait, QueryFilter, QueryTrait};
+    let outer = Alias::new("parent");
+    let bound = query.filter(Expr::col(parent).eq(Expr::col((outer.clone(), outer.clone()))));
+    let lateral = keyset(bound, created_at, id, page, sea_orm::Order::Desc).into_query();
+    let ids = Expr::cust_with_values("$1::uuid[]", [uuid_array(parents.iter().copied())]);
+    let row = Alias::new("row");
+    let mut pages = Query::select();
+    pages
+        .column((row.clone(), Asterisk))
+        .from_function(Func::cust("unnest").arg(ids), outer)
+        .join_lateral(JoinType::InnerJoin, lateral, row, Expr::cust("TRUE"));
+    R::find_by_statement(tx.get_database_backend().build(&pages))
+        .all(tx)
+        .await
+}
+
+/// How many of `query`'s rows each of `parents` has, in one statement.
+pub(crate) async fn counts_per_parent<E: EntityTrait>(
+    tx: &TenantTx,
+    query: sea_orm::Select<E>,
+    parent: E::Column,
+    parents: &[uuid::Uuid],
+) -> Result<std::collections::HashMap<uuid::Uuid, u64>, sea_orm::DbErr> {
+    use sea_orm::sea_query::Expr;
+    use sea_orm::{QueryFilter, QuerySelect};
+    let rows: Vec<(uuid::Uuid, i64)> = query
+        .select_only()
+        .column(parent)
+        .column_as(Expr::cust("count(*)"), "n")
+        .filter(any_of(parent, parents.iter().copied()))
+        .group_by(parent)
+        .into_tuple()
+        .all(tx)
+        .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(p, n)| (p, u64::try_from(n).unwrap_or(0)))
+        .collect())
+}
+
 /// Keyset pagination on `(created_at, id)` in `order`: the rows between
 /// the page's cursors in that order, one more than the page holds, fetched
 /// from the end when the page counts from there.

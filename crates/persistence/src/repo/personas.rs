@@ -189,6 +189,77 @@ where
         .await
 }
 
+async fn pages_for_clients_in<E: PersonaCopy>(
+    tx: &TenantTx,
+    clients: &[ClientId],
+    page: &PageRequest,
+) -> Result<Vec<Persona>, DbErr>
+where
+    E::Model: sea_orm::FromQueryResult + Send + Sync,
+{
+    let Some(client) = E::CLIENT_ID else {
+        return Ok(Vec::new());
+    };
+    let ids: Vec<uuid::Uuid> = clients
+        .iter()
+        .filter(|c| crate::repo::client_visible(tx, Some(**c)))
+        .map(|c| c.as_uuid())
+        .collect();
+    let created = (E::col(Personas::CreatedAt), E::col(Personas::Id));
+    let q = E::find().filter(E::in_scope(tx));
+    let rows: Vec<E::Model> =
+        crate::repo::pages_per_parent(tx, q, client, &ids, created, page).await?;
+    Ok(rows.into_iter().map(E::persona).collect())
+}
+
+/// A page of each client's personas, newest first, in one statement (a
+/// client outside the context's scope has none).
+pub async fn pages_for_clients(
+    tx: &TenantTx,
+    clients: &[ClientId],
+    page: &PageRequest,
+) -> Result<std::collections::HashMap<ClientId, Page<Persona>>, DomainError> {
+    let rows =
+        dispatch!(tx, Personas, pages_for_clients_in(tx, clients, page)).map_err(map_db_err)?;
+    let mut fetched: std::collections::HashMap<ClientId, Vec<Persona>> =
+        std::collections::HashMap::new();
+    for p in rows {
+        if let Some(client) = p.client_id {
+            fetched.entry(client).or_default().push(p);
+        }
+    }
+    Ok(fetched
+        .into_iter()
+        .map(|(client, rows)| (client, page.page(rows)))
+        .collect())
+}
+
+async fn counts_for_clients_in<E: PersonaCopy>(
+    tx: &TenantTx,
+    clients: &[ClientId],
+) -> Result<std::collections::HashMap<uuid::Uuid, u64>, DbErr>
+where
+    E::Model: Send + Sync,
+{
+    let Some(client) = E::CLIENT_ID else {
+        return Ok(std::collections::HashMap::new());
+    };
+    let ids: Vec<uuid::Uuid> = clients.iter().map(|c| c.as_uuid()).collect();
+    crate::repo::counts_per_parent(tx, E::find().filter(E::in_scope(tx)), client, &ids).await
+}
+
+/// How many personas each client has, in one statement.
+pub async fn counts_for_clients(
+    tx: &TenantTx,
+    clients: &[ClientId],
+) -> Result<std::collections::HashMap<ClientId, u64>, DomainError> {
+    Ok(dispatch!(tx, Personas, counts_for_clients_in(tx, clients))
+        .map_err(map_db_err)?
+        .into_iter()
+        .map(|(c, n)| (ClientId::from_uuid(c), n))
+        .collect())
+}
+
 /// How many personas [`list`] would page through.
 pub async fn count(tx: &TenantTx, client: Option<ClientId>) -> Result<u64, DomainError> {
     dispatch!(tx, Personas, count_in(tx, client)).map_err(map_db_err)
