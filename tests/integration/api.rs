@@ -704,3 +704,21 @@ async fn outputs_asked_only_for_scalars_answer_exactly_as_the_general_path_does(
     .await;
     assert!(agency.contains(r#""deep": ["x"]"#), "{agency}");
 }
+
+#[tokio::test]
+async fn a_null_variable_for_an_argument_that_takes_none_is_bad_input_not_internal() {
+    let app = TestApp::spawn().await;
+    let (w, _su) = World::on(&app).await;
+    let token = app.token(w.sme1.owner, Some(w.sme1.id));
+    // `goals: [String!]! = []` may be given a nullable variable (its
+    // default makes that valid), and then a null reaches the executor.
+    let (status, body) = app
+        .graphql(
+            Some(&token),
+            "mutation($c: ID!, $g: [String!]) { runAgent(input: {campaignId: $c, agent: BUSINESS_STRATEGY, businessStrategy: {goals: $g}}) { id } }",
+            serde_json::json!({ "c": w.sme1.campaigns[0].to_string(), "g": null }),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(error_code(&body), Some("BAD_USER_INPUT"), "{body}");
+}

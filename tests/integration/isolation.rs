@@ -384,7 +384,7 @@ async fn an_account_manager_context_sees_only_assigned_clients_rows() {
         limit: 100,
         ..Default::default()
     };
-    let visible = clients::list(&tx, &page).await.unwrap();
+    let visible = clients::list(&tx, &page, true).await.unwrap();
     assert_eq!(
         visible.items.iter().map(|c| c.id).collect::<Vec<_>>(),
         vec![w.nike]
@@ -813,12 +813,12 @@ async fn the_repositories_filter_by_client_scope_even_when_the_database_would_sh
     };
     let all = CampaignFilter::default();
 
-    let listed = clients::list(&tx, &page).await.unwrap();
+    let listed = clients::list(&tx, &page, true).await.unwrap();
     assert_eq!(
         listed.items.iter().map(|c| c.id).collect::<Vec<_>>(),
         vec![w.nike]
     );
-    assert_eq!(clients::count(&tx).await.unwrap(), 1);
+    assert_eq!(clients::count(&tx, true).await.unwrap(), 1);
     let by_ids = clients::by_ids(&tx, &[w.nike, w.adidas]).await.unwrap();
     assert_eq!(
         by_ids.iter().map(|c| c.id).collect::<Vec<_>>(),

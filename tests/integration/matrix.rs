@@ -889,15 +889,6 @@ async fn role_matrix(
                     target: client_row.clone(),
                 },
             ]);
-            if !r.admin {
-                // Give the refused restore something to restore.
-                su.execute_unprepared(&format!(
-                    "UPDATE tenant_b.workspace_entities SET archived_at = now() WHERE id = '{}'",
-                    c.as_deref().unwrap_or_default()
-                ))
-                .await
-                .unwrap();
-            }
             steps.push(Step {
                 name: "restoreClient",
                 query: "mutation($id: ID!) { restoreClient(id: $id) { archived } }".into(),
@@ -906,7 +897,22 @@ async fn role_matrix(
                 target: client_row.clone(),
             });
         }
+        let archived = |on: bool| {
+            format!(
+                "UPDATE tenant_b.workspace_entities SET archived_at = {} WHERE id = '{}'",
+                if on { "now()" } else { "NULL" },
+                c.as_deref().unwrap_or_default()
+            )
+        };
+        if agency {
+            // Whatever the previous role left: an active client.
+            su.execute_unprepared(&archived(false)).await.unwrap();
+        }
         for step in steps {
+            if step.name == "restoreClient" && !step.allowed {
+                // Give the refused restore something to restore.
+                su.execute_unprepared(&archived(true)).await.unwrap();
+            }
             let who = format!("{} {} {}", org_type, r.role, step.name);
             // The operation's row of the table: what it is refused with and
             // what its audit rows say.

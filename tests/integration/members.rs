@@ -319,3 +319,104 @@ async fn an_archived_client_can_be_restored() {
         strings(&w.adidas_campaigns)
     );
 }
+
+#[tokio::test]
+async fn an_archived_client_leaves_the_lists_unless_asked_for_and_takes_no_new_content() {
+    let app = TestApp::spawn().await;
+    let (w, su) = World::on(&app).await;
+    let owner = app.token(w.agency1.owner, Some(w.agency1.id));
+    let adidas = w.adidas.to_string();
+    let campaign = w.adidas_campaigns[0].to_string();
+    let list = "query($all: Boolean) { clients(first: 100, includeArchived: $all) { totalCount nodes { id archived } } }";
+    let ids = |d: &Value| -> BTreeSet<String> {
+        d["clients"]["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| n["id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let before = ok(&app, &owner, list, json!({})).await;
+    assert!(ids(&before).contains(&adidas));
+
+    ok(
+        &app,
+        &owner,
+        "mutation($id: ID!) { archiveClient(id: $id) { archived } }",
+        json!({ "id": adidas }),
+    )
+    .await;
+    let hidden = ok(&app, &owner, list, json!({})).await;
+    assert!(!ids(&hidden).contains(&adidas), "{hidden}");
+    assert_eq!(
+        hidden["clients"]["totalCount"].as_u64(),
+        Some(ids(&hidden).len() as u64)
+    );
+    let all = ok(&app, &owner, list, json!({ "all": true })).await;
+    assert_eq!(ids(&all), ids(&before), "{all}");
+    // Still readable by id, with its content.
+    let read = ok(
+        &app,
+        &owner,
+        "query($id: ID!) { client(id: $id) { archived campaigns { totalCount } } }",
+        json!({ "id": adidas }),
+    )
+    .await;
+    assert_eq!(read["client"]["archived"], true);
+
+    // No new campaign, persona or agent run for it, and nothing written.
+    let rows = format!(
+        "SELECT (SELECT count(*) FROM tenant_b.campaigns WHERE client_id = '{adidas}')
+              + (SELECT count(*) FROM tenant_b.entity_data WHERE client_id = '{adidas}')
+              + (SELECT count(*) FROM tenant_b.outputs WHERE client_id = '{adidas}')
+              + (SELECT count(*) FROM public.audit_log)"
+    );
+    let stored = scalar(&su, &rows).await;
+    for (what, q, vars) in [
+        (
+            "a campaign",
+            "mutation($c: ID!) { createCampaign(input: {clientId: $c, name: \"late\"}) { id } }",
+            json!({ "c": adidas }),
+        ),
+        (
+            "a persona",
+            "mutation($c: ID!) { createPersona(input: {clientId: $c, name: \"late\"}) { id } }",
+            json!({ "c": adidas }),
+        ),
+        (
+            "an agent run",
+            "mutation($c: ID!) { runAgent(input: {campaignId: $c, agent: BRAND_VOICE}) { id } }",
+            json!({ "c": campaign }),
+        ),
+    ] {
+        let (status, body) = app.graphql(Some(&owner), q, vars).await;
+        assert_eq!(status, 200, "{what}: {body}");
+        assert_eq!(error_code(&body), Some("FORBIDDEN"), "{what}: {body}");
+        assert!(
+            body["errors"][0]["message"]
+                .as_str()
+                .unwrap()
+                .contains("archived"),
+            "{what}: {body}"
+        );
+    }
+    assert_eq!(scalar(&su, &rows).await, stored, "nothing was written");
+
+    // Restored, it takes content again.
+    ok(
+        &app,
+        &owner,
+        "mutation($id: ID!) { restoreClient(id: $id) { archived } }",
+        json!({ "id": adidas }),
+    )
+    .await;
+    ok(
+        &app,
+        &owner,
+        "mutation($c: ID!) { createCampaign(input: {clientId: $c, name: \"back\"}) { id } }",
+        json!({ "c": adidas }),
+    )
+    .await;
+    let back = ok(&app, &owner, list, json!({})).await;
+    assert!(ids(&back).contains(&adidas));
+}

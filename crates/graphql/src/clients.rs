@@ -19,15 +19,21 @@ use crate::types::Client;
 pub type ClientConnection = Connection<Cursor, Client, Totals, EmptyFields>;
 
 /// Resolves a clients connection.
-pub async fn client_connection(ctx: &Context<'_>, paging: Paging) -> Result<ClientConnection> {
+pub async fn client_connection(
+    ctx: &Context<'_>,
+    paging: Paging,
+    include_archived: bool,
+) -> Result<ClientConnection> {
     let page = page_request(&paging)?;
     let state = ctx.data::<RequestState>()?;
     state.tenant()?;
     let tx = state.read_tx().await?;
-    let result = clients::list(tx, &page).await.map_err(domain_error)?;
+    let result = clients::list(tx, &page, include_archived)
+        .await
+        .map_err(domain_error)?;
     Ok(connection(
         result,
-        TotalsKind::Clients,
+        TotalsKind::Clients(include_archived),
         |c| (c.created_at, c.id.as_uuid()),
         Client,
     ))
@@ -59,7 +65,8 @@ pub struct ClientQuery;
 
 #[Object]
 impl ClientQuery {
-    /// The agency's clients visible to the caller (empty for SMEs).
+    /// The agency's clients visible to the caller (empty for SMEs),
+    /// newest first; archived ones only with `includeArchived`.
     #[graphql(complexity = "crate::pagination::list_cost(first, last, child_complexity)")]
     async fn clients(
         &self,
@@ -68,6 +75,7 @@ impl ClientQuery {
         after: Option<String>,
         last: Option<i32>,
         before: Option<String>,
+        #[graphql(default_with = "Some(false)")] include_archived: Option<bool>,
     ) -> Result<ClientConnection> {
         client_connection(
             ctx,
@@ -77,6 +85,7 @@ impl ClientQuery {
                 last,
                 before,
             },
+            include_archived.unwrap_or(false),
         )
         .await
     }

@@ -31,7 +31,8 @@ pub struct Totals {
 
 /// What a connection's total counts.
 pub(crate) enum TotalsKind {
-    Clients,
+    /// Clients; archived ones too when `true`.
+    Clients(bool),
     Campaigns(CampaignFilter),
     Personas(Option<strata_domain::ClientId>),
     Runs(strata_domain::CampaignId, RunFilter),
@@ -64,7 +65,7 @@ impl Totals {
         }
         let tx = state.read_tx().await?;
         match &self.kind {
-            TotalsKind::Clients => clients::count(tx).await,
+            TotalsKind::Clients(archived) => clients::count(tx, *archived).await,
             TotalsKind::Campaigns(f) => campaigns::count(tx, f).await,
             TotalsKind::Personas(c) => personas::count(tx, *c).await,
             TotalsKind::Audit => audit::count(tx).await,

@@ -715,7 +715,19 @@ pub(crate) fn ensure_codes(errors: &mut [ServerError]) {
         if has_code {
             continue;
         }
-        let code = if !err.path.is_empty() {
+        // An argument the executor could not read (a null for a non-null
+        // argument given through a nullable variable, a value out of a
+        // scalar's range) is the caller's input, even under a path.
+        let bad_argument = [
+            "Failed to parse",
+            "Expected input type",
+            "Invalid value for argument",
+        ]
+        .iter()
+        .any(|p| err.message.starts_with(p));
+        let code = if bad_argument {
+            ErrorCode::BadUserInput
+        } else if !err.path.is_empty() {
             ErrorCode::Internal
         } else if err.locations.is_empty() {
             ErrorCode::QueryTooComplex

@@ -80,13 +80,28 @@ pub async fn by_slug(tx: &TenantTx, slug: &Slug) -> Result<Option<Client>, Domai
     Ok(found.filter(|c| tx.ctx().clients().includes(c.id)))
 }
 
-/// A page of the context's clients, newest first.
-pub async fn list(tx: &TenantTx, page: &PageRequest) -> Result<Page<Client>, DomainError> {
+/// Only the clients not archived, unless `include_archived`.
+fn listed(tx: &TenantTx, include_archived: bool) -> sea_orm::Select<clients::Entity> {
+    let q = scoped(tx);
+    if include_archived {
+        q
+    } else {
+        q.filter(clients::Column::ArchivedAt.is_null())
+    }
+}
+
+/// A page of the context's clients, newest first; archived ones only with
+/// `include_archived`.
+pub async fn list(
+    tx: &TenantTx,
+    page: &PageRequest,
+    include_archived: bool,
+) -> Result<Page<Client>, DomainError> {
     if !is_agency(tx) {
         return Ok(Page::empty());
     }
     let rows = super::newest_first(
-        scoped(tx),
+        listed(tx, include_archived),
         clients::Column::CreatedAt,
         clients::Column::Id,
         page,
@@ -98,11 +113,14 @@ pub async fn list(tx: &TenantTx, page: &PageRequest) -> Result<Page<Client>, Dom
 }
 
 /// How many clients the context sees.
-pub async fn count(tx: &TenantTx) -> Result<u64, DomainError> {
+pub async fn count(tx: &TenantTx, include_archived: bool) -> Result<u64, DomainError> {
     if !is_agency(tx) {
         return Ok(0);
     }
-    scoped(tx).count(tx).await.map_err(map_db_err)
+    listed(tx, include_archived)
+        .count(tx)
+        .await
+        .map_err(map_db_err)
 }
 
 /// Creates a client (agencies only; administrators only).

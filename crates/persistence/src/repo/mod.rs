@@ -107,7 +107,8 @@ impl<T> Page<T> {
 
 /// The client that content written in `tx` belongs to: required (and
 /// visible) for agencies, forbidden for SMEs. A client outside the context's
-/// scope is "not found", like one that does not exist.
+/// scope is "not found", like one that does not exist; an archived client
+/// takes no new content.
 pub(crate) async fn content_client(
     tx: &TenantTx,
     client_id: Option<ClientId>,
@@ -122,12 +123,17 @@ pub(crate) async fn content_client(
             Err(ValidationError::new("clientId", "is required for agencies").into())
         }
         (OrgType::Agency, Some(c)) => match clients::by_id(tx, c).await? {
+            Some(client) if client.archived_at.is_some() => Err(DomainError::Forbidden(ARCHIVED)),
             Some(_) => Ok(Some(c)),
             None => Err(DomainError::NotFound),
         },
         (OrgType::Sme, None) => Ok(None),
     }
 }
+
+/// The refusal of new content for an archived client.
+pub(crate) const ARCHIVED: &str =
+    "the client is archived: restore it (restoreClient) before adding to it";
 
 /// Why an `UPDATE` or `DELETE` of one row of `table` that this transaction
 /// has just read changed no row. While the row is still visible

@@ -379,6 +379,9 @@ pub async fn create(tx: &TenantTx, new: NewRun) -> Result<AgentRun, DomainError>
     let campaign = campaigns::by_id(tx, new.campaign_id)
         .await?
         .ok_or(DomainError::NotFound)?;
+    if let Some(client) = campaign.client_id {
+        crate::repo::content_client(tx, Some(client)).await?;
+    }
     let id = OutputId::generate();
     dispatch!(tx, Runs, insert_in(tx, id, &campaign, &new)).map_err(map_db_err)?;
     audit::record(
