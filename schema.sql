@@ -44,6 +44,7 @@ CREATE TABLE public.agent_outputs -- owner strata_owner, row level security forc
   CONSTRAINT agent_outputs_prompt_tokens_check CHECK ((prompt_tokens >= 0))
   CONSTRAINT agent_outputs_status_check CHECK ((status = ANY (ARRAY['QUEUED'::text, 'RUNNING'::text, 'SUCCEEDED'::text, 'FAILED'::text, 'CANCELLED'::text])))
   CREATE INDEX agent_outputs_campaign_created_idx ON public.agent_outputs USING btree (org_id, campaign_id, created_at DESC, id DESC);
+  CREATE INDEX agent_outputs_org_created_idx ON public.agent_outputs USING btree (org_id, created_at DESC, id DESC);
   CREATE INDEX agent_outputs_unfinished_idx ON public.agent_outputs USING btree (org_id, id) WHERE (status = ANY (ARRAY['QUEUED'::text, 'RUNNING'::text]));
   CREATE UNIQUE INDEX agent_outputs_pkey ON public.agent_outputs USING btree (org_id, id);
   POLICY fail_unfinished_runs AS PERMISSIVE FOR UPDATE TO app_maint USING ((status = ANY (ARRAY['QUEUED'::text, 'RUNNING'::text]))) WITH CHECK ((status = 'FAILED'::text))
@@ -508,7 +509,9 @@ CREATE TABLE tenant_b.outputs -- owner strata_owner, row level security forced
   CONSTRAINT outputs_prompt_tokens_check CHECK ((prompt_tokens >= 0))
   CONSTRAINT outputs_status_check CHECK ((status = ANY (ARRAY['QUEUED'::text, 'RUNNING'::text, 'SUCCEEDED'::text, 'FAILED'::text, 'CANCELLED'::text])))
   CREATE INDEX outputs_campaign_created_idx ON tenant_b.outputs USING btree (org_id, campaign_id, created_at DESC, id DESC);
+  CREATE INDEX outputs_client_created_idx ON tenant_b.outputs USING btree (org_id, client_id, created_at DESC, id DESC);
   CREATE INDEX outputs_client_idx ON tenant_b.outputs USING btree (org_id, client_id);
+  CREATE INDEX outputs_org_created_idx ON tenant_b.outputs USING btree (org_id, created_at DESC, id DESC);
   CREATE INDEX outputs_unfinished_idx ON tenant_b.outputs USING btree (org_id, id) WHERE (status = ANY (ARRAY['QUEUED'::text, 'RUNNING'::text]));
   CREATE UNIQUE INDEX outputs_pkey ON tenant_b.outputs USING btree (org_id, id);
   POLICY agency_org AS PERMISSIVE FOR ALL TO app_agency USING ((org_id = app.current_org_id())) WITH CHECK ((org_id = app.current_org_id()))

@@ -59,8 +59,46 @@ pub(crate) async fn run_file<C: ConnectionTrait>(conn: &C, sql: &str) -> Result<
         return conn.execute_unprepared(sql).await.map(|_| ());
     }
     sequential(conn).await?;
-    conn.execute_unprepared(&without_owner_switch(sql)).await?;
+    let sql = without_owner_switch(sql);
+    match statements(&sql) {
+        Some(each) => {
+            for statement in each {
+                conn.execute_unprepared(&statement).await?;
+            }
+        }
+        None => {
+            conn.execute_unprepared(&sql).await?;
+        }
+    }
     hand_to_owner(conn).await
+}
+
+/// The file's statements, one by one, when it can be split safely (no
+/// dollar-quoted body, so every statement ends with `;` at the end of a
+/// line). Citus forwards DDL on a distributed table (`CREATE INDEX`) with
+/// its message's whole text, and a worker refuses several commands in one
+/// statement, so each goes alone.
+fn statements(sql: &str) -> Option<Vec<String>> {
+    if sql.contains('$') {
+        return None;
+    }
+    let mut out = Vec::new();
+    let mut current = String::new();
+    for line in sql.lines() {
+        let code = line.trim();
+        if code.starts_with("--") {
+            continue;
+        }
+        current.push_str(line);
+        current.push('\n');
+        if code.ends_with(';') {
+            out.push(std::mem::take(&mut current));
+        }
+    }
+    if !current.trim().is_empty() {
+        out.push(current);
+    }
+    Some(out)
 }
 
 /// Makes the rest of the migration's transaction send its multi-shard

@@ -25,6 +25,7 @@ mod m20261124_000011_administer_reads;
 mod m20261203_000012_read_only_usage;
 mod m20261203_000013_reporting_views;
 mod m20261203_000014_distribute;
+mod m20261204_000015_run_lists;
 
 /// All migrations, in order.
 #[derive(Debug)]
@@ -48,6 +49,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261203_000012_read_only_usage::Migration),
             Box::new(m20261203_000013_reporting_views::Migration),
             Box::new(m20261203_000014_distribute::Migration),
+            Box::new(m20261204_000015_run_lists::Migration),
         ]
     }
 }

@@ -345,6 +345,9 @@ async fn main_queries_use_org_id_indexes_without_subplans() {
                 "SELECT * FROM public.campaigns WHERE org_id = '{org}' ORDER BY created_at DESC, id DESC LIMIT 21".into(),
                 "SELECT count(*) FROM public.campaigns WHERE org_id = '{org}'".into(),
                 runs("public.agent_outputs", &campaign_ids("sme"), ""),
+                // agentRuns, newest first, and filtered by status.
+                "SELECT * FROM public.agent_outputs WHERE org_id = '{org}' ORDER BY created_at DESC, id DESC LIMIT 21".into(),
+                "SELECT * FROM public.agent_outputs WHERE org_id = '{org}' AND status IN ('SUCCEEDED') ORDER BY created_at DESC, id DESC LIMIT 21".into(),
             ],
         ),
         (
@@ -356,6 +359,8 @@ async fn main_queries_use_org_id_indexes_without_subplans() {
                 "SELECT * FROM tenant_b.workspace_entities WHERE org_id = '{org}' ORDER BY created_at DESC, id DESC LIMIT 21".into(),
                 "SELECT count(*) FROM tenant_b.workspace_entities WHERE org_id = '{org}'".into(),
                 runs("tenant_b.outputs", &campaign_ids("agency"), ""),
+                "SELECT * FROM tenant_b.outputs WHERE org_id = '{org}' ORDER BY created_at DESC, id DESC LIMIT 21".into(),
+                format!("SELECT * FROM tenant_b.outputs WHERE org_id = '{{org}}' AND client_id = '{}' ORDER BY created_at DESC, id DESC LIMIT 21", assigned[0]),
             ],
         ),
         (
@@ -366,6 +371,7 @@ async fn main_queries_use_org_id_indexes_without_subplans() {
                 format!("SELECT count(*) FROM tenant_b.campaigns WHERE org_id = '{{org}}' AND client_id = ANY({scope_list})"),
                 format!("SELECT * FROM tenant_b.workspace_entities WHERE org_id = '{{org}}' AND id = ANY({scope_list}) ORDER BY created_at DESC, id DESC LIMIT 21"),
                 runs("tenant_b.outputs", &campaign_ids("agency"), &format!(" AND o.client_id = ANY({scope_list})")),
+                format!("SELECT * FROM tenant_b.outputs WHERE org_id = '{{org}}' AND client_id = ANY({scope_list}) ORDER BY created_at DESC, id DESC LIMIT 21"),
             ],
         ),
     ];

@@ -108,6 +108,120 @@ async fn every_principal_reads_exactly_its_own_campaigns_through_every_query() {
 }
 
 #[tokio::test]
+async fn every_principal_lists_exactly_its_own_runs_through_agent_runs() {
+    let (app, w, su) = setup().await;
+    // A failed run beside the seeded successes, in every organization.
+    su.execute_unprepared(
+        "INSERT INTO public.agent_outputs (org_id, id, campaign_id, agent, status)
+           SELECT org_id, gen_random_uuid(), id, 'BRAND_VOICE', 'FAILED' FROM public.campaigns;
+         INSERT INTO tenant_b.outputs (org_id, id, client_id, campaign_id, agent, status)
+           SELECT org_id, gen_random_uuid(), client_id, id, 'BRAND_VOICE', 'FAILED' FROM tenant_b.campaigns",
+    )
+    .await
+    .unwrap();
+    let everyone: Vec<CampaignId> = [&w.sme1, &w.sme2, &w.agency1, &w.agency2]
+        .iter()
+        .flat_map(|o| o.campaigns.clone())
+        .collect();
+    let list = "query($f: AgentRunFilter) { agentRuns(first: 100, filter: $f) { totalCount nodes { id campaignId status agent } } }";
+    let listed = |d: &Value| -> BTreeSet<String> {
+        d["agentRuns"]["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| n["id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    for p in w.principals() {
+        let token = app.token(p.user, Some(p.org));
+        let campaigns: Vec<String> = p.campaigns.iter().map(|c| format!("'{c}'")).collect();
+        let expected: BTreeSet<String> = strata_tests::texts(
+            &su,
+            &format!(
+                "SELECT id::text FROM public.agent_outputs WHERE campaign_id IN ({0})
+                 UNION ALL SELECT id::text FROM tenant_b.outputs WHERE campaign_id IN ({0})",
+                campaigns.join(", ")
+            ),
+        )
+        .await
+        .into_iter()
+        .collect();
+        assert!(expected.len() >= 2, "{}", p.name);
+        let all = ok(&app, &token, list, json!({})).await;
+        assert_eq!(listed(&all), expected, "{}", p.name);
+        assert_eq!(
+            all["agentRuns"]["totalCount"].as_u64(),
+            Some(expected.len() as u64),
+            "{}",
+            p.name
+        );
+        // Filters narrow what the caller sees, never widen it.
+        let failed = ok(
+            &app,
+            &token,
+            list,
+            json!({ "f": { "status": ["FAILED"], "agent": ["BRAND_VOICE"] } }),
+        )
+        .await;
+        let failed_ids = listed(&failed);
+        assert!(
+            !failed_ids.is_empty() && failed_ids.is_subset(&expected),
+            "{}",
+            p.name
+        );
+        assert!(
+            failed["agentRuns"]["nodes"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|n| n["status"] == "FAILED" && n["agent"] == "BRAND_VOICE")
+        );
+        for c in &everyone {
+            let one = ok(
+                &app,
+                &token,
+                list,
+                json!({ "f": { "campaignId": c.to_string() } }),
+            )
+            .await;
+            let ids = listed(&one);
+            if p.campaigns.contains(c) {
+                assert!(
+                    !ids.is_empty() && ids.is_subset(&expected),
+                    "{} {c}",
+                    p.name
+                );
+            } else {
+                assert!(
+                    ids.is_empty(),
+                    "{} sees runs of campaign {c}: {one}",
+                    p.name
+                );
+                assert_eq!(one["agentRuns"]["totalCount"], 0, "{}", p.name);
+            }
+        }
+        for client in [w.nike, w.adidas, w.puma] {
+            let one = ok(
+                &app,
+                &token,
+                list,
+                json!({ "f": { "clientId": client.to_string() } }),
+            )
+            .await;
+            assert!(listed(&one).is_subset(&expected), "{} {client}", p.name);
+        }
+        let future = ok(
+            &app,
+            &token,
+            list,
+            json!({ "f": { "createdAfter": "2999-01-01T00:00:00Z" } }),
+        )
+        .await;
+        assert!(listed(&future).is_empty());
+    }
+}
+
+#[tokio::test]
 async fn clients_and_their_content_are_visible_only_inside_their_scope() {
     let (app, w, _su) = setup().await;
     let cases = [

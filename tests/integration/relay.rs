@@ -449,6 +449,7 @@ async fn every_connection_pages_backward_with_last_and_before_as_it_pages_forwar
         format!("auditLog(ARGS) {{ {edges} }}"),
         format!("apiKeys(ARGS) {{ {edges} }}"),
         format!("campaign(id: $campaign) {{ runs(ARGS) {{ {edges} }} }}"),
+        format!("agentRuns(ARGS) {{ {edges} }}"),
         format!("campaign(id: $campaign) {{ outputs(ARGS) {{ {edges} }} }}"),
     ];
     for field in &fields {

@@ -36,6 +36,8 @@ pub(crate) enum TotalsKind {
     Campaigns(CampaignFilter),
     Personas(Option<strata_domain::ClientId>),
     Runs(strata_domain::CampaignId, RunFilter),
+    /// The organization's runs, as filtered.
+    AgentRuns(strata_persistence::repo::outputs::RunListFilter),
     /// A client's campaigns or personas.
     OfClient(strata_domain::ClientId, crate::loaders::ClientList),
     Audit,
@@ -69,6 +71,7 @@ impl Totals {
             TotalsKind::Campaigns(f) => campaigns::count(tx, f).await,
             TotalsKind::Personas(c) => personas::count(tx, *c).await,
             TotalsKind::Audit => audit::count(tx).await,
+            TotalsKind::AgentRuns(f) => strata_persistence::repo::outputs::count(tx, f).await,
             TotalsKind::Members => members::count(tx).await,
             TotalsKind::Runs(..) | TotalsKind::OfClient(..) => Ok(0),
         }

@@ -14,7 +14,7 @@ use serde_json::value::RawValue;
 use strata_domain::model;
 use strata_domain::values::parse_optional_text;
 use strata_domain::{CampaignId, OutputId};
-use strata_persistence::repo::outputs::{self, NewRun, RunFilter};
+use strata_persistence::repo::outputs::{self, NewRun, RunFilter, RunListFilter};
 use strata_persistence::repo::usage;
 use strata_runner::Runner;
 
@@ -394,12 +394,88 @@ pub(crate) fn runner<'a>(ctx: &'a Context<'_>) -> Result<&'a Arc<Runner>> {
         .map_err(|_| ErrorCode::Internal.error("agents are not available on this server"))
 }
 
+/// Which runs `agentRuns` lists; every field given narrows the list.
+#[derive(InputObject, Debug, Default)]
+pub struct AgentRunFilter {
+    /// Only runs in these statuses.
+    pub status: Option<Vec<AgentRunStatus>>,
+    /// Only runs of these agents.
+    pub agent: Option<Vec<AgentKind>>,
+    /// Only this campaign's runs.
+    pub campaign_id: Option<ID>,
+    /// Only this client's runs (agencies).
+    pub client_id: Option<ID>,
+    /// Only runs queued at or after this time.
+    pub created_after: Option<DateTime<Utc>>,
+    /// Only runs queued before this time.
+    pub created_before: Option<DateTime<Utc>>,
+}
+
+impl AgentRunFilter {
+    fn parse(self) -> Result<RunListFilter> {
+        Ok(RunListFilter {
+            statuses: self
+                .status
+                .unwrap_or_default()
+                .into_iter()
+                .map(Into::into)
+                .collect(),
+            agents: self
+                .agent
+                .unwrap_or_default()
+                .into_iter()
+                .map(|a| strata_agents::AgentKind::from(a).as_str())
+                .collect(),
+            campaign: self
+                .campaign_id
+                .map(|c| parse_id("campaignId", &c))
+                .transpose()?,
+            client: crate::args::optional_client(self.client_id.as_ref())?,
+            created_from: self.created_after,
+            created_to: self.created_before,
+        })
+    }
+}
+
 /// Run queries.
 #[derive(Debug, Default)]
 pub struct RunQuery;
 
 #[Object]
 impl RunQuery {
+    /// The organization's agent runs (those of the caller's clients),
+    /// newest first, as `filter` narrows them.
+    #[graphql(complexity = "crate::pagination::list_cost(first, last, child_complexity)")]
+    async fn agent_runs(
+        &self,
+        ctx: &Context<'_>,
+        filter: Option<AgentRunFilter>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+    ) -> Result<AgentRunConnection> {
+        let filter = filter.unwrap_or_default().parse()?;
+        let page = page_request(&Paging {
+            first,
+            after,
+            last,
+            before,
+        })?;
+        let state = ctx.data::<RequestState>()?;
+        state.tenant()?;
+        let tx = state.read_tx().await?;
+        let found = outputs::list(tx, &filter, &page)
+            .await
+            .map_err(domain_error)?;
+        Ok(connection(
+            found,
+            TotalsKind::AgentRuns(filter),
+            |r| (r.created_at, r.id.as_uuid()),
+            AgentRun::from,
+        ))
+    }
+
     /// An agent run by id; null if it does not exist or is not visible.
     async fn agent_run(&self, ctx: &Context<'_>, id: ID) -> Result<Option<AgentRun>> {
         let id = crate::global_id::run_id("id", &id)?;

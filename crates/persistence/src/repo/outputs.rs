@@ -208,6 +208,90 @@ pub async fn by_ids(tx: &TenantTx, ids: &[OutputId]) -> Result<Vec<AgentRun>, Do
     dispatch!(tx, Runs, by_ids_in(tx, ids)).map_err(map_db_err)
 }
 
+/// Which runs the organization-wide list shows: every field narrows it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct RunListFilter {
+    /// Only these statuses (all when empty).
+    pub statuses: Vec<RunStatus>,
+    /// Only these agents, by name (all when empty).
+    pub agents: Vec<&'static str>,
+    /// Only this campaign's runs.
+    pub campaign: Option<CampaignId>,
+    /// Only this client's runs.
+    pub client: Option<ClientId>,
+    /// Only runs queued at or after this time.
+    pub created_from: Option<chrono::DateTime<chrono::Utc>>,
+    /// Only runs queued before this time.
+    pub created_to: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+fn listed<E: InSchema<Runs>>(
+    tx: &TenantTx,
+    q: Select<E>,
+    filter: &RunListFilter,
+) -> Option<Select<E>> {
+    let of_client = E::of_client(tx, filter.client)?;
+    let mut q = q.filter(E::in_scope(tx)).filter(of_client);
+    if !filter.statuses.is_empty() {
+        q = q.filter(status_in::<E>(&filter.statuses));
+    }
+    if !filter.agents.is_empty() {
+        q = q.filter(E::col(Runs::Agent).is_in(filter.agents.iter().copied()));
+    }
+    if let Some(c) = filter.campaign {
+        q = q.filter(E::col(Runs::CampaignId).eq(c.as_uuid()));
+    }
+    if let Some(t) = filter.created_from {
+        q = q.filter(E::col(Runs::CreatedAt).gte(t));
+    }
+    if let Some(t) = filter.created_to {
+        q = q.filter(E::col(Runs::CreatedAt).lt(t));
+    }
+    Some(q)
+}
+
+async fn list_in<E: InSchema<Runs>>(
+    tx: &TenantTx,
+    filter: &RunListFilter,
+    page: &PageRequest,
+) -> Result<Page<AgentRun>, DbErr> {
+    let Some(q) = listed::<E>(tx, select::<E>(tx), filter) else {
+        return Ok(Page::empty());
+    };
+    let (created, id) = (E::col(Runs::CreatedAt), E::col(Runs::Id));
+    let rows = crate::repo::newest_first(q, created, id, page)
+        .into_model::<Row>()
+        .all(tx)
+        .await?;
+    Ok(page.page(rows).map(AgentRun::from))
+}
+
+/// A page of the organization's runs (those of the context's clients),
+/// newest first, as `filter` narrows them.
+pub async fn list(
+    tx: &TenantTx,
+    filter: &RunListFilter,
+    page: &PageRequest,
+) -> Result<Page<AgentRun>, DomainError> {
+    dispatch!(tx, Runs, list_in(tx, filter, page)).map_err(map_db_err)
+}
+
+async fn count_in<E: InSchema<Runs>>(tx: &TenantTx, filter: &RunListFilter) -> Result<u64, DbErr>
+where
+    E::Model: Send + Sync,
+{
+    use sea_orm::PaginatorTrait;
+    match listed::<E>(tx, E::find(), filter) {
+        Some(q) => q.count(tx).await,
+        None => Ok(0),
+    }
+}
+
+/// How many runs [`list`] pages through.
+pub async fn count(tx: &TenantTx, filter: &RunListFilter) -> Result<u64, DomainError> {
+    dispatch!(tx, Runs, count_in(tx, filter)).map_err(map_db_err)
+}
+
 /// A run by id, if visible.
 pub async fn by_id(tx: &TenantTx, id: OutputId) -> Result<Option<AgentRun>, DomainError> {
     Ok(by_ids(tx, &[id]).await?.into_iter().next())
