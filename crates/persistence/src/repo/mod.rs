@@ -44,9 +44,9 @@ pub struct PageRequest {
 }
 
 impl PageRequest {
-    /// The page of `rows`, fetched by [`oldest_first`], [`newest_first`]
-    /// or in [`PageRequest::fetch_desc`]'s order with one row more than
-    /// the page holds: cut to the page, in the list's order.
+    /// The page of `rows`, fetched in the page's fetch order (from the end
+    /// when it counts from there) with one row more than the page holds:
+    /// cut to the page, in the list's order.
     pub fn page<T>(&self, mut rows: Vec<T>) -> Page<T> {
         let more = rows.len() as u64 > self.limit;
         rows.truncate(usize::try_from(self.limit).unwrap_or(usize::MAX));
