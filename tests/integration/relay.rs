@@ -13,6 +13,7 @@ use strata_tests::{TestApp, error_code, ok};
 /// Every object an agency owner can list, by type: the ids it carries.
 const EVERYTHING: &str = "{
   organization { id }
+  me { memberships { id } }
   clients(first: 100) { nodes { id } }
   campaigns(first: 100) { nodes { id runs(first: 10) { nodes { id } } outputs(first: 10) { nodes { id runId } } } }
   personas(first: 100) { nodes { id } }
@@ -31,6 +32,9 @@ fn ids_by_type(data: &Value) -> BTreeMap<String, String> {
         }
     };
     add("Organization", &data["organization"]);
+    for m in data["me"]["memberships"].as_array().into_iter().flatten() {
+        add("Membership", m);
+    }
     for (field, ty) in [
         ("clients", "Client"),
         ("campaigns", "Campaign"),
@@ -163,6 +167,30 @@ async fn every_kind_of_object_is_fetched_again_by_its_id_only_in_its_callers_con
         let got = ok(&app, &token, NODES, json!({ "ids": [nowhere] })).await;
         assert_eq!(got["nodes"], json!([null]), "{who}");
     }
+    // Whatever its role, a member fetches its own membership again.
+    let viewer = app.token(w.viewer, Some(w.agency1.id));
+    let mine = ok(
+        &app,
+        &viewer,
+        "{ me { memberships { id organizationId } } }",
+        json!({}),
+    )
+    .await;
+    let own = mine["me"]["memberships"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["organizationId"] == w.agency1.id.to_string())
+        .unwrap()["id"]
+        .clone();
+    let got = ok(
+        &app,
+        &viewer,
+        "query($id: ID!) { node(id: $id) { __typename id } }",
+        json!({ "id": own }),
+    )
+    .await;
+    assert_eq!(got["node"]["id"], own, "{got}");
     // The account manager sees Nike's objects and none of Adidas's.
     let am = app.token(w.account_manager, Some(w.agency1.id));
     let got = ok(

@@ -146,8 +146,16 @@ async fn fetch(ctx: &Context<'_>, key: Key) -> Result<Option<Node>> {
             .filter(|r| r.status == RunStatus::Succeeded)
             .map(|r| Node::AgentOutput(AgentOutput(r)))),
         Key::Membership { org, user } => {
-            if org != tenant.org_id().as_uuid() || !Action::ListMembers.allows(tenant) {
+            if org != tenant.org_id().as_uuid() {
                 return Ok(None);
+            }
+            // The caller's own membership, as `me.memberships` shows it.
+            if !Action::ListMembers.allows(tenant) {
+                return Ok(state
+                    .memberships()
+                    .iter()
+                    .find(|m| m.org_id.as_uuid() == org && m.user_id.as_uuid() == user)
+                    .map(|m| Node::Membership(Membership::from(m))));
             }
             Ok(members::by_user(tx, UserId::from_uuid(user))
                 .await
