@@ -26,8 +26,8 @@ fn named(t: &Value) -> (&str, bool) {
     }
 }
 
-/// How many statements `query` costs, as the agency's owner.
-async fn statements(app: &TestApp, w: &World, query: &str, n: usize) -> (u64, Value) {
+/// How many statements `query` costs with `vars`, as the agency's owner.
+pub(crate) async fn statements(app: &TestApp, w: &World, query: &str, vars: Value) -> (u64, Value) {
     let schema = strata_graphql::schema(&strata_graphql::Limits::default());
     let resolved = strata_persistence::context::resolve_user(
         &app.db,
@@ -40,7 +40,7 @@ async fn statements(app: &TestApp, w: &World, query: &str, n: usize) -> (u64, Va
     .unwrap();
     let rs = strata_graphql::RequestState::for_user(app.db.clone(), resolved, "nested".into());
     let request = async_graphql::Request::new(query)
-        .variables(async_graphql::Variables::from_json(json!({ "n": n })))
+        .variables(async_graphql::Variables::from_json(vars))
         .data(rs.clone());
     let resp = schema.execute(request).await;
     assert!(resp.errors.is_empty(), "{query}: {:?}", resp.errors);
@@ -129,7 +129,7 @@ async fn every_field_nested_under_a_list_costs_the_same_statements_for_two_items
     .await
     .unwrap();
 
-    let (_, intro) = statements(&app, &w, INTROSPECTION, 1).await;
+    let (_, intro) = statements(&app, &w, INTROSPECTION, json!({})).await;
     let types = intro["__schema"]["types"].as_array().unwrap().clone();
     let ty = |name: &str| types.iter().find(|t| t["name"] == name).cloned();
     let query_type = intro["__schema"]["queryType"]["name"].as_str().unwrap();
@@ -180,8 +180,8 @@ async fn every_field_nested_under_a_list_costs_the_same_statements_for_two_items
             let query = format!(
                 "query($n: Int) {{ {root_name}(first: $n) {{ nodes {{ __typename {name} {sub} }} }} }}"
             );
-            let (one, data_one) = statements(&app, &w, &query, 2).await;
-            let (eight, data_eight) = statements(&app, &w, &query, 8).await;
+            let (one, data_one) = statements(&app, &w, &query, json!({ "n": 2 })).await;
+            let (eight, data_eight) = statements(&app, &w, &query, json!({ "n": 8 })).await;
             let items = |d: &Value| d[root_name]["nodes"].as_array().map_or(0, Vec::len);
             if items(&data_one) < 2 || items(&data_eight) <= items(&data_one) {
                 // Too few outer items to tell.

@@ -219,6 +219,30 @@ async fn every_kind_of_object_is_fetched_again_by_its_id_only_in_its_callers_con
 }
 
 #[tokio::test]
+async fn nodes_costs_one_statement_per_kind_whatever_the_number_of_ids() {
+    let app = TestApp::spawn().await;
+    let (w, _su) = World::on(&app).await;
+    // Ids of other tenants and ids of nothing: every kind is tried.
+    let foreign: Vec<String> = w
+        .sme1
+        .campaigns
+        .iter()
+        .chain(&w.agency2.campaigns)
+        .map(ToString::to_string)
+        .chain((0..40).map(|_| uuid::Uuid::new_v4().to_string()))
+        .collect();
+    let query = "query($ids: [ID!]!) { nodes(ids: $ids) { id } }";
+    let (one, _) =
+        crate::nested::statements(&app, &w, query, json!({ "ids": &foreign[..1] })).await;
+    let (all, data) = crate::nested::statements(&app, &w, query, json!({ "ids": foreign })).await;
+    assert!(
+        data["nodes"].as_array().unwrap().iter().all(Value::is_null),
+        "{data}"
+    );
+    assert_eq!(one, all, "statements for 1 id and for {}", foreign.len());
+}
+
+#[tokio::test]
 async fn node_ids_that_are_not_ids_are_bad_input_and_nodes_is_bounded() {
     let app = TestApp::spawn().await;
     let (w, _su) = World::on(&app).await;

@@ -15,6 +15,8 @@
 //! keys, the audit log, members) is `null`, exactly like an id that exists
 //! nowhere, and costs the same lookups.
 
+use std::collections::HashMap;
+
 use async_graphql::{Context, ErrorExtensions, ID, Interface, Object, Result};
 use strata_domain::model::RunStatus;
 use strata_domain::{Action, ApiKeyId, CampaignId, ClientId, OutputId, PersonaId, UserId};
@@ -31,7 +33,7 @@ use crate::state::RequestState;
 use crate::types::{Campaign, Client, Persona};
 
 /// An object with a global id, which `node(id:)` fetches again.
-#[derive(Interface)]
+#[derive(Interface, Clone)]
 #[graphql(field(
     name = "id",
     ty = "ID",
@@ -71,7 +73,7 @@ impl NodeQuery {
     /// or is not visible.
     async fn node(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Node>> {
         let key = parse("id", &id)?;
-        fetch(ctx, key).await
+        Ok(fetch(ctx, &[key]).await?.pop().flatten())
     }
 
     /// The objects with these ids, in their order; null for each that does
@@ -87,11 +89,7 @@ impl NodeQuery {
             .iter()
             .map(|id| parse("ids", id))
             .collect::<Result<Vec<_>>>()?;
-        let mut out = Vec::with_capacity(keys.len());
-        for key in keys {
-            out.push(fetch(ctx, key).await?);
-        }
-        Ok(out)
+        fetch(ctx, &keys).await
     }
 }
 
@@ -128,82 +126,130 @@ fn parse(field: &'static str, id: &ID) -> Result<Key> {
     }
 }
 
-async fn fetch(ctx: &Context<'_>, key: Key) -> Result<Option<Node>> {
+/// The node each key names, in order: one statement per kind of object
+/// whatever the number of ids, each kind tried only for the ids the kinds
+/// before it did not find, in a fixed order.
+async fn fetch(ctx: &Context<'_>, keys: &[Key]) -> Result<Vec<Option<Node>>> {
     let state = ctx.data::<RequestState>()?;
     let tenant = state.tenant()?;
     let tx = state.read_tx().await?;
-    let run = |id: Uuid| async move {
-        state
-            .run_loader()
-            .load_one(OutputId::from_uuid(id))
-            .await
-            .map_err(|e| (*e).clone())
+    let org = tenant.org_id().as_uuid();
+    let loaded = |e: std::sync::Arc<async_graphql::Error>| (*e).clone();
+    let mut found: HashMap<Uuid, Node> = HashMap::new();
+    let mut memberships: HashMap<Uuid, Node> = HashMap::new();
+    let mut outputs: HashMap<Uuid, Node> = HashMap::new();
+
+    // Objects with a UUID of their own, kind by kind.
+    let mut open: Vec<Uuid> = keys
+        .iter()
+        .filter_map(|k| match k {
+            Key::Uuid(u) => Some(*u),
+            _ => None,
+        })
+        .collect();
+    open.sort();
+    open.dedup();
+    let mut take = |open: &mut Vec<Uuid>, id: Uuid, node: Node| {
+        open.retain(|u| *u != id);
+        found.insert(id, node);
     };
-    match key {
-        Key::Nothing => Ok(None),
-        Key::Output(id) => Ok(run(id)
-            .await?
-            .filter(|r| r.status == RunStatus::Succeeded)
-            .map(|r| Node::AgentOutput(AgentOutput(r)))),
-        Key::Membership { org, user } => {
-            if org != tenant.org_id().as_uuid() {
-                return Ok(None);
-            }
-            // The caller's own membership, as `me.memberships` shows it.
-            if !Action::ListMembers.allows(tenant) {
-                return Ok(state
-                    .memberships()
-                    .iter()
-                    .find(|m| m.org_id.as_uuid() == org && m.user_id.as_uuid() == user)
-                    .map(|m| Node::Membership(Membership::from(m))));
-            }
-            Ok(members::by_user(tx, UserId::from_uuid(user))
-                .await
-                .map_err(domain_error)?
-                .map(|m| Node::Membership(Membership::from(&m))))
-        }
-        Key::Uuid(id) => {
-            // The same lookups whatever the id, in one order.
-            if id == tenant.org_id().as_uuid() {
-                let org = organizations::current(tx).await.map_err(domain_error)?;
-                return Ok(Some(Node::Organization(Organization(org))));
-            }
-            if let Some(c) = state
-                .campaign_loader()
-                .load_one(CampaignId::from_uuid(id))
-                .await
-                .map_err(|e| (*e).clone())?
-            {
-                return Ok(Some(Node::Campaign(Campaign(c))));
-            }
-            if let Some(r) = run(id).await? {
-                return Ok(Some(Node::AgentRun(AgentRun::from(r))));
-            }
-            if let Some(p) = personas::by_id(tx, PersonaId::from_uuid(id))
-                .await
-                .map_err(domain_error)?
-            {
-                return Ok(Some(Node::Persona(Persona(p))));
-            }
-            if let Some(c) = clients::by_id(tx, ClientId::from_uuid(id))
-                .await
-                .map_err(domain_error)?
-            {
-                return Ok(Some(Node::Client(Client(c))));
-            }
-            if Action::ListApiKeys.allows(tenant)
-                && let Some(k) = api_keys::by_id(tx, ApiKeyId::from_uuid(id))
-                    .await
-                    .map_err(domain_error)?
-            {
-                return Ok(Some(Node::ApiKey(ApiKey(k))));
-            }
-            if Action::ReadAuditLog.allows(tenant)
-                && let Some(a) = audit::by_id(tx, id).await.map_err(domain_error)?
-            {
-                return Ok(Some(Node::AuditEntry(AuditEntry(a))));
-            }
-            Ok(None)
+    if open.contains(&org) {
+        let o = organizations::current(tx).await.map_err(domain_error)?;
+        take(&mut open, org, Node::Organization(Organization(o)));
+    }
+    if !open.is_empty() {
+        let ids: Vec<CampaignId> = open.iter().map(|u| CampaignId::from_uuid(*u)).collect();
+        for (id, c) in state
+            .campaign_loader()
+            .load_many(ids)
+            .await
+            .map_err(loaded)?
+        {
+            take(&mut open, id.as_uuid(), Node::Campaign(Campaign(c)));
         }
     }
+    if !open.is_empty() {
+        let ids: Vec<OutputId> = open.iter().map(|u| OutputId::from_uuid(*u)).collect();
+        for (id, r) in state.run_loader().load_many(ids).await.map_err(loaded)? {
+            take(&mut open, id.as_uuid(), Node::AgentRun(AgentRun::from(r)));
+        }
+    }
+    if !open.is_empty() {
+        let ids: Vec<PersonaId> = open.iter().map(|u| PersonaId::from_uuid(*u)).collect();
+        for p in personas::by_ids(tx, &ids).await.map_err(domain_error)? {
+            take(&mut open, p.id.as_uuid(), Node::Persona(Persona(p)));
+        }
+    }
+    if !open.is_empty() {
+        let ids: Vec<ClientId> = open.iter().map(|u| ClientId::from_uuid(*u)).collect();
+        for c in clients::by_ids(tx, &ids).await.map_err(domain_error)? {
+            take(&mut open, c.id.as_uuid(), Node::Client(Client(c)));
+        }
+    }
+    if !open.is_empty() && Action::ListApiKeys.allows(tenant) {
+        let ids: Vec<ApiKeyId> = open.iter().map(|u| ApiKeyId::from_uuid(*u)).collect();
+        for k in api_keys::by_ids(tx, &ids).await.map_err(domain_error)? {
+            take(&mut open, k.id.as_uuid(), Node::ApiKey(ApiKey(k)));
+        }
+    }
+    if !open.is_empty() && Action::ReadAuditLog.allows(tenant) {
+        for a in audit::by_ids(tx, &open.clone())
+            .await
+            .map_err(domain_error)?
+        {
+            take(&mut open, a.id, Node::AuditEntry(AuditEntry(a)));
+        }
+    }
+
+    // Outputs: runs that succeeded.
+    let runs: Vec<OutputId> = keys
+        .iter()
+        .filter_map(|k| match k {
+            Key::Output(u) => Some(OutputId::from_uuid(*u)),
+            _ => None,
+        })
+        .collect();
+    if !runs.is_empty() {
+        for (id, r) in state.run_loader().load_many(runs).await.map_err(loaded)? {
+            if r.status == RunStatus::Succeeded {
+                outputs.insert(id.as_uuid(), Node::AgentOutput(AgentOutput(r)));
+            }
+        }
+    }
+
+    // Memberships of the caller's organization: any of them for those who
+    // may list members, otherwise the caller's own, as `me.memberships`
+    // shows it.
+    let users: Vec<UserId> = keys
+        .iter()
+        .filter_map(|k| match k {
+            Key::Membership { org: o, user } if *o == org => Some(UserId::from_uuid(*user)),
+            _ => None,
+        })
+        .collect();
+    if !users.is_empty() {
+        let visible: Vec<strata_domain::model::Membership> = if Action::ListMembers.allows(tenant) {
+            members::by_users(tx, &users).await.map_err(domain_error)?
+        } else {
+            state
+                .memberships()
+                .iter()
+                .filter(|m| m.org_id.as_uuid() == org && users.contains(&m.user_id))
+                .cloned()
+                .collect()
+        };
+        for m in visible {
+            memberships.insert(m.user_id.as_uuid(), Node::Membership(Membership::from(&m)));
+        }
+    }
+
+    Ok(keys
+        .iter()
+        .map(|k| match k {
+            Key::Uuid(u) => found.get(u).cloned(),
+            Key::Output(u) => outputs.get(u).cloned(),
+            Key::Membership { user, .. } => memberships.get(user).cloned(),
+            Key::Nothing => None,
+        })
+        .collect())
 }

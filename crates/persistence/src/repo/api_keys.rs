@@ -280,9 +280,9 @@ pub async fn list(tx: &TenantTx, page: &PageRequest) -> Result<Page<ApiKey>, Dom
             values.push(id.into());
             let op = if older { '<' } else { '>' };
             bounds.push_str(&format!(
-                " AND (created_at {op} ${a} OR (created_at = ${a} AND id {op} ${b}))",
-                a = n + 1,
-                b = n + 2
+                " AND (created_at, id) {op} (${}, ${})",
+                n + 1,
+                n + 2
             ));
         }
     }
@@ -298,19 +298,24 @@ pub async fn list(tx: &TenantTx, page: &PageRequest) -> Result<Page<ApiKey>, Dom
     Ok(page.page(rows).map(ApiKey::from))
 }
 
-/// One of the organization's keys (owners and admins); `None` when it has
-/// no such key.
-pub async fn by_id(tx: &TenantTx, id: ApiKeyId) -> Result<Option<ApiKey>, DomainError> {
+/// The organization's keys among `ids` (owners and admins), in one
+/// statement.
+pub async fn by_ids(tx: &TenantTx, ids: &[ApiKeyId]) -> Result<Vec<ApiKey>, DomainError> {
     crate::repo::require(tx, strata_domain::Action::ListApiKeys)?;
-    let sql = format!("SELECT {COLUMNS} FROM public.api_keys WHERE org_id = $1 AND id = $2");
-    let row = Row::find_by_statement(statement(
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let sql =
+        format!("SELECT {COLUMNS} FROM public.api_keys WHERE org_id = $1 AND id = ANY($2::uuid[])");
+    let ids = crate::repo::uuid_array(ids.iter().map(|k| k.as_uuid()));
+    let rows = Row::find_by_statement(statement(
         &sql,
-        vec![tx.ctx().org_id().as_uuid().into(), id.as_uuid().into()],
+        vec![tx.ctx().org_id().as_uuid().into(), ids.into()],
     ))
-    .one(tx)
+    .all(tx)
     .await
     .map_err(map_db_err)?;
-    Ok(row.map(ApiKey::from))
+    Ok(rows.into_iter().map(ApiKey::from).collect())
 }
 
 /// How many keys the organization has (owners and admins).

@@ -67,21 +67,27 @@ pub async fn list(
     Ok(page.page(rows).map(record_of))
 }
 
-/// One row of the organization's audit log (owners and admins); `None`
-/// when it has no such row.
-pub async fn by_id(
+/// The organization's audit rows among `ids` (owners and admins), in one
+/// statement.
+pub async fn by_ids(
     tx: &TenantTx,
-    id: uuid::Uuid,
-) -> Result<Option<strata_domain::model::AuditRecord>, DomainError> {
+    ids: &[Uuid],
+) -> Result<Vec<strata_domain::model::AuditRecord>, DomainError> {
     use sea_orm::{ColumnTrait, QueryFilter};
     crate::repo::require(tx, strata_domain::Action::ReadAuditLog)?;
-    let row = audit_log::Entity::find()
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let rows = audit_log::Entity::find()
         .filter(audit_log::Column::OrgId.eq(tx.ctx().org_id().as_uuid()))
-        .filter(audit_log::Column::Id.eq(id))
-        .one(tx)
+        .filter(crate::repo::any_of(
+            audit_log::Column::Id,
+            ids.iter().copied(),
+        ))
+        .all(tx)
         .await
         .map_err(map_db_err)?;
-    Ok(row.map(record_of))
+    Ok(rows.into_iter().map(record_of).collect())
 }
 
 fn record_of(r: audit_log::Model) -> strata_domain::model::AuditRecord {

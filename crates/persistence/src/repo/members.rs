@@ -155,17 +155,23 @@ pub async fn list(tx: &TenantTx, page: &PageRequest) -> Result<Page<Membership>,
     })
 }
 
-/// A member of the context's organization (owners and admins only), with
-/// their client assignments; `None` when the user is not one.
-pub async fn by_user(tx: &TenantTx, user: UserId) -> Result<Option<Membership>, DomainError> {
+/// The members of the context's organization among `users` (owners and
+/// admins only), with their client assignments.
+pub async fn by_users(tx: &TenantTx, users: &[UserId]) -> Result<Vec<Membership>, DomainError> {
     strata_domain::Action::ListMembers.check(tx.ctx())?;
+    if users.is_empty() {
+        return Ok(Vec::new());
+    }
     let rows = memberships::Entity::find()
         .filter(memberships::Column::OrgId.eq(tx.ctx().org_id().as_uuid()))
-        .filter(memberships::Column::UserId.eq(user.as_uuid()))
+        .filter(super::any_of(
+            memberships::Column::UserId,
+            users.iter().map(|u| u.as_uuid()),
+        ))
         .all(tx)
         .await
         .map_err(map_db_err)?;
-    Ok(with_assignments(tx, rows).await?.pop())
+    with_assignments(tx, rows).await
 }
 
 /// Memberships of the context's organization with their client

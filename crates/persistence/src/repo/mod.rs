@@ -299,19 +299,20 @@ fn keyset<E: EntityTrait>(
     page: &PageRequest,
     order: sea_orm::Order,
 ) -> sea_orm::Select<E> {
-    use sea_orm::{ColumnTrait, Condition, Order, QueryFilter, QueryOrder, QuerySelect};
+    use sea_orm::sea_query::{Expr, ExprTrait as _};
+    use sea_orm::{Order, QueryFilter, QueryOrder, QuerySelect};
     let asc = matches!(order, Order::Asc);
-    // Rows past `key` in the list's order (`later`), or before it.
+    // Row comparisons: bounds of the index scan, not filters. Rows past
+    // `key` in the list's order (`later`), or before it.
     let beyond = |key: Key, later: bool| {
+        let row = Expr::tuple([Expr::col(created_at), Expr::col(id)]);
         let (at, key_id) = key;
-        let (past_at, past_id) = if later == asc {
-            (created_at.gt(at), id.gt(key_id))
+        let key = Expr::tuple([Expr::value(at), Expr::value(key_id)]);
+        if later == asc {
+            row.gt(key)
         } else {
-            (created_at.lt(at), id.lt(key_id))
-        };
-        Condition::any()
-            .add(past_at)
-            .add(Condition::all().add(created_at.eq(at)).add(past_id))
+            row.lt(key)
+        }
     };
     let mut query = query;
     if let Some(key) = page.after {

@@ -15,10 +15,10 @@
 
 use std::collections::HashMap;
 
-use sea_orm::sea_query::{Alias, Asterisk, Expr, Func, JoinType, Query};
+use sea_orm::sea_query::{Expr, Func};
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DbBackend, DbErr, FromQueryResult, QueryFilter, QueryOrder,
-    QuerySelect, QueryTrait, Select, Statement, Value,
+    ColumnTrait, ConnectionTrait, DbBackend, DbErr, FromQueryResult, QueryFilter, QuerySelect,
+    Select, Statement, Value,
 };
 use strata_domain::model::{AgentRun, Campaign, RunStatus, StoredJson};
 use strata_domain::{CampaignId, ClientId, DomainError, OrgId, OrgType, OutputId, UserId};
@@ -29,7 +29,7 @@ use crate::entity::{public, tenant_b};
 use crate::error::map_db_err;
 use crate::repo::audit::{self, AuditEntry};
 use crate::repo::two_schema::{InSchema, TwoSchemaTable, dispatch};
-use crate::repo::{Page, PageRequest, any_of, campaigns, uuid_array};
+use crate::repo::{Page, PageRequest, any_of, campaigns};
 use crate::tx::{TenantTx, as_role};
 
 #[derive(Debug, FromQueryResult)]
@@ -325,45 +325,13 @@ async fn pages_in<E: InSchema<Runs>>(
     filter: RunFilter,
     page: &PageRequest,
 ) -> Result<Vec<Row>, DbErr> {
-    use sea_orm::sea_query::ExprTrait as _;
-    let campaign = Alias::new("campaign");
-    let mut runs = select::<E>(tx).filter(
-        E::col(Runs::CampaignId)
-            .into_expr()
-            .eq(Expr::col((campaign.clone(), campaign.clone()))),
-    );
+    let mut runs = select::<E>(tx);
     if let Some(statuses) = filter.statuses() {
         runs = runs.filter(status_in::<E>(statuses));
     }
-    let (created_at, id) = (E::col(Runs::CreatedAt), E::col(Runs::Id));
-    // Row comparisons: bounds of the index scan, not filters. Newest
-    // first: rows after a key are older, rows before it newer.
-    let row = || Expr::tuple([created_at.into_expr(), id.into_expr()]);
-    if let Some((at, key)) = page.after {
-        runs = runs.filter(row().lt(Expr::tuple([Expr::value(at), Expr::value(key)])));
-    }
-    if let Some((at, key)) = page.before {
-        runs = runs.filter(row().gt(Expr::tuple([Expr::value(at), Expr::value(key)])));
-    }
-    let runs = if page.fetch_desc() {
-        runs.order_by_desc(created_at).order_by_desc(id)
-    } else {
-        runs.order_by_asc(created_at).order_by_asc(id)
-    };
-    let runs = runs.limit(page.limit + 1).into_query();
-    let ids = Expr::cust_with_values(
-        "$1::uuid[]",
-        [uuid_array(campaign_ids.iter().map(|c| c.as_uuid()))],
-    );
-    let run = Alias::new("run");
-    let mut pages = Query::select();
-    pages
-        .column((run.clone(), Asterisk))
-        .from_function(Func::cust("unnest").arg(ids), campaign)
-        .join_lateral(JoinType::InnerJoin, runs, run, Expr::cust("TRUE"));
-    Row::find_by_statement(tx.get_database_backend().build(&pages))
-        .all(tx)
-        .await
+    let ids: Vec<Uuid> = campaign_ids.iter().map(|c| c.as_uuid()).collect();
+    let sort = (E::col(Runs::CreatedAt), E::col(Runs::Id));
+    crate::repo::pages_per_parent(tx, runs, E::col(Runs::CampaignId), &ids, sort, page).await
 }
 
 /// A page of each campaign's runs, newest first, in one statement.

@@ -150,6 +150,29 @@ pub async fn by_id(tx: &TenantTx, id: PersonaId) -> Result<Option<Persona>, Doma
     dispatch!(tx, Personas, by_id_in(tx, id)).map_err(map_db_err)
 }
 
+async fn by_ids_in<E: PersonaCopy>(
+    tx: &TenantTx,
+    ids: &[PersonaId],
+) -> Result<Vec<Persona>, DbErr> {
+    let found = E::find()
+        .filter(E::in_scope(tx))
+        .filter(crate::repo::any_of(
+            E::col(Personas::Id),
+            ids.iter().map(|p| p.as_uuid()),
+        ))
+        .all(tx)
+        .await?;
+    Ok(found.into_iter().map(E::persona).collect())
+}
+
+/// Several personas by id, in one statement; invisible ones are left out.
+pub async fn by_ids(tx: &TenantTx, ids: &[PersonaId]) -> Result<Vec<Persona>, DomainError> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    dispatch!(tx, Personas, by_ids_in(tx, ids)).map_err(map_db_err)
+}
+
 async fn list_in<E: PersonaCopy>(
     tx: &TenantTx,
     client: Option<ClientId>,
