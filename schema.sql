@@ -167,6 +167,8 @@ CREATE TABLE public.campaigns -- owner strata_owner, row level security forced
   CONSTRAINT campaigns_pkey PRIMARY KEY (org_id, id)
   CONSTRAINT campaigns_status_check CHECK ((status = ANY (ARRAY['DRAFT'::text, 'ACTIVE'::text, 'PAUSED'::text, 'COMPLETED'::text, 'ARCHIVED'::text])))
   CREATE INDEX campaigns_org_created_idx ON public.campaigns USING btree (org_id, created_at DESC, id DESC);
+  CREATE INDEX campaigns_org_name_idx ON public.campaigns USING btree (org_id, name, id);
+  CREATE INDEX campaigns_org_name_trgm_idx ON public.campaigns USING gin (org_id, name extensions.gin_trgm_ops);
   CREATE UNIQUE INDEX campaigns_pkey ON public.campaigns USING btree (org_id, id);
   POLICY reporting_org AS PERMISSIVE FOR SELECT TO app_reporting USING ((org_id = app.reporting_org_id()))
   POLICY sme_org AS PERMISSIVE FOR ALL TO app_sme USING ((org_id = app.current_org_id())) WITH CHECK ((org_id = app.current_org_id()))
@@ -252,6 +254,8 @@ CREATE TABLE public.personas -- owner strata_owner, row level security forced
   CONSTRAINT personas_org_type_check CHECK ((org_type = 'SME'::text))
   CONSTRAINT personas_pkey PRIMARY KEY (org_id, id)
   CREATE INDEX personas_org_created_idx ON public.personas USING btree (org_id, created_at DESC, id DESC);
+  CREATE INDEX personas_org_name_idx ON public.personas USING btree (org_id, name, id);
+  CREATE INDEX personas_org_name_trgm_idx ON public.personas USING gin (org_id, name extensions.gin_trgm_ops);
   CREATE UNIQUE INDEX personas_pkey ON public.personas USING btree (org_id, id);
   POLICY reporting_org AS PERMISSIVE FOR SELECT TO app_reporting USING ((org_id = app.reporting_org_id()))
   POLICY sme_org AS PERMISSIVE FOR ALL TO app_sme USING ((org_id = app.current_org_id())) WITH CHECK ((org_id = app.current_org_id()))
@@ -411,7 +415,10 @@ CREATE TABLE tenant_b.campaigns -- owner strata_owner, row level security forced
   CONSTRAINT campaigns_pkey PRIMARY KEY (org_id, id)
   CONSTRAINT campaigns_status_check CHECK ((status = ANY (ARRAY['DRAFT'::text, 'ACTIVE'::text, 'PAUSED'::text, 'COMPLETED'::text, 'ARCHIVED'::text])))
   CREATE INDEX campaigns_client_created_idx ON tenant_b.campaigns USING btree (org_id, client_id, created_at DESC, id DESC);
+  CREATE INDEX campaigns_client_name_idx ON tenant_b.campaigns USING btree (org_id, client_id, name, id);
   CREATE INDEX campaigns_org_created_idx ON tenant_b.campaigns USING btree (org_id, created_at DESC, id DESC);
+  CREATE INDEX campaigns_org_name_idx ON tenant_b.campaigns USING btree (org_id, name, id);
+  CREATE INDEX campaigns_org_name_trgm_idx ON tenant_b.campaigns USING gin (org_id, name extensions.gin_trgm_ops);
   CREATE UNIQUE INDEX campaigns_org_client_id_key ON tenant_b.campaigns USING btree (org_id, client_id, id);
   CREATE UNIQUE INDEX campaigns_pkey ON tenant_b.campaigns USING btree (org_id, id);
   POLICY agency_org AS PERMISSIVE FOR ALL TO app_agency USING ((org_id = app.current_org_id())) WITH CHECK ((org_id = app.current_org_id()))
@@ -470,6 +477,10 @@ CREATE TABLE tenant_b.entity_data -- owner strata_owner, row level security forc
   CONSTRAINT entity_data_org_type_check CHECK ((org_type = 'AGENCY'::text))
   CONSTRAINT entity_data_pkey PRIMARY KEY (org_id, id)
   CREATE INDEX entity_data_client_kind_idx ON tenant_b.entity_data USING btree (org_id, client_id, kind, created_at DESC, id DESC);
+  CREATE INDEX entity_data_client_kind_name_idx ON tenant_b.entity_data USING btree (org_id, client_id, kind, name, id);
+  CREATE INDEX entity_data_kind_created_idx ON tenant_b.entity_data USING btree (org_id, kind, created_at DESC, id DESC);
+  CREATE INDEX entity_data_kind_name_idx ON tenant_b.entity_data USING btree (org_id, kind, name, id);
+  CREATE INDEX entity_data_name_trgm_idx ON tenant_b.entity_data USING gin (org_id, name extensions.gin_trgm_ops) WHERE (kind = 'PERSONA'::text);
   CREATE UNIQUE INDEX entity_data_one_guidelines_per_client ON tenant_b.entity_data USING btree (org_id, client_id) WHERE (kind = 'BRAND_GUIDELINES'::text);
   CREATE UNIQUE INDEX entity_data_pkey ON tenant_b.entity_data USING btree (org_id, id);
   POLICY agency_org AS PERMISSIVE FOR ALL TO app_agency USING ((org_id = app.current_org_id())) WITH CHECK ((org_id = app.current_org_id()))
@@ -549,6 +560,8 @@ CREATE TABLE tenant_b.workspace_entities -- owner strata_owner, row level securi
   CONSTRAINT workspace_entities_pkey PRIMARY KEY (org_id, id)
   CONSTRAINT workspace_entities_slug_check CHECK ((slug ~ '^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$'::text))
   CREATE INDEX workspace_entities_org_created_idx ON tenant_b.workspace_entities USING btree (org_id, created_at DESC, id DESC);
+  CREATE INDEX workspace_entities_org_name_idx ON tenant_b.workspace_entities USING btree (org_id, name, id);
+  CREATE INDEX workspace_entities_org_name_trgm_idx ON tenant_b.workspace_entities USING gin (org_id, name extensions.gin_trgm_ops);
   CREATE UNIQUE INDEX workspace_entities_org_slug_key ON tenant_b.workspace_entities USING btree (org_id, slug);
   CREATE UNIQUE INDEX workspace_entities_pkey ON tenant_b.workspace_entities USING btree (org_id, id);
   POLICY administer_delete AS RESTRICTIVE FOR DELETE TO app_agency, app_sme USING (app.can_administer())

@@ -26,6 +26,7 @@ mod m20261203_000012_read_only_usage;
 mod m20261203_000013_reporting_views;
 mod m20261203_000014_distribute;
 mod m20261204_000015_run_lists;
+mod m20261204_000016_list_orders;
 
 /// All migrations, in order.
 #[derive(Debug)]
@@ -50,6 +51,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261203_000013_reporting_views::Migration),
             Box::new(m20261203_000014_distribute::Migration),
             Box::new(m20261204_000015_run_lists::Migration),
+            Box::new(m20261204_000016_list_orders::Migration),
         ]
     }
 }

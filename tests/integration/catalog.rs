@@ -236,8 +236,15 @@ async fn seed_volume(su: &DatabaseConnection, orgs: u32, per_org: u32) {
            SELECT md5('agency-' || o)::uuid, md5('agency-run-' || o || '-' || c)::uuid, md5('client-' || o || '-' || c % 10)::uuid,
                   md5('agency-' || o || '-' || c)::uuid, 'BUSINESS_STRATEGY', 'SUCCEEDED', now() - c * interval '1 minute'
            FROM generate_series(1, {orgs}) o, generate_series(1, {per_org}) c;
-         ANALYZE public.organizations, public.campaigns, public.agent_outputs,
-                 tenant_b.workspace_entities, tenant_b.campaigns, tenant_b.outputs;"
+         INSERT INTO public.personas (org_id, id, name, created_at)
+           SELECT md5('sme-' || o)::uuid, md5('sme-persona-' || o || '-' || c)::uuid, 'persona ' || c, now() - c * interval '1 minute'
+           FROM generate_series(1, {orgs}) o, generate_series(1, {per_org}) c;
+         INSERT INTO tenant_b.entity_data (org_id, id, client_id, kind, name, created_at)
+           SELECT md5('agency-' || o)::uuid, md5('agency-persona-' || o || '-' || c)::uuid, md5('client-' || o || '-' || c % 10)::uuid,
+                  'PERSONA', 'persona ' || c, now() - c * interval '1 minute'
+           FROM generate_series(1, {orgs}) o, generate_series(1, {per_org}) c;
+         ANALYZE public.organizations, public.campaigns, public.agent_outputs, public.personas,
+                 tenant_b.workspace_entities, tenant_b.campaigns, tenant_b.outputs, tenant_b.entity_data;"
     ))
     .await
     .unwrap();
@@ -348,6 +355,17 @@ async fn main_queries_use_org_id_indexes_without_subplans() {
                 // agentRuns, newest first, and filtered by status.
                 "SELECT * FROM public.agent_outputs WHERE org_id = '{org}' ORDER BY created_at DESC, id DESC LIMIT 21".into(),
                 "SELECT * FROM public.agent_outputs WHERE org_id = '{org}' AND status IN ('SUCCEEDED') ORDER BY created_at DESC, id DESC LIMIT 21".into(),
+                "SELECT * FROM public.agent_outputs WHERE org_id = '{org}' ORDER BY created_at, id LIMIT 21".into(),
+                // The boards' lists: by name either way, by status, by a
+                // created-at range, by a part of the name; personas too.
+                "SELECT * FROM public.campaigns WHERE org_id = '{org}' ORDER BY name, id LIMIT 21".into(),
+                "SELECT * FROM public.campaigns WHERE org_id = '{org}' AND (name, id) < ('c5', '00000000-0000-0000-0000-000000000000') ORDER BY name DESC, id DESC LIMIT 21".into(),
+                "SELECT * FROM public.campaigns WHERE org_id = '{org}' AND status IN ('DRAFT', 'ACTIVE') ORDER BY created_at DESC, id DESC LIMIT 21".into(),
+                "SELECT * FROM public.campaigns WHERE org_id = '{org}' AND created_at >= now() - interval '30 minutes' AND created_at < now() ORDER BY created_at DESC, id DESC LIMIT 21".into(),
+                "SELECT * FROM public.campaigns WHERE org_id = '{org}' AND name ILIKE '%c1%' ORDER BY name, id LIMIT 21".into(),
+                "SELECT count(*) FROM public.campaigns WHERE org_id = '{org}' AND name ILIKE '%c42%'".into(),
+                "SELECT * FROM public.personas WHERE org_id = '{org}' ORDER BY name DESC, id DESC LIMIT 21".into(),
+                "SELECT * FROM public.personas WHERE org_id = '{org}' AND name ILIKE '%ona 7%' ORDER BY created_at DESC, id DESC LIMIT 21".into(),
             ],
         ),
         (
@@ -361,6 +379,16 @@ async fn main_queries_use_org_id_indexes_without_subplans() {
                 runs("tenant_b.outputs", &campaign_ids("agency"), ""),
                 "SELECT * FROM tenant_b.outputs WHERE org_id = '{org}' ORDER BY created_at DESC, id DESC LIMIT 21".into(),
                 format!("SELECT * FROM tenant_b.outputs WHERE org_id = '{{org}}' AND client_id = '{}' ORDER BY created_at DESC, id DESC LIMIT 21", assigned[0]),
+                "SELECT * FROM tenant_b.campaigns WHERE org_id = '{org}' ORDER BY name DESC, id DESC LIMIT 21".into(),
+                format!("SELECT * FROM tenant_b.campaigns WHERE org_id = '{{org}}' AND client_id = '{}' ORDER BY name, id LIMIT 21", assigned[0]),
+                "SELECT * FROM tenant_b.campaigns WHERE org_id = '{org}' AND status IN ('DRAFT') AND created_at >= now() - interval '1 hour' ORDER BY created_at, id LIMIT 21".into(),
+                "SELECT * FROM tenant_b.campaigns WHERE org_id = '{org}' AND name ILIKE '%c7%' ORDER BY created_at DESC, id DESC LIMIT 21".into(),
+                "SELECT * FROM tenant_b.workspace_entities WHERE org_id = '{org}' AND archived_at IS NULL ORDER BY name, id LIMIT 21".into(),
+                "SELECT * FROM tenant_b.workspace_entities WHERE org_id = '{org}' AND archived_at IS NULL AND name ILIKE '%ent 3%' ORDER BY created_at DESC, id DESC LIMIT 21".into(),
+                "SELECT * FROM tenant_b.entity_data WHERE org_id = '{org}' AND kind = 'PERSONA' ORDER BY created_at DESC, id DESC LIMIT 21".into(),
+                "SELECT * FROM tenant_b.entity_data WHERE org_id = '{org}' AND kind = 'PERSONA' ORDER BY name, id LIMIT 21".into(),
+                format!("SELECT * FROM tenant_b.entity_data WHERE org_id = '{{org}}' AND kind = 'PERSONA' AND client_id = '{}' ORDER BY name DESC, id DESC LIMIT 21", assigned[1]),
+                "SELECT * FROM tenant_b.entity_data WHERE org_id = '{org}' AND kind = 'PERSONA' AND name ILIKE '%ona 4%' ORDER BY name, id LIMIT 21".into(),
             ],
         ),
         (
@@ -372,6 +400,9 @@ async fn main_queries_use_org_id_indexes_without_subplans() {
                 format!("SELECT * FROM tenant_b.workspace_entities WHERE org_id = '{{org}}' AND id = ANY({scope_list}) ORDER BY created_at DESC, id DESC LIMIT 21"),
                 runs("tenant_b.outputs", &campaign_ids("agency"), &format!(" AND o.client_id = ANY({scope_list})")),
                 format!("SELECT * FROM tenant_b.outputs WHERE org_id = '{{org}}' AND client_id = ANY({scope_list}) ORDER BY created_at DESC, id DESC LIMIT 21"),
+                format!("SELECT * FROM tenant_b.campaigns WHERE org_id = '{{org}}' AND client_id = ANY({scope_list}) ORDER BY name, id LIMIT 21"),
+                format!("SELECT * FROM tenant_b.campaigns WHERE org_id = '{{org}}' AND client_id = ANY({scope_list}) AND name ILIKE '%c1%' ORDER BY name, id LIMIT 21"),
+                format!("SELECT * FROM tenant_b.entity_data WHERE org_id = '{{org}}' AND kind = 'PERSONA' AND client_id = ANY({scope_list}) ORDER BY created_at DESC, id DESC LIMIT 21"),
             ],
         ),
     ];

@@ -384,7 +384,16 @@ async fn an_account_manager_context_sees_only_assigned_clients_rows() {
         limit: 100,
         ..Default::default()
     };
-    let visible = clients::list(&tx, &page, true).await.unwrap();
+    let visible = clients::list(
+        &tx,
+        &page,
+        &clients::ClientFilter {
+            include_archived: true,
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
     assert_eq!(
         visible.items.iter().map(|c| c.id).collect::<Vec<_>>(),
         vec![w.nike]
@@ -813,12 +822,32 @@ async fn the_repositories_filter_by_client_scope_even_when_the_database_would_sh
     };
     let all = CampaignFilter::default();
 
-    let listed = clients::list(&tx, &page, true).await.unwrap();
+    let listed = clients::list(
+        &tx,
+        &page,
+        &clients::ClientFilter {
+            include_archived: true,
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
     assert_eq!(
         listed.items.iter().map(|c| c.id).collect::<Vec<_>>(),
         vec![w.nike]
     );
-    assert_eq!(clients::count(&tx, true).await.unwrap(), 1);
+    assert_eq!(
+        clients::count(
+            &tx,
+            &clients::ClientFilter {
+                include_archived: true,
+                ..Default::default()
+            }
+        )
+        .await
+        .unwrap(),
+        1
+    );
     let by_ids = clients::by_ids(&tx, &[w.nike, w.adidas]).await.unwrap();
     assert_eq!(
         by_ids.iter().map(|c| c.id).collect::<Vec<_>>(),
@@ -848,11 +877,13 @@ async fn the_repositories_filter_by_client_scope_even_when_the_database_would_sh
             .all(|c| c.client_id == Some(w.nike))
     );
 
-    let people = personas::list(&tx, None, &page).await.unwrap();
+    let people = personas::list(&tx, &Default::default(), &page)
+        .await
+        .unwrap();
     assert!(!people.items.is_empty());
     assert!(people.items.iter().all(|p| p.client_id == Some(w.nike)));
     assert_eq!(
-        personas::count(&tx, None).await.unwrap(),
+        personas::count(&tx, &Default::default()).await.unwrap(),
         people.items.len() as u64
     );
 

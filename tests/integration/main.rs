@@ -19,6 +19,7 @@ mod faults;
 mod fuzz;
 mod http;
 mod isolation;
+mod lists;
 mod matrix;
 mod member_pages;
 mod members;

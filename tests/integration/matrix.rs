@@ -1482,3 +1482,127 @@ async fn statements_per_request_do_not_grow_with_the_page_size() {
     // The context, the campaigns, their clients and their outputs.
     assert!(counts[1] <= 4, "{} statements", counts[1]);
 }
+
+#[tokio::test]
+async fn searches_filters_and_orders_never_reach_past_the_principals_own_rows() {
+    let (app, w, su) = setup().await;
+    let q = "query($s: String, $c: ID, $o: ListOrder, $f: CampaignFilter) {
+               campaigns(first: 100, search: $s, clientId: $c, orderBy: $o, filter: $f) {
+                 totalCount nodes { id name } } }";
+    for p in w.principals() {
+        let token = app.token(p.user, Some(p.org));
+        let own = set(&p.campaigns);
+        // The principal's own campaigns and their names, as the database
+        // holds them.
+        let list: Vec<String> = p.campaigns.iter().map(|c| format!("'{c}'")).collect();
+        let named: Vec<(String, String)> = su
+            .query_all_raw(sea_orm::Statement::from_string(
+                sea_orm::DatabaseBackend::Postgres,
+                format!(
+                    "SELECT id::text, name FROM public.campaigns WHERE id IN ({ids})
+                     UNION ALL SELECT id::text, name FROM tenant_b.campaigns WHERE id IN ({ids})",
+                    ids = list.join(", ")
+                ),
+            ))
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| {
+                (
+                    r.try_get_by_index(0).unwrap(),
+                    r.try_get_by_index(1).unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(named.len(), p.campaigns.len(), "{}", p.name);
+        for search in ["o", "NIKE", "puma", "e", "first", "adidas two"] {
+            for order in [
+                json!(null),
+                json!({ "field": "NAME", "direction": "ASC" }),
+                json!({ "field": "NAME", "direction": "DESC" }),
+            ] {
+                let data = ok(
+                    &app,
+                    &token,
+                    q,
+                    json!({ "s": search, "o": order, "f": { "status": ["DRAFT", "ACTIVE", "PAUSED", "COMPLETED", "ARCHIVED"] } }),
+                )
+                .await;
+                let expected: BTreeSet<String> = named
+                    .iter()
+                    .filter(|(_, n)| n.to_lowercase().contains(&search.to_lowercase()))
+                    .map(|(id, _)| id.clone())
+                    .collect();
+                let got: BTreeSet<String> = data["campaigns"]["nodes"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|n| n["id"].as_str().unwrap().to_owned())
+                    .collect();
+                assert_eq!(got, expected, "{} searching {search:?} {order}", p.name);
+                assert!(got.is_subset(&own));
+                assert_eq!(
+                    data["campaigns"]["totalCount"].as_u64(),
+                    Some(expected.len() as u64)
+                );
+            }
+        }
+        // Every client, searched: never another scope's campaigns.
+        for client in [w.nike, w.adidas, w.puma] {
+            let data = ok(
+                &app,
+                &token,
+                q,
+                json!({ "s": "o", "c": client.to_string() }),
+            )
+            .await;
+            let got: BTreeSet<String> = data["campaigns"]["nodes"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|n| n["id"].as_str().unwrap().to_owned())
+                .collect();
+            assert!(got.is_subset(&own), "{} client {client}: {data}", p.name);
+        }
+        // Clients and personas searched by a letter every name holds.
+        let data = ok(
+            &app,
+            &token,
+            "{ clients(search: \"\", includeArchived: true, orderBy: {field: NAME}) { totalCount }
+               personas(search: \"a\", orderBy: {field: NAME}) { nodes { id } } }",
+            json!({}),
+        )
+        .await;
+        let clients = data["clients"]["totalCount"].as_u64().unwrap();
+        let personas: BTreeSet<String> = data["personas"]["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| n["id"].as_str().unwrap().to_owned())
+            .collect();
+        let unfiltered = ok(
+            &app,
+            &token,
+            "{ clients(includeArchived: true) { totalCount } personas(first: 100) { nodes { id } } }",
+            json!({}),
+        )
+        .await;
+        assert_eq!(
+            Some(clients),
+            unfiltered["clients"]["totalCount"].as_u64(),
+            "{}",
+            p.name
+        );
+        let all: BTreeSet<String> = unfiltered["personas"]["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| n["id"].as_str().unwrap().to_owned())
+            .collect();
+        assert!(
+            !personas.is_empty() && personas.is_subset(&all),
+            "{}",
+            p.name
+        );
+    }
+}

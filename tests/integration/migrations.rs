@@ -177,9 +177,21 @@ async fn migrations_go_up_down_and_up_again_on_an_empty_database() {
             .any(|i| i.starts_with("table ") && i.contains("app_sme="))
     );
 
-    // Newest first, each migration alone. The run lists' indexes go, and
-    // nothing else.
+    // Newest first, each migration alone. The list orders' indexes go,
+    // and nothing else (the extensions stay, with their schema).
+    let with_list_orders = fingerprint(&conn).await;
+    Migrator::down(&conn, Some(1)).await.unwrap();
     let with_run_lists = fingerprint(&conn).await;
+    let gone: Vec<&String> = with_list_orders
+        .iter()
+        .filter(|i| !with_run_lists.contains(i))
+        .collect();
+    assert!(
+        gone.len() == 13 && gone.iter().all(|i| i.starts_with("index ")),
+        "{gone:#?}"
+    );
+    assert!(with_run_lists.iter().all(|i| with_list_orders.contains(i)));
+    // The run lists' indexes go, and nothing else.
     Migrator::down(&conn, Some(1)).await.unwrap();
     let before_distribution = fingerprint(&conn).await;
     let gone: Vec<&String> = with_run_lists

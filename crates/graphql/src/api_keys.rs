@@ -11,7 +11,7 @@ use strata_persistence::repo::api_keys::{self, NewApiKey};
 use crate::args::parse_id;
 use crate::error::domain_error;
 use crate::pagination::Paging;
-use crate::pagination::{Cursor, cursor, page_request};
+use crate::pagination::{Cursor, at, cursor, page_request};
 use crate::savepoint::in_savepoint;
 use crate::state::RequestState;
 use crate::types::Client;
@@ -132,12 +132,8 @@ impl ApiKeyQuery {
         last: Option<i32>,
         before: Option<String>,
     ) -> Result<ApiKeyConnection> {
-        let page = page_request(&Paging {
-            first,
-            after,
-            last,
-            before,
-        })?;
+        let paging = Paging::new(first, after, last, before);
+        let page = page_request(&paging)?;
         let state = ctx.data::<RequestState>()?;
         state.tenant()?;
         let tx = state.read_tx().await?;
@@ -150,7 +146,7 @@ impl ApiKeyQuery {
         conn.edges = result
             .items
             .into_iter()
-            .map(|k| Edge::new(cursor(k.created_at, k.id.as_uuid()), ApiKey(k)))
+            .map(|k| Edge::new(cursor(&paging, at(k.created_at, k.id.as_uuid())), ApiKey(k)))
             .collect();
         Ok(conn)
     }

@@ -10,7 +10,7 @@ use strata_persistence::repo::audit;
 
 use crate::error::domain_error;
 use crate::pagination::Paging;
-use crate::pagination::{Cursor, Totals, TotalsKind, connection, page_request};
+use crate::pagination::{Cursor, Totals, TotalsKind, at, connection, page_request};
 use crate::state::RequestState;
 
 /// One row of the audit log.
@@ -81,20 +81,17 @@ impl AuditQuery {
         last: Option<i32>,
         before: Option<String>,
     ) -> Result<AuditEntryConnection> {
-        let page = page_request(&Paging {
-            first,
-            after,
-            last,
-            before,
-        })?;
+        let paging = Paging::new(first, after, last, before);
+        let page = page_request(&paging)?;
         let state = ctx.data::<RequestState>()?;
         state.tenant()?;
         let tx = state.read_tx().await?;
         let found = audit::list(tx, &page).await.map_err(domain_error)?;
         Ok(connection(
+            &paging,
             found,
             TotalsKind::Audit,
-            |a| (a.created_at, a.id),
+            |a| at(a.created_at, a.id),
             AuditEntry,
         ))
     }

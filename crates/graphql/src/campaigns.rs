@@ -7,6 +7,7 @@ use strata_domain::{CampaignId, CampaignName, ClientId, values::parse_optional_t
 use strata_persistence::repo::campaigns::{self, CampaignChanges, CampaignFilter, NewCampaign};
 
 use crate::args::{bad, parse_id};
+use crate::lists::{self, ListOrderInput};
 use crate::pagination::Paging;
 use crate::savepoint::in_savepoint;
 use crate::state::RequestState;
@@ -38,18 +39,38 @@ pub struct UpdateCampaignInput {
     pub status: Option<CampaignStatus>,
 }
 
+/// Which campaigns `campaigns` lists; every field given narrows the list.
+#[derive(InputObject, Debug, Default)]
+#[graphql(name = "CampaignFilter")]
+pub struct CampaignFilterInput {
+    /// Only campaigns in these states.
+    pub status: Option<Vec<CampaignStatus>>,
+    /// Only campaigns created at or after this time.
+    pub created_after: Option<chrono::DateTime<chrono::Utc>>,
+    /// Only campaigns created before this time.
+    pub created_before: Option<chrono::DateTime<chrono::Utc>>,
+}
+
 /// Campaign queries.
 #[derive(Debug, Default)]
 pub struct CampaignQuery;
 
 #[Object]
 impl CampaignQuery {
-    /// Campaigns visible to the caller, optionally of one client.
+    /// Campaigns visible to the caller, optionally of one client, as
+    /// `filter` and `search` (a case-insensitive part of the name) narrow
+    /// them, in `orderBy`'s order (newest first by default). A cursor only
+    /// pages the list it came from: the same client, filter, search and
+    /// order.
     #[graphql(complexity = "crate::pagination::list_cost(first, last, child_complexity)")]
+    #[allow(clippy::too_many_arguments)]
     async fn campaigns(
         &self,
         ctx: &Context<'_>,
         client_id: Option<ID>,
+        filter: Option<CampaignFilterInput>,
+        search: Option<String>,
+        order_by: Option<ListOrderInput>,
         first: Option<i32>,
         after: Option<String>,
         last: Option<i32>,
@@ -58,15 +79,30 @@ impl CampaignQuery {
         let client_id = client_id
             .map(|c| parse_id::<ClientId>("clientId", &c))
             .transpose()?;
+        let given = filter.unwrap_or_default();
+        let (created_after, created_before) =
+            lists::created_range(given.created_after, given.created_before)?;
+        let mut status: Vec<_> = given
+            .status
+            .unwrap_or_default()
+            .into_iter()
+            .map(strata_domain::model::CampaignStatus::from)
+            .collect();
+        status.sort_by_key(|s| s.as_str());
+        status.dedup();
+        let filter = CampaignFilter {
+            client_id,
+            status,
+            created_after,
+            created_before,
+            search: lists::search(search)?,
+        };
+        let order = lists::order(order_by, true)?;
+        let spelt = format!("{filter:?}");
         campaign_connection(
             ctx,
-            CampaignFilter { client_id },
-            Paging {
-                first,
-                after,
-                last,
-                before,
-            },
+            filter,
+            Paging::new(first, after, last, before).shaped(order, spelt),
         )
         .await
     }

@@ -5,10 +5,11 @@
 use async_graphql::connection::{Connection, EmptyFields};
 use async_graphql::{Context, ErrorExtensions, ID, InputObject, Object, Result};
 use strata_domain::{ClientId, ClientName, Slug};
-use strata_persistence::repo::clients::{self, ClientChanges};
+use strata_persistence::repo::clients::{self, ClientChanges, ClientFilter};
 
 use crate::args::{bad, parse_id};
 use crate::error::{ErrorCode, domain_error};
+use crate::lists::{self, ListOrderInput};
 use crate::pagination::Paging;
 use crate::pagination::{Cursor, Totals, TotalsKind, connection, page_request};
 use crate::savepoint::in_savepoint;
@@ -22,21 +23,33 @@ pub type ClientConnection = Connection<Cursor, Client, Totals, EmptyFields>;
 pub async fn client_connection(
     ctx: &Context<'_>,
     paging: Paging,
-    include_archived: bool,
+    filter: ClientFilter,
 ) -> Result<ClientConnection> {
     let page = page_request(&paging)?;
     let state = ctx.data::<RequestState>()?;
     state.tenant()?;
     let tx = state.read_tx().await?;
-    let result = clients::list(tx, &page, include_archived)
+    let result = clients::list(tx, &page, &filter)
         .await
         .map_err(domain_error)?;
+    let order = paging.order;
     Ok(connection(
+        &paging,
         result,
-        TotalsKind::Clients(include_archived),
-        |c| (c.created_at, c.id.as_uuid()),
+        TotalsKind::Clients(filter),
+        |c| (order.value(c.created_at, c.name.as_str()), c.id.as_uuid()),
         Client,
     ))
+}
+
+/// Which clients `clients` lists; every field given narrows the list.
+#[derive(InputObject, Debug, Default)]
+#[graphql(name = "ClientFilter")]
+pub struct ClientFilterInput {
+    /// Only clients created at or after this time.
+    pub created_after: Option<chrono::DateTime<chrono::Utc>>,
+    /// Only clients created before this time.
+    pub created_before: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// Input of `createClient`.
@@ -65,9 +78,13 @@ pub struct ClientQuery;
 
 #[Object]
 impl ClientQuery {
-    /// The agency's clients visible to the caller (empty for SMEs),
-    /// newest first; archived ones only with `includeArchived`.
+    /// The agency's clients visible to the caller (empty for SMEs), as
+    /// `filter` and `search` (a case-insensitive part of the name) narrow
+    /// them, in `orderBy`'s order (newest first by default); archived ones
+    /// only with `includeArchived`. A cursor only pages the list it came
+    /// from.
     #[graphql(complexity = "crate::pagination::list_cost(first, last, child_complexity)")]
+    #[allow(clippy::too_many_arguments)]
     async fn clients(
         &self,
         ctx: &Context<'_>,
@@ -76,16 +93,25 @@ impl ClientQuery {
         last: Option<i32>,
         before: Option<String>,
         #[graphql(default_with = "Some(false)")] include_archived: Option<bool>,
+        filter: Option<ClientFilterInput>,
+        search: Option<String>,
+        order_by: Option<ListOrderInput>,
     ) -> Result<ClientConnection> {
+        let given = filter.unwrap_or_default();
+        let (created_after, created_before) =
+            lists::created_range(given.created_after, given.created_before)?;
+        let filter = ClientFilter {
+            include_archived: include_archived.unwrap_or(false),
+            created_after,
+            created_before,
+            search: lists::search(search)?,
+        };
+        let order = lists::order(order_by, true)?;
+        let spelt = format!("{filter:?}");
         client_connection(
             ctx,
-            Paging {
-                first,
-                after,
-                last,
-                before,
-            },
-            include_archived.unwrap_or(false),
+            Paging::new(first, after, last, before).shaped(order, spelt),
+            filter,
         )
         .await
     }

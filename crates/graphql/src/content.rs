@@ -11,10 +11,22 @@ use strata_persistence::repo::personas::{self, NewPersona, PersonaChanges};
 
 use crate::args::{bad, document, optional_client, parse_id};
 use crate::error::domain_error;
+use crate::lists::{self, ListOrderInput};
 use crate::pagination::Paging;
 use crate::savepoint::in_savepoint;
 use crate::state::RequestState;
 use crate::types::{BrandGuidelines, Persona, PersonaConnection, persona_connection};
+use strata_persistence::repo::personas::PersonaFilter;
+
+/// Which personas `personas` lists; every field given narrows the list.
+#[derive(async_graphql::InputObject, Debug, Default)]
+#[graphql(name = "PersonaFilter")]
+pub struct PersonaFilterInput {
+    /// Only personas created at or after this time.
+    pub created_after: Option<chrono::DateTime<chrono::Utc>>,
+    /// Only personas created before this time.
+    pub created_before: Option<chrono::DateTime<chrono::Utc>>,
+}
 
 /// Brand guideline and persona queries.
 #[derive(Debug, Default)]
@@ -40,27 +52,38 @@ impl ContentQuery {
     }
 
     /// Personas of the SME, or of the agency's visible clients (optionally
-    /// of one), newest first.
+    /// of one), as `filter` and `search` (a case-insensitive part of the
+    /// name) narrow them, in `orderBy`'s order (newest first by default).
+    /// A cursor only pages the list it came from.
     #[graphql(complexity = "crate::pagination::list_cost(first, last, child_complexity)")]
+    #[allow(clippy::too_many_arguments)]
     async fn personas(
         &self,
         ctx: &Context<'_>,
         client_id: Option<ID>,
+        filter: Option<PersonaFilterInput>,
+        search: Option<String>,
+        order_by: Option<ListOrderInput>,
         first: Option<i32>,
         after: Option<String>,
         last: Option<i32>,
         before: Option<String>,
     ) -> Result<PersonaConnection> {
-        let client = optional_client(client_id.as_ref())?;
+        let given = filter.unwrap_or_default();
+        let (created_after, created_before) =
+            lists::created_range(given.created_after, given.created_before)?;
+        let filter = PersonaFilter {
+            client_id: optional_client(client_id.as_ref())?,
+            created_after,
+            created_before,
+            search: lists::search(search)?,
+        };
+        let order = lists::order(order_by, true)?;
+        let spelt = format!("{filter:?}");
         persona_connection(
             ctx,
-            client,
-            Paging {
-                first,
-                after,
-                last,
-                before,
-            },
+            filter,
+            Paging::new(first, after, last, before).shaped(order, spelt),
         )
         .await
     }

@@ -13,7 +13,7 @@
 //! document stand), and writes its audit row there.
 //!
 //! The modules are layered, and none imports a module that imports it
-//! back: helpers at the bottom (`error`, `args`, `cost`, `pagination`, `savepoint`,
+//! back: helpers at the bottom (`error`, `args`, `lists`, `cost`, `pagination`, `savepoint`,
 //! the request's `session`, `loaders` and `state`, `guard`, `limits`,
 //! `leaves`, `global_id`); above them `types`, the object types of an organization's
 //! content, which refer to one another; on top one module per area
@@ -30,6 +30,7 @@ mod global_id;
 mod guard;
 mod leaves;
 mod limits;
+mod lists;
 mod loaders;
 mod pagination;
 mod savepoint;

@@ -68,41 +68,18 @@ pub struct RunPageKey {
     pub(crate) page: PageShape,
 }
 
-/// A page request as a key: its cursors in microseconds.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct PageShape {
-    limit: u64,
-    after: Option<(i64, uuid::Uuid)>,
-    before: Option<(i64, uuid::Uuid)>,
-    from_end: bool,
-}
+/// A page request as a key.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct PageShape(PageRequest);
 
 impl PageShape {
     /// The shape of `page`.
     pub(crate) fn of(page: &PageRequest) -> Self {
-        let micros = |k: Option<strata_persistence::repo::Key>| {
-            k.map(|(at, id)| (at.timestamp_micros(), id))
-        };
-        Self {
-            limit: page.limit,
-            after: micros(page.after),
-            before: micros(page.before),
-            from_end: page.from_end,
-        }
+        Self(page.clone())
     }
 
     fn request(&self) -> PageRequest {
-        let key = |k: Option<(i64, uuid::Uuid)>| {
-            k.and_then(|(t, id)| {
-                chrono::DateTime::<chrono::Utc>::from_timestamp_micros(t).map(|at| (at, id))
-            })
-        };
-        PageRequest {
-            after: key(self.after),
-            before: key(self.before),
-            limit: self.limit,
-            from_end: self.from_end,
-        }
+        self.0.clone()
     }
 }
 
@@ -124,7 +101,7 @@ impl Loader<RunPageKey> for RunPageLoader {
         let mut groups: HashMap<(RunFilter, PageShape), Vec<CampaignId>> = HashMap::new();
         for k in keys {
             groups
-                .entry((k.filter, k.page))
+                .entry((k.filter, k.page.clone()))
                 .or_default()
                 .push(k.campaign);
         }
@@ -142,7 +119,7 @@ impl Loader<RunPageKey> for RunPageLoader {
                     RunPageKey {
                         campaign,
                         filter,
-                        page: shape,
+                        page: shape.clone(),
                     },
                     value,
                 );
@@ -276,7 +253,10 @@ impl Loader<ClientPageKey> for ClientPageLoader {
         let tx = session.tx(false).await.map_err(Arc::new)?;
         let mut groups: HashMap<(ClientList, PageShape), Vec<ClientId>> = HashMap::new();
         for k in keys {
-            groups.entry((k.list, k.page)).or_default().push(k.client);
+            groups
+                .entry((k.list, k.page.clone()))
+                .or_default()
+                .push(k.client);
         }
         let failed = |e| Arc::new(crate::error::domain_error(e));
         let mut out = HashMap::with_capacity(keys.len());
@@ -285,7 +265,7 @@ impl Loader<ClientPageKey> for ClientPageLoader {
             let key = |client| ClientPageKey {
                 client,
                 list,
-                page: shape,
+                page: shape.clone(),
             };
             match list {
                 ClientList::Campaigns => {

@@ -12,7 +12,7 @@ use crate::args::{client_ids, parse_id};
 use crate::error::domain_error;
 use crate::organization::{Membership, Role};
 use crate::pagination::Paging;
-use crate::pagination::{Cursor, Totals, TotalsKind, connection, page_request};
+use crate::pagination::{Cursor, Totals, TotalsKind, at, connection, page_request};
 use crate::savepoint::in_savepoint;
 use crate::session::Committed;
 use crate::state::RequestState;
@@ -33,9 +33,10 @@ pub async fn membership_connection(
         .await
         .map_err(domain_error)?;
     Ok(connection(
+        &paging,
         result,
         TotalsKind::Members,
-        |m| (m.created_at, m.user_id.as_uuid()),
+        |m| at(m.created_at, m.user_id.as_uuid()),
         |m| Membership::from(&m),
     ))
 }
@@ -83,16 +84,7 @@ impl MemberQuery {
         last: Option<i32>,
         before: Option<String>,
     ) -> Result<MembershipConnection> {
-        membership_connection(
-            ctx,
-            Paging {
-                first,
-                after,
-                last,
-                before,
-            },
-        )
-        .await
+        membership_connection(ctx, Paging::new(first, after, last, before)).await
     }
 }
 

@@ -9,16 +9,29 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use strata_persistence::repo::campaigns::CampaignFilter;
 use strata_persistence::repo::outputs::RunFilter;
-use strata_persistence::repo::{Page, PageRequest, audit, campaigns, clients, members, personas};
+use strata_persistence::repo::{
+    Key, ListOrder, Page, PageRequest, SortField, SortValue, audit, campaigns, clients, members,
+    personas,
+};
 
 use crate::error::{ErrorCode, domain_error};
 use crate::state::RequestState;
 
-/// A cursor position: the sort key of the last row seen.
+/// A cursor position: the sort key of the last row seen and, for a list
+/// sorted or filtered other than by default, a digest of that order and
+/// filter, so that a cursor is only taken where it was made.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct CursorKey {
-    t: i64,
+    /// `created_at`, in microseconds, when the list is sorted by it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    t: Option<i64>,
+    /// The name, when the list is sorted by it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    n: Option<String>,
     id: uuid::Uuid,
+    /// The digest of the list's order and filter ([`Paging::shape`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    q: Option<String>,
 }
 
 /// The cursor type of every connection.
@@ -31,10 +44,10 @@ pub struct Totals {
 
 /// What a connection's total counts.
 pub(crate) enum TotalsKind {
-    /// Clients; archived ones too when `true`.
-    Clients(bool),
+    /// Clients, as filtered.
+    Clients(strata_persistence::repo::clients::ClientFilter),
     Campaigns(CampaignFilter),
-    Personas(Option<strata_domain::ClientId>),
+    Personas(strata_persistence::repo::personas::PersonaFilter),
     Runs(strata_domain::CampaignId, RunFilter),
     /// The organization's runs, as filtered.
     AgentRuns(strata_persistence::repo::outputs::RunListFilter),
@@ -67,9 +80,9 @@ impl Totals {
         }
         let tx = state.read_tx().await?;
         match &self.kind {
-            TotalsKind::Clients(archived) => clients::count(tx, *archived).await,
+            TotalsKind::Clients(f) => clients::count(tx, f).await,
             TotalsKind::Campaigns(f) => campaigns::count(tx, f).await,
-            TotalsKind::Personas(c) => personas::count(tx, *c).await,
+            TotalsKind::Personas(f) => personas::count(tx, f).await,
             TotalsKind::Audit => audit::count(tx).await,
             TotalsKind::AgentRuns(f) => strata_persistence::repo::outputs::count(tx, f).await,
             TotalsKind::Members => members::count(tx).await,
@@ -84,7 +97,8 @@ pub const DEFAULT_PAGE: i32 = 20;
 /// The largest `first` accepted.
 pub const MAX_PAGE: i32 = 100;
 
-/// A connection's paging arguments, as given.
+/// A connection's paging arguments, as given, with the order and filter
+/// its cursors are bound to.
 #[derive(Clone, Debug, Default)]
 pub struct Paging {
     /// Items from the start (or `after`).
@@ -95,11 +109,58 @@ pub struct Paging {
     pub last: Option<i32>,
     /// Items before this cursor.
     pub before: Option<String>,
+    /// The list's order (newest first unless sorted otherwise).
+    pub order: ListOrder,
+    /// The list's filter, spelt stably (empty when unfiltered).
+    pub filter: String,
+}
+
+impl Paging {
+    /// The paging arguments of a list with one order and no filter.
+    pub fn new(
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+    ) -> Self {
+        Self {
+            first,
+            after,
+            last,
+            before,
+            ..Self::default()
+        }
+    }
+
+    /// The same arguments for a list in `order`, filtered as `filter`
+    /// spells it.
+    pub fn shaped(self, order: ListOrder, filter: String) -> Self {
+        Self {
+            order,
+            filter,
+            ..self
+        }
+    }
+
+    /// The digest cursors of this list carry: none for the default order
+    /// without a filter (so that cursors of such lists stay as they were),
+    /// otherwise the first 16 hex digits of the SHA-256 of the order and
+    /// filter.
+    fn shape(&self) -> Option<String> {
+        use sha2::Digest as _;
+        if self.order == ListOrder::default() && self.filter.is_empty() {
+            return None;
+        }
+        let order = format!("{:?}:{}", self.order.field, self.order.descending);
+        let digest = sha2::Sha256::digest(format!("{order}|{}", self.filter).as_bytes());
+        Some(digest.iter().take(8).map(|b| format!("{b:02x}")).collect())
+    }
 }
 
 /// Parses paging arguments into a page request: `first` items after
 /// `after`, or the `last` items before `before` (both cursors may bound
-/// either), 20 from the start when neither count is given.
+/// either), 20 from the start when neither count is given; a cursor made
+/// for another order or filter is refused.
 pub fn page_request(p: &Paging) -> Result<PageRequest> {
     let count = |name: &'static str, n: i32| {
         if (0..=MAX_PAGE).contains(&n) {
@@ -120,43 +181,73 @@ pub fn page_request(p: &Paging) -> Result<PageRequest> {
         (first, None) => (count("first", first.unwrap_or(DEFAULT_PAGE))?, false),
     };
     Ok(PageRequest {
-        after: key("after", p.after.as_deref())?,
-        before: key("before", p.before.as_deref())?,
+        after: key(p, "after", p.after.as_deref())?,
+        before: key(p, "before", p.before.as_deref())?,
         limit,
         from_end,
+        order: p.order,
     })
 }
 
 /// The position a cursor argument names.
-fn key(name: &'static str, cursor: Option<&str>) -> Result<Option<strata_persistence::repo::Key>> {
+fn key(
+    paging: &Paging,
+    name: &'static str,
+    cursor: Option<&str>,
+) -> Result<Option<strata_persistence::repo::Key>> {
     let Some(s) = cursor else {
         return Ok(None);
     };
-    let bad = || {
+    let bad = |why: &str| {
         ErrorCode::BadUserInput
-            .error(format!("{name}: not a cursor of this connection"))
+            .error(format!("{name}: {why}"))
             .extend_with(move |_, e| e.set("field", name))
     };
-    let key =
-        <Cursor as async_graphql::connection::CursorType>::decode_cursor(s).map_err(|_| bad())?;
-    let at = DateTime::<Utc>::from_timestamp_micros(key.t).ok_or_else(bad)?;
-    Ok(Some((at, key.id)))
+    let not_ours = || bad("not a cursor of this connection");
+    let key = <Cursor as async_graphql::connection::CursorType>::decode_cursor(s)
+        .map_err(|_| not_ours())?;
+    if key.q != paging.shape() {
+        return Err(bad(
+            "the cursor was made for another order or filter: use the same orderBy, filter and search as the page it came from",
+        ));
+    }
+    let value = match (paging.order.field, key.t, key.n.clone()) {
+        (SortField::CreatedAt, Some(t), None) => {
+            SortValue::At(DateTime::<Utc>::from_timestamp_micros(t).ok_or_else(not_ours)?)
+        }
+        (SortField::Name, None, Some(n)) => SortValue::Text(n),
+        _ => return Err(not_ours()),
+    };
+    Ok(Some((value, key.id)))
 }
 
-/// The cursor of a row sorted by `(at, id)`.
-pub(crate) fn cursor(at: DateTime<Utc>, id: uuid::Uuid) -> Cursor {
+/// The cursor of a row at `key` in a list shaped as `paging` says.
+pub(crate) fn cursor(paging: &Paging, (value, id): Key) -> Cursor {
+    let (t, n) = match value {
+        SortValue::At(at) => (Some(at.timestamp_micros()), None),
+        SortValue::Text(name) => (None, Some(name)),
+    };
     OpaqueCursor(CursorKey {
-        t: at.timestamp_micros(),
+        t,
+        n,
         id,
+        q: paging.shape(),
     })
 }
 
-/// A connection over `page`: each item wrapped by `wrap`, its cursor made
-/// of the sort key `key` returns, its total counted as `kind` says.
+/// The sort key of a row of a list with one order, newest first.
+pub(crate) fn at(created_at: DateTime<Utc>, id: uuid::Uuid) -> Key {
+    (SortValue::At(created_at), id)
+}
+
+/// A connection over `page` of a list shaped as `paging` says: each item
+/// wrapped by `wrap`, its cursor made of the sort key `key` returns, its
+/// total counted as `kind` says.
 pub(crate) fn connection<N, T>(
+    paging: &Paging,
     page: Page<T>,
     kind: TotalsKind,
-    key: impl Fn(&T) -> (DateTime<Utc>, uuid::Uuid),
+    key: impl Fn(&T) -> Key,
     wrap: impl Fn(T) -> N,
 ) -> Connection<Cursor, N, Totals, EmptyFields>
 where
@@ -171,8 +262,8 @@ where
         .items
         .into_iter()
         .map(|item| {
-            let (at, id) = key(&item);
-            Edge::new(cursor(at, id), wrap(item))
+            let at = key(&item);
+            Edge::new(cursor(paging, at), wrap(item))
         })
         .collect();
     conn

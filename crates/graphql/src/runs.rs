@@ -20,9 +20,10 @@ use strata_runner::Runner;
 
 use crate::args::parse_id;
 use crate::error::{ErrorCode, domain_error};
+use crate::lists::ListOrderInput;
 use crate::loaders::RunPageKey;
 use crate::pagination::Paging;
-use crate::pagination::{Cursor, Totals, TotalsKind, connection, page_request};
+use crate::pagination::{Cursor, Totals, TotalsKind, at, connection, page_request};
 use crate::savepoint::in_savepoint;
 use crate::session::Committed;
 use crate::state::RequestState;
@@ -264,9 +265,10 @@ pub(crate) async fn run_connection<N: async_graphql::OutputType>(
         .map_err(|e| (*e).clone())?
         .unwrap_or_else(|| page.page(Vec::new()));
     Ok(connection(
+        &paging,
         found,
         TotalsKind::Runs(campaign, filter),
-        |r| (r.created_at, r.id.as_uuid()),
+        |r| at(r.created_at, r.id.as_uuid()),
         wrap,
     ))
 }
@@ -443,25 +445,26 @@ pub struct RunQuery;
 
 #[Object]
 impl RunQuery {
-    /// The organization's agent runs (those of the caller's clients),
-    /// newest first, as `filter` narrows them.
+    /// The organization's agent runs (those of the caller's clients), as
+    /// `filter` narrows them, in `orderBy`'s order (newest first by
+    /// default; runs have no name to sort by). A cursor only pages the list
+    /// it came from.
     #[graphql(complexity = "crate::pagination::list_cost(first, last, child_complexity)")]
+    #[allow(clippy::too_many_arguments)]
     async fn agent_runs(
         &self,
         ctx: &Context<'_>,
         filter: Option<AgentRunFilter>,
+        order_by: Option<ListOrderInput>,
         first: Option<i32>,
         after: Option<String>,
         last: Option<i32>,
         before: Option<String>,
     ) -> Result<AgentRunConnection> {
         let filter = filter.unwrap_or_default().parse()?;
-        let page = page_request(&Paging {
-            first,
-            after,
-            last,
-            before,
-        })?;
+        let order = crate::lists::order(order_by, false)?;
+        let paging = Paging::new(first, after, last, before).shaped(order, format!("{filter:?}"));
+        let page = page_request(&paging)?;
         let state = ctx.data::<RequestState>()?;
         state.tenant()?;
         let tx = state.read_tx().await?;
@@ -469,9 +472,10 @@ impl RunQuery {
             .await
             .map_err(domain_error)?;
         Ok(connection(
+            &paging,
             found,
             TotalsKind::AgentRuns(filter),
-            |r| (r.created_at, r.id.as_uuid()),
+            |r| at(r.created_at, r.id.as_uuid()),
             AgentRun::from,
         ))
     }

@@ -13,12 +13,13 @@ use serde_json::value::RawValue;
 use strata_domain::{ClientId, model};
 use strata_persistence::repo::campaigns::CampaignFilter;
 use strata_persistence::repo::outputs::RunFilter;
+use strata_persistence::repo::personas::PersonaFilter;
 use strata_persistence::repo::{campaigns, clients, personas};
 
 use crate::error::{ErrorCode, domain_error};
 use crate::loaders::{ClientList, ClientPage, ClientPageKey};
 use crate::pagination::Paging;
-use crate::pagination::{Cursor, Totals, TotalsKind, connection, page_request};
+use crate::pagination::{Cursor, Totals, TotalsKind, at, connection, page_request};
 use crate::state::RequestState;
 
 /// An agency's client.
@@ -52,20 +53,16 @@ impl Client {
         last: Option<i32>,
         before: Option<String>,
     ) -> Result<CampaignConnection> {
-        let paging = Paging {
-            first,
-            after,
-            last,
-            before,
-        };
+        let paging = Paging::new(first, after, last, before);
         let found = match of_client(ctx, self.0.id, ClientList::Campaigns, &paging).await? {
             (Some(ClientPage::Campaigns(p)), _) => p,
             (_, page) => page.page(Vec::new()),
         };
         Ok(connection(
+            &paging,
             found,
             TotalsKind::OfClient(self.0.id, ClientList::Campaigns),
-            |c| (c.created_at, c.id.as_uuid()),
+            |c| at(c.created_at, c.id.as_uuid()),
             |c| crate::leaves::Leaves(Campaign(c)),
         ))
     }
@@ -89,20 +86,16 @@ impl Client {
         last: Option<i32>,
         before: Option<String>,
     ) -> Result<PersonaConnection> {
-        let paging = Paging {
-            first,
-            after,
-            last,
-            before,
-        };
+        let paging = Paging::new(first, after, last, before);
         let found = match of_client(ctx, self.0.id, ClientList::Personas, &paging).await? {
             (Some(ClientPage::Personas(p)), _) => p,
             (_, page) => page.page(Vec::new()),
         };
         Ok(connection(
+            &paging,
             found,
             TotalsKind::OfClient(self.0.id, ClientList::Personas),
-            |p| (p.created_at, p.id.as_uuid()),
+            |p| at(p.created_at, p.id.as_uuid()),
             Persona,
         ))
     }
@@ -187,12 +180,7 @@ impl Campaign {
             ctx,
             self.0.id,
             RunFilter::Outputs,
-            Paging {
-                first,
-                after,
-                last,
-                before,
-            },
+            Paging::new(first, after, last, before),
             |r| crate::leaves::Leaves(crate::runs::AgentOutput(r)),
         )
         .await
@@ -211,12 +199,7 @@ impl Campaign {
             ctx,
             self.0.id,
             RunFilter::All,
-            Paging {
-                first,
-                after,
-                last,
-                before,
-            },
+            Paging::new(first, after, last, before),
             crate::runs::AgentRun::from,
         )
         .await
@@ -287,10 +270,12 @@ pub async fn campaign_connection(
         .await
         .map_err(domain_error)?;
     prefetch(ctx, state, tx, &result.items).await?;
+    let order = paging.order;
     Ok(connection(
+        &paging,
         result,
         TotalsKind::Campaigns(filter),
-        |c| (c.created_at, c.id.as_uuid()),
+        |c| (order.value(c.created_at, &c.name), c.id.as_uuid()),
         |c| crate::leaves::Leaves(Campaign(c)),
     ))
 }
@@ -361,12 +346,7 @@ async fn prefetch(
                 continue;
             };
             // A bad argument is reported by the field's own resolver.
-            let Ok(page) = page_request(&Paging {
-                first,
-                after,
-                last,
-                before,
-            }) else {
+            let Ok(page) = page_request(&Paging::new(first, after, last, before)) else {
                 continue;
             };
             let key_of = |c| crate::loaders::RunPageKey {
@@ -474,20 +454,22 @@ pub type PersonaConnection = Connection<Cursor, Persona, Totals, EmptyFields>;
 /// Resolves a personas connection.
 pub(crate) async fn persona_connection(
     ctx: &Context<'_>,
-    client: Option<ClientId>,
+    filter: PersonaFilter,
     paging: Paging,
 ) -> Result<PersonaConnection> {
     let page = page_request(&paging)?;
     let state = ctx.data::<RequestState>()?;
     state.tenant()?;
     let tx = state.read_tx().await?;
-    let found = personas::list(tx, client, &page)
+    let found = personas::list(tx, &filter, &page)
         .await
         .map_err(domain_error)?;
+    let order = paging.order;
     Ok(connection(
+        &paging,
         found,
-        TotalsKind::Personas(client),
-        |p| (p.created_at, p.id.as_uuid()),
+        TotalsKind::Personas(filter),
+        |p| (order.value(p.created_at, &p.name), p.id.as_uuid()),
         Persona,
     ))
 }

@@ -458,10 +458,16 @@ impl Runner {
                 limit: 20,
                 ..Default::default()
             };
-            let personas = match campaign.client_id {
-                Some(c) => personas::list(&tx, Some(c), &page).await?.items,
-                None => personas::list(&tx, None, &page).await?.items,
-            };
+            let personas = personas::list(
+                &tx,
+                &personas::PersonaFilter {
+                    client_id: campaign.client_id,
+                    ..Default::default()
+                },
+                &page,
+            )
+            .await?
+            .items;
             let instructions = run
                 .input
                 .get("instructions")

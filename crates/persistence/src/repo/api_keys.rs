@@ -273,8 +273,8 @@ pub async fn list(tx: &TenantTx, page: &PageRequest) -> Result<Page<ApiKey>, Dom
     let mut values: Vec<Value> = vec![tx.ctx().org_id().as_uuid().into(), (limit + 1).into()];
     // Newest first: rows after a key are older, rows before it newer.
     let mut bounds = String::new();
-    for (key, older) in [(page.after, true), (page.before, false)] {
-        if let Some((at, id)) = key {
+    for (key, older) in [(&page.after, true), (&page.before, false)] {
+        if let Some((at, id)) = key.clone() {
             let n = values.len();
             values.push(at.into());
             values.push(id.into());

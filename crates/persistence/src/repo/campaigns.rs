@@ -46,10 +46,40 @@ impl From<Row> for Campaign {
 }
 
 /// Which campaigns to list.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub struct CampaignFilter {
     /// Only this client's (agencies).
     pub client_id: Option<ClientId>,
+    /// Only campaigns in one of these states (any state when empty).
+    pub status: Vec<CampaignStatus>,
+    /// Only campaigns created at or after this time.
+    pub created_after: Option<chrono::DateTime<chrono::Utc>>,
+    /// Only campaigns created before this time.
+    pub created_before: Option<chrono::DateTime<chrono::Utc>>,
+    /// Only campaigns whose name contains this text, ignoring case.
+    pub search: Option<String>,
+}
+
+/// The rows of `filter` in `tx`'s scope, or `None` when its client can
+/// match nothing there.
+fn matching<E: InSchema<Campaigns>>(
+    tx: &TenantTx,
+    filter: &CampaignFilter,
+) -> Option<sea_orm::Condition> {
+    let mut cond = E::of_client(tx, filter.client_id)?;
+    if !filter.status.is_empty() {
+        cond = cond.add(E::col(Campaigns::Status).is_in(filter.status.iter().map(|s| s.as_str())));
+    }
+    if let Some(at) = filter.created_after {
+        cond = cond.add(E::col(Campaigns::CreatedAt).gte(at));
+    }
+    if let Some(at) = filter.created_before {
+        cond = cond.add(E::col(Campaigns::CreatedAt).lt(at));
+    }
+    if let Some(search) = &filter.search {
+        cond = cond.add(crate::repo::name_contains(E::col(Campaigns::Name), search));
+    }
+    Some(cond)
 }
 
 /// The columns both copies of a campaign have.
@@ -157,20 +187,20 @@ async fn list_in<E: InSchema<Campaigns>>(
     filter: &CampaignFilter,
     page: &PageRequest,
 ) -> Result<Page<Campaign>, DbErr> {
-    let Some(of_client) = E::of_client(tx, filter.client_id) else {
+    let Some(matching) = matching::<E>(tx, filter) else {
         return Ok(Page::empty());
     };
-    let q = E::select(tx, &ROW).filter(of_client);
-    let created = E::col(Campaigns::CreatedAt);
+    let q = E::select(tx, &ROW).filter(matching);
+    let sort = (E::col(Campaigns::CreatedAt), E::col(Campaigns::Name));
     let id = E::col(Campaigns::Id);
-    let rows = super::newest_first(q, created, id, page)
+    let rows = super::in_order(q, sort, id, page)
         .into_model::<Row>()
         .all(tx)
         .await?;
     Ok(page.page(rows).map(Campaign::from))
 }
 
-/// A page of campaigns, newest first.
+/// A page of campaigns, in the page's order.
 pub async fn list(
     tx: &TenantTx,
     filter: &CampaignFilter,
@@ -183,14 +213,14 @@ async fn count_in<E: InSchema<Campaigns>>(
     tx: &TenantTx,
     filter: &CampaignFilter,
 ) -> Result<u64, DbErr> {
-    let Some(of_client) = E::of_client(tx, filter.client_id) else {
+    let Some(matching) = matching::<E>(tx, filter) else {
         return Ok(0);
     };
     let n: Option<i64> = E::find()
         .select_only()
         .column_as(Expr::cust("count(*)"), "n")
         .filter(E::in_scope(tx))
-        .filter(of_client)
+        .filter(matching)
         .into_tuple()
         .one(tx)
         .await?;

@@ -80,29 +80,50 @@ pub async fn by_slug(tx: &TenantTx, slug: &Slug) -> Result<Option<Client>, Domai
     Ok(found.filter(|c| tx.ctx().clients().includes(c.id)))
 }
 
-/// Only the clients not archived, unless `include_archived`.
-fn listed(tx: &TenantTx, include_archived: bool) -> sea_orm::Select<clients::Entity> {
-    let q = scoped(tx);
-    if include_archived {
-        q
-    } else {
-        q.filter(clients::Column::ArchivedAt.is_null())
-    }
+/// Which clients to list.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct ClientFilter {
+    /// Archived clients too.
+    pub include_archived: bool,
+    /// Only clients created at or after this time.
+    pub created_after: Option<chrono::DateTime<chrono::Utc>>,
+    /// Only clients created before this time.
+    pub created_before: Option<chrono::DateTime<chrono::Utc>>,
+    /// Only clients whose name contains this text, ignoring case.
+    pub search: Option<String>,
 }
 
-/// A page of the context's clients, newest first; archived ones only with
-/// `include_archived`.
+/// The context's clients that `filter` lets through.
+fn listed(tx: &TenantTx, filter: &ClientFilter) -> sea_orm::Select<clients::Entity> {
+    let mut q = scoped(tx);
+    if !filter.include_archived {
+        q = q.filter(clients::Column::ArchivedAt.is_null());
+    }
+    if let Some(at) = filter.created_after {
+        q = q.filter(clients::Column::CreatedAt.gte(at));
+    }
+    if let Some(at) = filter.created_before {
+        q = q.filter(clients::Column::CreatedAt.lt(at));
+    }
+    if let Some(search) = &filter.search {
+        q = q.filter(crate::repo::name_contains(clients::Column::Name, search));
+    }
+    q
+}
+
+/// A page of the context's clients that `filter` lets through, in the
+/// page's order.
 pub async fn list(
     tx: &TenantTx,
     page: &PageRequest,
-    include_archived: bool,
+    filter: &ClientFilter,
 ) -> Result<Page<Client>, DomainError> {
     if !is_agency(tx) {
         return Ok(Page::empty());
     }
-    let rows = super::newest_first(
-        listed(tx, include_archived),
-        clients::Column::CreatedAt,
+    let rows = super::in_order(
+        listed(tx, filter),
+        (clients::Column::CreatedAt, clients::Column::Name),
         clients::Column::Id,
         page,
     )
@@ -112,15 +133,12 @@ pub async fn list(
     Ok(page.page(rows).map(to_domain))
 }
 
-/// How many clients the context sees.
-pub async fn count(tx: &TenantTx, include_archived: bool) -> Result<u64, DomainError> {
+/// How many clients the context sees through `filter`.
+pub async fn count(tx: &TenantTx, filter: &ClientFilter) -> Result<u64, DomainError> {
     if !is_agency(tx) {
         return Ok(0);
     }
-    listed(tx, include_archived)
-        .count(tx)
-        .await
-        .map_err(map_db_err)
+    listed(tx, filter).count(tx).await.map_err(map_db_err)
 }
 
 /// Creates a client (agencies only; administrators only).

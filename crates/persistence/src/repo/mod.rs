@@ -24,13 +24,70 @@ pub mod personas;
 pub(crate) mod two_schema;
 pub mod usage;
 
-/// A position in a list: the `(created_at, id)` of a row.
-pub type Key = (chrono::DateTime<chrono::Utc>, uuid::Uuid);
+/// What a list is sorted by.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum SortField {
+    /// When the row was created.
+    #[default]
+    CreatedAt,
+    /// Its name.
+    Name,
+}
 
-/// A page request: keyset pagination on `(created_at, id)`, in the list's
-/// own order (newest first for most lists), between two cursors, counted
-/// from the start (`first`) or from the end (`last`).
-#[derive(Clone, Debug, Default)]
+/// A list's order: a field, then the id, both in one direction.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ListOrder {
+    /// The field sorted by.
+    pub field: SortField,
+    /// Largest first.
+    pub descending: bool,
+}
+
+impl Default for ListOrder {
+    /// Newest first.
+    fn default() -> Self {
+        Self {
+            field: SortField::CreatedAt,
+            descending: true,
+        }
+    }
+}
+
+impl ListOrder {
+    /// The sort value of a row with these fields, in this order.
+    pub fn value(&self, created_at: chrono::DateTime<chrono::Utc>, name: &str) -> SortValue {
+        match self.field {
+            SortField::CreatedAt => SortValue::At(created_at),
+            SortField::Name => SortValue::Text(name.to_owned()),
+        }
+    }
+}
+
+/// The value of a row's sort field.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum SortValue {
+    /// A time (`created_at`).
+    At(chrono::DateTime<chrono::Utc>),
+    /// A text (`name`).
+    Text(String),
+}
+
+impl From<SortValue> for sea_orm::Value {
+    fn from(v: SortValue) -> Self {
+        match v {
+            SortValue::At(at) => at.into(),
+            SortValue::Text(t) => t.into(),
+        }
+    }
+}
+
+/// A position in a list: the sort value and the id of a row.
+pub type Key = (SortValue, uuid::Uuid);
+
+/// A page request: keyset pagination on `(<sort field>, id)` in the list's
+/// order (newest first unless the list says otherwise), between two
+/// cursors, counted from the start (`first`) or from the end (`last`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub struct PageRequest {
     /// Return rows strictly after this key, in the list's order.
     pub after: Option<Key>,
@@ -41,6 +98,9 @@ pub struct PageRequest {
     /// The `limit` rows nearest the end (or `before`) instead of the
     /// start (or `after`).
     pub from_end: bool,
+    /// The order, for lists that may be sorted several ways; the others
+    /// keep their own.
+    pub order: ListOrder,
 }
 
 impl PageRequest {
@@ -221,7 +281,8 @@ pub(crate) fn oldest_first<E: EntityTrait>(
 
 /// Orders `query` newest first by `(created_at, id)`, starts after the
 /// page's cursor and fetches one row more than the page holds (to tell
-/// whether another page follows): the keyset pagination every list uses.
+/// whether another page follows): the keyset pagination of lists with one
+/// order.
 pub(crate) fn newest_first<E: EntityTrait>(
     query: sea_orm::Select<E>,
     created_at: E::Column,
@@ -229,6 +290,47 @@ pub(crate) fn newest_first<E: EntityTrait>(
     page: &PageRequest,
 ) -> sea_orm::Select<E> {
     keyset(query, created_at, id, page, sea_orm::Order::Desc)
+}
+
+/// Orders `query` as the page asks (`created_at` or `name`, either way,
+/// then `id`), paged like [`newest_first`]: lists a caller may sort.
+pub(crate) fn in_order<E: EntityTrait>(
+    query: sea_orm::Select<E>,
+    (created_at, name): (E::Column, E::Column),
+    id: E::Column,
+    page: &PageRequest,
+) -> sea_orm::Select<E> {
+    let column = match page.order.field {
+        SortField::CreatedAt => created_at,
+        SortField::Name => name,
+    };
+    let direction = if page.order.descending {
+        sea_orm::Order::Desc
+    } else {
+        sea_orm::Order::Asc
+    };
+    keyset(query, column, id, page, direction)
+}
+
+/// Only the rows whose `name` contains `search`, ignoring case (`ILIKE`
+/// with the search's own wildcards escaped by a backslash, PostgreSQL's
+/// default escape): a trigram index serves it.
+pub(crate) fn name_contains<C: sea_orm::ColumnTrait>(
+    name: C,
+    search: &str,
+) -> sea_orm::sea_query::SimpleExpr {
+    use sea_orm::sea_query::extension::postgres::PgExpr as _;
+    use sea_orm::sea_query::{Expr, LikeExpr};
+    let mut pattern = String::with_capacity(search.len() + 2);
+    pattern.push('%');
+    for ch in search.chars() {
+        if matches!(ch, '%' | '_' | '\\') {
+            pattern.push('\\');
+        }
+        pattern.push(ch);
+    }
+    pattern.push('%');
+    Expr::col(name.as_column_ref()).ilike(LikeExpr::new(pattern))
 }
 
 /// The same page of `query`'s rows for each of `parents`, in one statement:
@@ -289,12 +391,12 @@ pub(crate) async fn counts_per_parent<E: EntityTrait>(
         .collect())
 }
 
-/// Keyset pagination on `(created_at, id)` in `order`: the rows between
-/// the page's cursors in that order, one more than the page holds, fetched
+/// Keyset pagination on `(sort, id)` in `order`: the rows between the
+/// page's cursors in that order, one more than the page holds, fetched
 /// from the end when the page counts from there.
 fn keyset<E: EntityTrait>(
     query: sea_orm::Select<E>,
-    created_at: E::Column,
+    sort: E::Column,
     id: E::Column,
     page: &PageRequest,
     order: sea_orm::Order,
@@ -305,9 +407,9 @@ fn keyset<E: EntityTrait>(
     // Row comparisons: bounds of the index scan, not filters. Rows past
     // `key` in the list's order (`later`), or before it.
     let beyond = |key: Key, later: bool| {
-        let row = Expr::tuple([Expr::col(created_at), Expr::col(id)]);
-        let (at, key_id) = key;
-        let key = Expr::tuple([Expr::value(at), Expr::value(key_id)]);
+        let row = Expr::tuple([Expr::col(sort), Expr::col(id)]);
+        let (value, key_id) = key;
+        let key = Expr::tuple([Expr::value(value), Expr::value(key_id)]);
         if later == asc {
             row.gt(key)
         } else {
@@ -315,10 +417,10 @@ fn keyset<E: EntityTrait>(
         }
     };
     let mut query = query;
-    if let Some(key) = page.after {
+    if let Some(key) = page.after.clone() {
         query = query.filter(beyond(key, true));
     }
-    if let Some(key) = page.before {
+    if let Some(key) = page.before.clone() {
         query = query.filter(beyond(key, false));
     }
     let fetch = if page.from_end == asc {
@@ -327,7 +429,7 @@ fn keyset<E: EntityTrait>(
         Order::Asc
     };
     query
-        .order_by(created_at, fetch.clone())
+        .order_by(sort, fetch.clone())
         .order_by(id, fetch)
         .limit(page.limit + 1)
 }

@@ -259,15 +259,16 @@ async fn list_in<E: InSchema<Runs>>(
         return Ok(Page::empty());
     };
     let (created, id) = (E::col(Runs::CreatedAt), E::col(Runs::Id));
-    let rows = crate::repo::newest_first(q, created, id, page)
+    // Runs have no name: their list sorts by creation only, either way.
+    let rows = crate::repo::in_order(q, (created, created), id, page)
         .into_model::<Row>()
         .all(tx)
         .await?;
     Ok(page.page(rows).map(AgentRun::from))
 }
 
-/// A page of the organization's runs (those of the context's clients),
-/// newest first, as `filter` narrows them.
+/// A page of the organization's runs (those of the context's clients), in
+/// the page's order (by creation), as `filter` narrows them.
 pub async fn list(
     tx: &TenantTx,
     filter: &RunListFilter,

@@ -173,41 +173,69 @@ pub async fn by_ids(tx: &TenantTx, ids: &[PersonaId]) -> Result<Vec<Persona>, Do
     dispatch!(tx, Personas, by_ids_in(tx, ids)).map_err(map_db_err)
 }
 
+/// Which personas to list.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct PersonaFilter {
+    /// Only this client's (agencies).
+    pub client_id: Option<ClientId>,
+    /// Only personas created at or after this time.
+    pub created_after: Option<chrono::DateTime<chrono::Utc>>,
+    /// Only personas created before this time.
+    pub created_before: Option<chrono::DateTime<chrono::Utc>>,
+    /// Only personas whose name contains this text, ignoring case.
+    pub search: Option<String>,
+}
+
+/// The rows of `filter` in `tx`'s scope, or `None` when its client can
+/// match nothing there.
+fn matching<E: PersonaCopy>(tx: &TenantTx, filter: &PersonaFilter) -> Option<sea_orm::Condition> {
+    let mut cond = E::of_client(tx, filter.client_id)?;
+    if let Some(at) = filter.created_after {
+        cond = cond.add(E::col(Personas::CreatedAt).gte(at));
+    }
+    if let Some(at) = filter.created_before {
+        cond = cond.add(E::col(Personas::CreatedAt).lt(at));
+    }
+    if let Some(search) = &filter.search {
+        cond = cond.add(crate::repo::name_contains(E::col(Personas::Name), search));
+    }
+    Some(cond)
+}
+
 async fn list_in<E: PersonaCopy>(
     tx: &TenantTx,
-    client: Option<ClientId>,
+    filter: &PersonaFilter,
     page: &PageRequest,
 ) -> Result<Page<Persona>, DbErr> {
-    let Some(of_client) = E::of_client(tx, client) else {
+    let Some(matching) = matching::<E>(tx, filter) else {
         return Ok(Page::empty());
     };
-    let q = E::find().filter(E::in_scope(tx)).filter(of_client);
-    let created = E::col(Personas::CreatedAt);
+    let q = E::find().filter(E::in_scope(tx)).filter(matching);
+    let sort = (E::col(Personas::CreatedAt), E::col(Personas::Name));
     let id = E::col(Personas::Id);
-    let rows = super::newest_first(q, created, id, page).all(tx).await?;
+    let rows = super::in_order(q, sort, id, page).all(tx).await?;
     Ok(page.page(rows).map(E::persona))
 }
 
-/// A page of personas (of one client, or of every visible client), newest
-/// first.
+/// A page of the personas `filter` lets through, in the page's order.
 pub async fn list(
     tx: &TenantTx,
-    client: Option<ClientId>,
+    filter: &PersonaFilter,
     page: &PageRequest,
 ) -> Result<Page<Persona>, DomainError> {
-    dispatch!(tx, Personas, list_in(tx, client, page)).map_err(map_db_err)
+    dispatch!(tx, Personas, list_in(tx, filter, page)).map_err(map_db_err)
 }
 
-async fn count_in<E: PersonaCopy>(tx: &TenantTx, client: Option<ClientId>) -> Result<u64, DbErr>
+async fn count_in<E: PersonaCopy>(tx: &TenantTx, filter: &PersonaFilter) -> Result<u64, DbErr>
 where
     E::Model: Send + Sync,
 {
-    let Some(of_client) = E::of_client(tx, client) else {
+    let Some(matching) = matching::<E>(tx, filter) else {
         return Ok(0);
     };
     E::find()
         .filter(E::in_scope(tx))
-        .filter(of_client)
+        .filter(matching)
         .count(tx)
         .await
 }
@@ -284,8 +312,8 @@ pub async fn counts_for_clients(
 }
 
 /// How many personas [`list`] would page through.
-pub async fn count(tx: &TenantTx, client: Option<ClientId>) -> Result<u64, DomainError> {
-    dispatch!(tx, Personas, count_in(tx, client)).map_err(map_db_err)
+pub async fn count(tx: &TenantTx, filter: &PersonaFilter) -> Result<u64, DomainError> {
+    dispatch!(tx, Personas, count_in(tx, filter)).map_err(map_db_err)
 }
 
 /// A new persona, validated.
