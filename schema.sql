@@ -119,7 +119,11 @@ CREATE TABLE public.audit_log -- owner strata_owner, row level security forced
     created_at timestamp with time zone NOT NULL DEFAULT now()
   CONSTRAINT audit_log_org_id_fkey FOREIGN KEY (org_id) REFERENCES organizations(id) ON DELETE CASCADE
   CONSTRAINT audit_log_pkey PRIMARY KEY (org_id, id)
+  CREATE INDEX audit_log_client_created_idx ON public.audit_log USING btree (org_id, client_id, created_at DESC, id DESC);
+  CREATE INDEX audit_log_key_created_idx ON public.audit_log USING btree (org_id, actor_api_key_id, created_at DESC, id DESC);
+  CREATE INDEX audit_log_operation_created_idx ON public.audit_log USING btree (org_id, operation, created_at DESC, id DESC);
   CREATE INDEX audit_log_org_created_idx ON public.audit_log USING btree (org_id, created_at DESC, id DESC);
+  CREATE INDEX audit_log_user_created_idx ON public.audit_log USING btree (org_id, actor_user_id, created_at DESC, id DESC);
   CREATE UNIQUE INDEX audit_log_pkey ON public.audit_log USING btree (org_id, id);
   POLICY administer_select AS RESTRICTIVE FOR SELECT TO app_agency, app_sme USING (app.can_administer())
   POLICY reporting_login_audit AS PERMISSIVE FOR INSERT TO strata_owner WITH CHECK ((target_type = 'ReportingLogin'::text))

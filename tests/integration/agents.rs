@@ -110,6 +110,35 @@ async fn every_agent_runs_end_to_end_offline_and_only_its_tenant_and_client_read
     )
     .await;
     assert_eq!(outputs["campaign"]["outputs"]["totalCount"], 5);
+    // Each output typed by agent holds exactly its stored document.
+    let typed = ok(
+        &app,
+        &strategist,
+        "query($id: ID!) { campaign(id: $id) { outputs { nodes { agent content result { __typename
+           ... on BusinessStrategyResult { version summary positioning objectives recommendations
+                 swot { strengths weaknesses opportunities threats } }
+           ... on BrandVoiceResult { version summary tone do dont sampleMessages }
+           ... on PersonaSetResult { version personas { name description goals painPoints channels } }
+           ... on CampaignPlanResult { version summary channels kpis phases { name weeks activities } }
+         } run { result { __typename } } } } } }",
+        json!({ "id": nike_campaign }),
+    )
+    .await;
+    let mut kinds = std::collections::BTreeSet::new();
+    for node in typed["campaign"]["outputs"]["nodes"].as_array().unwrap() {
+        if node["content"]["version"] != 1 {
+            continue;
+        }
+        let mut result = node["result"].clone();
+        let typename = result["__typename"].as_str().unwrap().to_owned();
+        assert_eq!(node["run"]["result"]["__typename"], typename.as_str());
+        result.as_object_mut().unwrap().remove("__typename");
+        let mut stored = camel(&node["content"]);
+        stored.as_object_mut().unwrap().remove("kind");
+        assert_eq!(result, stored, "{typename}");
+        kinds.insert(typename);
+    }
+    assert_eq!(kinds.len(), 4, "{kinds:?}");
     // Nike's account manager reads nike's runs; nobody outside does.
     let am = app.token(w.account_manager, Some(w.agency1.id));
     let other = app.token(w.agency2.owner, Some(w.agency2.id));
@@ -192,6 +221,33 @@ pub(crate) fn brand_voice_answer() -> String {
         "sample_messages": ["Run your own race."]
     })
     .to_string()
+}
+
+/// A stored document with its keys as the API spells them (camelCase).
+fn camel(v: &Value) -> Value {
+    match v {
+        Value::Object(m) => Value::Object(
+            m.iter()
+                .map(|(k, v)| {
+                    let mut key = String::new();
+                    let mut upper = false;
+                    for ch in k.chars() {
+                        if ch == '_' {
+                            upper = true;
+                        } else if upper {
+                            key.extend(ch.to_uppercase());
+                            upper = false;
+                        } else {
+                            key.push(ch);
+                        }
+                    }
+                    (key, camel(v))
+                })
+                .collect(),
+        ),
+        Value::Array(a) => Value::Array(a.iter().map(camel).collect()),
+        other => other.clone(),
+    }
 }
 
 pub(crate) fn chunk(content: &str) -> String {

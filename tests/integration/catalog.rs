@@ -243,7 +243,14 @@ async fn seed_volume(su: &DatabaseConnection, orgs: u32, per_org: u32) {
            SELECT md5('agency-' || o)::uuid, md5('agency-persona-' || o || '-' || c)::uuid, md5('client-' || o || '-' || c % 10)::uuid,
                   'PERSONA', 'persona ' || c, now() - c * interval '1 minute'
            FROM generate_series(1, {orgs}) o, generate_series(1, {per_org}) c;
-         ANALYZE public.organizations, public.campaigns, public.agent_outputs, public.personas,
+         INSERT INTO public.audit_log (org_id, id, client_id, actor_user_id, operation, target_type, created_at)
+           SELECT md5(t || '-' || o)::uuid, md5(t || '-audit-' || o || '-' || c)::uuid,
+                  CASE WHEN t = 'agency' THEN md5('client-' || o || '-' || c % 10)::uuid END,
+                  md5('actor-' || o || '-' || c % 5)::uuid,
+                  (ARRAY['createCampaign', 'updateCampaign', 'runAgent', 'createPersona'])[1 + c % 4], 'Campaign',
+                  now() - c * interval '1 minute'
+           FROM unnest(ARRAY['sme', 'agency']) t, generate_series(1, {orgs}) o, generate_series(1, {per_org}) c;
+         ANALYZE public.organizations, public.campaigns, public.agent_outputs, public.personas, public.audit_log,
                  tenant_b.workspace_entities, tenant_b.campaigns, tenant_b.outputs, tenant_b.entity_data;"
     ))
     .await
@@ -366,6 +373,11 @@ async fn main_queries_use_org_id_indexes_without_subplans() {
                 "SELECT count(*) FROM public.campaigns WHERE org_id = '{org}' AND name ILIKE '%c42%'".into(),
                 "SELECT * FROM public.personas WHERE org_id = '{org}' ORDER BY name DESC, id DESC LIMIT 21".into(),
                 "SELECT * FROM public.personas WHERE org_id = '{org}' AND name ILIKE '%ona 7%' ORDER BY created_at DESC, id DESC LIMIT 21".into(),
+                // The audit log, by operation, actor and time.
+                "SELECT * FROM public.audit_log WHERE org_id = '{org}' AND operation = 'runAgent' ORDER BY created_at DESC, id DESC LIMIT 21".into(),
+                "SELECT count(*) FROM public.audit_log WHERE org_id = '{org}' AND operation = 'runAgent'".into(),
+                "SELECT * FROM public.audit_log WHERE org_id = '{org}' AND (actor_user_id = md5('actor-150-3')::uuid OR actor_api_key_id = md5('actor-150-3')::uuid) ORDER BY created_at DESC, id DESC LIMIT 21".into(),
+                "SELECT * FROM public.audit_log WHERE org_id = '{org}' AND created_at >= now() - interval '20 minutes' AND created_at < now() - interval '5 minutes' ORDER BY created_at DESC, id DESC LIMIT 21".into(),
             ],
         ),
         (
@@ -389,6 +401,8 @@ async fn main_queries_use_org_id_indexes_without_subplans() {
                 "SELECT * FROM tenant_b.entity_data WHERE org_id = '{org}' AND kind = 'PERSONA' ORDER BY name, id LIMIT 21".into(),
                 format!("SELECT * FROM tenant_b.entity_data WHERE org_id = '{{org}}' AND kind = 'PERSONA' AND client_id = '{}' ORDER BY name DESC, id DESC LIMIT 21", assigned[1]),
                 "SELECT * FROM tenant_b.entity_data WHERE org_id = '{org}' AND kind = 'PERSONA' AND name ILIKE '%ona 4%' ORDER BY name, id LIMIT 21".into(),
+                format!("SELECT * FROM public.audit_log WHERE org_id = '{{org}}' AND client_id = '{}' ORDER BY created_at DESC, id DESC LIMIT 21", assigned[0]),
+                format!("SELECT * FROM public.audit_log WHERE org_id = '{{org}}' AND client_id = '{}' AND operation = 'updateCampaign' ORDER BY created_at DESC, id DESC LIMIT 21", assigned[1]),
             ],
         ),
         (

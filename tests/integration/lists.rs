@@ -6,7 +6,7 @@
 use sea_orm::{ConnectionTrait, DatabaseConnection};
 use serde_json::{Value, json};
 use strata_tests::world::World;
-use strata_tests::{TestApp, error_code, ok};
+use strata_tests::{TestApp, error_code, ok, scalar};
 
 async fn setup() -> (TestApp, World, DatabaseConnection) {
     let app = TestApp::spawn().await;
@@ -440,4 +440,120 @@ async fn clients_personas_and_runs_take_the_same_order_filter_and_search() {
     reversed.reverse();
     assert!(!reversed.is_empty());
     assert_eq!(&reversed, oldest["agentRuns"]["nodes"].as_array().unwrap());
+}
+
+#[tokio::test]
+async fn the_audit_log_filters_by_client_actor_operation_and_time_as_the_database_does() {
+    let (app, w, su) = setup().await;
+    let org = w.agency1.id;
+    let owner = app.token(w.agency1.owner, Some(org));
+    let strategist = app.token(w.strategist, Some(org));
+    for (token, client, name) in [
+        (&owner, w.nike, "n1"),
+        (&strategist, w.nike, "n2"),
+        (&strategist, w.adidas, "a1"),
+    ] {
+        ok(
+            &app,
+            token,
+            "mutation($c: ID, $n: String!) { createCampaign(input: {clientId: $c, name: $n}) { id } }",
+            json!({ "c": client.to_string(), "n": name }),
+        )
+        .await;
+    }
+    let q = "query($f: AuditLogFilter, $after: String) { auditLog(first: 2, filter: $f, after: $after) {
+               totalCount nodes { id } pageInfo { hasNextPage endCursor } } }";
+    let cases = [
+        (
+            json!({ "clientId": w.nike.to_string() }),
+            format!("client_id = '{}'", w.nike),
+        ),
+        (
+            json!({ "actorId": w.strategist.to_string() }),
+            format!("actor_user_id = '{}'", w.strategist),
+        ),
+        (
+            json!({ "operation": "createCampaign" }),
+            "operation = 'createCampaign'".to_owned(),
+        ),
+        (
+            json!({ "operation": "createCampaign", "clientId": w.nike.to_string(), "actorId": w.agency1.owner.to_string() }),
+            format!(
+                "operation = 'createCampaign' AND client_id = '{}' AND actor_user_id = '{}'",
+                w.nike, w.agency1.owner
+            ),
+        ),
+        (
+            json!({ "from": "2000-01-01T00:00:00Z", "to": "2999-01-01T00:00:00Z" }),
+            "true".to_owned(),
+        ),
+        (
+            json!({ "from": "2999-01-01T00:00:00Z" }),
+            "false".to_owned(),
+        ),
+        (
+            json!({ "clientId": w.puma.to_string() }),
+            "false".to_owned(),
+        ),
+    ];
+    for (filter, sql) in cases {
+        let expected = column(
+            &su,
+            &format!(
+                "SELECT id::text FROM public.audit_log WHERE org_id = '{org}' AND {sql} ORDER BY created_at DESC, id DESC"
+            ),
+        )
+        .await;
+        let mut got = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let data = ok(&app, &owner, q, json!({ "f": filter, "after": after })).await;
+            let conn = &data["auditLog"];
+            assert_eq!(
+                conn["totalCount"].as_u64(),
+                Some(expected.len() as u64),
+                "{filter}"
+            );
+            for n in conn["nodes"].as_array().unwrap() {
+                got.push(n["id"].as_str().unwrap().to_owned());
+            }
+            if !conn["pageInfo"]["hasNextPage"].as_bool().unwrap() {
+                break;
+            }
+            after = conn["pageInfo"]["endCursor"].as_str().map(str::to_owned);
+        }
+        assert_eq!(got, expected, "{filter}");
+    }
+    assert!(
+        scalar(&su, &format!("SELECT count(*) FROM public.audit_log WHERE org_id = '{org}' AND operation = 'createCampaign'")).await >= 3
+    );
+    // A page's cursor does not page another filter; bad values name their field.
+    let data = ok(
+        &app,
+        &owner,
+        q,
+        json!({ "f": { "operation": "createCampaign" } }),
+    )
+    .await;
+    let cursor = data["auditLog"]["pageInfo"]["endCursor"].clone();
+    for (vars, field) in [
+        (
+            json!({ "f": { "operation": "updateCampaign" }, "after": cursor }),
+            "after",
+        ),
+        (json!({ "f": null, "after": cursor }), "after"),
+        (
+            json!({ "f": { "operation": "drop table; --" } }),
+            "filter.operation",
+        ),
+        (json!({ "f": { "actorId": "someone" } }), "actorId"),
+        (
+            json!({ "f": { "from": "2026-02-01T00:00:00Z", "to": "2026-01-01T00:00:00Z" } }),
+            "filter.to",
+        ),
+    ] {
+        let (_, body) = app.graphql(Some(&owner), q, vars.clone()).await;
+        assert_eq!(error_code(&body), Some("BAD_USER_INPUT"), "{vars}: {body}");
+        assert_eq!(body["errors"][0]["extensions"]["field"], field, "{body}");
+    }
 }

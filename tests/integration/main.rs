@@ -38,3 +38,4 @@ mod subscriptions;
 mod tidy;
 mod tls;
 mod tools;
+mod typed;

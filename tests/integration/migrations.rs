@@ -187,7 +187,7 @@ async fn migrations_go_up_down_and_up_again_on_an_empty_database() {
         .filter(|i| !with_run_lists.contains(i))
         .collect();
     assert!(
-        gone.len() == 13 && gone.iter().all(|i| i.starts_with("index ")),
+        gone.len() == 17 && gone.iter().all(|i| i.starts_with("index ")),
         "{gone:#?}"
     );
     assert!(with_run_lists.iter().all(|i| with_list_orders.contains(i)));

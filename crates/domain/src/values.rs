@@ -166,6 +166,76 @@ impl JsonDocument {
     }
 }
 
+/// What a key of a document that agents read must hold.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KeyShape {
+    /// A text.
+    Text,
+    /// A list of texts.
+    Texts,
+}
+
+/// A key agents read from a document: its name, the field path an error
+/// names, and what it holds.
+pub type KnownKey = (&'static str, &'static str, KeyShape);
+
+/// The keys of brand guidelines that agents read and the API types; any
+/// other key is kept as given.
+pub const BRAND_GUIDELINE_KEYS: &[KnownKey] = &[
+    ("voice", "content.voice", KeyShape::Text),
+    ("tagline", "content.tagline", KeyShape::Text),
+    ("audience", "content.audience", KeyShape::Text),
+    ("tone", "content.tone", KeyShape::Texts),
+    ("values", "content.values", KeyShape::Texts),
+    ("pillars", "content.pillars", KeyShape::Texts),
+    ("do", "content.do", KeyShape::Texts),
+    ("dont", "content.dont", KeyShape::Texts),
+    ("vocabulary", "content.vocabulary", KeyShape::Texts),
+];
+
+/// The keys of persona attributes that agents read and the API types; any
+/// other key is kept as given.
+pub const PERSONA_ATTRIBUTE_KEYS: &[KnownKey] = &[
+    ("ageRange", "attributes.ageRange", KeyShape::Text),
+    ("occupation", "attributes.occupation", KeyShape::Text),
+    ("location", "attributes.location", KeyShape::Text),
+    ("goals", "attributes.goals", KeyShape::Texts),
+    ("painPoints", "attributes.painPoints", KeyShape::Texts),
+    ("channels", "attributes.channels", KeyShape::Texts),
+    ("interests", "attributes.interests", KeyShape::Texts),
+];
+
+impl JsonDocument {
+    /// Parses `value` given for `field` like [`JsonDocument::parse`], and
+    /// checks that each of the `known` keys it has (not null) holds what
+    /// it must.
+    pub fn parse_typed(
+        field: &'static str,
+        value: serde_json::Value,
+        known: &[KnownKey],
+    ) -> Result<Self, ValidationError> {
+        let doc = Self::parse(field, value)?;
+        for (key, path, shape) in known {
+            let fits = match (doc.0.get(*key), shape) {
+                (None | Some(serde_json::Value::Null), _) => true,
+                (Some(serde_json::Value::String(_)), KeyShape::Text) => true,
+                (Some(serde_json::Value::Array(items)), KeyShape::Texts) => {
+                    items.iter().all(serde_json::Value::is_string)
+                }
+                _ => false,
+            };
+            if !fits {
+                let what = match shape {
+                    KeyShape::Text => "must be a string",
+                    KeyShape::Texts => "must be a list of strings",
+                };
+                return Err(ValidationError::new(path, what));
+            }
+        }
+        Ok(doc)
+    }
+}
+
 fn depth(v: &serde_json::Value) -> usize {
     match v {
         serde_json::Value::Array(a) => 1 + a.iter().map(depth).max().unwrap_or(0),

@@ -1,12 +1,12 @@
-//! Arguments as resolvers parse them: ids, lists of client ids, JSON
-//! documents, and the error a validation failure becomes. Every resolver
+//! Arguments as resolvers parse them: ids, lists of client ids, and the
+//! error a validation failure becomes. Every resolver
 //! parses its arguments into domain types before touching the database,
 //! and a malformed one is bad input naming the field.
 
 use std::str::FromStr;
 
 use async_graphql::{ErrorExtensions, ID, Result};
-use strata_domain::{ClientId, JsonDocument, ValidationError};
+use strata_domain::{ClientId, ValidationError};
 
 use crate::error::{ErrorCode, domain_error};
 
@@ -32,11 +32,6 @@ pub(crate) fn client_ids(ids: Option<Vec<ID>>) -> Result<Option<Vec<ClientId>>> 
             .collect::<Result<Vec<_>>>()
     })
     .transpose()
-}
-
-/// Parses a JSON document argument (an object of bounded size).
-pub(crate) fn document(field: &'static str, value: serde_json::Value) -> Result<JsonDocument> {
-    JsonDocument::parse(field, value).map_err(bad)
 }
 
 /// The error a value that failed validation becomes: bad input naming the

@@ -3,12 +3,13 @@
 //! themselves, in their savepoint.
 
 use async_graphql::connection::{Connection, EmptyFields};
-use async_graphql::{Context, ID, Json, Object, Result};
+use async_graphql::{Context, ErrorExtensions, ID, InputObject, Json, Object, Result};
 use chrono::{DateTime, Utc};
 use strata_domain::model;
 use strata_persistence::repo::audit;
 
-use crate::error::domain_error;
+use crate::args::parse_id;
+use crate::error::{ErrorCode, domain_error};
 use crate::pagination::Paging;
 use crate::pagination::{Cursor, Totals, TotalsKind, at, connection, page_request};
 use crate::state::RequestState;
@@ -59,6 +60,58 @@ impl AuditEntry {
     }
 }
 
+/// Which rows `auditLog` lists; every field given narrows the list.
+#[derive(InputObject, Debug, Default)]
+pub struct AuditLogFilter {
+    /// Only rows about this client.
+    pub client_id: Option<ID>,
+    /// Only rows of this actor: a user's id or an API key's.
+    pub actor_id: Option<ID>,
+    /// Only rows of this operation (`createCampaign`, `runAgent`, ...).
+    pub operation: Option<String>,
+    /// Only rows written at or after this time.
+    pub from: Option<DateTime<Utc>>,
+    /// Only rows written before this time.
+    pub to: Option<DateTime<Utc>>,
+}
+
+impl AuditLogFilter {
+    fn parse(self) -> Result<audit::AuditFilter> {
+        let operation = match self.operation.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some(o)
+                if o.len() <= 100
+                    && o.chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '_') =>
+            {
+                Some(o.to_owned())
+            }
+            Some(_) => {
+                return Err(ErrorCode::BadUserInput
+                    .error("filter.operation: an operation name, like createCampaign")
+                    .extend_with(|_, e| e.set("field", "filter.operation")));
+            }
+        };
+        if let (Some(from), Some(to)) = (self.from, self.to)
+            && to <= from
+        {
+            return Err(ErrorCode::BadUserInput
+                .error("filter.to: must be later than from")
+                .extend_with(|_, e| e.set("field", "filter.to")));
+        }
+        Ok(audit::AuditFilter {
+            client_id: crate::args::optional_client(self.client_id.as_ref())?,
+            actor_id: self
+                .actor_id
+                .map(|a| parse_id::<uuid::Uuid>("actorId", &a))
+                .transpose()?,
+            operation,
+            from: self.from,
+            to: self.to,
+        })
+    }
+}
+
 /// Audit log entries, Relay style.
 pub type AuditEntryConnection = Connection<Cursor, AuditEntry, Totals, EmptyFields>;
 
@@ -68,7 +121,8 @@ pub struct AuditQuery;
 
 #[Object]
 impl AuditQuery {
-    /// The organization's audit log, newest first (owners and admins).
+    /// The organization's audit log, newest first, as `filter` narrows
+    /// it (owners and admins). A cursor only pages the list it came from.
     #[graphql(
         complexity = "crate::pagination::list_cost(first, last, child_complexity)",
         guard = r#"crate::guard::ActionGuard(strata_domain::Action::ReadAuditLog)"#
@@ -76,21 +130,34 @@ impl AuditQuery {
     async fn audit_log(
         &self,
         ctx: &Context<'_>,
+        filter: Option<AuditLogFilter>,
         first: Option<i32>,
         after: Option<String>,
         last: Option<i32>,
         before: Option<String>,
     ) -> Result<AuditEntryConnection> {
-        let paging = Paging::new(first, after, last, before);
+        let filter = filter
+            .map(AuditLogFilter::parse)
+            .transpose()?
+            .unwrap_or_default();
+        let spelt = if filter == audit::AuditFilter::default() {
+            String::new()
+        } else {
+            format!("{filter:?}")
+        };
+        let paging = Paging::new(first, after, last, before)
+            .shaped(strata_persistence::repo::ListOrder::default(), spelt);
         let page = page_request(&paging)?;
         let state = ctx.data::<RequestState>()?;
         state.tenant()?;
         let tx = state.read_tx().await?;
-        let found = audit::list(tx, &page).await.map_err(domain_error)?;
+        let found = audit::list(tx, &filter, &page)
+            .await
+            .map_err(domain_error)?;
         Ok(connection(
             &paging,
             found,
-            TotalsKind::Audit,
+            TotalsKind::Audit(filter),
             |a| at(a.created_at, a.id),
             AuditEntry,
         ))

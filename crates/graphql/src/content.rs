@@ -4,19 +4,18 @@
 //! client for agencies; the API is the same for both.
 
 use async_graphql::{Context, ID, InputObject, Json, Object, Result};
-use strata_domain::values::parse_optional_text;
-use strata_domain::{PersonaId, PersonaName};
+use strata_domain::values::{self, parse_optional_text};
+use strata_domain::{JsonDocument, PersonaId, PersonaName};
 use strata_persistence::repo::brand;
-use strata_persistence::repo::personas::{self, NewPersona, PersonaChanges};
+use strata_persistence::repo::personas::{self, NewPersona, PersonaChanges, PersonaFilter};
 
-use crate::args::{bad, document, optional_client, parse_id};
+use crate::args::{bad, optional_client, parse_id};
 use crate::error::domain_error;
 use crate::lists::{self, ListOrderInput};
 use crate::pagination::Paging;
 use crate::savepoint::in_savepoint;
 use crate::state::RequestState;
 use crate::types::{BrandGuidelines, Persona, PersonaConnection, persona_connection};
-use strata_persistence::repo::personas::PersonaFilter;
 
 /// Which personas `personas` lists; every field given narrows the list.
 #[derive(async_graphql::InputObject, Debug, Default)]
@@ -150,7 +149,9 @@ impl ContentMutation {
         input: SaveBrandGuidelinesInput,
     ) -> Result<BrandGuidelines> {
         let client = optional_client(input.client_id.as_ref())?;
-        let content = document("content", input.content.0)?;
+        let content =
+            JsonDocument::parse_typed("content", input.content.0, values::BRAND_GUIDELINE_KEYS)
+                .map_err(bad)?;
         let state = ctx.data::<RequestState>()?;
         state.tenant()?;
         let tx = state.write_tx().await?;
@@ -174,8 +175,11 @@ impl ContentMutation {
                 .map_err(bad)?,
             attributes: input
                 .attributes
-                .map(|a| document("attributes", a.0))
-                .transpose()?,
+                .map(|a| {
+                    JsonDocument::parse_typed("attributes", a.0, values::PERSONA_ATTRIBUTE_KEYS)
+                })
+                .transpose()
+                .map_err(bad)?,
         };
         let state = ctx.data::<RequestState>()?;
         state.tenant()?;
@@ -204,8 +208,11 @@ impl ContentMutation {
                 .map_err(bad)?,
             attributes: input
                 .attributes
-                .map(|a| document("attributes", a.0))
-                .transpose()?,
+                .map(|a| {
+                    JsonDocument::parse_typed("attributes", a.0, values::PERSONA_ATTRIBUTE_KEYS)
+                })
+                .transpose()
+                .map_err(bad)?,
         };
         let state = ctx.data::<RequestState>()?;
         state.tenant()?;

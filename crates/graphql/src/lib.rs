@@ -15,7 +15,7 @@
 //! The modules are layered, and none imports a module that imports it
 //! back: helpers at the bottom (`error`, `args`, `lists`, `cost`, `pagination`, `savepoint`,
 //! the request's `session`, `loaders` and `state`, `guard`, `limits`,
-//! `leaves`, `global_id`); above them `types`, the object types of an organization's
+//! `leaves`, `global_id`); above them `results` (typed agent outputs) and `types`, the object types of an organization's
 //! content, which refer to one another; on top one module per area
 //! (`organization`, `members`, `clients`, `campaigns`, `content`, `runs`,
 //! `subscription`, `audit`, `api_keys`, and `node`, over the others'
@@ -38,6 +38,7 @@ mod session;
 mod state;
 
 // Object types that refer to one another.
+mod results;
 mod types;
 
 // One module per area: root fields, their inputs and the types only they

@@ -123,13 +123,42 @@ impl Organization {
     async fn org_type(&self) -> OrganizationType {
         self.0.org_type.into()
     }
-    /// White-label branding and other settings.
+    /// White-label branding and other settings, as stored.
     async fn settings(&self) -> Json<serde_json::Value> {
         Json(self.0.settings.clone())
+    }
+    /// White-label branding, if set (`updateOrganization(input:
+    /// {branding})`).
+    async fn branding(&self) -> Option<Branding> {
+        let b = self.0.settings.get("branding")?.as_object()?;
+        let text = |k: &str| b.get(k).and_then(|v| v.as_str()).map(str::to_owned);
+        Some(Branding {
+            display_name: text("displayName"),
+            logo_url: text("logoUrl"),
+            primary_color: text("primaryColor"),
+            secondary_color: text("secondaryColor"),
+            support_email: text("supportEmail"),
+        })
     }
     async fn created_at(&self) -> DateTime<Utc> {
         self.0.created_at
     }
+}
+
+/// White-label branding: what material for clients shows instead of
+/// Strata's.
+#[derive(async_graphql::SimpleObject, Clone, Debug)]
+pub struct Branding {
+    /// Name shown instead of Strata's.
+    pub display_name: Option<String>,
+    /// HTTPS URL of the logo.
+    pub logo_url: Option<String>,
+    /// Primary colour, `#rrggbb`.
+    pub primary_color: Option<String>,
+    /// Secondary colour, `#rrggbb`.
+    pub secondary_color: Option<String>,
+    /// Contact address shown to clients.
+    pub support_email: Option<String>,
 }
 
 /// Who is calling, and where.

@@ -53,7 +53,7 @@ pub(crate) enum TotalsKind {
     AgentRuns(strata_persistence::repo::outputs::RunListFilter),
     /// A client's campaigns or personas.
     OfClient(strata_domain::ClientId, crate::loaders::ClientList),
-    Audit,
+    Audit(strata_persistence::repo::audit::AuditFilter),
     Members,
 }
 
@@ -83,7 +83,7 @@ impl Totals {
             TotalsKind::Clients(f) => clients::count(tx, f).await,
             TotalsKind::Campaigns(f) => campaigns::count(tx, f).await,
             TotalsKind::Personas(f) => personas::count(tx, f).await,
-            TotalsKind::Audit => audit::count(tx).await,
+            TotalsKind::Audit(f) => audit::count(tx, f).await,
             TotalsKind::AgentRuns(f) => strata_persistence::repo::outputs::count(tx, f).await,
             TotalsKind::Members => members::count(tx).await,
             TotalsKind::Runs(..) | TotalsKind::OfClient(..) => Ok(0),
@@ -222,17 +222,17 @@ fn key(
 }
 
 /// The cursor of a row at `key` in a list shaped as `paging` says.
-pub(crate) fn cursor(paging: &Paging, (value, id): Key) -> Cursor {
+pub(crate) fn cursor(paging: &Paging, key: Key) -> Cursor {
+    shaped_cursor(paging.shape(), key)
+}
+
+/// The cursor of a row at `key` in a list of shape digest `q`.
+fn shaped_cursor(q: Option<String>, (value, id): Key) -> Cursor {
     let (t, n) = match value {
         SortValue::At(at) => (Some(at.timestamp_micros()), None),
         SortValue::Text(name) => (None, Some(name)),
     };
-    OpaqueCursor(CursorKey {
-        t,
-        n,
-        id,
-        q: paging.shape(),
-    })
+    OpaqueCursor(CursorKey { t, n, id, q })
 }
 
 /// The sort key of a row of a list with one order, newest first.
@@ -258,12 +258,13 @@ where
         page.has_next_page,
         Totals { kind },
     );
+    let q = paging.shape();
     conn.edges = page
         .items
         .into_iter()
         .map(|item| {
             let at = key(&item);
-            Edge::new(cursor(paging, at), wrap(item))
+            Edge::new(shaped_cursor(q.clone(), at), wrap(item))
         })
         .collect();
     conn

@@ -109,6 +109,10 @@ impl AgentRun {
     async fn output(&self) -> Option<Json<&RawValue>> {
         self.0.output.as_ref().map(|o| Json(o.raw()))
     }
+    /// The output typed by agent, once the run succeeded.
+    async fn result(&self) -> Option<crate::results::AgentResult> {
+        crate::results::of(self.0.output.as_ref())
+    }
     /// What was asked: `instructions`, and the agent's typed input under
     /// its key (`personaBuilder`, ...) when one was given.
     async fn input(&self) -> Json<&serde_json::Value> {
@@ -188,6 +192,12 @@ impl AgentOutput {
                 .map(Json)
                 .map_err(|_| ErrorCode::Internal.error("internal error")),
         }
+    }
+    /// The output typed by agent: codegen gives each agent's shape a type
+    /// of its own. Null only for a document of a version this server does
+    /// not read; `content` has it as stored.
+    async fn result(&self) -> Option<crate::results::AgentResult> {
+        crate::results::of(self.0.output.as_ref())
     }
     async fn campaign_id(&self) -> ID {
         ID(self.0.campaign_id.to_string())

@@ -395,13 +395,68 @@ impl BrandGuidelines {
     async fn client_id(&self) -> Option<ID> {
         self.0.client_id.map(|c| ID(c.to_string()))
     }
-    /// The guidelines: a JSON object (voice, colours, do's and don'ts, ...).
+    /// The guidelines as saved: a JSON object with the keys below and any
+    /// others.
     async fn content(&self) -> Result<Json<Box<RawValue>>> {
         raw_json(&self.0.content)
+    }
+    /// The brand's voice (`content.voice`).
+    async fn voice(&self) -> Option<&str> {
+        text(&self.0.content, "voice")
+    }
+    /// Its tagline (`content.tagline`).
+    async fn tagline(&self) -> Option<&str> {
+        text(&self.0.content, "tagline")
+    }
+    /// Who it speaks to (`content.audience`).
+    async fn audience(&self) -> Option<&str> {
+        text(&self.0.content, "audience")
+    }
+    /// Words for its tone (`content.tone`).
+    async fn tone(&self) -> Option<Vec<&str>> {
+        texts(&self.0.content, "tone")
+    }
+    /// Its values (`content.values`).
+    async fn values(&self) -> Option<Vec<&str>> {
+        texts(&self.0.content, "values")
+    }
+    /// Its messaging pillars (`content.pillars`).
+    async fn pillars(&self) -> Option<Vec<&str>> {
+        texts(&self.0.content, "pillars")
+    }
+    /// What to do (`content.do`).
+    #[graphql(name = "do")]
+    async fn dos(&self) -> Option<Vec<&str>> {
+        texts(&self.0.content, "do")
+    }
+    /// What to avoid (`content.dont`).
+    #[graphql(name = "dont")]
+    async fn donts(&self) -> Option<Vec<&str>> {
+        texts(&self.0.content, "dont")
+    }
+    /// Words to use (`content.vocabulary`).
+    async fn vocabulary(&self) -> Option<Vec<&str>> {
+        texts(&self.0.content, "vocabulary")
     }
     async fn updated_at(&self) -> DateTime<Utc> {
         self.0.updated_at
     }
+}
+
+/// A text under `key` of a document (null when absent; documents saved
+/// before the key was typed may hold something else, which reads as null
+/// too).
+fn text<'a>(doc: &'a serde_json::Value, key: &str) -> Option<&'a str> {
+    doc.get(key)?.as_str()
+}
+
+/// A list of texts under `key` of a document, null like [`text`].
+fn texts<'a>(doc: &'a serde_json::Value, key: &str) -> Option<Vec<&'a str>> {
+    doc.get(key)?
+        .as_array()?
+        .iter()
+        .map(serde_json::Value::as_str)
+        .collect()
 }
 
 /// A persona of an SME or of one client.
@@ -419,9 +474,38 @@ impl Persona {
     async fn description(&self) -> Option<&str> {
         self.0.description.as_deref()
     }
-    /// Structured attributes (age range, goals, channels, ...).
+    /// Structured attributes as saved: a JSON object with the keys below
+    /// and any others.
     async fn attributes(&self) -> Json<serde_json::Value> {
         Json(self.0.attributes.clone())
+    }
+    /// Age range (`attributes.ageRange`).
+    async fn age_range(&self) -> Option<&str> {
+        text(&self.0.attributes, "ageRange")
+    }
+    /// Occupation (`attributes.occupation`).
+    async fn occupation(&self) -> Option<&str> {
+        text(&self.0.attributes, "occupation")
+    }
+    /// Where they live (`attributes.location`).
+    async fn location(&self) -> Option<&str> {
+        text(&self.0.attributes, "location")
+    }
+    /// What they want (`attributes.goals`).
+    async fn goals(&self) -> Option<Vec<&str>> {
+        texts(&self.0.attributes, "goals")
+    }
+    /// What gets in their way (`attributes.painPoints`).
+    async fn pain_points(&self) -> Option<Vec<&str>> {
+        texts(&self.0.attributes, "painPoints")
+    }
+    /// Where to reach them (`attributes.channels`).
+    async fn channels(&self) -> Option<Vec<&str>> {
+        texts(&self.0.attributes, "channels")
+    }
+    /// What interests them (`attributes.interests`).
+    async fn interests(&self) -> Option<Vec<&str>> {
+        texts(&self.0.attributes, "interests")
     }
     /// The client's id (null for SMEs).
     async fn client_id(&self) -> Option<ID> {

@@ -1,5 +1,10 @@
 SET LOCAL ROLE strata_owner;
 
+DROP INDEX public.audit_log_operation_created_idx;
+DROP INDEX public.audit_log_key_created_idx;
+DROP INDEX public.audit_log_user_created_idx;
+DROP INDEX public.audit_log_client_created_idx;
+
 DROP INDEX tenant_b.entity_data_name_trgm_idx;
 DROP INDEX tenant_b.entity_data_client_kind_name_idx;
 DROP INDEX tenant_b.entity_data_kind_name_idx;

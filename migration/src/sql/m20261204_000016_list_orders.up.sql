@@ -1,5 +1,6 @@
--- Lists a board is built on: campaigns, clients and personas sorted by name
--- (either way, a backward index scan serves the other direction) and
+-- Lists a board is built on, and the audit log's filters: campaigns,
+-- clients and personas sorted by name (either way, a backward index scan
+-- serves the other direction) and
 -- searched by a case-insensitive substring of their name. Every index leads
 -- with org_id; the search indexes are GIN indexes over (org_id, name
 -- trigrams), so one tenant's search never reads another tenant's entries.
@@ -43,5 +44,17 @@ CREATE INDEX entity_data_client_kind_name_idx
 CREATE INDEX entity_data_name_trgm_idx
     ON tenant_b.entity_data USING gin (org_id, name extensions.gin_trgm_ops)
     WHERE kind = 'PERSONA';
+
+-- The audit log narrowed by client, actor (a user or an API key) or
+-- operation, newest first; a time range alone reads the (org_id,
+-- created_at) index.
+CREATE INDEX audit_log_client_created_idx
+    ON public.audit_log (org_id, client_id, created_at DESC, id DESC);
+CREATE INDEX audit_log_user_created_idx
+    ON public.audit_log (org_id, actor_user_id, created_at DESC, id DESC);
+CREATE INDEX audit_log_key_created_idx
+    ON public.audit_log (org_id, actor_api_key_id, created_at DESC, id DESC);
+CREATE INDEX audit_log_operation_created_idx
+    ON public.audit_log (org_id, operation, created_at DESC, id DESC);
 
 RESET ROLE;

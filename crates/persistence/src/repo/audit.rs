@@ -51,15 +51,57 @@ pub async fn record(tx: &TenantTx, entry: AuditEntry<'_>) -> Result<(), DomainEr
     Ok(())
 }
 
-/// A page of the organization's audit log, newest first (owners and admins).
+/// Which audit rows to list; every field given narrows the list.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct AuditFilter {
+    /// Only rows about this client.
+    pub client_id: Option<ClientId>,
+    /// Only rows of this actor: a user or an API key.
+    pub actor_id: Option<Uuid>,
+    /// Only rows of this operation (`createCampaign`, ...).
+    pub operation: Option<String>,
+    /// Only rows written at or after this time.
+    pub from: Option<chrono::DateTime<chrono::Utc>>,
+    /// Only rows written before this time.
+    pub to: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+/// The organization's rows `filter` lets through.
+fn filtered(tx: &TenantTx, filter: &AuditFilter) -> sea_orm::Select<audit_log::Entity> {
+    use sea_orm::{ColumnTrait, Condition, QueryFilter};
+    let mut q =
+        audit_log::Entity::find().filter(audit_log::Column::OrgId.eq(tx.ctx().org_id().as_uuid()));
+    if let Some(c) = filter.client_id {
+        q = q.filter(audit_log::Column::ClientId.eq(c.as_uuid()));
+    }
+    if let Some(a) = filter.actor_id {
+        q = q.filter(
+            Condition::any()
+                .add(audit_log::Column::ActorUserId.eq(a))
+                .add(audit_log::Column::ActorApiKeyId.eq(a)),
+        );
+    }
+    if let Some(o) = &filter.operation {
+        q = q.filter(audit_log::Column::Operation.eq(o.as_str()));
+    }
+    if let Some(t) = filter.from {
+        q = q.filter(audit_log::Column::CreatedAt.gte(t));
+    }
+    if let Some(t) = filter.to {
+        q = q.filter(audit_log::Column::CreatedAt.lt(t));
+    }
+    q
+}
+
+/// A page of the organization's audit log that `filter` lets through,
+/// newest first (owners and admins).
 pub async fn list(
     tx: &TenantTx,
+    filter: &AuditFilter,
     page: &crate::repo::PageRequest,
 ) -> Result<crate::repo::Page<strata_domain::model::AuditRecord>, DomainError> {
-    use sea_orm::{ColumnTrait, QueryFilter};
     crate::repo::require(tx, strata_domain::Action::ReadAuditLog)?;
-    let q =
-        audit_log::Entity::find().filter(audit_log::Column::OrgId.eq(tx.ctx().org_id().as_uuid()));
+    let q = filtered(tx, filter);
     let rows = super::newest_first(q, audit_log::Column::CreatedAt, audit_log::Column::Id, page)
         .all(tx)
         .await
@@ -106,13 +148,9 @@ fn record_of(r: audit_log::Model) -> strata_domain::model::AuditRecord {
     }
 }
 
-/// How many audit rows the organization has (owners and admins).
-pub async fn count(tx: &TenantTx) -> Result<u64, DomainError> {
-    use sea_orm::{ColumnTrait, PaginatorTrait, QueryFilter};
+/// How many audit rows `filter` lets through (owners and admins).
+pub async fn count(tx: &TenantTx, filter: &AuditFilter) -> Result<u64, DomainError> {
+    use sea_orm::PaginatorTrait;
     crate::repo::require(tx, strata_domain::Action::ReadAuditLog)?;
-    audit_log::Entity::find()
-        .filter(audit_log::Column::OrgId.eq(tx.ctx().org_id().as_uuid()))
-        .count(tx)
-        .await
-        .map_err(map_db_err)
+    filtered(tx, filter).count(tx).await.map_err(map_db_err)
 }
