@@ -99,7 +99,7 @@ CREATE TABLE public.api_keys -- owner strata_owner, row level security forced
   POLICY writable_delete AS RESTRICTIVE FOR DELETE TO app_agency, app_sme USING (app.can_write())
   POLICY writable_insert AS RESTRICTIVE FOR INSERT TO app_agency, app_sme WITH CHECK (app.can_write())
   POLICY writable_update AS RESTRICTIVE FOR UPDATE TO app_agency, app_sme USING (app.can_write()) WITH CHECK (app.can_write())
-  GRANT INSERT, SELECT, UPDATE TO app_agency
+  GRANT DELETE, INSERT, SELECT, UPDATE TO app_agency
   GRANT SELECT TO app_auth
   GRANT INSERT, SELECT, UPDATE TO app_sme
   GRANT DELETE, INSERT, REFERENCES, SELECT, TRIGGER, TRUNCATE, UPDATE TO strata_owner
@@ -126,13 +126,14 @@ CREATE TABLE public.audit_log -- owner strata_owner, row level security forced
   CREATE INDEX audit_log_user_created_idx ON public.audit_log USING btree (org_id, actor_user_id, created_at DESC, id DESC);
   CREATE UNIQUE INDEX audit_log_pkey ON public.audit_log USING btree (org_id, id);
   POLICY administer_select AS RESTRICTIVE FOR SELECT TO app_agency, app_sme USING (app.can_administer())
+  POLICY erase_client_rows AS PERMISSIVE FOR DELETE TO app_agency USING (((org_id = app.current_org_id()) AND (client_id IS NOT NULL) AND app.can_administer()))
   POLICY reporting_login_audit AS PERMISSIVE FOR INSERT TO strata_owner WITH CHECK ((target_type = 'ReportingLogin'::text))
   POLICY tenant_org AS PERMISSIVE FOR SELECT TO app_agency, app_sme USING ((org_id = app.current_org_id()))
   POLICY tenant_org_insert AS PERMISSIVE FOR INSERT TO app_agency, app_sme WITH CHECK ((org_id = app.current_org_id()))
   POLICY writable_delete AS RESTRICTIVE FOR DELETE TO app_agency, app_sme USING (app.can_write())
   POLICY writable_insert AS RESTRICTIVE FOR INSERT TO app_agency, app_sme WITH CHECK (app.can_write())
   POLICY writable_update AS RESTRICTIVE FOR UPDATE TO app_agency, app_sme USING (app.can_write()) WITH CHECK (app.can_write())
-  GRANT INSERT, SELECT TO app_agency
+  GRANT DELETE, INSERT, SELECT TO app_agency
   GRANT INSERT, SELECT TO app_sme
   GRANT DELETE, INSERT, REFERENCES, SELECT, TRIGGER, TRUNCATE, UPDATE TO strata_owner
 

@@ -27,6 +27,7 @@ mod m20261203_000013_reporting_views;
 mod m20261203_000014_distribute;
 mod m20261204_000015_run_lists;
 mod m20261204_000016_list_orders;
+mod m20261204_000017_client_erasure;
 
 /// All migrations, in order.
 #[derive(Debug)]
@@ -52,6 +53,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261203_000014_distribute::Migration),
             Box::new(m20261204_000015_run_lists::Migration),
             Box::new(m20261204_000016_list_orders::Migration),
+            Box::new(m20261204_000017_client_erasure::Migration),
         ]
     }
 }

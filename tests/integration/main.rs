@@ -15,6 +15,7 @@ mod citus;
 mod cost;
 mod deploy;
 mod drift;
+mod erasure;
 mod faults;
 mod fuzz;
 mod http;

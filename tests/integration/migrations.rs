@@ -177,7 +177,13 @@ async fn migrations_go_up_down_and_up_again_on_an_empty_database() {
             .any(|i| i.starts_with("table ") && i.contains("app_sme="))
     );
 
-    // Newest first, each migration alone. The list orders' indexes go,
+    // Newest first, each migration alone. Agencies' administrators may
+    // delete their clients' audit rows, and no longer.
+    let erase = "SELECT count(*) FROM pg_policies WHERE tablename = 'audit_log' AND cmd = 'DELETE'";
+    assert_eq!(strata_tests::scalar(&conn, erase).await, 2);
+    Migrator::down(&conn, Some(1)).await.unwrap();
+    assert_eq!(strata_tests::scalar(&conn, erase).await, 1);
+    // The list orders' indexes go,
     // and nothing else (the extensions stay, with their schema).
     let with_list_orders = fingerprint(&conn).await;
     Migrator::down(&conn, Some(1)).await.unwrap();

@@ -52,7 +52,7 @@ async fn brand_guidelines_and_personas_have_typed_fields_and_keep_extra_keys() {
     .await;
     assert_eq!(before, 1);
     for (bad, field) in [
-        (json!({ "tone": "bold" }), "content.tone"),
+        (json!({ "tone": 3 }), "content.tone"),
         (json!({ "voice": ["a"] }), "content.voice"),
         (json!({ "pillars": [1, 2] }), "content.pillars"),
     ] {
@@ -104,7 +104,7 @@ async fn brand_guidelines_and_personas_have_typed_fields_and_keep_extra_keys() {
     let (_, body) = app
         .graphql(
             Some(&owner),
-            "mutation($c: ID) { createPersona(input: {clientId: $c, name: \"Eve\", attributes: {goals: \"one\"}}) { id } }",
+            "mutation($c: ID) { createPersona(input: {clientId: $c, name: \"Eve\", attributes: {goals: {first: \"one\"}}}) { id } }",
             json!({ "c": w.nike.to_string() }),
         )
         .await;

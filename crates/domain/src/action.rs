@@ -70,6 +70,8 @@ actions! {
     ArchiveClient => (Administer, "only owners and admins can change clients", Some("archiveClient")),
     /// `restoreClient`.
     RestoreClient => (Administer, "only owners and admins can change clients", Some("restoreClient")),
+    /// `deleteClient`.
+    DeleteClient => (Administer, "only owners and admins can delete clients", Some("deleteClient")),
     /// `createCampaign`.
     CreateCampaign => (Write, "this role cannot create campaigns", Some("createCampaign")),
     /// `updateCampaign`.

@@ -171,7 +171,7 @@ impl JsonDocument {
 pub enum KeyShape {
     /// A text.
     Text,
-    /// A list of texts.
+    /// A list of texts (a lone text reads as a list of one).
     Texts,
 }
 
@@ -218,7 +218,7 @@ impl JsonDocument {
         for (key, path, shape) in known {
             let fits = match (doc.0.get(*key), shape) {
                 (None | Some(serde_json::Value::Null), _) => true,
-                (Some(serde_json::Value::String(_)), KeyShape::Text) => true,
+                (Some(serde_json::Value::String(_)), _) => true,
                 (Some(serde_json::Value::Array(items)), KeyShape::Texts) => {
                     items.iter().all(serde_json::Value::is_string)
                 }
@@ -227,7 +227,7 @@ impl JsonDocument {
             if !fits {
                 let what = match shape {
                     KeyShape::Text => "must be a string",
-                    KeyShape::Texts => "must be a list of strings",
+                    KeyShape::Texts => "must be a string or a list of strings",
                 };
                 return Err(ValidationError::new(path, what));
             }

@@ -1,5 +1,5 @@
 //! An agency's clients: the `clients` and `client` queries, `createClient`,
-//! `updateClient`, `archiveClient` and `restoreClient`. The `Client` type is
+//! `updateClient`, `archiveClient`, `restoreClient` and `deleteClient`. The `Client` type is
 //! in [`crate::types`], with the content that refers to it.
 
 use async_graphql::connection::{Connection, EmptyFields};
@@ -216,6 +216,24 @@ impl ClientMutation {
             ..Default::default()
         };
         client_change(ctx, id, changes, strata_domain::Action::RestoreClient).await
+    }
+
+    /// Erases a client and everything of it, in one transaction (OWNER/
+    /// ADMIN): its campaigns, runs and outputs, brand guidelines, personas,
+    /// assignments, the API keys and reporting logins limited to it, and
+    /// the audit rows about it; its runs in flight stop. One audit row
+    /// remains: who erased which client id, and when. Returns the id.
+    #[graphql(guard = r#"crate::guard::ActionGuard(strata_domain::Action::DeleteClient)"#)]
+    async fn delete_client(&self, ctx: &Context<'_>, id: ID) -> Result<ID> {
+        let client: ClientId = parse_id("id", &id)?;
+        let state = ctx.data::<RequestState>()?;
+        state.tenant()?;
+        let tx = state.write_tx().await?;
+        let stopped = in_savepoint(tx, clients::delete(tx, client)).await?;
+        for run in stopped {
+            state.record(crate::session::Committed::RunCancelled(run));
+        }
+        Ok(id)
     }
 }
 

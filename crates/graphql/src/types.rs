@@ -450,13 +450,14 @@ fn text<'a>(doc: &'a serde_json::Value, key: &str) -> Option<&'a str> {
     doc.get(key)?.as_str()
 }
 
-/// A list of texts under `key` of a document, null like [`text`].
+/// A list of texts under `key` of a document (a lone text is a list of
+/// one), null like [`text`].
 fn texts<'a>(doc: &'a serde_json::Value, key: &str) -> Option<Vec<&'a str>> {
-    doc.get(key)?
-        .as_array()?
-        .iter()
-        .map(serde_json::Value::as_str)
-        .collect()
+    match doc.get(key)? {
+        serde_json::Value::String(s) => Some(vec![s.as_str()]),
+        serde_json::Value::Array(items) => items.iter().map(serde_json::Value::as_str).collect(),
+        _ => None,
+    }
 }
 
 /// A persona of an SME or of one client.

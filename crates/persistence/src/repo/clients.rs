@@ -3,9 +3,10 @@
 
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter,
+    QuerySelect,
 };
 use strata_domain::model::Client;
-use strata_domain::{ClientId, ClientName, DomainError, OrgId, OrgType, Slug};
+use strata_domain::{ClientId, ClientName, DomainError, OrgId, OrgType, OutputId, Slug};
 
 use crate::entity::tenant_b::workspace_entities as clients;
 use crate::error::map_db_err;
@@ -238,4 +239,72 @@ pub async fn update(
     )
     .await?;
     Ok(to_domain(updated))
+}
+
+/// Erases a visible client (administrators only) in the caller's
+/// transaction: its row, everything that refers to it (by the foreign
+/// keys' cascades: campaigns, runs and outputs, brand guidelines, personas,
+/// assignments, API keys and reporting logins limited to it) and the audit
+/// rows about it, then writes one tombstone audit row naming only its id.
+/// Returns the ids of its runs that were still queued or running, for the
+/// runner to stop once the transaction commits.
+pub async fn delete(tx: &TenantTx, id: ClientId) -> Result<Vec<OutputId>, DomainError> {
+    use crate::entity::public::audit_log;
+    use crate::entity::tenant_b::outputs;
+    if !is_agency(tx) {
+        return Err(DomainError::NotFound);
+    }
+    crate::repo::require(tx, strata_domain::Action::DeleteClient)?;
+    by_id(tx, id).await?.ok_or(DomainError::NotFound)?;
+    let org = tx.ctx().org_id().as_uuid();
+    let unfinished: Vec<uuid::Uuid> = outputs::Entity::find()
+        .select_only()
+        .column(outputs::Column::Id)
+        .filter(outputs::Column::OrgId.eq(org))
+        .filter(outputs::Column::ClientId.eq(id.as_uuid()))
+        .filter(outputs::Column::Status.is_in(["QUEUED", "RUNNING"]))
+        .into_tuple()
+        .all(tx)
+        .await
+        .map_err(map_db_err)?;
+    audit_log::Entity::delete_many()
+        .filter(audit_log::Column::OrgId.eq(org))
+        .filter(audit_log::Column::ClientId.eq(id.as_uuid()))
+        .exec(tx)
+        .await
+        .map_err(map_db_err)?;
+    // Not left to a cascade: on Citus no foreign key joins the keys to
+    // the clients.
+    sea_orm::ConnectionTrait::execute_raw(
+        tx,
+        sea_orm::Statement::from_sql_and_values(
+            sea_orm::DatabaseBackend::Postgres,
+            "DELETE FROM public.api_keys WHERE org_id = $1 AND client_id = $2",
+            [org.into(), id.as_uuid().into()],
+        ),
+    )
+    .await
+    .map_err(map_db_err)?;
+    let deleted = clients::Entity::delete_many()
+        .filter(clients::Column::OrgId.eq(org))
+        .filter(clients::Column::Id.eq(id.as_uuid()))
+        .exec(tx)
+        .await
+        .map_err(map_db_err)?;
+    if deleted.rows_affected == 0 {
+        let table = crate::repo::table_of::<clients::Entity>();
+        return Err(crate::repo::not_written(tx, "delete", table, by_id(tx, id)).await);
+    }
+    audit::record(
+        tx,
+        AuditEntry {
+            action: strata_domain::Action::DeleteClient,
+            target_type: "Client",
+            target_id: Some(id.as_uuid()),
+            client_id: Some(id),
+            details: serde_json::json!({}),
+        },
+    )
+    .await?;
+    Ok(unfinished.into_iter().map(OutputId::from_uuid).collect())
 }

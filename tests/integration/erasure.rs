@@ -1,0 +1,175 @@
+//! Erasure: `deleteClient` removes exactly the client's rows in every table
+//! and writes one tombstone, for the agency's administrators only; every
+//! other principal is refused and changes nothing. Checked on a digest of
+//! every row of the database before and after.
+
+use std::collections::BTreeSet;
+
+use sea_orm::{ConnectionTrait, DatabaseConnection};
+use serde_json::{Value, json};
+use strata_tests::world::World;
+use strata_tests::{TestApp, error_code, ok};
+
+/// Every row of every table of the database's own schemas, as
+/// `(schema.table, row as JSON)`.
+async fn every_row(su: &DatabaseConnection) -> BTreeSet<(String, String)> {
+    let tables: Vec<String> = su
+        .query_all_raw(sea_orm::Statement::from_string(
+            sea_orm::DatabaseBackend::Postgres,
+            "SELECT format('%I.%I', n.nspname, c.relname) FROM pg_class c
+             JOIN pg_namespace n ON n.oid = c.relnamespace
+             WHERE c.relkind IN ('r', 'p') AND n.nspname IN ('public', 'tenant_b', 'app')
+               AND c.relname <> 'seaql_migrations'"
+                .to_owned(),
+        ))
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.try_get_by_index::<String>(0).unwrap())
+        .collect();
+    assert!(tables.len() >= 15, "{tables:?}");
+    let mut rows = BTreeSet::new();
+    for table in tables {
+        for r in su
+            .query_all_raw(sea_orm::Statement::from_string(
+                sea_orm::DatabaseBackend::Postgres,
+                format!("SELECT row_to_json(t)::text FROM {table} t"),
+            ))
+            .await
+            .unwrap()
+        {
+            rows.insert((table.clone(), r.try_get_by_index::<String>(0).unwrap()));
+        }
+    }
+    rows
+}
+
+/// Whether a row belongs to `client`: it is the client, or names it.
+fn of_client(table: &str, row: &str, client: &str) -> bool {
+    let v: Value = serde_json::from_str(row).unwrap();
+    v["client_id"] == client || (table == "tenant_b.workspace_entities" && v["id"] == client)
+}
+
+#[tokio::test]
+async fn delete_client_erases_exactly_the_clients_rows_and_leaves_a_tombstone() {
+    let app = TestApp::spawn().await;
+    let (w, su) = World::on(&app).await;
+    let nike = w.nike.to_string();
+    // A run of nike's still queued, an API key and an assignment limited
+    // to nike, and its audit rows, beside adidas' and the other tenants'.
+    su.execute_unprepared(&format!(
+        "INSERT INTO tenant_b.outputs (org_id, id, client_id, campaign_id, agent, status)
+           SELECT org_id, gen_random_uuid(), client_id, id, 'BRAND_VOICE', 'QUEUED'
+           FROM tenant_b.campaigns WHERE client_id = '{nike}' LIMIT 1"
+    ))
+    .await
+    .unwrap();
+    let owner = app.token(w.agency1.owner, Some(w.agency1.id));
+    ok(
+        &app,
+        &owner,
+        "mutation($c: ID) { createApiKey(input: {name: \"nike feed\", clientId: $c}) { key { id } } }",
+        json!({ "c": nike }),
+    )
+    .await;
+    let refused = [
+        (app.token(w.strategist, Some(w.agency1.id)), "FORBIDDEN"),
+        (
+            app.token(w.account_manager, Some(w.agency1.id)),
+            "FORBIDDEN",
+        ),
+        (app.token(w.viewer, Some(w.agency1.id)), "FORBIDDEN"),
+        (app.token(w.agency2.owner, Some(w.agency2.id)), "NOT_FOUND"),
+        (app.token(w.sme1.owner, Some(w.sme1.id)), "NOT_FOUND"),
+    ];
+    // Every caller has made a request (so signing in changes nothing more).
+    for (token, _) in &refused {
+        ok(&app, token, "{ me { role } }", json!({})).await;
+    }
+    ok(&app, &owner, "{ me { role } }", json!({})).await;
+
+    let before = every_row(&su).await;
+    let delete = "mutation($id: ID!) { deleteClient(id: $id) }";
+    for (token, code) in &refused {
+        let (_, body) = app
+            .graphql(Some(token), delete, json!({ "id": nike }))
+            .await;
+        assert_eq!(error_code(&body), Some(*code), "{body}");
+    }
+    // An id that exists nowhere answers as another tenant's does.
+    let (_, body) = app
+        .graphql(
+            Some(&owner),
+            delete,
+            json!({ "id": uuid::Uuid::now_v7().to_string() }),
+        )
+        .await;
+    assert_eq!(error_code(&body), Some("NOT_FOUND"), "{body}");
+    assert_eq!(
+        every_row(&su).await,
+        before,
+        "a refused erasure changed rows"
+    );
+
+    let data = ok(&app, &owner, delete, json!({ "id": nike })).await;
+    assert_eq!(data["deleteClient"], nike);
+    let after = every_row(&su).await;
+
+    let removed: BTreeSet<_> = before.difference(&after).cloned().collect();
+    let expected: BTreeSet<_> = before
+        .iter()
+        .filter(|(t, r)| of_client(t, r, &nike))
+        .cloned()
+        .collect();
+    assert_eq!(removed, expected, "removed rows other than nike's");
+    let tables: BTreeSet<&str> = removed.iter().map(|(t, _)| t.as_str()).collect();
+    for t in [
+        "tenant_b.workspace_entities",
+        "tenant_b.campaigns",
+        "tenant_b.outputs",
+        "tenant_b.entity_data",
+        "tenant_b.client_assignments",
+        "public.api_keys",
+        "public.audit_log",
+    ] {
+        assert!(
+            tables.contains(t),
+            "nothing of nike removed from {t}: {tables:?}"
+        );
+    }
+    // One row added: the tombstone, naming only the client's id.
+    let added: Vec<_> = after.difference(&before).collect();
+    assert_eq!(added.len(), 1, "{added:#?}");
+    let (table, row) = added[0];
+    assert_eq!(table, "public.audit_log");
+    let row: Value = serde_json::from_str(row).unwrap();
+    assert_eq!(row["operation"], "deleteClient");
+    assert_eq!(row["client_id"], nike.as_str());
+    assert_eq!(row["target_id"], nike.as_str());
+    assert_eq!(row["actor_user_id"], w.agency1.owner.to_string());
+    assert_eq!(row["details"], json!({}));
+    assert!(
+        !row.to_string().contains("nike\""),
+        "the tombstone names the client: {row}"
+    );
+
+    // The client is gone for everyone; adidas is whole.
+    let data = ok(
+        &app,
+        &owner,
+        "query($id: ID) { client(id: $id) { id } clients { nodes { slug campaigns { totalCount } } } }",
+        json!({ "id": nike }),
+    )
+    .await;
+    assert!(data["client"].is_null());
+    assert_eq!(
+        data["clients"]["nodes"],
+        json!([{ "slug": "adidas", "campaigns": { "totalCount": 2 } }])
+    );
+    // Erasing it again: not found, nothing changes.
+    let (_, body) = app
+        .graphql(Some(&owner), delete, json!({ "id": nike }))
+        .await;
+    assert_eq!(error_code(&body), Some("NOT_FOUND"), "{body}");
+    assert_eq!(every_row(&su).await, after);
+}
