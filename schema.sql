@@ -239,8 +239,8 @@ CREATE TABLE public.organizations -- owner strata_owner, row level security forc
   POLICY writable_delete AS RESTRICTIVE FOR DELETE TO app_agency, app_sme USING (app.can_write())
   POLICY writable_insert AS RESTRICTIVE FOR INSERT TO app_agency, app_sme WITH CHECK (app.can_write())
   POLICY writable_update AS RESTRICTIVE FOR UPDATE TO app_agency, app_sme USING (app.can_write()) WITH CHECK (app.can_write())
-  GRANT INSERT, SELECT, UPDATE TO app_agency
-  GRANT INSERT, SELECT, UPDATE TO app_sme
+  GRANT DELETE, INSERT, SELECT, UPDATE TO app_agency
+  GRANT DELETE, INSERT, SELECT, UPDATE TO app_sme
   GRANT DELETE, INSERT, REFERENCES, SELECT, TRIGGER, TRUNCATE, UPDATE TO strata_owner
 
 CREATE TABLE public.personas -- owner strata_owner, row level security forced

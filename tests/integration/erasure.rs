@@ -173,3 +173,84 @@ async fn delete_client_erases_exactly_the_clients_rows_and_leaves_a_tombstone() 
     assert_eq!(error_code(&body), Some("NOT_FOUND"), "{body}");
     assert_eq!(every_row(&su).await, after);
 }
+
+#[tokio::test]
+async fn delete_organization_erases_exactly_its_rows_in_both_schemas_for_its_owner_only() {
+    let app = TestApp::spawn().await;
+    let (w, su) = World::on(&app).await;
+    su.execute_unprepared(
+        "INSERT INTO tenant_b.outputs (org_id, id, client_id, campaign_id, agent, status)
+           SELECT org_id, gen_random_uuid(), client_id, id, 'BRAND_VOICE', 'RUNNING' FROM tenant_b.campaigns;
+         INSERT INTO public.agent_outputs (org_id, id, campaign_id, agent, status)
+           SELECT org_id, gen_random_uuid(), id, 'BRAND_VOICE', 'QUEUED' FROM public.campaigns",
+    )
+    .await
+    .unwrap();
+    for (org, owner, admin) in [
+        (w.sme1.id, w.sme1.owner, None),
+        (w.agency1.id, w.agency1.owner, Some(w.admin)),
+    ] {
+        let org = org.to_string();
+        let token = app.token(owner, Some(org.parse().unwrap()));
+        let slug = ok(&app, &token, "{ me { organization { slug } } }", json!({}))
+            .await["me"]["organization"]["slug"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let delete = "mutation($s: String!) { deleteOrganization(confirmSlug: $s) }";
+        let admin = admin.map(|a| app.token(a, Some(org.parse().unwrap())));
+        if let Some(admin) = &admin {
+            ok(&app, admin, "{ me { role } }", json!({})).await;
+        }
+        let before = every_row(&su).await;
+        // An admin may not; a wrong slug erases nothing.
+        if let Some(admin) = &admin {
+            let (_, body) = app.graphql(Some(admin), delete, json!({ "s": slug })).await;
+            assert_eq!(error_code(&body), Some("FORBIDDEN"), "{body}");
+        }
+        for wrong in ["", "not-it", "SME-1"] {
+            let (_, body) = app
+                .graphql(Some(&token), delete, json!({ "s": wrong }))
+                .await;
+            assert_eq!(error_code(&body), Some("BAD_USER_INPUT"), "{body}");
+            assert_eq!(body["errors"][0]["extensions"]["field"], "confirmSlug");
+        }
+        assert_eq!(
+            every_row(&su).await,
+            before,
+            "a refused erasure changed rows"
+        );
+
+        let data = ok(&app, &token, delete, json!({ "s": slug })).await;
+        assert_eq!(data["deleteOrganization"], org.as_str());
+        let after = every_row(&su).await;
+        let removed: BTreeSet<_> = before.difference(&after).cloned().collect();
+        let expected: BTreeSet<_> = before
+            .iter()
+            .filter(|(t, r)| {
+                let v: Value = serde_json::from_str(r).unwrap();
+                v["org_id"] == org.as_str()
+                    || (t == "public.organizations" && v["id"] == org.as_str())
+            })
+            .cloned()
+            .collect();
+        assert_eq!(
+            removed, expected,
+            "{slug}: removed rows of other organizations"
+        );
+        assert!(removed.len() > 10, "{slug}: {}", removed.len());
+        assert!(
+            removed.iter().any(|(t, _)| t == "public.memberships")
+                && removed.iter().any(|(t, _)| t == "public.audit_log"),
+            "{slug}"
+        );
+        let added: Vec<_> = after.difference(&before).collect();
+        assert!(added.is_empty(), "{slug}: {added:#?}");
+        // Its owner's account stays.
+        assert!(
+            after
+                .iter()
+                .any(|(t, r)| t == "public.users" && r.contains(&owner.to_string()))
+        );
+    }
+}

@@ -1060,6 +1060,7 @@ async fn role_matrix(
                 let by_permission = match action.permission() {
                     strata_domain::Permission::Write => !r.content,
                     strata_domain::Permission::Administer => !r.admin,
+                    strata_domain::Permission::Own => !r.owner,
                     strata_domain::Permission::User => false,
                 };
                 if step.name == op && by_permission {

@@ -16,6 +16,8 @@ pub enum Permission {
     Write,
     /// May administer the organization: an OWNER or ADMIN user.
     Administer,
+    /// Owns the organization: an OWNER user.
+    Own,
 }
 
 macro_rules! actions {
@@ -52,6 +54,8 @@ macro_rules! actions {
 actions! {
     /// `createOrganization`.
     CreateOrganization => (User, "only a user can create an organization", Some("createOrganization")),
+    /// `deleteOrganization`.
+    DeleteOrganization => (Own, "only owners can delete the organization", Some("deleteOrganization")),
     /// `updateOrganization`.
     UpdateOrganization => (Administer, "only owners and admins can change the organization", Some("updateOrganization")),
     /// `addMember`.
@@ -107,6 +111,7 @@ impl Action {
             Permission::User => ctx.actor().user_id().is_some(),
             Permission::Write => ctx.can_write(),
             Permission::Administer => ctx.can_administer(),
+            Permission::Own => ctx.can_administer() && ctx.role() == crate::Role::Owner,
         }
     }
 

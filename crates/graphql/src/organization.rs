@@ -361,4 +361,20 @@ impl OrganizationMutation {
             in_savepoint(tx, organizations::update(tx, changes)).await?,
         ))
     }
+
+    /// Erases the active organization and everything of it, in both
+    /// schemas, in one transaction (OWNER): `confirmSlug` must be its slug.
+    /// Its members' accounts stay (they may belong elsewhere); its runs in
+    /// flight stop. Returns its id.
+    #[graphql(guard = r#"crate::guard::ActionGuard(strata_domain::Action::DeleteOrganization)"#)]
+    async fn delete_organization(&self, ctx: &Context<'_>, confirm_slug: String) -> Result<ID> {
+        let state = ctx.data::<RequestState>()?;
+        let org = state.tenant()?.org_id();
+        let tx = state.write_tx().await?;
+        let stopped = in_savepoint(tx, organizations::delete(tx, &confirm_slug)).await?;
+        for run in stopped {
+            state.record(crate::session::Committed::RunCancelled(run));
+        }
+        Ok(ID(org.to_string()))
+    }
 }

@@ -13,6 +13,10 @@
 -- AS RESTRICTIVE, the migration creates it with that condition folded in.
 GRANT DELETE ON public.audit_log TO app_agency;
 GRANT DELETE ON public.api_keys TO app_agency;
+-- Erasing an organization (deleteOrganization, owners only): its row goes,
+-- and every row naming it follows by the foreign keys' cascades. The
+-- tables' policies already admit it; the grant was missing.
+GRANT DELETE ON public.organizations TO app_sme, app_agency;
 
 SET LOCAL ROLE strata_owner;
 

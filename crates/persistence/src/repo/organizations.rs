@@ -206,6 +206,63 @@ pub async fn update(
     to_domain(row)
 }
 
+/// Erases the context's organization (owners only), whose slug the caller
+/// confirms: its row, and by the foreign keys' cascades every row of every
+/// table that names it, in both schemas (members' user rows stay: they may
+/// belong elsewhere). Nothing of it remains to hold an audit row. Returns
+/// the ids of its runs that were still queued or running, for the runner
+/// to stop once the transaction commits.
+pub async fn delete(
+    tx: &TenantTx,
+    confirm_slug: &str,
+) -> Result<Vec<strata_domain::OutputId>, DomainError> {
+    use sea_orm::{ConnectionTrait, FromQueryResult};
+    crate::repo::require(tx, strata_domain::Action::DeleteOrganization)?;
+    let current = current(tx).await?;
+    if current.slug != confirm_slug {
+        return Err(strata_domain::ValidationError::new(
+            "confirmSlug",
+            "must be the organization's slug",
+        )
+        .into());
+    }
+    let org = current.id.as_uuid();
+    #[derive(FromQueryResult)]
+    struct Run {
+        id: uuid::Uuid,
+    }
+    let runs = match current.org_type {
+        strata_domain::OrgType::Sme => "public.agent_outputs",
+        strata_domain::OrgType::Agency => "tenant_b.outputs",
+    };
+    let unfinished = Run::find_by_statement(sea_orm::Statement::from_sql_and_values(
+        sea_orm::DatabaseBackend::Postgres,
+        format!("SELECT id FROM {runs} WHERE org_id = $1 AND status IN ('QUEUED', 'RUNNING')"),
+        [org.into()],
+    ))
+    .all(tx)
+    .await
+    .map_err(map_db_err)?;
+    let deleted = tx
+        .execute_raw(sea_orm::Statement::from_sql_and_values(
+            sea_orm::DatabaseBackend::Postgres,
+            "DELETE FROM public.organizations WHERE id = $1",
+            [org.into()],
+        ))
+        .await
+        .map_err(map_db_err)?;
+    if deleted.rows_affected() == 0 {
+        let table = crate::repo::table_of::<organizations::Entity>();
+        let visible = async { self::current(tx).await.map(Some) };
+        return Err(crate::repo::not_written(tx, "delete", table, visible).await);
+    }
+    tracing::info!(org.id = %org, "organization erased");
+    Ok(unfinished
+        .into_iter()
+        .map(|r| strata_domain::OutputId::from_uuid(r.id))
+        .collect())
+}
+
 fn changed_fields(fields: &[Option<&'static str>]) -> Vec<&'static str> {
     fields.iter().flatten().copied().collect()
 }
