@@ -40,3 +40,4 @@ mod tidy;
 mod tls;
 mod tools;
 mod typed;
+mod usage;

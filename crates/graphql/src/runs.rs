@@ -449,6 +449,71 @@ impl AgentRunFilter {
     }
 }
 
+/// What `usage` groups by.
+#[derive(Enum, Copy, Clone, Debug, Eq, PartialEq)]
+pub enum UsageDimension {
+    /// By client (agencies).
+    Client,
+    /// By agent.
+    Agent,
+    /// By calendar month (UTC).
+    Month,
+}
+
+/// One group of `usage`: the tokens and runs of the runs queued in the
+/// range that share its client, agent or month (each null unless grouped
+/// by).
+#[derive(Clone, Debug)]
+pub struct UsageRow(usage::UsageRow);
+
+#[Object]
+impl UsageRow {
+    /// The client, when grouped by client.
+    async fn client_id(&self) -> Option<ID> {
+        self.0.client_id.map(|c| ID(c.to_string()))
+    }
+    /// The agent, when grouped by agent.
+    async fn agent(&self) -> Result<Option<AgentKind>> {
+        self.0
+            .agent
+            .as_deref()
+            .map(|a| {
+                a.parse::<strata_agents::AgentKind>()
+                    .map(AgentKind::from)
+                    .map_err(|_| ErrorCode::Internal.error("internal error"))
+            })
+            .transpose()
+    }
+    /// The month (`2026-12`, UTC), when grouped by month.
+    async fn month(&self) -> Option<String> {
+        self.0.month.map(|m| m.format("%Y-%m").to_string())
+    }
+    /// Prompt tokens (in).
+    async fn prompt_tokens(&self) -> u64 {
+        u64::try_from(self.0.prompt_tokens).unwrap_or(0)
+    }
+    /// Completion tokens (out).
+    async fn completion_tokens(&self) -> u64 {
+        u64::try_from(self.0.completion_tokens).unwrap_or(0)
+    }
+    /// Both.
+    async fn total_tokens(&self) -> u64 {
+        u64::try_from(
+            self.0
+                .prompt_tokens
+                .saturating_add(self.0.completion_tokens),
+        )
+        .unwrap_or(0)
+    }
+    /// Agent runs.
+    async fn runs(&self) -> u64 {
+        u64::try_from(self.0.runs).unwrap_or(0)
+    }
+}
+
+/// The longest range `usage` reads, in days.
+const MAX_USAGE_DAYS: i64 = 400;
+
 /// Run queries.
 #[derive(Debug, Default)]
 pub struct RunQuery;
@@ -488,6 +553,40 @@ impl RunQuery {
             |r| at(r.created_at, r.id.as_uuid()),
             AgentRun::from,
         ))
+    }
+
+    /// Token usage of the agent runs queued in `[from, to)` (at most 400
+    /// days), grouped by `groupBy` (one total when empty), largest first:
+    /// what an agency bills its clients on. For owners and admins, and for
+    /// callers limited to some clients (their clients' runs only).
+    async fn usage(
+        &self,
+        ctx: &Context<'_>,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        #[graphql(default)] group_by: Vec<UsageDimension>,
+    ) -> Result<Vec<UsageRow>> {
+        if to <= from || (to - from).num_days() > MAX_USAGE_DAYS {
+            return Err(ErrorCode::BadUserInput
+                .error(format!(
+                    "to: must be later than from, by at most {MAX_USAGE_DAYS} days"
+                ))
+                .extend_with(|_, e| e.set("field", "to")));
+        }
+        let by = usage::UsageGrouping {
+            client: group_by.contains(&UsageDimension::Client),
+            agent: group_by.contains(&UsageDimension::Agent),
+            month: group_by.contains(&UsageDimension::Month),
+        };
+        let state = ctx.data::<RequestState>()?;
+        state.tenant()?;
+        let tx = state.read_tx().await?;
+        Ok(usage::report(tx, from, to, by)
+            .await
+            .map_err(domain_error)?
+            .into_iter()
+            .map(UsageRow)
+            .collect())
     }
 
     /// An agent run by id; null if it does not exist or is not visible.

@@ -83,3 +83,117 @@ pub async fn record(tx: &TenantTx, tokens: u64) -> Result<(), DomainError> {
     .map_err(map_db_err)?;
     Ok(())
 }
+
+/// What a usage report is grouped by; nothing grouped gives one total.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct UsageGrouping {
+    /// By client (agencies; SMEs' runs have none).
+    pub client: bool,
+    /// By agent.
+    pub agent: bool,
+    /// By calendar month (UTC).
+    pub month: bool,
+}
+
+/// One group of a usage report.
+#[derive(Clone, Debug, PartialEq, Eq, FromQueryResult)]
+pub struct UsageRow {
+    /// The client, when grouped by client (and the runs have one).
+    pub client_id: Option<uuid::Uuid>,
+    /// The agent, when grouped by agent.
+    pub agent: Option<String>,
+    /// The month's first day, when grouped by month.
+    pub month: Option<chrono::NaiveDate>,
+    /// Prompt tokens.
+    pub prompt_tokens: i64,
+    /// Completion tokens.
+    pub completion_tokens: i64,
+    /// Runs.
+    pub runs: i64,
+}
+
+/// Token usage of the runs queued in `[from, to)` that the context sees
+/// (those of its clients, for a context limited to some), grouped as
+/// `by` says, largest groups first. Owners and admins, and contexts
+/// limited to clients (for their clients), may read it.
+///
+/// Read from the runs themselves (not the monthly ledger): they carry the
+/// client and the agent an agency bills by.
+pub async fn report(
+    tx: &TenantTx,
+    from: chrono::DateTime<chrono::Utc>,
+    to: chrono::DateTime<chrono::Utc>,
+    by: UsageGrouping,
+) -> Result<Vec<UsageRow>, DomainError> {
+    let ctx = tx.ctx();
+    let limited = crate::repo::limited_clients(tx).map(|ids| ids.collect::<Vec<_>>());
+    if !ctx.can_administer() && limited.is_none() {
+        return Err(DomainError::Forbidden(
+            "only owners and admins, or a caller limited to some clients, can read usage",
+        ));
+    }
+    let (table, client) = match ctx.org_type() {
+        strata_domain::OrgType::Sme => ("public.agent_outputs", "NULL::uuid"),
+        strata_domain::OrgType::Agency => ("tenant_b.outputs", "client_id"),
+    };
+    let mut groups = Vec::new();
+    let mut column = |on: bool, expr: &str, name: &str, ty: &str| {
+        if on {
+            groups.push(name.to_owned());
+            format!("{expr} AS {name}")
+        } else {
+            format!("NULL::{ty} AS {name}")
+        }
+    };
+    let client_col = column(by.client, client, "client_id", "uuid");
+    let agent_col = column(by.agent, "agent", "agent", "text");
+    let month_col = column(
+        by.month,
+        "date_trunc('month', created_at AT TIME ZONE 'UTC')::date",
+        "month",
+        "date",
+    );
+    let mut values: Vec<sea_orm::Value> =
+        vec![ctx.org_id().as_uuid().into(), from.into(), to.into()];
+    let scope = match limited {
+        Some(ids) => {
+            values.push(crate::repo::uuid_array(ids).into());
+            " AND client_id = ANY($4::uuid[])"
+        }
+        None => "",
+    };
+    let group_by = if groups.is_empty() {
+        String::new()
+    } else {
+        format!(" GROUP BY {}", groups.join(", "))
+    };
+    let sql = format!(
+        "SELECT {client_col}, {agent_col}, {month_col}, \
+           coalesce(sum(prompt_tokens), 0)::bigint AS prompt_tokens, \
+           coalesce(sum(completion_tokens), 0)::bigint AS completion_tokens, \
+           count(*)::bigint AS runs \
+         FROM {table} WHERE org_id = $1 AND created_at >= $2 AND created_at < $3{scope}{group_by} \
+         ORDER BY coalesce(sum(prompt_tokens), 0) + coalesce(sum(completion_tokens), 0) DESC, \
+           count(*) DESC, 1, 2, 3"
+    );
+    let rows = UsageRow::find_by_statement(Statement::from_sql_and_values(
+        DbBackend::Postgres,
+        sql,
+        values,
+    ))
+    .all(tx)
+    .await
+    .map_err(map_db_err)?;
+    // No run in the range: an empty total rather than no row at all.
+    if rows.is_empty() && groups.is_empty() {
+        return Ok(vec![UsageRow {
+            client_id: None,
+            agent: None,
+            month: None,
+            prompt_tokens: 0,
+            completion_tokens: 0,
+            runs: 0,
+        }]);
+    }
+    Ok(rows)
+}
