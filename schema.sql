@@ -127,6 +127,7 @@ CREATE TABLE public.audit_log -- owner strata_owner, row level security forced
   CREATE UNIQUE INDEX audit_log_pkey ON public.audit_log USING btree (org_id, id);
   POLICY administer_select AS RESTRICTIVE FOR SELECT TO app_agency, app_sme USING (app.can_administer())
   POLICY erase_client_rows AS PERMISSIVE FOR DELETE TO app_agency USING (((org_id = app.current_org_id()) AND (client_id IS NOT NULL) AND app.can_administer()))
+  POLICY operator_quota_audit AS PERMISSIVE FOR INSERT TO strata_owner WITH CHECK ((target_type = 'OrganizationQuota'::text))
   POLICY reporting_login_audit AS PERMISSIVE FOR INSERT TO strata_owner WITH CHECK ((target_type = 'ReportingLogin'::text))
   POLICY tenant_org AS PERMISSIVE FOR SELECT TO app_agency, app_sme USING ((org_id = app.current_org_id()))
   POLICY tenant_org_insert AS PERMISSIVE FOR INSERT TO app_agency, app_sme WITH CHECK ((org_id = app.current_org_id()))
@@ -221,7 +222,9 @@ CREATE TABLE public.organizations -- owner strata_owner, row level security forc
     settings jsonb NOT NULL DEFAULT '{}'::jsonb
     created_at timestamp with time zone NOT NULL DEFAULT now()
     updated_at timestamp with time zone NOT NULL DEFAULT now()
+    monthly_token_quota bigint
   CONSTRAINT organizations_id_type_key UNIQUE (id, type)
+  CONSTRAINT organizations_monthly_token_quota_check CHECK ((monthly_token_quota >= 0))
   CONSTRAINT organizations_name_check CHECK (((length(name) >= 1) AND (length(name) <= 200)))
   CONSTRAINT organizations_pkey PRIMARY KEY (id)
   CONSTRAINT organizations_settings_check CHECK ((jsonb_typeof(settings) = 'object'::text))
@@ -235,13 +238,17 @@ CREATE TABLE public.organizations -- owner strata_owner, row level security forc
   POLICY administer_insert AS RESTRICTIVE FOR INSERT TO app_agency, app_sme WITH CHECK (app.can_administer())
   POLICY administer_update AS RESTRICTIVE FOR UPDATE TO app_agency, app_sme WITH CHECK (app.can_administer())
   POLICY agency_org AS PERMISSIVE FOR ALL TO app_agency USING (((id = app.current_org_id()) AND (type = 'AGENCY'::text))) WITH CHECK (((id = app.current_org_id()) AND (type = 'AGENCY'::text)))
+  POLICY operator_find AS PERMISSIVE FOR SELECT TO strata_owner USING ((id = app.operator_org_id()))
+  POLICY operator_quota AS PERMISSIVE FOR UPDATE TO strata_owner USING ((id = app.operator_org_id())) WITH CHECK ((id = app.operator_org_id()))
   POLICY sme_org AS PERMISSIVE FOR ALL TO app_sme USING (((id = app.current_org_id()) AND (type = 'SME'::text))) WITH CHECK (((id = app.current_org_id()) AND (type = 'SME'::text)))
   POLICY writable_delete AS RESTRICTIVE FOR DELETE TO app_agency, app_sme USING (app.can_write())
   POLICY writable_insert AS RESTRICTIVE FOR INSERT TO app_agency, app_sme WITH CHECK (app.can_write())
   POLICY writable_update AS RESTRICTIVE FOR UPDATE TO app_agency, app_sme USING (app.can_write()) WITH CHECK (app.can_write())
-  GRANT DELETE, INSERT, SELECT, UPDATE TO app_agency
-  GRANT DELETE, INSERT, SELECT, UPDATE TO app_sme
+  GRANT DELETE, INSERT, SELECT TO app_agency
+  GRANT DELETE, INSERT, SELECT TO app_sme
   GRANT DELETE, INSERT, REFERENCES, SELECT, TRIGGER, TRUNCATE, UPDATE TO strata_owner
+  GRANT UPDATE (name, settings, updated_at) TO app_agency
+  GRANT UPDATE (name, settings, updated_at) TO app_sme
 
 CREATE TABLE public.personas -- owner strata_owner, row level security forced
     org_id uuid NOT NULL
@@ -652,6 +659,13 @@ CREATE OR REPLACE FUNCTION app.current_user_id()
  LANGUAGE sql
  STABLE PARALLEL SAFE
 AS $function$ SELECT nullif(pg_catalog.current_setting('app.user_id', true), '')::pg_catalog.uuid $function$
+;
+
+CREATE OR REPLACE FUNCTION app.operator_org_id()
+ RETURNS uuid
+ LANGUAGE sql
+ STABLE PARALLEL SAFE
+AS $function$SELECT nullif(pg_catalog.current_setting('app.operator_org_id', true), '')::pg_catalog.uuid$function$
 ;
 
 CREATE OR REPLACE FUNCTION app.reporting_client_id()

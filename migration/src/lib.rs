@@ -28,6 +28,7 @@ mod m20261203_000014_distribute;
 mod m20261204_000015_run_lists;
 mod m20261204_000016_list_orders;
 mod m20261204_000017_client_erasure;
+mod m20261204_000018_org_quota;
 
 /// All migrations, in order.
 #[derive(Debug)]
@@ -54,6 +55,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261204_000015_run_lists::Migration),
             Box::new(m20261204_000016_list_orders::Migration),
             Box::new(m20261204_000017_client_erasure::Migration),
+            Box::new(m20261204_000018_org_quota::Migration),
         ]
     }
 }

@@ -472,6 +472,107 @@ async fn the_monthly_token_quota_rejects_new_runs_with_rate_limited() {
 }
 
 #[tokio::test]
+async fn the_operator_sets_an_organizations_own_quota_which_runs_and_its_members_see() {
+    use clap::Parser as _;
+    use secrecy::ExposeSecret as _;
+    let (app, w, su) = setup(
+        TestApp::builder()
+            .monthly_token_quota(1_000_000)
+            .spawn()
+            .await,
+    )
+    .await;
+    let cli = |args: &[&str]| {
+        let mut argv = vec!["strata", "--database-url", app.test_db.url.expose_secret()];
+        argv.extend(args);
+        strata_server::cli::Cli::try_parse_from(argv).unwrap()
+    };
+    let token = app.token(w.sme1.owner, Some(w.sme1.id));
+    let other = app.token(w.sme2.owner, Some(w.sme2.id));
+    let quota = "{ me { organization { quota { monthlyTokens own usedThisMonth } } } }";
+    let q = ok(&app, &token, quota, json!({})).await;
+    assert_eq!(
+        q["me"]["organization"]["quota"],
+        json!({ "monthlyTokens": 1_000_000, "own": false, "usedThisMonth": 0 })
+    );
+    let campaign = w.sme1.campaigns[0].to_string();
+    let id = run(&app, &token, &campaign, "BRAND_VOICE").await;
+    assert_eq!(ended(&app, &token, &id).await["status"], "SUCCEEDED");
+    let used = scalar(
+        &su,
+        &format!(
+            "SELECT tokens FROM public.token_usage WHERE org_id = '{}'",
+            w.sme1.id
+        ),
+    )
+    .await;
+    assert!(used > 0);
+
+    // SME-1's own quota, below what it used: its runs stop, SME-2's go on.
+    let org = w.sme1.id.to_string();
+    strata_server::cli::run(cli(&["org", "set-quota", &org, "1"]))
+        .await
+        .unwrap();
+    let q = ok(&app, &token, quota, json!({})).await;
+    assert_eq!(
+        q["me"]["organization"]["quota"],
+        json!({ "monthlyTokens": 1, "own": true, "usedThisMonth": used })
+    );
+    let (_, body) = app
+        .graphql(
+            Some(&token),
+            "mutation($c: ID!) { runAgent(input: {campaignId: $c, agent: BRAND_VOICE}) { id } }",
+            json!({ "c": campaign }),
+        )
+        .await;
+    assert_eq!(error_code(&body), Some("RATE_LIMITED"), "{body}");
+    let id = run(
+        &app,
+        &other,
+        &w.sme2.campaigns[0].to_string(),
+        "BRAND_VOICE",
+    )
+    .await;
+    assert_eq!(ended(&app, &other, &id).await["status"], "SUCCEEDED");
+    assert_eq!(
+        ok(&app, &other, quota, json!({})).await["me"]["organization"]["quota"]["own"],
+        false
+    );
+    // Back to the server's default: runs again. Each change is audited.
+    strata_server::cli::run(cli(&["org", "set-quota", &org, "default"]))
+        .await
+        .unwrap();
+    let id = run(&app, &token, &campaign, "BRAND_VOICE").await;
+    assert_eq!(ended(&app, &token, &id).await["status"], "SUCCEEDED");
+    assert_eq!(
+        scalar(&su, &format!(
+            "SELECT count(*) FROM public.audit_log WHERE org_id = '{org}' AND operation = 'setQuota' \
+             AND target_type = 'OrganizationQuota' AND actor_user_id IS NULL"
+        )).await,
+        2
+    );
+    // An organization that does not exist, and a tenant's own attempt.
+    let nowhere = uuid::Uuid::now_v7().to_string();
+    assert!(
+        strata_server::cli::run(cli(&["org", "set-quota", &nowhere, "5"]))
+            .await
+            .is_err()
+    );
+    let refused = su
+        .execute_unprepared(&format!(
+            "BEGIN; SET LOCAL ROLE app_sme; SELECT set_config('app.org_id', '{org}', true);
+             UPDATE public.organizations SET monthly_token_quota = 999999999 WHERE id = '{org}'; COMMIT;"
+        ))
+        .await;
+    assert!(refused.is_err(), "a runtime role changed its own quota");
+    su.execute_unprepared("ROLLBACK").await.ok();
+    assert_eq!(
+        scalar(&su, &format!("SELECT count(*) FROM public.organizations WHERE id = '{org}' AND monthly_token_quota IS NULL")).await,
+        1
+    );
+}
+
+#[tokio::test]
 async fn concurrent_runs_reserve_the_quota_and_only_as_many_as_fit_are_accepted() {
     // The provider holds its answers, so accepted runs stay in flight.
     let (p, base) = provider().await;

@@ -177,7 +177,18 @@ async fn migrations_go_up_down_and_up_again_on_an_empty_database() {
             .any(|i| i.starts_with("table ") && i.contains("app_sme="))
     );
 
-    // Newest first, each migration alone. Agencies' administrators may
+    // Newest first, each migration alone. Organizations have a quota
+    // column, which only the operator's role may update, and no longer.
+    let quota = "SELECT count(*) FROM information_schema.columns WHERE table_schema = 'public' \
+         AND table_name = 'organizations' AND column_name = 'monthly_token_quota'";
+    let narrowed = "SELECT count(*) FROM information_schema.column_privileges \
+         WHERE table_name = 'organizations' AND grantee = 'app_sme' AND privilege_type = 'UPDATE'";
+    assert_eq!(strata_tests::scalar(&conn, quota).await, 1);
+    assert_eq!(strata_tests::scalar(&conn, narrowed).await, 3);
+    Migrator::down(&conn, Some(1)).await.unwrap();
+    assert_eq!(strata_tests::scalar(&conn, quota).await, 0);
+    assert!(strata_tests::scalar(&conn, narrowed).await > 3);
+    // Agencies' administrators may
     // delete their clients' audit rows, and no longer.
     let erase = "SELECT count(*) FROM pg_policies WHERE tablename = 'audit_log' AND cmd = 'DELETE'";
     assert_eq!(strata_tests::scalar(&conn, erase).await, 2);

@@ -19,6 +19,9 @@ pub struct Organization {
     pub slug: String,
     /// White-label branding and other settings.
     pub settings: serde_json::Value,
+    /// Its own monthly token quota for agent runs, when the operator set
+    /// one (else the server's applies).
+    pub monthly_token_quota: Option<u64>,
     /// When it was created.
     pub created_at: DateTime<Utc>,
 }

@@ -143,6 +143,39 @@ impl Organization {
     async fn created_at(&self) -> DateTime<Utc> {
         self.0.created_at
     }
+    /// The monthly token quota for agent runs and what this month used of
+    /// it (null for an organization other than the caller's active one).
+    async fn quota(&self, ctx: &Context<'_>) -> Result<Option<OrganizationQuota>> {
+        let state = ctx.data::<RequestState>()?;
+        if state.context().map(|c| c.org_id()) != Some(self.0.id) {
+            return Ok(None);
+        }
+        let default = ctx
+            .data_opt::<std::sync::Arc<strata_runner::Runner>>()
+            .and_then(|r| r.monthly_token_quota());
+        let tx = state.read_tx().await?;
+        let used = strata_persistence::repo::usage::tokens_this_month(tx)
+            .await
+            .map_err(domain_error)?;
+        Ok(Some(OrganizationQuota {
+            monthly_tokens: self.0.monthly_token_quota.or(default),
+            own: self.0.monthly_token_quota.is_some(),
+            used_this_month: used,
+        }))
+    }
+}
+
+/// An organization's monthly token quota for agent runs.
+#[derive(async_graphql::SimpleObject, Clone, Copy, Debug)]
+pub struct OrganizationQuota {
+    /// Tokens a calendar month (UTC) allows, prompt and completion
+    /// together; null when unlimited.
+    pub monthly_tokens: Option<u64>,
+    /// Whether the operator set this organization's own quota (else the
+    /// server's default applies).
+    pub own: bool,
+    /// Tokens used this month.
+    pub used_this_month: u64,
 }
 
 /// White-label branding: what material for clients shows instead of

@@ -618,10 +618,16 @@ impl RunMutation {
             .map_err(|e| domain_error(e.into()))?;
         let kind: strata_agents::AgentKind = input.agent.into();
         let typed = input.typed(kind)?;
-        let quota = runner(ctx)?.monthly_token_quota();
+        let default_quota = runner(ctx)?.monthly_token_quota();
         let state = ctx.data::<RequestState>()?;
         state.tenant()?;
         let tx = state.write_tx().await?;
+        // The organization's own quota, when the operator set one.
+        let quota = strata_persistence::repo::organizations::current(tx)
+            .await
+            .map_err(domain_error)?
+            .monthly_token_quota
+            .or(default_quota);
         // Tokens used this month plus a reservation for each run in flight,
         // checked under a lock on the organization held until this
         // transaction (which inserts the run) ends: concurrent requests

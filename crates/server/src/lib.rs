@@ -20,6 +20,7 @@ pub mod parsed;
 pub mod pipeline;
 pub mod placement;
 pub mod proxy;
+pub mod quota;
 pub mod ratelimit;
 pub mod reporting;
 pub mod routes;

@@ -26,6 +26,13 @@ pub enum OrgCommand {
     /// Writes to that organization wait while its shards are copied. Run it
     /// with the database URL that migrates.
     Place(crate::placement::PlaceArgs),
+    /// Set an organization's monthly token quota for agent runs.
+    ///
+    /// Tokens per calendar month (UTC), prompt and completion together, for
+    /// every run of the organization; `default` returns it to the server's
+    /// --agent-monthly-token-quota. Recorded in the organization's audit
+    /// log. Run it with the database URL that migrates.
+    SetQuota(crate::quota::SetQuotaArgs),
 }
 
 /// Runs `command` against `database`.
@@ -33,5 +40,6 @@ pub async fn run(database: &DatabaseConfig, command: OrgCommand) -> anyhow::Resu
     match command {
         OrgCommand::ReportingLogin(args) => crate::reporting::run(database, args).await,
         OrgCommand::Place(args) => crate::placement::run(database, args).await,
+        OrgCommand::SetQuota(args) => crate::quota::run(database, args).await,
     }
 }

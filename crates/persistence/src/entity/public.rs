@@ -19,6 +19,7 @@ pub mod organizations {
         pub settings: Json,
         pub created_at: DateTimeUtc,
         pub updated_at: DateTimeUtc,
+        pub monthly_token_quota: Option<i64>,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -23,6 +23,7 @@ fn to_domain(m: organizations::Model) -> Result<Organization, DomainError> {
         name: m.name,
         slug: m.slug,
         settings: m.settings,
+        monthly_token_quota: m.monthly_token_quota.and_then(|q| u64::try_from(q).ok()),
         created_at: m.created_at,
     })
 }
@@ -108,6 +109,7 @@ async fn insert(
         settings: Set(serde_json::json!({})),
         created_at: Set(now),
         updated_at: Set(now),
+        monthly_token_quota: sea_orm::ActiveValue::NotSet,
     }
     .insert(tx)
     .await
@@ -265,4 +267,56 @@ pub async fn delete(
 
 fn changed_fields(fields: &[Option<&'static str>]) -> Vec<&'static str> {
     fields.iter().flatten().copied().collect()
+}
+
+/// Sets an organization's monthly token quota for agent runs (`None`: the
+/// server's default applies), as the operator's command does it: with the
+/// database URL that migrates, acting as `strata_owner`, and one audit row
+/// in the organization's log. `false` when no organization has that id.
+pub async fn set_monthly_quota(
+    db: &crate::Db,
+    org: strata_domain::OrgId,
+    tokens: Option<u64>,
+) -> Result<bool, DomainError> {
+    use sea_orm::{ConnectionTrait, DatabaseBackend, Statement, TransactionTrait};
+    let txn = db.raw().begin().await.map_err(map_db_err)?;
+    txn.execute_unprepared("SET LOCAL ROLE strata_owner")
+        .await
+        .map_err(map_db_err)?;
+    // The one organization this command may change (its policies).
+    txn.execute_raw(Statement::from_sql_and_values(
+        DatabaseBackend::Postgres,
+        "SELECT pg_catalog.set_config('app.operator_org_id', $1, true)",
+        [org.to_string().into()],
+    ))
+    .await
+    .map_err(map_db_err)?;
+    let tokens = tokens.map(|t| i64::try_from(t).unwrap_or(i64::MAX));
+    let updated = txn
+        .execute_raw(Statement::from_sql_and_values(
+            DatabaseBackend::Postgres,
+            "UPDATE public.organizations SET monthly_token_quota = $2, updated_at = now() WHERE id = $1",
+            [org.as_uuid().into(), tokens.into()],
+        ))
+        .await
+        .map_err(map_db_err)?;
+    if updated.rows_affected() == 0 {
+        txn.rollback().await.map_err(map_db_err)?;
+        return Ok(false);
+    }
+    txn.execute_raw(Statement::from_sql_and_values(
+        DatabaseBackend::Postgres,
+        "INSERT INTO public.audit_log (org_id, id, operation, target_type, target_id, details) \
+         VALUES ($1, $2, 'setQuota', 'OrganizationQuota', $1, \
+                 jsonb_build_object('monthlyTokens', $3::bigint, 'operator', session_user::text))",
+        [
+            org.as_uuid().into(),
+            uuid::Uuid::now_v7().into(),
+            tokens.into(),
+        ],
+    ))
+    .await
+    .map_err(map_db_err)?;
+    txn.commit().await.map_err(map_db_err)?;
+    Ok(true)
 }

@@ -1,0 +1,1 @@
+crate::sql_migration!("m20261204_000018_org_quota");
