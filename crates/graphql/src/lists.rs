@@ -82,11 +82,14 @@ pub(crate) fn search(search: Option<String>) -> Result<Option<String>> {
     Ok(Some(text.to_owned()))
 }
 
+/// A range of times, either end open.
+pub(crate) type Range = (Option<DateTime<Utc>>, Option<DateTime<Utc>>);
+
 /// A created-at range: `createdBefore` must come after `createdAfter`.
 pub(crate) fn created_range(
     after: Option<DateTime<Utc>>,
     before: Option<DateTime<Utc>>,
-) -> Result<(Option<DateTime<Utc>>, Option<DateTime<Utc>>)> {
+) -> Result<Range> {
     match (after, before) {
         (Some(a), Some(b)) if b <= a => Err(ErrorCode::BadUserInput
             .error("filter.createdBefore: must be later than createdAfter")

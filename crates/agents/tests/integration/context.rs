@@ -47,6 +47,7 @@ fn agency() -> Agency {
             name: "Stride Agency".to_owned(),
             slug: "stride".to_owned(),
             settings: json!({}),
+            monthly_token_quota: None,
             created_at: Utc::now(),
         },
         nike,
