@@ -513,6 +513,20 @@ async fn the_operator_sets_an_organizations_own_quota_which_runs_and_its_members
     strata_server::cli::run(cli(&["org", "set-quota", &org, "1"]))
         .await
         .unwrap();
+    if std::env::var("STRATA_TEST_CITUS").is_ok_and(|v| v == "1") {
+        // Every node's copy of the reference table has it.
+        let copies = strata_tests::text(
+            &su,
+            &format!(
+                "SELECT string_agg(DISTINCT result, ',') || ' on ' || count(*) FROM run_command_on_placements(
+                   'public.organizations', 'SELECT monthly_token_quota FROM %s WHERE id = ''{org}''')"
+            ),
+        )
+        .await
+        .unwrap();
+        assert!(copies.starts_with("1 on "), "{copies}");
+        assert_ne!(copies, "1 on 1", "{copies}");
+    }
     let q = ok(&app, &token, quota, json!({})).await;
     assert_eq!(
         q["me"]["organization"]["quota"],

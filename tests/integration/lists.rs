@@ -546,7 +546,7 @@ async fn the_audit_log_filters_by_client_actor_operation_and_time_as_the_databas
             json!({ "f": { "operation": "drop table; --" } }),
             "filter.operation",
         ),
-        (json!({ "f": { "actorId": "someone" } }), "actorId"),
+        (json!({ "f": { "actorId": "someone" } }), "filter.actorId"),
         (
             json!({ "f": { "from": "2026-02-01T00:00:00Z", "to": "2026-01-01T00:00:00Z" } }),
             "filter.to",

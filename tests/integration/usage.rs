@@ -122,6 +122,21 @@ async fn usage_sums_tokens_and_runs_per_client_agent_and_month_within_the_caller
         .await;
         let data = ok(&app, &owner, q, json!({ "by": by })).await;
         assert_eq!(rows(&data), expected, "{by}");
+        assert_eq!(
+            data["usage"].as_array().unwrap().len(),
+            expected.len(),
+            "{by}"
+        );
+        let totals: Vec<i64> = data["usage"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["totalTokens"].as_i64().unwrap())
+            .collect();
+        assert!(
+            totals.windows(2).all(|w| w[0] >= w[1]),
+            "{by}: not largest first: {totals:?}"
+        );
         assert!(expected.values().all(|(_, _, runs)| *runs > 0), "{by}");
     }
     // The account manager: nike's runs only, and nike's rows only.

@@ -103,7 +103,7 @@ impl AuditLogFilter {
             client_id: crate::args::optional_client(self.client_id.as_ref())?,
             actor_id: self
                 .actor_id
-                .map(|a| parse_id::<uuid::Uuid>("actorId", &a))
+                .map(|a| parse_id::<uuid::Uuid>("filter.actorId", &a))
                 .transpose()?,
             operation,
             from: self.from,
@@ -140,11 +140,7 @@ impl AuditQuery {
             .map(AuditLogFilter::parse)
             .transpose()?
             .unwrap_or_default();
-        let spelt = if filter == audit::AuditFilter::default() {
-            String::new()
-        } else {
-            format!("{filter:?}")
-        };
+        let spelt = crate::pagination::spelt(&filter);
         let paging = Paging::new(first, after, last, before)
             .shaped(strata_persistence::repo::ListOrder::default(), spelt);
         let page = page_request(&paging)?;

@@ -98,7 +98,7 @@ impl CampaignQuery {
             search: lists::search(search)?,
         };
         let order = lists::order(order_by, true)?;
-        let spelt = format!("{filter:?}");
+        let spelt = crate::pagination::spelt(&filter);
         campaign_connection(
             ctx,
             filter,

@@ -107,7 +107,7 @@ impl ClientQuery {
             search: lists::search(search)?,
         };
         let order = lists::order(order_by, true)?;
-        let spelt = format!("{filter:?}");
+        let spelt = crate::pagination::spelt(&filter);
         client_connection(
             ctx,
             Paging::new(first, after, last, before).shaped(order, spelt),
@@ -220,7 +220,7 @@ impl ClientMutation {
 
     /// Erases a client and everything of it, in one transaction (OWNER/
     /// ADMIN): its campaigns, runs and outputs, brand guidelines, personas,
-    /// assignments, the API keys and reporting logins limited to it, and
+    /// assignments, the API keys limited to it, and
     /// the audit rows about it; its runs in flight stop. One audit row
     /// remains: who erased which client id, and when. Returns the id.
     #[graphql(guard = r#"crate::guard::ActionGuard(strata_domain::Action::DeleteClient)"#)]
@@ -229,9 +229,9 @@ impl ClientMutation {
         let state = ctx.data::<RequestState>()?;
         state.tenant()?;
         let tx = state.write_tx().await?;
-        let stopped = in_savepoint(tx, clients::delete(tx, client)).await?;
-        for run in stopped {
-            state.record(crate::session::Committed::RunCancelled(run));
+        let erased = in_savepoint(tx, clients::delete(tx, client)).await?;
+        for then in crate::session::Committed::of_erasure(erased) {
+            state.record(then);
         }
         Ok(id)
     }

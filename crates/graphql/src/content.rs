@@ -78,7 +78,7 @@ impl ContentQuery {
             search: lists::search(search)?,
         };
         let order = lists::order(order_by, true)?;
-        let spelt = format!("{filter:?}");
+        let spelt = crate::pagination::spelt(&filter);
         persona_connection(
             ctx,
             filter,

@@ -8,12 +8,11 @@ use strata_persistence::repo::{ListOrder, SortField};
 use crate::error::ErrorCode;
 
 /// A direction of an order.
-#[derive(Enum, Copy, Clone, Debug, Eq, PartialEq, Default)]
+#[derive(Enum, Copy, Clone, Debug, Eq, PartialEq)]
 pub enum OrderDirection {
     /// Smallest (oldest, A) first.
     Asc,
     /// Largest (newest, Z) first.
-    #[default]
     Desc,
 }
 
@@ -35,9 +34,9 @@ pub struct ListOrderInput {
     /// The field sorted by.
     #[graphql(default)]
     pub field: ListOrderField,
-    /// The direction.
-    #[graphql(default)]
-    pub direction: OrderDirection,
+    /// The direction: by default newest first by creation, A to Z by
+    /// name.
+    pub direction: Option<OrderDirection>,
 }
 
 /// `orderBy` as given (newest first when absent), for a list whose items
@@ -53,10 +52,11 @@ pub(crate) fn order(input: Option<ListOrderInput>, named: bool) -> Result<ListOr
                 .extend_with(|_, e| e.set("field", "orderBy.field")));
         }
     };
-    Ok(ListOrder {
-        field,
-        descending: input.direction == OrderDirection::Desc,
-    })
+    let descending = match input.direction {
+        Some(d) => d == OrderDirection::Desc,
+        None => field == SortField::CreatedAt,
+    };
+    Ok(ListOrder { field, descending })
 }
 
 /// The longest search accepted, in characters (names are at most 200).

@@ -144,11 +144,14 @@ impl Organization {
         self.0.created_at
     }
     /// The monthly token quota for agent runs and what this month used of
-    /// it (null for an organization other than the caller's active one).
+    /// it, across every client (null for an organization other than the
+    /// caller's active one, and for a caller limited to some clients).
     async fn quota(&self, ctx: &Context<'_>) -> Result<Option<OrganizationQuota>> {
         let state = ctx.data::<RequestState>()?;
-        if state.context().map(|c| c.org_id()) != Some(self.0.id) {
-            return Ok(None);
+        match state.context() {
+            Some(c)
+                if c.org_id() == self.0.id && *c.clients() == strata_domain::ClientScope::All => {}
+            _ => return Ok(None),
         }
         let default = ctx
             .data_opt::<std::sync::Arc<strata_runner::Runner>>()
@@ -404,9 +407,9 @@ impl OrganizationMutation {
         let state = ctx.data::<RequestState>()?;
         let org = state.tenant()?.org_id();
         let tx = state.write_tx().await?;
-        let stopped = in_savepoint(tx, organizations::delete(tx, &confirm_slug)).await?;
-        for run in stopped {
-            state.record(crate::session::Committed::RunCancelled(run));
+        let erased = in_savepoint(tx, organizations::delete(tx, &confirm_slug)).await?;
+        for then in crate::session::Committed::of_erasure(erased) {
+            state.record(then);
         }
         Ok(ID(org.to_string()))
     }

@@ -157,6 +157,17 @@ impl Paging {
     }
 }
 
+/// A list's filter as its cursors' digest spells it: nothing for the
+/// default filter, so that an unfiltered list in its default order keeps
+/// cursors without a digest.
+pub(crate) fn spelt<F: Default + PartialEq + std::fmt::Debug>(filter: &F) -> String {
+    if *filter == F::default() {
+        String::new()
+    } else {
+        format!("{filter:?}")
+    }
+}
+
 /// Parses paging arguments into a page request: `first` items after
 /// `after`, or the `last` items before `before` (both cursors may bound
 /// either), 20 from the start when neither count is given; a cursor made

@@ -538,7 +538,8 @@ impl RunQuery {
     ) -> Result<AgentRunConnection> {
         let filter = filter.unwrap_or_default().parse()?;
         let order = crate::lists::order(order_by, false)?;
-        let paging = Paging::new(first, after, last, before).shaped(order, format!("{filter:?}"));
+        let paging = Paging::new(first, after, last, before)
+            .shaped(order, crate::pagination::spelt(&filter));
         let page = page_request(&paging)?;
         let state = ctx.data::<RequestState>()?;
         state.tenant()?;

@@ -30,6 +30,24 @@ pub enum Committed {
     ApiKeyRevoked,
 }
 
+impl Committed {
+    /// What an erasure asks of the rest of the server after the commit:
+    /// its runs stop, its members' remembered memberships go, and open
+    /// connections of its API keys re-check.
+    pub(crate) fn of_erasure(erased: strata_persistence::repo::Erasure) -> Vec<Committed> {
+        let mut out: Vec<Committed> = erased
+            .runs
+            .into_iter()
+            .map(Committed::RunCancelled)
+            .collect();
+        out.extend(erased.members.into_iter().map(Committed::MembershipChanged));
+        if erased.api_keys > 0 {
+            out.push(Committed::ApiKeyRevoked);
+        }
+        out
+    }
+}
+
 /// One request's caller and transaction.
 pub(crate) struct Session {
     /// What the request's mutations asked to happen after the commit.

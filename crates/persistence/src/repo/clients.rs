@@ -8,6 +8,8 @@ use sea_orm::{
 use strata_domain::model::Client;
 use strata_domain::{ClientId, ClientName, DomainError, OrgId, OrgType, OutputId, Slug};
 
+use crate::repo::Erasure;
+
 use crate::entity::tenant_b::workspace_entities as clients;
 use crate::error::map_db_err;
 use crate::repo::audit::{self, AuditEntry};
@@ -244,25 +246,49 @@ pub async fn update(
 /// Erases a visible client (administrators only) in the caller's
 /// transaction: its row, everything that refers to it (by the foreign
 /// keys' cascades: campaigns, runs and outputs, brand guidelines, personas,
-/// assignments, API keys and reporting logins limited to it) and the audit
-/// rows about it, then writes one tombstone audit row naming only its id.
-/// Returns the ids of its runs that were still queued or running, for the
-/// runner to stop once the transaction commits.
-pub async fn delete(tx: &TenantTx, id: ClientId) -> Result<Vec<OutputId>, DomainError> {
+/// assignments, reporting logins), the API keys limited to it and the
+/// audit rows about it, then writes one tombstone audit row naming only
+/// its id. What the caller must tell the rest of the server once the
+/// transaction commits is returned.
+///
+/// The client's row is locked first: content written for it concurrently
+/// waits on that lock (its foreign key check) and then fails, so it
+/// leaves no row or audit row behind.
+pub async fn delete(tx: &TenantTx, id: ClientId) -> Result<Erasure, DomainError> {
     use crate::entity::public::audit_log;
-    use crate::entity::tenant_b::outputs;
+    use crate::entity::tenant_b::{client_assignments, outputs};
+    use sea_orm::{ConnectionTrait, DatabaseBackend, Statement};
     if !is_agency(tx) {
         return Err(DomainError::NotFound);
     }
     crate::repo::require(tx, strata_domain::Action::DeleteClient)?;
-    by_id(tx, id).await?.ok_or(DomainError::NotFound)?;
     let org = tx.ctx().org_id().as_uuid();
-    let unfinished: Vec<uuid::Uuid> = outputs::Entity::find()
+    let locked = tx
+        .query_one_raw(Statement::from_sql_and_values(
+            DatabaseBackend::Postgres,
+            "SELECT id FROM tenant_b.workspace_entities WHERE org_id = $1 AND id = $2 FOR UPDATE",
+            [org.into(), id.as_uuid().into()],
+        ))
+        .await
+        .map_err(map_db_err)?;
+    if locked.is_none() || !tx.ctx().clients().includes(id) {
+        return Err(DomainError::NotFound);
+    }
+    let runs: Vec<uuid::Uuid> = outputs::Entity::find()
         .select_only()
         .column(outputs::Column::Id)
         .filter(outputs::Column::OrgId.eq(org))
         .filter(outputs::Column::ClientId.eq(id.as_uuid()))
         .filter(outputs::Column::Status.is_in(["QUEUED", "RUNNING"]))
+        .into_tuple()
+        .all(tx)
+        .await
+        .map_err(map_db_err)?;
+    let members: Vec<uuid::Uuid> = client_assignments::Entity::find()
+        .select_only()
+        .column(client_assignments::Column::UserId)
+        .filter(client_assignments::Column::OrgId.eq(org))
+        .filter(client_assignments::Column::ClientId.eq(id.as_uuid()))
         .into_tuple()
         .all(tx)
         .await
@@ -275,16 +301,15 @@ pub async fn delete(tx: &TenantTx, id: ClientId) -> Result<Vec<OutputId>, Domain
         .map_err(map_db_err)?;
     // Not left to a cascade: on Citus no foreign key joins the keys to
     // the clients.
-    sea_orm::ConnectionTrait::execute_raw(
-        tx,
-        sea_orm::Statement::from_sql_and_values(
-            sea_orm::DatabaseBackend::Postgres,
+    let keys = tx
+        .execute_raw(Statement::from_sql_and_values(
+            DatabaseBackend::Postgres,
             "DELETE FROM public.api_keys WHERE org_id = $1 AND client_id = $2",
             [org.into(), id.as_uuid().into()],
-        ),
-    )
-    .await
-    .map_err(map_db_err)?;
+        ))
+        .await
+        .map_err(map_db_err)?
+        .rows_affected();
     let deleted = clients::Entity::delete_many()
         .filter(clients::Column::OrgId.eq(org))
         .filter(clients::Column::Id.eq(id.as_uuid()))
@@ -306,5 +331,12 @@ pub async fn delete(tx: &TenantTx, id: ClientId) -> Result<Vec<OutputId>, Domain
         },
     )
     .await?;
-    Ok(unfinished.into_iter().map(OutputId::from_uuid).collect())
+    Ok(Erasure {
+        runs: runs.into_iter().map(OutputId::from_uuid).collect(),
+        members: members
+            .into_iter()
+            .map(strata_domain::UserId::from_uuid)
+            .collect(),
+        api_keys: keys,
+    })
 }

@@ -191,6 +191,19 @@ pub(crate) async fn content_client(
     }
 }
 
+/// What an erasure must tell the rest of the server once its transaction
+/// commits.
+#[derive(Clone, Debug, Default)]
+pub struct Erasure {
+    /// Runs that were queued or running: stop them.
+    pub runs: Vec<strata_domain::OutputId>,
+    /// Members whose memberships or client assignments went: forget what
+    /// is remembered of them.
+    pub members: Vec<strata_domain::UserId>,
+    /// How many API keys went (their open connections re-check).
+    pub api_keys: u64,
+}
+
 /// The refusal of new content for an archived client.
 pub(crate) const ARCHIVED: &str =
     "the client is archived: restore it (restoreClient) before adding to it";

@@ -211,13 +211,13 @@ pub async fn update(
 /// Erases the context's organization (owners only), whose slug the caller
 /// confirms: its row, and by the foreign keys' cascades every row of every
 /// table that names it, in both schemas (members' user rows stay: they may
-/// belong elsewhere). Nothing of it remains to hold an audit row. Returns
-/// the ids of its runs that were still queued or running, for the runner
-/// to stop once the transaction commits.
+/// belong elsewhere). Nothing of it remains to hold an audit row. What
+/// the caller must tell the rest of the server once the transaction
+/// commits is returned.
 pub async fn delete(
     tx: &TenantTx,
     confirm_slug: &str,
-) -> Result<Vec<strata_domain::OutputId>, DomainError> {
+) -> Result<crate::repo::Erasure, DomainError> {
     use sea_orm::{ConnectionTrait, FromQueryResult};
     crate::repo::require(tx, strata_domain::Action::DeleteOrganization)?;
     let current = current(tx).await?;
@@ -229,6 +229,7 @@ pub async fn delete(
         .into());
     }
     let org = current.id.as_uuid();
+    /// One id column.
     #[derive(FromQueryResult)]
     struct Run {
         id: uuid::Uuid,
@@ -240,6 +241,22 @@ pub async fn delete(
     let unfinished = Run::find_by_statement(sea_orm::Statement::from_sql_and_values(
         sea_orm::DatabaseBackend::Postgres,
         format!("SELECT id FROM {runs} WHERE org_id = $1 AND status IN ('QUEUED', 'RUNNING')"),
+        [org.into()],
+    ))
+    .all(tx)
+    .await
+    .map_err(map_db_err)?;
+    let members = Run::find_by_statement(sea_orm::Statement::from_sql_and_values(
+        sea_orm::DatabaseBackend::Postgres,
+        "SELECT user_id AS id FROM public.memberships WHERE org_id = $1",
+        [org.into()],
+    ))
+    .all(tx)
+    .await
+    .map_err(map_db_err)?;
+    let keys = Run::find_by_statement(sea_orm::Statement::from_sql_and_values(
+        sea_orm::DatabaseBackend::Postgres,
+        "SELECT id FROM public.api_keys WHERE org_id = $1",
         [org.into()],
     ))
     .all(tx)
@@ -259,10 +276,17 @@ pub async fn delete(
         return Err(crate::repo::not_written(tx, "delete", table, visible).await);
     }
     tracing::info!(org.id = %org, "organization erased");
-    Ok(unfinished
-        .into_iter()
-        .map(|r| strata_domain::OutputId::from_uuid(r.id))
-        .collect())
+    Ok(crate::repo::Erasure {
+        runs: unfinished
+            .into_iter()
+            .map(|r| strata_domain::OutputId::from_uuid(r.id))
+            .collect(),
+        members: members
+            .into_iter()
+            .map(|r| strata_domain::UserId::from_uuid(r.id))
+            .collect(),
+        api_keys: keys.len() as u64,
+    })
 }
 
 fn changed_fields(fields: &[Option<&'static str>]) -> Vec<&'static str> {
@@ -280,17 +304,23 @@ pub async fn set_monthly_quota(
 ) -> Result<bool, DomainError> {
     use sea_orm::{ConnectionTrait, DatabaseBackend, Statement, TransactionTrait};
     let txn = db.raw().begin().await.map_err(map_db_err)?;
+    if db.is_citus() {
+        // The `SET LOCAL`s below reach the workers' copies of the
+        // (reference) table too, each as a message of its own.
+        txn.execute_unprepared(
+            "SELECT pg_catalog.set_config('citus.propagate_set_commands', 'local', true)",
+        )
+        .await
+        .map_err(map_db_err)?;
+    }
     txn.execute_unprepared("SET LOCAL ROLE strata_owner")
         .await
         .map_err(map_db_err)?;
-    // The one organization this command may change (its policies).
-    txn.execute_raw(Statement::from_sql_and_values(
-        DatabaseBackend::Postgres,
-        "SELECT pg_catalog.set_config('app.operator_org_id', $1, true)",
-        [org.to_string().into()],
-    ))
-    .await
-    .map_err(map_db_err)?;
+    // The one organization this command may change (its policies); a
+    // UUID's text needs no quoting.
+    txn.execute_unprepared(&format!("SET LOCAL app.operator_org_id = '{org}'"))
+        .await
+        .map_err(map_db_err)?;
     let tokens = tokens.map(|t| i64::try_from(t).unwrap_or(i64::MAX));
     let updated = txn
         .execute_raw(Statement::from_sql_and_values(

@@ -127,6 +127,8 @@ pub async fn report(
 ) -> Result<Vec<UsageRow>, DomainError> {
     let ctx = tx.ctx();
     let limited = crate::repo::limited_clients(tx).map(|ids| ids.collect::<Vec<_>>());
+    // SMEs have no clients: only their administrators read usage.
+    let limited = limited.filter(|_| ctx.org_type() == strata_domain::OrgType::Agency);
     if !ctx.can_administer() && limited.is_none() {
         return Err(DomainError::Forbidden(
             "only owners and admins, or a caller limited to some clients, can read usage",
