@@ -126,7 +126,7 @@ CREATE TABLE public.audit_log -- owner strata_owner, row level security forced
   CREATE INDEX audit_log_user_created_idx ON public.audit_log USING btree (org_id, actor_user_id, created_at DESC, id DESC);
   CREATE UNIQUE INDEX audit_log_pkey ON public.audit_log USING btree (org_id, id);
   POLICY administer_select AS RESTRICTIVE FOR SELECT TO app_agency, app_sme USING (app.can_administer())
-  POLICY erase_client_rows AS PERMISSIVE FOR DELETE TO app_agency USING (((org_id = app.current_org_id()) AND (client_id IS NOT NULL) AND app.can_administer()))
+  POLICY erase_client_rows AS PERMISSIVE FOR DELETE TO app_agency USING (((org_id = app.current_org_id()) AND (client_id IS NOT NULL) AND (operation <> 'deleteClient'::text) AND app.can_administer()))
   POLICY operator_quota_audit AS PERMISSIVE FOR INSERT TO strata_owner WITH CHECK ((target_type = 'OrganizationQuota'::text))
   POLICY reporting_login_audit AS PERMISSIVE FOR INSERT TO strata_owner WITH CHECK ((target_type = 'ReportingLogin'::text))
   POLICY tenant_org AS PERMISSIVE FOR SELECT TO app_agency, app_sme USING ((org_id = app.current_org_id()))

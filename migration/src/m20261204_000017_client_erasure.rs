@@ -20,7 +20,8 @@ impl MigrationName for Migration {
 const FOLDED: &str = "SET LOCAL ROLE strata_owner;
 DROP POLICY erase_client_rows ON public.audit_log;
 CREATE POLICY erase_client_rows ON public.audit_log FOR DELETE TO app_agency
-    USING ((org_id = app.current_org_id() AND client_id IS NOT NULL AND app.can_administer())
+    USING ((org_id = app.current_org_id() AND client_id IS NOT NULL
+            AND operation <> 'deleteClient' AND app.can_administer())
            AND (app.can_write()));
 RESET ROLE;";
 

@@ -166,6 +166,36 @@ async fn delete_client_erases_exactly_the_clients_rows_and_leaves_a_tombstone() 
         data["clients"]["nodes"],
         json!([{ "slug": "adidas", "campaigns": { "totalCount": 2 } }])
     );
+    // In the database, the agency's administrators may delete audit rows
+    // about a client, never a tombstone.
+    {
+        use sea_orm::ConnectionTrait as _;
+        let ctx = strata_persistence::context::resolve_for(
+            &app.db,
+            w.agency1.owner,
+            Some(w.agency1.id),
+            "erasure-test",
+        )
+        .await
+        .unwrap();
+        let tx = strata_persistence::TenantTx::begin(&app.db, &ctx)
+            .await
+            .unwrap();
+        let tombstones = tx
+            .execute_unprepared("DELETE FROM public.audit_log WHERE operation = 'deleteClient'")
+            .await
+            .unwrap();
+        assert_eq!(tombstones.rows_affected(), 0);
+        let adidas = tx
+            .execute_unprepared(&format!(
+                "DELETE FROM public.audit_log WHERE client_id = '{}'",
+                w.adidas
+            ))
+            .await
+            .unwrap();
+        assert!(adidas.rows_affected() > 0);
+        tx.rollback().await.unwrap();
+    }
     // Its key no longer opens anything.
     let (status, body) = app
         .graphql(Some(&key), "{ campaigns { totalCount } }", json!({}))

@@ -5,7 +5,7 @@
 -- transaction (on Citus no foreign key joins the reference table of keys
 -- to the distributed clients), as are the audit rows about it, which have
 -- no foreign key: an owner or admin of an agency may delete those, and
--- only those. The transaction then writes one tombstone row (who, when,
+-- only those, tombstones of earlier erasures excepted. The transaction then writes one tombstone row (who, when,
 -- which client id).
 --
 -- The restrictive writable_delete (not a viewer, not a read-only key)
@@ -21,6 +21,7 @@ GRANT DELETE ON public.organizations TO app_sme, app_agency;
 SET LOCAL ROLE strata_owner;
 
 CREATE POLICY erase_client_rows ON public.audit_log FOR DELETE TO app_agency
-    USING (org_id = app.current_org_id() AND client_id IS NOT NULL AND app.can_administer());
+    USING (org_id = app.current_org_id() AND client_id IS NOT NULL
+           AND operation <> 'deleteClient' AND app.can_administer());
 
 RESET ROLE;
