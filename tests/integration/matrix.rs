@@ -1618,3 +1618,124 @@ async fn searches_filters_and_orders_never_reach_past_the_principals_own_rows() 
         );
     }
 }
+
+#[tokio::test]
+async fn a_viewer_or_strategist_limited_to_a_client_sees_and_changes_only_that_client() {
+    let (app, w, _su) = setup().await;
+    let owner = app.token(w.agency1.owner, Some(w.agency1.id));
+    let update = "mutation($u: ID!, $c: [ID!]) { updateMember(input: {userId: $u, clientIds: $c}) { role clientIds } }";
+    // The agency's own customer: a read-only login limited to adidas.
+    let data = ok(
+        &app,
+        &owner,
+        update,
+        json!({ "u": w.viewer.to_string(), "c": [w.adidas.to_string()] }),
+    )
+    .await;
+    assert_eq!(data["updateMember"]["role"], "VIEWER");
+    assert_eq!(
+        data["updateMember"]["clientIds"],
+        json!([w.adidas.to_string()])
+    );
+    let viewer = app.token(w.viewer, Some(w.agency1.id));
+    let seen = ok(
+        &app,
+        &viewer,
+        "{ clients { nodes { slug } } campaigns(first: 100) { nodes { id clientId } } personas { nodes { clientId } } }",
+        json!({}),
+    )
+    .await;
+    assert_eq!(seen["clients"]["nodes"], json!([{ "slug": "adidas" }]));
+    let campaigns: BTreeSet<String> = ids_of(&seen["campaigns"]);
+    assert_eq!(campaigns, set(&w.adidas_campaigns));
+    for p in seen["personas"]["nodes"].as_array().unwrap() {
+        assert_eq!(p["clientId"], w.adidas.to_string());
+    }
+    for c in &w.nike_campaigns {
+        let one = ok(
+            &app,
+            &viewer,
+            "query($id: ID!) { campaign(id: $id) { id } }",
+            json!({ "id": c.to_string() }),
+        )
+        .await;
+        assert!(one["campaign"].is_null());
+    }
+    // Row-level security holds the same line: the viewer's context, with
+    // no filter of the repositories, reads adidas' rows only.
+    {
+        let ctx = strata_persistence::context::resolve_for(
+            &app.db,
+            w.viewer,
+            Some(w.agency1.id),
+            "limited-viewer",
+        )
+        .await
+        .unwrap();
+        assert!(
+            matches!(ctx.clients(), strata_domain::ClientScope::Only(ids) if ids == &vec![w.adidas])
+        );
+        let tx = strata_persistence::TenantTx::begin_read_only(&app.db, &ctx)
+            .await
+            .unwrap();
+        let rows = scalar(&tx, "SELECT count(*) FROM tenant_b.campaigns").await;
+        assert_eq!(rows, w.adidas_campaigns.len() as i64);
+        let clients = scalar(&tx, "SELECT count(*) FROM tenant_b.workspace_entities").await;
+        assert_eq!(clients, 1);
+        tx.commit().await.unwrap();
+    }
+    // A strategist limited to nike writes for nike only.
+    ok(
+        &app,
+        &owner,
+        update,
+        json!({ "u": w.strategist.to_string(), "c": [w.nike.to_string()] }),
+    )
+    .await;
+    let strategist = app.token(w.strategist, Some(w.agency1.id));
+    let create =
+        "mutation($c: ID) { createCampaign(input: {clientId: $c, name: \"limited\"}) { id } }";
+    ok(
+        &app,
+        &strategist,
+        create,
+        json!({ "c": w.nike.to_string() }),
+    )
+    .await;
+    let (_, body) = app
+        .graphql(
+            Some(&strategist),
+            create,
+            json!({ "c": w.adidas.to_string() }),
+        )
+        .await;
+    assert_eq!(error_code(&body), Some("NOT_FOUND"), "{body}");
+    // An empty list: every client again. Owners and admins are never limited.
+    ok(
+        &app,
+        &owner,
+        update,
+        json!({ "u": w.viewer.to_string(), "c": [] }),
+    )
+    .await;
+    let seen = ok(&app, &viewer, "{ clients { totalCount } }", json!({})).await;
+    assert_eq!(seen["clients"]["totalCount"], 2);
+    let (_, body) = app
+        .graphql(
+            Some(&owner),
+            update,
+            json!({ "u": w.admin.to_string(), "c": [w.nike.to_string()] }),
+        )
+        .await;
+    assert_eq!(error_code(&body), Some("BAD_USER_INPUT"), "{body}");
+    assert_eq!(body["errors"][0]["extensions"]["field"], "clientIds");
+}
+
+fn ids_of(conn: &Value) -> BTreeSet<String> {
+    conn["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["id"].as_str().unwrap().to_owned())
+        .collect()
+}

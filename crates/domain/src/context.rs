@@ -98,9 +98,19 @@ impl Role {
         !matches!(self, Role::Viewer)
     }
 
-    /// Sees every client of the organization (rather than assigned ones).
+    /// Sees every client of the organization (rather than assigned ones)
+    /// unless limited to some ([`Role::may_be_limited`]): an account
+    /// manager never does.
     pub const fn sees_all_clients(self) -> bool {
         !matches!(self, Role::AccountManager)
+    }
+
+    /// May be limited to some clients of an agency: an account manager
+    /// always is, a strategist or a viewer when assigned clients (an
+    /// agency's own customer with a read-only login to its client). Owners
+    /// and admins see every client.
+    pub const fn may_be_limited(self) -> bool {
+        matches!(self, Role::AccountManager | Role::Strategist | Role::Viewer)
     }
 
     /// The role an API key acts with: it may write content (unless the key

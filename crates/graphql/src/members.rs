@@ -48,7 +48,9 @@ pub struct AddMemberInput {
     pub user_id: ID,
     /// Their role.
     pub role: Role,
-    /// For account managers of an agency: the clients they may see.
+    /// The agency's clients they may see: required for an account manager;
+    /// for a strategist or a viewer, limits them to these (all clients
+    /// when omitted).
     pub client_ids: Option<Vec<ID>>,
 }
 
@@ -59,8 +61,10 @@ pub struct UpdateMemberInput {
     pub user_id: ID,
     /// New role.
     pub role: Option<Role>,
-    /// For account managers of an agency: the clients they may see (replaces
-    /// the current assignments).
+    /// The agency's clients they may see, replacing the current ones (an
+    /// account manager, a strategist or a viewer; an empty list gives a
+    /// strategist or a viewer every client again). Omitted, the current
+    /// ones stay.
     pub client_ids: Option<Vec<ID>>,
 }
 

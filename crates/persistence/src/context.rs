@@ -127,10 +127,12 @@ pub enum ResolveError {
 
 /// The context for one membership (read from the database).
 fn context_for(m: &Membership, user: UserId, request_id: &str) -> VerifiedContext {
-    let clients = if m.role.sees_all_clients() {
-        ClientScope::All
-    } else {
+    let limited =
+        !m.role.sees_all_clients() || (m.role.may_be_limited() && !m.client_ids.is_empty());
+    let clients = if limited {
         ClientScope::Only(m.client_ids.clone())
+    } else {
+        ClientScope::All
     };
     VerifiedContext::new(TenantContext::resolved(Resolution {
         org_id: m.org_id,

@@ -65,8 +65,9 @@ pub async fn add(
     })
 }
 
-/// Checks client assignments for a member with `role`: only account
-/// managers of an agency get them, and only clients visible to the caller.
+/// Checks client assignments for a member with `role`: only the roles that
+/// may be limited to clients, in an agency, get them, and only clients
+/// visible to the caller.
 async fn check_assignments(
     tx: &TenantTx,
     role: Role,
@@ -82,10 +83,10 @@ async fn check_assignments(
         )
         .into());
     }
-    if role != Role::AccountManager {
+    if !role.may_be_limited() {
         return Err(ValidationError::new(
             "clientIds",
-            "only account managers are assigned clients; other roles see all clients",
+            "owners and admins see every client: only account managers, strategists and viewers are limited to clients",
         )
         .into());
     }
@@ -276,7 +277,7 @@ pub async fn update(
     }
     let assigned: Vec<ClientId> = match client_ids {
         Some(ids) => dedup(ids),
-        None if new_role == Role::AccountManager && ctx.org_type() == OrgType::Agency => {
+        None if new_role.may_be_limited() && ctx.org_type() == OrgType::Agency => {
             client_assignments::Entity::find()
                 .filter(client_assignments::Column::OrgId.eq(ctx.org_id().as_uuid()))
                 .filter(client_assignments::Column::UserId.eq(user.as_uuid()))
