@@ -78,6 +78,8 @@ CREATE TABLE public.api_keys -- owner strata_owner, row level security forced
     created_by uuid
     created_at timestamp with time zone NOT NULL DEFAULT now()
     org_type text NOT NULL
+    previous_key_hash text
+    previous_valid_until timestamp with time zone
   CONSTRAINT api_keys_client_fkey FOREIGN KEY (org_id, client_id) REFERENCES tenant_b.workspace_entities(org_id, id) ON DELETE CASCADE
   CONSTRAINT api_keys_name_check CHECK (((length(name) >= 1) AND (length(name) <= 200)))
   CONSTRAINT api_keys_org_hash_key UNIQUE (org_id, key_hash)
@@ -87,14 +89,15 @@ CREATE TABLE public.api_keys -- owner strata_owner, row level security forced
   CONSTRAINT api_keys_pkey PRIMARY KEY (org_id, id)
   CREATE INDEX api_keys_hash_idx ON public.api_keys USING btree (key_hash);
   CREATE INDEX api_keys_org_created_idx ON public.api_keys USING btree (org_id, created_at DESC, id DESC);
+  CREATE INDEX api_keys_previous_hash_idx ON public.api_keys USING btree (previous_key_hash) WHERE (previous_key_hash IS NOT NULL);
   CREATE UNIQUE INDEX api_keys_org_hash_key ON public.api_keys USING btree (org_id, key_hash);
   CREATE UNIQUE INDEX api_keys_pkey ON public.api_keys USING btree (org_id, id);
   POLICY administer_delete AS RESTRICTIVE FOR DELETE TO app_agency, app_sme USING (app.can_administer())
   POLICY administer_insert AS RESTRICTIVE FOR INSERT TO app_agency, app_sme WITH CHECK (app.can_administer())
   POLICY administer_select AS RESTRICTIVE FOR SELECT TO app_agency, app_sme USING (app.can_administer())
   POLICY administer_update AS RESTRICTIVE FOR UPDATE TO app_agency, app_sme WITH CHECK (app.can_administer())
-  POLICY presented_key AS PERMISSIVE FOR SELECT TO app_auth USING ((key_hash = app.current_api_key_hash()))
-  POLICY presented_key_touch AS PERMISSIVE FOR UPDATE TO app_auth USING ((key_hash = app.current_api_key_hash())) WITH CHECK ((key_hash = app.current_api_key_hash()))
+  POLICY presented_key AS PERMISSIVE FOR SELECT TO app_auth USING (((key_hash = app.current_api_key_hash()) OR (previous_key_hash = app.current_api_key_hash())))
+  POLICY presented_key_touch AS PERMISSIVE FOR UPDATE TO app_auth USING (((key_hash = app.current_api_key_hash()) OR (previous_key_hash = app.current_api_key_hash()))) WITH CHECK (((key_hash = app.current_api_key_hash()) OR (previous_key_hash = app.current_api_key_hash())))
   POLICY tenant_org AS PERMISSIVE FOR ALL TO app_agency, app_sme USING ((org_id = app.current_org_id())) WITH CHECK ((org_id = app.current_org_id()))
   POLICY writable_delete AS RESTRICTIVE FOR DELETE TO app_agency, app_sme USING (app.can_write())
   POLICY writable_insert AS RESTRICTIVE FOR INSERT TO app_agency, app_sme WITH CHECK (app.can_write())

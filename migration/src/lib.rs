@@ -29,6 +29,7 @@ mod m20261204_000015_run_lists;
 mod m20261204_000016_list_orders;
 mod m20261204_000017_client_erasure;
 mod m20261204_000018_org_quota;
+mod m20261204_000019_key_rotation;
 
 /// All migrations, in order.
 #[derive(Debug)]
@@ -56,6 +57,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261204_000016_list_orders::Migration),
             Box::new(m20261204_000017_client_erasure::Migration),
             Box::new(m20261204_000018_org_quota::Migration),
+            Box::new(m20261204_000019_key_rotation::Migration),
         ]
     }
 }

@@ -5,7 +5,7 @@ use sea_orm::{ConnectionTrait, DatabaseConnection};
 use serde_json::{Value, json};
 use strata_domain::OrgId;
 use strata_tests::world::World;
-use strata_tests::{TestApp, error_code};
+use strata_tests::{TestApp, error_code, ok};
 use strata_tests::{scalar, text};
 
 const CREATE: &str = "mutation($i: CreateApiKeyInput!) { createApiKey(input: $i) {
@@ -614,4 +614,104 @@ async fn a_garbage_or_unknown_strata_token_is_401() {
         "unknown, with an organization",
     )
     .await;
+}
+
+#[tokio::test]
+async fn a_rotated_key_gets_a_new_secret_and_the_old_one_works_until_its_grace_ends() {
+    let app = TestApp::spawn().await;
+    let (w, su) = strata_tests::world::World::on(&app).await;
+    let owner = app.token(w.agency1.owner, Some(w.agency1.id));
+    let created = ok(
+        &app,
+        &owner,
+        "mutation { createApiKey(input: {name: \"feed\"}) { key { id prefix } secret } }",
+        json!({}),
+    )
+    .await;
+    let id = created["createApiKey"]["key"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let first = created["createApiKey"]["secret"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let reads = |secret: &str| {
+        let app = &app;
+        let secret = secret.to_owned();
+        async move {
+            app.graphql(Some(&secret), "{ campaigns { totalCount } }", json!({}))
+                .await
+                .0
+        }
+    };
+    assert_eq!(reads(&first).await, 200);
+    let rotate = "mutation($id: ID!, $g: Int!) { rotateApiKey(id: $id, graceSeconds: $g) { key { id prefix } secret } }";
+    let data = ok(&app, &owner, rotate, json!({ "id": id, "g": 3600 })).await;
+    let second = data["rotateApiKey"]["secret"].as_str().unwrap().to_owned();
+    assert_eq!(data["rotateApiKey"]["key"]["id"], id.as_str());
+    assert_ne!(second, first);
+    assert!(second.starts_with(data["rotateApiKey"]["key"]["prefix"].as_str().unwrap()));
+    // Both work during the grace; the stored row holds no secret.
+    assert_eq!(reads(&first).await, 200);
+    assert_eq!(reads(&second).await, 200);
+    assert_eq!(
+        scalar(
+            &su,
+            &format!("SELECT count(*) FROM public.api_keys WHERE key_hash = '{second}' OR previous_key_hash = '{first}'")
+        )
+        .await,
+        0
+    );
+    // The grace ends: only the new secret works.
+    su.execute_unprepared(&format!(
+        "UPDATE public.api_keys SET previous_valid_until = now() - interval '1 second' WHERE id = '{id}'"
+    ))
+    .await
+    .unwrap();
+    assert_eq!(reads(&first).await, 401);
+    assert_eq!(reads(&second).await, 200);
+    // Rotating without grace stops the current secret at once; the one
+    // before it is gone for good.
+    let data = ok(&app, &owner, rotate, json!({ "id": id, "g": 0 })).await;
+    let third = data["rotateApiKey"]["secret"].as_str().unwrap().to_owned();
+    assert_eq!(reads(&second).await, 401);
+    assert_eq!(reads(&first).await, 401);
+    assert_eq!(reads(&third).await, 200);
+    assert_eq!(
+        scalar(
+            &su,
+            "SELECT count(*) FROM public.audit_log WHERE operation = 'rotateApiKey'"
+        )
+        .await,
+        2
+    );
+    // Bad grace, a revoked key, a stranger, a non-administrator.
+    let (_, body) = app
+        .graphql(Some(&owner), rotate, json!({ "id": id, "g": -1 }))
+        .await;
+    assert_eq!(error_code(&body), Some("BAD_USER_INPUT"), "{body}");
+    assert_eq!(body["errors"][0]["extensions"]["field"], "graceSeconds");
+    let stranger = app.token(w.agency2.owner, Some(w.agency2.id));
+    let (_, body) = app
+        .graphql(Some(&stranger), rotate, json!({ "id": id, "g": 60 }))
+        .await;
+    assert_eq!(error_code(&body), Some("NOT_FOUND"), "{body}");
+    let strategist = app.token(w.strategist, Some(w.agency1.id));
+    let (_, body) = app
+        .graphql(Some(&strategist), rotate, json!({ "id": id, "g": 60 }))
+        .await;
+    assert_eq!(error_code(&body), Some("FORBIDDEN"), "{body}");
+    ok(
+        &app,
+        &owner,
+        "mutation($id: ID!) { revokeApiKey(id: $id) { id } }",
+        json!({ "id": id }),
+    )
+    .await;
+    let (_, body) = app
+        .graphql(Some(&owner), rotate, json!({ "id": id, "g": 60 }))
+        .await;
+    assert_eq!(error_code(&body), Some("NOT_FOUND"), "{body}");
+    assert_eq!(reads(&third).await, 401);
 }

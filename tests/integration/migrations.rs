@@ -177,7 +177,14 @@ async fn migrations_go_up_down_and_up_again_on_an_empty_database() {
             .any(|i| i.starts_with("table ") && i.contains("app_sme="))
     );
 
-    // Newest first, each migration alone. Organizations have a quota
+    // Newest first, each migration alone. A rotated API key keeps its
+    // previous hash, and no longer.
+    let rotation = "SELECT count(*) FROM information_schema.columns WHERE table_schema = 'public' \
+         AND table_name = 'api_keys' AND column_name = 'previous_key_hash'";
+    assert_eq!(strata_tests::scalar(&conn, rotation).await, 1);
+    Migrator::down(&conn, Some(1)).await.unwrap();
+    assert_eq!(strata_tests::scalar(&conn, rotation).await, 0);
+    // Organizations have a quota
     // column, which only the operator's role may update, and no longer.
     let quota = "SELECT count(*) FROM information_schema.columns WHERE table_schema = 'public' \
          AND table_name = 'organizations' AND column_name = 'monthly_token_quota'";

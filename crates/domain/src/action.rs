@@ -100,6 +100,8 @@ actions! {
     ListApiKeys => (Administer, "only owners and admins can list API keys", None),
     /// `revokeApiKey`.
     RevokeApiKey => (Administer, "only owners and admins can revoke API keys", Some("revokeApiKey")),
+    /// `rotateApiKey`.
+    RotateApiKey => (Administer, "only owners and admins can rotate API keys", Some("rotateApiKey")),
     /// `auditLog`.
     ReadAuditLog => (Administer, "only owners and admins can read the audit log", None),
 }

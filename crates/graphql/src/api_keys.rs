@@ -3,7 +3,7 @@
 //! place, `CreatedApiKey.secret`, in the response that created it.
 
 use async_graphql::connection::{Connection, Edge, EmptyFields};
-use async_graphql::{Context, ID, InputObject, Object, Result, SimpleObject};
+use async_graphql::{Context, ErrorExtensions, ID, InputObject, Object, Result, SimpleObject};
 use chrono::{DateTime, Utc};
 use strata_domain::{ApiKeyId, ClientId};
 use strata_persistence::repo::api_keys::{self, NewApiKey};
@@ -200,5 +200,38 @@ impl ApiKeyMutation {
         let key = ApiKey(in_savepoint(tx, api_keys::revoke(tx, id)).await?);
         state.record(crate::session::Committed::ApiKeyRevoked);
         Ok(key)
+    }
+
+    /// Gives an API key of the active organization a new secret
+    /// (OWNER/ADMIN), shown once in the answer. The previous secret keeps
+    /// working for `graceSeconds` (at most a week; 0, the default, stops it
+    /// at once), so that its users can switch without a gap; the one
+    /// before that stops now. A revoked or expired key is not found.
+    #[graphql(guard = r#"crate::guard::ActionGuard(strata_domain::Action::RotateApiKey)"#)]
+    async fn rotate_api_key(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        #[graphql(default)] grace_seconds: i32,
+    ) -> Result<CreatedApiKey> {
+        const MAX_GRACE: i32 = 7 * 24 * 3600;
+        let id: ApiKeyId = parse_id("id", &id)?;
+        if !(0..=MAX_GRACE).contains(&grace_seconds) {
+            return Err(crate::error::ErrorCode::BadUserInput
+                .error(format!("graceSeconds: must be between 0 and {MAX_GRACE}"))
+                .extend_with(|_, e| e.set("field", "graceSeconds")));
+        }
+        let state = ctx.data::<RequestState>()?;
+        state.tenant()?;
+        let tx = state.write_tx().await?;
+        let grace = std::time::Duration::from_secs(u64::try_from(grace_seconds).unwrap_or(0));
+        let rotated = in_savepoint(tx, api_keys::rotate(tx, id, grace)).await?;
+        // Connections opened with the previous secret check it again.
+        state.record(crate::session::Committed::ApiKeyRevoked);
+        let secret = rotated.expose_secret().to_owned();
+        Ok(CreatedApiKey {
+            key: ApiKey(rotated.key),
+            secret,
+        })
     }
 }

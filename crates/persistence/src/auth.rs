@@ -131,8 +131,10 @@ pub struct PresentedKey {
     pub stale: bool,
 }
 
-/// The key whose hash `tx` was begun with, if one exists. More than one
-/// match (a hash collision across organizations) is treated as none.
+/// The key whose hash `tx` was begun with, if one exists: its current
+/// secret, or its previous one (after `rotateApiKey`), which stays active
+/// until its grace ends. More than one match (a hash collision across
+/// organizations) is treated as none.
 pub async fn presented_key(
     tx: &AuthTx,
     key_hash: &str,
@@ -140,10 +142,11 @@ pub async fn presented_key(
     let stmt = Statement::from_sql_and_values(
         DbBackend::Postgres,
         r#"SELECT org_id, id, org_type, client_id, read_only,
-                  revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now()) AS active,
+                  revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now())
+                    AND (key_hash = $1 OR previous_valid_until > now()) AS active,
                   last_used_at IS NULL OR last_used_at < now() - interval '1 minute' AS stale
            FROM public.api_keys
-           WHERE key_hash = $1
+           WHERE key_hash = $1 OR previous_key_hash = $1
            LIMIT 2"#,
         [key_hash.to_owned().into()],
     );
@@ -177,7 +180,7 @@ pub async fn touch_key(tx: &AuthTx, key: &PresentedKey, key_hash: &str) -> Resul
     let stmt = Statement::from_sql_and_values(
         DbBackend::Postgres,
         r#"UPDATE public.api_keys SET last_used_at = now()
-           WHERE org_id = $1 AND id = $2 AND key_hash = $3
+           WHERE org_id = $1 AND id = $2 AND (key_hash = $3 OR previous_key_hash = $3)
              AND (last_used_at IS NULL OR last_used_at < now() - interval '1 minute')"#,
         [
             key.org_id.as_uuid().into(),

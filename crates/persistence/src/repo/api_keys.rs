@@ -340,13 +340,20 @@ pub async fn count(tx: &TenantTx) -> Result<u64, DomainError> {
 /// of another organization is "not found" and stays untouched.
 pub async fn revoke(tx: &TenantTx, id: ApiKeyId) -> Result<ApiKey, DomainError> {
     crate::repo::require(tx, strata_domain::Action::RevokeApiKey)?;
+    // The time is a parameter, not `now()`: Citus refuses a function
+    // that is not immutable inside `coalesce` in a write to a reference
+    // table.
     let sql = format!(
-        "UPDATE public.api_keys SET revoked_at = coalesce(revoked_at, now()) \
+        "UPDATE public.api_keys SET revoked_at = coalesce(revoked_at, $3) \
          WHERE org_id = $1 AND id = $2 RETURNING {COLUMNS}"
     );
     let key: ApiKey = Row::find_by_statement(statement(
         &sql,
-        vec![tx.ctx().org_id().as_uuid().into(), id.as_uuid().into()],
+        vec![
+            tx.ctx().org_id().as_uuid().into(),
+            id.as_uuid().into(),
+            Utc::now().into(),
+        ],
     ))
     .one(tx)
     .await
@@ -365,6 +372,63 @@ pub async fn revoke(tx: &TenantTx, id: ApiKeyId) -> Result<ApiKey, DomainError> 
     )
     .await?;
     Ok(key)
+}
+
+/// Gives a key of the context's organization a new secret (owners and
+/// admins) and writes its audit row; the previous secret stays valid for
+/// `grace` (none: it stops at once), the one before it no longer. A
+/// revoked or expired key is not found.
+pub async fn rotate(
+    tx: &TenantTx,
+    id: ApiKeyId,
+    grace: std::time::Duration,
+) -> Result<CreatedApiKey, DomainError> {
+    crate::repo::require(tx, strata_domain::Action::RotateApiKey)?;
+    let secret = generate_secret();
+    let prefix: String = secret.chars().take(VISIBLE_CHARS).collect();
+    let grace_seconds = i64::try_from(grace.as_secs()).unwrap_or(i64::MAX);
+    let sql = format!(
+        "UPDATE public.api_keys SET previous_key_hash = key_hash, \
+             previous_valid_until = now() + make_interval(secs => $3), \
+             key_hash = $4, prefix = $5 \
+         WHERE org_id = $1 AND id = $2 AND revoked_at IS NULL \
+           AND (expires_at IS NULL OR expires_at > now()) \
+         RETURNING {COLUMNS}"
+    );
+    let key: ApiKey = Row::find_by_statement(statement(
+        &sql,
+        vec![
+            tx.ctx().org_id().as_uuid().into(),
+            id.as_uuid().into(),
+            (grace_seconds as f64).into(),
+            hash_secret(&secret).into(),
+            prefix.clone().into(),
+        ],
+    ))
+    .one(tx)
+    .await
+    .map_err(map_db_err)?
+    .ok_or(DomainError::NotFound)?
+    .into();
+    audit::record(
+        tx,
+        AuditEntry {
+            action: strata_domain::Action::RotateApiKey,
+            target_type: "ApiKey",
+            target_id: Some(id.as_uuid()),
+            client_id: key.client_id,
+            details: serde_json::json!({
+                "name": key.name,
+                "prefix": prefix,
+                "graceSeconds": grace_seconds,
+            }),
+        },
+    )
+    .await?;
+    Ok(CreatedApiKey {
+        key,
+        secret: SecretString::from(secret),
+    })
 }
 
 #[cfg(test)]

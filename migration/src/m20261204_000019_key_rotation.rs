@@ -1,0 +1,1 @@
+crate::sql_migration!("m20261204_000019_key_rotation");
