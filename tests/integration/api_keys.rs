@@ -715,3 +715,45 @@ async fn a_rotated_key_gets_a_new_secret_and_the_old_one_works_until_its_grace_e
     assert_eq!(error_code(&body), Some("NOT_FOUND"), "{body}");
     assert_eq!(reads(&third).await, 401);
 }
+
+#[tokio::test]
+async fn a_keys_role_is_viewer_or_strategist_and_a_viewer_key_only_reads() {
+    let app = TestApp::spawn().await;
+    let (w, su) = World::on(&app).await;
+    let owner = app.token(w.sme1.owner, Some(w.sme1.id));
+    let create = "mutation($r: ApiKeyRole, $ro: Boolean) { createApiKey(input: {name: \"k\", role: $r, readOnly: $ro}) { key { role readOnly } secret } }";
+    let write = "mutation { createCampaign(input: {name: \"from a key\"}) { id } }";
+    for (role, read_only, expected, writes) in [
+        (json!("VIEWER"), json!(null), "VIEWER", false),
+        (json!("STRATEGIST"), json!(null), "STRATEGIST", true),
+        (json!(null), json!(true), "VIEWER", false),
+        (json!(null), json!(null), "STRATEGIST", true),
+        (json!("VIEWER"), json!(true), "VIEWER", false),
+    ] {
+        let data = ok(&app, &owner, create, json!({ "r": role, "ro": read_only })).await;
+        let key = &data["createApiKey"];
+        assert_eq!(key["key"]["role"], expected, "{role} {read_only}");
+        assert_eq!(key["key"]["readOnly"], !writes);
+        let secret = key["secret"].as_str().unwrap();
+        let (_, body) = app.graphql(Some(secret), write, json!({})).await;
+        if writes {
+            assert!(body.get("errors").is_none(), "{body}");
+        } else {
+            assert_eq!(error_code(&body), Some("FORBIDDEN"), "{body}");
+        }
+    }
+    let keys = scalar(&su, "SELECT count(*) FROM public.api_keys").await;
+    let (_, body) = app
+        .graphql(
+            Some(&owner),
+            create,
+            json!({ "r": "STRATEGIST", "ro": true }),
+        )
+        .await;
+    assert_eq!(error_code(&body), Some("BAD_USER_INPUT"), "{body}");
+    assert_eq!(body["errors"][0]["extensions"]["field"], "role");
+    assert_eq!(
+        scalar(&su, "SELECT count(*) FROM public.api_keys").await,
+        keys
+    );
+}

@@ -54,6 +54,15 @@ impl ApiKey {
     async fn read_only(&self) -> bool {
         self.0.read_only
     }
+    /// The role it acts with: `VIEWER` for a read-only key, else
+    /// `STRATEGIST`.
+    async fn role(&self) -> ApiKeyRole {
+        if self.0.read_only {
+            ApiKeyRole::Viewer
+        } else {
+            ApiKeyRole::Strategist
+        }
+    }
     /// When it stops working, if ever.
     async fn expires_at(&self) -> Option<DateTime<Utc>> {
         self.0.expires_at
@@ -85,6 +94,16 @@ pub struct CreatedApiKey {
     pub secret: String,
 }
 
+/// The role an API key acts with.
+#[derive(async_graphql::Enum, Copy, Clone, Debug, Eq, PartialEq)]
+pub enum ApiKeyRole {
+    /// Reads content.
+    Viewer,
+    /// Reads and changes content (never members, clients, keys, settings
+    /// or the audit log).
+    Strategist,
+}
+
 /// Input of `createApiKey`.
 #[derive(InputObject, Debug)]
 pub struct CreateApiKeyInput {
@@ -92,8 +111,11 @@ pub struct CreateApiKeyInput {
     pub name: String,
     /// Limits the key to one client (agencies only).
     pub client_id: Option<ID>,
-    /// The key may only read (default false).
+    /// The key may only read (default false); the same as `role: VIEWER`.
     pub read_only: Option<bool>,
+    /// The role the key acts with (default `STRATEGIST`, or `VIEWER` with
+    /// `readOnly`).
+    pub role: Option<ApiKeyRole>,
     /// When the key stops working; must be in the future.
     pub expires_at: Option<DateTime<Utc>>,
 }
@@ -172,10 +194,19 @@ impl ApiKeyMutation {
             .client_id
             .map(|c| parse_id::<ClientId>("clientId", &c))
             .transpose()?;
+        let read_only = match (input.role, input.read_only) {
+            (Some(role), Some(read_only)) if (role == ApiKeyRole::Viewer) != read_only => {
+                return Err(crate::error::ErrorCode::BadUserInput
+                    .error("role: a VIEWER key is read-only and a STRATEGIST key is not: give one of role and readOnly, or both alike")
+                    .extend_with(|_, e| e.set("field", "role")));
+            }
+            (Some(role), _) => role == ApiKeyRole::Viewer,
+            (None, read_only) => read_only.unwrap_or(false),
+        };
         let new = NewApiKey::parse(
             &input.name,
             client_id,
-            input.read_only.unwrap_or(false),
+            read_only,
             input.expires_at,
             Utc::now(),
         )
