@@ -139,6 +139,20 @@ async fn usage_sums_tokens_and_runs_per_client_agent_and_month_within_the_caller
         );
         assert!(expected.values().all(|(_, _, runs)| *runs > 0), "{by}");
     }
+    // Grouped by client, each row names its client.
+    let named = ok(
+        &app,
+        &owner,
+        "{ usage(from: \"2026-10-01T00:00:00Z\", to: \"2026-12-01T00:00:00Z\", groupBy: [CLIENT]) { clientId client { id slug } } }",
+        json!({}),
+    )
+    .await;
+    let groups = named["usage"].as_array().unwrap();
+    assert_eq!(groups.len(), 2);
+    for r in groups {
+        assert_eq!(r["client"]["id"], r["clientId"]);
+        assert!(["nike", "adidas"].contains(&r["client"]["slug"].as_str().unwrap()));
+    }
     // The account manager: nike's runs only, and nike's rows only.
     let manager = app.token(w.account_manager, Some(agency));
     let data = ok(&app, &manager, q, json!({ "by": ["CLIENT"] })).await;

@@ -472,6 +472,19 @@ impl UsageRow {
     async fn client_id(&self) -> Option<ID> {
         self.0.client_id.map(|c| ID(c.to_string()))
     }
+    /// That client, when grouped by client (null once it is erased).
+    async fn client(&self, ctx: &Context<'_>) -> Result<Option<crate::types::Client>> {
+        let Some(id) = self.0.client_id else {
+            return Ok(None);
+        };
+        Ok(ctx
+            .data::<RequestState>()?
+            .client_loader()
+            .load_one(strata_domain::ClientId::from_uuid(id))
+            .await
+            .map_err(|e| (*e).clone())?
+            .map(crate::types::Client))
+    }
     /// The agent, when grouped by agent.
     async fn agent(&self) -> Result<Option<AgentKind>> {
         self.0
