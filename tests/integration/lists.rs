@@ -6,7 +6,7 @@
 use sea_orm::{ConnectionTrait, DatabaseConnection};
 use serde_json::{Value, json};
 use strata_tests::world::World;
-use strata_tests::{TestApp, error_code, ok, scalar};
+use strata_tests::{TestApp, error_code, ok, scalar, texts};
 
 async fn setup() -> (TestApp, World, DatabaseConnection) {
     let app = TestApp::spawn().await;
@@ -22,19 +22,6 @@ fn names(conn: &Value) -> Vec<String> {
         .iter()
         .map(|n| n["name"].as_str().unwrap().to_owned())
         .collect()
-}
-
-/// The first column of every row of `sql`, as text.
-async fn column(su: &DatabaseConnection, sql: &str) -> Vec<String> {
-    su.query_all_raw(sea_orm::Statement::from_string(
-        sea_orm::DatabaseBackend::Postgres,
-        sql.to_owned(),
-    ))
-    .await
-    .unwrap()
-    .iter()
-    .map(|r| r.try_get_by_index::<String>(0).unwrap())
-    .collect()
 }
 
 /// Walks a whole list `size` items at a time, forward with `first`/`after`
@@ -124,7 +111,7 @@ async fn campaigns_sort_by_name_or_creation_either_way_and_page_through_both_dir
         ),
         (json!({ "field": "CREATED_AT" }), "created_at DESC, id DESC"),
     ] {
-        let expected = column(&su, &db(sql)).await;
+        let expected = texts(&su, &db(sql)).await;
         assert_eq!(expected.len(), 13, "the two seeded and eleven more");
         for backward in [false, true] {
             let got = walk(
@@ -201,7 +188,7 @@ async fn campaigns_filter_by_status_range_client_and_search_and_count_what_they_
         (json!({ "status": [] }), json!("nothing like it"), "false"),
     ];
     for (filter, search, sql) in cases {
-        let expected = column(
+        let expected = texts(
             &su,
             &format!(
                 "SELECT name FROM public.campaigns WHERE org_id = '{org}' AND ({sql}) ORDER BY name, id"
@@ -375,7 +362,7 @@ async fn clients_personas_and_runs_take_the_same_order_filter_and_search() {
         .await;
         assert_eq!(
             got,
-            column(&su, &clients(extra)).await,
+            texts(&su, &clients(extra)).await,
             "includeArchived {include}"
         );
     }
@@ -389,7 +376,7 @@ async fn clients_personas_and_runs_take_the_same_order_filter_and_search() {
     assert_eq!(names(&recent["clients"]), ["Acme Shoes"]);
 
     // Personas: every visible client's, searched and sorted by name.
-    let expected = column(
+    let expected = texts(
         &su,
         &format!(
             "SELECT name FROM tenant_b.entity_data WHERE org_id = '{org}' AND kind = 'PERSONA'
@@ -497,7 +484,7 @@ async fn the_audit_log_filters_by_client_actor_operation_and_time_as_the_databas
         ),
     ];
     for (filter, sql) in cases {
-        let expected = column(
+        let expected = texts(
             &su,
             &format!(
                 "SELECT id::text FROM public.audit_log WHERE org_id = '{org}' AND {sql} ORDER BY created_at DESC, id DESC"

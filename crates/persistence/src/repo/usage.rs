@@ -114,7 +114,8 @@ pub struct UsageRow {
 
 /// Token usage of the runs queued in `[from, to)` that the context sees
 /// (those of its clients, for a context limited to some), grouped as
-/// `by` says, largest groups first. Owners and admins, and contexts
+/// `by` says, largest groups first (ungrouped, one total, zero when no
+/// run is in the range). Owners and admins, and contexts
 /// limited to clients (for their clients), may read it.
 ///
 /// Read from the runs themselves (not the monthly ledger): they carry the
@@ -178,24 +179,12 @@ pub async fn report(
          ORDER BY coalesce(sum(prompt_tokens), 0) + coalesce(sum(completion_tokens), 0) DESC, \
            count(*) DESC, 1, 2, 3"
     );
-    let rows = UsageRow::find_by_statement(Statement::from_sql_and_values(
+    UsageRow::find_by_statement(Statement::from_sql_and_values(
         DbBackend::Postgres,
         sql,
         values,
     ))
     .all(tx)
     .await
-    .map_err(map_db_err)?;
-    // No run in the range: an empty total rather than no row at all.
-    if rows.is_empty() && groups.is_empty() {
-        return Ok(vec![UsageRow {
-            client_id: None,
-            agent: None,
-            month: None,
-            prompt_tokens: 0,
-            completion_tokens: 0,
-            runs: 0,
-        }]);
-    }
-    Ok(rows)
+    .map_err(map_db_err)
 }
