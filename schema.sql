@@ -131,6 +131,7 @@ CREATE TABLE public.audit_log -- owner strata_owner, row level security forced
   POLICY administer_select AS RESTRICTIVE FOR SELECT TO app_agency, app_sme USING (app.can_administer())
   POLICY erase_client_rows AS PERMISSIVE FOR DELETE TO app_agency USING (((org_id = app.current_org_id()) AND (client_id IS NOT NULL) AND (operation <> 'deleteClient'::text) AND app.can_administer()))
   POLICY operator_quota_audit AS PERMISSIVE FOR INSERT TO strata_owner WITH CHECK ((target_type = 'OrganizationQuota'::text))
+  POLICY own_membership_audit AS PERMISSIVE FOR INSERT TO app_auth WITH CHECK (((actor_user_id = app.current_user_id()) AND (operation = ANY (ARRAY['acceptInvitation'::text, 'leaveOrganization'::text, 'revokeSessions'::text]))))
   POLICY reporting_login_audit AS PERMISSIVE FOR INSERT TO strata_owner WITH CHECK ((target_type = 'ReportingLogin'::text))
   POLICY tenant_org AS PERMISSIVE FOR SELECT TO app_agency, app_sme USING ((org_id = app.current_org_id()))
   POLICY tenant_org_insert AS PERMISSIVE FOR INSERT TO app_agency, app_sme WITH CHECK ((org_id = app.current_org_id()))
@@ -138,6 +139,7 @@ CREATE TABLE public.audit_log -- owner strata_owner, row level security forced
   POLICY writable_insert AS RESTRICTIVE FOR INSERT TO app_agency, app_sme WITH CHECK (app.can_write())
   POLICY writable_update AS RESTRICTIVE FOR UPDATE TO app_agency, app_sme USING (app.can_write()) WITH CHECK (app.can_write())
   GRANT DELETE, INSERT, SELECT TO app_agency
+  GRANT INSERT TO app_auth
   GRANT INSERT, SELECT TO app_sme
   GRANT DELETE, INSERT, REFERENCES, SELECT, TRIGGER, TRUNCATE, UPDATE TO strata_owner
 
@@ -188,6 +190,47 @@ CREATE TABLE public.campaigns -- owner strata_owner, row level security forced
   GRANT DELETE, INSERT, REFERENCES, SELECT, TRIGGER, TRUNCATE, UPDATE TO strata_owner
   GRANT SELECT (created_at, id, name, objective, org_id, status, updated_at) TO app_reporting
 
+CREATE TABLE public.invitations -- owner strata_owner, row level security forced
+    org_id uuid NOT NULL
+    id uuid NOT NULL
+    org_type text NOT NULL
+    email text NOT NULL
+    role text NOT NULL
+    client_ids uuid[] NOT NULL DEFAULT '{}'::uuid[]
+    invited_by uuid
+    created_at timestamp with time zone NOT NULL DEFAULT now()
+    expires_at timestamp with time zone NOT NULL
+    revoked_at timestamp with time zone
+    accepted_at timestamp with time zone
+    accepted_by uuid
+  CONSTRAINT invitations_email_check CHECK ((((length(email) >= 3) AND (length(email) <= 320)) AND (email = lower(email))))
+  CONSTRAINT invitations_org_id_fkey FOREIGN KEY (org_id) REFERENCES organizations(id) ON DELETE CASCADE
+  CONSTRAINT invitations_org_type_check CHECK ((org_type = ANY (ARRAY['SME'::text, 'AGENCY'::text])))
+  CONSTRAINT invitations_org_type_fkey FOREIGN KEY (org_id, org_type) REFERENCES organizations(id, type) ON DELETE CASCADE
+  CONSTRAINT invitations_pkey PRIMARY KEY (org_id, id)
+  CONSTRAINT invitations_role_check CHECK ((role = ANY (ARRAY['OWNER'::text, 'ADMIN'::text, 'STRATEGIST'::text, 'ACCOUNT_MANAGER'::text, 'VIEWER'::text])))
+  CREATE INDEX invitations_email_idx ON public.invitations USING btree (email) WHERE ((accepted_at IS NULL) AND (revoked_at IS NULL));
+  CREATE INDEX invitations_org_created_idx ON public.invitations USING btree (org_id, created_at DESC, id DESC);
+  CREATE UNIQUE INDEX invitations_pending_key ON public.invitations USING btree (org_id, email) WHERE ((accepted_at IS NULL) AND (revoked_at IS NULL));
+  CREATE UNIQUE INDEX invitations_pkey ON public.invitations USING btree (org_id, id);
+  POLICY administer_delete AS RESTRICTIVE FOR DELETE TO app_agency, app_sme USING (app.can_administer())
+  POLICY administer_insert AS RESTRICTIVE FOR INSERT TO app_agency, app_sme WITH CHECK (app.can_administer())
+  POLICY administer_select AS RESTRICTIVE FOR SELECT TO app_agency, app_sme USING (app.can_administer())
+  POLICY administer_update AS RESTRICTIVE FOR UPDATE TO app_agency, app_sme USING (app.can_administer()) WITH CHECK (app.can_administer())
+  POLICY invited_accept AS PERMISSIVE FOR UPDATE TO app_auth USING ((email = app.current_user_email())) WITH CHECK (((email = app.current_user_email()) AND (accepted_by = app.current_user_id())))
+  POLICY invited_email AS PERMISSIVE FOR SELECT TO app_auth USING ((email = app.current_user_email()))
+  POLICY tenant_org AS PERMISSIVE FOR ALL TO app_agency, app_sme USING ((org_id = app.current_org_id())) WITH CHECK ((org_id = app.current_org_id()))
+  POLICY writable_delete AS RESTRICTIVE FOR DELETE TO app_agency, app_sme USING (app.can_write())
+  POLICY writable_insert AS RESTRICTIVE FOR INSERT TO app_agency, app_sme WITH CHECK (app.can_write())
+  POLICY writable_update AS RESTRICTIVE FOR UPDATE TO app_agency, app_sme USING (app.can_write()) WITH CHECK (app.can_write())
+  GRANT DELETE, INSERT, SELECT TO app_agency
+  GRANT SELECT TO app_auth
+  GRANT DELETE, INSERT, SELECT TO app_sme
+  GRANT DELETE, INSERT, REFERENCES, SELECT, TRIGGER, TRUNCATE, UPDATE TO strata_owner
+  GRANT UPDATE (client_ids, revoked_at) TO app_agency
+  GRANT UPDATE (accepted_at, accepted_by) TO app_auth
+  GRANT UPDATE (client_ids, revoked_at) TO app_sme
+
 CREATE TABLE public.memberships -- owner strata_owner, row level security forced
     org_id uuid NOT NULL
     user_id uuid NOT NULL
@@ -195,6 +238,11 @@ CREATE TABLE public.memberships -- owner strata_owner, row level security forced
     role text NOT NULL
     created_at timestamp with time zone NOT NULL DEFAULT now()
     updated_at timestamp with time zone NOT NULL DEFAULT now()
+    email text
+    name text
+    sessions_valid_after timestamp with time zone
+  CONSTRAINT memberships_email_check CHECK ((length(email) <= 320))
+  CONSTRAINT memberships_name_check CHECK ((length(name) <= 200))
   CONSTRAINT memberships_org_id_org_type_fkey FOREIGN KEY (org_id, org_type) REFERENCES organizations(id, type) ON DELETE CASCADE
   CONSTRAINT memberships_org_type_check CHECK ((org_type = ANY (ARRAY['SME'::text, 'AGENCY'::text])))
   CONSTRAINT memberships_pkey PRIMARY KEY (org_id, user_id)
@@ -207,15 +255,20 @@ CREATE TABLE public.memberships -- owner strata_owner, row level security forced
   POLICY administer_insert AS RESTRICTIVE FOR INSERT TO app_agency, app_sme WITH CHECK (app.can_administer())
   POLICY administer_update AS RESTRICTIVE FOR UPDATE TO app_agency, app_sme WITH CHECK (app.can_administer())
   POLICY agency_org AS PERMISSIVE FOR ALL TO app_agency USING (((org_id = app.current_org_id()) AND (org_type = 'AGENCY'::text))) WITH CHECK (((org_id = app.current_org_id()) AND (org_type = 'AGENCY'::text)))
+  POLICY join_invited AS PERMISSIVE FOR INSERT TO app_auth WITH CHECK (((user_id = app.current_user_id()) AND (role <> 'OWNER'::text)))
+  POLICY leave_own AS PERMISSIVE FOR DELETE TO app_auth USING (((user_id = app.current_user_id()) AND (role <> 'OWNER'::text)))
+  POLICY own_identity AS PERMISSIVE FOR UPDATE TO app_auth USING ((user_id = app.current_user_id())) WITH CHECK ((user_id = app.current_user_id()))
   POLICY own_memberships AS PERMISSIVE FOR SELECT TO app_auth USING ((user_id = app.current_user_id()))
   POLICY sme_org AS PERMISSIVE FOR ALL TO app_sme USING (((org_id = app.current_org_id()) AND (org_type = 'SME'::text))) WITH CHECK (((org_id = app.current_org_id()) AND (org_type = 'SME'::text)))
   POLICY writable_delete AS RESTRICTIVE FOR DELETE TO app_agency, app_sme USING (app.can_write())
   POLICY writable_insert AS RESTRICTIVE FOR INSERT TO app_agency, app_sme WITH CHECK (app.can_write())
   POLICY writable_update AS RESTRICTIVE FOR UPDATE TO app_agency, app_sme USING (app.can_write()) WITH CHECK (app.can_write())
   GRANT DELETE, INSERT, SELECT, UPDATE TO app_agency
-  GRANT SELECT TO app_auth
+  GRANT DELETE, SELECT TO app_auth
   GRANT DELETE, INSERT, SELECT, UPDATE TO app_sme
   GRANT DELETE, INSERT, REFERENCES, SELECT, TRIGGER, TRUNCATE, UPDATE TO strata_owner
+  GRANT INSERT (created_at, email, name, org_id, org_type, role, updated_at, user_id) TO app_auth
+  GRANT UPDATE (email, name) TO app_auth
 
 CREATE TABLE public.organizations -- owner strata_owner, row level security forced
     id uuid NOT NULL
@@ -226,6 +279,7 @@ CREATE TABLE public.organizations -- owner strata_owner, row level security forc
     created_at timestamp with time zone NOT NULL DEFAULT now()
     updated_at timestamp with time zone NOT NULL DEFAULT now()
     monthly_token_quota bigint
+    require_mfa boolean NOT NULL DEFAULT false
   CONSTRAINT organizations_id_type_key UNIQUE (id, type)
   CONSTRAINT organizations_monthly_token_quota_check CHECK ((monthly_token_quota >= 0))
   CONSTRAINT organizations_name_check CHECK (((length(name) >= 1) AND (length(name) <= 200)))
@@ -241,6 +295,7 @@ CREATE TABLE public.organizations -- owner strata_owner, row level security forc
   POLICY administer_insert AS RESTRICTIVE FOR INSERT TO app_agency, app_sme WITH CHECK (app.can_administer())
   POLICY administer_update AS RESTRICTIVE FOR UPDATE TO app_agency, app_sme WITH CHECK (app.can_administer())
   POLICY agency_org AS PERMISSIVE FOR ALL TO app_agency USING (((id = app.current_org_id()) AND (type = 'AGENCY'::text))) WITH CHECK (((id = app.current_org_id()) AND (type = 'AGENCY'::text)))
+  POLICY member_orgs AS PERMISSIVE FOR SELECT TO app_auth USING ((id = ANY (app.member_org_ids())))
   POLICY operator_find AS PERMISSIVE FOR SELECT TO strata_owner USING ((id = app.operator_org_id()))
   POLICY operator_quota AS PERMISSIVE FOR UPDATE TO strata_owner USING ((id = app.operator_org_id())) WITH CHECK ((id = app.operator_org_id()))
   POLICY sme_org AS PERMISSIVE FOR ALL TO app_sme USING (((id = app.current_org_id()) AND (type = 'SME'::text))) WITH CHECK (((id = app.current_org_id()) AND (type = 'SME'::text)))
@@ -250,8 +305,9 @@ CREATE TABLE public.organizations -- owner strata_owner, row level security forc
   GRANT DELETE, INSERT, SELECT TO app_agency
   GRANT DELETE, INSERT, SELECT TO app_sme
   GRANT DELETE, INSERT, REFERENCES, SELECT, TRIGGER, TRUNCATE, UPDATE TO strata_owner
-  GRANT UPDATE (name, settings, updated_at) TO app_agency
-  GRANT UPDATE (name, settings, updated_at) TO app_sme
+  GRANT UPDATE (name, require_mfa, settings, updated_at) TO app_agency
+  GRANT SELECT (id, name, require_mfa, slug, type) TO app_auth
+  GRANT UPDATE (name, require_mfa, settings, updated_at) TO app_sme
 
 CREATE TABLE public.personas -- owner strata_owner, row level security forced
     org_id uuid NOT NULL
@@ -306,6 +362,7 @@ CREATE TABLE public.users -- owner strata_owner, row level security forced
     email text
     created_at timestamp with time zone NOT NULL DEFAULT now()
     last_seen_at timestamp with time zone NOT NULL DEFAULT now()
+    sessions_valid_after timestamp with time zone
   CONSTRAINT users_email_check CHECK (((email IS NULL) OR (length(email) <= 320)))
   CONSTRAINT users_pkey PRIMARY KEY (id)
   CREATE UNIQUE INDEX users_pkey ON public.users USING btree (id);
@@ -314,6 +371,8 @@ CREATE TABLE public.users -- owner strata_owner, row level security forced
   GRANT INSERT, SELECT, UPDATE TO app_auth
   GRANT SELECT TO app_sme
   GRANT DELETE, INSERT, REFERENCES, SELECT, TRIGGER, TRUNCATE, UPDATE TO strata_owner
+  GRANT UPDATE (sessions_valid_after) TO app_agency
+  GRANT UPDATE (sessions_valid_after) TO app_sme
 
 CREATE VIEW reporting.agent_outputs -- owner strata_owner, security_invoker=on
     org_id uuid
@@ -466,12 +525,13 @@ CREATE TABLE tenant_b.client_assignments -- owner strata_owner, row level securi
   POLICY administer_update AS RESTRICTIVE FOR UPDATE TO app_agency, app_sme WITH CHECK (app.can_administer())
   POLICY agency_org AS PERMISSIVE FOR ALL TO app_agency USING ((org_id = app.current_org_id())) WITH CHECK ((org_id = app.current_org_id()))
   POLICY client_scope AS RESTRICTIVE FOR ALL TO app_agency USING ((app.all_clients() OR (client_id = ANY (app.current_client_ids())))) WITH CHECK ((app.all_clients() OR (client_id = ANY (app.current_client_ids()))))
+  POLICY join_invited AS PERMISSIVE FOR INSERT TO app_auth WITH CHECK ((user_id = app.current_user_id()))
   POLICY own_assignments AS PERMISSIVE FOR SELECT TO app_auth USING ((user_id = app.current_user_id()))
   POLICY writable_delete AS RESTRICTIVE FOR DELETE TO app_agency, app_sme USING (app.can_write())
   POLICY writable_insert AS RESTRICTIVE FOR INSERT TO app_agency, app_sme WITH CHECK (app.can_write())
   POLICY writable_update AS RESTRICTIVE FOR UPDATE TO app_agency, app_sme USING (app.can_write()) WITH CHECK (app.can_write())
   GRANT DELETE, INSERT, SELECT, UPDATE TO app_agency
-  GRANT SELECT TO app_auth
+  GRANT INSERT, SELECT TO app_auth
   GRANT DELETE, INSERT, REFERENCES, SELECT, TRIGGER, TRUNCATE, UPDATE TO strata_owner
 
 CREATE TABLE tenant_b.entity_data -- owner strata_owner, row level security forced
@@ -657,11 +717,25 @@ CREATE OR REPLACE FUNCTION app.current_org_id()
 AS $function$ SELECT nullif(pg_catalog.current_setting('app.org_id', true), '')::pg_catalog.uuid $function$
 ;
 
+CREATE OR REPLACE FUNCTION app.current_user_email()
+ RETURNS text
+ LANGUAGE sql
+ STABLE PARALLEL SAFE
+AS $function$SELECT nullif(pg_catalog.current_setting('app.user_email', true), '')$function$
+;
+
 CREATE OR REPLACE FUNCTION app.current_user_id()
  RETURNS uuid
  LANGUAGE sql
  STABLE PARALLEL SAFE
 AS $function$ SELECT nullif(pg_catalog.current_setting('app.user_id', true), '')::pg_catalog.uuid $function$
+;
+
+CREATE OR REPLACE FUNCTION app.member_org_ids()
+ RETURNS uuid[]
+ LANGUAGE sql
+ STABLE PARALLEL SAFE
+AS $function$SELECT coalesce(nullif(pg_catalog.current_setting('app.member_org_ids', true), '')::pg_catalog.uuid[], '{}'::pg_catalog.uuid[])$function$
 ;
 
 CREATE OR REPLACE FUNCTION app.operator_org_id()

@@ -30,6 +30,7 @@ mod m20261204_000016_list_orders;
 mod m20261204_000017_client_erasure;
 mod m20261204_000018_org_quota;
 mod m20261204_000019_key_rotation;
+mod m20261205_000020_teams;
 
 /// All migrations, in order.
 #[derive(Debug)]
@@ -58,6 +59,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261204_000017_client_erasure::Migration),
             Box::new(m20261204_000018_org_quota::Migration),
             Box::new(m20261204_000019_key_rotation::Migration),
+            Box::new(m20261205_000020_teams::Migration),
         ]
     }
 }

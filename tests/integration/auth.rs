@@ -737,6 +737,7 @@ async fn tokens_of_common_identity_providers_sign_in_with_configured_claim_names
             org: ORG_CLAIM.into(),
             email: "email".into(),
             name: "name".into(),
+            ..Default::default()
         })
         .spawn()
         .await;

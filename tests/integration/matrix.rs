@@ -1455,8 +1455,9 @@ async fn statements_per_request_do_not_grow_with_the_page_size() {
         let resolved = strata_persistence::context::resolve_user(
             &app.db,
             w.agency1.owner,
-            None,
+            &Default::default(),
             Some(w.agency1.id),
+            Default::default(),
             "statements",
         )
         .await

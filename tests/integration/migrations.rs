@@ -157,7 +157,7 @@ async fn migrations_go_up_down_and_up_again_on_an_empty_database() {
     assert_eq!(our_tables(&conn).await, 0);
 
     Migrator::up(&conn, None).await.unwrap();
-    assert_eq!(our_tables(&conn).await, 15);
+    assert_eq!(our_tables(&conn).await, 16);
     let first = fingerprint(&conn).await;
     for (kind, at_least) in [
         ("policy ", 20),
@@ -177,8 +177,15 @@ async fn migrations_go_up_down_and_up_again_on_an_empty_database() {
             .any(|i| i.starts_with("table ") && i.contains("app_sme="))
     );
 
-    // Newest first, each migration alone. A rotated API key keeps its
-    // previous hash, and no longer.
+    // Newest first, each migration alone. Teams: invitations, members'
+    // names and e-mails, the MFA policy and revoked sessions come and go.
+    let teams = "SELECT count(*) FROM information_schema.columns WHERE table_schema = 'public' \
+         AND column_name IN ('require_mfa', 'sessions_valid_after')";
+    assert_eq!(strata_tests::scalar(&conn, teams).await, 3);
+    Migrator::down(&conn, Some(1)).await.unwrap();
+    assert_eq!(strata_tests::scalar(&conn, teams).await, 0);
+    assert_eq!(our_tables(&conn).await, 15);
+    // A rotated API key keeps its previous hash, and no longer.
     let rotation = "SELECT count(*) FROM information_schema.columns WHERE table_schema = 'public' \
          AND table_name = 'api_keys' AND column_name = 'previous_key_hash'";
     assert_eq!(strata_tests::scalar(&conn, rotation).await, 1);
@@ -278,7 +285,7 @@ async fn migrations_go_up_down_and_up_again_on_an_empty_database() {
     assert_eq!(lease_columns(&conn).await, 2);
     assert_eq!(pinned_helpers(&conn).await, 0);
     assert_eq!(gateway_reads_migrations(&conn).await, 1);
-    assert_eq!(administer_policies(&conn).await, 17);
+    assert_eq!(administer_policies(&conn).await, 21);
     assert_eq!(administer_reads(&conn).await, 2);
     assert_eq!(reporting_views(&conn).await, 7);
 

@@ -32,8 +32,9 @@ pub(crate) async fn statements(app: &TestApp, w: &World, query: &str, vars: Valu
     let resolved = strata_persistence::context::resolve_user(
         &app.db,
         w.agency1.owner,
-        None,
+        &Default::default(),
         Some(w.agency1.id),
+        Default::default(),
         "nested",
     )
     .await

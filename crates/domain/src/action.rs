@@ -66,6 +66,19 @@ actions! {
     RemoveMember => (Administer, "only owners and admins can remove members", Some("removeMember")),
     /// `members`.
     ListMembers => (Administer, "only owners and admins can list members", None),
+    /// `inviteMember`.
+    InviteMember => (Administer, "only owners and admins can invite members", Some("inviteMember")),
+    /// `invitations`.
+    ListInvitations => (Administer, "only owners and admins can list invitations", None),
+    /// `revokeInvitation`.
+    RevokeInvitation => (Administer, "only owners and admins can revoke invitations", Some("revokeInvitation")),
+    /// `acceptInvitation` (and the acceptance on a first request).
+    AcceptInvitation => (User, "only a user can accept an invitation", Some("acceptInvitation")),
+    /// `leaveOrganization`.
+    LeaveOrganization => (User, "only a member can leave an organization", Some("leaveOrganization")),
+    /// `revokeSessions`: a user's own, or a member's (owners and admins,
+    /// checked by the repository).
+    RevokeSessions => (User, "only a user can revoke sessions", Some("revokeSessions")),
     /// `createClient`.
     CreateClient => (Administer, "only owners and admins can create clients", Some("createClient")),
     /// `updateClient`.

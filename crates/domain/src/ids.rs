@@ -82,3 +82,7 @@ id_type!(
     /// An API key.
     ApiKeyId
 );
+id_type!(
+    /// An invitation to join an organization.
+    InvitationId
+);

@@ -4,7 +4,9 @@
 use chrono::{DateTime, Utc};
 
 use crate::context::{OrgType, Role};
-use crate::ids::{ApiKeyId, CampaignId, ClientId, OrgId, OutputId, PersonaId, UserId};
+use crate::ids::{
+    ApiKeyId, CampaignId, ClientId, InvitationId, OrgId, OutputId, PersonaId, UserId,
+};
 
 /// An organization.
 #[derive(Clone, Debug, PartialEq)]
@@ -22,8 +24,22 @@ pub struct Organization {
     /// Its own monthly token quota for agent runs, when the operator set
     /// one (else the server's applies).
     pub monthly_token_quota: Option<u64>,
+    /// Whether its members must sign in with a second factor.
+    pub require_mfa: bool,
     /// When it was created.
     pub created_at: DateTime<Utc>,
+}
+
+/// What a member may know of an organization they belong to, read with
+/// their memberships.
+#[derive(Clone, Debug, PartialEq)]
+pub struct OrganizationSummary {
+    /// Display name.
+    pub name: String,
+    /// Slug.
+    pub slug: String,
+    /// Whether its members must sign in with a second factor.
+    pub require_mfa: bool,
 }
 
 /// A user.
@@ -35,6 +51,8 @@ pub struct User {
     pub email: Option<String>,
     /// First seen.
     pub created_at: DateTime<Utc>,
+    /// Tokens issued before this instant are refused (`revokeSessions`).
+    pub sessions_valid_after: Option<DateTime<Utc>>,
 }
 
 /// A user's membership in an organization.
@@ -52,6 +70,70 @@ pub struct Membership {
     pub client_ids: Vec<ClientId>,
     /// Since when.
     pub created_at: DateTime<Utc>,
+    /// The member's e-mail, as their last token said.
+    pub email: Option<String>,
+    /// The member's name, as their last token said.
+    pub name: Option<String>,
+    /// Tokens issued before this instant no longer reach the organization
+    /// (`revokeSessions` by an owner or admin).
+    pub sessions_valid_after: Option<DateTime<Utc>>,
+    /// The organization, when read for the member themself.
+    pub organization: Option<OrganizationSummary>,
+}
+
+/// An invitation to join an organization, by e-mail.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Invitation {
+    /// Its id.
+    pub id: InvitationId,
+    /// The organization.
+    pub org_id: OrgId,
+    /// The invited address (lower case).
+    pub email: String,
+    /// The role the invitee gets.
+    pub role: Role,
+    /// The clients the invitee is limited to.
+    pub client_ids: Vec<ClientId>,
+    /// Who invited.
+    pub invited_by: Option<UserId>,
+    /// When.
+    pub created_at: DateTime<Utc>,
+    /// Until when it may be accepted.
+    pub expires_at: DateTime<Utc>,
+    /// When it was revoked, if it was.
+    pub revoked_at: Option<DateTime<Utc>>,
+    /// When it was accepted, if it was.
+    pub accepted_at: Option<DateTime<Utc>>,
+    /// Who accepted it.
+    pub accepted_by: Option<UserId>,
+}
+
+/// Where an invitation stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InvitationStatus {
+    /// May be accepted.
+    Pending,
+    /// Accepted: the invitee is a member.
+    Accepted,
+    /// Revoked by an owner or admin.
+    Revoked,
+    /// Not accepted in time.
+    Expired,
+}
+
+impl Invitation {
+    /// Where it stands at `now`.
+    pub fn status(&self, now: DateTime<Utc>) -> InvitationStatus {
+        if self.accepted_at.is_some() {
+            InvitationStatus::Accepted
+        } else if self.revoked_at.is_some() {
+            InvitationStatus::Revoked
+        } else if self.expires_at <= now {
+            InvitationStatus::Expired
+        } else {
+            InvitationStatus::Pending
+        }
+    }
 }
 
 /// An agency's client.

@@ -19,6 +19,9 @@ pub enum ErrorCode {
     QueryTooComplex,
     /// A rate limit or quota was exceeded.
     RateLimited,
+    /// The organization requires multi-factor authentication and the token
+    /// proves none (HTTP 403 when no data can be returned).
+    MfaRequired,
     /// A dependency (the database) is unreachable; retrying later may
     /// succeed. `UNAVAILABLE`, an addition to the contract's codes, so a
     /// client can tell an outage worth retrying from a fault of ours.
@@ -37,6 +40,7 @@ impl ErrorCode {
             ErrorCode::BadUserInput => "BAD_USER_INPUT",
             ErrorCode::QueryTooComplex => "QUERY_TOO_COMPLEX",
             ErrorCode::RateLimited => "RATE_LIMITED",
+            ErrorCode::MfaRequired => "MFA_REQUIRED",
             ErrorCode::Unavailable => "UNAVAILABLE",
             ErrorCode::Internal => "INTERNAL",
         }

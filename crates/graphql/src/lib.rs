@@ -48,6 +48,7 @@ mod audit;
 mod campaigns;
 mod clients;
 mod content;
+mod invitations;
 mod members;
 mod node;
 mod organization;
@@ -61,7 +62,7 @@ use strata_runner::Runner;
 
 pub use error::{ErrorCode, domain_error};
 pub use limits::{Revalidate, SocketSession, Turn, is_introspection_only, operation_type};
-pub use session::Committed;
+pub use session::{Committed, Credential};
 pub use state::RequestState;
 pub use subscription::Subscription;
 
@@ -78,6 +79,7 @@ pub struct Query(
     clients::ClientQuery,
     campaigns::CampaignQuery,
     members::MemberQuery,
+    invitations::InvitationQuery,
     content::ContentQuery,
     runs::RunQuery,
     audit::AuditQuery,
@@ -94,6 +96,7 @@ pub struct Mutation(
     campaigns::CampaignMutation,
     clients::ClientMutation,
     members::MemberMutation,
+    invitations::InvitationMutation,
     organization::OrganizationMutation,
     content::ContentMutation,
     runs::RunMutation,

@@ -9,7 +9,7 @@ use strata_domain::UserId;
 use strata_persistence::repo::members;
 
 use crate::args::{client_ids, parse_id};
-use crate::error::domain_error;
+use crate::error::{ErrorCode, domain_error};
 use crate::organization::{Membership, Role};
 use crate::pagination::Paging;
 use crate::pagination::{Cursor, Totals, TotalsKind, at, connection, page_request};
@@ -138,6 +138,56 @@ impl MemberMutation {
         .await?;
         state.record(Committed::MembershipChanged(user));
         Ok(Membership::from(&m))
+    }
+
+    /// The signed-in user leaves the active organization; returns its id.
+    /// The last owner cannot leave (make another member an owner first).
+    async fn leave_organization(&self, ctx: &Context<'_>) -> Result<ID> {
+        let state = ctx.data::<RequestState>()?;
+        let tenant = state.tenant()?;
+        let user = state.user_id().ok_or_else(|| {
+            ErrorCode::Forbidden.error(strata_domain::Action::LeaveOrganization.refusal())
+        })?;
+        let org = tenant.org_id();
+        if tenant.role() == strata_domain::Role::Owner {
+            let tx = state.write_tx().await?;
+            in_savepoint(tx, members::leave_as_owner(tx)).await?;
+        } else {
+            strata_persistence::context::leave(state.db(), user, org, state.request_id())
+                .await
+                .map_err(domain_error)?;
+        }
+        state.record(Committed::MembershipChanged(user));
+        Ok(ID(org.to_string()))
+    }
+
+    /// Signs a user out everywhere: every token of theirs issued until now
+    /// is refused from the next request on, and their open subscriptions
+    /// close. A user may name themself (every organization); an OWNER or
+    /// ADMIN may name a member (this organization). Returns the user's id.
+    async fn revoke_sessions(&self, ctx: &Context<'_>, user_id: ID) -> Result<ID> {
+        let state = ctx.data::<RequestState>()?;
+        let caller = state.user_id().ok_or_else(|| {
+            ErrorCode::Forbidden.error(strata_domain::Action::RevokeSessions.refusal())
+        })?;
+        let user: UserId = parse_id("userId", &user_id)?;
+        if user == caller {
+            let org = state.context().map(|c| c.org_id());
+            strata_persistence::context::revoke_own_sessions(
+                state.db(),
+                user,
+                org,
+                state.request_id(),
+            )
+            .await
+            .map_err(domain_error)?;
+        } else {
+            state.tenant()?;
+            let tx = state.write_tx().await?;
+            in_savepoint(tx, members::revoke_sessions(tx, user)).await?;
+        }
+        state.record(Committed::SessionsRevoked(user));
+        Ok(user_id)
     }
 
     /// Removes a member from the organization (OWNER/ADMIN); returns the

@@ -3,7 +3,9 @@
 //! they return (`Viewer`, `User`, `Membership`, `Organization`) with their
 //! enums.
 
-use async_graphql::{Context, Enum, ID, InputObject, Json, Object, Result, SimpleObject};
+use async_graphql::{
+    Context, Enum, ErrorExtensions, ID, InputObject, Json, Object, Result, SimpleObject,
+};
 use chrono::{DateTime, Utc};
 use strata_domain::{OrganizationName, Slug, UserId, model};
 use strata_persistence::repo::organizations::{self, OrganizationChanges};
@@ -76,6 +78,40 @@ pub struct Membership {
     pub client_ids: Vec<ID>,
     /// Since when.
     pub created_at: DateTime<Utc>,
+    #[graphql(skip)]
+    pub(crate) member: MemberUser,
+    #[graphql(skip)]
+    pub(crate) summary: Option<model::OrganizationSummary>,
+    #[graphql(skip)]
+    pub(crate) org_type: strata_domain::OrgType,
+}
+
+/// A member as the other members of their organization see them: their
+/// id, and the e-mail and name their last token carried.
+#[derive(SimpleObject, Clone, Debug)]
+pub struct MemberUser {
+    /// Strata's id for the user.
+    pub id: ID,
+    /// E-mail, as their last token said.
+    pub email: Option<String>,
+    /// Name, as their last token said.
+    pub name: Option<String>,
+}
+
+/// The organization of a membership: what a member may know of it.
+#[derive(SimpleObject, Clone, Debug)]
+pub struct MembershipOrganization {
+    /// Its id.
+    pub id: ID,
+    /// Display name.
+    pub name: String,
+    /// Slug.
+    pub slug: String,
+    /// SME or agency.
+    #[graphql(name = "type")]
+    pub org_type: OrganizationType,
+    /// Whether its members must sign in with a second factor.
+    pub require_mfa: bool,
 }
 
 impl From<&model::Membership> for Membership {
@@ -91,6 +127,13 @@ impl From<&model::Membership> for Membership {
             role: m.role.into(),
             client_ids: m.client_ids.iter().map(|c| ID(c.to_string())).collect(),
             created_at: m.created_at,
+            member: MemberUser {
+                id: ID(m.user_id.to_string()),
+                email: m.email.clone(),
+                name: m.name.clone(),
+            },
+            summary: m.organization.clone(),
+            org_type: m.org_type,
         }
     }
 }
@@ -100,6 +143,37 @@ impl Membership {
     /// The membership's own id.
     pub(crate) async fn id(&self) -> ID {
         self.node_id.clone()
+    }
+
+    /// The member: id, and the e-mail and name their last token carried.
+    async fn user(&self) -> MemberUser {
+        self.member.clone()
+    }
+
+    /// The organization: id, name, slug and type.
+    async fn organization(&self, ctx: &Context<'_>) -> Result<MembershipOrganization> {
+        let summary = match &self.summary {
+            Some(s) => s.clone(),
+            None => {
+                // A member listed in the active organization: it is that
+                // one.
+                let state = ctx.data::<RequestState>()?;
+                let tx = state.read_tx().await?;
+                let org = organizations::current(tx).await.map_err(domain_error)?;
+                model::OrganizationSummary {
+                    name: org.name,
+                    slug: org.slug,
+                    require_mfa: org.require_mfa,
+                }
+            }
+        };
+        Ok(MembershipOrganization {
+            id: self.organization_id.clone(),
+            name: summary.name,
+            slug: summary.slug,
+            org_type: self.org_type.into(),
+            require_mfa: summary.require_mfa,
+        })
     }
 }
 
@@ -139,6 +213,12 @@ impl Organization {
             secondary_color: text("secondaryColor"),
             support_email: text("supportEmail"),
         })
+    }
+    /// Whether members must sign in with a second factor (an `amr` the
+    /// server accepts): their tokens without one are refused with
+    /// `MFA_REQUIRED`.
+    async fn require_mfa(&self) -> bool {
+        self.0.require_mfa
     }
     async fn created_at(&self) -> DateTime<Utc> {
         self.0.created_at
@@ -309,6 +389,9 @@ pub struct UpdateOrganizationInput {
     pub name: Option<String>,
     /// New white-label branding (replaces the current one).
     pub branding: Option<BrandingInput>,
+    /// Whether members must sign in with a second factor (OWNER; turning
+    /// it on takes a token that proves one).
+    pub require_mfa: Option<bool>,
 }
 
 /// Queries of the caller and the active organization.
@@ -389,9 +472,17 @@ impl OrganizationMutation {
                 .transpose()
                 .map_err(bad)?,
             branding: input.branding.map(BrandingInput::parse).transpose()?,
+            require_mfa: input.require_mfa,
         };
         let state = ctx.data::<RequestState>()?;
         state.tenant()?;
+        if changes.require_mfa == Some(true) && !state.credential().mfa {
+            // No lock-out by accident: whoever turns it on proves they can
+            // meet it.
+            return Err(ErrorCode::MfaRequired
+                .error("requireMfa: sign in with a second factor before requiring one")
+                .extend_with(|_, e| e.set("field", "requireMfa")));
+        }
         let tx = state.write_tx().await?;
         Ok(Organization(
             in_savepoint(tx, organizations::update(tx, changes)).await?,

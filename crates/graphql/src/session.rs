@@ -28,6 +28,9 @@ pub enum Committed {
     /// An API key was revoked: open connections that use it re-check at
     /// once.
     ApiKeyRevoked,
+    /// A user's sessions were revoked: forget what is remembered of them,
+    /// here and on every replica, and their open connections re-check.
+    SessionsRevoked(strata_domain::UserId),
 }
 
 impl Committed {
@@ -48,6 +51,32 @@ impl Committed {
     }
 }
 
+/// What a signed-in user's token said besides who they are: the e-mail
+/// invitations are matched against, the name members see, and whether it
+/// proves a second factor.
+#[derive(Clone, Debug, Default)]
+pub struct Credential {
+    /// E-mail, if the token carried one.
+    pub email: Option<String>,
+    /// Whether the identity provider verified it.
+    pub email_verified: bool,
+    /// Display name, if the token carried one.
+    pub name: Option<String>,
+    /// Whether the token proves a second factor.
+    pub mfa: bool,
+}
+
+impl Credential {
+    /// The identity the persistence layer matches invitations with.
+    pub fn identity(&self) -> strata_persistence::auth::Identity<'_> {
+        strata_persistence::auth::Identity {
+            email: self.email.as_deref(),
+            email_verified: self.email_verified,
+            name: self.name.as_deref(),
+        }
+    }
+}
+
 /// One request's caller and transaction.
 pub(crate) struct Session {
     /// What the request's mutations asked to happen after the commit.
@@ -58,6 +87,8 @@ pub(crate) struct Session {
     pub(crate) user: Option<User>,
     /// The user's memberships.
     pub(crate) memberships: Vec<Membership>,
+    /// What the user's token said besides who they are.
+    pub(crate) credential: Credential,
     /// The tenant context, when the credential resolved to one.
     pub(crate) context: Option<VerifiedContext>,
     /// The request id.

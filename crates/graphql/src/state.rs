@@ -15,7 +15,7 @@ use crate::loaders::{
     BrandLoader, CampaignLoader, ClientCountLoader, ClientLoader, ClientPageLoader, RunCountLoader,
     RunLoader, RunPageLoader,
 };
-use crate::session::{Committed, Session};
+use crate::session::{Committed, Credential, Session};
 
 /// Everything a resolver may know about the request. Created per request by
 /// the server and attached to the GraphQL request; never shared between
@@ -48,10 +48,25 @@ impl std::fmt::Debug for RequestState {
 impl RequestState {
     /// State for a signed-in user.
     pub fn for_user(db: Db, resolved: ResolvedUser, request_id: String) -> Self {
+        let credential = Credential {
+            mfa: resolved.mfa,
+            ..Credential::default()
+        };
+        Self::for_token(db, resolved, credential, request_id)
+    }
+
+    /// State for a signed-in user, with what their token said.
+    pub fn for_token(
+        db: Db,
+        resolved: ResolvedUser,
+        credential: Credential,
+        request_id: String,
+    ) -> Self {
         Self::new(
             db,
             Some(resolved.user),
             resolved.memberships,
+            credential,
             resolved.context,
             request_id,
         )
@@ -60,13 +75,21 @@ impl RequestState {
     /// State for an already resolved tenant context without a user record
     /// (API keys).
     pub fn for_context(db: Db, context: VerifiedContext, request_id: String) -> Self {
-        Self::new(db, None, Vec::new(), Some(context), request_id)
+        Self::new(
+            db,
+            None,
+            Vec::new(),
+            Credential::default(),
+            Some(context),
+            request_id,
+        )
     }
 
     fn new(
         db: Db,
         user: Option<User>,
         memberships: Vec<Membership>,
+        credential: Credential,
         context: Option<VerifiedContext>,
         request_id: String,
     ) -> Self {
@@ -75,6 +98,7 @@ impl RequestState {
             db,
             user,
             memberships,
+            credential,
             context,
             request_id,
             tx: OnceCell::new(),
@@ -122,9 +146,15 @@ impl RequestState {
             self.session.db.clone(),
             self.session.user.clone(),
             self.session.memberships.clone(),
+            self.session.credential.clone(),
             self.session.context.clone(),
             self.session.request_id.clone(),
         )
+    }
+
+    /// What the signed-in user's token said (empty for API keys).
+    pub(crate) fn credential(&self) -> &Credential {
+        &self.session.credential
     }
 
     /// The signed-in user's id, if a user (not a key) is calling.

@@ -30,11 +30,12 @@ pub async fn provision_user(
                INSERT INTO public.users (id, email) VALUES ($1, $2)
                ON CONFLICT (id) DO UPDATE SET email = excluded.email, last_seen_at = excluded.last_seen_at
                    WHERE excluded.email IS NOT NULL AND users.email IS DISTINCT FROM excluded.email
-               RETURNING id, email, created_at
+               RETURNING id, email, created_at, sessions_valid_after
            )
-           SELECT id, email, created_at FROM ins
+           SELECT id, email, created_at, sessions_valid_after FROM ins
            UNION ALL
-           SELECT id, email, created_at FROM public.users WHERE id = $1 AND NOT EXISTS (SELECT 1 FROM ins)"#,
+           SELECT id, email, created_at, sessions_valid_after FROM public.users
+           WHERE id = $1 AND NOT EXISTS (SELECT 1 FROM ins)"#,
         [user.as_uuid().into(), email.map(str::to_owned).into()],
     );
     let row = tx
@@ -47,6 +48,9 @@ pub async fn provision_user(
         id: UserId::from_uuid(row.try_get("", "id").map_err(map_db_err)?),
         email: row.try_get("", "email").map_err(map_db_err)?,
         created_at: row.try_get("", "created_at").map_err(map_db_err)?,
+        sessions_valid_after: row
+            .try_get("", "sessions_valid_after")
+            .map_err(map_db_err)?,
     })
 }
 
@@ -61,7 +65,8 @@ pub async fn provision_user(
 pub async fn memberships(tx: &AuthTx, user: UserId) -> Result<Vec<Membership>, DomainError> {
     let stmt = Statement::from_sql_and_values(
         DbBackend::Postgres,
-        r#"SELECT m.org_id, m.org_type, m.role, m.created_at
+        r#"SELECT m.org_id, m.org_type, m.role, m.created_at, m.email, m.name,
+                  m.sessions_valid_after
            FROM public.memberships m
            WHERE m.user_id = $1
            ORDER BY m.created_at, m.org_id"#,
@@ -83,6 +88,12 @@ pub async fn memberships(tx: &AuthTx, user: UserId) -> Result<Vec<Membership>, D
                     .ok_or_else(|| DomainError::Internal(format!("unknown role {role}").into()))?,
                 client_ids: Vec::new(),
                 created_at: row.try_get("", "created_at").map_err(map_db_err)?,
+                email: row.try_get("", "email").map_err(map_db_err)?,
+                name: row.try_get("", "name").map_err(map_db_err)?,
+                sessions_valid_after: row
+                    .try_get("", "sessions_valid_after")
+                    .map_err(map_db_err)?,
+                organization: None,
             })
         })
         .collect::<Result<Vec<_>, DomainError>>()?;
@@ -189,5 +200,288 @@ pub async fn touch_key(tx: &AuthTx, key: &PresentedKey, key_hash: &str) -> Resul
         ],
     );
     tx.conn().execute_raw(stmt).await.map_err(map_db_err)?;
+    Ok(())
+}
+
+/// What a verified token says about its user besides their id.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Identity<'a> {
+    /// E-mail, if the token carried one.
+    pub email: Option<&'a str>,
+    /// Whether the identity provider verified that e-mail.
+    pub email_verified: bool,
+    /// Display name, if the token carried one.
+    pub name: Option<&'a str>,
+}
+
+impl Identity<'_> {
+    /// The e-mail invitations are matched against: lower case, and only
+    /// when the provider verified it.
+    pub(crate) fn verified_email(&self) -> Option<String> {
+        let email = self.email.filter(|_| self.email_verified)?;
+        let lower = email.trim().to_lowercase();
+        crate::repo::invitations::is_address(&lower).then_some(lower)
+    }
+}
+
+/// Accepts every pending invitation addressed to the verified e-mail of
+/// `identity`: the user becomes a member of each organization with the
+/// invited role and clients, and each acceptance writes its audit row.
+/// Returns the organizations joined. With no verified e-mail, does
+/// nothing. `only` limits it to one invitation (`acceptInvitation`).
+pub async fn accept_invitations(
+    tx: &AuthTx,
+    user: UserId,
+    identity: &Identity<'_>,
+    only: Option<strata_domain::InvitationId>,
+    request_id: &str,
+) -> Result<Vec<OrgId>, DomainError> {
+    let Some(email) = identity.verified_email() else {
+        return Ok(Vec::new());
+    };
+    tx.set("app.user_email", &email).await?;
+    let stmt = Statement::from_sql_and_values(
+        DbBackend::Postgres,
+        r#"SELECT org_id, id, org_type, role, array_to_string(client_ids, ',') AS client_ids
+           FROM public.invitations
+           WHERE email = $1 AND accepted_at IS NULL AND revoked_at IS NULL AND expires_at > now()
+             AND ($2::uuid IS NULL OR id = $2)
+           ORDER BY created_at, org_id
+           FOR UPDATE"#,
+        [email.clone().into(), only.map(|i| i.as_uuid()).into()],
+    );
+    let rows = tx.conn().query_all_raw(stmt).await.map_err(map_db_err)?;
+    let mut joined = Vec::new();
+    for row in rows {
+        let org: Uuid = row.try_get("", "org_id").map_err(map_db_err)?;
+        let id: Uuid = row.try_get("", "id").map_err(map_db_err)?;
+        let org_type: String = row.try_get("", "org_type").map_err(map_db_err)?;
+        let role: String = row.try_get("", "role").map_err(map_db_err)?;
+        let clients: String = row.try_get("", "client_ids").map_err(map_db_err)?;
+        let inserted = tx
+            .conn()
+            .execute_raw(Statement::from_sql_and_values(
+                DbBackend::Postgres,
+                r#"INSERT INTO public.memberships (org_id, user_id, org_type, role, email, name)
+                   VALUES ($1, $2, $3, $4, $5, $6)
+                   ON CONFLICT (org_id, user_id) DO NOTHING"#,
+                [
+                    org.into(),
+                    user.as_uuid().into(),
+                    org_type.clone().into(),
+                    role.clone().into(),
+                    identity.email.map(str::to_owned).into(),
+                    identity.name.map(str::to_owned).into(),
+                ],
+            ))
+            .await
+            .map_err(map_db_err)?
+            .rows_affected();
+        if inserted == 1 && !clients.is_empty() {
+            tx.conn()
+                .execute_raw(Statement::from_sql_and_values(
+                    DbBackend::Postgres,
+                    r#"INSERT INTO tenant_b.client_assignments (org_id, client_id, user_id, org_type)
+                       SELECT $1, c, $2, 'AGENCY' FROM unnest(string_to_array($3, ',')::uuid[]) AS c"#,
+                    [org.into(), user.as_uuid().into(), clients.into()],
+                ))
+                .await
+                .map_err(map_db_err)?;
+        }
+        tx.conn()
+            .execute_raw(Statement::from_sql_and_values(
+                DbBackend::Postgres,
+                r#"UPDATE public.invitations SET accepted_at = now(), accepted_by = $3
+                   WHERE org_id = $1 AND id = $2"#,
+                [org.into(), id.into(), user.as_uuid().into()],
+            ))
+            .await
+            .map_err(map_db_err)?;
+        let details = serde_json::json!({
+            "role": role,
+            "alreadyMember": inserted == 0,
+        });
+        own_audit(
+            tx,
+            org,
+            user,
+            strata_domain::Action::AcceptInvitation,
+            "Invitation",
+            id,
+            details,
+            request_id,
+        )
+        .await?;
+        if inserted == 1 {
+            joined.push(OrgId::from_uuid(org));
+        }
+    }
+    Ok(joined)
+}
+
+/// Writes an audit row of the user's own doing in `org` (accepting an
+/// invitation, leaving), as `app_auth` may.
+#[allow(clippy::too_many_arguments)]
+async fn own_audit(
+    tx: &AuthTx,
+    org: Uuid,
+    user: UserId,
+    action: strata_domain::Action,
+    target_type: &str,
+    target: Uuid,
+    details: serde_json::Value,
+    request_id: &str,
+) -> Result<(), DomainError> {
+    tx.conn()
+        .execute_raw(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            r#"INSERT INTO public.audit_log
+                   (org_id, id, actor_user_id, operation, target_type, target_id, request_id, details)
+               VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"#,
+            [
+                org.into(),
+                Uuid::now_v7().into(),
+                user.as_uuid().into(),
+                action.audit_name().unwrap_or("unknown").to_owned().into(),
+                target_type.to_owned().into(),
+                target.into(),
+                request_id.to_owned().into(),
+                details.into(),
+            ],
+        ))
+        .await
+        .map_err(map_db_err)?;
+    Ok(())
+}
+
+/// Fills in each membership's organization (name, slug, MFA policy), read
+/// through the organizations the memberships name; keeps the member's
+/// e-mail and name on their memberships current with the token's.
+pub async fn complete_memberships(
+    tx: &AuthTx,
+    user: UserId,
+    identity: &Identity<'_>,
+    memberships: &mut [Membership],
+) -> Result<(), DomainError> {
+    if memberships.is_empty() {
+        return Ok(());
+    }
+    let orgs = crate::array::uuid_array(memberships.iter().map(|m| m.org_id.as_uuid()));
+    tx.set("app.member_org_ids", &orgs).await?;
+    let stmt = Statement::from_sql_and_values(
+        DbBackend::Postgres,
+        r#"SELECT id, name, slug, require_mfa FROM public.organizations WHERE id = ANY($1::uuid[])"#,
+        [orgs.into()],
+    );
+    for row in tx.conn().query_all_raw(stmt).await.map_err(map_db_err)? {
+        let id: Uuid = row.try_get("", "id").map_err(map_db_err)?;
+        let summary = strata_domain::model::OrganizationSummary {
+            name: row.try_get("", "name").map_err(map_db_err)?,
+            slug: row.try_get("", "slug").map_err(map_db_err)?,
+            require_mfa: row.try_get("", "require_mfa").map_err(map_db_err)?,
+        };
+        if let Some(m) = memberships.iter_mut().find(|m| m.org_id.as_uuid() == id) {
+            m.organization = Some(summary);
+        }
+    }
+    let stale = |m: &Membership| {
+        (identity.email.is_some() && m.email.as_deref() != identity.email)
+            || (identity.name.is_some() && m.name.as_deref() != identity.name)
+    };
+    if memberships.iter().any(stale) {
+        tx.conn()
+            .execute_raw(Statement::from_sql_and_values(
+                DbBackend::Postgres,
+                r#"UPDATE public.memberships
+                   SET email = coalesce($2, email), name = coalesce($3, name)
+                   WHERE user_id = $1
+                     AND (email IS DISTINCT FROM coalesce($2, email)
+                          OR name IS DISTINCT FROM coalesce($3, name))"#,
+                [
+                    user.as_uuid().into(),
+                    identity.email.map(str::to_owned).into(),
+                    identity.name.map(str::to_owned).into(),
+                ],
+            ))
+            .await
+            .map_err(map_db_err)?;
+        for m in memberships.iter_mut() {
+            if let Some(e) = identity.email {
+                m.email = Some(e.to_owned());
+            }
+            if let Some(n) = identity.name {
+                m.name = Some(n.to_owned());
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Ends the user's own membership of `org` as `app_auth` may (any role but
+/// owner: an owner leaves through the organization's own transaction, which
+/// can count its owners), and writes the audit row. `NOT_FOUND` when they
+/// are no member (or an owner).
+pub async fn leave(
+    tx: &AuthTx,
+    user: UserId,
+    org: OrgId,
+    request_id: &str,
+) -> Result<(), DomainError> {
+    let rows = tx
+        .conn()
+        .query_all_raw(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            r#"DELETE FROM public.memberships WHERE org_id = $1 AND user_id = $2 AND role <> 'OWNER'
+               RETURNING role"#,
+            [org.as_uuid().into(), user.as_uuid().into()],
+        ))
+        .await
+        .map_err(map_db_err)?;
+    let Some(row) = rows.first() else {
+        return Err(DomainError::NotFound);
+    };
+    let role: String = row.try_get("", "role").map_err(map_db_err)?;
+    own_audit(
+        tx,
+        org.as_uuid(),
+        user,
+        strata_domain::Action::LeaveOrganization,
+        "Membership",
+        user.as_uuid(),
+        serde_json::json!({ "role": role }),
+        request_id,
+    )
+    .await
+}
+
+/// Sets the user's own `sessions_valid_after` to now, with an audit row in
+/// `org` when given.
+pub async fn revoke_own_sessions(
+    tx: &AuthTx,
+    user: UserId,
+    org: Option<OrgId>,
+    request_id: &str,
+) -> Result<(), DomainError> {
+    tx.conn()
+        .execute_raw(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "UPDATE public.users SET sessions_valid_after = now() WHERE id = $1",
+            [user.as_uuid().into()],
+        ))
+        .await
+        .map_err(map_db_err)?;
+    if let Some(org) = org {
+        own_audit(
+            tx,
+            org.as_uuid(),
+            user,
+            strata_domain::Action::RevokeSessions,
+            "User",
+            user.as_uuid(),
+            serde_json::json!({ "scope": "everywhere" }),
+            request_id,
+        )
+        .await?;
+    }
     Ok(())
 }

@@ -20,7 +20,7 @@ use strata_domain::context::Resolution;
 use strata_domain::model::{Membership, User};
 use strata_domain::{Actor, ClientScope, DomainError, OrgId, OrgType, Role, TenantContext, UserId};
 
-use crate::auth;
+use crate::auth::{self, Identity};
 use crate::db::Db;
 use crate::repo::api_keys;
 use crate::tx::AuthTx;
@@ -106,11 +106,37 @@ impl LoadedUser {
 pub struct ResolvedUser {
     /// The user (provisioned on first use).
     pub user: User,
-    /// All their memberships.
+    /// Their memberships that this credential may use (those whose
+    /// sessions an owner or admin revoked after it was issued are left
+    /// out).
     pub memberships: Vec<Membership>,
     /// The context of the active organization, when there is one: the
     /// requested one, or the only one.
     pub context: Option<VerifiedContext>,
+    /// Whether the credential proved a second factor.
+    pub mfa: bool,
+}
+
+/// What the presented token says about the session it belongs to.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Session {
+    /// When it was issued (`iat`, seconds since the epoch), if it says.
+    pub issued_at: Option<i64>,
+    /// Whether it proves a second factor (its `amr` names an accepted
+    /// method).
+    pub mfa: bool,
+}
+
+impl Session {
+    /// Whether a revocation at `after` refuses this token: one issued at or
+    /// before it (or one that does not say when it was issued) is refused.
+    fn revoked_by(&self, after: Option<chrono::DateTime<chrono::Utc>>) -> bool {
+        match (after, self.issued_at) {
+            (None, _) => false,
+            (Some(_), None) => true,
+            (Some(after), Some(iat)) => iat <= after.timestamp(),
+        }
+    }
 }
 
 /// Why a user could not act in the organization they asked for.
@@ -120,6 +146,13 @@ pub enum ResolveError {
     /// longer) a member; the two are indistinguishable on purpose.
     #[error("not a member of the requested organization")]
     NotAMember,
+    /// The organization requires a second factor and the token proves
+    /// none.
+    #[error("the organization requires multi-factor authentication")]
+    MfaRequired,
+    /// The user signed out everywhere after this token was issued.
+    #[error("the session was revoked")]
+    SessionRevoked,
     /// The database failed.
     #[error(transparent)]
     Domain(#[from] DomainError),
@@ -150,27 +183,79 @@ fn context_for(m: &Membership, user: UserId, request_id: &str) -> VerifiedContex
 pub async fn resolve_user(
     db: &Db,
     user_id: UserId,
-    email: Option<&str>,
+    identity: &Identity<'_>,
     requested: Option<OrgId>,
+    session: Session,
     request_id: &str,
 ) -> Result<ResolvedUser, ResolveError> {
-    let loaded = load_user(db, user_id, email, request_id).await?;
-    select(&loaded, requested, request_id)
+    let loaded = load_user(db, user_id, identity, request_id).await?;
+    select(&loaded, requested, session, request_id)
 }
 
-/// Provisions the user if new and reads their memberships, in one `app_auth`
-/// transaction: the part of [`resolve_user`] that touches the database.
+/// Provisions the user if new, accepts the invitations addressed to their
+/// verified e-mail, and reads their memberships with their organizations,
+/// in one `app_auth` transaction: the part of [`resolve_user`] that
+/// touches the database.
 pub async fn load_user(
     db: &Db,
     user_id: UserId,
-    email: Option<&str>,
+    identity: &Identity<'_>,
     request_id: &str,
 ) -> Result<LoadedUser, DomainError> {
     let tx = AuthTx::for_user(db, user_id, request_id).await?;
-    let user = auth::provision_user(&tx, user_id, email).await?;
-    let memberships = auth::memberships(&tx, user_id).await?;
+    let user = auth::provision_user(&tx, user_id, identity.email).await?;
+    auth::accept_invitations(&tx, user_id, identity, None, request_id).await?;
+    let mut memberships = auth::memberships(&tx, user_id).await?;
+    auth::complete_memberships(&tx, user_id, identity, &mut memberships).await?;
     tx.commit().await?;
     Ok(LoadedUser { user, memberships })
+}
+
+/// Accepts one invitation addressed to the user's verified e-mail
+/// (`acceptInvitation`): `NOT_FOUND` unless it is pending and theirs.
+/// Returns the organization joined.
+pub async fn accept_invitation(
+    db: &Db,
+    user_id: UserId,
+    identity: &Identity<'_>,
+    invitation: strata_domain::InvitationId,
+    request_id: &str,
+) -> Result<OrgId, DomainError> {
+    let tx = AuthTx::for_user(db, user_id, request_id).await?;
+    auth::provision_user(&tx, user_id, identity.email).await?;
+    let joined =
+        auth::accept_invitations(&tx, user_id, identity, Some(invitation), request_id).await?;
+    let org = joined.first().copied().ok_or(DomainError::NotFound)?;
+    tx.commit().await?;
+    Ok(org)
+}
+
+/// Refuses every token of the user issued until now, everywhere
+/// (`revokeSessions` naming themself); the audit row goes to `org`, the
+/// organization they act in, when there is one.
+pub async fn revoke_own_sessions(
+    db: &Db,
+    user_id: UserId,
+    org: Option<OrgId>,
+    request_id: &str,
+) -> Result<(), DomainError> {
+    let tx = AuthTx::for_user(db, user_id, request_id).await?;
+    auth::revoke_own_sessions(&tx, user_id, org, request_id).await?;
+    tx.commit().await
+}
+
+/// Ends the user's membership of `org`, for any role but owner (whose
+/// leaving the organization's own transaction checks): see
+/// [`auth::leave`].
+pub async fn leave(
+    db: &Db,
+    user_id: UserId,
+    org: OrgId,
+    request_id: &str,
+) -> Result<(), DomainError> {
+    let tx = AuthTx::for_user(db, user_id, request_id).await?;
+    auth::leave(&tx, user_id, org, request_id).await?;
+    tx.commit().await
 }
 
 /// Picks the active organization among `memberships` (the requested one, or
@@ -180,9 +265,18 @@ pub async fn load_user(
 pub fn select(
     loaded: &LoadedUser,
     requested: Option<OrgId>,
+    session: Session,
     request_id: &str,
 ) -> Result<ResolvedUser, ResolveError> {
-    let memberships = &loaded.memberships;
+    if session.revoked_by(loaded.user.sessions_valid_after) {
+        return Err(ResolveError::SessionRevoked);
+    }
+    let memberships: Vec<Membership> = loaded
+        .memberships
+        .iter()
+        .filter(|m| !session.revoked_by(m.sessions_valid_after))
+        .cloned()
+        .collect();
     let active = match requested {
         Some(org) => Some(
             memberships
@@ -193,11 +287,16 @@ pub fn select(
         None if memberships.len() == 1 => memberships.first(),
         None => None,
     };
+    if active.is_some_and(|m| m.organization.as_ref().is_some_and(|o| o.require_mfa)) && !session.mfa
+    {
+        return Err(ResolveError::MfaRequired);
+    }
     let context = active.map(|m| context_for(m, loaded.user.id, request_id));
     Ok(ResolvedUser {
         user: loaded.user.clone(),
-        memberships: memberships.clone(),
         context,
+        memberships,
+        mfa: session.mfa,
     })
 }
 
@@ -209,11 +308,18 @@ pub async fn resolve_for(
     org: Option<OrgId>,
     request_id: &str,
 ) -> Result<VerifiedContext, DomainError> {
-    match resolve_user(db, user, None, org, request_id).await {
+    let session = Session {
+        issued_at: None,
+        mfa: true,
+    };
+    match resolve_user(db, user, &Identity::default(), org, session, request_id).await {
         Ok(ResolvedUser {
             context: Some(ctx), ..
         }) => Ok(ctx),
-        Ok(_) | Err(ResolveError::NotAMember) => Err(DomainError::NotFound),
+        Ok(_)
+        | Err(
+            ResolveError::NotAMember | ResolveError::MfaRequired | ResolveError::SessionRevoked,
+        ) => Err(DomainError::NotFound),
         Err(ResolveError::Domain(e)) => Err(e),
     }
 }

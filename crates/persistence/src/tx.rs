@@ -761,6 +761,23 @@ impl AuthTx {
         &self.tx
     }
 
+    /// Sets one more context setting for the rest of the transaction
+    /// (`SET LOCAL`, which Citus forwards to the workers): the verified
+    /// e-mail, or the organizations of the memberships just read. `value`
+    /// is rendered as a literal of ASCII graphic characters.
+    pub(crate) async fn set(&self, name: &'static str, value: &str) -> Result<(), DomainError> {
+        let mut sql = String::with_capacity(32 + value.len());
+        sql.push_str("SET LOCAL ");
+        sql.push_str(name);
+        sql.push_str(" = ");
+        push_literal(&mut sql, value);
+        self.tx
+            .execute_unprepared(&sql)
+            .await
+            .map(|_| ())
+            .map_err(map_db_err)
+    }
+
     /// Commits (user provisioning and key usage are written).
     pub async fn commit(self) -> Result<(), DomainError> {
         self.tx.commit().await.map_err(map_db_err)

@@ -222,6 +222,7 @@ impl Application {
             documents_redis,
             "pq",
         );
+        let sessions = crate::sessions::SessionRevocations::new(redis.clone());
         let limiter = crate::ratelimit::RateLimiter::new(config.rate_limits.clone(), redis);
         {
             // In-memory buckets of callers who went quiet are dropped now
@@ -250,6 +251,14 @@ impl Application {
                 .collect();
             Arc::from(serde_json::Value::from(users).to_string())
         });
+        let users = UserCache::new(config.auth_cache_ttl);
+        let revocations: Arc<crate::socket::Revocations> = Arc::default();
+        if let Some(url) = &config.redis_url {
+            use secrecy::ExposeSecret as _;
+            let client = redis::Client::open(url.expose_secret())
+                .map_err(|e| anyhow::anyhow!("STRATA_REDIS_URL is not a valid Redis URL: {e}"))?;
+            crate::sessions::listen(client, users.clone(), revocations.clone());
+        }
         let state = AppState {
             demo,
             cost: Arc::new(cost),
@@ -268,11 +277,12 @@ impl Application {
             limits: Arc::new(config.limits.clone()),
             runner,
             verifier: Arc::new(verifier),
-            users: UserCache::new(config.auth_cache_ttl),
+            users: users.clone(),
             metrics: metrics_handle(),
             registrations,
             socket_counts: Arc::default(),
-            revocations: Arc::default(),
+            revocations: revocations.clone(),
+            sessions,
             auth_cache_ttl: config.auth_cache_ttl,
             tenants,
             drain: crate::serve::Drain::default(),

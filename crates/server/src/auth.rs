@@ -125,6 +125,29 @@ pub struct VerifiedUser {
     pub email_verified: Option<bool>,
     /// Display name, if the token carried one.
     pub name: Option<String>,
+    /// When the token was issued (`iat`, seconds since the epoch).
+    pub issued_at: Option<i64>,
+    /// Whether its `amr` names a method that proves a second factor.
+    pub mfa: bool,
+}
+
+impl VerifiedUser {
+    /// What the database needs of the token besides the user id.
+    pub fn identity(&self) -> strata_persistence::auth::Identity<'_> {
+        strata_persistence::auth::Identity {
+            email: self.email.as_deref(),
+            email_verified: self.email_verified == Some(true),
+            name: self.name.as_deref(),
+        }
+    }
+
+    /// What the token says about its session.
+    pub fn session(&self) -> strata_persistence::context::Session {
+        strata_persistence::context::Session {
+            issued_at: self.issued_at,
+            mfa: self.mfa,
+        }
+    }
 }
 
 /// Why a credential was refused. The variants are for logs; clients see one
@@ -146,6 +169,12 @@ pub enum AuthError {
     /// Not a member of the requested organization (or it does not exist).
     #[error("not a member of the requested organization")]
     NotAMember,
+    /// The organization requires a second factor the token does not prove.
+    #[error("the organization requires multi-factor authentication")]
+    MfaRequired,
+    /// The user's sessions were revoked after the token was issued.
+    #[error("session revoked")]
+    SessionRevoked,
 }
 
 impl AuthError {
@@ -157,6 +186,8 @@ impl AuthError {
             AuthError::InvalidToken(_) => "invalid_token",
             AuthError::InvalidApiKey => "invalid_api_key",
             AuthError::NotAMember => "not_a_member",
+            AuthError::MfaRequired => "mfa_required",
+            AuthError::SessionRevoked => "session_revoked",
         }
     }
 }
@@ -393,6 +424,21 @@ impl Verifier {
             .flatten()
             .map(|n| n.chars().take(200).collect::<String>());
         let exp = claims.get("exp").and_then(serde_json::Value::as_f64);
+        #[allow(clippy::cast_possible_truncation)]
+        let issued_at = claims
+            .get("iat")
+            .and_then(serde_json::Value::as_f64)
+            .filter(|t| t.is_finite())
+            .map(|t| t.floor() as i64);
+        // `amr` is a list of strings (RFC 8176); some providers send one.
+        let mfa = match claims.get("amr") {
+            Some(serde_json::Value::Array(methods)) => methods
+                .iter()
+                .filter_map(serde_json::Value::as_str)
+                .any(|m| self.claims.mfa_methods.iter().any(|a| a == m)),
+            Some(serde_json::Value::String(m)) => self.claims.mfa_methods.iter().any(|a| a == m),
+            _ => false,
+        };
         Ok((
             VerifiedUser {
                 user_id,
@@ -400,6 +446,8 @@ impl Verifier {
                 email,
                 email_verified,
                 name,
+                issued_at,
+                mfa,
             },
             exp,
         ))
@@ -769,8 +817,9 @@ impl UserCache {
             return context::resolve_user(
                 db,
                 user.user_id,
-                user.email.as_deref(),
+                &user.identity(),
                 requested,
+                user.session(),
                 request_id,
             )
             .await;
@@ -781,11 +830,20 @@ impl UserCache {
             email: user.email.clone(),
         };
         if let Some(hit) = entries.get(&key).await {
-            return context::select(&hit, requested, request_id);
+            return context::select(&hit, requested, user.session(), request_id);
         }
-        let loaded =
-            context::load_user(db, user.user_id, user.email.as_deref(), request_id).await?;
-        let resolved = context::select(&loaded, requested, request_id)?;
+        let loaded = context::load_user(db, user.user_id, &user.identity(), request_id).await?;
+        let resolved = context::select(&loaded, requested, user.session(), request_id);
+        if matches!(
+            resolved,
+            Err(ResolveError::MfaRequired | ResolveError::SessionRevoked)
+        ) {
+            // A refusal of this token leaves the user's record worth
+            // keeping: the same token comes back refused at no cost.
+            entries.insert(key, Arc::new(loaded)).await;
+            return resolved;
+        }
+        let resolved = resolved?;
         if resolved.context.is_some() {
             entries.insert(key, Arc::new(loaded)).await;
         }

@@ -78,6 +78,15 @@ struct Global {
         global = true
     )]
     jwt_name_claim: String,
+    /// `amr` values that prove a second factor, comma-separated (an
+    /// organization that requires MFA accepts tokens naming one of them).
+    #[arg(
+        long,
+        env = "STRATA_JWT_MFA_AMR",
+        default_value = "mfa,otp,hwk,swk,sms",
+        global = true
+    )]
+    jwt_mfa_amr: String,
     /// Tracing filter.
     #[arg(long, env = "STRATA_LOG", default_value = "info", global = true)]
     log: String,
@@ -373,6 +382,12 @@ impl Global {
                 org: self.jwt_org_claim.clone(),
                 email: self.jwt_email_claim.clone(),
                 name: self.jwt_name_claim.clone(),
+                mfa_methods: self
+                    .jwt_mfa_amr
+                    .split(',')
+                    .map(|m| m.trim().to_owned())
+                    .filter(|m| !m.is_empty())
+                    .collect(),
             },
         }
     }

@@ -53,6 +53,9 @@ pub struct ClaimNames {
     pub email: String,
     /// The user's display name (default `name`).
     pub name: String,
+    /// The `amr` values that prove a second factor (default `mfa`, `otp`,
+    /// `hwk`, `swk`, `sms`).
+    pub mfa_methods: Vec<String>,
 }
 
 impl Default for ClaimNames {
@@ -61,6 +64,9 @@ impl Default for ClaimNames {
             org: "org_id".into(),
             email: "email".into(),
             name: "name".into(),
+            mfa_methods: ["mfa", "otp", "hwk", "swk", "sms"]
+                .map(String::from)
+                .to_vec(),
         }
     }
 }

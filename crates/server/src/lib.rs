@@ -25,6 +25,7 @@ pub mod ratelimit;
 pub mod reporting;
 pub mod routes;
 pub mod serve;
+pub mod sessions;
 pub mod socket;
 pub mod telemetry;
 

@@ -385,6 +385,15 @@ async fn admit(
                 .limiter
                 .check_address(client_ip)
                 .map_err(|l| Rejection::limited(&l))?;
+            if matches!(reason, crate::auth::AuthError::MfaRequired) {
+                // The credential is good; the organization wants more of it.
+                return Err(Rejection::new(
+                    StatusCode::FORBIDDEN,
+                    ErrorCode::MfaRequired,
+                    "this organization requires multi-factor authentication: sign in again with a second factor",
+                    Outcome::Unauthenticated,
+                ));
+            }
             state.limiter.authentication_failed(client_ip);
             return Err(Rejection::unauthenticated());
         }

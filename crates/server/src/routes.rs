@@ -64,6 +64,7 @@ pub struct AppState {
     pub socket_counts: Arc<crate::socket::SocketCounts>,
     /// Commits that revoked access, for sockets to re-check at once.
     pub revocations: Arc<crate::socket::Revocations>,
+    pub sessions: crate::sessions::SessionRevocations,
     /// How long resolved credentials are reused.
     pub auth_cache_ttl: Duration,
     /// With `--demo`: the demo users and their tokens, as JSON, for
@@ -221,11 +222,20 @@ pub(crate) async fn authenticate(
         .await
         .map_err(|e| match e {
             ResolveError::NotAMember => Ok(AuthError::NotAMember),
+            ResolveError::MfaRequired => Ok(AuthError::MfaRequired),
+            ResolveError::SessionRevoked => Ok(AuthError::SessionRevoked),
             ResolveError::Domain(d) => Err(d),
         })?;
-    Ok(RequestState::for_user(
+    let credential = strata_graphql::Credential {
+        email: user.email.clone(),
+        email_verified: user.email_verified == Some(true),
+        name: user.name.clone(),
+        mfa: user.mfa,
+    };
+    Ok(RequestState::for_token(
         state.db.clone(),
         resolved,
+        credential,
         request_id.to_owned(),
     ))
 }
@@ -267,6 +277,11 @@ pub(crate) async fn after_commit(state: &AppState, rs: &RequestState, committed:
                 state.revocations.bump();
             }
             Committed::ApiKeyRevoked => state.revocations.bump(),
+            Committed::SessionsRevoked(user) => {
+                state.users.invalidate_user(user).await;
+                state.revocations.bump();
+                state.sessions.publish(user).await;
+            }
             Committed::RunQueued(run) => {
                 if let Some(ctx) = rs.context() {
                     state.runner.start(ctx.clone(), *run);

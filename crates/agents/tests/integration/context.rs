@@ -48,6 +48,7 @@ fn agency() -> Agency {
             slug: "stride".to_owned(),
             settings: json!({}),
             monthly_token_quota: None,
+            require_mfa: false,
             created_at: Utc::now(),
         },
         nike,

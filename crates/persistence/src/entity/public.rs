@@ -20,6 +20,7 @@ pub mod organizations {
         pub created_at: DateTimeUtc,
         pub updated_at: DateTimeUtc,
         pub monthly_token_quota: Option<i64>,
+        pub require_mfa: bool,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
@@ -45,6 +46,11 @@ pub mod memberships {
         pub role: String,
         pub created_at: DateTimeUtc,
         pub updated_at: DateTimeUtc,
+        #[sea_orm(column_type = "Text", nullable)]
+        pub email: Option<String>,
+        #[sea_orm(column_type = "Text", nullable)]
+        pub name: Option<String>,
+        pub sessions_valid_after: Option<DateTimeUtc>,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -310,6 +310,22 @@ pub async fn delete(tx: &TenantTx, id: ClientId) -> Result<Erasure, DomainError>
         .await
         .map_err(map_db_err)?
         .rows_affected();
+    // Invitations limited to this client alone go; others forget it.
+    tx.execute_raw(Statement::from_sql_and_values(
+        DatabaseBackend::Postgres,
+        "DELETE FROM public.invitations WHERE org_id = $1 AND client_ids = ARRAY[$2::uuid]",
+        [org.into(), id.as_uuid().into()],
+    ))
+    .await
+    .map_err(map_db_err)?;
+    tx.execute_raw(Statement::from_sql_and_values(
+        DatabaseBackend::Postgres,
+        "UPDATE public.invitations SET client_ids = array_remove(client_ids, $2::uuid) \
+         WHERE org_id = $1 AND $2::uuid = ANY(client_ids)",
+        [org.into(), id.as_uuid().into()],
+    ))
+    .await
+    .map_err(map_db_err)?;
     let deleted = clients::Entity::delete_many()
         .filter(clients::Column::OrgId.eq(org))
         .filter(clients::Column::Id.eq(id.as_uuid()))

@@ -35,6 +35,9 @@ pub async fn add(
         role: Set(role.as_str().to_owned()),
         created_at: Set(now),
         updated_at: Set(now),
+        email: Set(None),
+        name: Set(None),
+        sessions_valid_after: Set(None),
     }
     .insert(tx)
     .await
@@ -62,6 +65,10 @@ pub async fn add(
         role,
         client_ids,
         created_at: now,
+        email: None,
+        name: None,
+        sessions_valid_after: None,
+        organization: None,
     })
 }
 
@@ -94,6 +101,16 @@ async fn check_assignments(
         return Err(DomainError::NotFound);
     }
     Ok(())
+}
+
+/// [`check_assignments`], returning the clients without duplicates.
+pub(crate) async fn checked_assignments(
+    tx: &TenantTx,
+    role: Role,
+    client_ids: &[ClientId],
+) -> Result<Vec<ClientId>, DomainError> {
+    check_assignments(tx, role, client_ids).await?;
+    Ok(dedup(client_ids))
 }
 
 /// Assigns `client_ids` to `user`, in one statement.
@@ -209,6 +226,10 @@ async fn with_assignments(
                 })?,
                 client_ids,
                 created_at: m.created_at,
+                email: m.email,
+                name: m.name,
+                sessions_valid_after: m.sessions_valid_after,
+                organization: None,
             })
         })
         .collect::<Result<Vec<_>, DomainError>>()
@@ -333,6 +354,10 @@ pub async fn update(
         role: new_role,
         client_ids: assigned,
         created_at: current.created_at,
+        email: current.email,
+        name: current.name,
+        sessions_valid_after: current.sessions_valid_after,
+        organization: None,
     })
 }
 
@@ -364,6 +389,85 @@ pub async fn remove(tx: &TenantTx, user: UserId) -> Result<(), DomainError> {
             target_id: Some(user.as_uuid()),
             client_id: None,
             details: serde_json::json!({ "role": current.role }),
+        },
+    )
+    .await
+}
+
+/// The caller leaves the context's organization when they are one of its
+/// owners (another owner must remain), in the organization's own
+/// transaction, which can count them; writes the audit row. Other members
+/// leave through [`crate::context::leave`].
+pub async fn leave_as_owner(tx: &TenantTx) -> Result<(), DomainError> {
+    let ctx = tx.ctx();
+    let user = ctx
+        .actor()
+        .user_id()
+        .ok_or(DomainError::Forbidden(strata_domain::Action::LeaveOrganization.refusal()))?;
+    if ctx.role() != Role::Owner {
+        return Err(DomainError::Internal("not an owner".into()));
+    }
+    if owners(tx).await? <= 1 {
+        return Err(ValidationError::new(
+            "organization",
+            "the last owner cannot leave: make another member an owner first",
+        )
+        .into());
+    }
+    memberships::Entity::delete_many()
+        .filter(memberships::Column::OrgId.eq(ctx.org_id().as_uuid()))
+        .filter(memberships::Column::UserId.eq(user.as_uuid()))
+        .exec(tx)
+        .await
+        .map_err(map_db_err)?;
+    audit::record(
+        tx,
+        AuditEntry {
+            action: strata_domain::Action::LeaveOrganization,
+            target_type: "Membership",
+            target_id: Some(user.as_uuid()),
+            client_id: None,
+            details: serde_json::json!({ "role": Role::Owner.as_str() }),
+        },
+    )
+    .await
+}
+
+/// Refuses every token of member `user` issued until now in the context's
+/// organization (owners and admins; only owners name owners); writes the
+/// audit row. A user signs themself out everywhere with
+/// [`crate::context::revoke_own_sessions`].
+pub async fn revoke_sessions(tx: &TenantTx, user: UserId) -> Result<(), DomainError> {
+    let ctx = tx.ctx();
+    if !ctx.can_administer() {
+        return Err(DomainError::Forbidden(
+            "only owners and admins can revoke another member's sessions",
+        ));
+    }
+    let member = find(tx, user).await?;
+    if member.role == Role::Owner.as_str() && ctx.role() != Role::Owner {
+        return Err(DomainError::Forbidden(
+            "only owners can revoke an owner's sessions",
+        ));
+    }
+    memberships::Entity::update_many()
+        .set(memberships::ActiveModel {
+            sessions_valid_after: Set(Some(chrono::Utc::now())),
+            ..Default::default()
+        })
+        .filter(memberships::Column::OrgId.eq(ctx.org_id().as_uuid()))
+        .filter(memberships::Column::UserId.eq(user.as_uuid()))
+        .exec(tx)
+        .await
+        .map_err(map_db_err)?;
+    audit::record(
+        tx,
+        AuditEntry {
+            action: strata_domain::Action::RevokeSessions,
+            target_type: "User",
+            target_id: Some(user.as_uuid()),
+            client_id: None,
+            details: serde_json::json!({ "scope": "organization" }),
         },
     )
     .await

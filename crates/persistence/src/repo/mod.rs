@@ -17,6 +17,7 @@ pub mod audit;
 pub mod brand;
 pub mod campaigns;
 pub mod clients;
+pub mod invitations;
 pub mod members;
 pub mod organizations;
 pub mod outputs;

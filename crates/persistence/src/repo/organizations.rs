@@ -24,6 +24,7 @@ fn to_domain(m: organizations::Model) -> Result<Organization, DomainError> {
         slug: m.slug,
         settings: m.settings,
         monthly_token_quota: m.monthly_token_quota.and_then(|q| u64::try_from(q).ok()),
+        require_mfa: m.require_mfa,
         created_at: m.created_at,
     })
 }
@@ -110,6 +111,7 @@ async fn insert(
         created_at: Set(now),
         updated_at: Set(now),
         monthly_token_quota: sea_orm::ActiveValue::NotSet,
+        require_mfa: Set(false),
     }
     .insert(tx)
     .await
@@ -121,6 +123,9 @@ async fn insert(
         role: Set(Role::Owner.as_str().to_owned()),
         created_at: Set(now),
         updated_at: Set(now),
+        email: Set(None),
+        name: Set(None),
+        sessions_valid_after: Set(None),
     }
     .insert(tx)
     .await
@@ -143,6 +148,14 @@ async fn insert(
         role: Role::Owner,
         client_ids: Vec::new(),
         created_at: now,
+        email: None,
+        name: None,
+        sessions_valid_after: None,
+        organization: Some(strata_domain::model::OrganizationSummary {
+            name: name.as_str().to_owned(),
+            slug: slug.as_str().to_owned(),
+            require_mfa: false,
+        }),
     };
     Ok((to_domain(org)?, membership))
 }
@@ -154,6 +167,8 @@ pub struct OrganizationChanges {
     pub name: Option<OrganizationName>,
     /// New white-label branding, stored under `settings.branding`.
     pub branding: Option<serde_json::Value>,
+    /// Whether members must sign in with a second factor (owners only).
+    pub require_mfa: Option<bool>,
 }
 
 /// Updates the context's organization (owners and admins) and writes the
@@ -163,6 +178,11 @@ pub async fn update(
     changes: OrganizationChanges,
 ) -> Result<Organization, DomainError> {
     crate::repo::require(tx, strata_domain::Action::UpdateOrganization)?;
+    if changes.require_mfa.is_some() && tx.ctx().role() != Role::Owner {
+        return Err(DomainError::Forbidden(
+            "only owners can change the organization's MFA policy",
+        ));
+    }
     let current = current(tx).await?;
     let mut settings = current.settings.clone();
     if let (Some(branding), Some(map)) = (&changes.branding, settings.as_object_mut()) {
@@ -175,6 +195,10 @@ pub async fn update(
             None => sea_orm::ActiveValue::NotSet,
         },
         settings: Set(settings),
+        require_mfa: match changes.require_mfa {
+            Some(on) => Set(on),
+            None => sea_orm::ActiveValue::NotSet,
+        },
         updated_at: Set(chrono::Utc::now()),
         ..Default::default()
     }
@@ -200,7 +224,9 @@ pub async fn update(
                 "fields": changed_fields(&[
                     changes.name.as_ref().map(|_| "name"),
                     changes.branding.as_ref().map(|_| "branding"),
+                    changes.require_mfa.map(|_| "requireMfa"),
                 ]),
+                "requireMfa": changes.require_mfa,
             }),
         },
     )
