@@ -36,6 +36,7 @@ mod security;
 mod sockets;
 mod startup;
 mod subscriptions;
+mod teams;
 mod tidy;
 mod tls;
 mod tools;

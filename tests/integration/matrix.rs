@@ -813,6 +813,7 @@ async fn role_matrix(
             UserId::generate(),
         );
         let (doomed, persona) = (CampaignId::generate(), uuid::Uuid::new_v4());
+        let invitation = uuid::Uuid::new_v4();
         let org_type = if agency { "AGENCY" } else { "SME" };
         let (client_col, client_val, persona_insert) = match &c {
             Some(c) => (
@@ -837,6 +838,8 @@ async fn role_matrix(
                ('{o}', '{co_owner}', '{org_type}', 'OWNER'),
                ('{o}', '{co_owner2}', '{org_type}', 'OWNER');
              INSERT INTO {campaigns} (org_id, id{client_col}, name) VALUES ('{o}', '{doomed}'{client_val}, 'doomed');
+             INSERT INTO public.invitations (org_id, id, org_type, email, role, expires_at)
+               VALUES ('{o}', '{invitation}', '{org_type}', 'seeded-{i}@example.com', 'VIEWER', now() + interval '1 day');
              {persona_insert};"
         ))
         .await
@@ -964,6 +967,20 @@ async fn role_matrix(
                 target: membership(co_owner2),
             },
             Step {
+                name: "inviteMember",
+                query: format!("mutation {{ inviteMember(input: {{email: \"Invitee-{i}@Example.com\", role: VIEWER}}) {{ id status }} }}"),
+                vars: json!({}),
+                allowed: r.admin,
+                target: rows("public.invitations", &format!("org_id = '{o}' AND email = 'invitee-{i}@example.com'")),
+            },
+            Step {
+                name: "revokeInvitation",
+                query: "mutation($id: ID!) { revokeInvitation(id: $id) { status } }".into(),
+                vars: json!({ "id": invitation.to_string() }),
+                allowed: r.admin,
+                target: rows("public.invitations", &format!("id = '{invitation}'")),
+            },
+            Step {
                 name: "updateOrganization",
                 query: format!("mutation {{ updateOrganization(input: {{branding: {{primaryColor: \"#1122{i:02}\"}}}}) {{ settings }} }}"),
                 vars: json!({}),
@@ -1078,19 +1095,22 @@ async fn role_matrix(
                 );
             }
         }
-        // Reading the audit log is for administrators.
-        let (_, body) = app
-            .graphql(Some(&token), "{ auditLog { totalCount } }", json!({}))
-            .await;
-        if r.admin {
-            assert!(body.get("errors").is_none(), "{} auditLog: {body}", r.role);
-        } else {
-            assert_eq!(
-                error_code(&body),
-                Some("FORBIDDEN"),
-                "{} auditLog: {body}",
-                r.role
-            );
+        // Reading the audit log and the invitations is for administrators.
+        for read in [
+            "{ auditLog { totalCount } }",
+            "{ invitations(first: 5) { edges { node { email } } } }",
+        ] {
+            let (_, body) = app.graphql(Some(&token), read, json!({})).await;
+            if r.admin {
+                assert!(body.get("errors").is_none(), "{} {read}: {body}", r.role);
+            } else {
+                assert_eq!(
+                    error_code(&body),
+                    Some("FORBIDDEN"),
+                    "{} {read}: {body}",
+                    r.role
+                );
+            }
         }
     }
 }

@@ -287,7 +287,8 @@ pub fn select(
         None if memberships.len() == 1 => memberships.first(),
         None => None,
     };
-    if active.is_some_and(|m| m.organization.as_ref().is_some_and(|o| o.require_mfa)) && !session.mfa
+    if active.is_some_and(|m| m.organization.as_ref().is_some_and(|o| o.require_mfa))
+        && !session.mfa
     {
         return Err(ResolveError::MfaRequired);
     }

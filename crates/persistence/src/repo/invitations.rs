@@ -88,7 +88,11 @@ fn statement(sql: &str, values: Vec<Value>) -> Statement {
     Statement::from_sql_and_values(DbBackend::Postgres, sql, values)
 }
 
-async fn rows(tx: &TenantTx, sql: &str, values: Vec<Value>) -> Result<Vec<Invitation>, DomainError> {
+async fn rows(
+    tx: &TenantTx,
+    sql: &str,
+    values: Vec<Value>,
+) -> Result<Vec<Invitation>, DomainError> {
     Row::find_by_statement(statement(sql, values))
         .all(tx)
         .await

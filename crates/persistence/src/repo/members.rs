@@ -400,10 +400,9 @@ pub async fn remove(tx: &TenantTx, user: UserId) -> Result<(), DomainError> {
 /// leave through [`crate::context::leave`].
 pub async fn leave_as_owner(tx: &TenantTx) -> Result<(), DomainError> {
     let ctx = tx.ctx();
-    let user = ctx
-        .actor()
-        .user_id()
-        .ok_or(DomainError::Forbidden(strata_domain::Action::LeaveOrganization.refusal()))?;
+    let user = ctx.actor().user_id().ok_or(DomainError::Forbidden(
+        strata_domain::Action::LeaveOrganization.refusal(),
+    ))?;
     if ctx.role() != Role::Owner {
         return Err(DomainError::Internal("not an owner".into()));
     }
