@@ -37,6 +37,7 @@ async fn tenant_tables_are_distributed_by_org_id_and_colocated_lookups_are_refer
     let su = db.superuser().await;
     let reference = [
         "public.api_keys",
+        "public.invitations",
         "public.memberships",
         "public.organizations",
         "public.users",

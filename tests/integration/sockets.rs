@@ -308,6 +308,20 @@ async fn revocation_reaches_a_socket_opened_before_it() {
     })
     .await;
 
+    // Revoked sessions: an admin signs the viewer out.
+    let viewer = app.token(w.viewer, Some(w.agency1.id));
+    after_revocation_no_data("revoked sessions", &app, &viewer, &nike_run, async || {
+        let (_, body) = app
+            .graphql(
+                Some(&owner),
+                "mutation($u: ID!) { revokeSessions(userId: $u) }",
+                json!({ "u": w.viewer.to_string() }),
+            )
+            .await;
+        assert!(body["errors"].is_null(), "{body}");
+    })
+    .await;
+
     // A revoked API key.
     let (_, body) = app
         .graphql(

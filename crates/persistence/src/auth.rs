@@ -244,11 +244,15 @@ pub async fn accept_invitations(
         DbBackend::Postgres,
         r#"SELECT org_id, id, org_type, role, array_to_string(client_ids, ',') AS client_ids
            FROM public.invitations
-           WHERE email = $1 AND accepted_at IS NULL AND revoked_at IS NULL AND expires_at > now()
+           WHERE email = $1 AND accepted_at IS NULL AND revoked_at IS NULL AND expires_at > $3
              AND ($2::uuid IS NULL OR id = $2)
            ORDER BY created_at, org_id
            FOR UPDATE"#,
-        [email.clone().into(), only.map(|i| i.as_uuid()).into()],
+        [
+            email.clone().into(),
+            only.map(|i| i.as_uuid()).into(),
+            chrono::Utc::now().into(),
+        ],
     );
     let rows = tx.conn().query_all_raw(stmt).await.map_err(map_db_err)?;
     let mut joined = Vec::new();
@@ -262,8 +266,9 @@ pub async fn accept_invitations(
             .conn()
             .execute_raw(Statement::from_sql_and_values(
                 DbBackend::Postgres,
-                r#"INSERT INTO public.memberships (org_id, user_id, org_type, role, email, name)
-                   VALUES ($1, $2, $3, $4, $5, $6)
+                r#"INSERT INTO public.memberships
+                       (org_id, user_id, org_type, role, email, name, created_at, updated_at)
+                   VALUES ($1, $2, $3, $4, $5, $6, $7, $7)
                    ON CONFLICT (org_id, user_id) DO NOTHING"#,
                 [
                     org.into(),
@@ -272,28 +277,46 @@ pub async fn accept_invitations(
                     role.clone().into(),
                     identity.email.map(str::to_owned).into(),
                     identity.name.map(str::to_owned).into(),
+                    chrono::Utc::now().into(),
                 ],
             ))
             .await
             .map_err(map_db_err)?
             .rows_affected();
-        if inserted == 1 && !clients.is_empty() {
-            tx.conn()
-                .execute_raw(Statement::from_sql_and_values(
-                    DbBackend::Postgres,
-                    r#"INSERT INTO tenant_b.client_assignments (org_id, client_id, user_id, org_type)
-                       SELECT $1, c, $2, 'AGENCY' FROM unnest(string_to_array($3, ',')::uuid[]) AS c"#,
-                    [org.into(), user.as_uuid().into(), clients.into()],
-                ))
-                .await
-                .map_err(map_db_err)?;
+        if inserted == 1 {
+            // One row at a time: a router insert each, on Citus too.
+            for client in clients.split(',').filter(|c| !c.is_empty()) {
+                let client: Uuid = client
+                    .parse()
+                    .map_err(|e| DomainError::Internal(Box::new(e)))?;
+                tx.conn()
+                    .execute_raw(Statement::from_sql_and_values(
+                        DbBackend::Postgres,
+                        r#"INSERT INTO tenant_b.client_assignments
+                               (org_id, client_id, user_id, org_type, created_at)
+                           VALUES ($1, $2, $3, 'AGENCY', $4)"#,
+                        [
+                            org.into(),
+                            client.into(),
+                            user.as_uuid().into(),
+                            chrono::Utc::now().into(),
+                        ],
+                    ))
+                    .await
+                    .map_err(map_db_err)?;
+            }
         }
         tx.conn()
             .execute_raw(Statement::from_sql_and_values(
                 DbBackend::Postgres,
-                r#"UPDATE public.invitations SET accepted_at = now(), accepted_by = $3
+                r#"UPDATE public.invitations SET accepted_at = $4, accepted_by = $3
                    WHERE org_id = $1 AND id = $2"#,
-                [org.into(), id.into(), user.as_uuid().into()],
+                [
+                    org.into(),
+                    id.into(),
+                    user.as_uuid().into(),
+                    chrono::Utc::now().into(),
+                ],
             ))
             .await
             .map_err(map_db_err)?;
@@ -465,8 +488,8 @@ pub async fn revoke_own_sessions(
     tx.conn()
         .execute_raw(Statement::from_sql_and_values(
             DbBackend::Postgres,
-            "UPDATE public.users SET sessions_valid_after = now() WHERE id = $1",
-            [user.as_uuid().into()],
+            "UPDATE public.users SET sessions_valid_after = $2 WHERE id = $1",
+            [user.as_uuid().into(), chrono::Utc::now().into()],
         ))
         .await
         .map_err(map_db_err)?;

@@ -142,44 +142,46 @@ pub async fn create(
         });
     }
     // An expired invitation to the same address did nothing: the new one
-    // takes its place.
+    // takes its place. (Times are parameters: Citus evaluates no `now()`
+    // in a write to a reference table.)
+    let now = Utc::now();
     tx.execute_raw(statement(
         "DELETE FROM public.invitations WHERE org_id = $1 AND email = $2 \
-         AND accepted_at IS NULL AND revoked_at IS NULL AND expires_at <= now()",
-        vec![org.into(), email.clone().into()],
+         AND accepted_at IS NULL AND revoked_at IS NULL AND expires_at <= $3",
+        vec![org.into(), email.clone().into(), now.into()],
     ))
     .await
     .map_err(map_db_err)?;
     let id = Uuid::now_v7();
-    let now = Utc::now();
-    let sql = format!(
-        "INSERT INTO public.invitations \
+    let sql = "INSERT INTO public.invitations \
              (org_id, id, org_type, email, role, client_ids, invited_by, created_at, expires_at) \
          VALUES ($1, $2, $3, $4, $5, $6::uuid[], $7, $8, $9) \
          ON CONFLICT (org_id, email) WHERE accepted_at IS NULL AND revoked_at IS NULL DO NOTHING \
-         RETURNING {COLUMNS}"
-    );
-    let created = rows(
-        tx,
-        &sql,
-        vec![
-            org.into(),
-            id.into(),
-            ctx.org_type().as_str().to_owned().into(),
-            email.into(),
-            role.as_str().to_owned().into(),
-            crate::array::uuid_array(client_ids.iter().map(|c| c.as_uuid())).into(),
-            ctx.actor().user_id().map(|u| u.as_uuid()).into(),
-            now.into(),
-            (now + Duration::days(VALID_FOR_DAYS)).into(),
-        ],
-    )
-    .await?
-    .pop()
-    .ok_or_else(|| DomainError::Conflict {
-        field: "email",
-        message: "this address already has a pending invitation".into(),
-    })?;
+         RETURNING id";
+    let inserted = tx
+        .query_one_raw(statement(
+            sql,
+            vec![
+                org.into(),
+                id.into(),
+                ctx.org_type().as_str().to_owned().into(),
+                email.into(),
+                role.as_str().to_owned().into(),
+                crate::array::uuid_array(client_ids.iter().map(|c| c.as_uuid())).into(),
+                ctx.actor().user_id().map(|u| u.as_uuid()).into(),
+                now.into(),
+                (now + Duration::days(VALID_FOR_DAYS)).into(),
+            ],
+        ))
+        .await
+        .map_err(map_db_err)?;
+    if inserted.is_none() {
+        return Err(DomainError::Conflict {
+            field: "email",
+            message: "this address already has a pending invitation".into(),
+        });
+    }
+    let created = one(tx, org, id).await?;
     audit::record(
         tx,
         AuditEntry {
@@ -245,15 +247,16 @@ pub async fn list(
 pub async fn revoke(tx: &TenantTx, id: InvitationId) -> Result<Invitation, DomainError> {
     crate::repo::require(tx, strata_domain::Action::RevokeInvitation)?;
     let org = tx.ctx().org_id().as_uuid();
-    let sql = format!(
-        "UPDATE public.invitations SET revoked_at = now() \
-         WHERE org_id = $1 AND id = $2 AND accepted_at IS NULL AND revoked_at IS NULL \
-         RETURNING {COLUMNS}"
-    );
-    if let Some(revoked) = rows(tx, &sql, vec![org.into(), id.as_uuid().into()])
-        .await?
-        .pop()
-    {
+    let revoked = tx
+        .execute_raw(statement(
+            "UPDATE public.invitations SET revoked_at = $3 \
+             WHERE org_id = $1 AND id = $2 AND accepted_at IS NULL AND revoked_at IS NULL",
+            vec![org.into(), id.as_uuid().into(), Utc::now().into()],
+        ))
+        .await
+        .map_err(map_db_err)?
+        .rows_affected();
+    if revoked == 1 {
         audit::record(
             tx,
             AuditEntry {
@@ -265,31 +268,16 @@ pub async fn revoke(tx: &TenantTx, id: InvitationId) -> Result<Invitation, Domai
             },
         )
         .await?;
-        return Ok(revoked);
     }
+    one(tx, org, id.as_uuid()).await
+}
+
+/// One invitation of `org` (read back after a write: Citus computes no
+/// array text in a reference table's `RETURNING`).
+async fn one(tx: &TenantTx, org: Uuid, id: Uuid) -> Result<Invitation, DomainError> {
     let sql = format!("SELECT {COLUMNS} FROM public.invitations WHERE org_id = $1 AND id = $2");
-    rows(tx, &sql, vec![org.into(), id.as_uuid().into()])
+    rows(tx, &sql, vec![org.into(), id.into()])
         .await?
         .pop()
         .ok_or(DomainError::NotFound)
-}
-
-/// The organization's invitations among `ids` (owners and admins).
-pub async fn by_ids(tx: &TenantTx, ids: &[InvitationId]) -> Result<Vec<Invitation>, DomainError> {
-    crate::repo::require(tx, strata_domain::Action::ListInvitations)?;
-    if ids.is_empty() {
-        return Ok(Vec::new());
-    }
-    let sql = format!(
-        "SELECT {COLUMNS} FROM public.invitations WHERE org_id = $1 AND id = ANY($2::uuid[])"
-    );
-    rows(
-        tx,
-        &sql,
-        vec![
-            tx.ctx().org_id().as_uuid().into(),
-            crate::array::uuid_array(ids.iter().map(|i| i.as_uuid())).into(),
-        ],
-    )
-    .await
 }
