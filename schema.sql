@@ -80,13 +80,17 @@ CREATE TABLE public.api_keys -- owner strata_owner, row level security forced
     org_type text NOT NULL
     previous_key_hash text
     previous_valid_until timestamp with time zone
+    client_ids uuid[] NOT NULL DEFAULT '{}'::uuid[]
+    rate_limit_per_minute integer
   CONSTRAINT api_keys_client_fkey FOREIGN KEY (org_id, client_id) REFERENCES tenant_b.workspace_entities(org_id, id) ON DELETE CASCADE
+  CONSTRAINT api_keys_client_ids_check CHECK ((NOT (client_id IS DISTINCT FROM client_ids[1])))
   CONSTRAINT api_keys_name_check CHECK (((length(name) >= 1) AND (length(name) <= 200)))
   CONSTRAINT api_keys_org_hash_key UNIQUE (org_id, key_hash)
   CONSTRAINT api_keys_org_id_fkey FOREIGN KEY (org_id) REFERENCES organizations(id) ON DELETE CASCADE
   CONSTRAINT api_keys_org_type_check CHECK ((org_type = ANY (ARRAY['SME'::text, 'AGENCY'::text])))
   CONSTRAINT api_keys_org_type_fkey FOREIGN KEY (org_id, org_type) REFERENCES organizations(id, type) ON DELETE CASCADE
   CONSTRAINT api_keys_pkey PRIMARY KEY (org_id, id)
+  CONSTRAINT api_keys_rate_limit_check CHECK (((rate_limit_per_minute >= 1) AND (rate_limit_per_minute <= 1000000)))
   CREATE INDEX api_keys_hash_idx ON public.api_keys USING btree (key_hash);
   CREATE INDEX api_keys_org_created_idx ON public.api_keys USING btree (org_id, created_at DESC, id DESC);
   CREATE INDEX api_keys_previous_hash_idx ON public.api_keys USING btree (previous_key_hash) WHERE (previous_key_hash IS NOT NULL);

@@ -31,6 +31,7 @@ mod m20261204_000017_client_erasure;
 mod m20261204_000018_org_quota;
 mod m20261204_000019_key_rotation;
 mod m20261205_000020_teams;
+mod m20261205_000021_key_scopes;
 
 /// All migrations, in order.
 #[derive(Debug)]
@@ -60,6 +61,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261204_000018_org_quota::Migration),
             Box::new(m20261204_000019_key_rotation::Migration),
             Box::new(m20261205_000020_teams::Migration),
+            Box::new(m20261205_000021_key_scopes::Migration),
         ]
     }
 }

@@ -757,3 +757,145 @@ async fn a_keys_role_is_viewer_or_strategist_and_a_viewer_key_only_reads() {
         keys
     );
 }
+
+#[tokio::test]
+async fn a_key_limited_to_several_clients_sees_exactly_those_and_erasing_one_narrows_it() {
+    let (app, w, su) = app_with_world().await;
+    let owner = app.token(w.agency1.owner, Some(w.agency1.id));
+    let before = scalar(&su, "SELECT count(*) FROM public.api_keys").await;
+    // Another agency's client among them: not found, nothing written.
+    for clients in [
+        json!([w.nike.to_string(), w.puma.to_string()]),
+        json!([w.nike.to_string(), uuid::Uuid::now_v7().to_string()]),
+    ] {
+        let (_, body) = app
+            .graphql(
+                Some(&owner),
+                CREATE,
+                json!({ "i": { "name": "two", "clientIds": clients } }),
+            )
+            .await;
+        assert_eq!(error_code(&body), Some("NOT_FOUND"), "{body}");
+    }
+    // An SME names no client; a rate must be positive.
+    let sme = app.token(w.sme1.owner, Some(w.sme1.id));
+    let (_, body) = app
+        .graphql(
+            Some(&sme),
+            CREATE,
+            json!({ "i": { "name": "x", "clientIds": [w.nike.to_string()] } }),
+        )
+        .await;
+    assert_eq!(
+        body["errors"][0]["extensions"]["field"], "clientIds",
+        "{body}"
+    );
+    for rate in [0, -5, 2_000_000] {
+        let (_, body) = app
+            .graphql(
+                Some(&owner),
+                CREATE,
+                json!({ "i": { "name": "x", "rateLimitPerMinute": rate } }),
+            )
+            .await;
+        assert_eq!(
+            body["errors"][0]["extensions"]["field"], "rateLimitPerMinute",
+            "{body}"
+        );
+    }
+    assert_eq!(
+        scalar(&su, "SELECT count(*) FROM public.api_keys").await,
+        before
+    );
+
+    let (status, body) = app
+        .graphql(
+            Some(&owner),
+            "mutation($i: CreateApiKeyInput!) { createApiKey(input: $i) { secret key { id clientId clientIds clients { id } rateLimitPerMinute } } }",
+            json!({ "i": { "name": "both", "clientIds": [w.adidas.to_string(), w.nike.to_string(), w.adidas.to_string()], "rateLimitPerMinute": 600 } }),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let key = &body["data"]["createApiKey"]["key"];
+    assert_eq!(
+        key["clientIds"],
+        json!([w.adidas.to_string(), w.nike.to_string()])
+    );
+    assert_eq!(key["clientId"], w.adidas.to_string());
+    assert_eq!(key["clients"].as_array().map(Vec::len), Some(2));
+    assert_eq!(key["rateLimitPerMinute"], 600);
+    let id = key["id"].as_str().unwrap().to_owned();
+    let secret = body["data"]["createApiKey"]["secret"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mut both: Vec<_> = w.nike_campaigns.iter().chain(&w.adidas_campaigns).collect();
+    both.sort();
+    let (_, body) = as_key(&app, &secret, None, CAMPAIGN_IDS).await;
+    assert_eq!(ids(&body, "campaigns"), sorted(both), "{body}");
+    let (_, body) = as_key(&app, &secret, None, "{ clients { edges { node { id } } } }").await;
+    assert_eq!(ids(&body, "clients"), sorted([w.nike, w.adidas]));
+    // The database holds both, in the key's row.
+    assert_eq!(
+        text(
+            &su,
+            &format!(
+                "SELECT array_to_string(client_ids, ',') FROM public.api_keys WHERE id = '{id}'"
+            )
+        )
+        .await,
+        Some(format!("{},{}", w.adidas, w.nike))
+    );
+    // Erasing adidas leaves the key limited to nike: not deleted, and not
+    // widened to every client.
+    ok(
+        &app,
+        &owner,
+        "mutation($id: ID!) { deleteClient(id: $id) }",
+        json!({ "id": w.adidas.to_string() }),
+    )
+    .await;
+    assert_eq!(
+        text(&su, &format!("SELECT client_id::text || '|' || array_to_string(client_ids, ',') FROM public.api_keys WHERE id = '{id}'")).await,
+        Some(format!("{}|{}", w.nike, w.nike))
+    );
+    let (_, body) = as_key(&app, &secret, None, CAMPAIGN_IDS).await;
+    assert_eq!(ids(&body, "campaigns"), sorted(&w.nike_campaigns), "{body}");
+}
+
+#[tokio::test]
+async fn a_key_with_a_rate_of_its_own_is_limited_by_it_and_others_are_not() {
+    let app = TestApp::builder()
+        .rate_limits(strata_server::ratelimit::RateLimitConfig {
+            per_key: strata_server::ratelimit::Rate::per_second(100),
+            per_org: strata_server::ratelimit::Rate::per_second(100),
+            burst: 1,
+            ..strata_server::ratelimit::RateLimitConfig::off()
+        })
+        .spawn()
+        .await;
+    let (w, _su) = World::on(&app).await;
+    let owner = app.token(w.sme1.owner, Some(w.sme1.id));
+    let (slow, _) = create_key(
+        &app,
+        &owner,
+        json!({ "name": "slow", "rateLimitPerMinute": 3 }),
+    )
+    .await;
+    let (fast, _) = create_key(&app, &owner, json!({ "name": "fast" })).await;
+    let query = "{ me { role } }";
+    let mut statuses = Vec::new();
+    for _ in 0..5 {
+        statuses.push(as_key(&app, &slow, None, query).await.0);
+    }
+    assert_eq!(&statuses[..3], &[200, 200, 200], "{statuses:?}");
+    assert!(statuses[3..].iter().all(|s| *s == 429), "{statuses:?}");
+    let (_, body) = as_key(&app, &slow, None, query).await;
+    assert!(
+        body.to_string().contains("api key"),
+        "the key's own bucket refused it: {body}"
+    );
+    for _ in 0..5 {
+        assert_eq!(as_key(&app, &fast, None, query).await.0, 200);
+    }
+}

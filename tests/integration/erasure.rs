@@ -47,7 +47,10 @@ async fn every_row(su: &DatabaseConnection) -> BTreeSet<(String, String)> {
 /// Whether a row belongs to `client`: it is the client, or names it.
 fn of_client(table: &str, row: &str, client: &str) -> bool {
     let v: Value = serde_json::from_str(row).unwrap();
-    v["client_id"] == client || (table == "tenant_b.workspace_entities" && v["id"] == client)
+    v["client_id"] == client
+        || (table == "tenant_b.workspace_entities" && v["id"] == client)
+        // An invitation limited to this client alone.
+        || (table == "public.invitations" && v["client_ids"] == serde_json::json!([client]))
 }
 
 #[tokio::test]

@@ -177,7 +177,14 @@ async fn migrations_go_up_down_and_up_again_on_an_empty_database() {
             .any(|i| i.starts_with("table ") && i.contains("app_sme="))
     );
 
-    // Newest first, each migration alone. Teams: invitations, members'
+    // Newest first, each migration alone. Keys limited to several clients
+    // with a rate of their own, and no longer.
+    let scopes = "SELECT count(*) FROM information_schema.columns WHERE table_schema = 'public' \
+         AND table_name = 'api_keys' AND column_name IN ('client_ids', 'rate_limit_per_minute')";
+    assert_eq!(strata_tests::scalar(&conn, scopes).await, 2);
+    Migrator::down(&conn, Some(1)).await.unwrap();
+    assert_eq!(strata_tests::scalar(&conn, scopes).await, 0);
+    // Teams: invitations, members'
     // names and e-mails, the MFA policy and revoked sessions come and go.
     let teams = "SELECT count(*) FROM information_schema.columns WHERE table_schema = 'public' \
          AND column_name IN ('require_mfa', 'sessions_valid_after')";
@@ -307,7 +314,7 @@ async fn migrations_go_up_down_and_up_again_on_an_empty_database() {
     );
 
     Migrator::up(&conn, None).await.unwrap();
-    assert_eq!(our_tables(&conn).await, 15);
+    assert_eq!(our_tables(&conn).await, 16);
     let second = fingerprint(&conn).await;
     let lost: Vec<_> = first.iter().filter(|i| !second.contains(i)).collect();
     let gained: Vec<_> = second.iter().filter(|i| !first.contains(i)).collect();

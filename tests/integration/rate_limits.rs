@@ -284,11 +284,13 @@ async fn the_redis_script_and_the_memory_buckets_decide_alike() {
         api_key: Some(key),
         user: None,
         org: Some(org_a),
+        key_rate: None,
     };
     let user = |user, org| Caller {
         api_key: None,
         user: Some(user),
         org: Some(org),
+        key_rate: None,
     };
     // (who, cost, whether it passes)
     let sequence = [

@@ -33,9 +33,22 @@ impl ApiKey {
     async fn prefix(&self) -> &str {
         &self.0.prefix
     }
-    /// The one client the key is limited to (agencies), if any.
+    /// The first client the key is limited to (agencies), if any.
     async fn client_id(&self) -> Option<ID> {
         self.0.client_id.map(|c| ID(c.to_string()))
+    }
+    /// Every client the key is limited to (agencies); empty: all of them.
+    async fn client_ids(&self) -> Vec<ID> {
+        self.0
+            .client_ids
+            .iter()
+            .map(|c| ID(c.to_string()))
+            .collect()
+    }
+    /// Requests a minute the key's own bucket allows, when it has a rate of
+    /// its own (the organization's limit still applies).
+    async fn rate_limit_per_minute(&self) -> Option<u32> {
+        self.0.rate_limit_per_minute
     }
     /// That client, if visible.
     async fn client(&self, ctx: &Context<'_>) -> Result<Option<Client>> {
@@ -49,6 +62,21 @@ impl ApiKey {
             .await
             .map_err(|e| (*e).clone())?;
         Ok(found.map(Client))
+    }
+    /// Every client the key is limited to that is visible, in its order.
+    async fn clients(&self, ctx: &Context<'_>) -> Result<Vec<Client>> {
+        let state = ctx.data::<RequestState>()?;
+        let found = state
+            .client_loader()
+            .load_many(self.0.client_ids.iter().copied())
+            .await
+            .map_err(|e| (*e).clone())?;
+        Ok(self
+            .0
+            .client_ids
+            .iter()
+            .filter_map(|c| found.get(c).cloned().map(Client))
+            .collect())
     }
     /// Whether the key may only read.
     async fn read_only(&self) -> bool {
@@ -109,8 +137,15 @@ pub enum ApiKeyRole {
 pub struct CreateApiKeyInput {
     /// A name to recognise the key by.
     pub name: String,
-    /// Limits the key to one client (agencies only).
+    /// Limits the key to one client (agencies only); with `clientIds`, one
+    /// more.
     pub client_id: Option<ID>,
+    /// Limits the key to these clients (agencies only).
+    pub client_ids: Option<Vec<ID>>,
+    /// Requests a minute the key's own bucket allows, instead of the
+    /// server's per-key rate (1 to 1,000,000; the organization's limit
+    /// still applies).
+    pub rate_limit_per_minute: Option<i64>,
     /// The key may only read (default false); the same as `role: VIEWER`.
     pub read_only: Option<bool>,
     /// The role the key acts with (default `STRATEGIST`, or `VIEWER` with
@@ -181,7 +216,8 @@ pub struct ApiKeyMutation;
 #[Object]
 impl ApiKeyMutation {
     /// Creates an API key for the active organization (OWNER/ADMIN),
-    /// optionally limited to one client, read-only, or expiring.
+    /// optionally limited to clients, read-only, expiring, or with a rate
+    /// of its own.
     #[graphql(guard = r#"crate::guard::ActionGuard(strata_domain::Action::CreateApiKey)"#)]
     async fn create_api_key(
         &self,
@@ -190,10 +226,24 @@ impl ApiKeyMutation {
     ) -> Result<CreatedApiKey> {
         let state = ctx.data::<RequestState>()?;
         state.tenant()?;
-        let client_id = input
+        let mut clients: Vec<ClientId> = input
             .client_id
             .map(|c| parse_id::<ClientId>("clientId", &c))
-            .transpose()?;
+            .transpose()?
+            .into_iter()
+            .collect();
+        let many = input.client_ids.as_ref().is_some_and(|c| !c.is_empty());
+        for c in input.client_ids.unwrap_or_default() {
+            clients.push(parse_id::<ClientId>("clientIds", &c)?);
+        }
+        if state.tenant()?.org_type() == strata_domain::OrgType::Sme && !clients.is_empty() {
+            let field = if many { "clientIds" } else { "clientId" };
+            return Err(crate::error::ErrorCode::BadUserInput
+                .error(format!(
+                    "{field}: organizations without clients cannot limit a key to clients"
+                ))
+                .extend_with(|_, e| e.set("field", field)));
+        }
         let read_only = match (input.role, input.read_only) {
             (Some(role), Some(read_only)) if (role == ApiKeyRole::Viewer) != read_only => {
                 return Err(crate::error::ErrorCode::BadUserInput
@@ -205,9 +255,10 @@ impl ApiKeyMutation {
         };
         let new = NewApiKey::parse(
             &input.name,
-            client_id,
+            &clients,
             read_only,
             input.expires_at,
+            input.rate_limit_per_minute,
             Utc::now(),
         )
         .map_err(|e| domain_error(e.into()))?;

@@ -157,12 +157,10 @@ impl Membership {
             None => {
                 // A member listed in the active organization: it is that
                 // one.
-                let state = ctx.data::<RequestState>()?;
-                let tx = state.read_tx().await?;
-                let org = organizations::current(tx).await.map_err(domain_error)?;
+                let org = ctx.data::<RequestState>()?.organization().await?;
                 model::OrganizationSummary {
-                    name: org.name,
-                    slug: org.slug,
+                    name: org.name.clone(),
+                    slug: org.slug.clone(),
                     require_mfa: org.require_mfa,
                 }
             }

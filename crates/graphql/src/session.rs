@@ -89,6 +89,9 @@ pub(crate) struct Session {
     pub(crate) memberships: Vec<Membership>,
     /// What the user's token said besides who they are.
     pub(crate) credential: Credential,
+    /// The active organization, once read (a members page names it for
+    /// each member).
+    pub(crate) organization: OnceCell<strata_domain::model::Organization>,
     /// The tenant context, when the credential resolved to one.
     pub(crate) context: Option<VerifiedContext>,
     /// The request id.

@@ -99,6 +99,7 @@ impl RequestState {
             user,
             memberships,
             credential,
+            organization: OnceCell::new(),
             context,
             request_id,
             tx: OnceCell::new(),
@@ -150,6 +151,21 @@ impl RequestState {
             self.session.context.clone(),
             self.session.request_id.clone(),
         )
+    }
+
+    /// The active organization, read once per request.
+    pub(crate) async fn organization(
+        &self,
+    ) -> async_graphql::Result<&strata_domain::model::Organization> {
+        self.session
+            .organization
+            .get_or_try_init(|| async {
+                let tx = self.read_tx().await?;
+                strata_persistence::repo::organizations::current(tx)
+                    .await
+                    .map_err(crate::error::domain_error)
+            })
+            .await
     }
 
     /// What the signed-in user's token said (empty for API keys).

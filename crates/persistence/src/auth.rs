@@ -132,8 +132,10 @@ pub struct PresentedKey {
     pub org_id: OrgId,
     /// The organization's type.
     pub org_type: OrgType,
-    /// The one client it is limited to, if any.
-    pub client_id: Option<ClientId>,
+    /// The clients it is limited to (empty: all of them).
+    pub client_ids: Vec<ClientId>,
+    /// Requests a minute its own bucket allows, when set.
+    pub rate_limit_per_minute: Option<u32>,
     /// Whether it may only read.
     pub read_only: bool,
     /// Neither revoked nor expired, by the database's clock.
@@ -152,7 +154,7 @@ pub async fn presented_key(
 ) -> Result<Option<PresentedKey>, DomainError> {
     let stmt = Statement::from_sql_and_values(
         DbBackend::Postgres,
-        r#"SELECT org_id, id, org_type, client_id, read_only,
+        r#"SELECT org_id, id, org_type, client_ids, rate_limit_per_minute, read_only,
                   revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now())
                     AND (key_hash = $1 OR previous_valid_until > now()) AS active,
                   last_used_at IS NULL OR last_used_at < now() - interval '1 minute' AS stale
@@ -175,10 +177,16 @@ pub async fn presented_key(
         org_type: OrgType::parse(&org_type).ok_or_else(|| {
             DomainError::Internal(format!("unknown organization type {org_type}").into())
         })?,
-        client_id: row
-            .try_get::<Option<Uuid>>("", "client_id")
+        client_ids: row
+            .try_get::<Vec<Uuid>>("", "client_ids")
             .map_err(map_db_err)?
-            .map(ClientId::from_uuid),
+            .into_iter()
+            .map(ClientId::from_uuid)
+            .collect(),
+        rate_limit_per_minute: row
+            .try_get::<Option<i32>>("", "rate_limit_per_minute")
+            .map_err(map_db_err)?
+            .and_then(|n| u32::try_from(n).ok()),
         read_only: row.try_get("", "read_only").map_err(map_db_err)?,
         active: row.try_get("", "active").map_err(map_db_err)?,
         stale: row.try_get("", "stale").map_err(map_db_err)?,

@@ -38,13 +38,24 @@ use crate::tx::AuthTx;
 #[derive(Clone, Debug)]
 pub struct VerifiedContext {
     ctx: TenantContext,
+    /// An API key's own rate, in requests a minute, when it has one.
+    key_rate_per_minute: Option<u32>,
 }
 
 impl VerifiedContext {
     /// Wraps a context this crate resolved (never one handed in from
     /// outside).
     fn new(ctx: TenantContext) -> Self {
-        Self { ctx }
+        Self {
+            ctx,
+            key_rate_per_minute: None,
+        }
+    }
+
+    /// The calling API key's own rate, in requests a minute, when it has
+    /// one (`rateLimitPerMinute`); `None` for users and other keys.
+    pub fn key_rate_per_minute(&self) -> Option<u32> {
+        self.key_rate_per_minute
     }
 
     /// The context of `user` in an organization that does not exist yet,
@@ -347,7 +358,7 @@ pub enum ApiKeyError {
 /// with the presented hash; records the use at most once a minute.
 ///
 /// The key acts as [`Role::API_KEY`](strata_domain::Role::API_KEY), limited
-/// to its client if it has one, and read-only if it is.
+/// to its clients if it has any, and read-only if it is.
 pub async fn resolve_api_key(
     db: &Db,
     secret: &str,
@@ -372,16 +383,19 @@ pub async fn resolve_api_key(
         auth::touch_key(&tx, &key, &hash).await?;
     }
     tx.commit().await?;
-    Ok(VerifiedContext::new(TenantContext::resolved(Resolution {
+    let mut verified = VerifiedContext::new(TenantContext::resolved(Resolution {
         org_id: key.org_id,
         org_type: key.org_type,
         actor: Actor::ApiKey(key.id),
         role: Role::API_KEY,
-        clients: match key.client_id {
-            Some(c) => ClientScope::Only(vec![c]),
-            None => ClientScope::All,
+        clients: if key.client_ids.is_empty() {
+            ClientScope::All
+        } else {
+            ClientScope::Only(key.client_ids)
         },
         read_only: key.read_only,
         request_id: request_id.to_owned(),
-    })))
+    }));
+    verified.key_rate_per_minute = key.rate_limit_per_minute;
+    Ok(verified)
 }

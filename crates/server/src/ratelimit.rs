@@ -161,6 +161,9 @@ pub struct Caller {
     pub user: Option<Uuid>,
     /// The active organization, if any.
     pub org: Option<Uuid>,
+    /// The API key's own rate (`rateLimitPerMinute`), used for its bucket
+    /// instead of the per-key rate; the organization's still applies.
+    pub key_rate: Option<Rate>,
 }
 
 /// A refused request: when the caller may try again.
@@ -246,6 +249,9 @@ struct Inner {
     user: Option<(Bucket, DefaultKeyedRateLimiter<Uuid>)>,
     org: Option<(Bucket, DefaultKeyedRateLimiter<Uuid>)>,
     redis: Option<redis::aio::ConnectionManager>,
+    /// In-memory buckets of the keys with a rate of their own, by key and
+    /// rate (a changed rate starts a fresh bucket).
+    overrides: moka::sync::Cache<(Uuid, u32, Duration), Arc<governor::DefaultDirectRateLimiter>>,
     failures: Option<DefaultKeyedRateLimiter<IpAddr>>,
     /// Addresses refused until the given time, after too many failures.
     blocked: moka::sync::Cache<IpAddr, Instant>,
@@ -308,6 +314,10 @@ impl RateLimiter {
             key: memory("api key", config.per_key, b),
             user: memory("user", config.per_user, b),
             org: memory("organization", config.per_org, b),
+            overrides: moka::sync::Cache::builder()
+                .max_capacity(100_000)
+                .time_to_idle(Duration::from_secs(3600))
+                .build(),
             failures: quota(config.auth_failures_per_ip, b).map(DefaultKeyedRateLimiter::keyed),
             blocked: moka::sync::Cache::builder()
                 .max_capacity(100_000)
@@ -376,22 +386,35 @@ impl RateLimiter {
     /// its organization's bucket beyond its own rate.
     pub async fn check(&self, caller: &Caller, cost: u32) -> Result<(), Limited> {
         let cost = cost.max(1);
+        let key_override = caller.api_key.zip(caller.key_rate.filter(|r| r.is_on()));
         let buckets = [
             (&self.inner.key, caller.api_key, "key"),
             (&self.inner.user, caller.user, "user"),
             (&self.inner.org, caller.org, "org"),
         ];
         if let Some(redis) = &self.inner.redis {
-            let wanted: Vec<(Bucket, String)> = buckets
-                .iter()
-                .filter_map(|(limiter, id, prefix)| {
-                    let (bucket, _) = limiter.as_ref()?;
-                    Some((
-                        *bucket,
-                        format!("strata:{{{}}}:{prefix}:{}", self.inner.space, id.as_ref()?),
-                    ))
-                })
-                .collect();
+            let mut wanted: Vec<(Bucket, String)> = Vec::with_capacity(3);
+            if let Some((key, rate)) = key_override {
+                wanted.push((
+                    Bucket {
+                        scope: "api key",
+                        rate,
+                    },
+                    format!("strata:{{{}}}:key:{key}", self.inner.space),
+                ));
+            }
+            wanted.extend(
+                buckets
+                    .iter()
+                    .filter(|(_, _, prefix)| key_override.is_none() || *prefix != "key")
+                    .filter_map(|(limiter, id, prefix)| {
+                        let (bucket, _) = limiter.as_ref()?;
+                        Some((
+                            *bucket,
+                            format!("strata:{{{}}}:{prefix}:{}", self.inner.space, id.as_ref()?),
+                        ))
+                    }),
+            );
             // When Redis does not answer, this process's own buckets decide.
             if let Some(decision) = self.check_redis(redis.clone(), &wanted, cost).await {
                 return decision;
@@ -401,12 +424,19 @@ impl RateLimiter {
     }
 
     fn check_memory(&self, caller: &Caller, cost: u32) -> Result<(), Limited> {
+        let n = NonZeroU32::new(cost).unwrap_or(NonZeroU32::MIN);
+        let key_override = caller.api_key.zip(caller.key_rate.filter(|r| r.is_on()));
+        if let Some((key, rate)) = key_override {
+            self.check_override(key, rate, n)?;
+        }
         let buckets = [
-            (&self.inner.key, caller.api_key),
+            (
+                &self.inner.key,
+                caller.api_key.filter(|_| key_override.is_none()),
+            ),
             (&self.inner.user, caller.user),
             (&self.inner.org, caller.org),
         ];
-        let n = NonZeroU32::new(cost).unwrap_or(NonZeroU32::MIN);
         for (limiter, id) in buckets {
             let (Some((bucket, limiter)), Some(id)) = (limiter, id) else {
                 continue;
@@ -432,6 +462,32 @@ impl RateLimiter {
             }
         }
         Ok(())
+    }
+
+    /// Charges `n` to the bucket of a key with a rate of its own.
+    fn check_override(&self, key: Uuid, rate: Rate, n: NonZeroU32) -> Result<(), Limited> {
+        let Some(quota) = quota(rate, self.inner.config.burst) else {
+            return Ok(());
+        };
+        let limiter = self
+            .inner
+            .overrides
+            .get_with((key, rate.count, rate.period), || {
+                Arc::new(governor::RateLimiter::direct(quota))
+            });
+        match limiter.check_n(n) {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(not_until)) => Err(Limited {
+                retry_after: not_until.wait_time_from(governor::clock::Clock::now(limiter.clock())),
+                scope: "api key",
+                per_unit: rate.emission(),
+            }),
+            Err(_) => Err(Limited {
+                retry_after: rate.emission().saturating_mul(n.get()),
+                scope: "api key",
+                per_unit: rate.emission(),
+            }),
+        }
     }
 
     async fn check_redis(
@@ -638,6 +694,7 @@ mod tests {
             api_key: None,
             user: Some(Uuid::new_v4()),
             org: None,
+            key_rate: None,
         };
         assert_eq!(limiter.max_cost(), Some(2));
         assert!(limiter.check(&caller, 2).await.is_ok());

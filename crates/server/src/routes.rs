@@ -301,6 +301,9 @@ pub(crate) fn caller(rs: &RequestState) -> Caller {
         }),
         user: rs.user_id().map(|u| u.as_uuid()),
         org: ctx.map(|c| c.org_id().as_uuid()),
+        key_rate: ctx
+            .and_then(|c| c.key_rate_per_minute())
+            .map(|n| crate::ratelimit::Rate::per(n, std::time::Duration::from_secs(60))),
     }
 }
 

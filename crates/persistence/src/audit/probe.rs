@@ -634,6 +634,11 @@ async fn seed(txn: &DatabaseTransaction, c: &Canary) -> Result<BTreeSet<&'static
             vec![org.clone(), id(), Uuid::new_v4().simple().to_string().into()],
         ),
         (
+            "public.invitations",
+            format!("INSERT INTO public.invitations (org_id, id, org_type, email, role, expires_at) VALUES ($1, $2, '{t}', 'probe-' || $2 || '@strata-audit.invalid', 'VIEWER', now() + interval '1 day')"),
+            vec![org.clone(), id()],
+        ),
+        (
             "public.audit_log",
             "INSERT INTO public.audit_log (org_id, id, operation, target_type, request_id) VALUES ($1, $2, 'auditProbe', 'Probe', 'strata-audit-probe')".into(),
             vec![org.clone(), id()],

@@ -41,8 +41,13 @@ pub struct ApiKey {
     pub id: ApiKeyId,
     /// The organization it acts in.
     pub org_id: OrgId,
-    /// The one client it is limited to, if any (agencies).
+    /// The first client it is limited to, if any (agencies).
     pub client_id: Option<ClientId>,
+    /// Every client it is limited to (agencies); empty: all of them.
+    pub client_ids: Vec<ClientId>,
+    /// Requests a minute its own bucket allows, instead of the server's
+    /// per-key rate (the organization's still applies).
+    pub rate_limit_per_minute: Option<u32>,
     /// A name to recognise it by.
     pub name: String,
     /// The first characters of the secret.
@@ -69,14 +74,16 @@ impl ApiKey {
 }
 
 /// The columns read back; never `key_hash`.
-const COLUMNS: &str = "org_id, id, client_id, name, prefix, read_only, expires_at, revoked_at, \
-                       last_used_at, created_by, created_at";
+const COLUMNS: &str = "org_id, id, client_id, client_ids, rate_limit_per_minute, name, prefix, \
+                       read_only, expires_at, revoked_at, last_used_at, created_by, created_at";
 
 #[derive(Debug, FromQueryResult)]
 struct Row {
     org_id: Uuid,
     id: Uuid,
     client_id: Option<Uuid>,
+    client_ids: Vec<Uuid>,
+    rate_limit_per_minute: Option<i32>,
     name: String,
     prefix: String,
     read_only: bool,
@@ -93,6 +100,8 @@ impl From<Row> for ApiKey {
             id: ApiKeyId::from_uuid(r.id),
             org_id: OrgId::from_uuid(r.org_id),
             client_id: r.client_id.map(ClientId::from_uuid),
+            client_ids: r.client_ids.into_iter().map(ClientId::from_uuid).collect(),
+            rate_limit_per_minute: r.rate_limit_per_minute.and_then(|n| u32::try_from(n).ok()),
             name: r.name,
             prefix: r.prefix,
             read_only: r.read_only,
@@ -109,19 +118,26 @@ impl From<Row> for ApiKey {
 #[derive(Clone, Debug)]
 pub struct NewApiKey {
     name: String,
-    client_id: Option<ClientId>,
+    client_ids: Vec<ClientId>,
     read_only: bool,
     expires_at: Option<DateTime<Utc>>,
+    rate_limit_per_minute: Option<u32>,
 }
+
+/// The highest rate a key may be given, in requests a minute.
+pub const MAX_RATE_PER_MINUTE: u32 = 1_000_000;
 
 impl NewApiKey {
     /// Parses the input of a new key: a trimmed, non-empty name of at most
-    /// 200 characters without control characters, and an expiry after `now`.
+    /// 200 characters without control characters, the clients it is
+    /// limited to (duplicates dropped, order kept), an expiry after `now`
+    /// and a rate of 1 to [`MAX_RATE_PER_MINUTE`] requests a minute.
     pub fn parse(
         name: &str,
-        client_id: Option<ClientId>,
+        client_ids: &[ClientId],
         read_only: bool,
         expires_at: Option<DateTime<Utc>>,
+        rate_limit_per_minute: Option<i64>,
         now: DateTime<Utc>,
     ) -> Result<Self, ValidationError> {
         let name = name.trim();
@@ -143,11 +159,32 @@ impl NewApiKey {
         if expires_at.is_some_and(|at| at <= now) {
             return Err(ValidationError::new("expiresAt", "must be in the future"));
         }
+        let rate_limit_per_minute = match rate_limit_per_minute {
+            None => None,
+            Some(n) => Some(
+                u32::try_from(n)
+                    .ok()
+                    .filter(|n| (1..=MAX_RATE_PER_MINUTE).contains(n))
+                    .ok_or_else(|| {
+                        ValidationError::new(
+                            "rateLimitPerMinute",
+                            format!("must be between 1 and {MAX_RATE_PER_MINUTE}"),
+                        )
+                    })?,
+            ),
+        };
+        let mut unique: Vec<ClientId> = Vec::with_capacity(client_ids.len());
+        for c in client_ids {
+            if !unique.contains(c) {
+                unique.push(*c);
+            }
+        }
         Ok(Self {
             name: name.to_owned(),
-            client_id,
+            client_ids: unique,
             read_only,
             expires_at,
+            rate_limit_per_minute,
         })
     }
 }
@@ -198,30 +235,31 @@ fn statement(sql: &str, values: Vec<Value>) -> Statement {
 pub async fn create(tx: &TenantTx, new: NewApiKey) -> Result<CreatedApiKey, DomainError> {
     crate::repo::require(tx, strata_domain::Action::CreateApiKey)?;
     let ctx = tx.ctx();
-    match (ctx.org_type(), new.client_id) {
-        (OrgType::Sme, Some(_)) => {
+    match ctx.org_type() {
+        _ if new.client_ids.is_empty() => {}
+        OrgType::Sme => {
             return Err(ValidationError::new(
-                "clientId",
-                "organizations without clients cannot set clientId",
+                "clientIds",
+                "organizations without clients cannot limit a key to clients",
             )
             .into());
         }
-        (OrgType::Agency, Some(c)) => {
+        OrgType::Agency => {
             // Another tenant's client is "not found", like a missing one.
-            if clients::by_id(tx, c).await?.is_none() {
+            if clients::by_ids(tx, &new.client_ids).await?.len() != new.client_ids.len() {
                 return Err(DomainError::NotFound);
             }
         }
-        (_, None) => {}
     }
+    let client_id = new.client_ids.first().copied();
     let id = ApiKeyId::generate();
     let secret = generate_secret();
     let prefix: String = secret.chars().take(VISIBLE_CHARS).collect();
     let sql = format!(
         "INSERT INTO public.api_keys \
              (org_id, org_type, id, client_id, name, prefix, key_hash, read_only, expires_at, \
-              created_by, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
+              created_by, created_at, client_ids, rate_limit_per_minute) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12::uuid[], $13) \
          RETURNING {COLUMNS}"
     );
     let row = Row::find_by_statement(statement(
@@ -230,7 +268,7 @@ pub async fn create(tx: &TenantTx, new: NewApiKey) -> Result<CreatedApiKey, Doma
             ctx.org_id().as_uuid().into(),
             ctx.org_type().as_str().into(),
             id.as_uuid().into(),
-            new.client_id.map(|c| c.as_uuid()).into(),
+            client_id.map(|c| c.as_uuid()).into(),
             new.name.clone().into(),
             prefix.clone().into(),
             hash_secret(&secret).into(),
@@ -238,6 +276,10 @@ pub async fn create(tx: &TenantTx, new: NewApiKey) -> Result<CreatedApiKey, Doma
             new.expires_at.into(),
             ctx.actor().user_id().map(|u| u.as_uuid()).into(),
             Utc::now().into(),
+            crate::array::uuid_array(new.client_ids.iter().map(|c| c.as_uuid())).into(),
+            new.rate_limit_per_minute
+                .map(|n| i32::try_from(n).unwrap_or(i32::MAX))
+                .into(),
         ],
     ))
     .one(tx)
@@ -250,12 +292,14 @@ pub async fn create(tx: &TenantTx, new: NewApiKey) -> Result<CreatedApiKey, Doma
             action: strata_domain::Action::CreateApiKey,
             target_type: "ApiKey",
             target_id: Some(id.as_uuid()),
-            client_id: new.client_id,
+            client_id,
             details: serde_json::json!({
                 "name": new.name,
                 "prefix": prefix,
                 "readOnly": new.read_only,
                 "expiresAt": new.expires_at,
+                "clientIds": new.client_ids.iter().map(ToString::to_string).collect::<Vec<_>>(),
+                "rateLimitPerMinute": new.rate_limit_per_minute,
             }),
         },
     )
@@ -452,17 +496,35 @@ mod tests {
     fn names_and_expiry_are_checked() {
         let now = Utc::now();
         assert_eq!(
-            NewApiKey::parse(" ", None, false, None, now)
+            NewApiKey::parse(" ", &[], false, None, None, now)
                 .err()
                 .map(|e| e.field),
             Some("name")
         );
         assert_eq!(
-            NewApiKey::parse("ci", None, false, Some(now), now)
+            NewApiKey::parse("ci", &[], false, Some(now), None, now)
                 .err()
                 .map(|e| e.field),
             Some("expiresAt")
         );
-        assert!(NewApiKey::parse("ci", None, true, None, now).is_ok());
+        assert!(NewApiKey::parse("ci", &[], true, None, None, now).is_ok());
+    }
+
+    #[test]
+    fn rates_are_bounded_and_clients_kept_once_in_order() {
+        let now = Utc::now();
+        for bad in [0, -1, i64::from(MAX_RATE_PER_MINUTE) + 1] {
+            assert_eq!(
+                NewApiKey::parse("ci", &[], false, None, Some(bad), now)
+                    .err()
+                    .map(|e| e.field),
+                Some("rateLimitPerMinute"),
+                "{bad}"
+            );
+        }
+        let (a, b) = (ClientId::generate(), ClientId::generate());
+        let new = NewApiKey::parse("ci", &[b, a, b], false, None, Some(60), now).unwrap();
+        assert_eq!(new.client_ids, vec![b, a]);
+        assert_eq!(new.rate_limit_per_minute, Some(60));
     }
 }

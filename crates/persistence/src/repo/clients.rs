@@ -301,15 +301,29 @@ pub async fn delete(tx: &TenantTx, id: ClientId) -> Result<Erasure, DomainError>
         .map_err(map_db_err)?;
     // Not left to a cascade: on Citus no foreign key joins the keys to
     // the clients.
-    let keys = tx
+    // Keys limited to this client alone go; keys limited to others too
+    // forget it.
+    let deleted_keys = tx
         .execute_raw(Statement::from_sql_and_values(
             DatabaseBackend::Postgres,
-            "DELETE FROM public.api_keys WHERE org_id = $1 AND client_id = $2",
+            "DELETE FROM public.api_keys WHERE org_id = $1 AND client_ids = ARRAY[$2::uuid]",
             [org.into(), id.as_uuid().into()],
         ))
         .await
         .map_err(map_db_err)?
         .rows_affected();
+    let narrowed_keys = tx
+        .execute_raw(Statement::from_sql_and_values(
+            DatabaseBackend::Postgres,
+            "UPDATE public.api_keys SET client_ids = array_remove(client_ids, $2::uuid), \
+                 client_id = (array_remove(client_ids, $2::uuid))[1] \
+             WHERE org_id = $1 AND $2::uuid = ANY(client_ids)",
+            [org.into(), id.as_uuid().into()],
+        ))
+        .await
+        .map_err(map_db_err)?
+        .rows_affected();
+    let keys = deleted_keys + narrowed_keys;
     // Invitations limited to this client alone go; others forget it.
     tx.execute_raw(Statement::from_sql_and_values(
         DatabaseBackend::Postgres,
