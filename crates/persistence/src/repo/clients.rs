@@ -312,17 +312,7 @@ pub async fn delete(tx: &TenantTx, id: ClientId) -> Result<Erasure, DomainError>
         .await
         .map_err(map_db_err)?
         .rows_affected();
-    let narrowed_keys = tx
-        .execute_raw(Statement::from_sql_and_values(
-            DatabaseBackend::Postgres,
-            "UPDATE public.api_keys SET client_ids = array_remove(client_ids, $2::uuid), \
-                 client_id = (array_remove(client_ids, $2::uuid))[1] \
-             WHERE org_id = $1 AND $2::uuid = ANY(client_ids)",
-            [org.into(), id.as_uuid().into()],
-        ))
-        .await
-        .map_err(map_db_err)?
-        .rows_affected();
+    let narrowed_keys = narrow(tx, "public.api_keys", org, id.as_uuid(), true).await?;
     let keys = deleted_keys + narrowed_keys;
     // Invitations limited to this client alone go; others forget it.
     tx.execute_raw(Statement::from_sql_and_values(
@@ -332,14 +322,7 @@ pub async fn delete(tx: &TenantTx, id: ClientId) -> Result<Erasure, DomainError>
     ))
     .await
     .map_err(map_db_err)?;
-    tx.execute_raw(Statement::from_sql_and_values(
-        DatabaseBackend::Postgres,
-        "UPDATE public.invitations SET client_ids = array_remove(client_ids, $2::uuid) \
-         WHERE org_id = $1 AND $2::uuid = ANY(client_ids)",
-        [org.into(), id.as_uuid().into()],
-    ))
-    .await
-    .map_err(map_db_err)?;
+    narrow(tx, "public.invitations", org, id.as_uuid(), false).await?;
     let deleted = clients::Entity::delete_many()
         .filter(clients::Column::OrgId.eq(org))
         .filter(clients::Column::Id.eq(id.as_uuid()))
@@ -369,4 +352,55 @@ pub async fn delete(tx: &TenantTx, id: ClientId) -> Result<Erasure, DomainError>
             .collect(),
         api_keys: keys,
     })
+}
+
+/// Takes `client` out of the `client_ids` of `table`'s rows in `org` that
+/// name it among others (and, for keys, keeps `client_id` their first);
+/// returns how many rows changed. The new lists are computed here and
+/// written row by row: Citus plans no subscript of a computed array in a
+/// reference table's `UPDATE`.
+async fn narrow(
+    tx: &TenantTx,
+    table: &'static str,
+    org: uuid::Uuid,
+    client: uuid::Uuid,
+    first_column: bool,
+) -> Result<u64, DomainError> {
+    use sea_orm::{ConnectionTrait, DatabaseBackend, Statement};
+    let rows = tx
+        .query_all_raw(Statement::from_sql_and_values(
+            DatabaseBackend::Postgres,
+            format!("SELECT id, client_ids FROM {table} WHERE org_id = $1 AND $2::uuid = ANY(client_ids) FOR UPDATE"),
+            [org.into(), client.into()],
+        ))
+        .await
+        .map_err(map_db_err)?;
+    let mut changed = 0;
+    for row in rows {
+        let id: uuid::Uuid = row.try_get("", "id").map_err(map_db_err)?;
+        let ids: Vec<uuid::Uuid> = row.try_get("", "client_ids").map_err(map_db_err)?;
+        let kept: Vec<uuid::Uuid> = ids.into_iter().filter(|c| *c != client).collect();
+        let list = crate::array::uuid_array(kept.iter().copied());
+        let sql = if first_column {
+            format!(
+                "UPDATE {table} SET client_ids = $3::uuid[], client_id = $4 WHERE org_id = $1 AND id = $2"
+            )
+        } else {
+            format!("UPDATE {table} SET client_ids = $3::uuid[] WHERE org_id = $1 AND id = $2")
+        };
+        let mut values: Vec<sea_orm::Value> = vec![org.into(), id.into(), list.into()];
+        if first_column {
+            values.push(kept.first().copied().into());
+        }
+        changed += tx
+            .execute_raw(Statement::from_sql_and_values(
+                DatabaseBackend::Postgres,
+                sql,
+                values,
+            ))
+            .await
+            .map_err(map_db_err)?
+            .rows_affected();
+    }
+    Ok(changed)
 }
