@@ -135,7 +135,7 @@ CREATE TABLE public.audit_log -- owner strata_owner, row level security forced
   POLICY administer_select AS RESTRICTIVE FOR SELECT TO app_agency, app_sme USING (app.can_administer())
   POLICY erase_client_rows AS PERMISSIVE FOR DELETE TO app_agency USING (((org_id = app.current_org_id()) AND (client_id IS NOT NULL) AND (operation <> 'deleteClient'::text) AND app.can_administer()))
   POLICY operator_quota_audit AS PERMISSIVE FOR INSERT TO strata_owner WITH CHECK ((target_type = 'OrganizationQuota'::text))
-  POLICY own_membership_audit AS PERMISSIVE FOR INSERT TO app_auth WITH CHECK (((actor_user_id = app.current_user_id()) AND (operation = ANY (ARRAY['acceptInvitation'::text, 'leaveOrganization'::text, 'revokeSessions'::text]))))
+  POLICY own_membership_audit AS PERMISSIVE FOR INSERT TO app_auth WITH CHECK (((actor_user_id = app.current_user_id()) AND (operation = ANY (ARRAY['acceptInvitation'::text, 'leaveOrganization'::text, 'revokeSessions'::text, 'deleteAccount'::text]))))
   POLICY reporting_login_audit AS PERMISSIVE FOR INSERT TO strata_owner WITH CHECK ((target_type = 'ReportingLogin'::text))
   POLICY tenant_org AS PERMISSIVE FOR SELECT TO app_agency, app_sme USING ((org_id = app.current_org_id()))
   POLICY tenant_org_insert AS PERMISSIVE FOR INSERT TO app_agency, app_sme WITH CHECK ((org_id = app.current_org_id()))

@@ -292,3 +292,135 @@ async fn delete_organization_erases_exactly_its_rows_in_both_schemas_for_its_own
         );
     }
 }
+
+#[tokio::test]
+async fn delete_account_ends_exactly_the_users_memberships_and_personal_data() {
+    let app = TestApp::spawn().await;
+    let (w, su) = World::on(&app).await;
+    let user = w.account_manager;
+    let u = user.to_string();
+    // Also a co-owner of SME-1, seen with an e-mail and a name.
+    su.execute_unprepared(&format!(
+        "INSERT INTO public.memberships (org_id, user_id, org_type, role) VALUES ('{}', '{u}', 'SME', 'OWNER')",
+        w.sme1.id
+    ))
+    .await
+    .unwrap();
+    let signed = |org: Option<String>| {
+        let mut claims = json!({"sub": u, "exp": 4_000_000_000_i64, "iat": 1_700_000_000_i64,
+                                "email": "am@example.com", "name": "Alex Manager"});
+        if let Some(org) = org {
+            claims["org_id"] = json!(org);
+        }
+        jsonwebtoken::encode(
+            &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+            &claims,
+            &jsonwebtoken::EncodingKey::from_secret(strata_tests::SECRET.as_bytes()),
+        )
+        .unwrap()
+    };
+    let token = signed(Some(w.agency1.id.to_string()));
+    ok(
+        &app,
+        &token,
+        "{ me { memberships { user { email name } } } }",
+        json!({}),
+    )
+    .await;
+    let delete = "mutation { deleteAccount }";
+
+    // The last owner of an organization may not: nothing changes.
+    let sole = app.token(w.sme2.owner, Some(w.sme2.id));
+    let before = every_row(&su).await;
+    let (_, body) = app.graphql(Some(&sole), delete, json!({})).await;
+    assert_eq!(error_code(&body), Some("BAD_USER_INPUT"), "{body}");
+    assert_eq!(
+        every_row(&su).await,
+        before,
+        "a refused deletion changed rows"
+    );
+    // An API key has no account.
+    let key = ok(
+        &app,
+        &app.token(w.sme1.owner, Some(w.sme1.id)),
+        "mutation { createApiKey(input: {name: \"k\"}) { secret } }",
+        json!({}),
+    )
+    .await["createApiKey"]["secret"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (_, body) = app.graphql(Some(&key), delete, json!({})).await;
+    assert_eq!(error_code(&body), Some("FORBIDDEN"), "{body}");
+
+    let before = every_row(&su).await;
+    assert!(
+        before
+            .iter()
+            .any(|(t, r)| t == "public.users" && r.contains("am@example.com"))
+    );
+    let data = ok(&app, &token, delete, json!({})).await;
+    assert_eq!(data["deleteAccount"], u.as_str());
+    let after = every_row(&su).await;
+    let removed: BTreeSet<_> = before.difference(&after).cloned().collect();
+    let added: BTreeSet<_> = after.difference(&before).cloned().collect();
+    let theirs = |t: &str, r: &str| {
+        let v: Value = serde_json::from_str(r).unwrap();
+        match t {
+            "public.memberships" | "tenant_b.client_assignments" => v["user_id"] == u.as_str(),
+            "public.users" => v["id"] == u.as_str(),
+            _ => false,
+        }
+    };
+    let expected: BTreeSet<_> = before
+        .iter()
+        .filter(|(t, r)| theirs(t, r))
+        .cloned()
+        .collect();
+    assert_eq!(removed, expected, "removed rows other than the user's");
+    let tables: BTreeSet<&str> = removed.iter().map(|(t, _)| t.as_str()).collect();
+    assert_eq!(
+        tables,
+        BTreeSet::from([
+            "public.memberships",
+            "public.users",
+            "tenant_b.client_assignments"
+        ])
+    );
+    // What was added: the user's row without the e-mail, and one audit row
+    // per organization left, naming the user by id only.
+    for (t, r) in &added {
+        let v: Value = serde_json::from_str(r).unwrap();
+        match t.as_str() {
+            "public.users" => {
+                assert_eq!(v["id"], u.as_str());
+                assert!(v["email"].is_null(), "{r}");
+            }
+            "public.audit_log" => {
+                assert_eq!(v["operation"], "deleteAccount", "{r}");
+                assert_eq!(v["actor_user_id"], u.as_str(), "{r}");
+                assert!(!r.contains("am@example.com") && !r.contains("Alex"), "{r}");
+            }
+            other => panic!("an unexpected row in {other}: {r}"),
+        }
+    }
+    assert_eq!(
+        added
+            .iter()
+            .filter(|(t, _)| t == "public.audit_log")
+            .count(),
+        2
+    );
+    // Their earlier audit rows stay, under the same pseudonymous id; no
+    // row anywhere holds their e-mail or name.
+    assert!(
+        after
+            .iter()
+            .all(|(_, r)| !r.contains("am@example.com") && !r.contains("Alex Manager"))
+    );
+    // The old token no longer works.
+    let (status, _) = app
+        .graphql(Some(&token), "{ me { role } }", json!({}))
+        .await;
+    assert_eq!(status, 401);
+}

@@ -76,6 +76,9 @@ actions! {
     AcceptInvitation => (User, "only a user can accept an invitation", Some("acceptInvitation")),
     /// `leaveOrganization`.
     LeaveOrganization => (User, "only a member can leave an organization", Some("leaveOrganization")),
+    /// `deleteAccount`: the signed-in user's personal data and
+    /// memberships.
+    DeleteAccount => (User, "only a signed-in user can delete their account", Some("deleteAccount")),
     /// `revokeSessions`: a user's own, or a member's (owners and admins,
     /// checked by the repository).
     RevokeSessions => (User, "only a user can revoke sessions", Some("revokeSessions")),

@@ -218,7 +218,7 @@ impl InvitationMutation {
         )
         .await
         .map_err(domain_error)?;
-        state.record(Committed::MembershipChanged(user));
+        state.record_durable(Committed::MembershipChanged(user));
         Ok(ID(org.to_string()))
     }
 }

@@ -152,13 +152,35 @@ impl MemberMutation {
         if tenant.role() == strata_domain::Role::Owner {
             let tx = state.write_tx().await?;
             in_savepoint(tx, members::leave_as_owner(tx)).await?;
+            state.record(Committed::MembershipChanged(user));
         } else {
             strata_persistence::context::leave(state.db(), user, org, state.request_id())
                 .await
                 .map_err(domain_error)?;
+            state.record_durable(Committed::MembershipChanged(user));
         }
-        state.record(Committed::MembershipChanged(user));
         Ok(ID(org.to_string()))
+    }
+
+    /// Deletes the signed-in user's account: their memberships end
+    /// everywhere and their e-mail and name are removed; audit rows keep
+    /// their id as a pseudonym, and every token of theirs issued until now
+    /// is refused. The last owner of an organization must first make
+    /// another member an owner (or delete the organization). Returns the
+    /// user's id.
+    async fn delete_account(&self, ctx: &Context<'_>) -> Result<ID> {
+        let state = ctx.data::<RequestState>()?;
+        let user = state.user_id().ok_or_else(|| {
+            ErrorCode::Forbidden.error(strata_domain::Action::DeleteAccount.refusal())
+        })?;
+        // Whatever of it committed is told to the rest of the server, even
+        // when a later step fails.
+        state.record_durable(Committed::MembershipChanged(user));
+        state.record_durable(Committed::SessionsRevoked(user));
+        strata_persistence::context::delete_account(state.db(), user, state.request_id())
+            .await
+            .map_err(domain_error)?;
+        Ok(ID(user.to_string()))
     }
 
     /// Signs a user out everywhere: every token of theirs issued until now
@@ -181,12 +203,13 @@ impl MemberMutation {
             )
             .await
             .map_err(domain_error)?;
+            state.record_durable(Committed::SessionsRevoked(user));
         } else {
             state.tenant()?;
             let tx = state.write_tx().await?;
             in_savepoint(tx, members::revoke_sessions(tx, user)).await?;
+            state.record(Committed::SessionsRevoked(user));
         }
-        state.record(Committed::SessionsRevoked(user));
         Ok(user_id)
     }
 

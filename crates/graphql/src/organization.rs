@@ -473,7 +473,12 @@ impl OrganizationMutation {
             require_mfa: input.require_mfa,
         };
         let state = ctx.data::<RequestState>()?;
-        state.tenant()?;
+        let tenant = state.tenant()?;
+        if changes.require_mfa.is_some() && tenant.role() != strata_domain::Role::Owner {
+            return Err(ErrorCode::Forbidden
+                .error("only owners can change the organization's MFA policy")
+                .extend_with(|_, e| e.set("field", "requireMfa")));
+        }
         if changes.require_mfa == Some(true) && !state.credential().mfa {
             // No lock-out by accident: whoever turns it on proves they can
             // meet it.
@@ -481,10 +486,14 @@ impl OrganizationMutation {
                 .error("requireMfa: sign in with a second factor before requiring one")
                 .extend_with(|_, e| e.set("field", "requireMfa")));
         }
+        let policy = changes.require_mfa.is_some();
+        let org = tenant.org_id();
         let tx = state.write_tx().await?;
-        Ok(Organization(
-            in_savepoint(tx, organizations::update(tx, changes)).await?,
-        ))
+        let updated = in_savepoint(tx, organizations::update(tx, changes)).await?;
+        if policy {
+            state.record(crate::session::Committed::PolicyChanged(org));
+        }
+        Ok(Organization(updated))
     }
 
     /// Erases the active organization and everything of it, in both

@@ -31,6 +31,10 @@ pub enum Committed {
     /// A user's sessions were revoked: forget what is remembered of them,
     /// here and on every replica, and their open connections re-check.
     SessionsRevoked(strata_domain::UserId),
+    /// An organization's sign-in policy changed (`requireMfa`): forget
+    /// what is remembered of its members, here and on every replica, and
+    /// open connections re-check.
+    PolicyChanged(strata_domain::OrgId),
 }
 
 impl Committed {
@@ -81,6 +85,10 @@ impl Credential {
 pub(crate) struct Session {
     /// What the request's mutations asked to happen after the commit.
     pub(crate) committed: std::sync::Mutex<Vec<Committed>>,
+    /// What changes committed in transactions of their own (a user's own
+    /// memberships and sessions) ask to happen, whatever becomes of the
+    /// request's transaction.
+    pub(crate) durable: std::sync::Mutex<Vec<Committed>>,
     /// The pool.
     pub(crate) db: Db,
     /// The signed-in user, if a user (not a key) is calling.

@@ -95,6 +95,7 @@ impl RequestState {
     ) -> Self {
         let session = Arc::new(Session {
             committed: std::sync::Mutex::new(Vec::new()),
+            durable: std::sync::Mutex::new(Vec::new()),
             db,
             user,
             memberships,
@@ -286,9 +287,33 @@ impl RequestState {
             .push(event);
     }
 
+    /// Notes what must happen now that a change committed in a transaction
+    /// of its own (an `AuthTx`), whatever becomes of the request's.
+    pub(crate) fn record_durable(&self, event: Committed) {
+        self.session
+            .durable
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(event);
+    }
+
+    /// What changes committed in transactions of their own asked for, once
+    /// (the request's transaction failed or ran out of time: these still
+    /// happened).
+    pub fn take_durable(&self) -> Vec<Committed> {
+        std::mem::take(
+            &mut *self
+                .session
+                .durable
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        )
+    }
+
     /// Ends the request's transaction, if one began: commits what succeeded
     /// (failed mutations were rolled back to their savepoints), and returns
-    /// what the committed mutations asked to happen next.
+    /// what the committed mutations asked to happen next, with what the
+    /// changes committed on their own asked for.
     pub async fn finish(&self) -> Result<Vec<Committed>, DomainError> {
         if let Some((tx, _)) = self.session.tx.get() {
             // Statements sent in the request's transaction, the context
@@ -296,12 +321,14 @@ impl RequestState {
             metrics::counter!("strata_sql_statements_total").increment(tx.statements());
             tx.commit().await?;
         }
-        Ok(std::mem::take(
+        let mut events = std::mem::take(
             &mut *self
                 .session
                 .committed
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner),
-        ))
+        );
+        events.extend(self.take_durable());
+        Ok(events)
     }
 }

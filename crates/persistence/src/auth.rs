@@ -350,6 +350,27 @@ pub async fn accept_invitations(
     Ok(joined)
 }
 
+/// The organization of `invitation` when `user` accepted it, as far as the
+/// verified e-mail set by [`accept_invitations`] lets `app_auth` see it.
+pub(crate) async fn accepted_by(
+    tx: &AuthTx,
+    invitation: strata_domain::InvitationId,
+    user: UserId,
+) -> Result<Option<OrgId>, DomainError> {
+    let row = tx
+        .conn()
+        .query_one_raw(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "SELECT org_id FROM public.invitations WHERE id = $1 AND accepted_by = $2",
+            [invitation.as_uuid().into(), user.as_uuid().into()],
+        ))
+        .await
+        .map_err(map_db_err)?;
+    row.map(|r| r.try_get::<Uuid>("", "org_id").map(OrgId::from_uuid))
+        .transpose()
+        .map_err(map_db_err)
+}
+
 /// Writes an audit row of the user's own doing in `org` (accepting an
 /// invitation, leaving), as `app_auth` may.
 #[allow(clippy::too_many_arguments)]
@@ -415,8 +436,11 @@ pub async fn complete_memberships(
             m.organization = Some(summary);
         }
     }
+    // Only an address the identity provider verified is shown to the
+    // other members.
+    let email = identity.email.filter(|_| identity.email_verified);
     let stale = |m: &Membership| {
-        (identity.email.is_some() && m.email.as_deref() != identity.email)
+        (email.is_some() && m.email.as_deref() != email)
             || (identity.name.is_some() && m.name.as_deref() != identity.name)
     };
     if memberships.iter().any(stale) {
@@ -430,14 +454,14 @@ pub async fn complete_memberships(
                           OR name IS DISTINCT FROM coalesce($3, name))"#,
                 [
                     user.as_uuid().into(),
-                    identity.email.map(str::to_owned).into(),
+                    email.map(str::to_owned).into(),
                     identity.name.map(str::to_owned).into(),
                 ],
             ))
             .await
             .map_err(map_db_err)?;
         for m in memberships.iter_mut() {
-            if let Some(e) = identity.email {
+            if let Some(e) = email {
                 m.email = Some(e.to_owned());
             }
             if let Some(n) = identity.name {
@@ -458,6 +482,24 @@ pub async fn leave(
     org: OrgId,
     request_id: &str,
 ) -> Result<(), DomainError> {
+    leave_as(
+        tx,
+        user,
+        org,
+        strata_domain::Action::LeaveOrganization,
+        request_id,
+    )
+    .await
+}
+
+/// [`leave`], audited as `action` (leaving, or deleting one's account).
+pub(crate) async fn leave_as(
+    tx: &AuthTx,
+    user: UserId,
+    org: OrgId,
+    action: strata_domain::Action,
+    request_id: &str,
+) -> Result<(), DomainError> {
     let rows = tx
         .conn()
         .query_all_raw(Statement::from_sql_and_values(
@@ -476,13 +518,28 @@ pub async fn leave(
         tx,
         org.as_uuid(),
         user,
-        strata_domain::Action::LeaveOrganization,
+        action,
         "Membership",
         user.as_uuid(),
         serde_json::json!({ "role": role }),
         request_id,
     )
     .await
+}
+
+/// Removes the user's personal data from their own row (the e-mail; the
+/// name lives on memberships, which are gone by now) and refuses every
+/// token issued until now.
+pub(crate) async fn forget_user(tx: &AuthTx, user: UserId) -> Result<(), DomainError> {
+    tx.conn()
+        .execute_raw(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "UPDATE public.users SET email = NULL, sessions_valid_after = $2 WHERE id = $1",
+            [user.as_uuid().into(), chrono::Utc::now().into()],
+        ))
+        .await
+        .map_err(map_db_err)?;
+    Ok(())
 }
 
 /// Sets the user's own `sessions_valid_after` to now, with an audit row in

@@ -236,7 +236,14 @@ pub async fn accept_invitation(
     auth::provision_user(&tx, user_id, identity.email).await?;
     let joined =
         auth::accept_invitations(&tx, user_id, identity, Some(invitation), request_id).await?;
-    let org = joined.first().copied().ok_or(DomainError::NotFound)?;
+    let org = match joined.first() {
+        Some(org) => *org,
+        // Already accepted by this user (this request's own sign-in may
+        // have done it): the same answer.
+        None => auth::accepted_by(&tx, invitation, user_id)
+            .await?
+            .ok_or(DomainError::NotFound)?,
+    };
     tx.commit().await?;
     Ok(org)
 }
@@ -253,6 +260,57 @@ pub async fn revoke_own_sessions(
     let tx = AuthTx::for_user(db, user_id, request_id).await?;
     auth::revoke_own_sessions(&tx, user_id, org, request_id).await?;
     tx.commit().await
+}
+
+/// Deletes the user's account (`deleteAccount`): every membership ends
+/// (each audited in its organization under the user's id, which stays as a
+/// pseudonym in the audit log), and their e-mail goes from their own row,
+/// their name with the memberships that held it; every token issued until
+/// now is refused. The last owner of an organization must first make
+/// another member an owner: that is checked for every organization before
+/// anything changes. Returns the organizations left.
+pub async fn delete_account(
+    db: &Db,
+    user_id: UserId,
+    request_id: &str,
+) -> Result<Vec<OrgId>, DomainError> {
+    use strata_domain::{Action, ValidationError};
+    let loaded = load_user(db, user_id, &Identity::default(), request_id).await?;
+    let owned: Vec<&Membership> = loaded
+        .memberships
+        .iter()
+        .filter(|m| m.role == Role::Owner)
+        .collect();
+    for m in &owned {
+        let ctx = context_for(m, user_id, request_id);
+        let tx = crate::TenantTx::begin(db, &ctx).await?;
+        let shared = crate::repo::members::has_another_owner(&tx).await?;
+        tx.commit().await?;
+        if !shared {
+            let slug = m
+                .organization
+                .as_ref()
+                .map_or_else(|| m.org_id.to_string(), |o| o.slug.clone());
+            return Err(ValidationError::new(
+                "account",
+                format!("you are the last owner of {slug}: make another member an owner, or delete the organization, first"),
+            )
+            .into());
+        }
+    }
+    for m in &owned {
+        let ctx = context_for(m, user_id, request_id);
+        let tx = crate::TenantTx::begin(db, &ctx).await?;
+        crate::repo::members::leave_owning(&tx, Action::DeleteAccount).await?;
+        tx.commit().await?;
+    }
+    let tx = AuthTx::for_user(db, user_id, request_id).await?;
+    for m in loaded.memberships.iter().filter(|m| m.role != Role::Owner) {
+        auth::leave_as(&tx, user_id, m.org_id, Action::DeleteAccount, request_id).await?;
+    }
+    auth::forget_user(&tx, user_id).await?;
+    tx.commit().await?;
+    Ok(loaded.memberships.iter().map(|m| m.org_id).collect())
 }
 
 /// Ends the user's membership of `org`, for any role but owner (whose

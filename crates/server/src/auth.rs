@@ -757,6 +757,7 @@ struct UserKey {
     user: UserId,
     org: Option<OrgId>,
     email: Option<String>,
+    email_verified: bool,
 }
 
 /// Recently resolved users: a verified user's record and memberships, kept
@@ -804,6 +805,16 @@ impl UserCache {
         }
     }
 
+    /// Forgets everything cached about the members of `org` (its sign-in
+    /// policy changed).
+    pub async fn invalidate_org(&self, org: OrgId) {
+        if let Some(entries) = &self.entries {
+            let _ = entries
+                .invalidate_entries_if(move |_, v| v.memberships().iter().any(|m| m.org_id == org));
+            entries.run_pending_tasks().await;
+        }
+    }
+
     /// Resolves `user` acting in `requested` (or their only organization),
     /// from the cache when a recent resolution is there.
     pub async fn resolve(
@@ -828,6 +839,7 @@ impl UserCache {
             user: user.user_id,
             org: requested,
             email: user.email.clone(),
+            email_verified: user.email_verified == Some(true),
         };
         if let Some(hit) = entries.get(&key).await {
             return context::select(&hit, requested, user.session(), request_id);

@@ -454,7 +454,11 @@ async fn operations(
         Incoming::Batch(v) => v,
     };
     let cost = u32::try_from(requests.len()).unwrap_or(u32::MAX);
-    if state.limiter.max_cost().is_some_and(|max| cost > max) {
+    if state
+        .limiter
+        .max_cost_for(who)
+        .is_some_and(|max| cost > max)
+    {
         return Err(Rejection::new(
             StatusCode::BAD_REQUEST,
             ErrorCode::QueryTooComplex,
@@ -780,7 +784,7 @@ async fn charge(
         err.extensions = Some(ext);
         async_graphql::Response::from_errors(vec![err])
     };
-    if let Some(max) = state.limiter.max_cost()
+    if let Some(max) = state.limiter.max_cost_for(who)
         && cost > max
     {
         return Err(Answer::RequestError(refusal(
@@ -911,6 +915,8 @@ async fn execute_operation(
                     u64::try_from(state.http.request_timeout.as_millis()).unwrap_or(u64::MAX),
                 "request timed out"
             );
+            let durable = rs.take_durable();
+            after_commit(state, &rs, durable).await;
             tokio::spawn(async move { rs.abort().await });
             return Answer::TimedOut;
         }
@@ -920,7 +926,8 @@ async fn execute_operation(
         Ok(committed) => after_commit(state, &rs, committed).await,
         Err(e) => {
             // The transaction did not commit: nothing it did may be
-            // reported as done.
+            // reported as done. What committed on its own did happen.
+            after_commit(state, &rs, rs.take_durable()).await;
             let gql = strata_graphql::domain_error(e);
             let mut failed = async_graphql::Response::from_errors(vec![ServerError::new(
                 gql.message.clone(),

@@ -347,6 +347,34 @@ impl RateLimiter {
             .min()
     }
 
+    /// [`max_cost`](Self::max_cost) for `caller`: a key with a rate of its
+    /// own is bounded by its own bucket instead of the per-key one.
+    pub fn max_cost_for(&self, caller: &Caller) -> Option<u32> {
+        let burst = self.inner.config.burst;
+        let own = caller
+            .api_key
+            .and(caller.key_rate)
+            .filter(|r| r.is_on())
+            .map(|rate| {
+                Bucket {
+                    scope: "api key",
+                    rate,
+                }
+                .capacity(burst)
+            });
+        let key = if own.is_some() {
+            None
+        } else {
+            self.inner.key.as_ref()
+        };
+        [key, self.inner.user.as_ref(), self.inner.org.as_ref()]
+            .into_iter()
+            .flatten()
+            .map(|(b, _)| b.capacity(burst))
+            .chain(own)
+            .min()
+    }
+
     /// Refuses an address that failed to authenticate too often lately.
     pub fn check_address(&self, ip: Option<IpAddr>) -> Result<(), Limited> {
         let Some(ip) = ip else { return Ok(()) };

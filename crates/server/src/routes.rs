@@ -280,7 +280,18 @@ pub(crate) async fn after_commit(state: &AppState, rs: &RequestState, committed:
             Committed::SessionsRevoked(user) => {
                 state.users.invalidate_user(user).await;
                 state.revocations.bump();
-                state.sessions.publish(user).await;
+                state
+                    .sessions
+                    .publish(crate::sessions::Forget::User(user))
+                    .await;
+            }
+            Committed::PolicyChanged(org) => {
+                state.users.invalidate_org(org).await;
+                state.revocations.bump();
+                state
+                    .sessions
+                    .publish(crate::sessions::Forget::Org(org))
+                    .await;
             }
             Committed::RunQueued(run) => {
                 if let Some(ctx) = rs.context() {

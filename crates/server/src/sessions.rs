@@ -11,13 +11,40 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::StreamExt as _;
-use strata_domain::UserId;
+use strata_domain::{OrgId, UserId};
 
 use crate::auth::UserCache;
 use crate::socket::Revocations;
 
 /// The channel revocations are published on.
 const CHANNEL: &str = "strata:sessions:revoked";
+
+/// What every replica must forget.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Forget {
+    /// A user whose sessions were revoked.
+    User(UserId),
+    /// The members of an organization whose sign-in policy changed.
+    Org(OrgId),
+}
+
+impl Forget {
+    fn message(self) -> String {
+        match self {
+            Forget::User(u) => format!("user:{u}"),
+            Forget::Org(o) => format!("org:{o}"),
+        }
+    }
+
+    fn parse(text: &str) -> Option<Self> {
+        let (kind, id) = text.split_once(':')?;
+        match kind {
+            "user" => id.parse().ok().map(Forget::User),
+            "org" => id.parse().ok().map(Forget::Org),
+            _ => None,
+        }
+    }
+}
 
 /// Publishes revocations to the other replicas (when Redis is configured).
 #[derive(Clone, Default)]
@@ -39,17 +66,17 @@ impl SessionRevocations {
         Self { redis }
     }
 
-    /// Tells the other replicas that `user`'s sessions were revoked.
-    /// Failing to reach Redis is logged: the database still refuses the
-    /// user's old tokens once the other replicas' caches expire.
-    pub async fn publish(&self, user: UserId) {
+    /// Tells the other replicas what to forget. Failing to reach Redis is
+    /// logged: the database still refuses the old tokens once the other
+    /// replicas' caches expire.
+    pub async fn publish(&self, what: Forget) {
         let Some(redis) = &self.redis else {
             return;
         };
         let mut conn = redis.clone();
         let sent: redis::RedisResult<i64> = redis::cmd("PUBLISH")
             .arg(CHANNEL)
-            .arg(user.to_string())
+            .arg(what.message())
             .query_async(&mut conn)
             .await;
         if let Err(e) = sent {
@@ -74,10 +101,12 @@ pub fn listen(client: redis::Client, users: UserCache, revocations: Arc<Revocati
                             let Ok(text) = msg.get_payload::<String>() else {
                                 continue;
                             };
-                            if let Ok(user) = text.parse::<UserId>() {
-                                users.invalidate_user(user).await;
-                                revocations.bump();
+                            match Forget::parse(&text) {
+                                Some(Forget::User(user)) => users.invalidate_user(user).await,
+                                Some(Forget::Org(org)) => users.invalidate_org(org).await,
+                                None => continue,
                             }
+                            revocations.bump();
                         }
                         tracing::warn!("the session revocation channel closed; reconnecting");
                     }
@@ -89,4 +118,22 @@ pub fn listen(client: redis::Client, users: UserCache, revocations: Arc<Revocati
             backoff = (backoff * 2).min(Duration::from_secs(10));
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_read_back_as_written_and_garbage_as_nothing() {
+        for what in [
+            Forget::User(UserId::generate()),
+            Forget::Org(OrgId::generate()),
+        ] {
+            assert_eq!(Forget::parse(&what.message()), Some(what));
+        }
+        for garbage in ["", "user:", "org:nope", "team:x", "plain"] {
+            assert_eq!(Forget::parse(garbage), None, "{garbage}");
+        }
+    }
 }

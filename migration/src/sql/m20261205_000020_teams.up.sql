@@ -119,7 +119,7 @@ CREATE POLICY join_invited ON tenant_b.client_assignments FOR INSERT TO app_auth
     WITH CHECK (user_id = app.current_user_id());
 CREATE POLICY own_membership_audit ON public.audit_log FOR INSERT TO app_auth
     WITH CHECK (actor_user_id = app.current_user_id()
-                AND operation IN ('acceptInvitation', 'leaveOrganization', 'revokeSessions'));
+                AND operation IN ('acceptInvitation', 'leaveOrganization', 'revokeSessions', 'deleteAccount'));
 -- The organizations of the user's memberships: name, slug, type and MFA
 -- policy (the column grant above).
 CREATE POLICY member_orgs ON public.organizations FOR SELECT TO app_auth

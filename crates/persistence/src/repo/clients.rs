@@ -380,6 +380,20 @@ async fn narrow(
         let id: uuid::Uuid = row.try_get("", "id").map_err(map_db_err)?;
         let ids: Vec<uuid::Uuid> = row.try_get("", "client_ids").map_err(map_db_err)?;
         let kept: Vec<uuid::Uuid> = ids.into_iter().filter(|c| *c != client).collect();
+        if kept.is_empty() {
+            // Only this client was left (a concurrent erasure took the
+            // others): the row goes, never widened to every client.
+            changed += tx
+                .execute_raw(Statement::from_sql_and_values(
+                    DatabaseBackend::Postgres,
+                    format!("DELETE FROM {table} WHERE org_id = $1 AND id = $2"),
+                    [org.into(), id.into()],
+                ))
+                .await
+                .map_err(map_db_err)?
+                .rows_affected();
+            continue;
+        }
         let list = crate::array::uuid_array(kept.iter().copied());
         let sql = if first_column {
             format!(

@@ -399,6 +399,20 @@ pub async fn remove(tx: &TenantTx, user: UserId) -> Result<(), DomainError> {
 /// transaction, which can count them; writes the audit row. Other members
 /// leave through [`crate::context::leave`].
 pub async fn leave_as_owner(tx: &TenantTx) -> Result<(), DomainError> {
+    leave_owning(tx, strata_domain::Action::LeaveOrganization).await
+}
+
+/// Whether the context's organization has an owner besides the caller
+/// (owners and admins see them all).
+pub async fn has_another_owner(tx: &TenantTx) -> Result<bool, DomainError> {
+    Ok(owners(tx).await? > 1)
+}
+
+/// [`leave_as_owner`], audited as `action`.
+pub(crate) async fn leave_owning(
+    tx: &TenantTx,
+    action: strata_domain::Action,
+) -> Result<(), DomainError> {
     let ctx = tx.ctx();
     let user = ctx.actor().user_id().ok_or(DomainError::Forbidden(
         strata_domain::Action::LeaveOrganization.refusal(),
@@ -422,7 +436,7 @@ pub async fn leave_as_owner(tx: &TenantTx) -> Result<(), DomainError> {
     audit::record(
         tx,
         AuditEntry {
-            action: strata_domain::Action::LeaveOrganization,
+            action,
             target_type: "Membership",
             target_id: Some(user.as_uuid()),
             client_id: None,
