@@ -284,10 +284,12 @@ CREATE TABLE public.organizations -- owner strata_owner, row level security forc
     updated_at timestamp with time zone NOT NULL DEFAULT now()
     monthly_token_quota bigint
     require_mfa boolean NOT NULL DEFAULT false
+    retention_days integer
   CONSTRAINT organizations_id_type_key UNIQUE (id, type)
   CONSTRAINT organizations_monthly_token_quota_check CHECK ((monthly_token_quota >= 0))
   CONSTRAINT organizations_name_check CHECK (((length(name) >= 1) AND (length(name) <= 200)))
   CONSTRAINT organizations_pkey PRIMARY KEY (id)
+  CONSTRAINT organizations_retention_days_check CHECK (((retention_days >= 1) AND (retention_days <= 3650)))
   CONSTRAINT organizations_settings_check CHECK ((jsonb_typeof(settings) = 'object'::text))
   CONSTRAINT organizations_slug_check CHECK ((slug ~ '^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$'::text))
   CONSTRAINT organizations_slug_key UNIQUE (slug)
@@ -302,6 +304,7 @@ CREATE TABLE public.organizations -- owner strata_owner, row level security forc
   POLICY member_orgs AS PERMISSIVE FOR SELECT TO app_auth USING ((id = ANY (app.member_org_ids())))
   POLICY operator_find AS PERMISSIVE FOR SELECT TO strata_owner USING ((id = app.operator_org_id()))
   POLICY operator_quota AS PERMISSIVE FOR UPDATE TO strata_owner USING ((id = app.operator_org_id())) WITH CHECK ((id = app.operator_org_id()))
+  POLICY retention_orgs AS PERMISSIVE FOR SELECT TO app_maint USING ((retention_days > 0))
   POLICY sme_org AS PERMISSIVE FOR ALL TO app_sme USING (((id = app.current_org_id()) AND (type = 'SME'::text))) WITH CHECK (((id = app.current_org_id()) AND (type = 'SME'::text)))
   POLICY writable_delete AS RESTRICTIVE FOR DELETE TO app_agency, app_sme USING (app.can_write())
   POLICY writable_insert AS RESTRICTIVE FOR INSERT TO app_agency, app_sme WITH CHECK (app.can_write())
@@ -309,9 +312,10 @@ CREATE TABLE public.organizations -- owner strata_owner, row level security forc
   GRANT DELETE, INSERT, SELECT TO app_agency
   GRANT DELETE, INSERT, SELECT TO app_sme
   GRANT DELETE, INSERT, REFERENCES, SELECT, TRIGGER, TRUNCATE, UPDATE TO strata_owner
-  GRANT UPDATE (name, require_mfa, settings, updated_at) TO app_agency
+  GRANT UPDATE (name, require_mfa, retention_days, settings, updated_at) TO app_agency
   GRANT SELECT (id, name, require_mfa, slug, type) TO app_auth
-  GRANT UPDATE (name, require_mfa, settings, updated_at) TO app_sme
+  GRANT SELECT (id, retention_days, type) TO app_maint
+  GRANT UPDATE (name, require_mfa, retention_days, settings, updated_at) TO app_sme
 
 CREATE TABLE public.personas -- owner strata_owner, row level security forced
     org_id uuid NOT NULL

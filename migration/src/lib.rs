@@ -32,6 +32,7 @@ mod m20261204_000018_org_quota;
 mod m20261204_000019_key_rotation;
 mod m20261205_000020_teams;
 mod m20261205_000021_key_scopes;
+mod m20261205_000022_retention;
 
 /// All migrations, in order.
 #[derive(Debug)]
@@ -62,6 +63,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261204_000019_key_rotation::Migration),
             Box::new(m20261205_000020_teams::Migration),
             Box::new(m20261205_000021_key_scopes::Migration),
+            Box::new(m20261205_000022_retention::Migration),
         ]
     }
 }

@@ -145,6 +145,10 @@ async fn the_run_maintenance_roles_hold_only_the_columns_and_policies_they_need(
             expected.push(format!("app_maint UPDATE {table}.{column}"));
         }
     }
+    // The retention sweep: which organizations keep runs for how long.
+    for column in ["id", "type", "retention_days"] {
+        expected.push(format!("app_maint SELECT public.organizations.{column}"));
+    }
     expected.sort();
     assert_eq!(columns, expected);
     let whole_tables = rows(
@@ -192,6 +196,9 @@ async fn the_run_maintenance_roles_hold_only_the_columns_and_policies_they_need(
              (status = ANY (ARRAY['QUEUED'::text, 'RUNNING'::text, 'FAILED'::text])) / "
         ));
     }
+    expected.push(
+        "public.organizations retention_orgs SELECT app_maint: (retention_days > 0) / ".to_owned(),
+    );
     expected.sort();
     assert_eq!(policies, expected);
     let members = rows(

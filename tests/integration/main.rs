@@ -31,6 +31,7 @@ mod pgbouncer;
 mod rate_limits;
 mod relay;
 mod reporting;
+mod retention;
 mod schema_sql;
 mod security;
 mod sockets;

@@ -177,7 +177,14 @@ async fn migrations_go_up_down_and_up_again_on_an_empty_database() {
             .any(|i| i.starts_with("table ") && i.contains("app_sme="))
     );
 
-    // Newest first, each migration alone. Keys limited to several clients
+    // Newest first, each migration alone. Organizations keep runs for a
+    // number of days, which the maintenance role may read, and no longer.
+    let retention = "SELECT count(*) FROM information_schema.column_privileges \
+         WHERE table_name = 'organizations' AND grantee = 'app_maint'";
+    assert_eq!(strata_tests::scalar(&conn, retention).await, 3);
+    Migrator::down(&conn, Some(1)).await.unwrap();
+    assert_eq!(strata_tests::scalar(&conn, retention).await, 0);
+    // Keys limited to several clients
     // with a rate of their own, and no longer.
     let scopes = "SELECT count(*) FROM information_schema.columns WHERE table_schema = 'public' \
          AND table_name = 'api_keys' AND column_name IN ('client_ids', 'rate_limit_per_minute')";

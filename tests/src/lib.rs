@@ -350,6 +350,7 @@ pub struct TestAppBuilder {
     claims: strata_server::config::ClaimNames,
     audience: Option<String>,
     auth_cache_ttl: Duration,
+    retention_sweep_interval: Duration,
     llm: Option<strata_agents::OpenAiConfig>,
     monthly_token_quota: Option<u64>,
     /// Agent runs at once, overall and per organization.
@@ -373,6 +374,7 @@ impl Default for TestAppBuilder {
             claims: Default::default(),
             audience: None,
             auth_cache_ttl: strata_server::config::DEFAULT_AUTH_CACHE_TTL,
+            retention_sweep_interval: Duration::ZERO,
             llm: None,
             monthly_token_quota: None,
             agent_concurrency: (4, 2),
@@ -417,6 +419,12 @@ impl TestAppBuilder {
     /// Require this `aud` (and put it in [`TestApp::token`]'s tokens).
     pub fn audience(mut self, audience: impl Into<String>) -> Self {
         self.audience = Some(audience.into());
+        self
+    }
+
+    /// How often the retention sweep runs (never by default).
+    pub fn retention_sweep_interval(mut self, every: Duration) -> Self {
+        self.retention_sweep_interval = every;
         self
     }
 
@@ -536,6 +544,7 @@ impl TestAppBuilder {
                 max_per_org: self.agent_concurrency.1,
                 monthly_token_quota: self.monthly_token_quota,
                 offline_piece_delay: Duration::ZERO,
+                retention_sweep_interval: self.retention_sweep_interval,
             },
             migrate: false,
             demo: self.demo,

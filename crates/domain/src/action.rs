@@ -76,6 +76,9 @@ actions! {
     AcceptInvitation => (User, "only a user can accept an invitation", Some("acceptInvitation")),
     /// `leaveOrganization`.
     LeaveOrganization => (User, "only a member can leave an organization", Some("leaveOrganization")),
+    /// The retention sweep's deletion of an organization's old runs (the
+    /// server's own; no caller is ever refused it).
+    RetentionSweep => (Write, "only the server sweeps old runs", Some("retentionSweep")),
     /// `deleteAccount`: the signed-in user's personal data and
     /// memberships.
     DeleteAccount => (User, "only a signed-in user can delete their account", Some("deleteAccount")),

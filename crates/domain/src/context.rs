@@ -151,6 +151,8 @@ pub enum Actor {
     User(UserId),
     /// An API key (third-party integration).
     ApiKey(ApiKeyId),
+    /// The server itself (the retention sweep): no user, no key.
+    System,
 }
 
 impl Actor {
@@ -158,14 +160,14 @@ impl Actor {
     pub const fn user_id(&self) -> Option<UserId> {
         match self {
             Actor::User(id) => Some(*id),
-            Actor::ApiKey(_) => None,
+            Actor::ApiKey(_) | Actor::System => None,
         }
     }
 
     /// The API key, when a key acts.
     pub const fn api_key_id(&self) -> Option<ApiKeyId> {
         match self {
-            Actor::User(_) => None,
+            Actor::User(_) | Actor::System => None,
             Actor::ApiKey(id) => Some(*id),
         }
     }
@@ -246,6 +248,21 @@ impl TenantContext {
             org_type,
             actor: Actor::User(user),
             role: Role::Owner,
+            clients: ClientScope::All,
+            read_only: false,
+            request_id,
+        }
+    }
+
+    /// The context of the server's own maintenance in `org_id` (the
+    /// retention sweep): no user or key acts; it may change content, not
+    /// members, clients, keys or settings.
+    pub fn for_system(org_id: OrgId, org_type: OrgType, request_id: String) -> Self {
+        Self {
+            org_id,
+            org_type,
+            actor: Actor::System,
+            role: Role::Strategist,
             clients: ClientScope::All,
             read_only: false,
             request_id,

@@ -26,6 +26,8 @@ pub struct Organization {
     pub monthly_token_quota: Option<u64>,
     /// Whether its members must sign in with a second factor.
     pub require_mfa: bool,
+    /// How many days its agent runs are kept, when it limits them.
+    pub retention_days: Option<u32>,
     /// When it was created.
     pub created_at: DateTime<Utc>,
 }

@@ -218,6 +218,10 @@ impl Organization {
     async fn require_mfa(&self) -> bool {
         self.0.require_mfa
     }
+    /// How many days agent runs are kept (null: for ever).
+    async fn retention_days(&self) -> Option<u32> {
+        self.0.retention_days
+    }
     async fn created_at(&self) -> DateTime<Utc> {
         self.0.created_at
     }
@@ -390,6 +394,10 @@ pub struct UpdateOrganizationInput {
     /// Whether members must sign in with a second factor (OWNER; turning
     /// it on takes a token that proves one).
     pub require_mfa: Option<bool>,
+    /// Agent runs and their outputs older than this many days are deleted
+    /// by a background sweep (1 to 3650; 0 keeps them for ever, the
+    /// default).
+    pub retention_days: Option<i32>,
 }
 
 /// Queries of the caller and the active organization.
@@ -471,6 +479,18 @@ impl OrganizationMutation {
                 .map_err(bad)?,
             branding: input.branding.map(BrandingInput::parse).transpose()?,
             require_mfa: input.require_mfa,
+            retention_days: input
+                .retention_days
+                .map(|d| match d {
+                    0 => Ok(None),
+                    1..=3650 => Ok(u32::try_from(d).ok()),
+                    _ => Err(ErrorCode::BadUserInput
+                        .error(
+                            "retentionDays: must be between 1 and 3650, or 0 to keep runs for ever",
+                        )
+                        .extend_with(|_, e| e.set("field", "retentionDays"))),
+                })
+                .transpose()?,
         };
         let state = ctx.data::<RequestState>()?;
         let tenant = state.tenant()?;

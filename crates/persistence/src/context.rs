@@ -77,6 +77,16 @@ impl VerifiedContext {
         ))
     }
 
+    /// The context of the retention sweep in `org`: the server itself acts
+    /// (see [`crate::retention`]).
+    pub(crate) fn for_retention(org: OrgId, org_type: OrgType) -> Self {
+        Self::new(TenantContext::for_system(
+            org,
+            org_type,
+            "retention-sweep".to_owned(),
+        ))
+    }
+
     /// The context it wraps.
     pub fn context(&self) -> &TenantContext {
         &self.ctx

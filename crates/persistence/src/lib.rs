@@ -31,6 +31,7 @@ pub mod maintenance;
 pub mod placement;
 pub mod repo;
 pub mod reporting;
+pub mod retention;
 mod tx;
 
 pub mod entity;

@@ -251,6 +251,9 @@ impl Application {
                 .collect();
             Arc::from(serde_json::Value::from(users).to_string())
         });
+        if !config.agents.retention_sweep_interval.is_zero() {
+            spawn_retention_sweep(database.db.clone(), config.agents.retention_sweep_interval);
+        }
         let users = UserCache::new(config.auth_cache_ttl);
         let revocations: Arc<crate::socket::Revocations> = Arc::default();
         if let Some(url) = &config.redis_url {
@@ -385,4 +388,25 @@ pub async fn shutdown_signal() {
 pub fn random_secret() -> SecretString {
     use rand::distr::{Alphanumeric, SampleString};
     SecretString::from(Alphanumeric.sample_string(&mut rand::rng(), 48))
+}
+
+/// Runs the retention sweep every `every` until the process ends (the
+/// first a moment after start); failures are logged and the next sweep
+/// tries again.
+fn spawn_retention_sweep(db: strata_persistence::Db, every: std::time::Duration) {
+    tokio::spawn(async move {
+        let mut ticks = tokio::time::interval(every);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticks.tick().await;
+            match strata_persistence::retention::sweep(&db).await {
+                Ok(swept) => {
+                    for (org, runs) in &swept.organizations {
+                        tracing::info!(org = %org, runs, "retention sweep deleted old runs");
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "the retention sweep failed"),
+            }
+        }
+    });
 }

@@ -327,6 +327,10 @@ struct ServeArgs {
     /// unset keeps both in this process's memory.
     #[arg(long, env = "STRATA_REDIS_URL", hide_env_values = true)]
     redis_url: Option<String>,
+    /// How often organizations' agent runs older than their `retentionDays`
+    /// are deleted, e.g. 1h; 0 never (replicas sweep safely side by side).
+    #[arg(long, env = "STRATA_RETENTION_SWEEP_INTERVAL", default_value = "1h", value_parser = humantime::parse_duration)]
+    retention_sweep_interval: Duration,
     /// How long a verified user's memberships are reused, e.g. 5s; 0 turns
     /// the cache off (a removed member is refused once this has passed).
     #[arg(long, env = "STRATA_AUTH_CACHE_TTL", default_value = "5s", value_parser = humantime::parse_duration)]
@@ -553,6 +557,7 @@ async fn serve(global: &Global, args: ServeArgs) -> anyhow::Result<()> {
             monthly_token_quota: (args.agent_monthly_token_quota > 0)
                 .then_some(args.agent_monthly_token_quota),
             offline_piece_delay: strata_agents::OfflineProvider::DEFAULT_PIECE_DELAY,
+            retention_sweep_interval: args.retention_sweep_interval,
         },
         migrate: !args.no_migrate,
         demo: args.demo,

@@ -84,6 +84,8 @@ pub struct AgentsConfig {
     pub monthly_token_quota: Option<u64>,
     /// The offline model's pause between the pieces it streams.
     pub offline_piece_delay: Duration,
+    /// How often the retention sweep runs; zero never.
+    pub retention_sweep_interval: Duration,
 }
 
 /// Everything `serve` needs.

@@ -308,7 +308,7 @@ pub(crate) fn caller(rs: &RequestState) -> Caller {
     Caller {
         api_key: ctx.and_then(|c| match c.actor() {
             strata_domain::Actor::ApiKey(id) => Some(id.as_uuid()),
-            strata_domain::Actor::User(_) => None,
+            strata_domain::Actor::User(_) | strata_domain::Actor::System => None,
         }),
         user: rs.user_id().map(|u| u.as_uuid()),
         org: ctx.map(|c| c.org_id().as_uuid()),

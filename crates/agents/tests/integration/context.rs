@@ -49,6 +49,7 @@ fn agency() -> Agency {
             settings: json!({}),
             monthly_token_quota: None,
             require_mfa: false,
+            retention_days: None,
             created_at: Utc::now(),
         },
         nike,

@@ -21,6 +21,7 @@ pub mod organizations {
         pub updated_at: DateTimeUtc,
         pub monthly_token_quota: Option<i64>,
         pub require_mfa: bool,
+        pub retention_days: Option<i32>,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -25,6 +25,7 @@ fn to_domain(m: organizations::Model) -> Result<Organization, DomainError> {
         settings: m.settings,
         monthly_token_quota: m.monthly_token_quota.and_then(|q| u64::try_from(q).ok()),
         require_mfa: m.require_mfa,
+        retention_days: m.retention_days.and_then(|d| u32::try_from(d).ok()),
         created_at: m.created_at,
     })
 }
@@ -112,6 +113,7 @@ async fn insert(
         updated_at: Set(now),
         monthly_token_quota: sea_orm::ActiveValue::NotSet,
         require_mfa: Set(false),
+        retention_days: Set(None),
     }
     .insert(tx)
     .await
@@ -169,6 +171,8 @@ pub struct OrganizationChanges {
     pub branding: Option<serde_json::Value>,
     /// Whether members must sign in with a second factor (owners only).
     pub require_mfa: Option<bool>,
+    /// How many days agent runs are kept: `Some(None)` keeps them for ever.
+    pub retention_days: Option<Option<u32>>,
 }
 
 /// Updates the context's organization (owners and admins) and writes the
@@ -199,6 +203,10 @@ pub async fn update(
             Some(on) => Set(on),
             None => sea_orm::ActiveValue::NotSet,
         },
+        retention_days: match changes.retention_days {
+            Some(days) => Set(days.map(|d| i32::try_from(d).unwrap_or(i32::MAX))),
+            None => sea_orm::ActiveValue::NotSet,
+        },
         updated_at: Set(chrono::Utc::now()),
         ..Default::default()
     }
@@ -225,8 +233,10 @@ pub async fn update(
                     changes.name.as_ref().map(|_| "name"),
                     changes.branding.as_ref().map(|_| "branding"),
                     changes.require_mfa.map(|_| "requireMfa"),
+                    changes.retention_days.map(|_| "retentionDays"),
                 ]),
                 "requireMfa": changes.require_mfa,
+                "retentionDays": changes.retention_days.flatten(),
             }),
         },
     )
