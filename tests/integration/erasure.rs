@@ -312,12 +312,7 @@ async fn delete_account_ends_exactly_the_users_memberships_and_personal_data() {
         if let Some(org) = org {
             claims["org_id"] = json!(org);
         }
-        jsonwebtoken::encode(
-            &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
-            &claims,
-            &jsonwebtoken::EncodingKey::from_secret(strata_tests::SECRET.as_bytes()),
-        )
-        .unwrap()
+        strata_tests::signed(&claims)
     };
     let token = signed(Some(w.agency1.id.to_string()));
     ok(

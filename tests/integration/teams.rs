@@ -33,12 +33,7 @@ fn token(user: &str, org: Option<String>, claims: Value) -> String {
             map.insert(k.clone(), v.clone());
         }
     }
-    jsonwebtoken::encode(
-        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
-        &all,
-        &jsonwebtoken::EncodingKey::from_secret(strata_tests::SECRET.as_bytes()),
-    )
-    .unwrap()
+    strata_tests::signed(&all)
 }
 
 async fn count(su: &DatabaseConnection, sql: &str) -> i64 {
@@ -636,12 +631,7 @@ async fn revoked_sessions_refuse_every_earlier_token() {
         if let Some(org) = org {
             t["org_id"] = json!(org);
         }
-        jsonwebtoken::encode(
-            &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
-            &t,
-            &jsonwebtoken::EncodingKey::from_secret(strata_tests::SECRET.as_bytes()),
-        )
-        .unwrap()
+        strata_tests::signed(&t)
     };
     let org = Some(w.agency1.id.to_string());
     let read = "{ campaigns(first: 1) { totalCount } }";
@@ -751,12 +741,7 @@ async fn with_redis_a_revocation_reaches_every_gateway_at_once() {
         .await;
     let old = {
         let t = json!({"sub": w.strategist.to_string(), "org_id": w.agency1.id.to_string(), "exp": now() + 600, "iat": now() - 30});
-        jsonwebtoken::encode(
-            &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
-            &t,
-            &jsonwebtoken::EncodingKey::from_secret(strata_tests::SECRET.as_bytes()),
-        )
-        .unwrap()
+        strata_tests::signed(&t)
     };
     let read = "{ campaigns(first: 1) { totalCount } }";
     ok(&b, &old, read, json!({})).await;

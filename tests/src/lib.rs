@@ -323,6 +323,17 @@ impl Drop for TestDb {
 pub const CITUS_PROPAGATE: &str =
     "SELECT pg_catalog.set_config('citus.propagate_set_commands', 'local', true)";
 
+/// An HS256 token of exactly `claims`, signed with [`SECRET`] (tokens
+/// shaped like an identity provider's: any `sub`, `amr`, `iat`, ...).
+pub fn signed(claims: &serde_json::Value) -> String {
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        claims,
+        &jsonwebtoken::EncodingKey::from_secret(SECRET.as_bytes()),
+    )
+    .expect("sign a test token")
+}
+
 /// The HS256 secret test apps use.
 pub const SECRET: &str = "test-secret-that-is-long-enough-for-hs256-use";
 

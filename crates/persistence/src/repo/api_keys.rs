@@ -316,20 +316,7 @@ pub async fn list(tx: &TenantTx, page: &PageRequest) -> Result<Page<ApiKey>, Dom
     let limit = i64::try_from(page.limit).unwrap_or(i64::MAX - 1);
     let mut values: Vec<Value> = vec![tx.ctx().org_id().as_uuid().into(), (limit + 1).into()];
     // Newest first: rows after a key are older, rows before it newer.
-    let mut bounds = String::new();
-    for (key, older) in [(&page.after, true), (&page.before, false)] {
-        if let Some((at, id)) = key.clone() {
-            let n = values.len();
-            values.push(at.into());
-            values.push(id.into());
-            let op = if older { '<' } else { '>' };
-            bounds.push_str(&format!(
-                " AND (created_at, id) {op} (${}, ${})",
-                n + 1,
-                n + 2
-            ));
-        }
-    }
+    let bounds = crate::repo::newest_first_bounds(page, &mut values);
     let order = if page.fetch_desc() { "DESC" } else { "ASC" };
     let sql = format!(
         "SELECT {COLUMNS} FROM public.api_keys WHERE org_id = $1{bounds} \

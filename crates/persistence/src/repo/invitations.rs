@@ -220,19 +220,7 @@ pub async fn list(
             " AND accepted_at IS NULL AND revoked_at IS NULL AND expires_at > now()"
         }
     });
-    for (key, older) in [(&page.after, true), (&page.before, false)] {
-        if let Some((at, id)) = key.clone() {
-            let n = values.len();
-            values.push(at.into());
-            values.push(id.into());
-            let op = if older { '<' } else { '>' };
-            bounds.push_str(&format!(
-                " AND (created_at, id) {op} (${}, ${})",
-                n + 1,
-                n + 2
-            ));
-        }
-    }
+    bounds.push_str(&crate::repo::newest_first_bounds(page, &mut values));
     let order = if page.fetch_desc() { "DESC" } else { "ASC" };
     let sql = format!(
         "SELECT {COLUMNS} FROM public.invitations WHERE org_id = $1{bounds} \

@@ -375,8 +375,19 @@ pub async fn remove(tx: &TenantTx, user: UserId) -> Result<(), DomainError> {
             return Err(ValidationError::new("userId", "the last owner cannot be removed").into());
         }
     }
+    end_membership(tx, user, strata_domain::Action::RemoveMember, &current.role).await
+}
+
+/// Deletes `user`'s membership of the context's organization (their
+/// client assignments go with it) and writes the audit row of `action`.
+async fn end_membership(
+    tx: &TenantTx,
+    user: UserId,
+    action: strata_domain::Action,
+    role: &str,
+) -> Result<(), DomainError> {
     memberships::Entity::delete_many()
-        .filter(memberships::Column::OrgId.eq(ctx.org_id().as_uuid()))
+        .filter(memberships::Column::OrgId.eq(tx.ctx().org_id().as_uuid()))
         .filter(memberships::Column::UserId.eq(user.as_uuid()))
         .exec(tx)
         .await
@@ -384,11 +395,11 @@ pub async fn remove(tx: &TenantTx, user: UserId) -> Result<(), DomainError> {
     audit::record(
         tx,
         AuditEntry {
-            action: strata_domain::Action::RemoveMember,
+            action,
             target_type: "Membership",
             target_id: Some(user.as_uuid()),
             client_id: None,
-            details: serde_json::json!({ "role": current.role }),
+            details: serde_json::json!({ "role": role }),
         },
     )
     .await
@@ -427,23 +438,7 @@ pub(crate) async fn leave_owning(
         )
         .into());
     }
-    memberships::Entity::delete_many()
-        .filter(memberships::Column::OrgId.eq(ctx.org_id().as_uuid()))
-        .filter(memberships::Column::UserId.eq(user.as_uuid()))
-        .exec(tx)
-        .await
-        .map_err(map_db_err)?;
-    audit::record(
-        tx,
-        AuditEntry {
-            action,
-            target_type: "Membership",
-            target_id: Some(user.as_uuid()),
-            client_id: None,
-            details: serde_json::json!({ "role": Role::Owner.as_str() }),
-        },
-    )
-    .await
+    end_membership(tx, user, action, Role::Owner.as_str()).await
 }
 
 /// Refuses every token of member `user` issued until now in the context's

@@ -447,3 +447,24 @@ fn keyset<E: EntityTrait>(
         .order_by(id, fetch)
         .limit(page.limit + 1)
 }
+
+/// The keyset bounds of a newest-first page for raw SQL, appended to
+/// `values` as parameters: rows after the `after` key are older, rows
+/// before the `before` key newer, by `(created_at, id)`.
+pub(crate) fn newest_first_bounds(page: &PageRequest, values: &mut Vec<sea_orm::Value>) -> String {
+    let mut bounds = String::new();
+    for (key, older) in [(&page.after, true), (&page.before, false)] {
+        if let Some((at, id)) = key.clone() {
+            let n = values.len();
+            values.push(at.into());
+            values.push(id.into());
+            let op = if older { '<' } else { '>' };
+            bounds.push_str(&format!(
+                " AND (created_at, id) {op} (${}, ${})",
+                n + 1,
+                n + 2
+            ));
+        }
+    }
+    bounds
+}
