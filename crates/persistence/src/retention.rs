@@ -5,7 +5,7 @@
 //! Which organizations: read as the narrow `app_maint` role, which sees
 //! only the id, type and retention of those that set one. The deletion:
 //! in each organization's own transaction, as its runtime role with its
-//! context ([`VerifiedContext::for_retention`]), so row-level security
+//! context (the server itself acting), so row-level security
 //! keeps a sweep of one organization inside it. Several replicas sweep
 //! safely: an organization's sweep first takes a transaction-scoped
 //! advisory lock on it and skips the organization when another replica
