@@ -33,6 +33,7 @@ mod m20261204_000019_key_rotation;
 mod m20261205_000020_teams;
 mod m20261205_000021_key_scopes;
 mod m20261205_000022_retention;
+mod m20261205_000023_client_branding;
 
 /// All migrations, in order.
 #[derive(Debug)]
@@ -64,6 +65,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261205_000020_teams::Migration),
             Box::new(m20261205_000021_key_scopes::Migration),
             Box::new(m20261205_000022_retention::Migration),
+            Box::new(m20261205_000023_client_branding::Migration),
         ]
     }
 }

@@ -9,6 +9,7 @@ mod api;
 mod api_keys;
 mod audit;
 mod auth;
+mod briefs;
 mod browser;
 mod catalog;
 mod citus;

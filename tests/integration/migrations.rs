@@ -177,7 +177,14 @@ async fn migrations_go_up_down_and_up_again_on_an_empty_database() {
             .any(|i| i.starts_with("table ") && i.contains("app_sme="))
     );
 
-    // Newest first, each migration alone. Organizations keep runs for a
+    // Newest first, each migration alone. Clients have branding of their
+    // own, and no longer.
+    let branding = "SELECT count(*) FROM information_schema.columns WHERE table_schema = 'tenant_b' \
+         AND table_name = 'workspace_entities' AND column_name = 'branding'";
+    assert_eq!(strata_tests::scalar(&conn, branding).await, 1);
+    Migrator::down(&conn, Some(1)).await.unwrap();
+    assert_eq!(strata_tests::scalar(&conn, branding).await, 0);
+    // Organizations keep runs for a
     // number of days, which the maintenance role may read, and no longer.
     let retention = "SELECT count(*) FROM information_schema.column_privileges \
          WHERE table_name = 'organizations' AND grantee = 'app_maint'";

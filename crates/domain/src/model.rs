@@ -153,6 +153,8 @@ pub struct Client {
     pub archived_at: Option<DateTime<Utc>>,
     /// When it was created.
     pub created_at: DateTime<Utc>,
+    /// Its own white-label branding (an empty object when it has none).
+    pub branding: serde_json::Value,
 }
 
 /// A campaign of an SME, or of an agency's client.

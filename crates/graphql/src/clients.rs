@@ -70,6 +70,10 @@ pub struct UpdateClientInput {
     pub name: Option<String>,
     /// New slug, unique within the agency.
     pub slug: Option<String>,
+    /// The client's own white-label branding, shown on its campaign briefs
+    /// instead of the agency's (replaces the current one; all fields empty
+    /// goes back to the agency's).
+    pub branding: Option<crate::organization::BrandingInput>,
 }
 
 /// Client queries.
@@ -192,6 +196,10 @@ impl ClientMutation {
                 .transpose()
                 .map_err(bad)?,
             archived: None,
+            branding: input
+                .branding
+                .map(crate::organization::BrandingInput::parse)
+                .transpose()?,
         };
         client_change(ctx, id, changes, strata_domain::Action::UpdateClient).await
     }

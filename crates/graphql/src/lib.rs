@@ -45,6 +45,7 @@ mod types;
 // return.
 mod api_keys;
 mod audit;
+mod brief;
 mod campaigns;
 mod clients;
 mod content;

@@ -202,15 +202,7 @@ impl Organization {
     /// White-label branding, if set (`updateOrganization(input:
     /// {branding})`).
     async fn branding(&self) -> Option<Branding> {
-        let b = self.0.settings.get("branding")?.as_object()?;
-        let text = |k: &str| b.get(k).and_then(|v| v.as_str()).map(str::to_owned);
-        Some(Branding {
-            display_name: text("displayName"),
-            logo_url: text("logoUrl"),
-            primary_color: text("primaryColor"),
-            secondary_color: text("secondaryColor"),
-            support_email: text("supportEmail"),
-        })
+        Branding::from_stored(self.0.settings.get("branding")?)
     }
     /// Whether members must sign in with a second factor (an `amr` the
     /// server accepts): their tokens without one are refused with
@@ -265,7 +257,7 @@ pub struct OrganizationQuota {
 
 /// White-label branding: what material for clients shows instead of
 /// Strata's.
-#[derive(async_graphql::SimpleObject, Clone, Debug)]
+#[derive(async_graphql::SimpleObject, Clone, Debug, Default, PartialEq)]
 pub struct Branding {
     /// Name shown instead of Strata's.
     pub display_name: Option<String>,
@@ -277,6 +269,35 @@ pub struct Branding {
     pub secondary_color: Option<String>,
     /// Contact address shown to clients.
     pub support_email: Option<String>,
+}
+
+impl Branding {
+    /// Branding as stored (`settings.branding`, a client's `branding`);
+    /// `None` when nothing is set.
+    pub(crate) fn from_stored(stored: &serde_json::Value) -> Option<Self> {
+        let b = stored.as_object()?;
+        let text = |k: &str| b.get(k).and_then(|v| v.as_str()).map(str::to_owned);
+        let branding = Branding {
+            display_name: text("displayName"),
+            logo_url: text("logoUrl"),
+            primary_color: text("primaryColor"),
+            secondary_color: text("secondaryColor"),
+            support_email: text("supportEmail"),
+        };
+        (branding != Branding::default()).then_some(branding)
+    }
+
+    /// This branding, each field it leaves unset taken from `fallback`.
+    pub(crate) fn or(self, fallback: Option<Branding>) -> Branding {
+        let f = fallback.unwrap_or_default();
+        Branding {
+            display_name: self.display_name.or(f.display_name),
+            logo_url: self.logo_url.or(f.logo_url),
+            primary_color: self.primary_color.or(f.primary_color),
+            secondary_color: self.secondary_color.or(f.secondary_color),
+            support_email: self.support_email.or(f.support_email),
+        }
+    }
 }
 
 /// Who is calling, and where.
@@ -348,7 +369,9 @@ pub struct BrandingInput {
 }
 
 impl BrandingInput {
-    fn parse(self) -> Result<serde_json::Value> {
+    /// The stored form, after checking every field (absent fields are
+    /// left out).
+    pub(crate) fn parse(self) -> Result<serde_json::Value> {
         let field = |f: &'static str, m: &str| bad(strata_domain::ValidationError::new(f, m));
         if let Some(n) = &self.display_name
             && (n.trim().is_empty() || n.chars().count() > 200)

@@ -31,6 +31,11 @@ impl Client {
     pub(crate) async fn id(&self) -> ID {
         ID(self.0.id.to_string())
     }
+    /// The client's own white-label branding, if it has one (its briefs
+    /// show it instead of the agency's).
+    async fn branding(&self) -> Option<crate::organization::Branding> {
+        crate::organization::Branding::from_stored(&self.0.branding)
+    }
     async fn name(&self) -> &str {
         &self.0.name
     }
@@ -184,6 +189,14 @@ impl Campaign {
             |r| crate::leaves::Leaves(crate::runs::AgentOutput(r)),
         )
         .await
+    }
+    /// A self-contained, printable HTML brief of the campaign and its
+    /// latest output of each agent, in the client's branding (else the
+    /// organization's): every piece of tenant content escaped, no script,
+    /// no request but the logo's. Safe to hand to the client.
+    #[graphql(complexity = 20)]
+    async fn brief(&self, ctx: &Context<'_>) -> Result<String> {
+        crate::brief::render(ctx, &self.0).await
     }
     /// Every agent run for this campaign, whatever its status, newest first.
     #[graphql(complexity = "crate::pagination::list_cost(first, last, child_complexity)")]

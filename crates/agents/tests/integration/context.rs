@@ -27,6 +27,7 @@ fn agency() -> Agency {
         slug: name.to_lowercase(),
         archived_at: None,
         created_at: Utc::now(),
+        branding: json!({}),
     };
     let nike = client("Nike");
     let adidas = client("Adidas");

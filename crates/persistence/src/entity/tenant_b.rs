@@ -20,6 +20,8 @@ pub mod workspace_entities {
         pub archived_at: Option<DateTimeUtc>,
         pub created_at: DateTimeUtc,
         pub updated_at: DateTimeUtc,
+        #[sea_orm(column_type = "JsonBinary")]
+        pub branding: Json,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

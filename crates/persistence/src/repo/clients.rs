@@ -24,6 +24,7 @@ fn to_domain(m: clients::Model) -> Client {
         slug: m.slug,
         archived_at: m.archived_at,
         created_at: m.created_at,
+        branding: m.branding,
     }
 }
 
@@ -161,6 +162,7 @@ pub async fn create(tx: &TenantTx, name: &ClientName, slug: &Slug) -> Result<Cli
         archived_at: Set(None),
         created_at: Set(now),
         updated_at: Set(now),
+        branding: Set(serde_json::json!({})),
     }
     .insert(tx)
     .await
@@ -188,6 +190,9 @@ pub struct ClientChanges {
     pub slug: Option<Slug>,
     /// Archive (`true`) or restore (`false`).
     pub archived: Option<bool>,
+    /// New white-label branding of the client's own material (replaces
+    /// the current one; an empty object falls back to the agency's).
+    pub branding: Option<serde_json::Value>,
 }
 
 /// Updates, archives or restores a visible client (administrators only) as
@@ -216,6 +221,9 @@ pub async fn update(
     if let Some(slug) = &changes.slug {
         row.slug = Set(slug.as_str().to_owned());
     }
+    if let Some(branding) = &changes.branding {
+        row.branding = Set(branding.clone());
+    }
     match changes.archived {
         Some(true) if current.archived_at.is_none() => row.archived_at = Set(Some(now)),
         Some(false) => row.archived_at = Set(None),
@@ -236,7 +244,10 @@ pub async fn update(
             target_type: "Client",
             target_id: Some(id.as_uuid()),
             client_id: Some(id),
-            details: serde_json::json!({ "slug": updated.slug }),
+            details: serde_json::json!({
+                "slug": updated.slug,
+                "branding": changes.branding.is_some(),
+            }),
         },
     )
     .await?;

@@ -1,0 +1,1 @@
+crate::sql_migration!("m20261205_000023_client_branding");
