@@ -636,6 +636,8 @@ CREATE TABLE tenant_b.workspace_entities -- owner strata_owner, row level securi
     archived_at timestamp with time zone
     created_at timestamp with time zone NOT NULL DEFAULT now()
     updated_at timestamp with time zone NOT NULL DEFAULT now()
+    branding jsonb NOT NULL DEFAULT '{}'::jsonb
+  CONSTRAINT workspace_entities_branding_check CHECK ((jsonb_typeof(branding) = 'object'::text))
   CONSTRAINT workspace_entities_name_check CHECK (((length(name) >= 1) AND (length(name) <= 200)))
   CONSTRAINT workspace_entities_org_id_org_type_fkey FOREIGN KEY (org_id, org_type) REFERENCES organizations(id, type) ON DELETE CASCADE
   CONSTRAINT workspace_entities_org_slug_key UNIQUE (org_id, slug)

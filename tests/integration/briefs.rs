@@ -11,7 +11,9 @@ use crate::agents::{ended, run};
 const BRIEF: &str = "query($id: ID!) { campaign(id: $id) { brief } }";
 
 async fn brief(app: &TestApp, token: &str, campaign: &str) -> Value {
-    let (_, body) = app.graphql(Some(token), BRIEF, json!({ "id": campaign })).await;
+    let (_, body) = app
+        .graphql(Some(token), BRIEF, json!({ "id": campaign }))
+        .await;
     body
 }
 
@@ -37,7 +39,10 @@ async fn a_brief_is_branded_escaped_and_only_for_its_readers() {
         )
         .await;
     assert_eq!(error_code(&body), Some("BAD_USER_INPUT"), "{body}");
-    assert_eq!(body["errors"][0]["extensions"]["field"], "branding.primaryColor");
+    assert_eq!(
+        body["errors"][0]["extensions"]["field"],
+        "branding.primaryColor"
+    );
     let data = ok(
         &app,
         &owner,
@@ -45,7 +50,10 @@ async fn a_brief_is_branded_escaped_and_only_for_its_readers() {
         json!({ "id": w.nike.to_string(), "b": { "displayName": "Nike Studio", "primaryColor": "#ff6600" } }),
     )
     .await;
-    assert_eq!(data["updateClient"]["branding"]["displayName"], "Nike Studio");
+    assert_eq!(
+        data["updateClient"]["branding"]["displayName"],
+        "Nike Studio"
+    );
 
     // A campaign whose name and objective try to inject markup.
     let created = ok(
@@ -61,24 +69,37 @@ async fn a_brief_is_branded_escaped_and_only_for_its_readers() {
     ended(&app, &strategist, &r).await;
 
     let body = brief(&app, &owner, &campaign).await;
-    let html = body["data"]["campaign"]["brief"].as_str().unwrap_or_else(|| panic!("{body}"));
+    let html = body["data"]["campaign"]["brief"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{body}"));
     if let Ok(path) = std::env::var("STRATA_WRITE_BRIEF") {
         std::fs::write(path, html).unwrap();
     }
     // The client's branding, the agency's where the client sets none.
-    assert!(html.contains("Nike Studio") && html.contains("#ff6600"), "{html}");
+    assert!(
+        html.contains("Nike Studio") && html.contains("#ff6600"),
+        "{html}"
+    );
     assert!(html.contains("https://cdn.example.com/stride.png"));
     assert!(html.contains("help@stride.example"));
     assert!(html.contains("Prepared for nike"));
     // The agent's latest output, and nothing executable.
     assert!(html.contains("Brand voice"), "{html}");
+    assert!(
+        !html.contains("BRAND_VOICE"),
+        "the document's kind is for machines: {html}"
+    );
     assert!(html.contains("Spring &lt;script&gt;alert(1)&lt;/script&gt;"));
     assert!(html.contains("&lt;img src=x onerror=alert(2)&gt; &amp; more"));
     let lower = html.to_lowercase();
-    assert!(!lower.contains("<script") && !lower.contains("onerror=alert(2)>"), "{html}");
+    assert!(
+        !lower.contains("<script") && !lower.contains("onerror=alert(2)>"),
+        "{html}"
+    );
     assert!(lower.contains("content-security-policy") && lower.contains("default-src 'none'"));
-    // No request but the logo: no other URL in a src or href.
-    assert_eq!(lower.matches("src=").count(), 1, "{html}");
+    // No request but the logo: one image, no link, no other source.
+    assert_eq!(lower.matches("<img").count(), 1, "{html}");
+    assert_eq!(lower.matches(" src=\"").count(), 1, "{html}");
     assert!(!lower.contains("href="));
 
     // Another client of the agency: the agency's own branding.

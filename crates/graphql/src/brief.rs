@@ -17,8 +17,8 @@ use strata_domain::model;
 
 use crate::organization::Branding;
 use crate::pagination::{Paging, page_request};
-use strata_persistence::repo::outputs::RunFilter;
 use crate::state::RequestState;
+use strata_persistence::repo::outputs::RunFilter;
 
 /// The latest outputs a brief reads (one per agent is shown).
 const LATEST: i32 = 20;
@@ -36,7 +36,10 @@ pub(crate) async fn render(ctx: &Context<'_>, campaign: &model::Campaign) -> Res
             .map_err(|e| (*e).clone())?,
         None => None,
     };
-    let branding = match client.as_ref().and_then(|c| Branding::from_stored(&c.branding)) {
+    let branding = match client
+        .as_ref()
+        .and_then(|c| Branding::from_stored(&c.branding))
+    {
         Some(own) => own.or(org_branding),
         None => org_branding.unwrap_or_default(),
     };
@@ -71,7 +74,11 @@ pub(crate) async fn render(ctx: &Context<'_>, campaign: &model::Campaign) -> Res
 /// A colour from the branding, when it has the shape the input requires.
 fn colour(c: Option<&String>, fallback: &'static str) -> String {
     match c {
-        Some(c) if c.len() == 7 && c.starts_with('#') && c[1..].bytes().all(|b| b.is_ascii_hexdigit()) => {
+        Some(c)
+            if c.len() == 7
+                && c.starts_with('#')
+                && c[1..].bytes().all(|b| b.is_ascii_hexdigit()) =>
+        {
             c.clone()
         }
         _ => fallback.to_owned(),
@@ -138,7 +145,12 @@ fn page_html(
             h,
             "<h2>{}</h2><div class=\"meta\">{}</div>",
             text(&title_case(&run.agent)),
-            text(&run.finished_at.unwrap_or(run.created_at).format("%-d %B %Y").to_string())
+            text(
+                &run.finished_at
+                    .unwrap_or(run.created_at)
+                    .format("%-d %B %Y")
+                    .to_string()
+            )
         );
         if let Some(output) = &run.output {
             value_html(&mut h, &output.to_value(), 0);
@@ -201,8 +213,8 @@ fn value_html(h: &mut String, v: &serde_json::Value, depth: usize) {
         }
         Value::Object(fields) => {
             for (key, value) in fields {
-                // The document's version is for machines.
-                if depth == 0 && key == "version" {
+                // The document's version and kind are for machines.
+                if depth == 0 && (key == "version" || key == "kind") {
                     continue;
                 }
                 let _ = write!(h, "<h3>{}</h3>", text(&title_case(key)));
@@ -234,7 +246,10 @@ mod tests {
         );
         assert!(!h.contains("<script>") && !h.contains("<img"), "{h}");
         assert!(h.contains("&lt;img src=x onerror=alert(1)&gt;"), "{h}");
-        assert_eq!(colour(Some(&"red;}body{x".to_owned()), "#000000"), "#000000");
+        assert_eq!(
+            colour(Some(&"red;}body{x".to_owned()), "#000000"),
+            "#000000"
+        );
         assert_eq!(colour(Some(&"#A1b2C3".to_owned()), "#000000"), "#A1b2C3");
     }
 }
