@@ -117,11 +117,20 @@ async fn an_invited_address_becomes_a_member_on_its_first_verified_request() {
     let listed = ok(
         &app,
         &owner,
-        "{ invitations(first: 10, status: PENDING) { edges { node { id email } } } }",
+        "{ invitations(first: 10, status: PENDING) { totalCount edges { node { id email } } } }",
         json!({}),
     )
     .await;
     assert_eq!(listed["invitations"]["edges"][0]["node"]["id"], id.as_str());
+    let pending = count(
+        &su,
+        &format!(
+            "SELECT count(*) FROM public.invitations WHERE org_id = '{}' AND accepted_at IS NULL AND revoked_at IS NULL AND expires_at > now()",
+            w.agency1.id
+        ),
+    )
+    .await;
+    assert_eq!(listed["invitations"]["totalCount"], pending);
     // Another agency's owner sees none of it.
     let other = app.token(w.agency2.owner, Some(w.agency2.id));
     let theirs = ok(

@@ -74,13 +74,7 @@ pub(crate) async fn render(ctx: &Context<'_>, campaign: &model::Campaign) -> Res
 /// A colour from the branding, when it has the shape the input requires.
 fn colour(c: Option<&String>, fallback: &'static str) -> String {
     match c {
-        Some(c)
-            if c.len() == 7
-                && c.starts_with('#')
-                && c[1..].bytes().all(|b| b.is_ascii_hexdigit()) =>
-        {
-            c.clone()
-        }
+        Some(c) if crate::organization::is_colour(c) => c.clone(),
         _ => fallback.to_owned(),
     }
 }

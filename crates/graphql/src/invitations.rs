@@ -3,7 +3,7 @@
 //! invited user (who also joins on their first request once their token
 //! carries the invited address, verified).
 
-use async_graphql::connection::{Connection, Edge, EmptyFields};
+use async_graphql::connection::{Connection, EmptyFields};
 use async_graphql::{Context, Enum, ID, InputObject, Object, Result};
 use chrono::{DateTime, Utc};
 use strata_domain::InvitationId;
@@ -13,7 +13,7 @@ use strata_persistence::repo::invitations;
 use crate::args::{client_ids, parse_id};
 use crate::error::{ErrorCode, domain_error};
 use crate::organization::Role;
-use crate::pagination::{Cursor, Paging, at, cursor, page_request};
+use crate::pagination::{Cursor, Paging, Totals, TotalsKind, at, connection, page_request};
 use crate::savepoint::in_savepoint;
 use crate::session::Committed;
 use crate::state::RequestState;
@@ -114,7 +114,7 @@ pub struct InviteMemberInput {
 }
 
 /// Invitations, Relay style.
-pub type InvitationConnection = Connection<Cursor, Invitation, EmptyFields, EmptyFields>;
+pub type InvitationConnection = Connection<Cursor, Invitation, Totals, EmptyFields>;
 
 /// Invitation queries.
 #[derive(Debug, Default)]
@@ -142,21 +142,17 @@ impl InvitationQuery {
         let state = ctx.data::<RequestState>()?;
         state.tenant()?;
         let tx = state.read_tx().await?;
-        let result = invitations::list(tx, &page, status.map(Into::into))
+        let status = status.map(Into::into);
+        let result = invitations::list(tx, &page, status)
             .await
             .map_err(domain_error)?;
-        let mut conn = Connection::new(result.has_previous_page, result.has_next_page);
-        conn.edges = result
-            .items
-            .into_iter()
-            .map(|i| {
-                Edge::new(
-                    cursor(&paging, at(i.created_at, i.id.as_uuid())),
-                    Invitation(i),
-                )
-            })
-            .collect();
-        Ok(conn)
+        Ok(connection(
+            &paging,
+            result,
+            TotalsKind::Invitations(status),
+            |i| at(i.created_at, i.id.as_uuid()),
+            Invitation,
+        ))
     }
 }
 

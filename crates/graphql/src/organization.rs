@@ -368,6 +368,11 @@ pub struct BrandingInput {
     pub support_email: Option<String>,
 }
 
+/// Whether `c` is a colour as branding takes it: `#rrggbb`.
+pub(crate) fn is_colour(c: &str) -> bool {
+    c.len() == 7 && c.starts_with('#') && c[1..].bytes().all(|b| b.is_ascii_hexdigit())
+}
+
 impl BrandingInput {
     /// The stored form, after checking every field (absent fields are
     /// left out).
@@ -391,9 +396,7 @@ impl BrandingInput {
             ("branding.secondaryColor", &self.secondary_color),
         ] {
             if let Some(c) = c
-                && !(c.len() == 7
-                    && c.starts_with('#')
-                    && c[1..].bytes().all(|b| b.is_ascii_hexdigit()))
+                && !is_colour(c)
             {
                 return Err(field(name, "must be a colour like #1a2b3c"));
             }

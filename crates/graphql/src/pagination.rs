@@ -55,6 +55,8 @@ pub(crate) enum TotalsKind {
     OfClient(strata_domain::ClientId, crate::loaders::ClientList),
     Audit(strata_persistence::repo::audit::AuditFilter),
     Members,
+    /// The organization's invitations, all or in one status.
+    Invitations(Option<strata_domain::model::InvitationStatus>),
 }
 
 #[Object]
@@ -86,6 +88,9 @@ impl Totals {
             TotalsKind::Audit(f) => audit::count(tx, f).await,
             TotalsKind::AgentRuns(f) => strata_persistence::repo::outputs::count(tx, f).await,
             TotalsKind::Members => members::count(tx).await,
+            TotalsKind::Invitations(s) => {
+                strata_persistence::repo::invitations::count(tx, *s).await
+            }
             TotalsKind::Runs(..) | TotalsKind::OfClient(..) => Ok(0),
         }
         .map_err(domain_error)

@@ -78,7 +78,7 @@ impl VerifiedContext {
     }
 
     /// The context of the retention sweep in `org`: the server itself acts
-    /// (see [`crate::retention`]).
+    /// (the retention sweep).
     pub(crate) fn for_retention(org: OrgId, org_type: OrgType) -> Self {
         Self::new(TenantContext::for_system(
             org,

@@ -260,7 +260,14 @@ impl Application {
             use secrecy::ExposeSecret as _;
             let client = redis::Client::open(url.expose_secret())
                 .map_err(|e| anyhow::anyhow!("STRATA_REDIS_URL is not a valid Redis URL: {e}"))?;
-            crate::sessions::listen(client, users.clone(), revocations.clone());
+            let (users, revocations) = (users.clone(), revocations.clone());
+            crate::sessions::listen(client, move |what| {
+                let (users, revocations) = (users.clone(), revocations.clone());
+                async move {
+                    users.forget(what).await;
+                    revocations.bump();
+                }
+            });
         }
         let state = AppState {
             demo,

@@ -805,6 +805,15 @@ impl UserCache {
         }
     }
 
+    /// Forgets what a revocation names: a user, or an organization's
+    /// members.
+    pub async fn forget(&self, what: crate::sessions::Forget) {
+        match what {
+            crate::sessions::Forget::User(user) => self.invalidate_user(user).await,
+            crate::sessions::Forget::Org(org) => self.invalidate_org(org).await,
+        }
+    }
+
     /// Forgets everything cached about the members of `org` (its sign-in
     /// policy changed).
     pub async fn invalidate_org(&self, org: OrgId) {

@@ -7,14 +7,10 @@
 //! everywhere. The database stays the authority; a lost message only
 //! delays the refusal to the cache's time-to-live.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::StreamExt as _;
 use strata_domain::{OrgId, UserId};
-
-use crate::auth::UserCache;
-use crate::socket::Revocations;
 
 /// The channel revocations are published on.
 const CHANNEL: &str = "strata:sessions:revoked";
@@ -86,9 +82,13 @@ impl SessionRevocations {
 }
 
 /// Listens for revocations published by any replica (this one included)
-/// and applies them here, reconnecting after a failure, until the process
-/// ends.
-pub fn listen(client: redis::Client, users: UserCache, revocations: Arc<Revocations>) {
+/// and hands each to `apply`, reconnecting after a failure, until the
+/// process ends.
+pub fn listen<F, Fut>(client: redis::Client, apply: F)
+where
+    F: Fn(Forget) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = ()> + Send,
+{
     tokio::spawn(async move {
         let mut backoff = Duration::from_millis(200);
         loop {
@@ -101,12 +101,9 @@ pub fn listen(client: redis::Client, users: UserCache, revocations: Arc<Revocati
                             let Ok(text) = msg.get_payload::<String>() else {
                                 continue;
                             };
-                            match Forget::parse(&text) {
-                                Some(Forget::User(user)) => users.invalidate_user(user).await,
-                                Some(Forget::Org(org)) => users.invalidate_org(org).await,
-                                None => continue,
+                            if let Some(what) = Forget::parse(&text) {
+                                apply(what).await;
                             }
-                            revocations.bump();
                         }
                         tracing::warn!("the session revocation channel closed; reconnecting");
                     }

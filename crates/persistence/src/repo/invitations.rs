@@ -209,7 +209,20 @@ pub async fn list(
     crate::repo::require(tx, strata_domain::Action::ListInvitations)?;
     let limit = i64::try_from(page.limit).unwrap_or(i64::MAX - 1);
     let mut values: Vec<Value> = vec![tx.ctx().org_id().as_uuid().into(), (limit + 1).into()];
-    let mut bounds = String::from(match status {
+    let mut bounds = String::from(in_status(status));
+    bounds.push_str(&crate::repo::newest_first_bounds(page, &mut values));
+    let order = if page.fetch_desc() { "DESC" } else { "ASC" };
+    let sql = format!(
+        "SELECT {COLUMNS} FROM public.invitations WHERE org_id = $1{bounds} \
+         ORDER BY created_at {order}, id {order} LIMIT $2"
+    );
+    let found = rows(tx, &sql, values).await?;
+    Ok(page.page(found))
+}
+
+/// The condition that keeps the invitations in `status` (all: none).
+fn in_status(status: Option<InvitationStatus>) -> &'static str {
+    match status {
         None => "",
         Some(InvitationStatus::Accepted) => " AND accepted_at IS NOT NULL",
         Some(InvitationStatus::Revoked) => " AND accepted_at IS NULL AND revoked_at IS NOT NULL",
@@ -219,15 +232,26 @@ pub async fn list(
         Some(InvitationStatus::Pending) => {
             " AND accepted_at IS NULL AND revoked_at IS NULL AND expires_at > now()"
         }
-    });
-    bounds.push_str(&crate::repo::newest_first_bounds(page, &mut values));
-    let order = if page.fetch_desc() { "DESC" } else { "ASC" };
+    }
+}
+
+/// How many of the organization's invitations are in `status` (all:
+/// `None`), for owners and admins.
+pub async fn count(tx: &TenantTx, status: Option<InvitationStatus>) -> Result<u64, DomainError> {
+    crate::repo::require(tx, strata_domain::Action::ListInvitations)?;
     let sql = format!(
-        "SELECT {COLUMNS} FROM public.invitations WHERE org_id = $1{bounds} \
-         ORDER BY created_at {order}, id {order} LIMIT $2"
+        "SELECT count(*) AS n FROM public.invitations WHERE org_id = $1{}",
+        in_status(status)
     );
-    let found = rows(tx, &sql, values).await?;
-    Ok(page.page(found))
+    let row = tx
+        .query_one_raw(statement(&sql, vec![tx.ctx().org_id().as_uuid().into()]))
+        .await
+        .map_err(map_db_err)?;
+    let n: i64 = match row {
+        Some(r) => r.try_get("", "n").map_err(map_db_err)?,
+        None => 0,
+    };
+    Ok(u64::try_from(n).unwrap_or(0))
 }
 
 /// Revokes a pending invitation (owners and admins) and writes the audit
