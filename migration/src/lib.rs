@@ -34,6 +34,7 @@ mod m20261205_000020_teams;
 mod m20261205_000021_key_scopes;
 mod m20261205_000022_retention;
 mod m20261205_000023_client_branding;
+mod m20261206_000024_data_exports;
 
 /// All migrations, in order.
 #[derive(Debug)]
@@ -66,6 +67,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261205_000021_key_scopes::Migration),
             Box::new(m20261205_000022_retention::Migration),
             Box::new(m20261205_000023_client_branding::Migration),
+            Box::new(m20261206_000024_data_exports::Migration),
         ]
     }
 }

@@ -17,6 +17,7 @@ mod cost;
 mod deploy;
 mod drift;
 mod erasure;
+mod exports;
 mod faults;
 mod fuzz;
 mod http;

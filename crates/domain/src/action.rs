@@ -95,6 +95,14 @@ actions! {
     RestoreClient => (Administer, "only owners and admins can change clients", Some("restoreClient")),
     /// `deleteClient`.
     DeleteClient => (Administer, "only owners and admins can delete clients", Some("deleteClient")),
+    /// `exportClient`.
+    ExportClient => (Administer, "only owners and admins can export a client's data", Some("exportClient")),
+    /// `exportOrganization`.
+    ExportOrganization => (Administer, "only owners and admins can export the organization's data", Some("exportOrganization")),
+    /// `dataExport`, the query and the subscription.
+    ReadExport => (Administer, "only owners and admins can read data exports", None),
+    /// `GET /exports/{id}`: the file of an export, downloaded.
+    DownloadExport => (Administer, "only owners and admins can download data exports", Some("downloadExport")),
     /// `createCampaign`.
     CreateCampaign => (Write, "this role cannot create campaigns", Some("createCampaign")),
     /// `updateCampaign`.

@@ -269,6 +269,21 @@ impl TenantContext {
         }
     }
 
+    /// The context of the operator acting from the command line on one
+    /// organization (`strata export`): the server acts, as an owner would,
+    /// over every client.
+    pub fn for_operator(org_id: OrgId, org_type: OrgType, request_id: String) -> Self {
+        Self {
+            org_id,
+            org_type,
+            actor: Actor::System,
+            role: Role::Owner,
+            clients: ClientScope::All,
+            read_only: false,
+            request_id,
+        }
+    }
+
     /// The active organization.
     pub fn org_id(&self) -> OrgId {
         self.org_id
@@ -306,7 +321,9 @@ impl TenantContext {
 
     /// May administer the organization.
     pub fn can_administer(&self) -> bool {
-        !self.read_only && self.role.can_administer() && self.actor.user_id().is_some()
+        !self.read_only
+            && self.role.can_administer()
+            && !matches!(self.actor, Actor::ApiKey(_))
     }
 }
 

@@ -55,6 +55,11 @@ macro_rules! id_type {
 }
 
 id_type!(
+    /// A data export: a JSON Lines file of an organization's or a
+    /// client's data.
+    DataExportId
+);
+id_type!(
     /// An organization (SME or agency): the tenant.
     OrgId
 );

@@ -22,6 +22,10 @@ pub enum ErrorCode {
     /// The organization requires multi-factor authentication and the token
     /// proves none (HTTP 403 when no data can be returned).
     MfaRequired,
+    /// A data export's file is not there to download: still being
+    /// written (HTTP 409, with `Retry-After`), failed (409) or expired
+    /// (410). `EXPORT_NOT_READY`, an addition to the contract's codes.
+    ExportNotReady,
     /// A dependency (the database) is unreachable; retrying later may
     /// succeed. `UNAVAILABLE`, an addition to the contract's codes, so a
     /// client can tell an outage worth retrying from a fault of ours.
@@ -41,6 +45,7 @@ impl ErrorCode {
             ErrorCode::QueryTooComplex => "QUERY_TOO_COMPLEX",
             ErrorCode::RateLimited => "RATE_LIMITED",
             ErrorCode::MfaRequired => "MFA_REQUIRED",
+            ErrorCode::ExportNotReady => "EXPORT_NOT_READY",
             ErrorCode::Unavailable => "UNAVAILABLE",
             ErrorCode::Internal => "INTERNAL",
         }

@@ -18,7 +18,7 @@
 //! `leaves`, `global_id`); above them `results` (typed agent outputs) and `types`, the object types of an organization's
 //! content, which refer to one another; on top one module per area
 //! (`organization`, `members`, `clients`, `campaigns`, `content`, `runs`,
-//! `subscription`, `audit`, `api_keys`, and `node`, over the others'
+//! `subscription`, `audit`, `api_keys`, `exports`, and `node`, over the others'
 //! types), each with its root fields, their
 //! inputs and the types only it returns. This file assembles the roots.
 
@@ -49,6 +49,7 @@ mod brief;
 mod campaigns;
 mod clients;
 mod content;
+mod exports;
 mod invitations;
 mod members;
 mod node;
@@ -86,6 +87,7 @@ pub struct Query(
     audit::AuditQuery,
     api_keys::ApiKeyQuery,
     node::NodeQuery,
+    exports::ExportQuery,
 );
 
 /// The mutation root: one part per area, each in its own module.
@@ -102,6 +104,7 @@ pub struct Mutation(
     content::ContentMutation,
     runs::RunMutation,
     api_keys::ApiKeyMutation,
+    exports::ExportMutation,
 );
 
 /// The schema type served by the gateway.

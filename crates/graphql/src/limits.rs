@@ -111,6 +111,30 @@ impl SocketSession {
     }
 }
 
+/// A slot among the connection's subscriptions for a subscription that
+/// starts, held until it ends or is stopped (none off a WebSocket); a
+/// connection holding all it may is refused with `RATE_LIMITED`.
+pub(crate) fn subscription_slot(
+    session: Option<&SocketSession>,
+) -> async_graphql::Result<Option<SubscriptionSlot>> {
+    match session {
+        None => Ok(None),
+        Some(session) => session.enter().map(Some).ok_or_else(|| {
+            ErrorCode::RateLimited.error(format!(
+                "at most {} subscriptions at once on one connection",
+                session.max()
+            ))
+        }),
+    }
+}
+
+/// The error a subscription ends with when its caller may no longer act.
+pub(crate) fn revoked() -> async_graphql::Error {
+    ErrorCode::Unauthenticated.error(
+        "the credential of this connection no longer allows access: reconnect with a valid one",
+    )
+}
+
 /// One open subscription of a [`SocketSession`].
 #[derive(Debug)]
 pub(crate) struct SubscriptionSlot(Arc<AtomicUsize>);

@@ -35,6 +35,8 @@ pub enum Committed {
     /// what is remembered of its members, here and on every replica, and
     /// open connections re-check.
     PolicyChanged(strata_domain::OrgId),
+    /// A data export was started: write it.
+    ExportStarted(Box<strata_persistence::export::DataExport>),
 }
 
 impl Committed {

@@ -17,6 +17,7 @@ use strata_runner::{RunEvent, Runner};
 use tokio::sync::broadcast;
 
 use crate::error::{ErrorCode, domain_error};
+use crate::exports::DataExport;
 use crate::runs::{AgentRun, runner};
 use crate::state::RequestState;
 
@@ -56,13 +57,6 @@ impl Drop for Watch {
     }
 }
 
-/// The error a subscription ends with when its caller may no longer act.
-fn revoked() -> async_graphql::Error {
-    ErrorCode::Unauthenticated.error(
-        "the credential of this connection no longer allows access: reconnect with a valid one",
-    )
-}
-
 impl Watch {
     /// Asks whether the caller may still act, and with which context; an
     /// `Err` ends the stream. Without a check (not on a WebSocket) the
@@ -71,7 +65,7 @@ impl Watch {
         let Some(check) = &self.check else {
             return Ok(());
         };
-        let ctx = check.current().await.ok_or_else(revoked)?;
+        let ctx = check.current().await.ok_or_else(crate::limits::revoked)?;
         self.ctx = ctx;
         Ok(())
     }
@@ -173,15 +167,7 @@ impl Subscription {
         // until the stream ends or is stopped.
         let session = ctx.data_opt::<crate::limits::SocketSession>();
         let check = session.and_then(crate::limits::SocketSession::check);
-        let slot = match session {
-            None => None,
-            Some(session) => Some(session.enter().ok_or_else(|| {
-                ErrorCode::RateLimited.error(format!(
-                    "at most {} subscriptions at once on one connection",
-                    session.max()
-                ))
-            })?),
-        };
+        let slot = crate::limits::subscription_slot(session)?;
         let db = state.db().clone();
         // Listen before reading, so no change falls between the two.
         let rx = runner.subscribe(id);
@@ -209,5 +195,15 @@ impl Subscription {
             let item = w.next().await?;
             Some((item, (w, slot)))
         }))
+    }
+
+    /// A data export's progress as it changes, until it is ready or
+    /// failed (OWNER/ADMIN). The first event is the export as it is now.
+    async fn data_export(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+    ) -> Result<impl Stream<Item = Result<DataExport>> + use<>> {
+        crate::exports::follow(ctx, id).await
     }
 }

@@ -87,6 +87,16 @@ impl VerifiedContext {
         ))
     }
 
+    /// The context of the operator exporting `org` from the command line
+    /// (`strata export`), once the organization was read as it.
+    pub(crate) fn for_operator(org: OrgId, org_type: OrgType) -> Self {
+        Self::new(TenantContext::for_operator(
+            org,
+            org_type,
+            "operator-export".to_owned(),
+        ))
+    }
+
     /// The context it wraps.
     pub fn context(&self) -> &TenantContext {
         &self.ctx

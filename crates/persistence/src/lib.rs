@@ -25,6 +25,7 @@ pub mod auth;
 pub mod context;
 mod db;
 pub mod demo;
+pub mod export;
 mod drift;
 mod error;
 pub mod maintenance;

@@ -1,6 +1,7 @@
 //! The retention sweep: organizations that keep their agent runs for a
 //! limited time (`retentionDays`) lose their older finished runs, with
-//! their outputs and streamed text, on every sweep.
+//! their outputs and streamed text, on every sweep; data exports past
+//! their expiry go with their files.
 //!
 //! Which organizations: read as the narrow `app_maint` role, which sees
 //! only the id, type and retention of those that set one. The deletion:
@@ -34,6 +35,8 @@ pub struct Swept {
     pub organizations: Vec<(OrgId, u64)>,
     /// Organizations skipped because another replica was sweeping them.
     pub skipped: u64,
+    /// Data exports deleted because they expired.
+    pub exports: u64,
 }
 
 #[derive(Debug, FromQueryResult)]
@@ -43,8 +46,10 @@ struct Keeping {
     retention_days: i32,
 }
 
-/// Sweeps every organization that set a retention once.
+/// Sweeps every organization that set a retention once, and deletes the
+/// data exports of every organization that expired.
 pub async fn sweep(db: &Db) -> Result<Swept, DomainError> {
+    let exports = crate::export::delete_expired(db).await?;
     let keeping = as_role(db, "app_maint", |txn| async move {
         let rows = Keeping::find_by_statement(Statement::from_string(
             DbBackend::Postgres,
@@ -56,7 +61,10 @@ pub async fn sweep(db: &Db) -> Result<Swept, DomainError> {
         Ok((txn, rows))
     })
     .await?;
-    let mut swept = Swept::default();
+    let mut swept = Swept {
+        exports,
+        ..Swept::default()
+    };
     for org in keeping {
         let Some(org_type) = OrgType::parse(&org.org_type) else {
             continue;

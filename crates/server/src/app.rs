@@ -18,6 +18,9 @@ use crate::routes::{AppState, router};
 
 /// Query text whose syntax trees are kept (see [`crate::parsed`]).
 const PARSED_TEXT_BYTES: u64 = 4 * 1024 * 1024;
+/// Data exports written at once by one process (each holds a database
+/// connection while it reads).
+const EXPORTS_AT_ONCE: usize = 2;
 
 /// A database ready for use, and the embedded cluster behind it, if any.
 pub struct Database {
@@ -296,6 +299,7 @@ impl Application {
             auth_cache_ttl: config.auth_cache_ttl,
             tenants,
             drain: crate::serve::Drain::default(),
+            exports: crate::exports::Exports::new(database.db.clone(), EXPORTS_AT_ONCE),
         };
         Ok(Self {
             listener,
@@ -408,6 +412,9 @@ fn spawn_retention_sweep(db: strata_persistence::Db, every: std::time::Duration)
             ticks.tick().await;
             match strata_persistence::retention::sweep(&db).await {
                 Ok(swept) => {
+                    if swept.exports > 0 {
+                        tracing::info!(exports = swept.exports, "expired data exports deleted");
+                    }
                     for (org, runs) in &swept.organizations {
                         tracing::info!(org = %org, runs, "retention sweep deleted old runs");
                     }

@@ -126,6 +126,9 @@ enum Command {
         #[arg(long, env = "STRATA_TOKEN_EMAIL")]
         email: Option<String>,
     },
+    /// Export an organization's data, or one client's, as JSON Lines
+    /// (docs/EXPORT.md), with the database URL.
+    Export(crate::exports::ExportArgs),
     // `strata org ...` (crate::org): organization administration with the
     // database URL that migrates.
     /// Administer an organization: its reporting logins, its placement on
@@ -420,6 +423,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Serve(args) => serve(&cli.global, args).await.map(|()| 0),
         Command::Migrate { action } => migrate(&cli.global, action).await.map(|()| 0),
         Command::Audit(args) => Ok(audit(&cli.global, &args).await),
+        Command::Export(args) => crate::exports::run_cli(&cli.global.database(), args)
+            .await
+            .map(|()| 0),
         Command::Org { command } => crate::org::run(&cli.global.database(), command)
             .await
             .map(|()| 0),

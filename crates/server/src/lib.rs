@@ -12,6 +12,7 @@ pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod documents;
+pub mod exports;
 pub mod graphiql;
 pub mod http;
 pub mod meters;

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use async_graphql::{ErrorExtensionValues, ServerError, Value};
 use axum::extract::{ConnectInfo, State};
 use axum::http::request::Parts;
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use strata_graphql::{ErrorCode, RequestState};
 use tracing::Instrument;
@@ -73,7 +73,7 @@ pub(crate) struct Rejection {
 }
 
 impl Rejection {
-    fn new(
+    pub(crate) fn new(
         status: StatusCode,
         code: ErrorCode,
         message: impl Into<String>,
@@ -89,7 +89,7 @@ impl Rejection {
         }
     }
 
-    fn unauthenticated() -> Self {
+    pub(crate) fn unauthenticated() -> Self {
         let mut r = Self::new(
             StatusCode::UNAUTHORIZED,
             ErrorCode::Unauthenticated,
@@ -128,7 +128,7 @@ impl Rejection {
         )
     }
 
-    fn into_response(self, media: &'static str) -> Response {
+    pub(crate) fn into_response(self, media: &'static str) -> Response {
         let mut ext = serde_json::json!({ "code": self.code.as_str() });
         if let (Some(secs), Some(map)) = (self.retry_after, ext.as_object_mut()) {
             map.insert("retryAfter".into(), secs.into());
@@ -376,6 +376,28 @@ async fn admit(
             }
         }
     };
+    let rs = credential(state, headers, client_ip, request_id).await?;
+    let incoming = match body {
+        Pending::Read(incoming) => incoming,
+        Pending::Unread(body) => {
+            http::read(&parts.method, headers, parts.uri.query(), body, &limits)
+                .await
+                .map_err(Rejection::unreadable)?
+        }
+    };
+    Ok((rs, incoming))
+}
+
+/// Resolves the request's credential (`Authorization`) and charges the
+/// caller one request: a refused credential counts against its address
+/// like a failed login. `/graphql` and the export downloads admit their
+/// callers through it.
+pub(crate) async fn credential(
+    state: &AppState,
+    headers: &HeaderMap,
+    client_ip: Option<std::net::IpAddr>,
+    request_id: &str,
+) -> Result<RequestState, Rejection> {
     let rs = match authenticate(state, headers, request_id).await {
         Ok(rs) => rs,
         Err(Ok(reason)) => {
@@ -422,15 +444,7 @@ async fn admit(
         .check(&caller(&rs), 1)
         .await
         .map_err(|l| Rejection::limited(&l))?;
-    let incoming = match body {
-        Pending::Read(incoming) => incoming,
-        Pending::Unread(body) => {
-            http::read(&parts.method, headers, parts.uri.query(), body, &limits)
-                .await
-                .map_err(Rejection::unreadable)?
-        }
-    };
-    Ok((rs, incoming))
+    Ok(rs)
 }
 
 fn body_limits(state: &AppState) -> http::BodyLimits {

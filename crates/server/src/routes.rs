@@ -74,6 +74,8 @@ pub struct AppState {
     pub tenants: Arc<crate::meters::TopTenants>,
     /// Shutdown, for WebSockets to close with 1001.
     pub drain: crate::serve::Drain,
+    /// Data exports being written.
+    pub exports: crate::exports::Exports,
 }
 
 impl AppState {
@@ -111,6 +113,7 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
+        .route("/exports/{id}", get(crate::exports::download))
         .merge(crate::graphiql::routes(state.demo.clone()))
         .with_state(state);
     match cors {
@@ -299,6 +302,11 @@ pub(crate) async fn after_commit(state: &AppState, rs: &RequestState, committed:
                 }
             }
             Committed::RunCancelled(id) => state.runner.cancel(id),
+            Committed::ExportStarted(export) => {
+                if let Some(ctx) = rs.context() {
+                    state.exports.start(ctx.clone(), *export);
+                }
+            }
         }
     }
 }

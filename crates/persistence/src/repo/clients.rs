@@ -325,6 +325,15 @@ pub async fn delete(tx: &TenantTx, id: ClientId) -> Result<Erasure, DomainError>
         .rows_affected();
     let narrowed_keys = narrow(tx, "public.api_keys", org, id.as_uuid(), true).await?;
     let keys = deleted_keys + narrowed_keys;
+    // Its exports go with their files, and so do the organization's:
+    // they hold its rows too.
+    tx.execute_raw(Statement::from_sql_and_values(
+        DatabaseBackend::Postgres,
+        "DELETE FROM public.data_exports WHERE org_id = $1 AND (client_id = $2 OR client_id IS NULL)",
+        [org.into(), id.as_uuid().into()],
+    ))
+    .await
+    .map_err(map_db_err)?;
     // Invitations limited to this client alone go; others forget it.
     tx.execute_raw(Statement::from_sql_and_values(
         DatabaseBackend::Postgres,

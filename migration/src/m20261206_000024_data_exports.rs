@@ -1,0 +1,57 @@
+//! Data exports: see the SQL files. On Citus both tables are distributed
+//! by `org_id`, co-located with the other tenant tables, their restrictive
+//! policies folded first as `m20261203_000014_distribute` folds the
+//! others'.
+
+use sea_orm_migration::prelude::*;
+
+use crate::citus::{is_citus, run_file};
+
+#[derive(Debug)]
+pub struct Migration;
+
+impl MigrationName for Migration {
+    fn name(&self) -> &str {
+        "m20261206_000024_data_exports"
+    }
+}
+
+/// The new tables, in foreign-key order.
+const TABLES: [&str; 2] = ["public.data_exports", "public.data_export_chunks"];
+
+#[async_trait::async_trait]
+impl MigrationTrait for Migration {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        let conn = manager.get_connection();
+        run_file(conn, include_str!("sql/m20261206_000024_data_exports.up.sql")).await?;
+        if is_citus(conn).await? {
+            let anchor = crate::m20261203_000014_distribute::DISTRIBUTED_TABLES[0];
+            for t in TABLES {
+                crate::citus::fold_table(conn, t).await?;
+                conn.execute_unprepared(&format!(
+                    "SELECT create_distributed_table('{t}', 'org_id', colocate_with => '{anchor}')"
+                ))
+                .await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        let conn = manager.get_connection();
+        if is_citus(conn).await? {
+            // The tables go: nothing of their folded policies is to be
+            // restored when the schema is undistributed.
+            conn.execute_unprepared(
+                "DO $d$ BEGIN
+                   IF to_regclass('app.citus_unfolded_policies') IS NOT NULL THEN
+                     DELETE FROM app.citus_unfolded_policies
+                     WHERE table_name IN ('public.data_exports', 'public.data_export_chunks');
+                   END IF;
+                 END $d$",
+            )
+            .await?;
+        }
+        run_file(conn, include_str!("sql/m20261206_000024_data_exports.down.sql")).await
+    }
+}

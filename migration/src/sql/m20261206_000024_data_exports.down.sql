@@ -1,0 +1,2 @@
+DROP TABLE public.data_export_chunks;
+DROP TABLE public.data_exports;
