@@ -194,6 +194,68 @@ CREATE TABLE public.campaigns -- owner strata_owner, row level security forced
   GRANT DELETE, INSERT, REFERENCES, SELECT, TRIGGER, TRUNCATE, UPDATE TO strata_owner
   GRANT SELECT (created_at, id, name, objective, org_id, status, updated_at) TO app_reporting
 
+CREATE TABLE public.data_export_chunks -- owner strata_owner, row level security forced
+    org_id uuid NOT NULL
+    export_id uuid NOT NULL
+    seq integer NOT NULL
+    org_type text NOT NULL
+    data bytea NOT NULL
+  CONSTRAINT data_export_chunks_export_fkey FOREIGN KEY (org_id, export_id) REFERENCES data_exports(org_id, id) ON DELETE CASCADE
+  CONSTRAINT data_export_chunks_org_type_check CHECK ((org_type = ANY (ARRAY['SME'::text, 'AGENCY'::text])))
+  CONSTRAINT data_export_chunks_org_type_fkey FOREIGN KEY (org_id, org_type) REFERENCES organizations(id, type) ON DELETE CASCADE
+  CONSTRAINT data_export_chunks_pkey PRIMARY KEY (org_id, export_id, seq)
+  CONSTRAINT data_export_chunks_seq_check CHECK ((seq >= 0))
+  CREATE UNIQUE INDEX data_export_chunks_pkey ON public.data_export_chunks USING btree (org_id, export_id, seq);
+  POLICY administer_delete AS RESTRICTIVE FOR DELETE TO app_agency, app_sme USING (app.can_administer())
+  POLICY administer_insert AS RESTRICTIVE FOR INSERT TO app_agency, app_sme WITH CHECK (app.can_administer())
+  POLICY administer_select AS RESTRICTIVE FOR SELECT TO app_agency, app_sme USING (app.can_administer())
+  POLICY administer_update AS RESTRICTIVE FOR UPDATE TO app_agency, app_sme USING (app.can_administer()) WITH CHECK (app.can_administer())
+  POLICY tenant_org AS PERMISSIVE FOR ALL TO app_agency, app_sme USING ((org_id = app.current_org_id())) WITH CHECK ((org_id = app.current_org_id()))
+  GRANT DELETE, INSERT, SELECT TO app_agency
+  GRANT DELETE, INSERT, SELECT TO app_sme
+  GRANT DELETE, INSERT, REFERENCES, SELECT, TRIGGER, TRUNCATE, UPDATE TO strata_owner
+
+CREATE TABLE public.data_exports -- owner strata_owner, row level security forced
+    org_id uuid NOT NULL
+    id uuid NOT NULL
+    org_type text NOT NULL
+    client_id uuid
+    status text NOT NULL DEFAULT 'RUNNING'::text
+    row_count bigint NOT NULL DEFAULT 0
+    bytes bigint NOT NULL DEFAULT 0
+    chunks integer NOT NULL DEFAULT 0
+    error text
+    created_by uuid
+    created_at timestamp with time zone NOT NULL DEFAULT now()
+    updated_at timestamp with time zone NOT NULL DEFAULT now()
+    finished_at timestamp with time zone
+    expires_at timestamp with time zone NOT NULL
+  CONSTRAINT data_exports_client_check CHECK (((client_id IS NULL) OR (org_type = 'AGENCY'::text)))
+  CONSTRAINT data_exports_counts_check CHECK (((row_count >= 0) AND (bytes >= 0) AND (chunks >= 0)))
+  CONSTRAINT data_exports_error_check CHECK ((length(error) <= 1000))
+  CONSTRAINT data_exports_org_type_check CHECK ((org_type = ANY (ARRAY['SME'::text, 'AGENCY'::text])))
+  CONSTRAINT data_exports_org_type_fkey FOREIGN KEY (org_id, org_type) REFERENCES organizations(id, type) ON DELETE CASCADE
+  CONSTRAINT data_exports_pkey PRIMARY KEY (org_id, id)
+  CONSTRAINT data_exports_status_check CHECK ((status = ANY (ARRAY['RUNNING'::text, 'READY'::text, 'FAILED'::text])))
+  CREATE INDEX data_exports_expires_idx ON public.data_exports USING btree (expires_at);
+  CREATE INDEX data_exports_org_created_idx ON public.data_exports USING btree (org_id, created_at DESC, id DESC);
+  CREATE UNIQUE INDEX data_exports_pkey ON public.data_exports USING btree (org_id, id);
+  POLICY administer_delete AS RESTRICTIVE FOR DELETE TO app_agency, app_sme USING (app.can_administer())
+  POLICY administer_insert AS RESTRICTIVE FOR INSERT TO app_agency, app_sme WITH CHECK (app.can_administer())
+  POLICY administer_select AS RESTRICTIVE FOR SELECT TO app_agency, app_sme USING (app.can_administer())
+  POLICY administer_update AS RESTRICTIVE FOR UPDATE TO app_agency, app_sme USING (app.can_administer()) WITH CHECK (app.can_administer())
+  POLICY client_scope AS RESTRICTIVE FOR ALL TO app_agency, app_sme USING ((app.all_clients() OR (client_id = ANY (app.current_client_ids())))) WITH CHECK ((app.all_clients() OR (client_id = ANY (app.current_client_ids()))))
+  POLICY expired_exports AS PERMISSIVE FOR SELECT TO app_maint USING ((expires_at < now()))
+  POLICY expired_exports_delete AS PERMISSIVE FOR DELETE TO app_maint USING ((expires_at < now()))
+  POLICY tenant_org AS PERMISSIVE FOR ALL TO app_agency, app_sme USING ((org_id = app.current_org_id())) WITH CHECK ((org_id = app.current_org_id()))
+  GRANT DELETE, INSERT, SELECT TO app_agency
+  GRANT DELETE TO app_maint
+  GRANT DELETE, INSERT, SELECT TO app_sme
+  GRANT DELETE, INSERT, REFERENCES, SELECT, TRIGGER, TRUNCATE, UPDATE TO strata_owner
+  GRANT UPDATE (bytes, chunks, error, finished_at, row_count, status, updated_at) TO app_agency
+  GRANT SELECT (expires_at, id, org_id) TO app_maint
+  GRANT UPDATE (bytes, chunks, error, finished_at, row_count, status, updated_at) TO app_sme
+
 CREATE TABLE public.invitations -- owner strata_owner, row level security forced
     org_id uuid NOT NULL
     id uuid NOT NULL

@@ -1,7 +1,8 @@
 //! Data exports: see the SQL files. On Citus both tables are distributed
 //! by `org_id`, co-located with the other tenant tables, their restrictive
 //! policies folded first as `m20261203_000014_distribute` folds the
-//! others'.
+//! others'; the chunks' foreign key to their export is added after (Citus
+//! refuses one from a local table to a distributed one).
 
 use sea_orm_migration::prelude::*;
 
@@ -34,6 +35,11 @@ impl MigrationTrait for Migration {
                 .await?;
             }
         }
+        conn.execute_unprepared(
+            "ALTER TABLE public.data_export_chunks ADD CONSTRAINT data_export_chunks_export_fkey \
+             FOREIGN KEY (org_id, export_id) REFERENCES public.data_exports (org_id, id) ON DELETE CASCADE",
+        )
+        .await?;
         Ok(())
     }
 

@@ -204,7 +204,7 @@ async fn the_probe_finds_nothing_on_a_sound_database_and_leaves_no_trace() {
     // and every table had canary rows.
     assert_eq!(report.notes.len(), 1, "{:#?}", report.notes);
     assert!(
-        report.notes[0].starts_with("probe: 4 canary organizations, 16 tables"),
+        report.notes[0].starts_with("probe: 4 canary organizations, 18 tables"),
         "{:?}",
         report.notes
     );

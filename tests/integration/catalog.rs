@@ -145,9 +145,13 @@ async fn the_run_maintenance_roles_hold_only_the_columns_and_policies_they_need(
             expected.push(format!("app_maint UPDATE {table}.{column}"));
         }
     }
-    // The retention sweep: which organizations keep runs for how long.
+    // The retention sweep: which organizations keep runs for how long,
+    // and which data exports expired.
     for column in ["id", "type", "retention_days"] {
         expected.push(format!("app_maint SELECT public.organizations.{column}"));
+    }
+    for column in ["org_id", "id", "expires_at"] {
+        expected.push(format!("app_maint SELECT public.data_exports.{column}"));
     }
     expected.sort();
     assert_eq!(columns, expected);
@@ -157,9 +161,12 @@ async fn the_run_maintenance_roles_hold_only_the_columns_and_policies_they_need(
          FROM information_schema.table_privileges WHERE grantee IN ('app_maint', 'app_lease')",
     )
     .await;
-    assert!(
-        whole_tables.is_empty(),
-        "table-wide privileges: {whole_tables:?}"
+    // Deleting is granted on whole tables only: the expired exports, which
+    // the policies below limit it to.
+    assert_eq!(
+        whole_tables,
+        vec!["app_maint DELETE public.data_exports".to_owned()],
+        "table-wide privileges"
     );
     let mut policies = rows(
         &conn,
@@ -199,6 +206,11 @@ async fn the_run_maintenance_roles_hold_only_the_columns_and_policies_they_need(
     expected.push(
         "public.organizations retention_orgs SELECT app_maint: (retention_days > 0) / ".to_owned(),
     );
+    for (policy, cmd) in [("expired_exports", "SELECT"), ("expired_exports_delete", "DELETE")] {
+        expected.push(format!(
+            "public.data_exports {policy} {cmd} app_maint: (expires_at < now()) / "
+        ));
+    }
     expected.sort();
     assert_eq!(policies, expected);
     let members = rows(

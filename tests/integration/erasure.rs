@@ -44,10 +44,15 @@ async fn every_row(su: &DatabaseConnection) -> BTreeSet<(String, String)> {
     rows
 }
 
-/// Whether a row belongs to `client`: it is the client, or names it.
-fn of_client(table: &str, row: &str, client: &str) -> bool {
+/// Whether a row belongs to `client`: it is the client, or names it, or
+/// is one of the exports that hold its rows (`exports`: its own and the
+/// organization's), or a chunk of one's file.
+fn of_client(table: &str, row: &str, client: &str, exports: &BTreeSet<String>) -> bool {
     let v: Value = serde_json::from_str(row).unwrap();
     v["client_id"] == client
+        || (table == "public.data_exports" && v["id"].as_str().is_some_and(|e| exports.contains(e)))
+        || (table == "public.data_export_chunks"
+            && v["export_id"].as_str().is_some_and(|e| exports.contains(e)))
         || (table == "tenant_b.workspace_entities" && v["id"] == client)
         // An invitation limited to this client alone.
         || (table == "public.invitations" && v["client_ids"] == serde_json::json!([client]))
@@ -123,9 +128,20 @@ async fn delete_client_erases_exactly_the_clients_rows_and_leaves_a_tombstone() 
     let after = every_row(&su).await;
 
     let removed: BTreeSet<_> = before.difference(&after).cloned().collect();
+    let agency = w.agency1.id.to_string();
+    let exports: BTreeSet<String> = before
+        .iter()
+        .filter(|(t, _)| t == "public.data_exports")
+        .filter_map(|(_, r)| {
+            let v: Value = serde_json::from_str(r).unwrap();
+            (v["client_id"] == nike || (v["client_id"].is_null() && v["org_id"] == agency))
+                .then(|| v["id"].as_str().unwrap().to_owned())
+        })
+        .collect();
+    assert!(!exports.is_empty());
     let expected: BTreeSet<_> = before
         .iter()
-        .filter(|(t, r)| of_client(t, r, &nike))
+        .filter(|(t, r)| of_client(t, r, &nike, &exports))
         .cloned()
         .collect();
     assert_eq!(removed, expected, "removed rows other than nike's");
@@ -138,6 +154,8 @@ async fn delete_client_erases_exactly_the_clients_rows_and_leaves_a_tombstone() 
         "tenant_b.client_assignments",
         "public.api_keys",
         "public.audit_log",
+        "public.data_exports",
+        "public.data_export_chunks",
     ] {
         assert!(
             tables.contains(t),

@@ -265,9 +265,12 @@ impl World {
                  INSERT INTO public.personas (org_id, id, name) VALUES ('{org}', '{persona}', 'Pat');
                  INSERT INTO public.agent_outputs (org_id, id, campaign_id, agent, status) VALUES ('{org}', gen_random_uuid(), '{c}', 'BUSINESS_STRATEGY', 'SUCCEEDED');
                  INSERT INTO public.api_keys (org_id, org_type, id, name, prefix, key_hash) VALUES ('{org}', 'SME', gen_random_uuid(), 'k', 'strata_x', md5(random()::text));
-                 INSERT INTO public.invitations (org_id, id, org_type, email, role, expires_at) VALUES ('{org}', gen_random_uuid(), 'SME', 'invited-' || md5(random()::text) || '@example.com', 'VIEWER', now() + interval '7 days');",
+                 INSERT INTO public.invitations (org_id, id, org_type, email, role, expires_at) VALUES ('{org}', gen_random_uuid(), 'SME', 'invited-' || md5(random()::text) || '@example.com', 'VIEWER', now() + interval '7 days');
+                 INSERT INTO public.data_exports (org_id, id, org_type, status, expires_at) VALUES ('{org}', '{export}', 'SME', 'READY', now() + interval '1 day');
+                 INSERT INTO public.data_export_chunks (org_id, export_id, seq, org_type, data) VALUES ('{org}', '{export}', 0, 'SME', convert_to('{{}}' || chr(10), 'UTF8'));",
                 org = o.id,
-                c = o.campaigns[0]
+                c = o.campaigns[0],
+                export = uuid::Uuid::now_v7()
             ));
         }
         for (org, client, camp, persona) in [
@@ -285,7 +288,10 @@ impl World {
                  INSERT INTO tenant_b.entity_data (org_id, id, client_id, kind, name) VALUES ('{org}', '{persona}', '{client}', 'PERSONA', 'Sam');
                  INSERT INTO tenant_b.outputs (org_id, id, client_id, campaign_id, agent, status) VALUES ('{org}', gen_random_uuid(), '{client}', '{camp}', 'BUSINESS_STRATEGY', 'SUCCEEDED');
                  INSERT INTO public.api_keys (org_id, org_type, id, client_id, client_ids, name, prefix, key_hash) VALUES ('{org}', 'AGENCY', gen_random_uuid(), '{client}', ARRAY['{client}'::uuid], 'k', 'strata_y', md5(random()::text));
-                 INSERT INTO public.invitations (org_id, id, org_type, email, role, client_ids, expires_at) VALUES ('{org}', gen_random_uuid(), 'AGENCY', 'invited-' || md5(random()::text) || '@example.com', 'ACCOUNT_MANAGER', ARRAY['{client}'::uuid], now() + interval '7 days');"
+                 INSERT INTO public.invitations (org_id, id, org_type, email, role, client_ids, expires_at) VALUES ('{org}', gen_random_uuid(), 'AGENCY', 'invited-' || md5(random()::text) || '@example.com', 'ACCOUNT_MANAGER', ARRAY['{client}'::uuid], now() + interval '7 days');
+                 INSERT INTO public.data_exports (org_id, id, org_type, client_id, status, expires_at) VALUES ('{org}', '{export}', 'AGENCY', '{client}', 'READY', now() + interval '1 day');
+                 INSERT INTO public.data_export_chunks (org_id, export_id, seq, org_type, data) VALUES ('{org}', '{export}', 0, 'AGENCY', convert_to('{{}}' || chr(10), 'UTF8'));",
+                export = uuid::Uuid::now_v7()
             ));
         }
         su.execute_unprepared(&sql).await.unwrap();

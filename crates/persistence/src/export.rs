@@ -662,13 +662,13 @@ impl Sink for Store<'_> {
         let tx = TenantTx::begin(self.db, self.ctx).await?;
         tx.execute_raw(Statement::from_sql_and_values(
             DbBackend::Postgres,
-            "INSERT INTO public.data_export_chunks (org_id, export_id, seq, client_id, data) \
+            "INSERT INTO public.data_export_chunks (org_id, export_id, seq, org_type, data) \
              VALUES ($1, $2, $3, $4, $5)",
             [
                 self.ctx.org_id().as_uuid().into(),
                 self.export.id.as_uuid().into(),
                 self.seq.into(),
-                self.export.client_id.map(|c| c.as_uuid()).into(),
+                self.ctx.org_type().as_str().into(),
                 data.into(),
             ],
         ))

@@ -36,17 +36,20 @@ CREATE INDEX data_exports_org_created_idx ON public.data_exports (org_id, create
 CREATE INDEX data_exports_expires_idx ON public.data_exports (expires_at);
 
 -- The file, in order: chunk `seq` holds bytes of the file one after
--- another (each ends with a whole line).
+-- another (each ends with a whole line). Only owners and admins, who see
+-- every client, reach it; a client's chunks go with its export, by the
+-- foreign key the migration adds once the tables are distributed (on
+-- Citus a local table may not reference a distributed one).
 CREATE TABLE public.data_export_chunks (
     org_id     uuid NOT NULL,
     export_id  uuid NOT NULL,
     seq        integer NOT NULL,
-    -- The export's client, so that a client's rows are found by it.
-    client_id  uuid,
+    org_type   text NOT NULL,
     data       bytea NOT NULL,
     CONSTRAINT data_export_chunks_pkey PRIMARY KEY (org_id, export_id, seq),
-    CONSTRAINT data_export_chunks_export_fkey FOREIGN KEY (org_id, export_id)
-        REFERENCES public.data_exports (org_id, id) ON DELETE CASCADE,
+    CONSTRAINT data_export_chunks_org_type_fkey FOREIGN KEY (org_id, org_type)
+        REFERENCES public.organizations (id, type) ON DELETE CASCADE,
+    CONSTRAINT data_export_chunks_org_type_check CHECK (org_type IN ('SME', 'AGENCY')),
     CONSTRAINT data_export_chunks_seq_check CHECK (seq >= 0)
 );
 ALTER TABLE public.data_export_chunks OWNER TO strata_owner;
@@ -88,9 +91,6 @@ CREATE POLICY administer_update ON public.data_export_chunks AS RESTRICTIVE FOR 
     TO app_sme, app_agency USING (app.can_administer()) WITH CHECK (app.can_administer());
 CREATE POLICY administer_delete ON public.data_export_chunks AS RESTRICTIVE FOR DELETE
     TO app_sme, app_agency USING (app.can_administer());
-CREATE POLICY client_scope ON public.data_export_chunks AS RESTRICTIVE FOR ALL TO app_sme, app_agency
-    USING (app.all_clients() OR client_id = ANY (app.current_client_ids()))
-    WITH CHECK (app.all_clients() OR client_id = ANY (app.current_client_ids()));
 CREATE POLICY expired_exports ON public.data_exports FOR SELECT TO app_maint
     USING (expires_at < now());
 CREATE POLICY expired_exports_delete ON public.data_exports FOR DELETE TO app_maint

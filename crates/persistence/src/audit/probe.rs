@@ -617,6 +617,7 @@ async fn seed(txn: &DatabaseTransaction, c: &Canary) -> Result<BTreeSet<&'static
         &Uuid::new_v4().simple().to_string()[..12]
     );
     let t = c.kind.type_name();
+    let export = Uuid::new_v4();
     let mut rows: Vec<(&'static str, String, Vec<Value>)> = vec![
         (
             "public.organizations",
@@ -647,6 +648,16 @@ async fn seed(txn: &DatabaseTransaction, c: &Canary) -> Result<BTreeSet<&'static
             "public.token_usage",
             "INSERT INTO public.token_usage (org_id, month) VALUES ($1, date_trunc('month', now())::date)".into(),
             vec![org.clone()],
+        ),
+        (
+            "public.data_exports",
+            format!("INSERT INTO public.data_exports (org_id, id, org_type, status, expires_at) VALUES ($1, $2, '{t}', 'READY', now() + interval '1 day')"),
+            vec![org.clone(), export.into()],
+        ),
+        (
+            "public.data_export_chunks",
+            format!("INSERT INTO public.data_export_chunks (org_id, export_id, seq, org_type, data) VALUES ($1, $2, 0, '{t}', '\\x7b7d0a'::bytea)"),
+            vec![org.clone(), export.into()],
         ),
     ];
     match c.kind {
