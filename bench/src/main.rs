@@ -4,6 +4,7 @@
 //! memory per request shape, as a table and as JSON.
 
 mod citus;
+mod export;
 mod layout;
 mod load;
 mod rawsql;
@@ -117,6 +118,14 @@ struct Args {
     /// Only the tenant-scaling comparison: skip the main dataset.
     #[arg(long, requires = "tenant_scaling")]
     only_scaling: bool,
+    /// Also measure a data export's memory: agencies of N/10 and N agent
+    /// runs of their own, each exported and downloaded through a fresh
+    /// gateway (e.g. 1000000).
+    #[arg(long, default_value_t = 0)]
+    export_rows: u64,
+    /// Only the export measurement: skip the shapes.
+    #[arg(long)]
+    only_export: bool,
     /// Drop and seed the dataset even if it exists.
     #[arg(long)]
     reseed: bool,
@@ -843,11 +852,14 @@ async fn bench(args: Args, pg: Pg, layout: Layout) -> Result<()> {
 
 async fn drive(bench: &mut Bench, layout: Layout) -> Result<()> {
     let shapes = bench.shapes()?;
-    if !bench.args.only_scaling {
+    if !bench.args.only_scaling && !bench.args.only_export {
         main_dataset(bench, layout, &shapes).await?;
     }
-    if !bench.args.tenant_scaling.is_empty() {
+    if !bench.args.tenant_scaling.is_empty() && !bench.args.only_export {
         tenant_scaling(bench, layout, &shapes).await?;
+    }
+    if bench.args.export_rows > 0 {
+        export::measure(bench, layout, bench.args.export_rows).await?;
     }
     Ok(())
 }

@@ -109,6 +109,8 @@ pub struct Report {
     pub statements_by_page_size: Vec<Value>,
     /// The SQL replayed by pgbench, per shape.
     pub captured_sql: Vec<Value>,
+    /// Data exports measured (`--export-rows`).
+    pub exports: Vec<Value>,
     /// Anything skipped or failed.
     pub notes: Vec<String>,
     #[serde(skip)]
@@ -149,10 +151,12 @@ impl Report {
                 "rls_off": args.rls_off,
                 "raw_sql": args.raw_sql,
                 "tenant_scaling": args.tenant_scaling,
+                "export_rows": args.export_rows,
             }),
             rows: Vec::new(),
             statements_by_page_size: Vec::new(),
             captured_sql: Vec::new(),
+            exports: Vec::new(),
             notes: Vec::new(),
             orgs: layout.orgs,
         }
@@ -376,6 +380,7 @@ impl Report {
         for n in &self.notes {
             println!("note: {n}");
         }
+        crate::export::print(&self.exports);
     }
 
     /// Writes the JSON report.

@@ -510,7 +510,7 @@ pub async fn start(tx: &TenantTx, scope: Scope) -> Result<DataExport, DomainErro
         .map_err(map_db_err)?;
     if running.is_some() {
         return Err(DomainError::Conflict {
-            field: "id",
+            field: "export",
             message: "an export of this organization is still running: follow it with \
                       dataExport, or start another once it ended"
                 .to_owned(),

@@ -330,8 +330,9 @@ struct ServeArgs {
     /// unset keeps both in this process's memory.
     #[arg(long, env = "STRATA_REDIS_URL", hide_env_values = true)]
     redis_url: Option<String>,
-    /// How often organizations' agent runs older than their `retentionDays`
-    /// are deleted, e.g. 1h; 0 never (replicas sweep safely side by side).
+    /// How often organizations' agent runs older than their `retentionDays`,
+    /// and expired data exports, are deleted, e.g. 1h; 0 never (replicas
+    /// sweep safely side by side).
     #[arg(long, env = "STRATA_RETENTION_SWEEP_INTERVAL", default_value = "1h", value_parser = humantime::parse_duration)]
     retention_sweep_interval: Duration,
     /// How long a verified user's memberships are reused, e.g. 5s; 0 turns
