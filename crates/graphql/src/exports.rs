@@ -195,7 +195,11 @@ impl Follow {
             let _turn = match &self.check {
                 Some(check) => match check.turn().await {
                     Some(turn) => Some(turn),
-                    None => continue,
+                    None => {
+                        // Out of turns for now: wait before asking again.
+                        tokio::time::sleep(POLL).await;
+                        continue;
+                    }
                 },
                 None => None,
             };
