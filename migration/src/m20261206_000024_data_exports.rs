@@ -24,7 +24,11 @@ const TABLES: [&str; 2] = ["public.data_exports", "public.data_export_chunks"];
 impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         let conn = manager.get_connection();
-        run_file(conn, include_str!("sql/m20261206_000024_data_exports.up.sql")).await?;
+        run_file(
+            conn,
+            include_str!("sql/m20261206_000024_data_exports.up.sql"),
+        )
+        .await?;
         if is_citus(conn).await? {
             let anchor = crate::m20261203_000014_distribute::DISTRIBUTED_TABLES[0];
             for t in TABLES {
@@ -58,6 +62,10 @@ impl MigrationTrait for Migration {
             )
             .await?;
         }
-        run_file(conn, include_str!("sql/m20261206_000024_data_exports.down.sql")).await
+        run_file(
+            conn,
+            include_str!("sql/m20261206_000024_data_exports.down.sql"),
+        )
+        .await
     }
 }

@@ -206,7 +206,10 @@ async fn the_run_maintenance_roles_hold_only_the_columns_and_policies_they_need(
     expected.push(
         "public.organizations retention_orgs SELECT app_maint: (retention_days > 0) / ".to_owned(),
     );
-    for (policy, cmd) in [("expired_exports", "SELECT"), ("expired_exports_delete", "DELETE")] {
+    for (policy, cmd) in [
+        ("expired_exports", "SELECT"),
+        ("expired_exports_delete", "DELETE"),
+    ] {
         expected.push(format!(
             "public.data_exports {policy} {cmd} app_maint: (expires_at < now()) / "
         ));

@@ -19,7 +19,8 @@ use strata_tests::{TestApp, error_code, ok, scalar};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
 
-const EXPORT_ORG: &str = "mutation { exportOrganization { id status rowCount bytes expiresAt clientId downloadUrl } }";
+const EXPORT_ORG: &str =
+    "mutation { exportOrganization { id status rowCount bytes expiresAt clientId downloadUrl } }";
 const EXPORT_CLIENT: &str =
     "mutation($id: ID!) { exportClient(id: $id) { id status rowCount bytes expiresAt clientId } }";
 const READ: &str = "query($id: ID!) { dataExport(id: $id) { id status rowCount bytes error downloadUrl finishedAt } }";
@@ -267,7 +268,8 @@ async fn a_clients_export_holds_only_that_clients_rows() {
         .await;
     }
     let nike = w.nike.to_string();
-    let started = ok(&app, &owner, EXPORT_CLIENT, json!({ "id": nike })).await["exportClient"].clone();
+    let started =
+        ok(&app, &owner, EXPORT_CLIENT, json!({ "id": nike })).await["exportClient"].clone();
     assert_eq!(started["clientId"], nike);
     let id = started["id"].as_str().unwrap().to_owned();
     assert_eq!(ended(&app, &owner, &id).await["status"], "READY");
@@ -431,9 +433,17 @@ async fn an_export_expires_fails_when_abandoned_and_goes_with_its_client() {
     let swept = strata_persistence::retention::sweep(&app.db).await.unwrap();
     assert_eq!(swept.exports, 1);
     for table in ["public.data_exports", "public.data_export_chunks"] {
-        let column = if table == "public.data_exports" { "id" } else { "export_id" };
+        let column = if table == "public.data_exports" {
+            "id"
+        } else {
+            "export_id"
+        };
         assert_eq!(
-            scalar(&su, &format!("SELECT count(*) FROM {table} WHERE {column} = '{expired}'")).await,
+            scalar(
+                &su,
+                &format!("SELECT count(*) FROM {table} WHERE {column} = '{expired}'")
+            )
+            .await,
             0,
             "{table}"
         );
@@ -454,13 +464,19 @@ async fn an_export_expires_fails_when_abandoned_and_goes_with_its_client() {
 
     // Erasing a client takes its exports and the organization's with it.
     let of_org = start_org().await;
-    let of_nike = ok(&app, &owner, EXPORT_CLIENT, json!({ "id": nike })).await["exportClient"]["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let of_nike =
+        ok(&app, &owner, EXPORT_CLIENT, json!({ "id": nike })).await["exportClient"]["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
     assert_eq!(ended(&app, &owner, &of_nike).await["status"], "READY");
-    let of_adidas = ok(&app, &owner, EXPORT_CLIENT, json!({ "id": w.adidas.to_string() }))
-        .await["exportClient"]["id"]
+    let of_adidas = ok(
+        &app,
+        &owner,
+        EXPORT_CLIENT,
+        json!({ "id": w.adidas.to_string() }),
+    )
+    .await["exportClient"]["id"]
         .as_str()
         .unwrap()
         .to_owned();
@@ -477,7 +493,9 @@ async fn an_export_expires_fails_when_abandoned_and_goes_with_its_client() {
         assert_eq!(
             scalar(
                 &su,
-                &format!("SELECT count(*) FROM public.data_export_chunks WHERE export_id = '{gone}'")
+                &format!(
+                    "SELECT count(*) FROM public.data_export_chunks WHERE export_id = '{gone}'"
+                )
             )
             .await,
             0
@@ -537,7 +555,11 @@ async fn the_subscription_follows_an_export_until_it_is_ready_for_its_organizati
             _ => panic!("{msg}"),
         }
     }
-    assert_eq!(statuses.last().map(String::as_str), Some("READY"), "{statuses:?}");
+    assert_eq!(
+        statuses.last().map(String::as_str),
+        Some("READY"),
+        "{statuses:?}"
+    );
     assert!(last["rowCount"].as_i64().unwrap() > 0, "{last}");
     assert_eq!(last["id"], id);
     // Another agency's owner is told it does not exist.
@@ -590,16 +612,28 @@ async fn the_operator_exports_from_the_command_line() {
     // The whole SME organization too.
     let sme = w.sme1.id.to_string();
     let whole = dir.join("sme.jsonl");
-    strata_server::cli::run(cli(&["export", "--org", &sme, "--out", whole.to_str().unwrap()]))
-        .await
-        .unwrap();
+    strata_server::cli::run(cli(&[
+        "export",
+        "--org",
+        &sme,
+        "--out",
+        whole.to_str().unwrap(),
+    ]))
+    .await
+    .unwrap();
     su.execute_unprepared(&format!(
         "DELETE FROM public.audit_log WHERE org_id = '{sme}' AND operation = 'exportOrganization'"
     ))
     .await
     .unwrap();
     let expected = counts_in_database(&su, &sme, None).await;
-    check_file(&std::fs::read_to_string(&whole).unwrap(), &sme, None, None, &expected);
+    check_file(
+        &std::fs::read_to_string(&whole).unwrap(),
+        &sme,
+        None,
+        None,
+        &expected,
+    );
     // An organization or a client that does not exist: an error, no file.
     let missing = dir.join("missing.jsonl");
     let nowhere = uuid::Uuid::now_v7().to_string();
@@ -610,7 +644,10 @@ async fn the_operator_exports_from_the_command_line() {
     ] {
         let mut args = args;
         args.extend(["--out", missing.to_str().unwrap()]);
-        assert!(strata_server::cli::run(cli(&args)).await.is_err(), "{args:?}");
+        assert!(
+            strata_server::cli::run(cli(&args)).await.is_err(),
+            "{args:?}"
+        );
         assert!(!missing.exists());
     }
 }

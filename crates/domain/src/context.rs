@@ -321,9 +321,7 @@ impl TenantContext {
 
     /// May administer the organization.
     pub fn can_administer(&self) -> bool {
-        !self.read_only
-            && self.role.can_administer()
-            && !matches!(self.actor, Actor::ApiKey(_))
+        !self.read_only && self.role.can_administer() && !matches!(self.actor, Actor::ApiKey(_))
     }
 }
 

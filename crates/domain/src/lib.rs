@@ -17,5 +17,7 @@ pub mod values;
 pub use action::{Action, Permission};
 pub use context::{Actor, ClientScope, OrgType, Role, TenantContext};
 pub use error::{DomainError, ValidationError};
-pub use ids::{ApiKeyId, CampaignId, ClientId, DataExportId, InvitationId, OrgId, OutputId, PersonaId, UserId};
+pub use ids::{
+    ApiKeyId, CampaignId, ClientId, DataExportId, InvitationId, OrgId, OutputId, PersonaId, UserId,
+};
 pub use values::{CampaignName, ClientName, JsonDocument, OrganizationName, PersonaName, Slug};

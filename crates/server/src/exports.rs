@@ -230,14 +230,19 @@ impl<W: tokio::io::AsyncWrite + Unpin + Send> export::Sink for Output<W> {
 /// organization's owner would with the database URL (one that may switch
 /// to the runtime roles: the gateway's or the one that migrates). A
 /// summary goes to standard error.
-pub async fn run_cli(database: &crate::config::DatabaseConfig, args: ExportArgs) -> anyhow::Result<()> {
+pub async fn run_cli(
+    database: &crate::config::DatabaseConfig,
+    args: ExportArgs,
+) -> anyhow::Result<()> {
     use anyhow::Context as _;
     use tokio::io::AsyncWriteExt as _;
-    let opened = crate::app::Database::open(database, &strata_persistence::PoolOptions::default()).await?;
+    let opened =
+        crate::app::Database::open(database, &strata_persistence::PoolOptions::default()).await?;
     let result = match &args.out {
         None => {
             let mut out = Output(tokio::io::BufWriter::new(tokio::io::stdout()));
-            let written = export::operator_export(&opened.db, args.org, args.client, &mut out).await;
+            let written =
+                export::operator_export(&opened.db, args.org, args.client, &mut out).await;
             out.0.flush().await.context("write to standard output")?;
             written
         }
@@ -249,7 +254,8 @@ pub async fn run_cli(database: &crate::config::DatabaseConfig, args: ExportArgs)
                 .await
                 .with_context(|| format!("create {}", partial.display()))?;
             let mut out = Output(tokio::io::BufWriter::new(file));
-            let written = export::operator_export(&opened.db, args.org, args.client, &mut out).await;
+            let written =
+                export::operator_export(&opened.db, args.org, args.client, &mut out).await;
             out.0.flush().await.context("write the export")?;
             drop(out);
             match &written {
@@ -275,7 +281,9 @@ pub async fn run_cli(database: &crate::config::DatabaseConfig, args: ExportArgs)
                 progress.rows,
                 progress.bytes,
                 args.org,
-                args.client.map(|c| format!(", client {c}")).unwrap_or_default()
+                args.client
+                    .map(|c| format!(", client {c}"))
+                    .unwrap_or_default()
             );
             Ok(())
         }
