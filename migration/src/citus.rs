@@ -429,6 +429,23 @@ pub async fn fold_table<C: ConnectionTrait>(conn: &C, table: &str) -> Result<(),
     Ok(())
 }
 
+/// Forgets the folded policies of `tables`, which a `down` is about to
+/// drop: nothing of them is to be restored when the schema is
+/// undistributed ([`restore_unfolded`]).
+pub async fn forget_folded<C: ConnectionTrait>(conn: &C, tables: &[&str]) -> Result<(), DbErr> {
+    let names: Vec<String> = tables.iter().map(|t| literal(t)).collect();
+    conn.execute_unprepared(&format!(
+        "DO $d$ BEGIN
+           IF to_regclass('app.citus_unfolded_policies') IS NOT NULL THEN
+             DELETE FROM app.citus_unfolded_policies WHERE table_name IN ({});
+           END IF;
+         END $d$",
+        names.join(", ")
+    ))
+    .await
+    .map(|_| ())
+}
+
 /// Where [`fold_table`] keeps the policies it replaced, for `down`. No
 /// runtime role may read it (no grant), and it holds no tenant data.
 const UNFOLDED_TABLE: &str = "CREATE TABLE IF NOT EXISTS app.citus_unfolded_policies (\

@@ -32,16 +32,7 @@ impl MigrationTrait for Migration {
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         let conn = manager.get_connection();
         if is_citus(conn).await? {
-            // The table goes: nothing of its folded policies is to be
-            // restored when the schema is undistributed.
-            conn.execute_unprepared(
-                "DO $d$ BEGIN
-                   IF to_regclass('app.citus_unfolded_policies') IS NOT NULL THEN
-                     DELETE FROM app.citus_unfolded_policies WHERE table_name = 'public.invitations';
-                   END IF;
-                 END $d$",
-            )
-            .await?;
+            crate::citus::forget_folded(conn, &["public.invitations"]).await?;
         }
         run_file(conn, include_str!("sql/m20261205_000020_teams.down.sql")).await
     }

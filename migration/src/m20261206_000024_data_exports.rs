@@ -50,17 +50,7 @@ impl MigrationTrait for Migration {
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         let conn = manager.get_connection();
         if is_citus(conn).await? {
-            // The tables go: nothing of their folded policies is to be
-            // restored when the schema is undistributed.
-            conn.execute_unprepared(
-                "DO $d$ BEGIN
-                   IF to_regclass('app.citus_unfolded_policies') IS NOT NULL THEN
-                     DELETE FROM app.citus_unfolded_policies
-                     WHERE table_name IN ('public.data_exports', 'public.data_export_chunks');
-                   END IF;
-                 END $d$",
-            )
-            .await?;
+            crate::citus::forget_folded(conn, &TABLES).await?;
         }
         run_file(
             conn,
