@@ -461,6 +461,49 @@ async fn an_export_expires_fails_when_abandoned_and_goes_with_its_client() {
     assert_eq!(read["status"], "FAILED", "{read}");
     assert!(read["error"].as_str().is_some());
     assert_eq!(download(&app, Some(&owner), &abandoned).await.0, 409);
+    // One still waiting for a writer says it lives: running again, and
+    // the organization's next export waits for it; one that ended cannot
+    // be touched.
+    let ctx = strata_persistence::context::resolve_for(
+        &app.db,
+        w.agency1.owner,
+        Some(w.agency1.id),
+        "touch",
+    )
+    .await
+    .unwrap();
+    let read_as_owner = |id: String| {
+        let (db, ctx) = (app.db.clone(), ctx.clone());
+        async move {
+            let tx = strata_persistence::TenantTx::begin_read_only(&db, &ctx)
+                .await
+                .unwrap();
+            let found = strata_persistence::export::by_id(&tx, id.parse().unwrap())
+                .await
+                .unwrap();
+            tx.commit().await.unwrap();
+            found.unwrap()
+        }
+    };
+    let finished = read_as_owner(start_org().await).await;
+    assert!(
+        strata_persistence::export::touch(&app.db, &ctx, &finished)
+            .await
+            .is_err()
+    );
+    let waiting = read_as_owner(abandoned.clone()).await;
+    strata_persistence::export::touch(&app.db, &ctx, &waiting)
+        .await
+        .unwrap();
+    let read = ok(&app, &owner, READ, json!({ "id": abandoned })).await["dataExport"].clone();
+    assert_eq!(read["status"], "RUNNING", "{read}");
+    let (_, body) = app.graphql(Some(&owner), EXPORT_ORG, json!({})).await;
+    assert_eq!(error_code(&body), Some("BAD_USER_INPUT"), "{body}");
+    su.execute_unprepared(&format!(
+        "UPDATE public.data_exports SET status = 'FAILED' WHERE id = '{abandoned}'"
+    ))
+    .await
+    .unwrap();
 
     // Erasing a client takes its exports and the organization's with it.
     let of_org = start_org().await;

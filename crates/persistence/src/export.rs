@@ -686,6 +686,31 @@ impl Sink for Store<'_> {
     }
 }
 
+/// Says that an export [`start`] made is still alive while it waits to be
+/// written (its progress is touched), so that it does not read as
+/// abandoned; an export that is gone or no longer running is `NotFound`.
+pub async fn touch(db: &Db, ctx: &VerifiedContext, export: &DataExport) -> Result<(), DomainError> {
+    let tx = TenantTx::begin(db, ctx).await?;
+    let updated = tx
+        .execute_raw(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "UPDATE public.data_exports SET updated_at = $3 \
+             WHERE org_id = $1 AND id = $2 AND status = 'RUNNING'",
+            [
+                ctx.org_id().as_uuid().into(),
+                export.id.as_uuid().into(),
+                Utc::now().into(),
+            ],
+        ))
+        .await
+        .map_err(map_db_err)?;
+    tx.commit().await?;
+    if updated.rows_affected() == 0 {
+        return Err(DomainError::NotFound);
+    }
+    Ok(())
+}
+
 /// Runs an export [`start`] made, with the context that started it: its
 /// file is written chunk by chunk, then it is marked ready (or failed,
 /// with what the caller may be told). Returns its totals.

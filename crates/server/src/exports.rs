@@ -23,6 +23,9 @@ use tokio::sync::Semaphore;
 use crate::pipeline::{Outcome, Rejection, credential};
 use crate::routes::{AppState, request_id};
 
+/// How often an export waiting for a slot says it is alive.
+const WAITING_HEARTBEAT: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// Writes started exports in the background, a few at a time per process
 /// (each holds a database connection while it reads).
 #[derive(Clone)]
@@ -45,8 +48,19 @@ impl Exports {
         let db = self.db.clone();
         let permits = self.permits.clone();
         tokio::spawn(async move {
-            let Ok(_permit) = permits.acquire_owned().await else {
-                return;
+            // While it waits for a slot, the export says it is alive.
+            let _permit = loop {
+                match tokio::time::timeout(WAITING_HEARTBEAT, permits.clone().acquire_owned()).await
+                {
+                    Ok(Ok(permit)) => break permit,
+                    Ok(Err(_)) => return,
+                    Err(_) => {
+                        if let Err(e) = export::touch(&db, &ctx, &export).await {
+                            tracing::info!(export.id = %export.id, error = %e, "data export no longer waits");
+                            return;
+                        }
+                    }
+                }
             };
             match export::run(&db, &ctx, &export).await {
                 Ok(p) => tracing::info!(
