@@ -252,9 +252,9 @@ CREATE TABLE public.data_exports -- owner strata_owner, row level security force
   GRANT DELETE TO app_maint
   GRANT DELETE, INSERT, SELECT TO app_sme
   GRANT DELETE, INSERT, REFERENCES, SELECT, TRIGGER, TRUNCATE, UPDATE TO strata_owner
-  GRANT UPDATE (bytes, chunks, error, finished_at, row_count, status, updated_at) TO app_agency
+  GRANT UPDATE (bytes, chunks, error, expires_at, finished_at, row_count, status, updated_at) TO app_agency
   GRANT SELECT (expires_at, id, org_id) TO app_maint
-  GRANT UPDATE (bytes, chunks, error, finished_at, row_count, status, updated_at) TO app_sme
+  GRANT UPDATE (bytes, chunks, error, expires_at, finished_at, row_count, status, updated_at) TO app_sme
 
 CREATE TABLE public.invitations -- owner strata_owner, row level security forced
     org_id uuid NOT NULL

@@ -213,8 +213,16 @@ async fn an_organizations_export_holds_exactly_its_rows_for_both_tenant_types() 
         let done = ended(&app, &token, &id).await;
         assert_eq!(done["status"], "READY", "{done}");
         assert_eq!(done["downloadUrl"], format!("/exports/{id}"));
-        // Counted before the download, which writes its own audit row.
+        // Counted before the download, which writes its own audit row (a
+        // HEAD writes none).
         let expected = counts_in_database(&su, &org.id.to_string(), None).await;
+        let head = reqwest::Client::new()
+            .head(format!("{}/exports/{id}", app.base))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(head.status().as_u16(), 200);
         let (status, media, file) = download(&app, Some(&token), &id).await;
         assert_eq!(status, 200, "{file}");
         assert_eq!(media, "application/x-ndjson");
@@ -389,6 +397,18 @@ async fn only_the_organizations_owners_and_admins_export_follow_and_download() {
     let (status, _, file) = download(&app, Some(&admin), &id).await;
     assert_eq!(status, 200);
     assert_eq!(lines(&file)[0]["exportId"], id);
+    // Ten exports ready for download at once are the most an
+    // organization keeps: the next waits until one expires.
+    su.execute_unprepared(&format!(
+        "INSERT INTO public.data_exports (org_id, id, org_type, status, expires_at)
+           SELECT '{}', gen_random_uuid(), 'AGENCY', 'READY', now() + interval '1 hour'
+           FROM generate_series(1, 10)",
+        w.agency1.id
+    ))
+    .await
+    .unwrap();
+    let (_, body) = app.graphql(Some(&owner), EXPORT_ORG, json!({})).await;
+    assert_eq!(error_code(&body), Some("BAD_USER_INPUT"), "{body}");
 }
 
 #[tokio::test]
@@ -461,9 +481,9 @@ async fn an_export_expires_fails_when_abandoned_and_goes_with_its_client() {
     assert_eq!(read["status"], "FAILED", "{read}");
     assert!(read["error"].as_str().is_some());
     assert_eq!(download(&app, Some(&owner), &abandoned).await.0, 409);
-    // One still waiting for a writer says it lives: running again, and
-    // the organization's next export waits for it; one that ended cannot
-    // be touched.
+    // One still waiting for a writer says it lives and stays running,
+    // and the organization's next export waits for it; one that ended,
+    // or was silent too long, cannot be touched.
     let ctx = strata_persistence::context::resolve_for(
         &app.db,
         w.agency1.owner,
@@ -492,6 +512,19 @@ async fn an_export_expires_fails_when_abandoned_and_goes_with_its_client() {
             .is_err()
     );
     let waiting = read_as_owner(abandoned.clone()).await;
+    // Silent for an hour, it stays abandoned: a writer that wakes up
+    // cannot bring it back.
+    assert!(
+        strata_persistence::export::touch(&app.db, &ctx, &waiting)
+            .await
+            .is_err()
+    );
+    su.execute_unprepared(&format!(
+        "UPDATE public.data_exports SET updated_at = now() - interval '2 minutes' \
+         WHERE id = '{abandoned}'"
+    ))
+    .await
+    .unwrap();
     strata_persistence::export::touch(&app.db, &ctx, &waiting)
         .await
         .unwrap();

@@ -33,13 +33,20 @@ pub const FORMAT: &str = "strata-export";
 pub const VERSION: u32 = 1;
 /// How long an export's file can be downloaded.
 pub const LIFETIME: chrono::TimeDelta = chrono::TimeDelta::hours(24);
-/// Rows read per statement.
-const PAGE: usize = 500;
+/// Rows read per statement (a run's input and output may each be tens
+/// of kilobytes).
+const PAGE: usize = 200;
 /// The size a chunk is handed on at (it ends with the line that passed it).
 pub const CHUNK_BYTES: usize = 1 << 20;
 /// A running export whose progress has not moved for this long was
 /// abandoned (its gateway stopped): it reads as failed.
 const SILENCE: chrono::TimeDelta = chrono::TimeDelta::minutes(5);
+/// Exports of one organization that may be ready for download at once
+/// (each is a copy of its data).
+const MAX_READY: i64 = 10;
+/// The first key of the advisory locks that queue an organization's
+/// starts (the second is the organization's).
+const LOCK_SPACE: i32 = 0x5354_5845; // "STXE"
 /// How often a running export says it is alive when no chunk is due.
 const HEARTBEAT: Duration = Duration::from_secs(30);
 
@@ -391,16 +398,19 @@ pub async fn write(
                 let line: String = row.try_get("", "line").map_err(map_db_err)?;
                 buf.extend_from_slice(line.as_bytes());
                 buf.push(b'\n');
+                n += 1;
+                progress.rows += 1;
+                // A chunk ends with the line that passed the size, even in
+                // the middle of a page: runs hold large outputs.
+                if buf.len() >= CHUNK_BYTES {
+                    flush(&mut buf, &mut progress, sink).await?;
+                    alive = Instant::now();
+                }
             }
-            n += rows.len() as u64;
-            progress.rows += rows.len() as u64;
             if let Some(last) = rows.last() {
                 after = Some(key_of(source, last)?);
             }
-            if buf.len() >= CHUNK_BYTES {
-                flush(&mut buf, &mut progress, sink).await?;
-                alive = Instant::now();
-            } else if alive.elapsed() >= HEARTBEAT {
+            if alive.elapsed() >= HEARTBEAT {
                 sink.heartbeat(progress).await?;
                 alive = Instant::now();
             }
@@ -498,22 +508,48 @@ pub async fn start(tx: &TenantTx, scope: Scope) -> Result<DataExport, DomainErro
             Some(id.as_uuid())
         }
     };
+    // Starts of one organization's exports queue here until the request
+    // that holds the lock ends, so that two cannot both find none running.
+    tx.execute_raw(Statement::from_sql_and_values(
+        DbBackend::Postgres,
+        "SELECT pg_advisory_xact_lock($1, hashtext($2::text))",
+        [LOCK_SPACE.into(), org.to_string().into()],
+    ))
+    .await
+    .map_err(map_db_err)?;
     let now = Utc::now();
-    let running = tx
+    let live = tx
         .query_one_raw(Statement::from_sql_and_values(
             DbBackend::Postgres,
-            "SELECT id FROM public.data_exports \
-             WHERE org_id = $1 AND status = 'RUNNING' AND updated_at > $2 LIMIT 1",
-            [org.into(), (now - SILENCE).into()],
+            "SELECT count(*) FILTER (WHERE status = 'RUNNING' AND updated_at > $2) AS running, \
+                    count(*) FILTER (WHERE status = 'READY' AND expires_at > $3) AS ready \
+             FROM public.data_exports WHERE org_id = $1",
+            [org.into(), (now - SILENCE).into(), now.into()],
         ))
         .await
         .map_err(map_db_err)?;
-    if running.is_some() {
+    let tally = |column: &str| -> Result<i64, DomainError> {
+        live.as_ref()
+            .map(|r| r.try_get::<i64>("", column))
+            .transpose()
+            .map_err(map_db_err)
+            .map(Option::unwrap_or_default)
+    };
+    if tally("running")? > 0 {
         return Err(DomainError::Conflict {
             field: "export",
             message: "an export of this organization is still running: follow it with \
                       dataExport, or start another once it ended"
                 .to_owned(),
+        });
+    }
+    if tally("ready")? >= MAX_READY {
+        return Err(DomainError::Conflict {
+            field: "export",
+            message: format!(
+                "the organization holds {MAX_READY} exports that have not expired: \
+                 download one of those, or wait until the oldest expires"
+            ),
         });
     }
     let id = DataExportId::generate();
@@ -633,7 +669,7 @@ impl Store<'_> {
             .execute_raw(Statement::from_sql_and_values(
                 DbBackend::Postgres,
                 "UPDATE public.data_exports SET chunks = $3, row_count = $4, bytes = $5, updated_at = $6 \
-                 WHERE org_id = $1 AND id = $2 AND status = 'RUNNING'",
+                 WHERE org_id = $1 AND id = $2 AND status = 'RUNNING' AND updated_at > $7",
                 [
                     self.ctx.org_id().as_uuid().into(),
                     self.export.id.as_uuid().into(),
@@ -641,10 +677,13 @@ impl Store<'_> {
                     count(progress.rows).into(),
                     count(progress.bytes).into(),
                     Utc::now().into(),
+                    (Utc::now() - SILENCE).into(),
                 ],
             ))
             .await
             .map_err(map_db_err)?;
+        // Gone (its client or organization erased), or silent so long
+        // that it reads as abandoned: it stops here.
         if updated.rows_affected() == 0 {
             return Err(DomainError::NotFound);
         }
@@ -695,11 +734,12 @@ pub async fn touch(db: &Db, ctx: &VerifiedContext, export: &DataExport) -> Resul
         .execute_raw(Statement::from_sql_and_values(
             DbBackend::Postgres,
             "UPDATE public.data_exports SET updated_at = $3 \
-             WHERE org_id = $1 AND id = $2 AND status = 'RUNNING'",
+             WHERE org_id = $1 AND id = $2 AND status = 'RUNNING' AND updated_at > $4",
             [
                 ctx.org_id().as_uuid().into(),
                 export.id.as_uuid().into(),
                 Utc::now().into(),
+                (Utc::now() - SILENCE).into(),
             ],
         ))
         .await
@@ -712,8 +752,9 @@ pub async fn touch(db: &Db, ctx: &VerifiedContext, export: &DataExport) -> Resul
 }
 
 /// Runs an export [`start`] made, with the context that started it: its
-/// file is written chunk by chunk, then it is marked ready (or failed,
-/// with what the caller may be told). Returns its totals.
+/// file is written chunk by chunk, then it is marked ready for a day (or
+/// failed, with what the caller may be told, its chunks deleted). Returns
+/// its totals.
 pub async fn run(
     db: &Db,
     ctx: &VerifiedContext,
@@ -732,44 +773,65 @@ pub async fn run(
         written
     }
     .await;
-    let (status, progress, error) = match &written {
-        Ok(p) => ("READY", *p, None),
+    let (progress, error) = match &written {
+        Ok(p) => (*p, None),
         Err(e) => {
             tracing::warn!(export.id = %export.id, error = %e, "data export failed");
             (
-                "FAILED",
                 Progress::default(),
                 Some("the export failed: start another".to_owned()),
             )
         }
     };
     let tx = TenantTx::begin(db, ctx).await?;
-    let mut sql = String::from(
-        "UPDATE public.data_exports SET status = $3, error = $4, finished_at = $5, updated_at = $5",
-    );
-    if written.is_ok() {
-        sql.push_str(", row_count = $6, bytes = $7");
-    }
-    sql.push_str(" WHERE org_id = $1 AND id = $2 AND status = 'RUNNING'");
-    let mut values: Vec<Value> = vec![
-        ctx.org_id().as_uuid().into(),
-        export.id.as_uuid().into(),
-        status.into(),
-        error.into(),
-        Utc::now().into(),
-    ];
-    if written.is_ok() {
-        values.push(count(progress.rows).into());
-        values.push(count(progress.bytes).into());
-    }
-    tx.execute_raw(Statement::from_sql_and_values(
-        DbBackend::Postgres,
-        sql,
-        values,
-    ))
-    .await
-    .map_err(map_db_err)?;
+    let org = ctx.org_id().as_uuid();
+    let id = export.id.as_uuid();
+    let now = Utc::now();
+    let statement = match &written {
+        // Ready for a day from now, unless it fell silent so long that it
+        // already reads as abandoned (a paused writer stays stopped).
+        Ok(_) => Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "UPDATE public.data_exports SET status = 'READY', finished_at = $3, updated_at = $3, \
+             expires_at = $4, row_count = $5, bytes = $6 \
+             WHERE org_id = $1 AND id = $2 AND status = 'RUNNING' AND updated_at > $7",
+            [
+                org.into(),
+                id.into(),
+                now.into(),
+                (now + LIFETIME).into(),
+                count(progress.rows).into(),
+                count(progress.bytes).into(),
+                (now - SILENCE).into(),
+            ],
+        ),
+        // Failed: what it wrote goes at once.
+        Err(_) => {
+            tx.execute_raw(Statement::from_sql_and_values(
+                DbBackend::Postgres,
+                "DELETE FROM public.data_export_chunks WHERE org_id = $1 AND export_id = $2",
+                [org.into(), id.into()],
+            ))
+            .await
+            .map_err(map_db_err)?;
+            Statement::from_sql_and_values(
+                DbBackend::Postgres,
+                "UPDATE public.data_exports SET status = 'FAILED', error = $3, finished_at = $4, \
+                 updated_at = $4 WHERE org_id = $1 AND id = $2 AND status = 'RUNNING'",
+                [org.into(), id.into(), error.into(), now.into()],
+            )
+        }
+    };
+    let ended = tx
+        .execute_raw(statement)
+        .await
+        .map_err(map_db_err)?
+        .rows_affected();
     tx.commit().await?;
+    if written.is_ok() && ended == 0 {
+        // Erased meanwhile, or abandoned while it was silent.
+        return Err(DomainError::NotFound);
+    }
     written
 }
 

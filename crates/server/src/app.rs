@@ -18,9 +18,6 @@ use crate::routes::{AppState, router};
 
 /// Query text whose syntax trees are kept (see [`crate::parsed`]).
 const PARSED_TEXT_BYTES: u64 = 4 * 1024 * 1024;
-/// Data exports written at once by one process (each holds a database
-/// connection while it reads).
-const EXPORTS_AT_ONCE: usize = 2;
 
 /// A database ready for use, and the embedded cluster behind it, if any.
 pub struct Database {
@@ -299,7 +296,10 @@ impl Application {
             auth_cache_ttl: config.auth_cache_ttl,
             tenants,
             drain: crate::serve::Drain::default(),
-            exports: crate::exports::Exports::new(database.db.clone(), EXPORTS_AT_ONCE),
+            exports: crate::exports::Exports::new(
+                database.db.clone(),
+                crate::exports::Exports::at_once_for(config.db_max_connections),
+            ),
         };
         Ok(Self {
             listener,

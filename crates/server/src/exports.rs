@@ -43,18 +43,32 @@ impl Exports {
         }
     }
 
+    /// How many exports a pool of `connections` writes at once: each holds
+    /// one connection for its snapshot and borrows a second for each
+    /// chunk, so exports take at most a quarter of the pool (at least
+    /// one), and never more than two.
+    pub fn at_once_for(connections: u32) -> usize {
+        usize::try_from(connections / 4).unwrap_or(1).clamp(1, 2)
+    }
+
     /// Writes `export` with the context that started it.
     pub fn start(&self, ctx: VerifiedContext, export: DataExport) {
         let db = self.db.clone();
         let permits = self.permits.clone();
         tokio::spawn(async move {
-            // While it waits for a slot, the export says it is alive.
+            // While it waits for a slot (keeping its place in the queue),
+            // the export says it is alive.
+            let acquire = permits.acquire_owned();
+            tokio::pin!(acquire);
+            let mut beat = tokio::time::interval(WAITING_HEARTBEAT);
+            beat.tick().await;
             let _permit = loop {
-                match tokio::time::timeout(WAITING_HEARTBEAT, permits.clone().acquire_owned()).await
-                {
-                    Ok(Ok(permit)) => break permit,
-                    Ok(Err(_)) => return,
-                    Err(_) => {
+                tokio::select! {
+                    permit = &mut acquire => match permit {
+                        Ok(permit) => break permit,
+                        Err(_) => return,
+                    },
+                    _ = beat.tick() => {
                         if let Err(e) = export::touch(&db, &ctx, &export).await {
                             tracing::info!(export.id = %export.id, error = %e, "data export no longer waits");
                             return;
@@ -103,6 +117,7 @@ fn not_found() -> Response {
 pub(crate) async fn download(
     State(state): State<AppState>,
     Path(id): Path<String>,
+    method: axum::http::Method,
     extensions: axum::http::Extensions,
     headers: HeaderMap,
 ) -> Response {
@@ -125,8 +140,13 @@ pub(crate) async fn download(
         return not_found();
     };
     let opened = async {
+        // A HEAD asks about the file without downloading it: no audit row.
         let tx = TenantTx::begin(&state.db, &ctx).await?;
-        let export = export::open(&tx, id).await?;
+        let export = if method == axum::http::Method::HEAD {
+            export::by_id(&tx, id).await?
+        } else {
+            export::open(&tx, id).await?
+        };
         tx.commit().await?;
         Ok::<_, DomainError>(export)
     }
@@ -301,5 +321,18 @@ pub async fn run_cli(
             );
             Ok(())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Exports;
+
+    #[test]
+    fn exports_take_at_most_a_quarter_of_the_pool_and_at_least_one_slot() {
+        assert_eq!(Exports::at_once_for(1), 1);
+        assert_eq!(Exports::at_once_for(7), 1);
+        assert_eq!(Exports::at_once_for(8), 2);
+        assert_eq!(Exports::at_once_for(64), 2);
     }
 }

@@ -57,7 +57,7 @@ ALTER TABLE public.data_export_chunks ENABLE ROW LEVEL SECURITY;
 ALTER TABLE public.data_export_chunks FORCE ROW LEVEL SECURITY;
 
 GRANT SELECT, INSERT, DELETE ON public.data_exports TO app_sme, app_agency;
-GRANT UPDATE (status, row_count, bytes, chunks, error, updated_at, finished_at)
+GRANT UPDATE (status, row_count, bytes, chunks, error, updated_at, finished_at, expires_at)
     ON public.data_exports TO app_sme, app_agency;
 GRANT SELECT, INSERT, DELETE ON public.data_export_chunks TO app_sme, app_agency;
 -- The sweep deletes expired exports (their chunks go by the cascade).
