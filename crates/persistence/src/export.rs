@@ -145,130 +145,77 @@ struct Source {
 
 const ID: &[(&str, &str)] = &[("id", "uuid")];
 
+/// A table whose rows name their organization in `org_id`, with no
+/// secret column.
+const fn source(
+    table: &'static str,
+    org_type: Option<OrgType>,
+    key: &'static [(&'static str, &'static str)],
+    client: ClientLink,
+) -> Source {
+    Source {
+        table,
+        org_type,
+        org_column: "org_id",
+        key,
+        client,
+        omit: &[],
+    }
+}
+
+const SME: Option<OrgType> = Some(OrgType::Sme);
+const AGENCY: Option<OrgType> = Some(OrgType::Agency);
+
 /// Every table an organization's or a client's rows live in; the
 /// exports themselves and users (who may belong elsewhere) are not
 /// exported. Members' names and e-mails are on their memberships.
 const SOURCES: &[Source] = &[
     Source {
-        table: "public.organizations",
-        org_type: None,
         org_column: "id",
-        key: ID,
-        client: ClientLink::None,
-        omit: &[],
+        ..source("public.organizations", None, ID, ClientLink::None)
     },
+    source(
+        "public.memberships",
+        None,
+        &[("user_id", "uuid")],
+        ClientLink::None,
+    ),
+    source("public.invitations", None, ID, ClientLink::Listed),
     Source {
-        table: "public.memberships",
-        org_type: None,
-        org_column: "org_id",
-        key: &[("user_id", "uuid")],
-        client: ClientLink::None,
-        omit: &[],
-    },
-    Source {
-        table: "public.invitations",
-        org_type: None,
-        org_column: "org_id",
-        key: ID,
-        client: ClientLink::Listed,
-        omit: &[],
-    },
-    Source {
-        table: "public.api_keys",
-        org_type: None,
-        org_column: "org_id",
-        key: ID,
-        client: ClientLink::Listed,
         omit: &["key_hash", "previous_key_hash"],
+        ..source("public.api_keys", None, ID, ClientLink::Listed)
     },
-    Source {
-        table: "public.token_usage",
-        org_type: None,
-        org_column: "org_id",
-        key: &[("month", "date")],
-        client: ClientLink::None,
-        omit: &[],
-    },
-    Source {
-        table: "public.audit_log",
-        org_type: None,
-        org_column: "org_id",
-        key: ID,
-        client: ClientLink::Column,
-        omit: &[],
-    },
-    Source {
-        table: "public.brand_guidelines",
-        org_type: Some(OrgType::Sme),
-        org_column: "org_id",
-        key: &[("org_id", "uuid")],
-        client: ClientLink::None,
-        omit: &[],
-    },
-    Source {
-        table: "public.personas",
-        org_type: Some(OrgType::Sme),
-        org_column: "org_id",
-        key: ID,
-        client: ClientLink::None,
-        omit: &[],
-    },
-    Source {
-        table: "public.campaigns",
-        org_type: Some(OrgType::Sme),
-        org_column: "org_id",
-        key: ID,
-        client: ClientLink::None,
-        omit: &[],
-    },
-    Source {
-        table: "public.agent_outputs",
-        org_type: Some(OrgType::Sme),
-        org_column: "org_id",
-        key: ID,
-        client: ClientLink::None,
-        omit: &[],
-    },
-    Source {
-        table: "tenant_b.workspace_entities",
-        org_type: Some(OrgType::Agency),
-        org_column: "org_id",
-        key: ID,
-        client: ClientLink::Itself,
-        omit: &[],
-    },
-    Source {
-        table: "tenant_b.client_assignments",
-        org_type: Some(OrgType::Agency),
-        org_column: "org_id",
-        key: &[("client_id", "uuid"), ("user_id", "uuid")],
-        client: ClientLink::Column,
-        omit: &[],
-    },
-    Source {
-        table: "tenant_b.entity_data",
-        org_type: Some(OrgType::Agency),
-        org_column: "org_id",
-        key: ID,
-        client: ClientLink::Column,
-        omit: &[],
-    },
-    Source {
-        table: "tenant_b.campaigns",
-        org_type: Some(OrgType::Agency),
-        org_column: "org_id",
-        key: ID,
-        client: ClientLink::Column,
-        omit: &[],
-    },
-    Source {
-        table: "tenant_b.outputs",
-        org_type: Some(OrgType::Agency),
-        org_column: "org_id",
-        key: ID,
-        client: ClientLink::Column,
-        omit: &[],
-    },
+    source(
+        "public.token_usage",
+        None,
+        &[("month", "date")],
+        ClientLink::None,
+    ),
+    source("public.audit_log", None, ID, ClientLink::Column),
+    source(
+        "public.brand_guidelines",
+        SME,
+        &[("org_id", "uuid")],
+        ClientLink::None,
+    ),
+    source("public.personas", SME, ID, ClientLink::None),
+    source("public.campaigns", SME, ID, ClientLink::None),
+    source("public.agent_outputs", SME, ID, ClientLink::None),
+    source(
+        "tenant_b.workspace_entities",
+        AGENCY,
+        ID,
+        ClientLink::Itself,
+    ),
+    source(
+        "tenant_b.client_assignments",
+        AGENCY,
+        &[("client_id", "uuid"), ("user_id", "uuid")],
+        ClientLink::Column,
+    ),
+    source("tenant_b.entity_data", AGENCY, ID, ClientLink::Column),
+    source("tenant_b.campaigns", AGENCY, ID, ClientLink::Column),
+    source("tenant_b.outputs", AGENCY, ID, ClientLink::Column),
 ];
 
 /// The tables an export of `scope` in an organization of `org_type`
